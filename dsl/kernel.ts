@@ -1,0 +1,60 @@
+/**
+ * `kernel(fn)` declares a kernel. It records where it was called, so the frontend can find the
+ * function's typed source (ts-morph) in the user's own file; the function itself never runs.
+ */
+import { fileURLToPath } from "node:url";
+
+export interface SourceSite {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+}
+
+export interface KernelOptions {
+  /**
+   * Compile-time constants the kernel reads by name, for values known only at run time of the
+   * host program (a closure over a factory's argument, say). Module-level `const`s with literal
+   * initialisers need no entry here: the frontend evaluates them from source.
+   */
+  readonly consts?: Readonly<Record<string, number>>;
+  /** The kernel's name in IR and artifacts; defaults to the function's name. */
+  readonly name?: string;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type KernelFunction = (...args: any[]) => void;
+
+export interface KernelDef<F extends KernelFunction = KernelFunction> {
+  readonly kind: "kernel";
+  readonly name: string;
+  readonly fn: F;
+  readonly site: SourceSite;
+  readonly consts: Readonly<Record<string, number>>;
+}
+
+export function kernel<F extends KernelFunction>(fn: F, options: KernelOptions = {}): KernelDef<F> {
+  if (typeof fn !== "function") throw new TypeError("tkc: kernel() takes a function");
+  const site = callerSite(new Error().stack ?? "");
+  return {
+    kind: "kernel",
+    name: options.name ?? (fn.name || "kernel"),
+    fn,
+    site,
+    consts: { ...(options.consts ?? {}) },
+  };
+}
+
+/** The first stack frame outside this file: where kernel() was called. */
+export function callerSite(stack: string): SourceSite {
+  const frames = stack.split("\n").slice(1);
+  const here = import.meta.url;
+  for (const frame of frames) {
+    const m = /\(?((?:file:\/\/)?[^()\s]+?):(\d+):(\d+)\)?\s*$/.exec(frame.trim());
+    if (!m) continue;
+    let file = m[1]!;
+    if (file.startsWith("file://")) file = fileURLToPath(file);
+    if (here.endsWith(file) || fileURLToPath(here) === file || file.startsWith("node:")) continue;
+    return { file, line: Number(m[2]), column: Number(m[3]) };
+  }
+  throw new Error("tkc: could not find where kernel() was called from its stack trace:\n" + stack);
+}

@@ -1,0 +1,207 @@
+/**
+ * The loop IR: every node kind of tkc's intermediate representation, from the frontend's output to
+ * the device IR that renderers consume (the device IR is the same node set after the lowering
+ * passes have bound threads, flattened buffers and removed blocks).
+ *
+ * Nodes are plain immutable objects. Variables and buffers are compared by identity; `id`s exist
+ * for printing and serialisation.
+ */
+import type { DType } from "../../dsl/dtypes.ts";
+
+export type { DType };
+
+export type Scope = "global" | "shared" | "local";
+
+export interface Var {
+  readonly kind: "var";
+  readonly name: string;
+  readonly dtype: DType;
+  readonly id: number;
+}
+
+export interface Buffer {
+  readonly kind: "buffer";
+  readonly name: string;
+  readonly dtype: DType;
+  readonly shape: readonly Expr[];
+  readonly scope: Scope;
+  readonly id: number;
+  /** Allocated extent of each dimension (>= shape) when storageAlign pads rows; absent means dense. */
+  readonly allocShape?: readonly Expr[];
+}
+
+export type BinaryOp =
+  | "+"
+  | "-"
+  | "*"
+  | "/" // floats: division; integers: truncating (C) division
+  | "%" // integers: truncating remainder (sign of the dividend); floats: fmod
+  | "floordiv"
+  | "floormod"
+  | "min"
+  | "max"
+  | "&"
+  | "|"
+  | "^"
+  | "<<"
+  | ">>" // arithmetic for signed, logical for unsigned
+  | "=="
+  | "!="
+  | "<"
+  | "<="
+  | ">"
+  | ">="
+  | "&&"
+  | "||";
+
+export type UnaryOp = "neg" | "not" | "bitnot";
+
+export type CallName =
+  | "exp"
+  | "exp2"
+  | "log"
+  | "log2"
+  | "sqrt"
+  | "rsqrt"
+  | "tanh"
+  | "erf"
+  | "sin"
+  | "cos"
+  | "floor"
+  | "ceil"
+  | "round"
+  | "pow"
+  | "fma"
+  | "abs"
+  // Device-level calls that passes introduce (never written by users):
+  | "shfl_xor" // (value, laneMask, width): warp/wavefront butterfly shuffle
+  | "thread_id" // (axis 0..2) threadIdx
+  | "block_id"; // (axis 0..2) blockIdx
+
+export interface Const {
+  readonly kind: "const";
+  readonly dtype: DType;
+  readonly value: number;
+}
+export interface Binary {
+  readonly kind: "binary";
+  readonly op: BinaryOp;
+  readonly a: Expr;
+  readonly b: Expr;
+  readonly dtype: DType;
+}
+export interface Unary {
+  readonly kind: "unary";
+  readonly op: UnaryOp;
+  readonly a: Expr;
+  readonly dtype: DType;
+}
+export interface Cast {
+  readonly kind: "cast";
+  readonly dtype: DType;
+  readonly value: Expr;
+}
+export interface Load {
+  readonly kind: "load";
+  readonly buffer: Buffer;
+  readonly indices: readonly Expr[];
+  readonly dtype: DType;
+}
+export interface Call {
+  readonly kind: "call";
+  readonly name: CallName;
+  readonly args: readonly Expr[];
+  readonly dtype: DType;
+}
+export interface Select {
+  readonly kind: "select";
+  readonly cond: Expr;
+  readonly t: Expr;
+  readonly f: Expr;
+  readonly dtype: DType;
+}
+
+export type Expr = Const | Var | Binary | Unary | Cast | Load | Call | Select;
+
+export type ForKind = "serial" | "parallel" | "vectorized" | "unrolled" | "thread";
+export type ThreadTag =
+  "blockIdx.x" | "blockIdx.y" | "blockIdx.z" | "threadIdx.x" | "threadIdx.y" | "threadIdx.z";
+
+export interface For {
+  readonly kind: "for";
+  readonly loopVar: Var;
+  readonly min: Expr;
+  readonly extent: Expr;
+  readonly forKind: ForKind;
+  /** Set when forKind is "thread". */
+  readonly thread?: ThreadTag;
+  readonly body: Stmt;
+  readonly annotations: Readonly<Record<string, string | number | boolean>>;
+}
+
+/**
+ * A named computation stage: schedules find work by block name (`s.getBlock("y")`). Blocks are
+ * labels over their body; the reduction structure is computed from the body on demand. `init`,
+ * when present (after decomposeReduction), runs before the reduction loops.
+ */
+export interface Block {
+  readonly kind: "block";
+  readonly name: string;
+  readonly body: Stmt;
+}
+
+export interface Store {
+  readonly kind: "store";
+  readonly buffer: Buffer;
+  readonly indices: readonly Expr[];
+  readonly value: Expr;
+}
+
+export interface Allocate {
+  readonly kind: "allocate";
+  readonly buffer: Buffer;
+  readonly body: Stmt;
+}
+
+export interface IfThenElse {
+  readonly kind: "if";
+  readonly cond: Expr;
+  readonly then: Stmt;
+  readonly else?: Stmt;
+}
+
+export interface Seq {
+  readonly kind: "seq";
+  readonly body: readonly Stmt[];
+}
+
+/** Binds an immutable scalar (`const` in the kernel source) for the extent of `body`. */
+export interface LetStmt {
+  readonly kind: "let";
+  readonly v: Var;
+  readonly value: Expr;
+  readonly body: Stmt;
+}
+
+/** Waits for every thread of the block (scope "shared") or of the warp ("warp"). */
+export interface Barrier {
+  readonly kind: "barrier";
+  readonly scope: "shared" | "warp";
+}
+
+export type Stmt = For | Block | Store | Allocate | IfThenElse | Seq | LetStmt | Barrier;
+
+export type Param =
+  { readonly kind: "buffer"; readonly buffer: Buffer } | { readonly kind: "scalar"; readonly v: Var };
+
+export interface PrimFunc {
+  readonly kind: "func";
+  readonly name: string;
+  readonly params: readonly Param[];
+  /** Symbolic dimensions, bound from argument shapes at launch. */
+  readonly symbols: readonly Var[];
+  readonly body: Stmt;
+  readonly attrs: Readonly<Record<string, string | number | boolean>>;
+}
+
+export type Node = Expr | Stmt;
