@@ -1,7 +1,28 @@
-import { kernel, f32, f16, exp, rsqrt, max, type Tensor, type Sym } from "../dsl/index.ts";
+/**
+ * Example kernels: each is ordinary TypeScript that `tsc` checks, lowered by tkc's frontend.
+ * test/kernels.test.ts runs every one on the CPU against a plain-TypeScript reference.
+ */
+import {
+  kernel,
+  f32,
+  f16,
+  i32,
+  u32,
+  exp,
+  rsqrt,
+  max,
+  select,
+  idiv,
+  type Tensor,
+  type Sym,
+} from "../dsl/index.ts";
 
-const DIM = 8;
+/** Rows of the RMSNorm example; a module-level const the frontend evaluates. */
+export const NORM_DIM = 40;
+/** Elements per quantization group of the int4 example (as in MLC's q4f16_1). */
+const GROUP = 32;
 
+/** y = x + b, with b broadcast along the rows. */
 export const addBroadcast = kernel(function addBroadcast(
   x: Tensor<f32, [Sym<"m">, Sym<"n">]>,
   b: Tensor<f32, [Sym<"n">]>,
@@ -14,20 +35,22 @@ export const addBroadcast = kernel(function addBroadcast(
   }
 });
 
-export const rmsNorm = kernel(function rmsNorm(
-  x: Tensor<f16, [Sym<"n">, typeof DIM]>,
-  w: Tensor<f16, [typeof DIM]>,
-  y: Tensor<f16, [Sym<"n">, typeof DIM]>,
-  eps: f32,
+function silu(v: f32): f32 {
+  return v / (1 + exp(-v));
+}
+
+/** out = silu(gate) * up, in f16 with f32 arithmetic (a helper function, inlined). */
+export const siluMul = kernel(function siluMul(
+  gate: Tensor<f16, [Sym<"n">]>,
+  up: Tensor<f16, [Sym<"n">]>,
+  out: Tensor<f16, [Sym<"n">]>,
 ) {
-  for (let i = 0; i < x.shape[0]; i++) {
-    let ss = f32(0);
-    for (let k = 0; k < DIM; k++) ss += f32(x[i][k]) * f32(x[i][k]);
-    const r = rsqrt(ss / DIM + eps);
-    for (let k = 0; k < DIM; k++) y[i][k] = f16(f32(x[i][k]) * r * f32(w[k]));
+  for (let i = 0; i < gate.shape[0]; i++) {
+    out[i] = f16(silu(f32(gate[i])) * f32(up[i]));
   }
 });
 
+/** Numerically stable softmax over each row. */
 export const softmax = kernel(function softmax(
   x: Tensor<f32, [Sym<"m">, Sym<"n">]>,
   y: Tensor<f32, [Sym<"m">, Sym<"n">]>,
@@ -38,5 +61,103 @@ export const softmax = kernel(function softmax(
     let s = f32(0);
     for (let j = 0; j < x.shape[1]; j++) s += exp(x[i][j] - m);
     for (let j = 0; j < x.shape[1]; j++) y[i][j] = exp(x[i][j] - m) / s;
+  }
+});
+
+/** RMSNorm over rows of a static width, f16 in and out, f32 accumulation. */
+export const rmsNorm = kernel(function rmsNorm(
+  x: Tensor<f16, [Sym<"n">, typeof NORM_DIM]>,
+  w: Tensor<f16, [typeof NORM_DIM]>,
+  y: Tensor<f16, [Sym<"n">, typeof NORM_DIM]>,
+  eps: f32,
+) {
+  for (let i = 0; i < x.shape[0]; i++) {
+    let ss = f32(0);
+    for (let k = 0; k < NORM_DIM; k++) ss += f32(x[i][k]) * f32(x[i][k]);
+    const r = rsqrt(ss / NORM_DIM + eps);
+    for (let k = 0; k < NORM_DIM; k++) y[i][k] = f16(f32(x[i][k]) * r * f32(w[k]));
+  }
+});
+
+/** C = A B in f32. */
+export const matmul = kernel(function matmul(
+  a: Tensor<f32, [Sym<"m">, Sym<"k">]>,
+  b: Tensor<f32, [Sym<"k">, Sym<"n">]>,
+  c: Tensor<f32, [Sym<"m">, Sym<"n">]>,
+) {
+  for (let i = 0; i < a.shape[0]; i++) {
+    for (let j = 0; j < b.shape[1]; j++) {
+      let acc = f32(0);
+      for (let k = 0; k < a.shape[1]; k++) acc += a[i][k] * b[k][j];
+      c[i][j] = acc;
+    }
+  }
+});
+
+/** C = A B^T with f16 inputs, f32 accumulation and an f16 result (the [N, K] weight layout). */
+export const matmulF16 = kernel(function matmulF16(
+  a: Tensor<f16, [Sym<"m">, Sym<"k">]>,
+  w: Tensor<f16, [Sym<"n">, Sym<"k">]>,
+  c: Tensor<f16, [Sym<"m">, Sym<"n">]>,
+) {
+  for (let i = 0; i < a.shape[0]; i++) {
+    for (let j = 0; j < w.shape[0]; j++) {
+      let acc = f32(0);
+      for (let k = 0; k < a.shape[1]; k++) acc += f32(a[i][k]) * f32(w[j][k]);
+      c[i][j] = f16(acc);
+    }
+  }
+});
+
+export const transpose = kernel(function transpose(
+  x: Tensor<i32, [Sym<"m">, Sym<"n">]>,
+  y: Tensor<i32, [Sym<"n">, Sym<"m">]>,
+) {
+  for (let i = 0; i < x.shape[0]; i++) {
+    for (let j = 0; j < x.shape[1]; j++) {
+      y[j][i] = x[i][j];
+    }
+  }
+});
+
+/** The sum of a vector whose length is known only at launch. */
+export const sumAll = kernel(function sumAll(x: Tensor<f32, [Sym<"n">]>, out: Tensor<f32, [1]>) {
+  let s = f32(0);
+  for (let i = 0; i < x.shape[0]; i++) s += x[i];
+  out[0] = s;
+});
+
+/**
+ * Unpacks int4 values (eight per u32, element r at bits 4r) and scales them per group of 32:
+ * w = (q - 7) * scale, as MLC's q4f16_1 stores weights.
+ */
+export const int4Dequant = kernel(function int4Dequant(
+  packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
+  scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
+  out: Tensor<f16, [Sym<"n">, Sym<"k">]>,
+) {
+  for (let r = 0; r < out.shape[0]; r++) {
+    for (let c = 0; c < out.shape[1]; c++) {
+      const word = packed[r][idiv(c, 8)];
+      const q = i32((word >> u32(4 * (c % 8))) & 15);
+      out[r][c] = f16(q - 7) * scales[r][idiv(c, GROUP)];
+    }
+  }
+});
+
+/** The index of each row's maximum (the first one on ties). */
+export const argmax = kernel(function argmax(
+  x: Tensor<f32, [Sym<"m">, Sym<"n">]>,
+  out: Tensor<i32, [Sym<"m">]>,
+) {
+  for (let i = 0; i < x.shape[0]; i++) {
+    let best = x[i][0];
+    let at = i32(0);
+    for (let j = 1; j < x.shape[1]; j++) {
+      const better = x[i][j] > best;
+      at = select(better, j, at);
+      best = select(better, x[i][j], best);
+    }
+    out[i] = at;
   }
 });

@@ -29,15 +29,26 @@ export const kvDim = (c: LlamaConfig): number => (c.dim / c.nHeads) * c.nKvHeads
 
 /** Checks a config for consistency; throws a message naming the field at fault. */
 export function validateConfig(c: LlamaConfig, where = "config"): LlamaConfig {
-  const positive = ["dim", "hiddenDim", "nLayers", "nHeads", "nKvHeads", "vocabSize", "contextLength"] as const;
+  const positive = [
+    "dim",
+    "hiddenDim",
+    "nLayers",
+    "nHeads",
+    "nKvHeads",
+    "vocabSize",
+    "contextLength",
+  ] as const;
   for (const k of positive) {
     const v = c[k];
-    if (!Number.isInteger(v) || v <= 0) throw new Error(`${where}: ${k} must be a positive integer, got ${v}`);
+    if (!Number.isInteger(v) || v <= 0)
+      throw new Error(`${where}: ${k} must be a positive integer, got ${v}`);
   }
-  if (c.dim % c.nHeads !== 0) throw new Error(`${where}: dim ${c.dim} is not divisible by nHeads ${c.nHeads}`);
+  if (c.dim % c.nHeads !== 0)
+    throw new Error(`${where}: dim ${c.dim} is not divisible by nHeads ${c.nHeads}`);
   if (c.nHeads % c.nKvHeads !== 0)
     throw new Error(`${where}: nHeads ${c.nHeads} is not a multiple of nKvHeads ${c.nKvHeads}`);
-  if ((c.dim / c.nHeads) % 2 !== 0) throw new Error(`${where}: head dimension ${c.dim / c.nHeads} must be even`);
+  if ((c.dim / c.nHeads) % 2 !== 0)
+    throw new Error(`${where}: head dimension ${c.dim / c.nHeads} must be even`);
   if (!(c.normEps > 0)) throw new Error(`${where}: normEps must be positive, got ${c.normEps}`);
   if (!(c.ropeTheta > 0)) throw new Error(`${where}: ropeTheta must be positive, got ${c.ropeTheta}`);
   return c;

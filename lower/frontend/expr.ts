@@ -11,7 +11,9 @@ import { isFloat, isInt, DTYPES, type DType } from "../../dsl/dtypes.ts";
 import { INTRINSIC_ARITY } from "../../dsl/intrinsics.ts";
 import * as B from "../ir/build.ts";
 import type { BinaryOp, Buffer, CallName, Expr, Var } from "../ir/nodes.ts";
-import { errorAt } from "./errors.ts";
+import { errorAt, KernelError } from "./errors.ts";
+
+const lineOf = (n: ts.Node): number => n.getSourceFile().getLineAndCharacterOfPosition(n.getStart()).line + 1;
 import { constDeclarationOf, evalConst, resolveSymbol, type ConstValue } from "./consteval.ts";
 
 export interface Typed {
@@ -267,7 +269,22 @@ export abstract class ExprLowerer {
         `Math.${node.name.text} is a float64 host function`,
         `import { ${node.name.text} } from tkc's dsl`,
       );
-    const v: ConstValue = evalConst(node, this.checker);
+    let v: ConstValue;
+    try {
+      v = evalConst(node, this.checker);
+    } catch (e) {
+      // Point at the use in the kernel; the definition's problem goes into the message.
+      if (
+        !(e instanceof KernelError) ||
+        (e.file === node.getSourceFile().fileName && e.line === lineOf(node))
+      )
+        throw e;
+      throw errorAt(
+        node,
+        `${node.getText()} is not a compile-time constant: ${e.problem} (${path.basename(e.file)}:${e.line}:${e.column})`,
+        "kernels may read module-level consts built from literals, or values passed with kernel(fn, { consts })",
+      );
+    }
     if (typeof v === "number") return weakNumber(v, !Number.isInteger(v));
     if (typeof v === "boolean") return strong(B.constant(v ? 1 : 0, "bool"));
     throw errorAt(node, "an object or array constant is not a scalar", "read one of its number fields");

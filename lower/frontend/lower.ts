@@ -6,6 +6,9 @@
  * address), and helper functions are inlined at their call sites.
  */
 import { ts } from "ts-morph";
+import fs from "node:fs";
+import path from "node:path";
+import { funcFromJson, type FuncJson } from "../ir/serialize.ts";
 import type { KernelDef } from "../../dsl/kernel.ts";
 import { isDType, isInt, type DType } from "../../dsl/dtypes.ts";
 import { INTRINSIC_ARITY } from "../../dsl/intrinsics.ts";
@@ -23,6 +26,15 @@ class KernelLowerer extends ExprLowerer {
   private readonly blockNames = new Map<string, number>();
   private readonly symbols = new Map<string, Var>();
   private readonly inlineStack: ts.Node[] = [];
+  private readonly usedNames = new Set<string>();
+
+  /** Names of variables and buffers are unique in a function: schedules and traces refer to them. */
+  private unique(base: string): string {
+    let name = base;
+    for (let n = 1; this.usedNames.has(name); n++) name = `${base}_${n}`;
+    this.usedNames.add(name);
+    return name;
+  }
 
   lowerKernel(name: string, fn: FnNode): PrimFunc {
     if (!fn.body || !ts.isBlock(fn.body))
@@ -30,6 +42,8 @@ class KernelLowerer extends ExprLowerer {
     if (fn.asteriskToken) throw errorAt(fn, "generator functions cannot be kernels");
     if (fn.modifiers?.some((m) => m.kind === ts.SyntaxKind.AsyncKeyword))
       throw errorAt(fn, "async functions cannot be kernels");
+    // Parameters keep their names (arguments are passed by name); other names avoid them.
+    for (const p of fn.parameters) if (ts.isIdentifier(p.name)) this.usedNames.add(p.name.text);
     const params: Param[] = fn.parameters.map((p) => this.lowerParam(p));
     const body = this.lowerStatements(fn.body.statements);
     return { kind: "func", name, params, symbols: [...this.symbols.values()], body, attrs: {} };
@@ -71,7 +85,7 @@ class KernelLowerer extends ExprLowerer {
 
   private symbol(name: string): Var {
     let v = this.symbols.get(name);
-    if (!v) this.symbols.set(name, (v = B.variable(name, "i32")));
+    if (!v) this.symbols.set(name, (v = B.variable(this.unique(name), "i32")));
     return v;
   }
 
@@ -127,7 +141,7 @@ class KernelLowerer extends ExprLowerer {
     if (alloc) {
       if (!isConst) throw errorAt(d, "declare scratch tensors with const");
       const buffer = B.buffer(
-        d.name.text,
+        this.unique(d.name.text),
         alloc.dtype,
         alloc.shape.map((x) => B.i32c(x)),
         alloc.scope,
@@ -150,7 +164,7 @@ class KernelLowerer extends ExprLowerer {
           `the dtype of ${d.name.text} is ambiguous`,
           `write let ${d.name.text} = ${isInt(dtype) ? "i32" : "f32"}(${d.initializer.getText()})`,
         );
-      const buffer = B.buffer(d.name.text, dtype, [B.i32c(1)], "local");
+      const buffer = B.buffer(this.unique(d.name.text), dtype, [B.i32c(1)], "local");
       this.bind(sym, { kind: "mutable", buffer });
       return B.allocate(buffer, B.seq([this.storeBlock(buffer, [B.i32c(0)], value.e), next()]));
     }
@@ -158,7 +172,7 @@ class KernelLowerer extends ExprLowerer {
       this.bind(sym, { kind: "value", value });
       return next();
     }
-    const v = B.variable(d.name.text, value.e.dtype);
+    const v = B.variable(this.unique(d.name.text), value.e.dtype);
     this.bind(sym, { kind: "value", value: { e: v, weak: false } });
     return B.letStmt(v, value.e, next());
   }
@@ -379,12 +393,12 @@ class KernelLowerer extends ExprLowerer {
     visit(s.statement);
     const extent = B.sub(end, start);
     if (step === 1) {
-      const v = B.variable(name, "i32");
+      const v = B.variable(this.unique(name), "i32");
       this.bind(sym, { kind: "loop", v });
       return B.forLoop(v, start, extent, this.lowerStatement(s.statement));
     }
-    const it = B.variable(`${name}_iter`, "i32");
-    const v = B.variable(name, "i32");
+    const it = B.variable(this.unique(`${name}_iter`), "i32");
+    const v = B.variable(this.unique(name), "i32");
     this.bind(sym, { kind: "value", value: { e: v, weak: false } });
     const trips = B.binary("floordiv", B.add(extent, B.i32c(step - 1)), B.i32c(step));
     const body = B.letStmt(v, B.add(start, B.mul(it, B.i32c(step))), this.lowerStatement(s.statement));
@@ -549,10 +563,37 @@ const cache = new WeakMap<KernelDef, PrimFunc>();
 export function lowerKernel(def: KernelDef): PrimFunc {
   const hit = cache.get(def);
   if (hit) return hit;
+  const shipped = shippedIR(def);
+  if (shipped) {
+    cache.set(def, shipped);
+    return shipped;
+  }
   const { sf, fn } = findKernelFunction(def);
   const checker = getProject().getTypeChecker().compilerObject;
   void sf;
   const f = new KernelLowerer(checker, def.consts, fn).lowerKernel(def.name, fn);
   cache.set(def, f);
   return f;
+}
+
+/**
+ * Kernels in compiled JavaScript have no types left to read: their IR ships next to the module as
+ * `<module>.tkc.json` (written by `tkc lower`), keyed by kernel name.
+ */
+function shippedIR(def: KernelDef): PrimFunc | undefined {
+  if (!/\.[cm]?js$/.test(def.site.file)) return undefined;
+  const file = `${def.site.file}.tkc.json`;
+  if (!fs.existsSync(file)) {
+    const ts = def.site.file.replace(/\.([cm]?)js$/, ".$1ts");
+    if (fs.existsSync(ts)) return undefined; // the TypeScript source is there: lower it
+    throw new Error(
+      `tkc: kernel ${def.name} comes from compiled JavaScript (${def.site.file}) with neither its .ts source ` +
+        `nor lowered IR (${path.basename(file)}). Run \`tkc lower <source.ts> --out ${path.basename(file)}\` when building the package, or ship the .ts sources.`,
+    );
+  }
+  const table = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, FuncJson>;
+  const json = table[def.name];
+  if (!json)
+    throw new Error(`tkc: ${file} has no kernel named ${def.name} (it has ${Object.keys(table).join(", ")})`);
+  return funcFromJson(json);
 }

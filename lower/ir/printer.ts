@@ -63,6 +63,9 @@ export class Printer {
       case "binary": {
         if (e.op === "min" || e.op === "max" || e.op === "floordiv" || e.op === "floormod")
           return `${e.op}(${this.expr(e.a)}, ${this.expr(e.b)})`;
+        // Integer division is idiv in the DSL: `/` would read as float division.
+        if (e.op === "/" && e.dtype !== "f32" && e.dtype !== "f16" && e.dtype !== "bf16")
+          return `idiv(${this.expr(e.a)}, ${this.expr(e.b)})`;
         const p = PRECEDENCE[e.op]!;
         const text = `${this.expr(e.a, p)} ${e.op} ${this.expr(e.b, p + 1)}`;
         return p < parent ? `(${text})` : text;
@@ -92,7 +95,14 @@ export class Printer {
       case "for": {
         const v = this.namer.name(s.loopVar);
         const lo = this.expr(s.min);
-        const hi = lo === "0" ? this.expr(s.extent) : `${lo} + ${this.expr(s.extent, 9)}`;
+        // A loop written `i = a; i < b` has extent b - a: print b back.
+        const ext = s.extent;
+        const hi =
+          lo === "0"
+            ? this.expr(ext)
+            : ext.kind === "binary" && ext.op === "-" && this.expr(ext.b) === lo
+              ? this.expr(ext.a)
+              : `${lo} + ${this.expr(ext, 9)}`;
         const notes: string[] = [];
         if (s.forKind === "thread") notes.push(s.thread ?? "thread");
         else if (s.forKind !== "serial") notes.push(s.forKind);

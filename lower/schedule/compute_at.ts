@@ -1,0 +1,2 @@
+// Primitive family: filled in by its owner; see registry.ts.
+export {};

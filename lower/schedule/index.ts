@@ -1,0 +1,8 @@
+/** The schedule API: importing this module registers every primitive family. */
+import "./loop_transformation.ts";
+import "./for_kind.ts";
+import "./cache_read_write.ts";
+import "./compute_at.ts";
+import "./reduction.ts";
+export { Schedule, replay, traceToJson, traceFromJson, type Trace, type TraceStep } from "./schedule.ts";
+export { ScheduleError } from "./errors.ts";

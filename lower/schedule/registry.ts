@@ -1,0 +1,60 @@
+/** Every schedule primitive by name: the trace refers to them this way. */
+import type { PrimFunc } from "../ir/nodes.ts";
+import type { JsonValue } from "./schedule.ts";
+import { ScheduleError } from "./errors.ts";
+
+export type PrimitiveResult = { func: PrimFunc; result?: JsonValue };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Primitive = (f: PrimFunc, ...args: any[]) => PrimitiveResult;
+
+export type PrimitiveName =
+  | "split"
+  | "fuse"
+  | "reorder"
+  | "bind"
+  | "vectorize"
+  | "unroll"
+  | "parallel"
+  | "annotate"
+  | "cacheRead"
+  | "cacheWrite"
+  | "setScope"
+  | "storageAlign"
+  | "computeAt"
+  | "reverseComputeAt"
+  | "computeInline"
+  | "reverseComputeInline"
+  | "rfactor"
+  | "decomposeReduction";
+
+const notYet =
+  (name: string): Primitive =>
+  () => {
+    throw new ScheduleError(name, "not implemented yet");
+  };
+
+/** Filled in by the primitive family files (see index.ts, which imports them all). */
+export const PRIMITIVES: Record<PrimitiveName, Primitive> = {
+  split: notYet("split"),
+  fuse: notYet("fuse"),
+  reorder: notYet("reorder"),
+  bind: notYet("bind"),
+  vectorize: notYet("vectorize"),
+  unroll: notYet("unroll"),
+  parallel: notYet("parallel"),
+  annotate: notYet("annotate"),
+  cacheRead: notYet("cacheRead"),
+  cacheWrite: notYet("cacheWrite"),
+  setScope: notYet("setScope"),
+  storageAlign: notYet("storageAlign"),
+  computeAt: notYet("computeAt"),
+  reverseComputeAt: notYet("reverseComputeAt"),
+  computeInline: notYet("computeInline"),
+  reverseComputeInline: notYet("reverseComputeInline"),
+  rfactor: notYet("rfactor"),
+  decomposeReduction: notYet("decomposeReduction"),
+};
+
+export function registerPrimitives(prims: Partial<Record<PrimitiveName, Primitive>>): void {
+  Object.assign(PRIMITIVES, prims);
+}
