@@ -30,12 +30,19 @@ export interface KernelDef<F extends KernelFunction = KernelFunction> {
   readonly fn: F;
   readonly site: SourceSite;
   readonly consts: Readonly<Record<string, number>>;
+  /** The how-manieth kernel() call from its file: matches shipped IR when a bundler renamed the function. */
+  readonly ordinal: number;
 }
+
+const callsPerFile = new Map<string, number>();
 
 export function kernel<F extends KernelFunction>(fn: F, options: KernelOptions = {}): KernelDef<F> {
   if (typeof fn !== "function") throw new TypeError("tkc: kernel() takes a function");
   const site = callerSite(new Error().stack ?? "");
+  const ordinal = callsPerFile.get(site.file) ?? 0;
+  callsPerFile.set(site.file, ordinal + 1);
   return {
+    ordinal,
     kind: "kernel",
     name: options.name ?? (fn.name || "kernel"),
     fn,

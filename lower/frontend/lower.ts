@@ -591,8 +591,9 @@ function shippedIR(def: KernelDef): PrimFunc | undefined {
         `nor lowered IR (${path.basename(file)}). Run \`tkc lower <source.ts> --out ${path.basename(file)}\` when building the package, or ship the .ts sources.`,
     );
   }
-  const table = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, FuncJson>;
-  const json = table[def.name];
+  const table = JSON.parse(fs.readFileSync(file, "utf8")) as Record<string, FuncJson & { ordinal?: number }>;
+  // By name; bundlers may rename functions (softmax -> softmax2), so fall back to call order.
+  const json = table[def.name] ?? Object.values(table).find((t) => t.ordinal === def.ordinal);
   if (!json)
     throw new Error(`tkc: ${file} has no kernel named ${def.name} (it has ${Object.keys(table).join(", ")})`);
   return funcFromJson(json);

@@ -30,14 +30,16 @@ export function funcToJson(f: PrimFunc): FuncJson {
   const buffers: Record<string, BufferJson> = {};
   const enc = (x: unknown): unknown => {
     if (Array.isArray(x)) return x.map(enc);
+    // JSON has no NaN or infinities; constants such as f32(-Infinity) need them.
+    if (typeof x === "number" && !Number.isFinite(x)) return { $num: String(x) };
     if (x === null || typeof x !== "object") return x;
     const node = x as { kind?: string };
-    if (node.kind === "var") {
+    if (node.kind === "var" && "id" in node) {
       const v = x as Var;
       vars[v.id] ??= { name: v.name, dtype: v.dtype };
       return { $var: v.id };
     }
-    if (node.kind === "buffer") {
+    if (node.kind === "buffer" && "scope" in node) {
       const b = x as Buffer;
       if (!buffers[b.id]) {
         buffers[b.id] = { name: b.name, dtype: b.dtype, shape: [], scope: b.scope };
@@ -62,6 +64,7 @@ export function funcFromJson(json: FuncJson): PrimFunc {
     if (Array.isArray(x)) return x.map(dec);
     if (x === null || typeof x !== "object") return x;
     const o = x as Record<string, unknown>;
+    if ("$num" in o) return Number(o.$num);
     if ("$var" in o) {
       const id = String(o.$var);
       let v = vars.get(id);
