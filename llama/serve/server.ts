@@ -99,11 +99,28 @@ export function createOpenAIServer(
   const models: Handler = async (_req, res) =>
     sendJson(res, 200, { object: "list", data: [modelObject(engine.modelId)] });
 
+  const oneModel: Handler = async (req, res) => {
+    const raw = pathOf(req).slice("/v1/models/".length);
+    let id = raw;
+    try {
+      id = decodeURIComponent(raw);
+    } catch {
+      // not valid percent-encoding: compare it as written (it will not match)
+    }
+    if (id !== engine.modelId)
+      throw new ApiError(
+        404,
+        `The model '${id}' does not exist.`,
+        "invalid_request_error",
+        "model",
+        "model_not_found",
+      );
+    sendJson(res, 200, modelObject(id));
+  };
+
   const routes: Record<string, Partial<Record<string, Handler>>> = {
     "/v1/models": { GET: models },
-    [`/v1/models/${engine.modelId}`]: {
-      GET: async (_q, res) => sendJson(res, 200, modelObject(engine.modelId)),
-    },
+    "/v1/models/*": { GET: oneModel },
     "/v1/completions": { POST: generate(parseCompletionRequest) },
     "/v1/chat/completions": { POST: generate(parseChatRequest) },
     "/health": {
@@ -113,7 +130,7 @@ export function createOpenAIServer(
 
   const server = http.createServer((req, res) => {
     const t0 = performance.now();
-    const path = new URL(req.url ?? "/", "http://localhost").pathname;
+    const path = pathOf(req);
     const ac = new AbortController();
     live.add(ac);
     // 'close' before the response finished means the client went away: abort its generation.
@@ -127,7 +144,8 @@ export function createOpenAIServer(
         res.writeHead(204, CORS).end();
         return;
       }
-      const route = routes[path];
+      const key = path.startsWith("/v1/models/") ? "/v1/models/*" : path;
+      const route = Object.hasOwn(routes, key) ? routes[key] : undefined;
       if (!route)
         throw new ApiError(
           404,
@@ -136,7 +154,7 @@ export function createOpenAIServer(
           null,
           "not_found",
         );
-      const handler = route[req.method ?? ""];
+      const handler = Object.hasOwn(route, req.method ?? "") ? route[req.method!] : undefined;
       if (!handler) {
         res.setHeader("allow", Object.keys(route).join(", "));
         throw new ApiError(
@@ -193,6 +211,16 @@ export async function startServer(
         server.closeAllConnections();
       }),
   };
+}
+
+/** The request's path without the query; a request target URL cannot parse is taken as it is. */
+function pathOf(req: http.IncomingMessage): string {
+  const target = req.url ?? "/";
+  try {
+    return new URL(target, "http://localhost").pathname;
+  } catch {
+    return target;
+  }
 }
 
 function modelObject(id: string) {

@@ -1,0 +1,90 @@
+/**
+ * What differs between NVIDIA and AMD in the LLVM IR tkc emits: target intrinsics, address
+ * spaces and the kernel ABI. Everything else in render.ts is shared, so running the NVPTX flavour
+ * on a real GPU exercises the AMD flavour's logic too (see ABI.md for what each must emit).
+ */
+import type { LLVMTarget } from "./target.ts";
+import { waveSize } from "./target.ts";
+
+export interface Flavor {
+  readonly target: LLVMTarget;
+  readonly triple: string;
+  readonly waveSize: number;
+  /** Address space of private (alloca) memory. */
+  readonly allocaSpace: number;
+  /** The `define` line's calling-convention prefix. */
+  readonly kernelPrefix: string;
+  /** A call reading threadIdx/blockIdx along axis 0..2 (returns i32). */
+  threadId(axis: number): { intrinsic: string };
+  blockId(axis: number): { intrinsic: string };
+  /** Lines of a block-wide barrier. */
+  barrier(): string[];
+  /** The function attributes group body for a kernel with at most maxThreads threads per block. */
+  kernelAttributes(maxThreads: number): string;
+  /** Module metadata lines that mark @name as a kernel. */
+  kernelMetadata(name: string, maxThreads: number): string[];
+  /** Native float math for f32: the intrinsic name, or undefined when render.ts expands it. */
+  mathIntrinsic(name: string): string | undefined;
+}
+
+const AXES = ["x", "y", "z"] as const;
+
+function nvptx(target: LLVMTarget): Flavor {
+  return {
+    target,
+    triple: "nvptx64-nvidia-cuda",
+    waveSize: 32,
+    allocaSpace: 0,
+    kernelPrefix: "",
+    threadId: (a) => ({ intrinsic: `llvm.nvvm.read.ptx.sreg.tid.${AXES[a]}` }),
+    blockId: (a) => ({ intrinsic: `llvm.nvvm.read.ptx.sreg.ctaid.${AXES[a]}` }),
+    barrier: () => ["call void @llvm.nvvm.barrier0()"],
+    kernelAttributes: () => "",
+    kernelMetadata: (name, maxThreads) => [
+      `!{ptr @${name}, !"kernel", i32 1}`,
+      `!{ptr @${name}, !"maxntidx", i32 ${maxThreads}}`,
+    ],
+    mathIntrinsic: (name) =>
+      ({
+        exp2: "llvm.nvvm.ex2.approx.f",
+        log2: "llvm.nvvm.lg2.approx.f",
+        sqrt: "llvm.sqrt.f32",
+        rsqrt: "llvm.nvvm.rsqrt.approx.f",
+        sin: "llvm.nvvm.sin.approx.f",
+        cos: "llvm.nvvm.cos.approx.f",
+      })[name],
+  };
+}
+
+function amdgcn(target: LLVMTarget): Flavor {
+  return {
+    target,
+    triple: "amdgcn-amd-amdhsa",
+    waveSize: waveSize(target),
+    allocaSpace: 5,
+    kernelPrefix: "amdgpu_kernel ",
+    threadId: (a) => ({ intrinsic: `llvm.amdgcn.workitem.id.${AXES[a]}` }),
+    blockId: (a) => ({ intrinsic: `llvm.amdgcn.workgroup.id.${AXES[a]}` }),
+    // As HIP's __syncthreads: fences around s_barrier so LDS writes are visible after it.
+    barrier: () => [
+      'fence syncscope("workgroup") release',
+      "call void @llvm.amdgcn.s.barrier()",
+      'fence syncscope("workgroup") acquire',
+    ],
+    kernelAttributes: (maxThreads) => `"amdgpu-flat-work-group-size"="1,${maxThreads}"`,
+    kernelMetadata: () => [],
+    mathIntrinsic: (name) =>
+      ({
+        exp2: "llvm.exp2.f32",
+        log2: "llvm.log2.f32",
+        sqrt: "llvm.sqrt.f32",
+        rsqrt: "llvm.amdgcn.rsq.f32",
+        sin: "llvm.sin.f32",
+        cos: "llvm.cos.f32",
+      })[name],
+  };
+}
+
+export function flavorFor(target: LLVMTarget): Flavor {
+  return target.kind === "nvptx" ? nvptx(target) : amdgcn(target);
+}

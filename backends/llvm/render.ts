@@ -1,0 +1,686 @@
+/**
+ * Device IR to LLVM IR text (LLVM 19, opaque pointers), one renderer for NVPTX and AMDGPU: the
+ * flavour (flavor.ts) supplies intrinsics, address spaces and the kernel ABI.
+ *
+ * Kernel ABI: one parameter per IR parameter in order — buffers as `ptr addrspace(1) align 16`,
+ * scalars by value — then one i32 per symbolic dimension. Thread-bound loops read the hardware
+ * indices; a loop whose extent is smaller than the launch dimension of its tag gets a guard.
+ */
+import { DTYPES, type DType } from "../../dsl/dtypes.ts";
+import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
+import { walk } from "../../lower/ir/transform.ts";
+import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
+import { printExpr } from "../../lower/ir/printer.ts";
+import { flavorFor, type Flavor } from "./flavor.ts";
+import type { LLVMTarget } from "./target.ts";
+
+export const llvmType = (d: DType): string =>
+  ({ f32: "float", f16: "half", bf16: "bfloat", i64: "i64", i32: "i32", u32: "i32", i8: "i8", u8: "i8", bool: "i1" })[
+    d
+  ];
+const memType = (d: DType): string => (d === "bool" ? "i8" : llvmType(d));
+const isFloatT = (d: DType): boolean => DTYPES[d].kind === "float";
+const isUnsigned = (d: DType): boolean => DTYPES[d].kind === "uint" || d === "bool";
+
+interface BufferRef {
+  ptr: string;
+  space: number;
+}
+
+export interface RenderedKernel {
+  readonly name: string;
+  readonly text: string;
+  readonly launch: LaunchDims;
+  /** Kernel parameters in ABI order. */
+  readonly abi: readonly { name: string; kind: "buffer" | "scalar" | "symbol"; dtype: DType }[];
+  /** Bytes of statically allocated shared memory. */
+  readonly sharedBytes: number;
+}
+
+function floatLiteral(v: number, d: DType): string {
+  // LLVM takes float constants as the hex of the double that holds the exact value.
+  const x = d === "f32" ? Math.fround(v) : v;
+  const buf = new DataView(new ArrayBuffer(8));
+  buf.setFloat64(0, x);
+  const hex = buf.getBigUint64(0).toString(16).toUpperCase().padStart(16, "0");
+  if (d === "f16" || d === "bf16") {
+    // half/bfloat constants are written as their own bit patterns with 0xH / 0xR.
+    return d === "f16" ? `0xH${f16Hex(x)}` : `0xR${bf16Hex(x)}`;
+  }
+  return `0x${hex}`;
+}
+
+import { bf16Bits, f16Bits } from "../../dsl/dtypes.ts";
+const f16Hex = (x: number) => f16Bits(x).toString(16).toUpperCase().padStart(4, "0");
+const bf16Hex = (x: number) => bf16Bits(x).toString(16).toUpperCase().padStart(4, "0");
+
+class Emitter {
+  private readonly body: string[] = [];
+  private readonly allocas: string[] = [];
+  private readonly globals: string[] = [];
+  private readonly declares = new Set<string>();
+  private readonly vars = new Map<Var, string>();
+  private readonly buffers = new Map<Buffer, BufferRef>();
+  private n = 0;
+  private label = "entry";
+  sharedBytes = 0;
+
+  constructor(
+    private readonly fl: Flavor,
+    private readonly fn: PrimFunc,
+    private readonly launch: LaunchDims,
+  ) {}
+
+  private tmp(hint = "t"): string {
+    return `%${hint}${this.n++}`;
+  }
+  private newLabel(hint: string): string {
+    return `${hint}${this.n++}`;
+  }
+  private emit(line: string): void {
+    this.body.push(`  ${line}`);
+  }
+  private startBlock(label: string): void {
+    this.body.push(`${label}:`);
+    this.label = label;
+  }
+  private declare(text: string): void {
+    this.declares.add(text);
+  }
+  private callIntrinsic(ret: string, name: string, args: string[], argTys: string[]): string {
+    this.declare(`declare ${ret} @${name}(${argTys.join(", ")})`);
+    const t = this.tmp();
+    this.emit(`${t} = call ${ret} @${name}(${args.map((a, i) => `${argTys[i]} ${a}`).join(", ")})`);
+    return t;
+  }
+
+  // ---- expressions ----
+
+  expr(e: Expr): string {
+    switch (e.kind) {
+      case "const":
+        if (isFloatT(e.dtype)) return floatLiteral(e.value, e.dtype);
+        if (e.dtype === "bool") return e.value ? "true" : "false";
+        return String(wrapInt(e.value, e.dtype));
+      case "var": {
+        const v = this.vars.get(e);
+        if (!v) throw new Error(`tkc llvm: variable ${e.name} used before it is defined`);
+        return v;
+      }
+      case "binary":
+        return this.binary(e);
+      case "unary": {
+        const a = this.expr(e.a);
+        const t = this.tmp();
+        const ty = llvmType(e.dtype);
+        if (e.op === "not") this.emit(`${t} = xor i1 ${a}, true`);
+        else if (e.op === "bitnot") this.emit(`${t} = xor ${ty} ${a}, -1`);
+        else if (isFloatT(e.dtype)) this.emit(`${t} = fneg ${ty} ${a}`);
+        else this.emit(`${t} = sub ${ty} 0, ${a}`);
+        return t;
+      }
+      case "cast":
+        return this.cast(this.expr(e.value), e.value.dtype, e.dtype);
+      case "load": {
+        const p = this.address(e.buffer, e.indices);
+        const t = this.tmp();
+        const mt = memType(e.dtype);
+        this.emit(`${t} = load ${mt}, ptr addrspace(${p.space}) ${p.ptr}, align ${alignOf(e.dtype)}`);
+        if (e.dtype !== "bool") return t;
+        const b = this.tmp();
+        this.emit(`${b} = trunc i8 ${t} to i1`);
+        return b;
+      }
+      case "call":
+        return this.call(e.name, e.args, e.dtype);
+      case "select":
+        return this.lazySelect(e.cond, e.t, e.f, e.dtype);
+    }
+  }
+
+  /** `c ? t : f` evaluating only the chosen side when a side reads memory (it may be out of bounds). */
+  private lazySelect(cond: Expr, t: Expr, f: Expr, d: DType): string {
+    const c = this.expr(cond);
+    const ty = llvmType(d);
+    if (!readsMemory(t) && !readsMemory(f)) {
+      const a = this.expr(t);
+      const b = this.expr(f);
+      const r = this.tmp();
+      this.emit(`${r} = select i1 ${c}, ${ty} ${a}, ${ty} ${b}`);
+      return r;
+    }
+    const lt = this.newLabel("sel.t");
+    const lf = this.newLabel("sel.f");
+    const le = this.newLabel("sel.end");
+    this.emit(`br i1 ${c}, label %${lt}, label %${lf}`);
+    this.startBlock(lt);
+    const a = this.expr(t);
+    const endT = this.label;
+    this.emit(`br label %${le}`);
+    this.startBlock(lf);
+    const b = this.expr(f);
+    const endF = this.label;
+    this.emit(`br label %${le}`);
+    this.startBlock(le);
+    const r = this.tmp();
+    this.emit(`${r} = phi ${ty} [ ${a}, %${endT} ], [ ${b}, %${endF} ]`);
+    return r;
+  }
+
+  private binary(e: Extract<Expr, { kind: "binary" }>): string {
+    const d = e.a.dtype;
+    if (e.op === "&&") return this.lazySelect(e.a, e.b, { kind: "const", dtype: "bool", value: 0 }, "bool");
+    if (e.op === "||") return this.lazySelect(e.a, { kind: "const", dtype: "bool", value: 1 }, e.b, "bool");
+    const a = this.expr(e.a);
+    const b = this.expr(e.b);
+    const ty = llvmType(d);
+    const fl = isFloatT(d);
+    const uns = isUnsigned(d);
+    const t = this.tmp();
+    const simple = (op: string) => {
+      this.emit(`${t} = ${op} ${ty} ${a}, ${b}`);
+      return t;
+    };
+    switch (e.op) {
+      case "+":
+        return simple(fl ? "fadd" : "add");
+      case "-":
+        return simple(fl ? "fsub" : "sub");
+      case "*":
+        return simple(fl ? "fmul" : "mul");
+      case "/":
+        return simple(fl ? "fdiv" : uns ? "udiv" : "sdiv");
+      case "%":
+        return simple(fl ? "frem" : uns ? "urem" : "srem");
+      case "&":
+        return simple("and");
+      case "|":
+        return simple("or");
+      case "^":
+        return simple("xor");
+      case "<<":
+        return simple("shl");
+      case ">>":
+        return simple(uns ? "lshr" : "ashr");
+      case "min":
+      case "max": {
+        const name = fl ? `llvm.${e.op}num.${ovl(d)}` : `llvm.${uns ? "u" : "s"}${e.op}.${ty}`;
+        this.n--; // the tmp above is unused; let the call take a fresh one
+        return this.callIntrinsic(ty, name, [a, b], [ty, ty]);
+      }
+      case "floordiv":
+      case "floormod":
+        this.n--;
+        return this.floorDivMod(e.op, a, b, d);
+      default: {
+        const pred = fl ? FCMP[e.op] : uns ? UCMP[e.op] : SCMP[e.op];
+        if (!pred) throw new Error(`tkc llvm: unsupported operator ${e.op}`);
+        this.emit(`${t} = ${fl ? "fcmp" : "icmp"} ${pred} ${ty} ${a}, ${b}`);
+        return t;
+      }
+    }
+  }
+
+  private floorDivMod(op: "floordiv" | "floormod", a: string, b: string, d: DType): string {
+    const ty = llvmType(d);
+    if (isUnsigned(d)) {
+      const t = this.tmp();
+      this.emit(`${t} = ${op === "floordiv" ? "udiv" : "urem"} ${ty} ${a}, ${b}`);
+      return t;
+    }
+    // Truncating results, corrected when the remainder is non-zero and the signs differ.
+    const q = this.tmp();
+    const r = this.tmp();
+    const rnz = this.tmp();
+    const sx = this.tmp();
+    const adj = this.tmp();
+    const out = this.tmp();
+    this.emit(`${q} = sdiv ${ty} ${a}, ${b}`);
+    this.emit(`${r} = srem ${ty} ${a}, ${b}`);
+    this.emit(`${rnz} = icmp ne ${ty} ${r}, 0`);
+    const xr = this.tmp();
+    this.emit(`${xr} = xor ${ty} ${r}, ${b}`);
+    this.emit(`${sx} = icmp slt ${ty} ${xr}, 0`);
+    this.emit(`${adj} = and i1 ${rnz}, ${sx}`);
+    if (op === "floordiv") {
+      const q1 = this.tmp();
+      this.emit(`${q1} = sub ${ty} ${q}, 1`);
+      this.emit(`${out} = select i1 ${adj}, ${ty} ${q1}, ${ty} ${q}`);
+    } else {
+      const r1 = this.tmp();
+      this.emit(`${r1} = add ${ty} ${r}, ${b}`);
+      this.emit(`${out} = select i1 ${adj}, ${ty} ${r1}, ${ty} ${r}`);
+    }
+    return out;
+  }
+
+  private cast(v: string, from: DType, to: DType): string {
+    if (from === to) return v;
+    const ft = llvmType(from);
+    const tt = llvmType(to);
+    const t = this.tmp();
+    if (to === "bool") {
+      if (isFloatT(from)) this.emit(`${t} = fcmp une ${ft} ${v}, 0.0`);
+      else this.emit(`${t} = icmp ne ${ft} ${v}, 0`);
+      return t;
+    }
+    if (isFloatT(to)) {
+      if (from === "bool" || isUnsigned(from)) this.emit(`${t} = uitofp ${ft} ${v} to ${tt}`);
+      else if (!isFloatT(from)) this.emit(`${t} = sitofp ${ft} ${v} to ${tt}`);
+      else if ((from === "f16" || from === "bf16") && (to === "f16" || to === "bf16")) {
+        // half <-> bfloat goes through float.
+        this.n--;
+        return this.cast(this.cast(v, from, "f32"), "f32", to);
+      } else if (floatBits(from) < floatBits(to)) this.emit(`${t} = fpext ${ft} ${v} to ${tt}`);
+      else this.emit(`${t} = fptrunc ${ft} ${v} to ${tt}`);
+      return t;
+    }
+    if (isFloatT(from)) {
+      // Saturating, NaN to zero: tkc's float-to-int rule.
+      this.n--;
+      const name = `llvm.fpto${isUnsigned(to) ? "u" : "s"}i.sat.${tt}.${ovl(from)}`;
+      return this.callIntrinsic(tt, name, [v], [ft]);
+    }
+    const fb = intBits(from);
+    const tb = intBits(to);
+    if (fb === tb) {
+      this.n--;
+      return v;
+    }
+    if (fb > tb) this.emit(`${t} = trunc ${ft} ${v} to ${tt}`);
+    else this.emit(`${t} = ${isUnsigned(from) ? "zext" : "sext"} ${ft} ${v} to ${tt}`);
+    return t;
+  }
+
+  private call(name: string, args: readonly Expr[], d: DType): string {
+    if (name === "thread_id" || name === "block_id") {
+      const axis = (args[0] as { value: number }).value;
+      const r = name === "thread_id" ? this.fl.threadId(axis) : this.fl.blockId(axis);
+      return this.callIntrinsic("i32", r.intrinsic, [], []);
+    }
+    if (name === "shfl_xor") return this.shuffleXor(args, d);
+    const vals = args.map((a) => this.expr(a));
+    if (!isFloatT(d)) {
+      if (name === "abs") return this.callIntrinsic(llvmType(d), `llvm.abs.${llvmType(d)}`, [vals[0]!, "false"], [llvmType(d), "i1"]);
+      throw new Error(`tkc llvm: ${name} on ${d}`);
+    }
+    // Half-precision math runs in f32 and rounds back, except the operations with exact f16 forms.
+    if (d !== "f32" && !["abs", "floor", "ceil", "round", "fma"].includes(name)) {
+      const wide = vals.map((v) => this.cast(v, d, "f32"));
+      return this.cast(this.mathF32(name, wide), "f32", d);
+    }
+    if (d !== "f32") {
+      const ty = llvmType(d);
+      const intr = { abs: "fabs", floor: "floor", ceil: "ceil", round: "roundeven", fma: "fma" }[name]!;
+      return this.callIntrinsic(ty, `llvm.${intr}.${ovl(d)}`, vals, vals.map(() => ty));
+    }
+    return this.mathF32(name, vals);
+  }
+
+  private fop(op: string, a: string, b: string): string {
+    const t = this.tmp();
+    this.emit(`${t} = ${op} float ${a}, ${b}`);
+    return t;
+  }
+
+  /** f32 math from the flavour's native operations. */
+  private mathF32(name: string, v: string[]): string {
+    const f = (n: string, args: string[]) => {
+      const native = this.fl.mathIntrinsic(n);
+      return this.callIntrinsic("float", native ?? `llvm.${n}.f32`, args, args.map(() => "float"));
+    };
+    const [a, b, c] = v as [string, string, string];
+    switch (name) {
+      case "exp":
+        return f("exp2", [this.fop("fmul", a, floatLiteral(Math.LOG2E, "f32"))]);
+      case "exp2":
+        return f("exp2", [a]);
+      case "log":
+        return this.fop("fmul", f("log2", [a]), floatLiteral(Math.LN2, "f32"));
+      case "log2":
+        return f("log2", [a]);
+      case "sqrt":
+        return f("sqrt", [a]);
+      case "rsqrt":
+        return f("rsqrt", [a]);
+      case "sin":
+      case "cos":
+        // Reduce to [-pi, pi] first (two-constant Cody-Waite): the approximations are accurate there only.
+        return f(name, [this.reduceAngle(a)]);
+      case "tanh": {
+        // tanh(x) = sign(x) (1 - 2 / (exp(2|x|) + 1)); exact enough for f32 away from 0, x itself near 0.
+        const ax = f("fabs", [a]);
+        const e2 = f("exp2", [this.fop("fmul", ax, floatLiteral(2 * Math.LOG2E, "f32"))]);
+        const q = this.fop("fdiv", floatLiteral(2, "f32"), this.fop("fadd", e2, floatLiteral(1, "f32")));
+        const m = this.fop("fsub", floatLiteral(1, "f32"), q);
+        const signed = this.callIntrinsic("float", "llvm.copysign.f32", [m, a], ["float", "float"]);
+        const small = this.tmp();
+        this.emit(`${small} = fcmp olt float ${ax}, ${floatLiteral(0.0004, "f32")}`);
+        const r = this.tmp();
+        this.emit(`${r} = select i1 ${small}, float ${a}, float ${signed}`);
+        return r;
+      }
+      case "erf":
+        return this.erf(a);
+      case "pow":
+        return f("exp2", [this.fop("fmul", b, f("log2", [a]))]);
+      case "fma":
+        return this.callIntrinsic("float", "llvm.fma.f32", [a, b, c], ["float", "float", "float"]);
+      case "abs":
+        return this.callIntrinsic("float", "llvm.fabs.f32", [a], ["float"]);
+      case "floor":
+      case "ceil":
+        return this.callIntrinsic("float", `llvm.${name}.f32`, [a], ["float"]);
+      case "round":
+        return this.callIntrinsic("float", "llvm.roundeven.f32", [a], ["float"]);
+      default:
+        throw new Error(`tkc llvm: no rendering for ${name}`);
+    }
+  }
+
+  private reduceAngle(x: string): string {
+    const k = this.callIntrinsic("float", "llvm.roundeven.f32", [this.fop("fmul", x, floatLiteral(1 / (2 * Math.PI), "f32"))], ["float"]);
+    const hi = Math.fround(2 * Math.PI);
+    const lo = Math.fround(2 * Math.PI - hi);
+    const r1 = this.callIntrinsic("float", "llvm.fma.f32", [this.fop("fsub", "-0.0", k), floatLiteral(hi, "f32"), x], ["float", "float", "float"]);
+    return this.callIntrinsic("float", "llvm.fma.f32", [this.fop("fsub", "-0.0", k), floatLiteral(lo, "f32"), r1], ["float", "float", "float"]);
+  }
+
+  /** erf by Abramowitz-Stegun 7.1.26 (absolute error below 1.5e-7). */
+  private erf(x: string): string {
+    const c = (v: number) => floatLiteral(v, "f32");
+    const ax = this.callIntrinsic("float", "llvm.fabs.f32", [x], ["float"]);
+    const t = this.fop("fdiv", c(1), this.fop("fadd", c(1), this.fop("fmul", c(0.3275911), ax)));
+    let poly = c(1.061405429);
+    for (const k of [-1.453152027, 1.421413741, -0.284496736, 0.254829592]) poly = this.fop("fadd", this.fop("fmul", poly, t), c(k));
+    poly = this.fop("fmul", poly, t);
+    const e = this.mathF32("exp", [this.fop("fmul", this.fop("fsub", "-0.0", ax), ax)]);
+    const y = this.fop("fsub", c(1), this.fop("fmul", poly, e));
+    return this.callIntrinsic("float", "llvm.copysign.f32", [y, x], ["float", "float"]);
+  }
+
+  private shuffleXor(args: readonly Expr[], d: DType): string {
+    const v = this.expr(args[0]!);
+    const mask = this.expr(args[1]!);
+    const width = (args[2] as { value: number } | undefined)?.value ?? this.fl.waveSize;
+    // Shuffle 32-bit values; narrower dtypes widen first.
+    const wide: DType = isFloatT(d) ? "f32" : "i32";
+    const w = this.cast(v, d, wide);
+    const bits = isFloatT(d) ? this.bitcast(w, "float", "i32") : w;
+    let out: string;
+    if (this.fl.target.kind === "nvptx") {
+      const c = ((32 - width) << 8) | 31;
+      out = this.callIntrinsic("i32", "llvm.nvvm.shfl.sync.bfly.i32", ["-1", bits, mask, String(c)], ["i32", "i32", "i32", "i32"]);
+    } else {
+      const lane = this.callIntrinsic("i32", "llvm.amdgcn.mbcnt.lo", ["-1", "0"], ["i32", "i32"]);
+      const laneFull = this.fl.waveSize === 64 ? this.callIntrinsic("i32", "llvm.amdgcn.mbcnt.hi", ["-1", lane], ["i32", "i32"]) : lane;
+      const src = this.tmp();
+      this.emit(`${src} = xor i32 ${laneFull}, ${mask}`);
+      const addr = this.tmp();
+      this.emit(`${addr} = shl i32 ${src}, 2`);
+      out = this.callIntrinsic("i32", "llvm.amdgcn.ds.bpermute", [addr, bits], ["i32", "i32"]);
+    }
+    const back = isFloatT(d) ? this.bitcast(out, "i32", "float") : out;
+    return this.cast(back, wide, d);
+  }
+
+  private bitcast(v: string, from: string, to: string): string {
+    const t = this.tmp();
+    this.emit(`${t} = bitcast ${from} ${v} to ${to}`);
+    return t;
+  }
+
+  /** A pointer to buffer[indices] (device IR buffers are flat: one index). */
+  private address(buf: Buffer, indices: readonly Expr[]): BufferRef {
+    const ref = this.buffers.get(buf);
+    if (!ref) throw new Error(`tkc llvm: buffer ${buf.name} used outside its allocation`);
+    const flat = this.flatIndex(buf, indices);
+    const i64 = this.tmp();
+    this.emit(`${i64} = sext i32 ${flat} to i64`);
+    const p = this.tmp("p");
+    this.emit(`${p} = getelementptr inbounds ${memType(buf.dtype)}, ptr addrspace(${ref.space}) ${ref.ptr}, i64 ${i64}`);
+    return { ptr: p, space: ref.space };
+  }
+
+  private flatIndex(buf: Buffer, indices: readonly Expr[]): string {
+    const dims = buf.allocShape ?? buf.shape;
+    let acc: string | undefined;
+    indices.forEach((ix, k) => {
+      const v = this.expr(ix);
+      if (acc === undefined) acc = v;
+      else {
+        const m = this.tmp();
+        this.emit(`${m} = mul nsw i32 ${acc}, ${this.expr(dims[k]!)}`);
+        const s = this.tmp();
+        this.emit(`${s} = add nsw i32 ${m}, ${v}`);
+        acc = s;
+      }
+    });
+    return acc ?? "0";
+  }
+
+  // ---- statements ----
+
+  stmt(s: Stmt): void {
+    switch (s.kind) {
+      case "seq":
+        s.body.forEach((b) => this.stmt(b));
+        return;
+      case "block":
+        this.stmt(s.body);
+        return;
+      case "let":
+        this.vars.set(s.v, this.expr(s.value));
+        this.stmt(s.body);
+        return;
+      case "store": {
+        let v = this.expr(s.value);
+        if (s.buffer.dtype === "bool") {
+          const z = this.tmp();
+          this.emit(`${z} = zext i1 ${v} to i8`);
+          v = z;
+        }
+        const p = this.address(s.buffer, s.indices);
+        this.emit(`store ${memType(s.buffer.dtype)} ${v}, ptr addrspace(${p.space}) ${p.ptr}, align ${alignOf(s.buffer.dtype)}`);
+        return;
+      }
+      case "allocate":
+        this.allocate(s.buffer);
+        this.stmt(s.body);
+        return;
+      case "if": {
+        const c = this.expr(s.cond);
+        const lt = this.newLabel("then");
+        const le = this.newLabel("else");
+        const lend = this.newLabel("endif");
+        this.emit(`br i1 ${c}, label %${lt}, label %${s.else ? le : lend}`);
+        this.startBlock(lt);
+        this.stmt(s.then);
+        this.emit(`br label %${lend}`);
+        if (s.else) {
+          this.startBlock(le);
+          this.stmt(s.else);
+          this.emit(`br label %${lend}`);
+        }
+        this.startBlock(lend);
+        return;
+      }
+      case "barrier":
+        for (const l of s.scope === "shared" ? this.fl.barrier() : []) this.emit(l);
+        if (s.scope === "shared" && this.fl.target.kind === "nvptx") this.declare("declare void @llvm.nvvm.barrier0()");
+        if (s.scope === "shared" && this.fl.target.kind === "amdgcn") this.declare("declare void @llvm.amdgcn.s.barrier()");
+        return;
+      case "for":
+        if (s.forKind === "thread") this.threadLoop(s);
+        else this.serialLoop(s);
+        return;
+    }
+  }
+
+  private threadLoop(s: For): void {
+    const tag = s.thread!;
+    const axis = "xyz".indexOf(tag[tag.length - 1]!);
+    const r = tag.startsWith("threadIdx") ? this.fl.threadId(axis) : this.fl.blockId(axis);
+    const id = this.callIntrinsic("i32", r.intrinsic, [], []);
+    const idx = isZero(s.min) ? id : this.addI32(id, this.expr(s.min));
+    this.vars.set(s.loopVar, idx);
+    const launched = (tag.startsWith("threadIdx") ? this.launch.block : this.launch.grid)[axis]!;
+    if (printExpr(launched) === printExpr(s.extent)) {
+      this.stmt(s.body);
+      return;
+    }
+    const inb = this.tmp();
+    this.emit(`${inb} = icmp slt i32 ${id}, ${this.expr(s.extent)}`);
+    const lb = this.newLabel("tguard");
+    const le = this.newLabel("tguard.end");
+    this.emit(`br i1 ${inb}, label %${lb}, label %${le}`);
+    this.startBlock(lb);
+    this.stmt(s.body);
+    this.emit(`br label %${le}`);
+    this.startBlock(le);
+  }
+
+  private addI32(a: string, b: string): string {
+    const t = this.tmp();
+    this.emit(`${t} = add nsw i32 ${a}, ${b}`);
+    return t;
+  }
+
+  private serialLoop(s: For): void {
+    const min = this.expr(s.min);
+    const end = this.addI32(min, this.expr(s.extent));
+    const pre = this.label;
+    const head = this.newLabel("loop");
+    const body = this.newLabel("body");
+    const latch = this.newLabel("latch");
+    const exit = this.newLabel("exit");
+    const iv = this.tmp(`${s.loopVar.name.replace(/[^A-Za-z0-9_]/g, "_")}.`);
+    const next = this.tmp("next");
+    this.emit(`br label %${head}`);
+    this.startBlock(head);
+    this.emit(`${iv} = phi i32 [ ${min}, %${pre} ], [ ${next}, %${latch} ]`);
+    const c = this.tmp();
+    this.emit(`${c} = icmp slt i32 ${iv}, ${end}`);
+    this.emit(`br i1 ${c}, label %${body}, label %${exit}`);
+    this.startBlock(body);
+    this.vars.set(s.loopVar, iv);
+    this.stmt(s.body);
+    this.emit(`br label %${latch}`);
+    this.startBlock(latch);
+    this.emit(`${next} = add nsw i32 ${iv}, 1`);
+    const md = s.forKind === "unrolled" ? ", !llvm.loop !unroll" : "";
+    this.emit(`br label %${head}${md}`);
+    this.startBlock(exit);
+  }
+
+  private allocate(buf: Buffer): void {
+    const dims = (buf.allocShape ?? buf.shape).map((d) => {
+      if (d.kind !== "const") throw new Error(`tkc llvm: ${buf.scope} buffer ${buf.name} needs a constant size`);
+      return d.value;
+    });
+    const count = dims.reduce((a, b) => a * b, 1);
+    const ty = `[${count} x ${memType(buf.dtype)}]`;
+    const name = `${buf.name.replace(/[^A-Za-z0-9_]/g, "_")}_${buf.id}`;
+    if (buf.scope === "shared") {
+      this.globals.push(`@${name} = internal addrspace(3) global ${ty} poison, align 16`);
+      this.buffers.set(buf, { ptr: `@${name}`, space: 3 });
+      this.sharedBytes += count * (memType(buf.dtype) === "i8" ? 1 : DTYPES[buf.dtype].bits / 8);
+    } else if (buf.scope === "local") {
+      const sp = this.fl.allocaSpace;
+      this.allocas.push(`  %${name} = alloca ${ty}, align 16${sp ? `, addrspace(${sp})` : ""}`);
+      this.buffers.set(buf, { ptr: `%${name}`, space: sp });
+    } else throw new Error(`tkc llvm: cannot allocate a global buffer ${buf.name} inside a kernel`);
+  }
+
+  render(maxThreads: number): RenderedKernel {
+    const params: string[] = [];
+    const abi: { name: string; kind: "buffer" | "scalar" | "symbol"; dtype: DType }[] = [];
+    for (const p of this.fn.params) {
+      if (p.kind === "buffer") {
+        const n = `%${p.buffer.name.replace(/[^A-Za-z0-9_]/g, "_")}`;
+        params.push(`ptr addrspace(1) align 16 ${n}`);
+        this.buffers.set(p.buffer, { ptr: n, space: 1 });
+        abi.push({ name: p.buffer.name, kind: "buffer", dtype: p.buffer.dtype });
+      } else {
+        const n = `%${p.v.name.replace(/[^A-Za-z0-9_]/g, "_")}`;
+        params.push(`${llvmType(p.v.dtype)} ${n}`);
+        this.vars.set(p.v, n);
+        abi.push({ name: p.v.name, kind: "scalar", dtype: p.v.dtype });
+      }
+    }
+    for (const s of this.fn.symbols) {
+      const n = `%sym.${s.name.replace(/[^A-Za-z0-9_]/g, "_")}`;
+      params.push(`i32 ${n}`);
+      this.vars.set(s, n);
+      abi.push({ name: s.name, kind: "symbol", dtype: "i32" });
+    }
+    this.stmt(this.fn.body);
+    const name = this.fn.name.replace(/[^A-Za-z0-9_]/g, "_");
+    const attrs = this.fl.kernelAttributes(maxThreads);
+    const md = this.fl.kernelMetadata(name, maxThreads);
+    const lines = [
+      `; tkc kernel ${this.fn.name}`,
+      `target triple = "${this.fl.triple}"`,
+      "",
+      ...this.globals,
+      "",
+      `define ${this.fl.kernelPrefix}void @${name}(${params.join(", ")})${attrs ? " #0" : ""} {`,
+      "entry:",
+      ...this.allocas,
+      ...this.body,
+      "  ret void",
+      "}",
+      "",
+      ...[...this.declares].sort(),
+      "",
+      ...(attrs ? [`attributes #0 = { ${attrs} }`] : []),
+      "!unroll = !{!unroll, !unroll.full}",
+      '!unroll.full = !{!"llvm.loop.unroll.full"}',
+      ...(md.length ? [`!nvvm.annotations = !{${md.map((_, i) => `!k${i}`).join(", ")}}`, ...md.map((m, i) => `!k${i} = ${m}`)] : []),
+    ];
+    return { name, text: lines.join("\n") + "\n", launch: this.launch, abi, sharedBytes: this.sharedBytes };
+  }
+}
+
+const FCMP: Record<string, string> = { "==": "oeq", "!=": "une", "<": "olt", "<=": "ole", ">": "ogt", ">=": "oge" };
+const SCMP: Record<string, string> = { "==": "eq", "!=": "ne", "<": "slt", "<=": "sle", ">": "sgt", ">=": "sge" };
+const UCMP: Record<string, string> = { "==": "eq", "!=": "ne", "<": "ult", "<=": "ule", ">": "ugt", ">=": "uge" };
+
+const ovl = (d: DType): string => ({ f32: "f32", f16: "f16", bf16: "bf16" })[d as "f32"] ?? llvmType(d);
+const floatBits = (d: DType): number => (d === "f32" ? 32 : 16);
+const intBits = (d: DType): number => (d === "bool" ? 1 : DTYPES[d].bits);
+const alignOf = (d: DType): number => (d === "bool" ? 1 : DTYPES[d].bits / 8);
+const isZero = (e: Expr): boolean => e.kind === "const" && e.value === 0;
+
+function wrapInt(v: number, d: DType): number {
+  switch (d) {
+    case "i32":
+      return v | 0;
+    case "u32":
+      return v | 0; // LLVM i32 constants are written signed
+    case "i8":
+    case "u8":
+      return (v << 24) >> 24;
+    default:
+      return Math.trunc(v);
+  }
+}
+
+function readsMemory(e: Expr): boolean {
+  let found = false;
+  walk(e, (n) => {
+    if (n.kind === "load") found = true;
+    return !found;
+  });
+  return found;
+}
+
+/** Renders a device-IR function (flat buffers, thread-bound loops) for an LLVM target. */
+export function renderLLVM(f: PrimFunc, target: LLVMTarget): RenderedKernel {
+  const fl = flavorFor(target);
+  const launch = launchDims(f);
+  const threads = launch.block.reduce((a, d) => a * (d.kind === "const" ? d.value : 1024), 1);
+  return new Emitter(fl, f, launch).render(Math.max(1, Math.min(1024, threads)));
+}
+
+export type { Var };
