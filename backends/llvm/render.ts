@@ -15,9 +15,17 @@ import { flavorFor, type Flavor } from "./flavor.ts";
 import type { LLVMTarget } from "./target.ts";
 
 export const llvmType = (d: DType): string =>
-  ({ f32: "float", f16: "half", bf16: "bfloat", i64: "i64", i32: "i32", u32: "i32", i8: "i8", u8: "i8", bool: "i1" })[
-    d
-  ];
+  ({
+    f32: "float",
+    f16: "half",
+    bf16: "bfloat",
+    i64: "i64",
+    i32: "i32",
+    u32: "i32",
+    i8: "i8",
+    u8: "i8",
+    bool: "i1",
+  })[d];
 const memType = (d: DType): string => (d === "bool" ? "i8" : llvmType(d));
 const isFloatT = (d: DType): boolean => DTYPES[d].kind === "float";
 const isUnsigned = (d: DType): boolean => DTYPES[d].kind === "uint" || d === "bool";
@@ -301,7 +309,13 @@ class Emitter {
     if (name === "shfl_xor") return this.shuffleXor(args, d);
     const vals = args.map((a) => this.expr(a));
     if (!isFloatT(d)) {
-      if (name === "abs") return this.callIntrinsic(llvmType(d), `llvm.abs.${llvmType(d)}`, [vals[0]!, "false"], [llvmType(d), "i1"]);
+      if (name === "abs")
+        return this.callIntrinsic(
+          llvmType(d),
+          `llvm.abs.${llvmType(d)}`,
+          [vals[0]!, "false"],
+          [llvmType(d), "i1"],
+        );
       throw new Error(`tkc llvm: ${name} on ${d}`);
     }
     // Half-precision math runs in f32 and rounds back, except the operations with exact f16 forms.
@@ -312,7 +326,12 @@ class Emitter {
     if (d !== "f32") {
       const ty = llvmType(d);
       const intr = { abs: "fabs", floor: "floor", ceil: "ceil", round: "roundeven", fma: "fma" }[name]!;
-      return this.callIntrinsic(ty, `llvm.${intr}.${ovl(d)}`, vals, vals.map(() => ty));
+      return this.callIntrinsic(
+        ty,
+        `llvm.${intr}.${ovl(d)}`,
+        vals,
+        vals.map(() => ty),
+      );
     }
     return this.mathF32(name, vals);
   }
@@ -327,7 +346,12 @@ class Emitter {
   private mathF32(name: string, v: string[]): string {
     const f = (n: string, args: string[]) => {
       const native = this.fl.mathIntrinsic(n);
-      return this.callIntrinsic("float", native ?? `llvm.${n}.f32`, args, args.map(() => "float"));
+      return this.callIntrinsic(
+        "float",
+        native ?? `llvm.${n}.f32`,
+        args,
+        args.map(() => "float"),
+      );
     };
     const [a, b, c] = v as [string, string, string];
     switch (name) {
@@ -379,11 +403,26 @@ class Emitter {
   }
 
   private reduceAngle(x: string): string {
-    const k = this.callIntrinsic("float", "llvm.roundeven.f32", [this.fop("fmul", x, floatLiteral(1 / (2 * Math.PI), "f32"))], ["float"]);
+    const k = this.callIntrinsic(
+      "float",
+      "llvm.roundeven.f32",
+      [this.fop("fmul", x, floatLiteral(1 / (2 * Math.PI), "f32"))],
+      ["float"],
+    );
     const hi = Math.fround(2 * Math.PI);
     const lo = Math.fround(2 * Math.PI - hi);
-    const r1 = this.callIntrinsic("float", "llvm.fma.f32", [this.fop("fsub", "-0.0", k), floatLiteral(hi, "f32"), x], ["float", "float", "float"]);
-    return this.callIntrinsic("float", "llvm.fma.f32", [this.fop("fsub", "-0.0", k), floatLiteral(lo, "f32"), r1], ["float", "float", "float"]);
+    const r1 = this.callIntrinsic(
+      "float",
+      "llvm.fma.f32",
+      [this.fop("fsub", "-0.0", k), floatLiteral(hi, "f32"), x],
+      ["float", "float", "float"],
+    );
+    return this.callIntrinsic(
+      "float",
+      "llvm.fma.f32",
+      [this.fop("fsub", "-0.0", k), floatLiteral(lo, "f32"), r1],
+      ["float", "float", "float"],
+    );
   }
 
   /** erf by Abramowitz-Stegun 7.1.26 (absolute error below 1.5e-7). */
@@ -392,7 +431,8 @@ class Emitter {
     const ax = this.callIntrinsic("float", "llvm.fabs.f32", [x], ["float"]);
     const t = this.fop("fdiv", c(1), this.fop("fadd", c(1), this.fop("fmul", c(0.3275911), ax)));
     let poly = c(1.061405429);
-    for (const k of [-1.453152027, 1.421413741, -0.284496736, 0.254829592]) poly = this.fop("fadd", this.fop("fmul", poly, t), c(k));
+    for (const k of [-1.453152027, 1.421413741, -0.284496736, 0.254829592])
+      poly = this.fop("fadd", this.fop("fmul", poly, t), c(k));
     poly = this.fop("fmul", poly, t);
     const e = this.mathF32("exp", [this.fop("fmul", this.fop("fsub", "-0.0", ax), ax)]);
     const y = this.fop("fsub", c(1), this.fop("fmul", poly, e));
@@ -410,10 +450,18 @@ class Emitter {
     let out: string;
     if (this.fl.target.kind === "nvptx") {
       const c = ((32 - width) << 8) | 31;
-      out = this.callIntrinsic("i32", "llvm.nvvm.shfl.sync.bfly.i32", ["-1", bits, mask, String(c)], ["i32", "i32", "i32", "i32"]);
+      out = this.callIntrinsic(
+        "i32",
+        "llvm.nvvm.shfl.sync.bfly.i32",
+        ["-1", bits, mask, String(c)],
+        ["i32", "i32", "i32", "i32"],
+      );
     } else {
       const lane = this.callIntrinsic("i32", "llvm.amdgcn.mbcnt.lo", ["-1", "0"], ["i32", "i32"]);
-      const laneFull = this.fl.waveSize === 64 ? this.callIntrinsic("i32", "llvm.amdgcn.mbcnt.hi", ["-1", lane], ["i32", "i32"]) : lane;
+      const laneFull =
+        this.fl.waveSize === 64
+          ? this.callIntrinsic("i32", "llvm.amdgcn.mbcnt.hi", ["-1", lane], ["i32", "i32"])
+          : lane;
       const src = this.tmp();
       this.emit(`${src} = xor i32 ${laneFull}, ${mask}`);
       const addr = this.tmp();
@@ -438,7 +486,9 @@ class Emitter {
     const i64 = this.tmp();
     this.emit(`${i64} = sext i32 ${flat} to i64`);
     const p = this.tmp("p");
-    this.emit(`${p} = getelementptr inbounds ${memType(buf.dtype)}, ptr addrspace(${ref.space}) ${ref.ptr}, i64 ${i64}`);
+    this.emit(
+      `${p} = getelementptr inbounds ${memType(buf.dtype)}, ptr addrspace(${ref.space}) ${ref.ptr}, i64 ${i64}`,
+    );
     return { ptr: p, space: ref.space };
   }
 
@@ -481,7 +531,9 @@ class Emitter {
           v = z;
         }
         const p = this.address(s.buffer, s.indices);
-        this.emit(`store ${memType(s.buffer.dtype)} ${v}, ptr addrspace(${p.space}) ${p.ptr}, align ${alignOf(s.buffer.dtype)}`);
+        this.emit(
+          `store ${memType(s.buffer.dtype)} ${v}, ptr addrspace(${p.space}) ${p.ptr}, align ${alignOf(s.buffer.dtype)}`,
+        );
         return;
       }
       case "allocate":
@@ -507,8 +559,10 @@ class Emitter {
       }
       case "barrier":
         for (const l of s.scope === "shared" ? this.fl.barrier() : []) this.emit(l);
-        if (s.scope === "shared" && this.fl.target.kind === "nvptx") this.declare("declare void @llvm.nvvm.barrier0()");
-        if (s.scope === "shared" && this.fl.target.kind === "amdgcn") this.declare("declare void @llvm.amdgcn.s.barrier()");
+        if (s.scope === "shared" && this.fl.target.kind === "nvptx")
+          this.declare("declare void @llvm.nvvm.barrier0()");
+        if (s.scope === "shared" && this.fl.target.kind === "amdgcn")
+          this.declare("declare void @llvm.amdgcn.s.barrier()");
         return;
       case "for":
         if (s.forKind === "thread") this.threadLoop(s);
@@ -568,14 +622,15 @@ class Emitter {
     this.emit(`br label %${latch}`);
     this.startBlock(latch);
     this.emit(`${next} = add nsw i32 ${iv}, 1`);
-    const md = s.forKind === "unrolled" ? ", !llvm.loop !unroll" : "";
+    const md = s.forKind === "unrolled" ? ", !llvm.loop !0" : "";
     this.emit(`br label %${head}${md}`);
     this.startBlock(exit);
   }
 
   private allocate(buf: Buffer): void {
     const dims = (buf.allocShape ?? buf.shape).map((d) => {
-      if (d.kind !== "const") throw new Error(`tkc llvm: ${buf.scope} buffer ${buf.name} needs a constant size`);
+      if (d.kind !== "const")
+        throw new Error(`tkc llvm: ${buf.scope} buffer ${buf.name} needs a constant size`);
       return d.value;
     });
     const count = dims.reduce((a, b) => a * b, 1);
@@ -634,17 +689,44 @@ class Emitter {
       ...[...this.declares].sort(),
       "",
       ...(attrs ? [`attributes #0 = { ${attrs} }`] : []),
-      "!unroll = !{!unroll, !unroll.full}",
-      '!unroll.full = !{!"llvm.loop.unroll.full"}',
-      ...(md.length ? [`!nvvm.annotations = !{${md.map((_, i) => `!k${i}`).join(", ")}}`, ...md.map((m, i) => `!k${i} = ${m}`)] : []),
+      // !0/!1: the loop metadata that asks LLVM to unroll a loop fully (forKind "unrolled").
+      "!0 = distinct !{!0, !1}",
+      '!1 = !{!"llvm.loop.unroll.full"}',
+      ...(md.length
+        ? [
+            `!nvvm.annotations = !{${md.map((_, i) => `!${i + 2}`).join(", ")}}`,
+            ...md.map((m, i) => `!${i + 2} = ${m}`),
+          ]
+        : []),
     ];
     return { name, text: lines.join("\n") + "\n", launch: this.launch, abi, sharedBytes: this.sharedBytes };
   }
 }
 
-const FCMP: Record<string, string> = { "==": "oeq", "!=": "une", "<": "olt", "<=": "ole", ">": "ogt", ">=": "oge" };
-const SCMP: Record<string, string> = { "==": "eq", "!=": "ne", "<": "slt", "<=": "sle", ">": "sgt", ">=": "sge" };
-const UCMP: Record<string, string> = { "==": "eq", "!=": "ne", "<": "ult", "<=": "ule", ">": "ugt", ">=": "uge" };
+const FCMP: Record<string, string> = {
+  "==": "oeq",
+  "!=": "une",
+  "<": "olt",
+  "<=": "ole",
+  ">": "ogt",
+  ">=": "oge",
+};
+const SCMP: Record<string, string> = {
+  "==": "eq",
+  "!=": "ne",
+  "<": "slt",
+  "<=": "sle",
+  ">": "sgt",
+  ">=": "sge",
+};
+const UCMP: Record<string, string> = {
+  "==": "eq",
+  "!=": "ne",
+  "<": "ult",
+  "<=": "ule",
+  ">": "ugt",
+  ">=": "uge",
+};
 
 const ovl = (d: DType): string => ({ f32: "f32", f16: "f16", bf16: "bf16" })[d as "f32"] ?? llvmType(d);
 const floatBits = (d: DType): number => (d === "f32" ? 32 : 16);

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Run on the development machine. Fills .device/ (git-ignored) with what the GPU machine needs,
+# which has no Node, no LLVM and no network:
+#   node.xz                     this Node binary, xz-compressed (made once: it takes a minute)
+#   node_modules/koffi/         koffi's JS and its linux x64 native module only
+#   kernels/selftest.json       PTX compiled here from test/backends/llvm/fixtures
+#   <runner>.mjs                each runner in bench/device bundled by esbuild (koffi external)
+# Idempotent: each step is skipped when its output is newer than its inputs.
+# Then, on the GPU machine: bash bench/device/run.sh selftest   (carry .device)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DEV=.device
+RUNNERS=(selftest)
+mkdir -p "$DEV"
+
+# 1. Node itself.
+if [ ! -s "$DEV/node.xz" ]; then
+  echo "prepare: compressing $(command -v node) ($(node --version)) to $DEV/node.xz (about a minute)"
+  xz -T2 -6 -c "$(command -v node)" > "$DEV/node.xz.tmp"
+  mv "$DEV/node.xz.tmp" "$DEV/node.xz"
+fi
+
+# 2. koffi, only the pieces a linux x64 process loads.
+KSRC=node_modules/koffi
+KDST=$DEV/node_modules/koffi
+if ! cmp -s "$KSRC/package.json" "$KDST/package.json"; then
+  echo "prepare: copying koffi $(node -p "require('./$KSRC/package.json').version")"
+  rm -rf "$KDST"
+  mkdir -p "$KDST/build/koffi/linux_x64"
+  cp "$KSRC/index.js" "$KSRC/indirect.js" "$KSRC/LICENSE.txt" "$KDST/"
+  cp "$KSRC/build/koffi/linux_x64/koffi.node" "$KDST/build/koffi/linux_x64/"
+  cp "$KSRC/package.json" "$KDST/package.json" # last: it marks the copy complete
+fi
+
+# 3. Kernels (PTX), rebuilt when a fixture or the LLVM backend changed.
+KOUT=$DEV/kernels/selftest.json
+if [ ! -s "$KOUT" ] || [ -n "$(find test/backends/llvm/fixtures backends/llvm bench/device/build-kernels.ts -newer "$KOUT" -print -quit)" ]; then
+  npx tsx bench/device/build-kernels.ts "$DEV/kernels"
+fi
+
+# 4. Runner bundles (esbuild is fast; it rebuilds only when a source is newer than the bundle).
+for r in "${RUNNERS[@]}"; do
+  out=$DEV/$r.mjs
+  if [ ! -s "$out" ] || [ -n "$(find bench/device backends -name '*.ts' -newer "$out" -print -quit)" ]; then
+    npx esbuild "bench/device/$r.ts" --bundle --platform=node --format=esm --target=node20 \
+      --external:koffi --log-level=warning --outfile="$out"
+    echo "prepare: bundled $out"
+  fi
+done
+
+size_mb=$(du -sm "$DEV" | cut -f1)
+echo "prepare: $DEV is ${size_mb} MiB"
+if [ "$size_mb" -gt 60 ]; then
+  echo "prepare: $DEV is over the 60 MiB the device tool carries; remove stale files from it" >&2
+  exit 1
+fi

@@ -1,0 +1,23 @@
+// Shared by the LLVM backend tests: fixture loading and "is this tool installed" probes.
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+export function fixture(name: string): string {
+  return readFileSync(join(here, "fixtures", `${name}.ll`), "utf8");
+}
+
+export function hasTool(cmd: string, arg = "--version"): boolean {
+  const r = spawnSync(cmd, [arg], { encoding: "utf8" });
+  return !r.error && r.status === 0;
+}
+
+/** Runs a tool and returns stdout + stderr and the exit status. */
+export function run(cmd: string, args: string[]): { status: number | null; out: string } {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  if (r.error) throw r.error;
+  return { status: r.status, out: `${r.stdout}${r.stderr}` };
+}
