@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEV=.device
-RUNNERS=(selftest)
+RUNNERS=(selftest checks)
 mkdir -p "$DEV"
 
 # 1. Node itself.
@@ -38,10 +38,16 @@ if [ ! -s "$KOUT" ] || [ -n "$(find test/backends/llvm/fixtures backends/llvm be
   npx tsx bench/device/build-kernels.ts "$DEV/kernels"
 fi
 
+# 3b. Every kernel scheduled for the GPU, with its CPU reference IR and test cases.
+COUT=$DEV/kernels/checks.json
+if [ ! -s "$COUT" ] || [ -n "$(find examples stdlib lower backends bench/device/build-checks.ts -name '*.ts' -newer "$COUT" -print -quit)" ]; then
+  npx tsx bench/device/build-checks.ts "$DEV/kernels"
+fi
+
 # 4. Runner bundles (esbuild is fast; it rebuilds only when a source is newer than the bundle).
 for r in "${RUNNERS[@]}"; do
   out=$DEV/$r.mjs
-  if [ ! -s "$out" ] || [ -n "$(find bench/device backends -name '*.ts' -newer "$out" -print -quit)" ]; then
+  if [ ! -s "$out" ] || [ -n "$(find bench/device backends -name '*.ts' -newer "$out" -print -quit)" ] || [ -n "$(find lower dsl -name '*.ts' -newer "$out" -print -quit)" ]; then
     npx esbuild "bench/device/$r.ts" --bundle --platform=node --format=esm --target=node20 \
       --external:koffi --log-level=warning --outfile="$out"
     echo "prepare: bundled $out"

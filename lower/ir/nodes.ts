@@ -148,6 +148,8 @@ export interface Block {
   readonly kind: "block";
   readonly name: string;
   readonly body: Stmt;
+  /** Hints set by `annotate` (absent on most blocks); the printer shows them after the name. */
+  readonly annotations?: Readonly<Record<string, string | number | boolean>>;
 }
 
 export interface Store {
@@ -194,6 +196,21 @@ export type Stmt = For | Block | Store | Allocate | IfThenElse | Seq | LetStmt |
 export type Param =
   { readonly kind: "buffer"; readonly buffer: Buffer } | { readonly kind: "scalar"; readonly v: Var };
 
+/**
+ * How a device function is launched: set by the lowering pass lower/passes/launch.ts from the
+ * loops bound to blockIdx/threadIdx (lower/passes/DEVICE_IR.md is the contract).
+ */
+export interface LaunchConfig {
+  /** Blocks along x, y, z: expressions over the function's symbols and scalar params. */
+  readonly grid: readonly [Expr, Expr, Expr];
+  /** Threads per block along x, y, z. */
+  readonly block: readonly [number, number, number];
+  /** Lanes per warp (wavefront) the code was lowered for: the width of every shfl_xor. */
+  readonly warpSize: number;
+  /** Static shared memory per block in bytes (0 until buffers are flattened). */
+  readonly sharedBytes: number;
+}
+
 export interface PrimFunc {
   readonly kind: "func";
   readonly name: string;
@@ -202,6 +219,8 @@ export interface PrimFunc {
   readonly symbols: readonly Var[];
   readonly body: Stmt;
   readonly attrs: Readonly<Record<string, string | number | boolean>>;
+  /** Present on device functions (after lower/passes/launch.ts). */
+  readonly launch?: LaunchConfig;
 }
 
 export type Node = Expr | Stmt;

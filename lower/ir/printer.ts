@@ -114,8 +114,11 @@ export class Printer {
           `${indent}}`,
         ];
       }
-      case "block":
-        return [`${indent}block ${JSON.stringify(s.name)} {`, ...this.stmt(s.body, ind), `${indent}}`];
+      case "block": {
+        const notes = Object.entries(s.annotations ?? {}).map(([k, val]) => `${k}=${JSON.stringify(val)}`);
+        const note = notes.length ? ` // ${notes.join(", ")}` : "";
+        return [`${indent}block ${JSON.stringify(s.name)} {${note}`, ...this.stmt(s.body, ind), `${indent}}`];
+      }
       case "store":
         return [
           `${indent}${this.namer.name(s.buffer)}${s.indices.map((i) => `[${this.expr(i)}]`).join("")} = ${this.expr(s.value)};`,
@@ -157,6 +160,12 @@ export class Printer {
     const head = attrs.length
       ? [`// attrs: ${attrs.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(", ")}`]
       : [];
+    if (f.launch) {
+      const l = f.launch;
+      head.push(
+        `// launch: grid [${l.grid.map((g) => this.expr(g)).join(", ")}], block [${l.block.join(", ")}], warp ${l.warpSize}, shared ${l.sharedBytes} bytes`,
+      );
+    }
     return (
       [...head, `function ${f.name}(${params.join(", ")}) {`, ...this.stmt(f.body, "  "), "}"].join("\n") +
       "\n"

@@ -1,0 +1,220 @@
+/**
+ * Runs device IR (lower/passes/DEVICE_IR.md) on the CPU the way a GPU would: every block of the
+ * grid, every thread of a block, shared memory once per block, local memory per thread, barriers
+ * and warp shuffles honoured.
+ *
+ * Each thread's body is rendered as a JavaScript generator function: a barrier is a `yield`, a
+ * `shfl_xor` a `yield` inside the expression that receives the partner lane's value. A small
+ * scheduler runs every thread of a block up to its next synchronisation point, exchanges shuffle
+ * values among the lanes of each warp, releases a barrier once all threads of the block wait at
+ * it, and reports a barrier or shuffle that not every thread (lane) reaches. Shared memory starts
+ * filled with NaN (floats) or 0x5a bytes (integers), so a read that a missing barrier lets run
+ * early shows up in the results instead of reading a plausible zero.
+ *
+ * It runs functions from any stage after the `launch` pass: loops still bound to threads read
+ * the thread index (and skip the threads past their extent), multi-index accesses still work.
+ */
+import type { Buffer, Expr, PrimFunc, Stmt } from "../../lower/ir/nodes.ts";
+import { buffer, constant, mul } from "../../lower/ir/build.ts";
+import { replaceBuffers, walk } from "../../lower/ir/transform.ts";
+import { JsRenderer, storageCtor } from "./render.ts";
+import { bindArgs, type KernelArgs } from "./runtime.ts";
+import { runtime } from "./semantics.ts";
+
+const AXIS: Record<string, number> = { x: 0, y: 1, z: 2 };
+
+class DeviceJsRenderer extends JsRenderer {
+  override expr(e: Expr): string {
+    if (e.kind === "call") {
+      const axis = () => {
+        const a = e.args[0];
+        if (!a || a.kind !== "const") throw new Error(`tkc cpu device: ${e.name} needs a constant axis`);
+        return a.value;
+      };
+      if (e.name === "thread_id") return `tid[${axis()}]`;
+      if (e.name === "block_id") return `bid[${axis()}]`;
+      if (e.name === "shfl_xor") {
+        const [v, mask, width] = e.args.map((a) => this.expr(a));
+        return `(yield [${v}, ${mask}, ${width}])`;
+      }
+    }
+    return super.expr(e);
+  }
+
+  override stmt(s: Stmt, ind: string): string[] {
+    if (s.kind === "barrier") return [`${ind}yield ${s.scope === "shared" ? "null" : '"warp"'};`];
+    // Shared buffers are declared once per block (see blockScope).
+    if (s.kind === "allocate" && s.buffer.scope === "shared") return this.stmt(s.body, ind);
+    if (s.kind === "for" && s.forKind === "thread" && s.thread) {
+      const [kind, dim] = s.thread.split(".") as [string, string];
+      const id = `${kind === "blockIdx" ? "bid" : "tid"}[${AXIS[dim]}]`;
+      const v = this.name(s.loopVar);
+      return [
+        `${ind}{ // ${s.thread}`,
+        `${ind}  const ${v} = ${this.expr(s.min)} + ${id};`,
+        `${ind}  if (${id} < ${this.expr(s.extent)}) {`,
+        ...this.stmt(s.body, ind + "    "),
+        `${ind}  }`,
+        `${ind}}`,
+      ];
+    }
+    return super.stmt(s, ind);
+  }
+}
+
+/** Buffers accessed through one flat index while declared with another rank get a 1-D alias. */
+function flatAliases(body: Stmt): Map<Buffer, Buffer> {
+  const out = new Map<Buffer, Buffer>();
+  walk(body, (n) => {
+    if (
+      (n.kind === "load" || n.kind === "store") &&
+      n.indices.length === 1 &&
+      n.buffer.shape.length !== 1 &&
+      !out.has(n.buffer)
+    ) {
+      const b = n.buffer;
+      const size = (b.allocShape ?? b.shape).reduce<Expr>((a, d) => mul(a, d), constant(1, "i32"));
+      out.set(b, buffer(b.name, b.dtype, [size], b.scope));
+    }
+  });
+  return out;
+}
+
+const SHARED_FILL: Record<string, string> = {
+  f32: "NaN",
+  i64: "NaN",
+  f16: "0x7e00",
+  bf16: "0x7fc0",
+};
+
+/** The JavaScript source of a device function: `(args, rt) => { grid, block, warpSize, makeBlock }`. */
+export function renderDeviceJs(f: PrimFunc): string {
+  const aliases = flatAliases(f.body);
+  const body = aliases.size ? replaceBuffers(f.body, aliases) : f.body;
+  const r = new DeviceJsRenderer();
+  const lines = [`// tkc cpu device kernel ${f.name}`];
+  for (const sym of f.symbols)
+    lines.push(`const ${r.name(sym)} = args.symbols[${JSON.stringify(sym.name)}];`);
+  for (const p of f.params) {
+    if (p.kind === "scalar") {
+      lines.push(`const ${r.name(p.v)} = args.scalars[${JSON.stringify(p.v.name)}];`);
+      continue;
+    }
+    const b = aliases.get(p.buffer) ?? p.buffer;
+    lines.push(`const ${r.name(b)} = args.buffers[${JSON.stringify(p.buffer.name)}];`, r.indexHelper(b));
+  }
+  const launch = f.launch;
+  const grid = launch ? launch.grid.map((g) => r.expr(g)) : ["1", "1", "1"];
+  lines.push(`const grid = [${grid.join(", ")}];`);
+  lines.push(`const block = [${(launch?.block ?? [1, 1, 1]).join(", ")}];`);
+  const shared: Buffer[] = [];
+  walk(body, (n) => {
+    if (n.kind === "allocate" && n.buffer.scope === "shared") shared.push(n.buffer);
+  });
+  const thread = r.stmt(body, "      ");
+  const blockScope = shared.flatMap((b) => {
+    const size = (b.allocShape ?? b.shape).map((d) => r.expr(d)).join(" * ");
+    const fill = SHARED_FILL[b.dtype] ?? "0x5a5a5a5a";
+    return [
+      `    const ${r.name(b)} = new ${storageCtor(b.dtype)}(${size}).fill(${fill});`,
+      `    ${r.indexHelper(b)}`,
+    ];
+  });
+  lines.push(
+    `return { grid, block, warpSize: ${launch?.warpSize ?? 1}, makeBlock(bid) {`,
+    ...blockScope,
+    `    return function* (tid) {`,
+    ...thread,
+    `    };`,
+    `} };`,
+  );
+  return lines.filter((l) => l.trim() !== "").join("\n");
+}
+
+type SyncPoint = null | "warp" | readonly [number, number, number];
+type Thread = Generator<SyncPoint, void, number | undefined>;
+
+/** Runs the threads of one block to completion, honouring barriers and warp shuffles. */
+export function runBlock(
+  makeThread: (tid: number[]) => Thread,
+  block: readonly number[],
+  warpSize: number,
+): void {
+  const [X, Y, Z] = block as [number, number, number];
+  const n = X * Y * Z;
+  const threads: Thread[] = [];
+  const at: IteratorResult<SyncPoint, void>[] = [];
+  for (let z = 0; z < Z; z++)
+    for (let y = 0; y < Y; y++)
+      for (let x = 0; x < X; x++) {
+        const t = makeThread([x, y, z]);
+        threads.push(t);
+        at.push(t.next());
+      }
+  const W = Math.max(1, warpSize);
+  for (;;) {
+    // Warp-level synchronisation: shuffles and warp barriers, until every lane waits for the block.
+    for (let progress = true; progress;) {
+      progress = false;
+      for (let w0 = 0; w0 < n; w0 += W) {
+        const lanes = Array.from({ length: Math.min(W, n - w0) }, (_, k) => w0 + k);
+        const waiting = lanes.filter((i) => !at[i]!.done && at[i]!.value !== null);
+        if (!waiting.length) continue;
+        if (waiting.length !== lanes.length)
+          throw new Error(
+            `tkc cpu device: warp ${w0 / W}: ${waiting.length} of ${lanes.length} lanes reached a shuffle or warp barrier, the others did not`,
+          );
+        const points = lanes.map((i) => at[i]!.value as Exclude<SyncPoint, null>);
+        if (points.every((p) => p === "warp")) lanes.forEach((i) => (at[i] = threads[i]!.next()));
+        else if (points.every((p) => p !== "warp" && p[1] === (points[0] as readonly number[])[1])) {
+          const values = points.map((p, k) => {
+            const partner = (k ^ (p as readonly number[])[1]!) + 0;
+            return partner < lanes.length
+              ? (points[partner] as readonly number[])[0]!
+              : (p as readonly number[])[0]!;
+          });
+          lanes.forEach((i, k) => (at[i] = threads[i]!.next(values[k])));
+        } else
+          throw new Error(
+            `tkc cpu device: warp ${w0 / W}: lanes disagree on the shuffle (masks or kinds differ)`,
+          );
+        progress = true;
+      }
+    }
+    const finished = at.filter((s) => s.done).length;
+    if (finished === n) return;
+    if (finished > 0)
+      throw new Error(
+        `tkc cpu device: a barrier was reached by ${n - finished} of ${n} threads of the block; the others had finished`,
+      );
+    for (let i = 0; i < n; i++) at[i] = threads[i]!.next();
+  }
+}
+
+interface DeviceModule {
+  grid: number[];
+  block: number[];
+  warpSize: number;
+  makeBlock(bid: number[]): (tid: number[]) => Thread;
+}
+
+export interface CpuDeviceKernel {
+  (args: KernelArgs): void;
+  readonly func: PrimFunc;
+  readonly source: string;
+}
+
+/** Compiles device IR for the CPU emulation; call it with named NDArrays and scalars, as cpuKernel. */
+export function cpuDeviceKernel(f: PrimFunc): CpuDeviceKernel {
+  const source = renderDeviceJs(f);
+  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  const load = new Function("args", "rt", source) as (args: unknown, rt: typeof runtime) => DeviceModule;
+  const run = (args: KernelArgs): void => {
+    const m = load(bindArgs(f, args), runtime);
+    const [gx, gy, gz] = m.grid as [number, number, number];
+    for (let z = 0; z < gz; z++)
+      for (let y = 0; y < gy; y++)
+        for (let x = 0; x < gx; x++) runBlock(m.makeBlock([x, y, z]), m.block, m.warpSize);
+  };
+  return Object.assign(run, { func: f, source });
+}
