@@ -1,0 +1,371 @@
+/**
+ * Analyses the schedule primitives share: where a statement reads and writes, which loops carry a
+ * reduction, and whether two iterations of a loop can touch the same element of a buffer.
+ *
+ * The dependence test is conservative and exact only where it can prove things: an index
+ * dimension that two accesses share, written as an affine sum of loop variables whose ranges nest
+ * like the digits of a mixed-radix number (what `split` produces, `i_0 * 4 + i_1` with
+ * `i_1 < 4`), pins those variables: equal indices imply equal variables. Equal
+ * `floordiv(x, c)` and `floormod(x, c)` (what `fuse` produces) pin x. Anything else (loads in
+ * indices, other non-affine arithmetic, digits under a symbolic extent) pins nothing.
+ */
+import type { Block, Buffer, Expr, For, Load, Node, Stmt, Store, Var } from "../ir/nodes.ts";
+import { isInt } from "../../dsl/dtypes.ts";
+import { sameExpr, sameIndices } from "../ir/equal.ts";
+import { printExpr } from "../ir/printer.ts";
+import { substitute, walk } from "../ir/transform.ts";
+
+/** Annotation `bind` puts on a reduction loop bound to threadIdx: its value names the buffers. */
+export const CROSS_THREAD_REDUCTION = "cross_thread_reduction";
+
+function collect<T extends Node>(n: Node, pick: (x: Node) => x is T): T[] {
+  const out: T[] = [];
+  walk(n, (x) => {
+    if (pick(x)) out.push(x);
+  });
+  return out;
+}
+
+export const storesIn = (s: Stmt): Store[] => collect(s, (x): x is Store => x.kind === "store");
+export const loadsIn = (n: Node): Load[] => collect(n, (x): x is Load => x.kind === "load");
+/** Every block in s, s included, outermost first. */
+export const blocksUnder = (s: Stmt): Block[] => collect(s, (x): x is Block => x.kind === "block");
+/** Every loop in s, s included, outermost first. */
+export const loopsUnder = (s: Stmt): For[] => collect(s, (x): x is For => x.kind === "for");
+
+export function allocatedIn(s: Stmt): Set<Buffer> {
+  const out = new Set<Buffer>();
+  walk(s, (x) => {
+    if (x.kind === "allocate") out.add(x.buffer);
+  });
+  return out;
+}
+
+/** The `let` bindings in s, each value with the earlier bindings already substituted. */
+export function letsIn(s: Stmt): Map<Var, Expr> {
+  const out = new Map<Var, Expr>();
+  walk(s, (x) => {
+    if (x.kind === "let") out.set(x.v, substitute(x.value, out));
+  });
+  return out;
+}
+
+/** e with the variables bound by `lets` (from letsIn) replaced by their values. */
+export const expandLets = (e: Expr, lets: ReadonlyMap<Var, Expr>): Expr => substitute(e, lets);
+
+/** Whether e uses v, directly or through a let-bound variable in `lets` (from letsIn). */
+export function dependsOn(e: Expr, v: Var, lets: ReadonlyMap<Var, Expr> = new Map()): boolean {
+  let found = false;
+  walk(e, (x) => {
+    if (found) return false;
+    if (x === v) found = true;
+    else if (x.kind === "var" && lets.has(x)) found = dependsOn(lets.get(x)!, v);
+    return undefined;
+  });
+  return found;
+}
+
+/** One load or store, with the enclosing block and its indices with lets expanded. */
+export interface Access {
+  readonly kind: "load" | "store";
+  readonly buffer: Buffer;
+  readonly node: Load | Store;
+  readonly block: string | undefined;
+  /** The indices with the lets bound inside the analysed statement substituted. */
+  readonly expanded: readonly Expr[];
+}
+
+/** Every load and store in s, in program order (a store's indices and value before the store). */
+export function accessesIn(s: Stmt): Access[] {
+  const lets = letsIn(s);
+  const out: Access[] = [];
+  const exprs = (e: Expr, block: string | undefined): void =>
+    walk(e, (x) => {
+      if (x.kind === "load")
+        out.push({
+          kind: "load",
+          buffer: x.buffer,
+          node: x,
+          block,
+          expanded: x.indices.map((i) => expandLets(i, lets)),
+        });
+    });
+  const visit = (st: Stmt, block: string | undefined): void => {
+    switch (st.kind) {
+      case "for":
+        exprs(st.min, block);
+        exprs(st.extent, block);
+        return visit(st.body, block);
+      case "block":
+        return visit(st.body, st.name);
+      case "store":
+        st.indices.forEach((i) => exprs(i, block));
+        exprs(st.value, block);
+        out.push({
+          kind: "store",
+          buffer: st.buffer,
+          node: st,
+          block,
+          expanded: st.indices.map((i) => expandLets(i, lets)),
+        });
+        return;
+      case "allocate":
+        return visit(st.body, block);
+      case "if":
+        exprs(st.cond, block);
+        visit(st.then, block);
+        if (st.else) visit(st.else, block);
+        return;
+      case "seq":
+        return st.body.forEach((b) => visit(b, block));
+      case "let":
+        exprs(st.value, block);
+        return visit(st.body, block);
+      case "barrier":
+        return;
+    }
+  };
+  visit(s, undefined);
+  return out;
+}
+
+/** `y[i][j] (block "y")`: how messages name an access. */
+export function describeAccess(a: Access): string {
+  const text = `${a.buffer.name}${a.node.indices.map((i) => `[${printExpr(i)}]`).join("")}`;
+  return a.block === undefined ? text : `${text} (block ${JSON.stringify(a.block)})`;
+}
+
+/**
+ * The stores under `loop` into a location that does not depend on its variable, into a buffer
+ * that lives outside the loop (a param, or allocated around it): every iteration updates the
+ * same element, so the loop is a reduction loop for them.
+ */
+export function reductionStores(loop: For): Store[] {
+  const inner = allocatedIn(loop.body);
+  const lets = letsIn(loop.body);
+  return storesIn(loop.body).filter(
+    (st) => !inner.has(st.buffer) && !st.indices.some((i) => dependsOn(i, loop.loopVar, lets)),
+  );
+}
+
+/**
+ * Whether a store updates the element it writes (`y[i] = y[i] + x`, `m[0] = max(m[0], x)`): the
+ * shape of a reduction, as opposed to an overwrite whose last write wins.
+ */
+export function isUpdate(st: Store, lets: ReadonlyMap<Var, Expr> = new Map()): boolean {
+  const at = st.indices.map((i) => expandLets(i, lets));
+  return loadsIn(expandLets(st.value, lets)).some(
+    (l) =>
+      l.buffer === st.buffer &&
+      sameIndices(
+        l.indices.map((i) => expandLets(i, lets)),
+        at,
+      ),
+  );
+}
+
+/** The reduction stores under `loop` that update their element (see isUpdate). */
+export function reductionUpdates(loop: For): Store[] {
+  const lets = letsIn(loop.body);
+  return reductionStores(loop).filter((st) => isUpdate(st, lets));
+}
+
+/** Whether `loop` is a reduction loop for `store` (one of the stores under it), or for any store. */
+export function isReductionLoop(loop: For, store?: Store): boolean {
+  const stores = reductionStores(loop);
+  return store ? stores.includes(store) : stores.length > 0;
+}
+
+/**
+ * An index expression as an integer affine sum of atoms: variables, and whatever is not affine
+ * (floordiv, floormod, loads, ...) kept whole, so `4 * floormod(f, n) + j` has two terms.
+ */
+export interface Linear {
+  readonly terms: readonly { readonly atom: Expr; readonly coef: number }[];
+  readonly constant: number;
+}
+
+export function linearize(e: Expr): Linear {
+  const scale = (l: Linear, k: number): Linear => ({
+    terms: k === 0 ? [] : l.terms.map((t) => ({ atom: t.atom, coef: t.coef * k })),
+    constant: l.constant * k,
+  });
+  const plus = (a: Linear, b: Linear): Linear => {
+    const terms = [...a.terms];
+    for (const t of b.terms) {
+      const k = terms.findIndex((u) => sameExpr(u.atom, t.atom));
+      if (k < 0) terms.push(t);
+      else terms[k] = { atom: t.atom, coef: terms[k]!.coef + t.coef };
+    }
+    return { terms: terms.filter((t) => t.coef !== 0), constant: a.constant + b.constant };
+  };
+  const atom: Linear = { terms: [{ atom: e, coef: 1 }], constant: 0 };
+  if (e.kind === "const" && isInt(e.dtype)) return { terms: [], constant: e.value };
+  if (e.kind === "cast" && isInt(e.dtype) && isInt(e.value.dtype)) return linearize(e.value);
+  if (e.kind === "unary" && e.op === "neg") return scale(linearize(e.a), -1);
+  if (e.kind !== "binary" || !isInt(e.dtype)) return atom;
+  if (e.op !== "+" && e.op !== "-" && e.op !== "*") return atom;
+  const a = linearize(e.a);
+  const b = linearize(e.b);
+  if (e.op === "+") return plus(a, b);
+  if (e.op === "-") return plus(a, scale(b, -1));
+  if (a.terms.length === 0) return scale(b, a.constant);
+  if (b.terms.length === 0) return scale(a, b.constant);
+  return atom;
+}
+
+/** The coefficient of v in e when e is affine in v (lets already expanded), else undefined. */
+export function affineCoefficient(e: Expr, v: Var): number | undefined {
+  let coef = 0;
+  for (const t of linearize(e).terms) {
+    if (t.atom === v) coef += t.coef;
+    else if (dependsOn(t.atom, v)) return undefined;
+  }
+  return coef;
+}
+
+/**
+ * How far each variable can differ between the two iterations compared (extent - 1, Infinity
+ * when the extent is symbolic); variables absent from the map have the same value in both.
+ */
+export type Spans = ReadonlyMap<Var, number>;
+
+export function loopSpans(loops: readonly For[]): Map<Var, number> {
+  return new Map(
+    loops.map((l) => [l.loopVar, l.extent.kind === "const" ? Math.max(0, l.extent.value - 1) : Infinity]),
+  );
+}
+
+/** How far an expression can differ between the two iterations (0: it cannot). */
+function spanOf(e: Expr, spans: Spans): number {
+  if (e.kind === "var") return spans.get(e) ?? 0;
+  if (e.kind === "const") return 0;
+  const l = linearize(e);
+  if (l.terms.length !== 1 || l.terms[0]!.atom !== e)
+    return l.terms.reduce((sum, t) => sum + Math.abs(t.coef) * spanOf(t.atom, spans), 0);
+  let varies = false;
+  walk(e, (x) => {
+    if (x.kind === "load" || (x.kind === "var" && spans.has(x))) varies = true;
+  });
+  if (!varies) return 0;
+  if (e.kind === "binary" && (e.op === "floordiv" || e.op === "floormod") && spanOf(e.b, spans) === 0) {
+    const inner = spanOf(e.a, spans);
+    const c = e.b.kind === "const" && e.b.value > 0 ? e.b.value : undefined;
+    // Divisors are loop extents, at least 1 whenever the loop runs.
+    if (e.op === "floordiv") return c ? Math.floor(inner / c) + 1 : inner;
+    return c ? c - 1 : Infinity;
+  }
+  return Infinity;
+}
+
+/**
+ * The atoms of one index value that equal values force to be equal (mixed-radix argument: when
+ * each coefficient exceeds what all smaller terms can add up to, the largest differing term could
+ * not be balanced by the smaller ones).
+ */
+function pinnedAtoms(e: Expr, spans: Spans): Expr[] {
+  const terms = linearize(e)
+    .terms.map((t) => ({ atom: t.atom, c: Math.abs(t.coef), span: spanOf(t.atom, spans) }))
+    .filter((t) => t.span > 0)
+    .sort((x, y) => x.c - y.c);
+  let reach = 0;
+  let lastFail = -1;
+  terms.forEach((t, k) => {
+    if (t.c <= reach) lastFail = k;
+    reach += t.c * t.span;
+  });
+  return terms.filter((_, k) => k > lastFail).map((t) => t.atom);
+}
+
+const divMod = (e: Expr, op: "floordiv" | "floormod"): { x: Expr; c: Expr } | undefined =>
+  e.kind === "binary" && e.op === op ? { x: e.a, c: e.b } : undefined;
+
+/**
+ * The varying variables (keys of `spans`) that must be equal whenever accesses a and b touch the
+ * same element: two iterations that differ in any other varying variable may conflict. Dimensions
+ * both index with the same expression are equal; equal atoms floordiv(x, c) and floormod(x, c)
+ * make x equal (x = floordiv(x, c) * c + floormod(x, c)), which is how fused loops are recovered.
+ */
+export function pinnedVars(a: Access, b: Access, spans: Spans): Set<Var> {
+  // A loop of one iteration cannot differ.
+  const out = new Set([...spans].filter(([, span]) => span === 0).map(([v]) => v));
+  if (a.expanded.length !== b.expanded.length) return out;
+  const queue = a.expanded.filter((x, k) => sameExpr(x, b.expanded[k]!));
+  const atoms: Expr[] = [];
+  const seen: Expr[] = [];
+  while (queue.length) {
+    const value = queue.pop()!;
+    if (seen.some((x) => sameExpr(x, value))) continue;
+    seen.push(value);
+    for (const atom of pinnedAtoms(value, spans)) {
+      if (atom.kind === "var") out.add(atom);
+      if (atoms.some((x) => sameExpr(x, atom))) continue;
+      atoms.push(atom);
+      const d = divMod(atom, "floordiv") ?? divMod(atom, "floormod");
+      const partner = atom.kind === "binary" && atom.op === "floordiv" ? "floormod" : "floordiv";
+      if (
+        d &&
+        spanOf(d.c, spans) === 0 &&
+        atoms.some((y) => {
+          const p = divMod(y, partner);
+          return p !== undefined && sameExpr(p.x, d.x) && sameExpr(p.c, d.c);
+        })
+      )
+        queue.push(d.x);
+    }
+  }
+  return out;
+}
+
+export interface Dependence {
+  readonly kind: "reduction" | "conflict";
+  readonly write: Access;
+  readonly other: Access;
+  readonly message: string;
+}
+
+export interface DependenceOptions {
+  /** Buffers to leave out (private to each iteration by their scope, for example). */
+  readonly ignore?: (b: Buffer) => boolean;
+  /** Leave out reductions (an update at an index free of the loop variable, and reads of it). */
+  readonly allowReductions?: boolean;
+}
+
+/**
+ * The dependences `loop` carries: pairs of accesses, one a store, that different iterations of
+ * the loop may make to the same element (of a buffer that outlives one iteration). A loop whose
+ * iterations run at once (parallel, vectorized, bound to threads) must carry none.
+ */
+export function carriedDependences(loop: For, opts: DependenceOptions = {}): Dependence[] {
+  const v = loop.loopVar;
+  const inner = allocatedIn(loop.body);
+  const accesses = accessesIn(loop.body);
+  const lets = letsIn(loop.body);
+  const spans = loopSpans([loop, ...loopsUnder(loop.body)]);
+  const out: Dependence[] = [];
+  const reported = new Set<Buffer>();
+  for (const w of accesses) {
+    if (w.kind !== "store" || inner.has(w.buffer) || opts.ignore?.(w.buffer) || reported.has(w.buffer))
+      continue;
+    const fixed = !w.expanded.some((i) => dependsOn(i, v));
+    const isReduction = fixed && isUpdate(w.node as Store, lets);
+    // The store against itself first, so a reduction is reported as one.
+    for (const a of [w, ...accesses.filter((x) => x !== w)]) {
+      if (a.buffer !== w.buffer) continue;
+      if (isReduction && opts.allowReductions && sameIndices(w.expanded, a.expanded)) continue;
+      if (pinnedVars(w, a, spans).has(v)) continue;
+      const message =
+        isReduction && a === w
+          ? `every iteration of ${v.name} writes ${describeAccess(w)}: ${v.name} carries a reduction into ${w.buffer.name}`
+          : fixed && a === w
+            ? `every iteration of ${v.name} overwrites ${describeAccess(w)}: the value left depends on which iteration writes last`
+            : a === w
+              ? `different iterations of ${v.name} may write the same element of ${w.buffer.name} through ${describeAccess(w)}`
+              : `different iterations of ${v.name} may touch the same element of ${w.buffer.name}: one writes ${describeAccess(w)}, another ${a.kind === "load" ? "reads" : "writes"} ${describeAccess(a)}`;
+      out.push({ kind: isReduction ? "reduction" : "conflict", write: w, other: a, message });
+      reported.add(w.buffer);
+      break;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,129 @@
+/**
+ * Small kernels the loop-transformation and loop-kind tests schedule. Odd sizes, so splits leave
+ * tails; integer element types where the test wants results that match exactly.
+ */
+import { kernel, f32, i32, floordiv, type Tensor, type Sym } from "../../dsl/index.ts";
+
+/** C += A B on integers: exact under any loop order. */
+export const matmulInt = kernel(function matmulInt(
+  a: Tensor<i32, [7, 5]>,
+  b: Tensor<i32, [5, 9]>,
+  c: Tensor<i32, [7, 9]>,
+) {
+  for (let i = 0; i < 7; i++)
+    for (let j = 0; j < 9; j++) for (let k = 0; k < 5; k++) c[i][j] += a[i][k] * b[k][j];
+});
+
+/** C += A B in f32 with sizes known only at launch. */
+export const matmulSym = kernel(function matmulSym(
+  a: Tensor<f32, [Sym<"m">, Sym<"p">]>,
+  b: Tensor<f32, [Sym<"p">, Sym<"n">]>,
+  c: Tensor<f32, [Sym<"m">, Sym<"n">]>,
+) {
+  for (let i = 0; i < a.shape[0]; i++)
+    for (let j = 0; j < b.shape[1]; j++) for (let k = 0; k < a.shape[1]; k++) c[i][j] += a[i][k] * b[k][j];
+});
+
+/** Each row adds the row above it, in place: row i + 1 depends on row i (distance (1, 0)). */
+export const rowScan = kernel(function rowScan(y: Tensor<i32, [6, 5]>) {
+  for (let i = 0; i < 5; i++) for (let j = 0; j < 5; j++) y[i + 1][j] = y[i + 1][j] + y[i][j];
+});
+
+/** Like rowScan, but reading up and to the right (distance (1, -1)): i and j may not swap. */
+export const diagScan = kernel(function diagScan(y: Tensor<i32, [6, 6]>) {
+  for (let i = 0; i < 5; i++) for (let j = 0; j < 5; j++) y[i + 1][j] = y[i + 1][j] + y[i][j + 1];
+});
+
+/** Two blocks in one nest: y reads t where the previous j iteration wrote it. */
+export const twoStage = kernel(function twoStage(
+  x: Tensor<i32, [5, 7]>,
+  t: Tensor<i32, [5, 8]>,
+  y: Tensor<i32, [5, 7]>,
+) {
+  for (let i = 0; i < 5; i++)
+    for (let j = 0; j < 7; j++) {
+      t[i][j + 1] = x[i][j] * 3;
+      y[i][j] = t[i][j + 1] - t[i][j];
+    }
+});
+
+/** Two blocks in one nest whose dependence crosses both loops: (i + 1, j) feeds (i, j + 1). */
+export const twoStageSkew = kernel(function twoStageSkew(
+  x: Tensor<i32, [5, 7]>,
+  t: Tensor<i32, [6, 8]>,
+  y: Tensor<i32, [5, 7]>,
+) {
+  for (let i = 0; i < 5; i++)
+    for (let j = 0; j < 7; j++) {
+      t[i + 1][j] = x[i][j] * 3;
+      y[i][j] = t[i][j + 1];
+    }
+});
+
+/** A lower-triangular nest: the range of j depends on i. */
+export const triangle = kernel(function triangle(x: Tensor<i32, [6, 6]>, y: Tensor<i32, [6, 6]>) {
+  for (let i = 0; i < 6; i++) for (let j = 0; j < i + 1; j++) y[i][j] = x[i][j] * 2;
+});
+
+/** The sum over both dimensions into one element: i and j are both reduction loops. */
+export const sum2d = kernel(function sum2d(x: Tensor<f32, [5, 7]>, s: Tensor<f32, [1]>) {
+  for (let i = 0; i < 5; i++) for (let j = 0; j < 7; j++) s[0] += x[i][j];
+});
+
+/** Row sums into an output param: j is a reduction loop for y. */
+export const rowSum = kernel(function rowSum(
+  x: Tensor<i32, [Sym<"m">, Sym<"n">]>,
+  y: Tensor<i32, [Sym<"m">]>,
+) {
+  for (let i = 0; i < x.shape[0]; i++) for (let j = 0; j < x.shape[1]; j++) y[i] += x[i][j];
+});
+
+/** A running sum: iteration i + 1 reads what iteration i wrote. */
+export const prefix = kernel(function prefix(x: Tensor<i32, [9]>, y: Tensor<i32, [10]>) {
+  for (let i = 0; i < 9; i++) y[i + 1] = y[i] + x[i];
+});
+
+/** Reads every other element: stride 2 in the last index. */
+export const evens = kernel(function evens(x: Tensor<i32, [18]>, y: Tensor<i32, [9]>) {
+  for (let i = 0; i < 9; i++) y[i] = x[2 * i] + i32(1);
+});
+
+/** An elementwise kernel over a 3-d tensor, for fusing three loops. */
+export const scale3 = kernel(function scale3(x: Tensor<i32, [3, 5, 7]>, y: Tensor<i32, [3, 5, 7]>) {
+  for (let i = 0; i < 3; i++)
+    for (let j = 0; j < 5; j++) for (let k = 0; k < 7; k++) y[i][j][k] = x[i][j][k] * 5 + i32(k);
+});
+
+/** Loops that start above 0. */
+export const offsets = kernel(function offsets(x: Tensor<i32, [5, 8]>, y: Tensor<i32, [5, 8]>) {
+  for (let i = 1; i < 4; i++) for (let j = 2; j < 7; j++) y[i][j] = x[i][j] + i32(j);
+});
+
+/** Every iteration overwrites y[0]: the last one wins. */
+export const lastWins = kernel(function lastWins(x: Tensor<i32, [7]>, y: Tensor<i32, [1]>) {
+  for (let i = 0; i < 7; i++) y[0] = x[i] * 2;
+});
+
+/** A reassigned scalar becomes a one-element local buffer outside the loop, used as a temporary. */
+export const privateTemp = kernel(function privateTemp(x: Tensor<i32, [7]>, y: Tensor<i32, [7]>) {
+  let t = i32(0);
+  for (let i = 0; i < 7; i++) {
+    t = x[i] * 2;
+    y[i] = t + i32(1);
+  }
+});
+
+/** Rows of 4 starting every 4 elements: distinct i never write the same y. */
+export const packed = kernel(function packed(x: Tensor<i32, [5, 4]>, y: Tensor<i32, [20]>) {
+  for (let i = 0; i < 5; i++) for (let j = 0; j < 4; j++) y[4 * i + j] = x[i][j];
+});
+
+/** Rows of 5 starting every 4 elements: neighbouring i overlap by one element. */
+export const overlapped = kernel(function overlapped(x: Tensor<i32, [5, 5]>, y: Tensor<i32, [21]>) {
+  for (let i = 0; i < 5; i++) for (let j = 0; j < 5; j++) y[4 * i + j] = x[i][j];
+});
+
+/** floordiv alone is not injective: nine iterations write each element. */
+export const pick = kernel(function pick(x: Tensor<i32, [18]>, y: Tensor<i32, [2]>) {
+  for (let i = 0; i < 18; i++) y[floordiv(i, 9)] = x[i];
+});
