@@ -1,0 +1,56 @@
+/**
+ * The device a model runs on: tensors, compiled operations, launches, and recorded launch
+ * sequences (CUDA graphs, Vulkan command buffers, a closure list on the CPU). The model code is
+ * written once against this interface.
+ */
+import type { DType } from "../../dsl/dtypes.ts";
+import type { KernelDef } from "../../dsl/kernel.ts";
+import type { Storage } from "../../dsl/ndarray.ts";
+import type { Schedule } from "../../lower/schedule/schedule.ts";
+
+export interface DeviceTensor {
+  readonly dtype: DType;
+  readonly shape: readonly number[];
+}
+
+/** A GPU schedule: applies primitives for one target's parameters. */
+export type ScheduleFn = (s: Schedule, target: string) => void;
+
+/**
+ * One compiled operation a model needs: a kernel, specialised (symbolic dimensions bound, f16
+ * activations retyped) and scheduled. `key` names it in compiled libraries.
+ */
+export interface OpSpec {
+  readonly key: string;
+  readonly kernel: KernelDef;
+  readonly specialize?: Readonly<Record<string, number>>;
+  readonly retype?: { readonly from: DType; readonly to: DType };
+  readonly schedule?: ScheduleFn;
+}
+
+export interface Op {
+  readonly spec: OpSpec;
+}
+
+export type OpArgs = Readonly<Record<string, DeviceTensor | number>>;
+
+export interface Recording {
+  replay(): void;
+  dispose(): void;
+}
+
+export interface Device {
+  readonly kind: "cpu" | "cuda" | "vulkan";
+  readonly name: string;
+  tensor(dtype: DType, shape: readonly number[]): DeviceTensor;
+  /** Copies host data into a tensor (f16 as bit patterns), optionally at an element offset. */
+  write(t: DeviceTensor, data: Storage, elementOffset?: number): void;
+  read(t: DeviceTensor): Storage;
+  op(spec: OpSpec): Op;
+  /** Enqueues a launch; results are visible to later launches and after sync(). */
+  run(op: Op, args: OpArgs): void;
+  /** Records the launches `body` makes, without running them, for replay. */
+  record(body: () => void): Recording;
+  sync(): void;
+  dispose(): void;
+}
