@@ -17,10 +17,21 @@ export function createCpuDevice(opts: { boundsCheck?: boolean } = {}): Device {
     kind: "cpu",
     name: "cpu (JavaScript)",
     tensor: (dtype: DType, shape: readonly number[]) => zeros(dtype, shape),
+    view(t, shape, offset = 0) {
+      const a = asArray(t);
+      const n = shape.reduce((x, y) => x * y, 1);
+      if (offset < 0 || offset + n > a.data.length)
+        throw new RangeError(
+          `tkc: a view of ${n} elements at ${offset} exceeds a tensor of ${a.data.length}`,
+        );
+      return { dtype: a.dtype, shape: [...shape], data: a.data.subarray(offset, offset + n) as Storage };
+    },
     write(t, data, offset = 0) {
       const a = asArray(t);
       if (offset + data.length > a.data.length)
-        throw new RangeError(`tkc: writing ${data.length} elements at ${offset} into a tensor of ${a.data.length}`);
+        throw new RangeError(
+          `tkc: writing ${data.length} elements at ${offset} into a tensor of ${a.data.length}`,
+        );
       (a.data as Storage).set(data as never, offset);
     },
     read: (t) => asArray(t).data,

@@ -26,6 +26,8 @@ export interface OpSpec {
   readonly specialize?: Readonly<Record<string, number>>;
   readonly retype?: { readonly from: DType; readonly to: DType };
   readonly schedule?: ScheduleFn;
+  /** Scalar parameters read from one-element device tensors instead (see scalarsFromMemory). */
+  readonly scalarsInMemory?: readonly string[];
 }
 
 export interface Op {
@@ -43,6 +45,8 @@ export interface Device {
   readonly kind: "cpu" | "cuda" | "vulkan";
   readonly name: string;
   tensor(dtype: DType, shape: readonly number[]): DeviceTensor;
+  /** The same memory seen with another shape, from an element offset (no copy). */
+  view(t: DeviceTensor, shape: readonly number[], elementOffset?: number): DeviceTensor;
   /** Copies host data into a tensor (f16 as bit patterns), optionally at an element offset. */
   write(t: DeviceTensor, data: Storage, elementOffset?: number): void;
   read(t: DeviceTensor): Storage;

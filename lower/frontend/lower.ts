@@ -85,7 +85,7 @@ class KernelLowerer extends ExprLowerer {
 
   private symbol(name: string): Var {
     let v = this.symbols.get(name);
-    if (!v) this.symbols.set(name, (v = B.variable(this.unique(name), "i32")));
+    if (!v) this.symbols.set(name, (v = B.variable(name, "i32"))); // Sym names are the user's: keep them
     return v;
   }
 

@@ -14,23 +14,36 @@ export function specialize(f: PrimFunc, values: Readonly<Record<string, number>>
   for (const s of f.symbols) {
     const v = values[s.name];
     if (v === undefined) continue;
-    if (!Number.isInteger(v) || v <= 0) throw new Error(`tkc: specialize ${f.name}: ${s.name} = ${v} is not a positive integer`);
+    if (!Number.isInteger(v) || v <= 0)
+      throw new Error(`tkc: specialize ${f.name}: ${s.name} = ${v} is not a positive integer`);
     map.set(s, B.i32c(v));
   }
   for (const k of Object.keys(values))
     if (!f.symbols.some((s) => s.name === k))
-      throw new Error(`tkc: specialize ${f.name}: no symbolic dimension ${k} (it has ${f.symbols.map((s) => s.name).join(", ") || "none"})`);
+      throw new Error(
+        `tkc: specialize ${f.name}: no symbolic dimension ${k} (it has ${f.symbols.map((s) => s.name).join(", ") || "none"})`,
+      );
   if (map.size === 0) return f;
   const buffers = new Map<Buffer, Buffer>();
   const remap = (b: Buffer): Buffer => {
     let nb = buffers.get(b);
     if (!nb) {
-      nb = { ...b, shape: b.shape.map((d) => substitute(d, map)), ...(b.allocShape ? { allocShape: b.allocShape.map((d) => substitute(d, map)) } : {}) };
+      nb = {
+        ...b,
+        shape: b.shape.map((d) => substitute(d, map)),
+        ...(b.allocShape ? { allocShape: b.allocShape.map((d) => substitute(d, map)) } : {}),
+      };
       buffers.set(b, nb);
     }
     return nb;
   };
-  return mapBuffersAndBody(f, remap, (s) => substitute(s, map), f.symbols.filter((s) => !map.has(s)), `specialized ${JSON.stringify(values)}`);
+  return mapBuffersAndBody(
+    f,
+    remap,
+    (s) => substitute(s, map),
+    f.symbols.filter((s) => !map.has(s)),
+    `specialized ${JSON.stringify(values)}`,
+  );
 }
 
 /** Changes every use of dtype `from` (buffers, casts, constants, arithmetic) to `to`. */
@@ -56,7 +69,13 @@ export function retype(f: PrimFunc, from: DType, to: DType): PrimFunc {
           case "var":
             return remapVar(e);
           case "cast":
-            return e.dtype === from ? (e.value.dtype === to ? e.value : { ...e, dtype: to }) : e.value.dtype === e.dtype ? e.value : e;
+            return e.dtype === from
+              ? e.value.dtype === to
+                ? e.value
+                : { ...e, dtype: to }
+              : e.value.dtype === e.dtype
+                ? e.value
+                : e;
           case "const":
           case "binary":
           case "unary":
@@ -74,7 +93,9 @@ export function retype(f: PrimFunc, from: DType, to: DType): PrimFunc {
       },
     });
   const out = mapBuffersAndBody(f, remap, body, f.symbols, `${from}->${to}`);
-  const params: Param[] = out.params.map((p) => (p.kind === "scalar" ? { kind: "scalar", v: remapVar(p.v) } : p));
+  const params: Param[] = out.params.map((p) =>
+    p.kind === "scalar" ? { kind: "scalar", v: remapVar(p.v) } : p,
+  );
   return { ...out, params };
 }
 
@@ -85,7 +106,9 @@ function mapBuffersAndBody(
   symbols: readonly Var[],
   note: string,
 ): PrimFunc {
-  const params: Param[] = f.params.map((p) => (p.kind === "buffer" ? { kind: "buffer", buffer: remap(p.buffer) } : p));
+  const params: Param[] = f.params.map((p) =>
+    p.kind === "buffer" ? { kind: "buffer", buffer: remap(p.buffer) } : p,
+  );
   const rebuffer = (s: Stmt): Stmt =>
     rewriteStmt(s, {
       expr: (e) => (e.kind === "load" ? { ...e, buffer: remap(e.buffer), dtype: remap(e.buffer).dtype } : e),
@@ -100,4 +123,26 @@ function mapBuffersAndBody(
     body: rebuffer(body(f.body)),
     attrs: { ...f.attrs, specialized: prev ? `${String(prev)}; ${note}` : note },
   };
+}
+
+/**
+ * Turns scalar parameters into one-element i32/f32 tensors read at the kernel's start (named
+ * `${name}_mem`): values that change every decode step (the position) then live in device memory,
+ * so one recorded launch sequence (a CUDA graph) serves every step.
+ */
+export function scalarsFromMemory(f: PrimFunc, names: readonly string[]): PrimFunc {
+  const map = new Map<Var, Expr>();
+  const params: Param[] = f.params.map((p) => {
+    if (p.kind !== "scalar" || !names.includes(p.v.name)) return p;
+    const buf = B.buffer(`${p.v.name}_mem`, p.v.dtype, [B.i32c(1)], "global");
+    map.set(p.v, B.load(buf, [B.i32c(0)]));
+    return { kind: "buffer", buffer: buf };
+  });
+  for (const n of names)
+    if (!f.params.some((p) => p.kind === "scalar" && p.v.name === n))
+      throw new Error(`tkc: ${f.name} has no scalar parameter ${n}`);
+  // Read each value once, at the top: a let keeps the loads out of loop bounds and guards.
+  let body = f.body;
+  for (const [v, ld] of map) body = B.letStmt(v, ld, body);
+  return { ...f, params, body };
 }

@@ -1,0 +1,417 @@
+/**
+ * The Llama model assembled from stdlib kernels, on any Device: weights uploaded once in the
+ * chosen format, activation buffers planned once and reused, the KV cache on the device, decode
+ * as one recorded launch sequence (a CUDA graph on NVIDIA) whose per-step values (token id,
+ * position) live in device memory, and prefill through GEMM kernels.
+ */
+import { toF16Array } from "../dsl/dtypes.ts";
+import type { Storage } from "../dsl/ndarray.ts";
+import { quantizeQ4f16_1 } from "./quant/q4f16_1.ts";
+import { headDim, kvDim, validateConfig, type LlamaConfig } from "./config.ts";
+import type { LanguageModel } from "./generate.ts";
+import type { LlamaWeights } from "./weights/types.ts";
+import type { Device, DeviceTensor, Op, OpSpec, Recording } from "./device/types.ts";
+import { llamaOps, type LlamaOps, type ScheduleTable, type WeightFormat } from "./ops.ts";
+
+export interface KernelLlamaOptions {
+  readonly format: WeightFormat;
+  /** Tokens per prefill launch; longer prompts go in chunks. */
+  readonly prefillChunk?: number;
+  readonly contextLength?: number;
+  readonly schedules?: ScheduleTable;
+  /** Record decode once and replay it (default: true on GPUs). */
+  readonly recordDecode?: boolean;
+}
+
+interface Matrix {
+  /** q4f16_1: packed [N, K/8] u32 and scales [N, K/32] f16; f16/f32: w [N, K]. */
+  readonly packed?: DeviceTensor;
+  readonly scales?: DeviceTensor;
+  readonly w?: DeviceTensor;
+  readonly n: number;
+  readonly k: number;
+}
+
+interface Layer {
+  readonly attnNorm: DeviceTensor;
+  readonly ffnNorm: DeviceTensor;
+  readonly qkv: Matrix; // [Wq; Wk; Wv]
+  readonly o: Matrix;
+  readonly gateUp: Matrix; // [Wgate; Wup]
+  readonly down: Matrix;
+  readonly kCache: DeviceTensor;
+  readonly vCache: DeviceTensor;
+}
+
+const concatRows = (parts: readonly Float32Array[]): Float32Array => {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+};
+
+export class KernelLlama implements LanguageModel {
+  readonly config: LlamaConfig;
+  private readonly ops: LlamaOps;
+  private readonly compiled = new Map<string, Op>();
+  private readonly layers: Layer[] = [];
+  private readonly act: Record<string, DeviceTensor> = {};
+  private readonly embedQ4?: Matrix;
+  private readonly embedHost?: Float32Array;
+  private readonly finalNorm: DeviceTensor;
+  private readonly lmHead: Matrix;
+  private readonly chunk: number;
+  private decodeRecording?: Recording;
+  private prefillBuffers?: { t: number; bufs: Record<string, DeviceTensor> };
+
+  constructor(
+    private readonly device: Device,
+    weights: LlamaWeights,
+    private readonly options: KernelLlamaOptions,
+  ) {
+    const c = { ...weights.config, contextLength: options.contextLength ?? weights.config.contextLength };
+    this.config = validateConfig(c);
+    if (options.format === "q4f16_1" && (c.dim % 32 !== 0 || c.hiddenDim % 32 !== 0))
+      throw new Error(
+        `tkc: q4f16_1 needs dim and hiddenDim to be multiples of 32 (got ${c.dim}, ${c.hiddenDim})`,
+      );
+    this.ops = llamaOps(c, options.format, options.schedules);
+    this.chunk = options.prefillChunk ?? 64;
+    const d = device;
+    const fmt = options.format;
+    const actDtype = fmt === "f32" ? "f32" : "f16";
+    const vec = (x: Float32Array) => this.upload(actDtype, [x.length], x);
+    for (const l of weights.layers) {
+      this.layers.push({
+        attnNorm: vec(l.attnNorm),
+        ffnNorm: vec(l.ffnNorm),
+        qkv: this.matrix(concatRows([l.wq, l.wk, l.wv]), c.dim + 2 * kvDim(c), c.dim),
+        o: this.matrix(l.wo, c.dim, c.dim),
+        gateUp: this.matrix(concatRows([l.w1, l.w3]), 2 * c.hiddenDim, c.dim),
+        down: this.matrix(l.w2, c.dim, c.hiddenDim),
+        kCache: d.tensor(actDtype, [c.contextLength, c.nKvHeads, headDim(c)]),
+        vCache: d.tensor(actDtype, [c.contextLength, c.nKvHeads, headDim(c)]),
+      });
+    }
+    this.finalNorm = vec(weights.finalNorm);
+    this.lmHead = this.matrix(weights.classifier, c.vocabSize, c.dim);
+    if (fmt === "q4f16_1") this.embedQ4 = this.matrix(weights.tokenEmbedding, c.vocabSize, c.dim);
+    else this.embedHost = weights.tokenEmbedding;
+    const kv = kvDim(c);
+    const a = (name: string, shape: number[], dtype: "f16" | "f32" | "i32" = actDtype) =>
+      (this.act[name] = d.tensor(dtype, shape));
+    a("ids", [1], "i32");
+    a("pos", [1], "i32");
+    a("len", [1], "i32");
+    a("x", [1, c.dim]);
+    a("xn", [1, c.dim]);
+    a("q", [1, c.nHeads, headDim(c)]);
+    a("qr", [1, c.nHeads, headDim(c)]);
+    a("k", [1, c.nKvHeads, headDim(c)]);
+    a("kr", [1, c.nKvHeads, headDim(c)]);
+    a("v", [1, c.nKvHeads, headDim(c)]);
+    a("attn", [c.nHeads, headDim(c)]);
+    a("scores", [c.nHeads, c.contextLength], "f32");
+    a("h", [c.hiddenDim]);
+    a("gate", [c.hiddenDim]);
+    a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
+    void kv;
+  }
+
+  private upload(dtype: "f16" | "f32", shape: number[], x: Float32Array): DeviceTensor {
+    const t = this.device.tensor(dtype, shape);
+    this.device.write(t, dtype === "f16" ? toF16Array(x) : x);
+    return t;
+  }
+
+  private matrix(w: Float32Array, n: number, k: number): Matrix {
+    if (w.length !== n * k) throw new Error(`tkc: a weight of ${w.length} elements is not [${n}, ${k}]`);
+    if (this.options.format === "q4f16_1") {
+      const q = quantizeQ4f16_1(w, n, k);
+      const packed = this.device.tensor("u32", [n, k / 8]);
+      const scales = this.device.tensor("f16", [n, k / 32]);
+      this.device.write(packed, q.packed);
+      this.device.write(scales, q.scales);
+      return { packed, scales, n, k };
+    }
+    return { w: this.upload(this.options.format === "f16" ? "f16" : "f32", [n, k], w), n, k };
+  }
+
+  private op(spec: OpSpec): Op {
+    let o = this.compiled.get(spec.key);
+    if (!o) this.compiled.set(spec.key, (o = this.device.op(spec)));
+    return o;
+  }
+
+  private run(spec: OpSpec, args: Record<string, DeviceTensor | number>): void {
+    this.device.run(this.op(spec), args);
+  }
+
+  reset(): void {
+    // The cache needs no clearing: attention reads positions below the current one only.
+  }
+
+  /** Rows [from, from + count) of a matrix, as the views a GEMM/GEMV takes. */
+  private rows(m: Matrix, from: number, count: number): Record<string, DeviceTensor> {
+    const d = this.device;
+    if (m.packed)
+      return {
+        packed: d.view(m.packed, [count, m.k / 8], from * (m.k / 8)),
+        scales: d.view(m.scales!, [count, m.k / 32], from * (m.k / 32)),
+      };
+    return { w: d.view(m.w!, [count, m.k], from * m.k) };
+  }
+
+  /** The launches of one decode step; per-step values are read from ids/pos/len in device memory. */
+  private decodeLaunches(): void {
+    const c = this.config;
+    const o = this.ops.decode;
+    const A = this.act;
+    const d = this.device;
+    const hd = headDim(c);
+    const kv = kvDim(c);
+    const x = A.x!;
+    const flat = (t: DeviceTensor, n: number) => d.view(t, [n]);
+    if (this.embedQ4)
+      this.run(o.embed!, { ids: A.ids!, packed: this.embedQ4.packed!, scales: this.embedQ4.scales!, out: x });
+    for (const L of this.layers) {
+      this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
+      const xn = flat(A.xn!, c.dim);
+      if (L.qkv.packed) {
+        this.run(o.qkv!, {
+          x: xn,
+          packed: L.qkv.packed!,
+          scales: L.qkv.scales!,
+          q: flat(A.q!, c.dim),
+          k: flat(A.k!, kv),
+          v: flat(A.v!, kv),
+        });
+      } else {
+        this.run(o.gemvQ!, { x: xn, ...this.rows(L.qkv, 0, c.dim), y: flat(A.q!, c.dim) });
+        this.run(o.gemvKV!, { x: xn, ...this.rows(L.qkv, c.dim, kv), y: flat(A.k!, kv) });
+        this.run(o.gemvKV!, { x: xn, ...this.rows(L.qkv, c.dim + kv, kv), y: flat(A.v!, kv) });
+      }
+      this.run(o.ropeQ!, { x: A.q!, y: A.qr!, offset_mem: A.pos!, theta: c.ropeTheta });
+      this.run(o.ropeK!, { x: A.k!, y: A.kr!, offset_mem: A.pos!, theta: c.ropeTheta });
+      this.run(o.kvAppend!, { k: A.kr!, v: A.v!, kCache: L.kCache, vCache: L.vCache, pos_mem: A.pos! });
+      this.run(o.attention!, {
+        q: d.view(A.qr!, [c.nHeads, hd]),
+        kCache: L.kCache,
+        vCache: L.vCache,
+        len_mem: A.len!,
+        scores: A.scores!,
+        out: A.attn!,
+      });
+      const attn = flat(A.attn!, c.dim);
+      const xv = flat(x, c.dim);
+      if (L.o.packed) {
+        this.run(o.oRes!, { x: attn, packed: L.o.packed!, scales: L.o.scales!, residual: xv, y: xv });
+        this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: A.xn!, eps: c.normEps });
+        this.run(o.gateUp!, { x: xn, packed: L.gateUp.packed!, scales: L.gateUp.scales!, out: A.h! });
+        this.run(o.downRes!, {
+          x: A.h!,
+          packed: L.down.packed!,
+          scales: L.down.scales!,
+          residual: xv,
+          y: xv,
+        });
+      } else {
+        const tmp = flat(A.xn!, c.dim);
+        this.run(o.gemvO!, { x: attn, w: L.o.w!, y: tmp });
+        this.run(o.residual!, { a: x, b: A.xn!, y: x });
+        this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: A.xn!, eps: c.normEps });
+        this.run(o.gemvHidden!, { x: xn, ...this.rows(L.gateUp, 0, c.hiddenDim), y: A.gate! });
+        this.run(o.gemvHidden!, { x: xn, ...this.rows(L.gateUp, c.hiddenDim, c.hiddenDim), y: A.h! });
+        const hm = (t: DeviceTensor) => d.view(t, [1, c.hiddenDim]);
+        this.run(o.siluMul!, { gate: hm(A.gate!), up: hm(A.h!), out: hm(A.h!) });
+        this.run(o.gemvDown!, { x: A.h!, w: L.down.w!, y: tmp });
+        this.run(o.residual!, { a: x, b: A.xn!, y: x });
+      }
+    }
+    this.run(o.rmsNorm!, { x, w: this.finalNorm, y: A.xn!, eps: c.normEps });
+    if (this.lmHead.packed)
+      this.run(o.lmHead!, {
+        x: flat(A.xn!, c.dim),
+        packed: this.lmHead.packed,
+        scales: this.lmHead.scales!,
+        y: A.logits!,
+      });
+    else this.run(o.lmHead!, { x: flat(A.xn!, c.dim), w: this.lmHead.w!, y: A.logits! });
+  }
+
+  private setStep(token: number, pos: number): void {
+    const c = this.config;
+    if (!Number.isInteger(token) || token < 0 || token >= c.vocabSize)
+      throw new RangeError(`tkc: token ${token} is outside the vocabulary of ${c.vocabSize}`);
+    if (pos < 0 || pos >= c.contextLength)
+      throw new RangeError(`tkc: position ${pos} is outside the context of ${c.contextLength}`);
+    const d = this.device;
+    d.write(this.act.ids!, new Int32Array([token]));
+    d.write(this.act.pos!, new Int32Array([pos]));
+    d.write(this.act.len!, new Int32Array([pos + 1]));
+    if (this.embedHost) {
+      const row = this.embedHost.subarray(token * c.dim, (token + 1) * c.dim);
+      d.write(this.act.x!, this.options.format === "f16" ? toF16Array(row) : row);
+    }
+  }
+
+  private readLogits(): Float32Array {
+    const raw = this.device.read(this.act.logits!);
+    if (raw instanceof Float32Array) return raw;
+    const out = new Float32Array(raw.length);
+    const f16 = raw as Uint16Array;
+    for (let i = 0; i < out.length; i++) out[i] = f16ToNumber(f16[i]!);
+    return out;
+  }
+
+  decode(token: number, pos: number): Float32Array {
+    this.setStep(token, pos);
+    const record = this.options.recordDecode ?? this.device.kind !== "cpu";
+    if (record) {
+      this.decodeRecording ??= this.device.record(() => this.decodeLaunches());
+      this.decodeRecording.replay();
+    } else this.decodeLaunches();
+    this.device.sync();
+    return this.readLogits();
+  }
+
+  prefill(tokens: readonly number[], startPos: number): Float32Array {
+    if (tokens.length === 0) throw new Error("tkc: prefill needs at least one token");
+    // Token by token for now for every chunk's last token logits; GEMM prefill below for the rest.
+    let logits: Float32Array | undefined;
+    for (let i = 0; i < tokens.length; i += this.chunk) {
+      const part = tokens.slice(i, i + this.chunk);
+      if (i + part.length < tokens.length) this.prefillChunk(part, startPos + i);
+      else {
+        if (part.length > 1) this.prefillChunk(part.slice(0, -1), startPos + i);
+        logits = this.decode(part[part.length - 1]!, startPos + i + part.length - 1);
+      }
+    }
+    return logits!;
+  }
+
+  /** Runs T tokens through every layer with GEMMs, filling the KV cache (no logits). */
+  private prefillChunk(tokens: readonly number[], start: number): void {
+    const c = this.config;
+    const T = tokens.length;
+    const d = this.device;
+    const o = this.ops.prefill;
+    const hd = headDim(c);
+    const kv = kvDim(c);
+    const actDtype = this.options.format === "f32" ? "f32" : "f16";
+    if (start + T > c.contextLength)
+      throw new RangeError(`tkc: ${start + T} tokens exceed the context of ${c.contextLength}`);
+    if (!this.prefillBuffers || this.prefillBuffers.t < T) {
+      const n = Math.max(T, this.chunk);
+      const t = (shape: number[], dtype: "f16" | "f32" | "i32" = actDtype) => d.tensor(dtype, shape);
+      this.prefillBuffers = {
+        t: n,
+        bufs: {
+          ids: t([n], "i32"),
+          x: t([n, c.dim]),
+          xn: t([n, c.dim]),
+          q: t([n, c.dim]),
+          qr: t([n, c.dim]),
+          k: t([n, kv]),
+          kr: t([n, kv]),
+          v: t([n, kv]),
+          attn: t([n, c.dim]),
+          tmp: t([n, c.dim]),
+          gate: t([n, c.hiddenDim]),
+          up: t([n, c.hiddenDim]),
+        },
+      };
+    }
+    const B = this.prefillBuffers.bufs;
+    const v = (name: string, shape: number[]) => d.view(B[name]!, shape);
+    const x = v("x", [T, c.dim]);
+    const xn = v("xn", [T, c.dim]);
+    if (this.embedQ4) {
+      d.write(B.ids!, new Int32Array(tokens));
+      this.run(o.embed!, {
+        ids: v("ids", [T]),
+        packed: this.embedQ4.packed!,
+        scales: this.embedQ4.scales!,
+        out: x,
+      });
+    } else {
+      const rows = new Float32Array(T * c.dim);
+      tokens.forEach((tok, i) =>
+        rows.set(this.embedHost!.subarray(tok * c.dim, (tok + 1) * c.dim), i * c.dim),
+      );
+      d.write(B.x!, actDtype === "f16" ? toF16Array(rows) : rows);
+    }
+    const gemm = (
+      spec: OpSpec,
+      input: DeviceTensor,
+      m: Matrix,
+      from: number,
+      count: number,
+      out: DeviceTensor,
+    ) => this.run(spec, { x: input, ...this.rows(m, from, count), y: out });
+    for (const L of this.layers) {
+      this.run(o.rmsNorm!, { x, w: L.attnNorm, y: xn, eps: c.normEps });
+      gemm(o.gemmQ!, xn, L.qkv, 0, c.dim, v("q", [T, c.dim]));
+      gemm(o.gemmKV!, xn, L.qkv, c.dim, kv, v("k", [T, kv]));
+      gemm(o.gemmKV!, xn, L.qkv, c.dim + kv, kv, v("v", [T, kv]));
+      this.run(o.ropeQ!, {
+        x: v("q", [T, c.nHeads, hd]),
+        y: v("qr", [T, c.nHeads, hd]),
+        offset: start,
+        theta: c.ropeTheta,
+      });
+      this.run(o.ropeK!, {
+        x: v("k", [T, c.nKvHeads, hd]),
+        y: v("kr", [T, c.nKvHeads, hd]),
+        offset: start,
+        theta: c.ropeTheta,
+      });
+      this.run(o.kvAppend!, {
+        k: v("kr", [T, c.nKvHeads, hd]),
+        v: v("v", [T, c.nKvHeads, hd]),
+        kCache: L.kCache,
+        vCache: L.vCache,
+        pos: start,
+      });
+      this.run(o.attention!, {
+        q: v("qr", [T, c.nHeads, hd]),
+        kCache: L.kCache,
+        vCache: L.vCache,
+        start,
+        out: v("attn", [T, c.nHeads, hd]),
+      });
+      gemm(o.gemmO!, v("attn", [T, c.dim]), L.o, 0, c.dim, v("tmp", [T, c.dim]));
+      this.run(o.residual!, { a: x, b: v("tmp", [T, c.dim]), y: x });
+      this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: xn, eps: c.normEps });
+      gemm(o.gemmGateUp!, xn, L.gateUp, 0, c.hiddenDim, v("gate", [T, c.hiddenDim]));
+      gemm(o.gemmGateUp!, xn, L.gateUp, c.hiddenDim, c.hiddenDim, v("up", [T, c.hiddenDim]));
+      this.run(o.siluMul!, {
+        gate: v("gate", [T, c.hiddenDim]),
+        up: v("up", [T, c.hiddenDim]),
+        out: v("gate", [T, c.hiddenDim]),
+      });
+      gemm(o.gemmDown!, v("gate", [T, c.hiddenDim]), L.down, 0, c.dim, v("tmp", [T, c.dim]));
+      this.run(o.residual!, { a: x, b: v("tmp", [T, c.dim]), y: x });
+    }
+    this.device.sync();
+  }
+
+  dispose(): void {
+    this.decodeRecording?.dispose();
+    this.device.dispose();
+  }
+}
+
+function f16ToNumber(bits: number): number {
+  const s = bits & 0x8000 ? -1 : 1;
+  const e = (bits >> 10) & 31;
+  const m = bits & 1023;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1024 + m) * 2 ** (e - 25);
+}
+
+export type { Storage };

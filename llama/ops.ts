@@ -1,0 +1,120 @@
+/**
+ * Every compiled operation a Llama needs, for a config and a weight format: what `tkc compile`
+ * builds ahead of time and what the model asks its device for. Decode operations are specialised
+ * to one token; prefill operations keep the token count symbolic.
+ */
+import type { KernelDef } from "../dsl/kernel.ts";
+import * as S from "../stdlib/index.ts";
+import { headDim, kvDim, type LlamaConfig } from "./config.ts";
+import type { OpSpec, ScheduleFn } from "./device/types.ts";
+
+export type WeightFormat = "f32" | "f16" | "q4f16_1";
+
+/** Schedules by kernel name; supplied per target by stdlib's GPU schedules. */
+export type ScheduleTable = Readonly<Record<string, ScheduleFn>>;
+
+export interface LlamaOps {
+  readonly format: WeightFormat;
+  readonly decode: Readonly<Record<string, OpSpec>>;
+  readonly prefill: Readonly<Record<string, OpSpec>>;
+}
+
+export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: ScheduleTable = {}): LlamaOps {
+  const dim = c.dim;
+  const hd = headDim(c);
+  const kvd = kvDim(c);
+  const hidden = c.hiddenDim;
+  const ctx = c.contextLength;
+  const retype = format === "f32" ? ({ from: "f16", to: "f32" } as const) : undefined;
+  const tag = `${format}_${dim}x${hidden}_${c.nHeads}h${c.nKvHeads}kv_${c.vocabSize}v_${ctx}ctx`;
+  const op = (
+    role: string,
+    kernel: KernelDef,
+    specialize: Record<string, number>,
+    extra: Partial<OpSpec> = {},
+  ): OpSpec => ({
+    key: `${role}_${tag}`,
+    kernel,
+    specialize,
+    ...(retype && kernel !== S.q4Embedding ? { retype } : {}),
+    ...(schedules[kernel.name] ? { schedule: schedules[kernel.name] } : {}),
+    ...extra,
+  });
+  const q4 = (k: number, n: number) => ({ k, n, kw: k / 8, kg: k / 32 });
+  const rope = c.ropeLayout === "half" ? S.ropeHalf : S.ropeInterleaved;
+  const decode: Record<string, OpSpec> = {
+    rmsNorm: op("rmsnorm1", S.rmsNorm, { m: 1, d: dim }),
+    ropeQ: op("ropeq1", rope, { t: 1, h: c.nHeads, d: hd }, { scalarsInMemory: ["offset"] }),
+    ropeK: op("ropek1", rope, { t: 1, h: c.nKvHeads, d: hd }, { scalarsInMemory: ["offset"] }),
+    kvAppend: op(
+      "kvappend1",
+      S.kvAppend,
+      { n: 1, kvh: c.nKvHeads, d: hd, ctx },
+      { scalarsInMemory: ["pos"] },
+    ),
+    attention: op(
+      "attn1",
+      S.attentionDecode,
+      { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads },
+      { scalarsInMemory: ["len"] },
+    ),
+  };
+  const prefill: Record<string, OpSpec> = {
+    rmsNorm: op("rmsnormT", S.rmsNorm, { d: dim }),
+    ropeQ: op("ropeqT", rope, { h: c.nHeads, d: hd }),
+    ropeK: op("ropekT", rope, { h: c.nKvHeads, d: hd }),
+    kvAppend: op("kvappendT", S.kvAppend, { kvh: c.nKvHeads, d: hd, ctx }),
+    attention: op("attnT", S.attentionPrefill, { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads }),
+    residual: op("residualT", S.residualAdd, { d: dim }),
+    siluMul: op("silumulT", S.siluMul, { d: hidden }),
+  };
+  if (format === "q4f16_1") {
+    Object.assign(decode, {
+      embed: op("embed1", S.q4Embedding, { t: 1, vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
+      qkv: op("qkv1", S.q4QkvGemv, { ...q4(dim, dim + 2 * kvd), qd: dim, kvd }),
+      oRes: op("ores1", S.q4GemvResidual, q4(dim, dim)),
+      gateUp: op("gateup1", S.q4GateUpSilu, { ...withN2(q4(dim, 2 * hidden)), i: hidden }),
+      downRes: op("downres1", S.q4GemvResidual, q4(hidden, dim)),
+      lmHead: op("lmhead1", S.q4GemvF32, q4(dim, c.vocabSize)),
+    });
+    Object.assign(prefill, {
+      embed: op("embedT", S.q4Embedding, { vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
+      gemmQ: op("gemmqT", S.q4Gemm, q4(dim, dim)),
+      gemmKV: op("gemmkvT", S.q4Gemm, q4(dim, kvd)),
+      gemmO: op("gemmoT", S.q4Gemm, q4(dim, dim)),
+      gemmGateUp: op("gemmgateT", S.q4Gemm, q4(dim, hidden)),
+      gemmDown: op("gemmdownT", S.q4Gemm, q4(hidden, dim)),
+    });
+  } else {
+    const g = (k: number, n: number) => ({ k, n });
+    Object.assign(decode, {
+      gemvQ: op("gemvq1", S.f16Gemv, g(dim, dim)),
+      gemvKV: op("gemvkv1", S.f16Gemv, g(dim, kvd)),
+      gemvO: op("gemvo1", S.f16Gemv, g(dim, dim)),
+      gemvHidden: op("gemvh1", S.f16Gemv, g(dim, hidden)),
+      gemvDown: op("gemvd1", S.f16Gemv, g(hidden, dim)),
+      residual: op("residual1", S.residualAdd, { m: 1, d: dim }),
+      siluMul: op("silumul1", S.siluMul, { m: 1, d: hidden }),
+      lmHead: op("lmhead1", S.f16Gemv, g(dim, c.vocabSize)),
+    });
+    Object.assign(prefill, {
+      gemmQ: op("gemmqT", S.f16Gemm, g(dim, dim)),
+      gemmKV: op("gemmkvT", S.f16Gemm, g(dim, kvd)),
+      gemmO: op("gemmoT", S.f16Gemm, g(dim, dim)),
+      gemmGateUp: op("gemmgateT", S.f16Gemm, g(dim, hidden)),
+      gemmDown: op("gemmdownT", S.f16Gemm, g(hidden, dim)),
+    });
+  }
+  return { format, decode, prefill };
+}
+
+function withN2(p: { k: number; n: number; kw: number; kg: number }) {
+  return { k: p.k, n2: p.n, kw: p.kw, kg: p.kg };
+}
+
+/** Every distinct op, for ahead-of-time compilation. */
+export function allOps(ops: LlamaOps): OpSpec[] {
+  const seen = new Map<string, OpSpec>();
+  for (const o of [...Object.values(ops.decode), ...Object.values(ops.prefill)]) seen.set(o.key, o);
+  return [...seen.values()];
+}

@@ -1,0 +1,84 @@
+/**
+ * The kernel-built Llama against the plain-TypeScript reference on stories15M: in f32 the logits
+ * agree closely; in q4f16_1 against a reference holding the same dequantized weights.
+ */
+import { describe, expect, test } from "vitest";
+import { loadBundledStories15M } from "../../llama/bundled.ts";
+import { ReferenceLlama } from "../../llama/reference.ts";
+import { KernelLlama } from "../../llama/model.ts";
+import { createCpuDevice } from "../../llama/device/cpu.ts";
+import { dequantizeQ4f16_1, quantizeQ4f16_1 } from "../../llama/quant/q4f16_1.ts";
+import { generateText } from "../../llama/generate.ts";
+import type { LlamaWeights } from "../../llama/weights/types.ts";
+
+const { weights, tokenizer } = loadBundledStories15M();
+const TOKENS = [1, 9038, 2501, 263, 931, 29892, 727, 471];
+
+function relErr(a: Float32Array, b: Float32Array): number {
+  let scale = 0;
+  let err = 0;
+  for (let i = 0; i < a.length; i++) {
+    scale = Math.max(scale, Math.abs(a[i]!));
+    err = Math.max(err, Math.abs(a[i]! - b[i]!));
+  }
+  return err / scale;
+}
+
+const argmax = (x: Float32Array): number => x.indexOf(Math.max(...x));
+
+/** The weights a q4f16_1 model actually holds, as f32 (its "dequantized reference"). */
+function dequantized(w: LlamaWeights): LlamaWeights {
+  const q = (m: Float32Array, n: number, k: number) => dequantizeQ4f16_1(quantizeQ4f16_1(m, n, k), n, k);
+  const c = w.config;
+  const kv = (c.dim / c.nHeads) * c.nKvHeads;
+  return {
+    ...w,
+    tokenEmbedding: q(w.tokenEmbedding, c.vocabSize, c.dim),
+    classifier: q(w.classifier, c.vocabSize, c.dim),
+    layers: w.layers.map((l) => ({
+      ...l,
+      wq: q(l.wq, c.dim, c.dim),
+      wk: q(l.wk, kv, c.dim),
+      wv: q(l.wv, kv, c.dim),
+      wo: q(l.wo, c.dim, c.dim),
+      w1: q(l.w1, c.hiddenDim, c.dim),
+      w2: q(l.w2, c.dim, c.hiddenDim),
+      w3: q(l.w3, c.hiddenDim, c.dim),
+    })),
+  };
+}
+
+describe("the kernel-built Llama on the CPU device", () => {
+  test("f32: logits within 1e-4 (relative to the largest) of the reference, decode and prefill", () => {
+    const ref = new ReferenceLlama(weights);
+    const model = new KernelLlama(createCpuDevice(), weights, { format: "f32" });
+    for (let p = 0; p < TOKENS.length; p++) {
+      const a = ref.decode(TOKENS[p]!, p).slice();
+      const b = model.decode(TOKENS[p]!, p);
+      expect(relErr(a, b), `position ${p}`).toBeLessThan(1e-4);
+      expect(argmax(b)).toBe(argmax(a));
+    }
+    // Prefill through the GEMM kernels (chunks of 3) reaches the same last logits.
+    const chunked = new KernelLlama(createCpuDevice(), weights, { format: "f32", prefillChunk: 3 });
+    const last = chunked.prefill(TOKENS, 0);
+    const ref2 = new ReferenceLlama(weights);
+    const expected = ref2.prefill(TOKENS, 0);
+    expect(relErr(expected, last)).toBeLessThan(1e-4);
+  });
+
+  test("q4f16_1: within 5% of its dequantized reference, and fluent", async () => {
+    const ref = new ReferenceLlama(dequantized(weights));
+    const model = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1", prefillChunk: 4 });
+    let agree = 0;
+    for (let p = 0; p < TOKENS.length; p++) {
+      const a = ref.decode(TOKENS[p]!, p).slice();
+      const b = model.decode(TOKENS[p]!, p);
+      expect(relErr(a, b), `position ${p}`).toBeLessThan(0.05);
+      if (argmax(a) === argmax(b)) agree++;
+    }
+    expect(agree).toBeGreaterThanOrEqual(TOKENS.length - 1);
+    model.reset();
+    const out = await generateText(model, tokenizer, { maxTokens: 24, temperature: 0, topP: 1, seed: 1 });
+    expect(out.text).toMatch(/^Once upon a time/);
+  });
+});
