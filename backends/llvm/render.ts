@@ -9,6 +9,7 @@
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
 import { walk } from "../../lower/ir/transform.ts";
+import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { flavorFor, type Flavor } from "./flavor.ts";
@@ -558,11 +559,17 @@ class Emitter {
         return;
       }
       case "barrier":
-        for (const l of s.scope === "shared" ? this.fl.barrier() : []) this.emit(l);
-        if (s.scope === "shared" && this.fl.target.kind === "nvptx")
-          this.declare("declare void @llvm.nvvm.barrier0()");
-        if (s.scope === "shared" && this.fl.target.kind === "amdgcn")
-          this.declare("declare void @llvm.amdgcn.s.barrier()");
+        if (s.scope === "shared") {
+          for (const l of this.fl.barrier()) this.emit(l);
+          this.declare(this.fl.target.kind === "nvptx" ? "declare void @llvm.nvvm.barrier0()" : "declare void @llvm.amdgcn.s.barrier()");
+        } else if (this.fl.target.kind === "nvptx") {
+          this.emit("call void @llvm.nvvm.bar.warp.sync(i32 -1)");
+          this.declare("declare void @llvm.nvvm.bar.warp.sync(i32)");
+        } else {
+          // A wavefront runs in lockstep; the barrier only stops the compiler moving memory accesses.
+          this.emit("call void @llvm.amdgcn.wave.barrier()");
+          this.declare("declare void @llvm.amdgcn.wave.barrier()");
+        }
         return;
       case "for":
         if (s.forKind === "thread") this.threadLoop(s);
@@ -760,7 +767,13 @@ function readsMemory(e: Expr): boolean {
 /** Renders a device-IR function (flat buffers, thread-bound loops) for an LLVM target. */
 export function renderLLVM(f: PrimFunc, target: LLVMTarget): RenderedKernel {
   const fl = flavorFor(target);
-  const launch = launchDims(f);
+  // Device IR from the lowering pipeline carries its launch; scheduled loop IR has thread loops.
+  const launch: LaunchDims = f.launch
+    ? {
+        grid: [f.launch.grid[0], f.launch.grid[1], f.launch.grid[2]],
+        block: [B.i32c(f.launch.block[0]), B.i32c(f.launch.block[1]), B.i32c(f.launch.block[2])],
+      }
+    : launchDims(f);
   const threads = launch.block.reduce((a, d) => a * (d.kind === "const" ? d.value : 1024), 1);
   return new Emitter(fl, f, launch).render(Math.max(1, Math.min(1024, threads)));
 }

@@ -1,0 +1,209 @@
+/**
+ * Pass `barriers`: inserts `syncThreads()` so that no thread reads a shared buffer before the
+ * other threads' writes to it are done, and no thread overwrites it while others may still read
+ * the old contents — including across iterations of an enclosing loop (the next tile's fetch
+ * must wait for the current tile's readers).
+ *
+ * Every thread runs the whole body (SPMD), so a barrier may only sit where all threads arrive
+ * together: in uniform control flow (conditions and loop bounds that do not depend on the thread
+ * index or on memory). Walking each statement list in order, the pass keeps the shared buffers
+ * read and written since the last barrier; an access that conflicts with them (read after write,
+ * write after read, write after write) gets a barrier before the statement, at the innermost
+ * uniform point. A loop's body is walked until the state flowing around its back edge is stable.
+ *
+ * The analysis is conservative: it assumes any two threads may touch the same element. Inside
+ * divergent code (a statement under a thread-dependent branch, treated as one unit) a shared
+ * buffer may be written and accessed again only at the same index (each thread its own element)
+ * or when the branch admits one thread only; otherwise the pass refuses, as it does for barriers
+ * and warp shuffles that already sit in divergent code.
+ */
+import type { Buffer, Expr, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
+import { barrier, seq } from "../ir/build.ts";
+import { sameExpr } from "../ir/equal.ts";
+import { printExpr } from "../ir/printer.ts";
+import { walk } from "../ir/transform.ts";
+import { LoweringError } from "./errors.ts";
+import { requireLaunch } from "./launch.ts";
+import { Uniformity } from "./uniform.ts";
+import type { Target } from "./target.ts";
+
+const P = "barriers";
+
+interface Pending {
+  readonly reads: ReadonlySet<Buffer>;
+  readonly writes: ReadonlySet<Buffer>;
+}
+const EMPTY: Pending = { reads: new Set(), writes: new Set() };
+const union = (a: Pending, b: Pending): Pending => ({
+  reads: new Set([...a.reads, ...b.reads]),
+  writes: new Set([...a.writes, ...b.writes]),
+});
+const samePending = (a: Pending, b: Pending): boolean =>
+  a.reads.size === b.reads.size &&
+  a.writes.size === b.writes.size &&
+  [...b.reads].every((x) => a.reads.has(x)) &&
+  [...b.writes].every((x) => a.writes.has(x));
+
+/** The shared-memory accesses of a statement (or expression). */
+function sharedAccesses(n: Stmt | Expr): {
+  reads: Set<Buffer>;
+  writes: Set<Buffer>;
+  list: { buffer: Buffer; index: Expr; write: boolean }[];
+} {
+  const out = {
+    reads: new Set<Buffer>(),
+    writes: new Set<Buffer>(),
+    list: [] as { buffer: Buffer; index: Expr; write: boolean }[],
+  };
+  walk(n, (x) => {
+    if ((x.kind === "load" || x.kind === "store") && x.buffer.scope === "shared") {
+      (x.kind === "load" ? out.reads : out.writes).add(x.buffer);
+      out.list.push({ buffer: x.buffer, index: x.indices[0]!, write: x.kind === "store" });
+    }
+  });
+  return out;
+}
+
+function conflicts(p: Pending, a: Pending): Buffer | undefined {
+  for (const b of a.reads) if (p.writes.has(b)) return b;
+  for (const b of a.writes) if (p.reads.has(b) || p.writes.has(b)) return b;
+  return undefined;
+}
+
+class Sync {
+  private readonly uniformity: Uniformity;
+  private readonly threadAxisOf = new Map<Var, number>();
+
+  constructor(
+    f: PrimFunc,
+    private readonly block: readonly number[],
+  ) {
+    this.uniformity = new Uniformity(f);
+  }
+
+  private isUniform(e: Expr): boolean {
+    return this.uniformity.isUniform(e);
+  }
+
+  walk(s: Stmt, pending: Pending): [Stmt, Pending] {
+    switch (s.kind) {
+      case "barrier":
+        return [s, EMPTY];
+      case "seq": {
+        const out: Stmt[] = [];
+        let p = pending;
+        for (const c of s.body) {
+          const [c2, p2] = this.walk(c, p);
+          out.push(c2);
+          p = p2;
+        }
+        return [seq(out), p];
+      }
+      case "allocate": {
+        const [body, p] = this.walk(s.body, pending);
+        return [{ ...s, body }, p];
+      }
+      case "block": {
+        const [body, p] = this.walk(s.body, pending);
+        return [{ ...s, body }, p];
+      }
+      case "let": {
+        this.uniformity.bind(s.v, s.value);
+        if (s.value.kind === "call" && s.value.name === "thread_id")
+          this.threadAxisOf.set(s.v, (s.value.args[0] as { value: number }).value);
+        const [pre, p0] = this.leaf(s.value, pending);
+        const [body, p] = this.walk(s.body, p0);
+        return [seq([...pre, { ...s, body }]), p];
+      }
+      case "if":
+        if (!this.isUniform(s.cond)) return this.divergent(s, pending);
+        {
+          const [then, pt] = this.walk(s.then, pending);
+          const [otherwise, pe] = s.else ? this.walk(s.else, pending) : [undefined, pending];
+          return [{ ...s, then, ...(otherwise ? { else: otherwise } : {}) }, union(pt, pe)];
+        }
+      case "for": {
+        if (!this.isUniform(s.min) || !this.isUniform(s.extent)) return this.divergent(s, pending);
+        this.uniformity.bind(s.loopVar, s.min, s.extent);
+        // A conflict with what precedes the loop is settled once, before it, not in every iteration.
+        const pre = conflicts(pending, sharedAccesses(s.body)) ? [barrier("shared")] : [];
+        const before = pre.length ? EMPTY : pending;
+        // Walk the body until what flows around the back edge is covered by what it started with.
+        let entry = before;
+        for (;;) {
+          const [body, end] = this.walk(s.body, entry);
+          const next = union(entry, end);
+          if (samePending(entry, next)) return [seq([...pre, { ...s, body }]), union(before, end)];
+          entry = next;
+        }
+      }
+      case "store":
+        return this.leafStmt(s, pending);
+    }
+  }
+
+  /** A barrier before `n` when its accesses conflict with the pending ones. */
+  private leaf(n: Stmt | Expr, pending: Pending): [Stmt[], Pending] {
+    const a = sharedAccesses(n);
+    if (conflicts(pending, a)) return [[barrier("shared")], { reads: a.reads, writes: a.writes }];
+    return [[], union(pending, a)];
+  }
+
+  private leafStmt(s: Stmt, pending: Pending): [Stmt, Pending] {
+    const [pre, p] = this.leaf(s, pending);
+    return [seq([...pre, s]), p];
+  }
+
+  /** A statement under thread-dependent control flow: one unit, checked for what cannot be synchronised. */
+  private divergent(s: Stmt, pending: Pending): [Stmt, Pending] {
+    const where =
+      s.kind === "if"
+        ? `if (${printExpr(s.cond)})`
+        : s.kind === "for"
+          ? `loop ${s.loopVar.name} (bounds ${printExpr(s.min)}, ${printExpr(s.extent)})`
+          : s.kind;
+    walk(s, (x) => {
+      if (x.kind === "barrier")
+        throw new LoweringError(
+          P,
+          `a barrier sits under ${where}, which depends on the thread index: not every thread would reach it`,
+        );
+      if (x.kind === "call" && x.name === "shfl_xor")
+        throw new LoweringError(
+          P,
+          `a warp shuffle sits under ${where}, which depends on the thread index: every lane of the warp must run it`,
+        );
+    });
+    if (!(s.kind === "if" && this.singleThread(s.cond))) {
+      const { list } = sharedAccesses(s);
+      for (const w of list.filter((x) => x.write))
+        for (const o of list)
+          if (o !== w && o.buffer === w.buffer && !sameExpr(o.index, w.index))
+            throw new LoweringError(
+              P,
+              `under ${where} (thread-dependent), shared buffer ${w.buffer.name} is written at [${printExpr(w.index)}] and ${o.write ? "written" : "read"} at [${printExpr(o.index)}]; other threads' accesses cannot be ordered by a barrier there`,
+            );
+    }
+    return this.leafStmt(s, pending);
+  }
+
+  /** Whether a condition admits one thread of the block (tx == c && ty == c' ... on every used axis). */
+  private singleThread(cond: Expr): boolean {
+    const pinned = new Set<number>();
+    const visit = (c: Expr): void => {
+      if (c.kind === "binary" && c.op === "&&") return (visit(c.a), visit(c.b));
+      if (c.kind !== "binary" || c.op !== "==" || c.b.kind !== "const") return;
+      const x = c.a;
+      if (x.kind === "call" && x.name === "thread_id") pinned.add((x.args[0] as { value: number }).value);
+      if (x.kind === "var" && this.threadAxisOf.has(x)) pinned.add(this.threadAxisOf.get(x)!);
+    };
+    visit(cond);
+    return this.block.every((b, axis) => b === 1 || pinned.has(axis));
+  }
+}
+
+export function barriersPass(f: PrimFunc, _target?: Target): PrimFunc {
+  const launch = requireLaunch(f, P);
+  const [body] = new Sync(f, launch.block).walk(f.body, EMPTY);
+  return { ...f, body };
+}

@@ -1,0 +1,72 @@
+/**
+ * Pass `compact_local`: a local buffer is private to each thread, so a dimension that every access
+ * indexes by the thread index (of one axis) holds, in each thread, one element only: the
+ * dimension is dropped. A schedule that binds the loops around a local accumulator tile
+ * (`acc[ty][tx]`, allocated outside the thread loops) thereby gets one register per thread, not
+ * the whole tile (TVM's CompactBufferAllocation, for this common case).
+ *
+ * Runs after `thread_guards`, where thread indices are `let v = thread_id(a)`.
+ */
+import type { Buffer, Expr, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
+import { buffer, constant } from "../ir/build.ts";
+import { rewriteStmt, walk } from "../ir/transform.ts";
+import type { Target } from "./target.ts";
+
+/** The thread axis an index is, when it is exactly a thread index. */
+function threadAxis(e: Expr, axes: ReadonlyMap<Var, number>): number | undefined {
+  if (e.kind === "var") return axes.get(e);
+  if (e.kind === "call" && e.name === "thread_id" && e.args[0]?.kind === "const") return e.args[0].value;
+  return undefined;
+}
+
+export function compactLocalPass(f: PrimFunc, _target?: Target): PrimFunc {
+  const axes = new Map<Var, number>();
+  const accesses = new Map<Buffer, (readonly Expr[])[]>();
+  walk(f.body, (n) => {
+    if (
+      n.kind === "let" &&
+      n.value.kind === "call" &&
+      n.value.name === "thread_id" &&
+      n.value.args[0]?.kind === "const"
+    )
+      axes.set(n.v, n.value.args[0].value);
+    if ((n.kind === "load" || n.kind === "store") && n.buffer.scope === "local") {
+      const list = accesses.get(n.buffer) ?? [];
+      list.push(n.indices);
+      accesses.set(n.buffer, list);
+    }
+  });
+  // For each local buffer, the dimensions indexed by the same thread axis in every access.
+  const compact = new Map<Buffer, { keep: number[]; buffer: Buffer }>();
+  for (const [b, list] of accesses) {
+    if (b.allocShape || b.shape.length === 0) continue;
+    const keep = b.shape
+      .map((_, d) => d)
+      .filter((d) => {
+        const first = threadAxis(list[0]![d]!, axes);
+        return first === undefined || !list.every((idx) => threadAxis(idx[d]!, axes) === first);
+      });
+    if (keep.length === b.shape.length) continue;
+    const shape = keep.length ? keep.map((d) => b.shape[d]!) : [constant(1, "i32")];
+    compact.set(b, { keep, buffer: buffer(b.name, b.dtype, shape, b.scope) });
+  }
+  if (!compact.size) return f;
+  const indices = (b: Buffer, idx: readonly Expr[]): Expr[] => {
+    const c = compact.get(b)!;
+    return c.keep.length ? c.keep.map((d) => idx[d]!) : [constant(0, "i32")];
+  };
+  const body = rewriteStmt(f.body, {
+    expr: (e) =>
+      e.kind === "load" && compact.has(e.buffer)
+        ? { ...e, buffer: compact.get(e.buffer)!.buffer, indices: indices(e.buffer, e.indices) }
+        : e,
+    stmt: (s): Stmt => {
+      if (s.kind === "store" && compact.has(s.buffer))
+        return { ...s, buffer: compact.get(s.buffer)!.buffer, indices: indices(s.buffer, s.indices) };
+      if (s.kind === "allocate" && compact.has(s.buffer))
+        return { ...s, buffer: compact.get(s.buffer)!.buffer };
+      return s;
+    },
+  });
+  return { ...f, body };
+}

@@ -1,0 +1,14 @@
+/** The device-level operations passes introduce (thread and block indices), and shared markers. */
+import type { Expr } from "../ir/nodes.ts";
+import { call, constant } from "../ir/build.ts";
+
+export const threadIndex = (axis: number): Expr => call("thread_id", [constant(axis, "i32")], "i32");
+export const blockIndex = (axis: number): Expr => call("block_id", [constant(axis, "i32")], "i32");
+
+/**
+ * Annotation on the blocks cross_thread_reduction emits for the combination (partial init,
+ * shuffles, shared memory, barrier): every thread of the block must run them, even one that a
+ * guard excludes from the reduction itself; thread_guards keeps them out of thread-dependent
+ * guards. (Blocks, and with them this mark, are gone after flatten.)
+ */
+export const ALL_THREADS = "all_threads";

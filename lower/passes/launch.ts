@@ -1,0 +1,164 @@
+/**
+ * Pass `launch` (bound inference): the loops bound to blockIdx/threadIdx become the launch grid
+ * and the thread block, recorded in `func.launch`.
+ *
+ * Rules, checked here so later passes can rely on them:
+ * - a loop bound to a thread axis has a tag; blockIdx loops enclose threadIdx loops, never the
+ *   other way round;
+ * - threadIdx extents are constants; the block is as wide, along each axis, as the widest loop
+ *   bound to it (narrower loops get a guard in `thread_guards`);
+ * - blockIdx extents may be symbolic (`floordiv(n + 255, 256)`); all loops bound to one blockIdx
+ *   axis then need the same extent, since a guard would need the larger one, which is unknown;
+ * - loops bound to the same axis and nested inside one another (cooperative fetching, TVM style)
+ *   have the same extent: the inner loop's variable is the same thread index;
+ * - the threads per block stay within the target's limit.
+ */
+import type { Expr, For, LaunchConfig, PrimFunc, Stmt, ThreadTag } from "../ir/nodes.ts";
+import { constant } from "../ir/build.ts";
+import { sameExpr } from "../ir/equal.ts";
+import { printExpr } from "../ir/printer.ts";
+import { LoweringError } from "./errors.ts";
+import type { Target } from "./target.ts";
+
+export const AXIS_OF: Readonly<Record<ThreadTag, 0 | 1 | 2>> = {
+  "blockIdx.x": 0,
+  "blockIdx.y": 1,
+  "blockIdx.z": 2,
+  "threadIdx.x": 0,
+  "threadIdx.y": 1,
+  "threadIdx.z": 2,
+};
+export const isBlockTag = (t: ThreadTag): boolean => t.startsWith("blockIdx");
+const TAGS = Object.keys(AXIS_OF) as ThreadTag[];
+const P = "launch";
+
+interface Binding {
+  readonly loop: For;
+  readonly tag: ThreadTag;
+}
+
+const describe = (b: Binding): string => `loop ${b.loop.loopVar.name} (extent ${printExpr(b.loop.extent)})`;
+
+/** Every loop bound to a thread axis, with the bound loops enclosing it, checked for nesting. */
+function collectBindings(body: Stmt): Binding[] {
+  const out: Binding[] = [];
+  const visit = (s: Stmt, around: readonly Binding[]): void => {
+    let inner = around;
+    if (s.kind === "for" && s.forKind === "thread") {
+      if (!s.thread)
+        throw new LoweringError(P, `loop ${s.loopVar.name} is bound to threads but names no axis`);
+      const b: Binding = { loop: s, tag: s.thread };
+      if (isBlockTag(b.tag)) {
+        const t = around.find((a) => !isBlockTag(a.tag));
+        if (t)
+          throw new LoweringError(
+            P,
+            `${describe(b)} is bound to ${b.tag} inside ${describe(t)} bound to ${t.tag}; thread-block loops must enclose thread loops`,
+          );
+      }
+      const same = around.find((a) => a.tag === b.tag);
+      if (same && !sameExpr(same.loop.extent, s.extent))
+        throw new LoweringError(
+          P,
+          `${b.tag} is bound by ${describe(same)} and, inside it, by ${describe(b)}: nested loops bound to one axis share its index, so they need the same extent`,
+        );
+      out.push(b);
+      inner = [...around, b];
+    }
+    if (s.kind === "for" && s.forKind === "vectorized") {
+      // A thread loop inside a vector loop has no meaning; the vectorize primitive refuses it too.
+      const t = findThreadLoop(s.body);
+      if (t)
+        throw new LoweringError(
+          P,
+          `loop ${t.loopVar.name} bound to ${t.thread} is inside vectorized loop ${s.loopVar.name}`,
+        );
+    }
+    for (const k of children(s)) visit(k, inner);
+  };
+  visit(body, []);
+  return out;
+}
+
+function findThreadLoop(s: Stmt): For | undefined {
+  if (s.kind === "for" && s.forKind === "thread") return s;
+  for (const k of children(s)) {
+    const t = findThreadLoop(k);
+    if (t) return t;
+  }
+  return undefined;
+}
+
+export function children(s: Stmt): Stmt[] {
+  switch (s.kind) {
+    case "seq":
+      return [...s.body];
+    case "if":
+      return s.else ? [s.then, s.else] : [s.then];
+    case "for":
+    case "block":
+    case "allocate":
+    case "let":
+      return [s.body];
+    default:
+      return [];
+  }
+}
+
+/** The launch extent of one axis: the widest constant extent, or the one symbolic extent. */
+function axisExtent(tag: ThreadTag, bs: readonly Binding[]): Expr {
+  const consts = bs.filter((b) => b.loop.extent.kind === "const");
+  const symbolic = bs.filter((b) => b.loop.extent.kind !== "const");
+  if (!isBlockTag(tag) && symbolic.length)
+    throw new LoweringError(
+      P,
+      `${describe(symbolic[0]!)} is bound to ${tag} with a symbolic extent; thread extents must be constants (split the loop with a constant factor and bind the inner one)`,
+    );
+  if (symbolic.length) {
+    const other = bs.find((b) => !sameExpr(b.loop.extent, symbolic[0]!.loop.extent));
+    if (other)
+      throw new LoweringError(
+        P,
+        `${tag} is bound with two different extents: ${describe(symbolic[0]!)} and ${describe(other)}; a launch has one grid size per axis`,
+      );
+    return symbolic[0]!.loop.extent;
+  }
+  const widest = Math.max(...consts.map((b) => (b.loop.extent.kind === "const" ? b.loop.extent.value : 0)));
+  return constant(widest, "i32");
+}
+
+export function launchPass(f: PrimFunc, target: Target): PrimFunc {
+  const bindings = collectBindings(f.body);
+  // Lowering again from a later stage: the threads are already explicit, keep their launch.
+  if (!bindings.length && f.launch) return f;
+  const grid: Expr[] = [constant(1, "i32"), constant(1, "i32"), constant(1, "i32")];
+  const block = [1, 1, 1] as [number, number, number];
+  for (const tag of TAGS) {
+    const bs = bindings.filter((b) => b.tag === tag);
+    if (!bs.length) continue;
+    const e = axisExtent(tag, bs);
+    if (isBlockTag(tag)) grid[AXIS_OF[tag]] = e;
+    else block[AXIS_OF[tag]] = (e as { value: number }).value;
+  }
+  const threads = block[0] * block[1] * block[2];
+  if (threads > target.maxThreadsPerBlock)
+    throw new LoweringError(
+      P,
+      `${threads} threads per block (threadIdx.x ${block[0]} × threadIdx.y ${block[1]} × threadIdx.z ${block[2]}) exceed ${target.name}'s limit of ${target.maxThreadsPerBlock}`,
+    );
+  if (block.some((b) => b < 1)) throw new LoweringError(P, `a thread axis has extent ${Math.min(...block)}`);
+  const launch: LaunchConfig = {
+    grid: grid as unknown as [Expr, Expr, Expr],
+    block,
+    warpSize: target.warpSize,
+    sharedBytes: 0,
+  };
+  return { ...f, launch };
+}
+
+/** The launch a pass needs, or a clear error when `launch` has not run. */
+export function requireLaunch(f: PrimFunc, pass: string): LaunchConfig {
+  if (!f.launch)
+    throw new LoweringError(pass, `${f.name} has no launch configuration; run the launch pass first`);
+  return f.launch;
+}

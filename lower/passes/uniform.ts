@@ -1,0 +1,32 @@
+/**
+ * Which values are the same in every thread of a block (uniform): symbols, scalar parameters,
+ * block indices, and what is computed from them — not thread indices, shuffles or memory loads
+ * (conservatively: memory may differ per thread). Barriers and shuffles may only run under
+ * uniform control flow; passes walking the body declare variables as they bind them.
+ */
+import type { Expr, PrimFunc, Var } from "../ir/nodes.ts";
+import { walk } from "../ir/transform.ts";
+
+export class Uniformity {
+  private readonly uniform = new Set<Var>();
+
+  constructor(f: PrimFunc) {
+    for (const s of f.symbols) this.uniform.add(s);
+    for (const p of f.params) if (p.kind === "scalar") this.uniform.add(p.v);
+  }
+
+  isUniform(e: Expr): boolean {
+    let ok = true;
+    walk(e, (x) => {
+      if (x.kind === "load" || (x.kind === "var" && !this.uniform.has(x))) ok = false;
+      if (x.kind === "call" && (x.name === "thread_id" || x.name === "shfl_xor")) ok = false;
+      return ok;
+    });
+    return ok;
+  }
+
+  /** Records a let or loop variable: uniform when its value (or bounds) are. */
+  bind(v: Var, ...values: readonly Expr[]): void {
+    if (values.every((e) => this.isUniform(e))) this.uniform.add(v);
+  }
+}

@@ -1,0 +1,154 @@
+/** Kernels the lowering-pass tests schedule and lower (the frontend reads this file's source). */
+import { kernel, f32, i32, max, rsqrt, idiv, shared, local, type Tensor, type Sym } from "../../dsl/index.ts";
+
+/** y = x * rsqrt(mean(x^2) + eps) * w, per row: a row reduction then an elementwise stage. */
+export const rmsNormRows = kernel(function rmsNormRows(
+  x: Tensor<f32, [Sym<"m">, Sym<"n">]>,
+  w: Tensor<f32, [Sym<"n">]>,
+  y: Tensor<f32, [Sym<"m">, Sym<"n">]>,
+  eps: f32,
+) {
+  for (let i = 0; i < x.shape[0]; i++) {
+    let ss = f32(0);
+    for (let k = 0; k < x.shape[1]; k++) ss += x[i][k] * x[i][k];
+    const r = rsqrt(ss / f32(x.shape[1]) + eps);
+    for (let k = 0; k < x.shape[1]; k++) y[i][k] = x[i][k] * r * w[k];
+  }
+});
+
+/** C = A @ B, the reference for the tiled kernel below. */
+export const matmul = kernel(function matmul(
+  a: Tensor<f32, [Sym<"m">, Sym<"k">]>,
+  b: Tensor<f32, [Sym<"k">, Sym<"n">]>,
+  c: Tensor<f32, [Sym<"m">, Sym<"n">]>,
+) {
+  for (let i = 0; i < a.shape[0]; i++)
+    for (let j = 0; j < b.shape[1]; j++) {
+      let acc = f32(0);
+      for (let k = 0; k < a.shape[1]; k++) acc += a[i][k] * b[k][j];
+      c[i][j] = acc;
+    }
+});
+
+const T = 8;
+
+/**
+ * The same product written pre-tiled for a GPU: 8 x 8 tiles of C per block (loops by, bx), one
+ * element per thread (ty, tx), A and B staged through shared-memory tiles per step of k. The
+ * loops named b* and t* are bound to blockIdx/threadIdx by the tests; serially it computes C.
+ */
+export const matmulTiled = kernel(function matmulTiled(
+  a: Tensor<f32, [Sym<"m">, Sym<"k">]>,
+  b: Tensor<f32, [Sym<"k">, Sym<"n">]>,
+  c: Tensor<f32, [Sym<"m">, Sym<"n">]>,
+) {
+  const M = a.shape[0];
+  const K = a.shape[1];
+  const N = b.shape[1];
+  for (let by = 0; by < idiv(M + T - 1, T); by++)
+    for (let bx = 0; bx < idiv(N + T - 1, T); bx++) {
+      const As = shared("f32", [T, T]);
+      const Bs = shared("f32", [T, T]);
+      const acc = local("f32", [T, T]);
+      for (let ty = 0; ty < T; ty++) for (let tx = 0; tx < T; tx++) acc[ty][tx] = f32(0);
+      for (let ko = 0; ko < idiv(K + T - 1, T); ko++) {
+        for (let ty1 = 0; ty1 < T; ty1++)
+          for (let tx1 = 0; tx1 < T; tx1++) {
+            As[ty1][tx1] = by * T + ty1 < M && ko * T + tx1 < K ? a[by * T + ty1][ko * T + tx1] : f32(0);
+            Bs[ty1][tx1] = ko * T + ty1 < K && bx * T + tx1 < N ? b[ko * T + ty1][bx * T + tx1] : f32(0);
+          }
+        for (let ty2 = 0; ty2 < T; ty2++)
+          for (let tx2 = 0; tx2 < T; tx2++)
+            for (let ki = 0; ki < T; ki++) acc[ty2][tx2] += As[ty2][ki] * Bs[ki][tx2];
+      }
+      for (let ty3 = 0; ty3 < T; ty3++)
+        for (let tx3 = 0; tx3 < T; tx3++)
+          if (by * T + ty3 < M && bx * T + tx3 < N) c[by * T + ty3][bx * T + tx3] = acc[ty3][tx3];
+    }
+});
+
+/** y = x * 2 + b per element: no reduction, so any binding of its loops is a plain map. */
+export const scaleRows = kernel(function scaleRows(
+  x: Tensor<f32, [Sym<"m">, Sym<"n">]>,
+  b: Tensor<f32, [Sym<"n">]>,
+  y: Tensor<f32, [Sym<"m">, Sym<"n">]>,
+) {
+  for (let i = 0; i < x.shape[0]; i++) for (let j = 0; j < x.shape[1]; j++) y[i][j] = x[i][j] * 2 + b[j];
+});
+
+/** Rows of a static width 16, for vectorizing: y = x * s + b[i]. */
+export const scaleWide = kernel(function scaleWide(
+  x: Tensor<f32, [Sym<"m">, 16]>,
+  b: Tensor<f32, [Sym<"m">]>,
+  y: Tensor<f32, [Sym<"m">, 16]>,
+) {
+  for (let i = 0; i < x.shape[0]; i++) for (let j = 0; j < 16; j++) y[i][j] = x[i][j] * 3 + b[i];
+});
+
+/** Two loops over different symbolic extents. */
+export const twoShapes = kernel(function twoShapes(x: Tensor<f32, [Sym<"m">]>, z: Tensor<f32, [Sym<"n">]>) {
+  for (let i = 0; i < x.shape[0]; i++) x[i] = x[i] + 1;
+  for (let j = 0; j < z.shape[0]; j++) z[j] = z[j] * 2;
+});
+
+/** Integer row reductions: a max through a local, a sum straight into the output. */
+export const rowMaxSum = kernel(function rowMaxSum(
+  x: Tensor<i32, [Sym<"m">, Sym<"n">]>,
+  mx: Tensor<i32, [Sym<"m">]>,
+  sm: Tensor<i32, [Sym<"m">]>,
+) {
+  for (let i = 0; i < x.shape[0]; i++) {
+    let best = i32(-1000);
+    for (let k = 0; k < x.shape[1]; k++) best = max(best, x[i][k]);
+    mx[i] = best;
+    sm[i] = 0;
+    for (let k = 0; k < x.shape[1]; k++) sm[i] += x[i][k] ^ 5;
+  }
+});
+
+/** A prefix sum and a last-writer store: loops that are not reductions across threads. */
+export const notAcross = kernel(function notAcross(
+  x: Tensor<f32, [32]>,
+  y: Tensor<f32, [32]>,
+  z: Tensor<f32, [1]>,
+) {
+  let s = f32(0);
+  for (let t = 0; t < 32; t++) {
+    s += x[t];
+    y[t] = s;
+  }
+  for (let t = 0; t < 32; t++) z[0] = x[t];
+});
+
+/** Shared memory read at another thread's index under a thread-dependent branch. */
+export const halfSwap = kernel(function halfSwap(x: Tensor<f32, [32]>, y: Tensor<f32, [32]>) {
+  const sh = shared("f32", [32]);
+  for (let t = 0; t < 32; t++)
+    if (t < 16) {
+      sh[t] = x[t];
+      y[t] = sh[15 - t];
+    }
+});
+
+/** An unrolled loop whose body binds a value. */
+export const polyEval = kernel(function polyEval(
+  x: Tensor<f32, [Sym<"n">]>,
+  c: Tensor<f32, [4]>,
+  y: Tensor<f32, [Sym<"n">]>,
+) {
+  for (let i = 0; i < x.shape[0]; i++) {
+    let acc = f32(0);
+    for (let p = 0; p < 4; p++) {
+      const term = c[p] * x[i];
+      acc = acc * x[i] + term;
+    }
+    y[i] = acc;
+  }
+});
+
+/** A 64 KB shared tile: a transpose through shared memory. */
+export const bigTile = kernel(function bigTile(x: Tensor<f32, [128, 128]>, y: Tensor<f32, [128, 128]>) {
+  const t = shared("f32", [128, 128]);
+  for (let i = 0; i < 128; i++) for (let j = 0; j < 128; j++) t[i][j] = x[i][j];
+  for (let i = 0; i < 128; i++) for (let j = 0; j < 128; j++) y[i][j] = t[j][i];
+});
