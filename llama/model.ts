@@ -6,10 +6,10 @@
  */
 import { toF16Array } from "../dsl/dtypes.ts";
 import type { Storage } from "../dsl/ndarray.ts";
-import { quantizeQ4f16_1 } from "./quant/q4f16_1.ts";
 import { headDim, kvDim, validateConfig, type LlamaConfig } from "./config.ts";
 import type { LanguageModel } from "./generate.ts";
 import type { LlamaWeights } from "./weights/types.ts";
+import { fromLlamaWeights, matrixShape, type MatrixName, type WeightSource } from "./weights/source.ts";
 import type { Device, DeviceTensor, Op, OpSpec, Recording } from "./device/types.ts";
 import { llamaOps, type LlamaOps, type ScheduleTable, type WeightFormat } from "./ops.ts";
 
@@ -43,16 +43,6 @@ interface Layer {
   readonly vCache: DeviceTensor;
 }
 
-const concatRows = (parts: readonly Float32Array[]): Float32Array => {
-  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-};
-
 export class KernelLlama implements LanguageModel {
   readonly config: LlamaConfig;
   private readonly ops: LlamaOps;
@@ -69,37 +59,36 @@ export class KernelLlama implements LanguageModel {
 
   constructor(
     private readonly device: Device,
-    weights: LlamaWeights,
+    weights: LlamaWeights | WeightSource,
     private readonly options: KernelLlamaOptions,
   ) {
-    const c = { ...weights.config, contextLength: options.contextLength ?? weights.config.contextLength };
+    const src: WeightSource = "matrixQ4" in weights ? weights : fromLlamaWeights(weights);
+    const c = { ...src.config, contextLength: options.contextLength ?? src.config.contextLength };
     this.config = validateConfig(c);
     if (options.format === "q4f16_1" && (c.dim % 32 !== 0 || c.hiddenDim % 32 !== 0))
-      throw new Error(
-        `tkc: q4f16_1 needs dim and hiddenDim to be multiples of 32 (got ${c.dim}, ${c.hiddenDim})`,
-      );
+      throw new Error(`tkc: q4f16_1 needs dim and hiddenDim to be multiples of 32 (got ${c.dim}, ${c.hiddenDim})`);
     this.ops = llamaOps(c, options.format, options.schedules);
     this.chunk = options.prefillChunk ?? 64;
     const d = device;
     const fmt = options.format;
     const actDtype = fmt === "f32" ? "f32" : "f16";
     const vec = (x: Float32Array) => this.upload(actDtype, [x.length], x);
-    for (const l of weights.layers) {
+    for (let i = 0; i < c.nLayers; i++) {
       this.layers.push({
-        attnNorm: vec(l.attnNorm),
-        ffnNorm: vec(l.ffnNorm),
-        qkv: this.matrix(concatRows([l.wq, l.wk, l.wv]), c.dim + 2 * kvDim(c), c.dim),
-        o: this.matrix(l.wo, c.dim, c.dim),
-        gateUp: this.matrix(concatRows([l.w1, l.w3]), 2 * c.hiddenDim, c.dim),
-        down: this.matrix(l.w2, c.dim, c.hiddenDim),
+        attnNorm: vec(src.vector("attnNorm", i)),
+        ffnNorm: vec(src.vector("ffnNorm", i)),
+        qkv: this.matrix(src, "qkv", i),
+        o: this.matrix(src, "o", i),
+        gateUp: this.matrix(src, "gateUp", i),
+        down: this.matrix(src, "down", i),
         kCache: d.tensor(actDtype, [c.contextLength, c.nKvHeads, headDim(c)]),
         vCache: d.tensor(actDtype, [c.contextLength, c.nKvHeads, headDim(c)]),
       });
     }
-    this.finalNorm = vec(weights.finalNorm);
-    this.lmHead = this.matrix(weights.classifier, c.vocabSize, c.dim);
-    if (fmt === "q4f16_1") this.embedQ4 = this.matrix(weights.tokenEmbedding, c.vocabSize, c.dim);
-    else this.embedHost = weights.tokenEmbedding;
+    this.finalNorm = vec(src.vector("finalNorm", 0));
+    this.lmHead = this.matrix(src, "lmHead", 0);
+    if (fmt === "q4f16_1") this.embedQ4 = this.matrix(src, "embed", 0);
+    else this.embedHost = src.matrixF32("embed", 0);
     const kv = kvDim(c);
     const a = (name: string, shape: number[], dtype: "f16" | "f32" | "i32" = actDtype) =>
       (this.act[name] = d.tensor(dtype, shape));
@@ -127,16 +116,18 @@ export class KernelLlama implements LanguageModel {
     return t;
   }
 
-  private matrix(w: Float32Array, n: number, k: number): Matrix {
-    if (w.length !== n * k) throw new Error(`tkc: a weight of ${w.length} elements is not [${n}, ${k}]`);
+  private matrix(src: WeightSource, name: MatrixName, layer: number): Matrix {
+    const [n, k] = matrixShape(this.config, name);
     if (this.options.format === "q4f16_1") {
-      const q = quantizeQ4f16_1(w, n, k);
+      const q = src.matrixQ4(name, layer);
       const packed = this.device.tensor("u32", [n, k / 8]);
       const scales = this.device.tensor("f16", [n, k / 32]);
       this.device.write(packed, q.packed);
       this.device.write(scales, q.scales);
       return { packed, scales, n, k };
     }
+    const w = src.matrixF32(name, layer);
+    if (w.length !== n * k) throw new Error(`tkc: the ${name} weight of ${w.length} elements is not [${n}, ${k}]`);
     return { w: this.upload(this.options.format === "f16" ? "f16" : "f32", [n, k], w), n, k };
   }
 

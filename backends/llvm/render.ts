@@ -629,7 +629,8 @@ class Emitter {
     this.emit(`br label %${latch}`);
     this.startBlock(latch);
     this.emit(`${next} = add nsw i32 ${iv}, 1`);
-    const md = s.forKind === "unrolled" ? ", !llvm.loop !0" : "";
+    // Vectorized loops become straight-line code, which LLVM's load/store vectorizer merges.
+    const md = s.forKind === "unrolled" || s.forKind === "vectorized" || s.annotations.unroll === true ? ", !llvm.loop !0" : "";
     this.emit(`br label %${head}${md}`);
     this.startBlock(exit);
   }
