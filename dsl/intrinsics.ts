@@ -126,6 +126,15 @@ export function floormod<T extends number>(a: T, b: T): T {
   return onlyInKernels("floormod");
 }
 
+/** The 32 bits of a u32 or i32 read as an f32 (no conversion). */
+export function f32FromBits(x: number): f32 {
+  return onlyInKernels("f32FromBits");
+}
+/** The 32 bits of an f32 read as a u32 (no conversion). */
+export function bitsOfF32(x: number): u32 {
+  return onlyInKernels("bitsOfF32");
+}
+
 // Memory: scratch tensors allocated inside a kernel.
 type ElemOf<D extends DType> = D extends "f32"
   ? f32
@@ -188,4 +197,6 @@ export const INTRINSIC_ARITY: Readonly<Record<string, number>> = {
   floormod: 2,
   local: 2,
   shared: 2,
+  f32FromBits: 1,
+  bitsOfF32: 1,
 };

@@ -219,6 +219,8 @@ export class JsRenderer {
       case "exp2":
       case "log2":
         return wrap(d, name === "exp2" ? `2 ** ${a}` : `Math.${name}(${a})`);
+      case "bitcast":
+        return d === "f32" ? `rt.f32FromBits(${a})` : `rt.bitsOfF32(${a})`;
       case "rsqrt":
         return wrap(d, `1 / Math.sqrt(${a})`);
       case "erf":

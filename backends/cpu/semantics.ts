@@ -12,7 +12,7 @@
  * - Float to integer conversion truncates toward zero and saturates; NaN gives 0.
  * - `select`/`?:` evaluates only the chosen side, so a guarded out-of-bounds load is safe.
  */
-import { bf16Bits, bf16FromBits, f16Bits, f16FromBits, roundHalfEven } from "../../dsl/dtypes.ts";
+import { bf16Bits, bf16FromBits, f16Bits, f16FromBits, f32Bits, f32FromBits, roundHalfEven } from "../../dsl/dtypes.ts";
 
 const F16_TABLE = new Float64Array(65536);
 const BF16_TABLE = new Float64Array(65536);
@@ -75,6 +75,8 @@ export const runtime = {
   f16b: f16Bits,
   bf16b: bf16Bits,
   rne: roundHalfEven,
+  f32FromBits: (x: number): number => f32FromBits(x),
+  bitsOfF32: (x: number): number => f32Bits(x),
   erf,
   fmin: (a: number, b: number): number => (a !== a ? b : b !== b ? a : a < b ? a : b),
   fmax: (a: number, b: number): number => (a !== a ? b : b !== b ? a : a > b ? a : b),

@@ -73,6 +73,12 @@ class Emitter {
   private n = 0;
   private label = "entry";
   sharedBytes = 0;
+  /**
+   * Fast-math flags on float add/sub/mul: `contract` lets LLVM fuse a * b + c into one fma (as
+   * nvcc and hipcc do by default), which rounds once instead of twice: GPU results may then differ
+   * from the CPU backend's in the last bit, and tests compare floats with a tolerance.
+   */
+  fm = " contract";
 
   constructor(
     private readonly fl: Flavor,
@@ -192,11 +198,11 @@ class Emitter {
     };
     switch (e.op) {
       case "+":
-        return simple(fl ? "fadd" : "add");
+        return simple(fl ? `fadd${this.fm}` : "add");
       case "-":
-        return simple(fl ? "fsub" : "sub");
+        return simple(fl ? `fsub${this.fm}` : "sub");
       case "*":
-        return simple(fl ? "fmul" : "mul");
+        return simple(fl ? `fmul${this.fm}` : "mul");
       case "/":
         return simple(fl ? "fdiv" : uns ? "udiv" : "sdiv");
       case "%":
@@ -308,6 +314,10 @@ class Emitter {
       return this.callIntrinsic("i32", r.intrinsic, [], []);
     }
     if (name === "shfl_xor") return this.shuffleXor(args, d);
+    if (name === "bitcast") {
+      const a = args[0]!;
+      return this.bitcast(this.expr(a), llvmType(a.dtype), llvmType(d));
+    }
     const vals = args.map((a) => this.expr(a));
     if (!isFloatT(d)) {
       if (name === "abs")

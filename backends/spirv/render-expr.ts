@@ -281,6 +281,7 @@ export class ExprEmitter {
       return this.cx.builtin(name === "thread_id" ? "LocalInvocationId" : "WorkgroupId", axis);
     }
     if (name === "shfl_xor") return this.shuffleXor(args, d);
+    if (name === "bitcast") return m.op(`OpBitcast ${this.ty(d)} ${this.expr(args[0]!)}`);
     const vals = args.map((a) => this.expr(a));
     const ty = this.ty(d);
     if (!isFloatT(d)) {

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEV=.device
-RUNNERS=(selftest checks)
+RUNNERS=(selftest checks gemv)
 mkdir -p "$DEV"
 
 # 1. Node itself.
@@ -42,6 +42,12 @@ fi
 COUT=$DEV/kernels/checks.json
 if [ ! -s "$COUT" ] || [ -n "$(find examples stdlib lower backends bench/device/build-checks.ts -name '*.ts' -newer "$COUT" -print -quit)" ]; then
   npx tsx bench/device/build-checks.ts "$DEV/kernels"
+fi
+
+# 3c. The GEMV kernels at the 7B shapes for the bandwidth benchmark.
+GOUT=$DEV/kernels/gemv.json
+if [ ! -s "$GOUT" ] || [ -n "$(find stdlib lower backends llama/device bench/device/build-bench.ts -name '*.ts' -newer "$GOUT" -print -quit)" ]; then
+  npx tsx bench/device/build-bench.ts "$DEV/kernels"
 fi
 
 # 4. Runner bundles (esbuild is fast; it rebuilds only when a source is newer than the bundle).

@@ -431,6 +431,14 @@ export abstract class ExprLowerer {
       }
       return strong(B.cast(name as DType, a.e));
     }
+    if (name === "f32FromBits" || name === "bitsOfF32") {
+      const a = args[0]!;
+      const from = name === "f32FromBits" ? ["u32", "i32"] : ["f32"];
+      const v = a.weak ? this.coerce(a, name === "f32FromBits" ? "u32" : "f32", node.arguments[0]!) : a.e;
+      if (!from.includes(v.dtype))
+        throw errorAt(node, `${name} takes ${from.join(" or ")}, got ${v.dtype}`, name === "f32FromBits" ? "convert with u32(...) first" : "convert with f32(...) first");
+      return strong(B.call("bitcast", [v], name === "f32FromBits" ? "f32" : "u32"));
+    }
     if (name === "select") {
       const c = this.coerce(args[0]!, "bool", node.arguments[0]!, "the condition");
       const [t, f] = this.unify(args[1]!, args[2]!, node, "select");

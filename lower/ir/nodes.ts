@@ -76,7 +76,8 @@ export type CallName =
   // Device-level calls that passes introduce (never written by users):
   | "shfl_xor" // (value, laneMask, width): warp/wavefront butterfly shuffle
   | "thread_id" // (axis 0..2) threadIdx
-  | "block_id"; // (axis 0..2) blockIdx
+  | "block_id" // (axis 0..2) blockIdx
+  | "bitcast"; // (value): the same 32 bits as another dtype (f32 <-> u32/i32)
 
 export interface Const {
   readonly kind: "const";

@@ -3,7 +3,7 @@
  * the values computed, refusing where it cannot show that (see analysis.ts for the dependence
  * test reorder relies on).
  */
-import type { Expr, For, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
+import type { Expr, For, PrimFunc, Stmt, Store, Var } from "../ir/nodes.ts";
 import { add, binary, constant, forLoop, ifThen, isConst, mul, seq, variable } from "../ir/build.ts";
 import { substitute, usesVar } from "../ir/transform.ts";
 import {
@@ -15,6 +15,7 @@ import {
   loopSpans,
   loopsUnder,
   pinnedVars,
+  isUpdate,
 } from "./analysis.ts";
 import { ScheduleError } from "./errors.ts";
 import { registerPrimitives, type PrimitiveResult } from "./registry.ts";
@@ -191,8 +192,16 @@ function perfectChain(outer: For, inner: For, primitive: string): For[] {
   return chain;
 }
 
-function reorder(f: PrimFunc, ...names: string[]): PrimitiveResult {
+/**
+ * A trailing `{ reassociate: true }` lets reduction loops of one accumulator swap: the float sum is
+ * then formed in another order (as TVM's reorder allows), which GEMV schedules need to put the
+ * thread-parallel part of a reduction outside its serial part.
+ */
+function reorder(f: PrimFunc, ...args: (string | { reassociate?: boolean })[]): PrimitiveResult {
   const P = "reorder";
+  const last = args[args.length - 1];
+  const reassociate = typeof last === "object" && last !== null && last.reassociate === true;
+  const names = args.filter((a): a is string => typeof a === "string");
   if (names.length < 2) throw new ScheduleError(P, `give at least two loops to reorder, got ${names.length}`);
   const given = distinctLoops(f, names, P);
   const paths = new Map(given.map((l) => [l, loopPath(f, l.loopVar.name, P).path]));
@@ -216,7 +225,7 @@ function reorder(f: PrimFunc, ...names: string[]): PrimitiveResult {
           `the range of ${l.loopVar.name} depends on ${inner.loopVar.name}, so ${l.loopVar.name} cannot move outside it`,
         );
   });
-  checkOrderPreservesValues(chain, order);
+  checkOrderPreservesValues(chain, order, reassociate);
   let body: Stmt = chain[chain.length - 1]!.body;
   for (let p = order.length - 1; p >= 0; p--) body = { ...order[p]!, body };
   return { func: replaceStmt(f, chain[0]!, body), result: null };
@@ -227,7 +236,7 @@ function reorder(f: PrimFunc, ...names: string[]): PrimitiveResult {
  * loop, outermost first, whose variable differs. Loops whose variables the indices pin cannot
  * differ; the order among the others must stay as it was, or the conflicting accesses swap.
  */
-function checkOrderPreservesValues(chain: readonly For[], order: readonly For[]): void {
+function checkOrderPreservesValues(chain: readonly For[], order: readonly For[], reassociate = false): void {
   const body = chain[chain.length - 1]!.body;
   const accesses = accessesIn(body);
   const local = allocatedIn(body);
@@ -244,6 +253,7 @@ function checkOrderPreservesValues(chain: readonly For[], order: readonly For[])
           const [lx, ly] = [free[x]!, free[y]!];
           if (order.indexOf(lx) < order.indexOf(ly)) continue;
           const reducesOver = (l: For): boolean => !w.expanded.some((i) => dependsOn(i, l.loopVar));
+          if (reassociate && reducesOver(lx) && reducesOver(ly) && isUpdate(w.node as Store)) continue;
           const reduction =
             reducesOver(lx) && reducesOver(ly)
               ? `; both are reduction loops for ${w.buffer.name}, which would accumulate in another order`

@@ -69,7 +69,8 @@ export class Schedule {
   fuse(...loops: string[]): string {
     return this.apply("fuse", ...loops) as string;
   }
-  reorder(...loops: string[]): void {
+  /** Reorders loops; end with `{ reassociate: true }` to let reduction loops swap (see loop_transformation.ts). */
+  reorder(...loops: (string | { reassociate: boolean })[]): void {
     this.apply("reorder", ...loops);
   }
   bind(loop: string, thread: string): void {

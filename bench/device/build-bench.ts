@@ -1,0 +1,52 @@
+// Run here (by prepare.sh): the q4f16_1 GEMV kernels at the Llama-2-7B shapes, scheduled for
+// sm_90 and compiled to PTX, for bench/device/gemv.ts. Writes <outDir>/gemv.json.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import * as S from "../../stdlib/index.ts";
+import { q4GemvSchedule, GEMV_SCHEDULES, type GemvSchedule } from "../../stdlib/gpu/gemv.ts";
+import { specializedFunc, scheduledFunc } from "../../llama/device/prepare.ts";
+import { lowerToDevice } from "../../lower/passes/pipeline.ts";
+import { TARGETS } from "../../lower/passes/target.ts";
+import { buildArtifact } from "../../backends/llvm/artifact.ts";
+import { funcToJson } from "../../lower/ir/serialize.ts";
+import type { OpSpec } from "../../llama/device/types.ts";
+
+export const GEMV_SHAPES: readonly [number, number][] = [
+  [4096, 4096],
+  [12288, 4096],
+  [22016, 4096],
+  [4096, 11008],
+  [32000, 4096],
+];
+
+const target = { kind: "nvptx", arch: "sm_90" } as const;
+
+export function gemvSpec(n: number, k: number, p?: GemvSchedule): OpSpec {
+  return {
+    key: `q4gemv_${n}x${k}${p ? `_r${p.rows}l${p.lanes}${p.unrollGroups ? "u" : ""}` : ""}`,
+    kernel: S.q4Gemv,
+    specialize: { n, k, kw: k / 8, kg: k / 32 },
+    schedule: q4GemvSchedule("n", p),
+  };
+}
+
+const outDir = resolve(process.argv[2] ?? ".device/kernels");
+mkdirSync(outDir, { recursive: true });
+const variants: GemvSchedule[] = [
+  GEMV_SCHEDULES.sm_90!,
+  { rows: 4, lanes: 32 },
+  { rows: 2, lanes: 32, unrollGroups: true },
+  { rows: 8, lanes: 32, unrollGroups: true },
+  { rows: 1, lanes: 32, unrollGroups: true },
+];
+const out = GEMV_SHAPES.flatMap(([n, k]) =>
+  variants.map((p) => {
+    const spec = gemvSpec(n, k, p);
+    const { llvm: _ir, ...artifact } = buildArtifact(lowerToDevice(scheduledFunc(spec, "sm_90"), TARGETS.sm_90), target, {
+      resources: true,
+    });
+    return { n, k, params: p, artifact, reference: n === 4096 && k === 4096 ? funcToJson(specializedFunc(spec)) : undefined };
+  }),
+);
+writeFileSync(join(outDir, "gemv.json"), JSON.stringify(out));
+console.log(`gemv: ${out.length} kernels -> ${join(outDir, "gemv.json")}`);

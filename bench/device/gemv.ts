@@ -1,0 +1,105 @@
+// Runs on the GPU machine: each q4f16_1 GEMV at the 7B shapes, timed with events over many
+// launches, as a fraction of the device-to-device copy bandwidth measured in the same run.
+// One shape is checked against the CPU backend first. Writes $OUT/gemv.json.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
+import { compileCpu } from "../../backends/cpu/exec.ts";
+import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
+import { kernelArgs, launchConfig, runOnce, type KernelArtifact } from "../../backends/gpu-common/kernel.ts";
+import { funcFromJson, type FuncJson } from "../../lower/ir/serialize.ts";
+import type { GpuRuntime } from "../../backends/gpu-common/runtime.ts";
+
+interface Entry {
+  n: number;
+  k: number;
+  params: { rows: number; lanes: number; unrollGroups?: boolean };
+  artifact: KernelArtifact;
+  reference?: FuncJson;
+}
+
+export function copyBandwidth(rt: GpuRuntime, bytes = 1 << 30): number {
+  const a = rt.alloc(bytes);
+  const b = rt.alloc(bytes);
+  const s = rt.createStream();
+  rt.copy(b, a, bytes, s);
+  const e0 = rt.createEvent();
+  const e1 = rt.createEvent();
+  const reps = 10;
+  e0.record(s);
+  for (let i = 0; i < reps; i++) rt.copy(b, a, bytes, s);
+  e1.record(s);
+  e1.synchronize();
+  const ms = e1.elapsedSince(e0) / reps;
+  rt.free(a);
+  rt.free(b);
+  return (2 * bytes) / (ms * 1e-3); // bytes read + written per second
+}
+
+function main(): number {
+  const { values } = parseArgs({ options: { out: { type: "string", default: "bench/out" } } });
+  const here = new URL(".", import.meta.url).pathname;
+  const entries = JSON.parse(readFileSync(join(here, "kernels/gemv.json"), "utf8")) as Entry[];
+  const rt = createCudaRuntime();
+  const copy = copyBandwidth(rt);
+  console.log(`device: ${rt.device.name}; copy bandwidth ${(copy / 1e9).toFixed(0)} GB/s`);
+  const results: Record<string, unknown>[] = [];
+  let failed = 0;
+  for (const e of entries) {
+    const mod = rt.loadModule(e.artifact.image);
+    const fn = mod.getFunction(e.artifact.entry);
+    if (e.reference) {
+      const ref = compileCpu(funcFromJson(e.reference), { boundsCheck: false });
+      const args = randomArgs(ref.func, {}, 7);
+      const want = cloneArgs(args);
+      ref(want);
+      const got = runOnce(rt, fn, e.artifact, args);
+      const cmp = compareResults(want, got, 2e-3);
+      const ok = cmp.mismatches.length === 0;
+      if (!ok) failed++;
+      console.log(`${ok ? "ok" : "MISMATCH"} q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes} vs CPU: worst ${cmp.worst.toExponential(2)}`);
+    }
+    const bytes = { x: e.k * 2, packed: (e.n * e.k) / 2, scales: (e.n * e.k) / 16, y: e.n * 2 };
+    const ptr = Object.fromEntries(Object.entries(bytes).map(([k, b]) => [k, rt.alloc(b)]));
+    rt.memset8(ptr.packed!, 0x37, bytes.packed);
+    rt.memset8(ptr.scales!, 0x11, bytes.scales);
+    rt.memset8(ptr.x!, 0x22, bytes.x);
+    const symbols = {};
+    const { grid, block } = launchConfig(e.artifact, symbols);
+    const args = kernelArgs(e.artifact, ptr, {}, symbols);
+    const s = rt.createStream();
+    const reps = 200;
+    for (let i = 0; i < 20; i++) rt.launch(fn, args, { grid, block, stream: s });
+    // A graph of `reps` launches, so launch overhead on the host does not count.
+    const graph = rt.captureGraph(s, (st) => {
+      for (let i = 0; i < reps; i++) rt.launch(fn, args, { grid, block, stream: st });
+    });
+    graph.launch(s);
+    const e0 = rt.createEvent();
+    const e1 = rt.createEvent();
+    e0.record(s);
+    graph.launch(s);
+    e1.record(s);
+    e1.synchronize();
+    const us = (e1.elapsedSince(e0) * 1e3) / reps;
+    const total = Object.values(bytes).reduce((a, b) => a + b, 0);
+    const bw = total / (us * 1e-6);
+    const line = { n: e.n, k: e.k, ...e.params, us, gbps: bw / 1e9, fractionOfCopy: bw / copy, registers: e.artifact.registers };
+    console.log(`q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy`);
+    results.push(line);
+    graph.destroy();
+    for (const p of Object.values(ptr)) rt.free(p);
+    mod.unload();
+  }
+  writeFileSync(join(values.out!, "gemv.json"), JSON.stringify({ device: rt.device.name, copyBandwidthGBs: copy / 1e9, failed, results }, null, 1));
+  rt.dispose();
+  return failed ? 1 : 0;
+}
+
+try {
+  process.exit(main());
+} catch (e) {
+  console.error(`gemv: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  process.exit(2);
+}

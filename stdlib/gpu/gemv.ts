@@ -1,0 +1,44 @@
+/**
+ * GPU schedules for the q4f16_1 GEMV family (q4Gemv, q4GemvF32, q4GemvResidual, q4QkvGemv,
+ * q4GateUpSilu): a block of `rows` output rows (threadIdx.y), each row's reduction over groups
+ * spread across `lanes` threads (threadIdx.x) with adjacent lanes on adjacent groups, so a warp's
+ * 16-byte word loads are contiguous; the per-thread partial sums are combined by warp shuffles
+ * (the cross_thread_reduction pass). The group's 4 words and 32 codes are unrolled, which lets
+ * LLVM merge the loads into 16-byte vector loads.
+ */
+import type { Schedule } from "../../lower/schedule/schedule.ts";
+
+export interface GemvSchedule {
+  /** Output rows per block (threadIdx.y). */
+  readonly rows: number;
+  /** Threads sharing one row's reduction (threadIdx.x); a power of two up to the warp size. */
+  readonly lanes: number;
+  /** Unroll each thread's loop over its groups, so all its weight loads are in flight at once. */
+  readonly unrollGroups?: boolean;
+}
+
+/** Per-target parameters: data a tuner can replace (bench/tune). */
+export const GEMV_SCHEDULES: Readonly<Record<string, GemvSchedule>> = {
+  sm_90: { rows: 4, lanes: 32, unrollGroups: true },
+  sm_80: { rows: 4, lanes: 32, unrollGroups: true },
+  gfx1100: { rows: 2, lanes: 32 },
+  gfx942: { rows: 2, lanes: 64 },
+  gfx90a: { rows: 2, lanes: 64 },
+  vulkan: { rows: 4, lanes: 32 },
+  cpu: { rows: 2, lanes: 4 },
+};
+
+export function q4GemvSchedule(rowLoop = "n", p?: GemvSchedule) {
+  return (s: Schedule, target: string): void => {
+    const { rows, lanes, unrollGroups } = p ?? GEMV_SCHEDULES[target] ?? GEMV_SCHEDULES.sm_90!;
+    const [rowBlock, rowThread] = s.split(rowLoop, [null, rows]);
+    const [groupOuter, groupLane] = s.split("g", [null, lanes]);
+    s.reorder(groupLane!, groupOuter!, { reassociate: true });
+    s.bind(rowBlock!, "blockIdx.x");
+    s.bind(rowThread!, "threadIdx.y");
+    s.bind(groupLane!, "threadIdx.x");
+    s.unroll("w");
+    s.unroll("r");
+    if (unrollGroups) s.unroll(groupOuter!);
+  };
+}
