@@ -9,7 +9,7 @@ import { compileCpu } from "../../backends/cpu/exec.ts";
 import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
 import { kernelArgs, launchConfig, runOnce, type KernelArtifact } from "../../backends/gpu-common/kernel.ts";
 import { funcFromJson, type FuncJson } from "../../lower/ir/serialize.ts";
-import type { GpuRuntime } from "../../backends/gpu-common/runtime.ts";
+import { copyBandwidth } from "./bandwidth.ts";
 
 interface Entry {
   n: number;
@@ -17,24 +17,6 @@ interface Entry {
   params: { rows: number; lanes: number; unrollGroups?: boolean };
   artifact: KernelArtifact;
   reference?: FuncJson;
-}
-
-export function copyBandwidth(rt: GpuRuntime, bytes = 1 << 30): number {
-  const a = rt.alloc(bytes);
-  const b = rt.alloc(bytes);
-  const s = rt.createStream();
-  rt.copy(b, a, bytes, s);
-  const e0 = rt.createEvent();
-  const e1 = rt.createEvent();
-  const reps = 10;
-  e0.record(s);
-  for (let i = 0; i < reps; i++) rt.copy(b, a, bytes, s);
-  e1.record(s);
-  e1.synchronize();
-  const ms = e1.elapsedSince(e0) / reps;
-  rt.free(a);
-  rt.free(b);
-  return (2 * bytes) / (ms * 1e-3); // bytes read + written per second
 }
 
 function main(): number {

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEV=.device
-RUNNERS=(selftest checks gemv)
+RUNNERS=(selftest checks gemv decode)
 mkdir -p "$DEV"
 
 # 1. Node itself.
@@ -50,10 +50,16 @@ if [ ! -s "$GOUT" ] || [ -n "$(find stdlib lower backends llama/device bench/dev
   npx tsx bench/device/build-bench.ts "$DEV/kernels"
 fi
 
+# 3d. The model libraries, stories15M in q4f16_1 and its expected CPU text.
+MOUT=$DEV/lib/llama2-7b-q4-sm_90/manifest.json
+if [ ! -s "$MOUT" ] || [ -n "$(find stdlib lower backends llama bench/device/build-model.ts -name '*.ts' -newer "$MOUT" -print -quit)" ]; then
+  npx tsx bench/device/build-model.ts "$DEV"
+fi
+
 # 4. Runner bundles (esbuild is fast; it rebuilds only when a source is newer than the bundle).
 for r in "${RUNNERS[@]}"; do
   out=$DEV/$r.mjs
-  if [ ! -s "$out" ] || [ -n "$(find bench/device backends -name '*.ts' -newer "$out" -print -quit)" ] || [ -n "$(find lower dsl -name '*.ts' -newer "$out" -print -quit)" ]; then
+  if [ ! -s "$out" ] || [ -n "$(find bench/device backends -name '*.ts' -newer "$out" -print -quit)" ] || [ -n "$(find lower dsl llama stdlib -name '*.ts' -newer "$out" -print -quit)" ]; then
     npx esbuild "bench/device/$r.ts" --bundle --platform=node --format=esm --target=node20 \
       --external:koffi --log-level=warning --outfile="$out"
     echo "prepare: bundled $out"

@@ -7,9 +7,7 @@ import fs from "node:fs";
 import path from "node:path";
 import type { KernelArtifact } from "../../backends/gpu-common/kernel.ts";
 import type { LLVMTarget } from "../../backends/llvm/target.ts";
-import type { PrimFunc } from "../../lower/ir/nodes.ts";
 import { TARGETS, type Target } from "../../lower/passes/target.ts";
-import type { OpSpec } from "./types.ts";
 
 export interface GpuTargetSpec {
   readonly name: string;
@@ -34,26 +32,6 @@ export function gpuTarget(name: string): GpuTargetSpec {
 export interface Library {
   readonly target: string;
   readonly kernels: Readonly<Record<string, KernelArtifact>>;
-}
-
-/** Compiles ops (LLVM needed: run this where libLLVM 19 is installed). */
-export async function compileLibrary(
-  specs: readonly OpSpec[],
-  targetName: string,
-  onProgress?: (done: number, total: number, key: string) => void,
-): Promise<Library> {
-  const { scheduledFunc } = await import("./prepare.ts");
-  const { lowerToDevice } = await import("../../lower/passes/pipeline.ts");
-  const { buildArtifact } = await import("../../backends/llvm/artifact.ts");
-  const t = gpuTarget(targetName);
-  const kernels: Record<string, KernelArtifact> = {};
-  specs.forEach((spec, i) => {
-    const device: PrimFunc = lowerToDevice(scheduledFunc(spec, t.name), t.lowering);
-    const { llvm: _ir, ...art } = buildArtifact(device, t.llvm, { resources: t.llvm.kind === "nvptx" });
-    kernels[spec.key] = art;
-    onProgress?.(i + 1, specs.length, spec.key);
-  });
-  return { target: t.name, kernels };
 }
 
 export function writeLibrary(lib: Library, dir: string): void {

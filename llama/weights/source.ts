@@ -129,3 +129,56 @@ function tile<T extends Uint32Array | Uint16Array>(pool: T, n: number, next: () 
   }
   return out;
 }
+
+/** The subset of a converted model directory (llama/convert/format.ts) a WeightSource reads. */
+export interface ConvertedTensors {
+  readonly config: LlamaConfig;
+  readQ4(weightName: string): Q4f16_1;
+  readF32(weightName: string): Float32Array;
+  has?(name: string): boolean;
+}
+
+/** A tkc model directory (tkc convert) as a weight source: quantized matrices are used as stored. */
+export function fromConverted(m: ConvertedTensors, hasTensor: (name: string) => boolean): WeightSource {
+  const L = (i: number, rest: string) => `model.layers.${i}.${rest}`;
+  const names = (name: MatrixName, i: number): string[] => {
+    switch (name) {
+      case "qkv":
+        return ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"].map((n) => L(i, `${n}.weight`));
+      case "o":
+        return [L(i, "self_attn.o_proj.weight")];
+      case "gateUp":
+        return [L(i, "mlp.gate_proj.weight"), L(i, "mlp.up_proj.weight")];
+      case "down":
+        return [L(i, "mlp.down_proj.weight")];
+      case "embed":
+        return ["model.embed_tokens.weight"];
+      case "lmHead":
+        return [hasTensor("lm_head.weight") || hasTensor("lm_head.q_weight") ? "lm_head.weight" : "model.embed_tokens.weight"];
+    }
+  };
+  const cat32 = (parts: Uint32Array[]) => {
+    const out = new Uint32Array(parts.reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of parts) (out.set(p, o), (o += p.length));
+    return out;
+  };
+  const cat16 = (parts: Uint16Array[]) => {
+    const out = new Uint16Array(parts.reduce((a, p) => a + p.length, 0));
+    let o = 0;
+    for (const p of parts) (out.set(p, o), (o += p.length));
+    return out;
+  };
+  return {
+    config: m.config,
+    matrixF32: (name, i) => concat(names(name, i).map((n) => m.readF32(n))),
+    matrixQ4: (name, i) => {
+      const parts = names(name, i).map((n) => m.readQ4(n));
+      return { packed: cat32(parts.map((p) => p.packed)), scales: cat16(parts.map((p) => p.scales)) };
+    },
+    vector: (name, i) =>
+      m.readF32(
+        name === "finalNorm" ? "model.norm.weight" : L(i, name === "attnNorm" ? "input_layernorm.weight" : "post_attention_layernorm.weight"),
+      ),
+  };
+}

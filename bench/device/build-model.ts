@@ -1,0 +1,44 @@
+// Run here (by prepare.sh): what bench/device/decode.ts needs on the GPU machine:
+//  - stories15M converted to q4f16_1 (.device/models/stories15M-q4), its greedy 256-token text from
+//    the CPU kernel-built model (the GPU's must equal it), and its kernel library for sm_90;
+//  - the kernel library for the Llama-2-7B shape in q4f16_1 (its weights are made on the GPU
+//    machine: synthetic, in the real format).
+import { existsSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { loadBundledStories15M, bundledModelFile, bundledTokenizerFile } from "../../llama/bundled.ts";
+import { convertModel } from "../../llama/convert/convert.ts";
+import { llamaOps, allOps } from "../../llama/ops.ts";
+import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
+import { compileLibrary } from "../../llama/device/compile.ts";
+import { writeLibrary } from "../../llama/device/library.ts";
+import { KernelLlama } from "../../llama/model.ts";
+import { createCpuDevice } from "../../llama/device/cpu.ts";
+import { generateText } from "../../llama/generate.ts";
+import { LLAMA2_7B, DECODE_CONTEXT } from "./models.ts";
+
+const out = resolve(process.argv[2] ?? ".device");
+const models = join(out, "models");
+mkdirSync(models, { recursive: true });
+
+const storiesDir = join(models, "stories15M-q4");
+if (!existsSync(join(storiesDir, "tkc-config.json"))) {
+  rmSync(storiesDir, { recursive: true, force: true });
+  convertModel(bundledModelFile(), storiesDir, { quantization: "q4f16_1", tokenizer: bundledTokenizerFile() });
+}
+const { weights, tokenizer } = loadBundledStories15M();
+const expectedFile = join(models, "stories15M-q4-expected.json");
+if (!existsSync(expectedFile)) {
+  const cpu = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1" });
+  const r = await generateText(cpu, tokenizer, { maxTokens: 256, temperature: 0, topP: 1, seed: 1 });
+  writeFileSync(expectedFile, JSON.stringify({ tokens: r.tokens, text: r.text, cpuDecodeTokPerS: r.stats.decodeTokensPerSecond }));
+  console.log(`stories15M q4f16_1 on the CPU: ${r.stats.decodeTokensPerSecond?.toFixed(1)} tok/s`);
+}
+const libs: [string, ReturnType<typeof llamaOps>][] = [
+  ["stories15M-q4", llamaOps(weights.config, "q4f16_1", GPU_SCHEDULES)],
+  ["llama2-7b-q4", llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES)],
+];
+for (const [name, ops] of libs) {
+  const lib = compileLibrary(allOps(ops), "sm_90");
+  writeLibrary(lib, join(out, "lib", `${name}-sm_90`));
+  console.log(`library ${name}: ${Object.keys(lib.kernels).length} kernels`);
+}

@@ -1,0 +1,104 @@
+// Runs on the GPU machine: the kernel-built Llama on CUDA.
+//  1. stories15M (q4f16_1, real weights): greedy 256 tokens must equal the CPU kernel model's text.
+//  2. Llama-2-7B shape (q4f16_1, synthetic weights): a 1-token prompt and 512 decoded tokens: tok/s,
+//     bytes read per token, fraction of the copy bandwidth (the roofline); prefill of 512 tokens.
+// Writes $OUT/decode.json.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
+import { readLibrary } from "../../llama/device/library.ts";
+import { createCudaDevice } from "../../llama/device/cuda.ts";
+import { loadConverted } from "../../llama/convert/format.ts";
+import { loadModelTokenizer } from "../../llama/convert/tokenizer.ts";
+import { fromConverted, syntheticQ4, matrixShape } from "../../llama/weights/source.ts";
+import { KernelLlama } from "../../llama/model.ts";
+import { generateText } from "../../llama/generate.ts";
+import { headDim } from "../../llama/config.ts";
+import { copyBandwidth } from "./bandwidth.ts";
+import { LLAMA2_7B, DECODE_CONTEXT } from "./models.ts";
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { out: { type: "string", default: "bench/out" }, steps: { type: "string", default: "512" } } });
+  const here = new URL(".", import.meta.url).pathname;
+  const rt = createCudaRuntime();
+  const copy = copyBandwidth(rt);
+  console.log(`device: ${rt.device.name}; copy bandwidth ${(copy / 1e9).toFixed(0)} GB/s`);
+  const result: Record<string, unknown> = { device: rt.device.name, copyBandwidthGBs: copy / 1e9 };
+  let failed = 0;
+
+  // 1. stories15M, real weights.
+  {
+    const dir = join(here, "models/stories15M-q4");
+    const conv = loadConverted(dir);
+    const src = fromConverted(conv, (n) => n in conv.manifest.tensors);
+    const tok = loadModelTokenizer(conv);
+    const device = createCudaDevice({ runtime: rt, library: readLibrary(join(here, "lib/stories15M-q4-sm_90")) });
+    const model = new KernelLlama(device, src, { format: "q4f16_1" });
+    const r = await generateText(model, tok, { maxTokens: 256, temperature: 0, topP: 1, seed: 1 });
+    const expected = JSON.parse(readFileSync(join(here, "models/stories15M-q4-expected.json"), "utf8")) as { text: string; tokens: number[] };
+    const same = r.text === expected.text;
+    let firstDiff = -1;
+    for (let i = 0; i < Math.min(r.tokens.length, expected.tokens.length); i++)
+      if (r.tokens[i] !== expected.tokens[i]) {
+        firstDiff = i;
+        break;
+      }
+    if (!same) failed++;
+    console.log(`${same ? "ok" : "DIFFERENT"} stories15M q4f16_1 greedy text on the GPU vs the CPU kernel model (${r.tokens.length} tokens, first difference at ${firstDiff}); decode ${r.stats.decodeTokensPerSecond.toFixed(1)} tok/s`);
+    console.log(r.text.slice(0, 300));
+    result.stories15M = { sameTextAsCpu: same, firstDifferentToken: firstDiff, tokens: r.tokens.length, decodeTokPerS: r.stats.decodeTokensPerSecond, text: r.text };
+    device.dispose();
+  }
+
+  // 2. Llama-2-7B shape, synthetic q4f16_1 weights.
+  {
+    const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
+    const device = createCudaDevice({ runtime: rt, library: readLibrary(join(here, "lib/llama2-7b-q4-sm_90")) });
+    const t0 = performance.now();
+    const model = new KernelLlama(device, syntheticQ4(config), { format: "q4f16_1" });
+    console.log(`7B weights made and uploaded in ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
+    const steps = Number(values.steps);
+    let token = 1;
+    model.decode(token, 0); // records the graph
+    const start = performance.now();
+    for (let pos = 1; pos <= steps; pos++) {
+      const logits = model.decode(token, pos);
+      let best = 0;
+      for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+      token = best;
+    }
+    const seconds = (performance.now() - start) / 1e3;
+    const tokPerS = steps / seconds;
+    const weightBytes = (["qkv", "o", "gateUp", "down"] as const).reduce((a, m) => {
+      const [n, k] = matrixShape(config, m);
+      return a + n * k * (0.5 + 2 / 32);
+    }, 0) * config.nLayers + config.vocabSize * config.dim * (0.5 + 2 / 32) + config.dim * 2;
+    const avgPos = (steps + 1) / 2;
+    const kvBytes = config.nLayers * 2 * avgPos * config.nKvHeads * headDim(config) * 2;
+    const bytesPerToken = weightBytes + kvBytes;
+    const roofline = copy / bytesPerToken;
+    console.log(`7B q4f16_1 decode: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens; ${(bytesPerToken / 1e9).toFixed(2)} GB/token; roofline ${roofline.toFixed(0)} tok/s; ${((100 * tokPerS) / roofline).toFixed(1)}% of roofline`);
+    const decode = { tokPerS, steps, bytesPerToken, rooflineTokPerS: roofline, fractionOfRoofline: tokPerS / roofline };
+    // Prefill of a 512-token prompt through the GEMM kernels.
+    const prompt = Array.from({ length: 512 }, (_, i) => 1 + ((i * 7919) % 31999));
+    model.reset();
+    const p0 = performance.now();
+    model.prefill(prompt, 0);
+    const prefillSeconds = (performance.now() - p0) / 1e3;
+    console.log(`7B q4f16_1 prefill of 512 tokens: ${(512 / prefillSeconds).toFixed(1)} tok/s`);
+    result.llama2_7b_q4 = { decode, prefillTokPerS: 512 / prefillSeconds };
+    device.dispose();
+  }
+  writeFileSync(join(values.out!, "decode.json"), JSON.stringify({ ...result, failed }, null, 1));
+  rt.dispose();
+  return failed ? 1 : 0;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(`decode: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exit(2);
+  },
+);

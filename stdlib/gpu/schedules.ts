@@ -1,0 +1,68 @@
+/**
+ * GPU schedules for every stdlib kernel, by kernel name: what `tkc compile` applies. Parameters
+ * per target are data (GEMV_SCHEDULES, ROW_THREADS); the schedules are functions of them.
+ *
+ * Status: the GEMV family has a tuned schedule (gemv.ts). Row reductions (rmsNorm) reduce across
+ * threads. Attention runs one block per head with a single thread per block, and the prefill GEMMs
+ * one thread per output: correct on every target, but far from the hardware's limits (see the
+ * README's performance section).
+ */
+import type { Schedule } from "../../lower/schedule/schedule.ts";
+import { q4GemvSchedule } from "./gemv.ts";
+
+/** Threads per block for row-wise and elementwise kernels. */
+export const ROW_THREADS: Readonly<Record<string, number>> = { sm_90: 256, sm_80: 256, gfx1100: 256, gfx942: 256, vulkan: 128 };
+
+const threadsFor = (target: string) => ROW_THREADS[target] ?? 128;
+
+/** Rows to blocks; the row's reduction loop split across threads; its output loop too. */
+function rowReduction(row: string, reduce: string, out: string) {
+  return (s: Schedule, target: string) => {
+    const t = threadsFor(target);
+    s.bind(row, "blockIdx.x");
+    const [kt] = s.split(reduce, [t, null]);
+    s.bind(kt!, "threadIdx.x");
+    const [, ot] = s.split(out, [null, t]);
+    s.bind(ot!, "threadIdx.x");
+  };
+}
+
+/** (t, h) to blocks, the innermost loop to threads. */
+function rowsAndLanes(a: string, b: string, inner: string) {
+  return (s: Schedule) => {
+    const fused = s.fuse(a, b);
+    s.bind(fused, "blockIdx.x");
+    s.bind(inner, "threadIdx.x");
+  };
+}
+
+/** Outer loop to blockIdx.y, inner loop split over blockIdx.x / threadIdx.x. */
+function rowsAndColumns(outer: string, inner: string) {
+  return (s: Schedule, target: string) => {
+    s.bind(outer, "blockIdx.y");
+    const [bo, ti] = s.split(inner, [null, threadsFor(target)]);
+    s.bind(bo!, "blockIdx.x");
+    s.bind(ti!, "threadIdx.x");
+  };
+}
+
+export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string) => void>> = {
+  q4Gemv: q4GemvSchedule("n"),
+  q4GemvF32: q4GemvSchedule("n"),
+  q4GemvResidual: q4GemvSchedule("n"),
+  q4QkvGemv: q4GemvSchedule("n"),
+  q4GateUpSilu: q4GemvSchedule("i"),
+  rmsNorm: rowReduction("m", "i", "i_1"),
+  // One thread per (token, head): bind refuses threads over i, since its dependence test cannot
+  // prove that y[2i] and y[2i' + 1] never meet.
+  ropeInterleaved: (s) => s.bind(s.fuse("t", "h"), "blockIdx.x"),
+  ropeHalf: (s) => s.bind(s.fuse("t", "h"), "blockIdx.x"),
+  kvAppend: rowsAndLanes("t", "h", "i"),
+  q4Embedding: rowsAndColumns("t", "c"),
+  residualAdd: rowsAndColumns("m", "i"),
+  siluMul: rowsAndColumns("m", "i"),
+  attentionDecode: (s) => s.bind("h", "blockIdx.x"),
+  attentionPrefill: (s) => s.bind(s.fuse("n", "h"), "blockIdx.x"),
+  q4Gemm: rowsAndColumns("m", "n"),
+  f16Gemm: rowsAndColumns("m", "n"),
+};
