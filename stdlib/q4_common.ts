@@ -4,12 +4,12 @@
  * the word at bits 4r..4r+3, and `scales` f16 [N, K/32], one per group of 32 consecutive elements
  * along K. The weight is (q - 7) * scale. K must be a multiple of 32.
  *
- * Dequantizing in f32: the kernels form (q - 7) * scale as f32(q - 7) * f32(scale). Both factors
- * are small (a 4-bit integer and an 11-bit f16 significand), so the f32 product is exact. MLC forms
- * the product in f16 (f16(f16(q) - 7) * scale, rounded to f16); the two differ by at most half an
- * f16 ulp of the weight (2^-11 relative), and the f32 form skips that rounding, so it is the exact
- * value (q - 7) * scale that the quantizer meant. The activation x is f16 and the product
- * f32(x) * w is formed and accumulated in f32; each output is rounded to f16 once.
+ * Arithmetic, all f32, never rounding a weight to f16: the GEMVs sum each group's x * (q - 7) in
+ * f32 (each product is exact: an 11-bit f16 significand times a 4-bit integer) and scale that sum
+ * once by f32(scale); q4Gemm and the embedding form each weight (q - 7) * scale as an exact f32
+ * product (q4Value). MLC forms the weight in f16 (f16(f16(q) - 7) * scale, rounded to f16), which
+ * can differ from the exact value by half an f16 ulp (2^-11 relative). Sums are f32 and each output
+ * is rounded to f16 once (so the embedding's f16 rows equal MLC's dequantized values bit for bit).
  */
 import { f32FromBits, u32, type f32, type i32 } from "../dsl/index.ts";
 

@@ -1,0 +1,15 @@
+/** tkc's standard library: every kernel a Llama needs (see README.md for shapes and layouts). */
+export * from "./q4_common.ts";
+export * from "./q4_gemv.ts";
+export * from "./q4_fused.ts";
+export * from "./q4_fused_gemm.ts";
+export * from "./f16_gemv.ts";
+export * from "./rmsnorm.ts";
+export * from "./rope.ts";
+export * from "./kv_cache.ts";
+export * from "./attention.ts";
+export * from "./softmax.ts";
+export * from "./elementwise.ts";
+export * from "./embedding.ts";
+export * from "./sampling.ts";
+export * from "./params.ts";

@@ -1,0 +1,227 @@
+/**
+ * KV-cache append and attention (decode and causal prefill, with grouped-query heads) on the CPU
+ * against a float64 softmax attention written out plainly.
+ */
+import { describe, expect, test } from "vitest";
+import { cpuKernel } from "../../backends/cpu/runtime.ts";
+import { ndarray, toNumbers, zeros, type NDArray } from "../../dsl/ndarray.ts";
+import { MAX_HEAD_DIM, attentionDecode, attentionPrefill } from "../../stdlib/attention.ts";
+import { kvAppend } from "../../stdlib/kv_cache.ts";
+import { F16_EPS, SEED, expectWithin, randomF16, reshape, rng } from "./helpers.ts";
+
+interface Cache {
+  readonly k: NDArray;
+  readonly v: NDArray;
+  readonly ctx: number;
+  readonly kvh: number;
+  readonly d: number;
+}
+
+const randomCache = (ctx: number, kvh: number, d: number, r: () => number): Cache => ({
+  k: randomF16([ctx, kvh, d], r),
+  v: randomF16([ctx, kvh, d], r),
+  ctx,
+  kvh,
+  d,
+});
+
+/**
+ * softmax(q . k_t / sqrt(d)) . v over positions 0..len-1 for one query vector of head h, in
+ * float64; query head h uses kv head floor(h / (heads / kvh)).
+ */
+function attendReference(
+  qv: Float64Array,
+  h: number,
+  heads: number,
+  len: number,
+  c: Cache,
+  ks: Float64Array,
+  vs: Float64Array,
+): Float64Array {
+  const kvHead = Math.floor(h / (heads / c.kvh));
+  const s = new Float64Array(len);
+  for (let t = 0; t < len; t++) {
+    let dot = 0;
+    for (let i = 0; i < c.d; i++) dot += qv[i]! * ks[(t * c.kvh + kvHead) * c.d + i]!;
+    s[t] = dot / Math.sqrt(c.d);
+  }
+  const mx = Math.max(...s);
+  const p = s.map((v) => Math.exp(v - mx));
+  const sum = p.reduce((a, b) => a + b, 0);
+  const out = new Float64Array(c.d);
+  for (let t = 0; t < len; t++)
+    for (let i = 0; i < c.d; i++) out[i] += (p[t]! / sum) * vs[(t * c.kvh + kvHead) * c.d + i]!;
+  return out;
+}
+
+// Outputs are convex combinations of values in [-1, 1]: f16 rounding plus f32 noise well below 1e-5.
+const attentionBound = (ref: Float64Array) => ref.map((v) => F16_EPS * Math.abs(v) + 1e-5);
+
+describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
+  test("kvAppend writes positions [pos, pos + n) and nothing else", () => {
+    const [ctx, kvh, d, n, pos] = [10, 2, 4, 3, 5];
+    const r = rng(SEED + 1);
+    const cache = randomCache(ctx, kvh, d, r);
+    const before = { k: Array.from(cache.k.data), v: Array.from(cache.v.data) };
+    const k = randomF16([n, kvh, d], r);
+    const v = randomF16([n, kvh, d], r);
+    cpuKernel(kvAppend)({ k, v, kCache: cache.k, vCache: cache.v, pos });
+    const row = kvh * d;
+    for (const [name, buf, src] of [
+      ["k", cache.k, k],
+      ["v", cache.v, v],
+    ] as const) {
+      const expected = [...before[name]];
+      expected.splice(pos * row, n * row, ...Array.from(src.data));
+      expect(Array.from(buf.data), name).toEqual(expected);
+    }
+  });
+
+  test("kvAppend past the end of the cache is refused (bounds-checked CPU)", () => {
+    const cache = randomCache(4, 1, 2, rng(SEED));
+    const k = randomF16([2, 1, 2], rng(SEED + 1));
+    expect(() => cpuKernel(kvAppend)({ k, v: k, kCache: cache.k, vCache: cache.v, pos: 3 })).toThrow(
+      /out-of-bounds access kCache/,
+    );
+  });
+
+  const SHAPES = [
+    // heads, kv heads, head dim, cache length, len
+    [1, 1, 2, 1, 1],
+    [4, 4, 8, 16, 9], // no GQA
+    [6, 2, 48, 40, 33], // GQA groups of 3, stories15M's head dimension
+    [8, 1, 64, 20, 20], // one kv head (MQA), the full cache
+  ] as const;
+
+  test("attentionDecode, with and without GQA", () => {
+    const run = cpuKernel(attentionDecode);
+    for (const [heads, kvh, d, ctx, len] of SHAPES) {
+      const r = rng(SEED + heads * d + len);
+      const cache = randomCache(ctx, kvh, d, r);
+      const q = randomF16([heads, d], r);
+      const out = zeros("f16", [heads, d]);
+      run({ q, kCache: cache.k, vCache: cache.v, len, scores: zeros("f32", [heads, ctx]), out });
+      const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
+      const got = toNumbers(out);
+      for (let h = 0; h < heads; h++) {
+        const ref = attendReference(qs.subarray(h * d, (h + 1) * d), h, heads, len, cache, ks, vs);
+        expectWithin(
+          got.subarray(h * d, (h + 1) * d),
+          ref,
+          attentionBound(ref),
+          `decode ${heads}/${kvh}x${d} len ${len} head ${h}`,
+        );
+      }
+    }
+  });
+
+  test("attentionDecode at Llama-2-7B's 32 heads x 128, 1500 of 2048 positions", () => {
+    const [heads, kvh, d, ctx, len] = [32, 32, 128, 2048, 1500];
+    const r = rng(SEED + 7);
+    const cache = randomCache(ctx, kvh, d, r);
+    // Queries 4x larger than the keys give peakier softmaxes, as trained models have.
+    const q = ndarray(
+      "f16",
+      [heads, d],
+      toNumbers(randomF16([heads, d], r)).map((v) => 4 * v),
+    );
+    const out = zeros("f16", [heads, d]);
+    cpuKernel(attentionDecode, { boundsCheck: false })({
+      q,
+      kCache: cache.k,
+      vCache: cache.v,
+      len,
+      scores: zeros("f32", [heads, ctx]),
+      out,
+    });
+    const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
+    const got = toNumbers(out);
+    for (const h of [0, 13, 31]) {
+      const ref = attendReference(qs.subarray(h * d, (h + 1) * d), h, heads, len, cache, ks, vs);
+      expectWithin(got.subarray(h * d, (h + 1) * d), ref, attentionBound(ref), `decode 7B head ${h}`);
+    }
+  });
+
+  test("attentionPrefill: causal from a start offset, with and without GQA", () => {
+    const run = cpuKernel(attentionPrefill);
+    for (const [heads, kvh, d, n, start, ctx] of [
+      [1, 1, 2, 1, 0, 1],
+      [4, 4, 8, 5, 0, 8],
+      [6, 2, 48, 7, 10, 20],
+      [4, 2, MAX_HEAD_DIM, 3, 2, 5], // the largest head dimension
+    ] as const) {
+      const r = rng(SEED + heads * n + start);
+      const cache = randomCache(ctx, kvh, d, r);
+      const q = randomF16([n, heads, d], r);
+      const out = zeros("f16", [n, heads, d]);
+      run({ q, kCache: cache.k, vCache: cache.v, start, out });
+      const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
+      const got = toNumbers(out);
+      for (let t = 0; t < n; t++)
+        for (let h = 0; h < heads; h++) {
+          const at = (t * heads + h) * d;
+          const ref = attendReference(qs.subarray(at, at + d), h, heads, start + t + 1, cache, ks, vs);
+          expectWithin(
+            got.subarray(at, at + d),
+            ref,
+            attentionBound(ref),
+            `prefill ${heads}/${kvh}x${d} token ${t} head ${h}`,
+          );
+        }
+    }
+  });
+
+  test("a prefill then decode steps through kvAppend see the same cache as one longer prefill", () => {
+    // The way a model uses these kernels: append k/v at their positions, then attend.
+    const [heads, kvh, d, ctx, n0, steps] = [4, 2, 16, 12, 5, 3];
+    const r = rng(SEED + 3);
+    const qAll = randomF16([n0 + steps, heads, d], r);
+    const kAll = randomF16([n0 + steps, kvh, d], r);
+    const vAll = randomF16([n0 + steps, kvh, d], r);
+    const rows = (a: NDArray, from: number, count: number, width: number) =>
+      reshape({ ...a, data: a.data.slice(from * width, (from + count) * width) }, [
+        count,
+        ...a.shape.slice(1),
+      ]);
+    const kCache = zeros("f16", [ctx, kvh, d]);
+    const vCache = zeros("f16", [ctx, kvh, d]);
+    const append = cpuKernel(kvAppend);
+    append({ k: rows(kAll, 0, n0, kvh * d), v: rows(vAll, 0, n0, kvh * d), kCache, vCache, pos: 0 });
+    const got: number[] = [];
+    const prefillOut = zeros("f16", [n0, heads, d]);
+    cpuKernel(attentionPrefill)({
+      q: rows(qAll, 0, n0, heads * d),
+      kCache,
+      vCache,
+      start: 0,
+      out: prefillOut,
+    });
+    got.push(...toNumbers(prefillOut));
+    for (let s = 0; s < steps; s++) {
+      const pos = n0 + s;
+      append({ k: rows(kAll, pos, 1, kvh * d), v: rows(vAll, pos, 1, kvh * d), kCache, vCache, pos });
+      const out = zeros("f16", [heads, d]);
+      const q = reshape(rows(qAll, pos, 1, heads * d), [heads, d]);
+      cpuKernel(attentionDecode)({
+        q,
+        kCache,
+        vCache,
+        len: pos + 1,
+        scores: zeros("f32", [heads, ctx]),
+        out,
+      });
+      got.push(...toNumbers(out));
+    }
+    const whole = zeros("f16", [n0 + steps, heads, d]);
+    const fullCache = { k: reshape(kAll, [n0 + steps, kvh, d]), v: reshape(vAll, [n0 + steps, kvh, d]) };
+    cpuKernel(attentionPrefill)({ q: qAll, kCache: fullCache.k, vCache: fullCache.v, start: 0, out: whole });
+    const ref = toNumbers(whole);
+    // Decode (staged softmax) and prefill (online softmax) round differently: within a few f16 ulps.
+    expectWithin(
+      got,
+      ref,
+      ref.map((v) => 2 * F16_EPS * Math.abs(v) + 2e-5),
+      "prefill + decode steps vs one prefill",
+    );
+  });
+});

@@ -1,0 +1,57 @@
+/**
+ * The stdlib's shape as a whole: every kernel lowers, and every kernel has its per-target schedule
+ * parameters next to it (`<kernel>Params` with an entry for each GPU target, positive numbers).
+ */
+import { describe, expect, test } from "vitest";
+import type { KernelDef } from "../../dsl/kernel.ts";
+import { lowerKernel } from "../../lower/frontend/lower.ts";
+import * as stdlib from "../../stdlib/index.ts";
+
+const TARGETS = ["gfx1100", "sm_90", "vulkan"];
+const exports = stdlib as unknown as Record<string, unknown>;
+const kernels = Object.entries(exports).filter(
+  (e): e is [string, KernelDef] => typeof e[1] === "object" && (e[1] as { kind?: string })?.kind === "kernel",
+);
+
+describe("stdlib", () => {
+  test("exports the kernels a Llama needs", () => {
+    expect(kernels.map(([name]) => name).sort()).toEqual(
+      [
+        "argmax",
+        "attentionDecode",
+        "attentionPrefill",
+        "f16Gemm",
+        "f16Gemv",
+        "kvAppend",
+        "q4Embedding",
+        "q4GateUpSilu",
+        "q4GateUpSiluGemm",
+        "q4Gemm",
+        "q4GemmResidual",
+        "q4Gemv",
+        "q4GemvF32",
+        "q4GemvResidual",
+        "q4QkvGemm",
+        "q4QkvGemv",
+        "residualAdd",
+        "rmsNorm",
+        "ropeHalf",
+        "ropeInterleaved",
+        "sampleTopP",
+        "siluMul",
+        "softmax",
+      ].sort(),
+    );
+  });
+
+  test.each(kernels.map(([name]) => name))("%s lowers and has schedule parameters per target", (name) => {
+    const f = lowerKernel(exports[name] as KernelDef);
+    expect(f.name).toBe(name);
+    // The two rope layouts share ropeParams.
+    const params = exports[`${name}Params`] ?? exports[`${name.replace(/(Interleaved|Half)$/, "")}Params`];
+    expect(params, `${name}Params`).toBeDefined();
+    expect(Object.keys(params as object).sort()).toEqual(TARGETS);
+    for (const p of Object.values(params as Record<string, Record<string, number>>))
+      for (const v of Object.values(p)) expect(Number.isInteger(v) && v > 0).toBe(true);
+  });
+});
