@@ -8,6 +8,7 @@ import { toF16Array } from "../dsl/dtypes.ts";
 import type { Storage } from "../dsl/ndarray.ts";
 import { headDim, kvDim, validateConfig, type LlamaConfig } from "./config.ts";
 import type { LanguageModel } from "./generate.ts";
+import { MAX_DECODE_CONTEXT } from "../stdlib/attention_decode_shared.ts";
 import type { LlamaWeights } from "./weights/types.ts";
 import { fromLlamaWeights, matrixShape, type MatrixName, type WeightSource } from "./weights/source.ts";
 import type { Device, DeviceTensor, Op, OpSpec, Recording } from "./device/types.ts";
@@ -66,7 +67,13 @@ export class KernelLlama implements LanguageModel {
     const c = { ...src.config, contextLength: options.contextLength ?? src.config.contextLength };
     this.config = validateConfig(c);
     if (options.format === "q4f16_1" && (c.dim % 32 !== 0 || c.hiddenDim % 32 !== 0))
-      throw new Error(`tkc: q4f16_1 needs dim and hiddenDim to be multiples of 32 (got ${c.dim}, ${c.hiddenDim})`);
+      throw new Error(
+        `tkc: q4f16_1 needs dim and hiddenDim to be multiples of 32 (got ${c.dim}, ${c.hiddenDim})`,
+      );
+    if (c.contextLength > MAX_DECODE_CONTEXT)
+      throw new Error(
+        `tkc: a context of ${c.contextLength} exceeds the ${MAX_DECODE_CONTEXT} positions decode attention holds; pass contextLength`,
+      );
     this.ops = llamaOps(c, options.format, options.schedules);
     this.chunk = options.prefillChunk ?? 64;
     const d = device;
@@ -103,7 +110,6 @@ export class KernelLlama implements LanguageModel {
     a("kr", [1, c.nKvHeads, headDim(c)]);
     a("v", [1, c.nKvHeads, headDim(c)]);
     a("attn", [c.nHeads, headDim(c)]);
-    a("scores", [c.nHeads, c.contextLength], "f32");
     a("h", [c.hiddenDim]);
     a("gate", [c.hiddenDim]);
     a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
@@ -127,7 +133,8 @@ export class KernelLlama implements LanguageModel {
       return { packed, scales, n, k };
     }
     const w = src.matrixF32(name, layer);
-    if (w.length !== n * k) throw new Error(`tkc: the ${name} weight of ${w.length} elements is not [${n}, ${k}]`);
+    if (w.length !== n * k)
+      throw new Error(`tkc: the ${name} weight of ${w.length} elements is not [${n}, ${k}]`);
     return { w: this.upload(this.options.format === "f16" ? "f16" : "f32", [n, k], w), n, k };
   }
 
@@ -193,7 +200,6 @@ export class KernelLlama implements LanguageModel {
         kCache: L.kCache,
         vCache: L.vCache,
         len_mem: A.len!,
-        scores: A.scores!,
         out: A.attn!,
       });
       const attn = flat(A.attn!, c.dim);

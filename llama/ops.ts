@@ -54,7 +54,7 @@ export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: Schedu
     ),
     attention: op(
       "attn1",
-      S.attentionDecode,
+      S.attentionDecodeShared,
       { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads },
       { scalarsInMemory: ["len"] },
     ),

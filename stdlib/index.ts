@@ -13,3 +13,4 @@ export * from "./elementwise.ts";
 export * from "./embedding.ts";
 export * from "./sampling.ts";
 export * from "./params.ts";
+export * from "./attention_decode_shared.ts";

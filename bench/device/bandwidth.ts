@@ -18,4 +18,3 @@ export function copyBandwidth(rt: GpuRuntime, bytes = 1 << 30): number {
   rt.free(b);
   return (2 * bytes) / (ms * 1e-3); // bytes read + written per second
 }
-

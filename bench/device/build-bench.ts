@@ -42,10 +42,20 @@ const variants: GemvSchedule[] = [
 const out = GEMV_SHAPES.flatMap(([n, k]) =>
   variants.map((p) => {
     const spec = gemvSpec(n, k, p);
-    const { llvm: _ir, ...artifact } = buildArtifact(lowerToDevice(scheduledFunc(spec, "sm_90"), TARGETS.sm_90), target, {
-      resources: true,
-    });
-    return { n, k, params: p, artifact, reference: n === 4096 && k === 4096 ? funcToJson(specializedFunc(spec)) : undefined };
+    const { llvm: _ir, ...artifact } = buildArtifact(
+      lowerToDevice(scheduledFunc(spec, "sm_90"), TARGETS.sm_90),
+      target,
+      {
+        resources: true,
+      },
+    );
+    return {
+      n,
+      k,
+      params: p,
+      artifact,
+      reference: n === 4096 && k === 4096 ? funcToJson(specializedFunc(spec)) : undefined,
+    };
   }),
 );
 writeFileSync(join(outDir, "gemv.json"), JSON.stringify(out));

@@ -23,14 +23,20 @@ mkdirSync(models, { recursive: true });
 const storiesDir = join(models, "stories15M-q4");
 if (!existsSync(join(storiesDir, "tkc-config.json"))) {
   rmSync(storiesDir, { recursive: true, force: true });
-  convertModel(bundledModelFile(), storiesDir, { quantization: "q4f16_1", tokenizer: bundledTokenizerFile() });
+  convertModel(bundledModelFile(), storiesDir, {
+    quantization: "q4f16_1",
+    tokenizer: bundledTokenizerFile(),
+  });
 }
 const { weights, tokenizer } = loadBundledStories15M();
 const expectedFile = join(models, "stories15M-q4-expected.json");
 if (!existsSync(expectedFile)) {
   const cpu = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1" });
   const r = await generateText(cpu, tokenizer, { maxTokens: 256, temperature: 0, topP: 1, seed: 1 });
-  writeFileSync(expectedFile, JSON.stringify({ tokens: r.tokens, text: r.text, cpuDecodeTokPerS: r.stats.decodeTokensPerSecond }));
+  writeFileSync(
+    expectedFile,
+    JSON.stringify({ tokens: r.tokens, text: r.text, cpuDecodeTokPerS: r.stats.decodeTokensPerSecond }),
+  );
   console.log(`stories15M q4f16_1 on the CPU: ${r.stats.decodeTokensPerSecond?.toFixed(1)} tok/s`);
 }
 const libs: [string, ReturnType<typeof llamaOps>][] = [

@@ -19,7 +19,9 @@ import { copyBandwidth } from "./bandwidth.ts";
 import { LLAMA2_7B, DECODE_CONTEXT } from "./models.ts";
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { out: { type: "string", default: "bench/out" }, steps: { type: "string", default: "512" } } });
+  const { values } = parseArgs({
+    options: { out: { type: "string", default: "bench/out" }, steps: { type: "string", default: "512" } },
+  });
   const here = new URL(".", import.meta.url).pathname;
   const rt = createCudaRuntime();
   const copy = copyBandwidth(rt);
@@ -33,10 +35,16 @@ async function main(): Promise<number> {
     const conv = loadConverted(dir);
     const src = fromConverted(conv, (n) => n in conv.manifest.tensors);
     const tok = loadModelTokenizer(conv);
-    const device = createCudaDevice({ runtime: rt, library: readLibrary(join(here, "lib/stories15M-q4-sm_90")) });
+    const device = createCudaDevice({
+      runtime: rt,
+      library: readLibrary(join(here, "lib/stories15M-q4-sm_90")),
+    });
     const model = new KernelLlama(device, src, { format: "q4f16_1" });
     const r = await generateText(model, tok, { maxTokens: 256, temperature: 0, topP: 1, seed: 1 });
-    const expected = JSON.parse(readFileSync(join(here, "models/stories15M-q4-expected.json"), "utf8")) as { text: string; tokens: number[] };
+    const expected = JSON.parse(readFileSync(join(here, "models/stories15M-q4-expected.json"), "utf8")) as {
+      text: string;
+      tokens: number[];
+    };
     const same = r.text === expected.text;
     let firstDiff = -1;
     for (let i = 0; i < Math.min(r.tokens.length, expected.tokens.length); i++)
@@ -45,16 +53,27 @@ async function main(): Promise<number> {
         break;
       }
     if (!same) failed++;
-    console.log(`${same ? "ok" : "DIFFERENT"} stories15M q4f16_1 greedy text on the GPU vs the CPU kernel model (${r.tokens.length} tokens, first difference at ${firstDiff}); decode ${r.stats.decodeTokensPerSecond.toFixed(1)} tok/s`);
+    console.log(
+      `${same ? "ok" : "DIFFERENT"} stories15M q4f16_1 greedy text on the GPU vs the CPU kernel model (${r.tokens.length} tokens, first difference at ${firstDiff}); decode ${r.stats.decodeTokensPerSecond.toFixed(1)} tok/s`,
+    );
     console.log(r.text.slice(0, 300));
-    result.stories15M = { sameTextAsCpu: same, firstDifferentToken: firstDiff, tokens: r.tokens.length, decodeTokPerS: r.stats.decodeTokensPerSecond, text: r.text };
+    result.stories15M = {
+      sameTextAsCpu: same,
+      firstDifferentToken: firstDiff,
+      tokens: r.tokens.length,
+      decodeTokPerS: r.stats.decodeTokensPerSecond,
+      text: r.text,
+    };
     device.dispose();
   }
 
   // 2. Llama-2-7B shape, synthetic q4f16_1 weights.
   {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
-    const device = createCudaDevice({ runtime: rt, library: readLibrary(join(here, "lib/llama2-7b-q4-sm_90")) });
+    const device = createCudaDevice({
+      runtime: rt,
+      library: readLibrary(join(here, "lib/llama2-7b-q4-sm_90")),
+    });
     const t0 = performance.now();
     const model = new KernelLlama(device, syntheticQ4(config), { format: "q4f16_1" });
     console.log(`7B weights made and uploaded in ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
@@ -70,16 +89,28 @@ async function main(): Promise<number> {
     }
     const seconds = (performance.now() - start) / 1e3;
     const tokPerS = steps / seconds;
-    const weightBytes = (["qkv", "o", "gateUp", "down"] as const).reduce((a, m) => {
-      const [n, k] = matrixShape(config, m);
-      return a + n * k * (0.5 + 2 / 32);
-    }, 0) * config.nLayers + config.vocabSize * config.dim * (0.5 + 2 / 32) + config.dim * 2;
+    const weightBytes =
+      (["qkv", "o", "gateUp", "down"] as const).reduce((a, m) => {
+        const [n, k] = matrixShape(config, m);
+        return a + n * k * (0.5 + 2 / 32);
+      }, 0) *
+        config.nLayers +
+      config.vocabSize * config.dim * (0.5 + 2 / 32) +
+      config.dim * 2;
     const avgPos = (steps + 1) / 2;
     const kvBytes = config.nLayers * 2 * avgPos * config.nKvHeads * headDim(config) * 2;
     const bytesPerToken = weightBytes + kvBytes;
     const roofline = copy / bytesPerToken;
-    console.log(`7B q4f16_1 decode: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens; ${(bytesPerToken / 1e9).toFixed(2)} GB/token; roofline ${roofline.toFixed(0)} tok/s; ${((100 * tokPerS) / roofline).toFixed(1)}% of roofline`);
-    const decode = { tokPerS, steps, bytesPerToken, rooflineTokPerS: roofline, fractionOfRoofline: tokPerS / roofline };
+    console.log(
+      `7B q4f16_1 decode: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens; ${(bytesPerToken / 1e9).toFixed(2)} GB/token; roofline ${roofline.toFixed(0)} tok/s; ${((100 * tokPerS) / roofline).toFixed(1)}% of roofline`,
+    );
+    const decode = {
+      tokPerS,
+      steps,
+      bytesPerToken,
+      rooflineTokPerS: roofline,
+      fractionOfRoofline: tokPerS / roofline,
+    };
     // Prefill of a 512-token prompt through the GEMM kernels.
     const prompt = Array.from({ length: 512 }, (_, i) => 1 + ((i * 7919) % 31999));
     model.reset();

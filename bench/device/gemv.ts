@@ -40,7 +40,9 @@ function main(): number {
       const cmp = compareResults(want, got, 2e-3);
       const ok = cmp.mismatches.length === 0;
       if (!ok) failed++;
-      console.log(`${ok ? "ok" : "MISMATCH"} q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes} vs CPU: worst ${cmp.worst.toExponential(2)}`);
+      console.log(
+        `${ok ? "ok" : "MISMATCH"} q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes} vs CPU: worst ${cmp.worst.toExponential(2)}`,
+      );
     }
     const bytes = { x: e.k * 2, packed: (e.n * e.k) / 2, scales: (e.n * e.k) / 16, y: e.n * 2 };
     const ptr = Object.fromEntries(Object.entries(bytes).map(([k, b]) => [k, rt.alloc(b)]));
@@ -67,14 +69,27 @@ function main(): number {
     const us = (e1.elapsedSince(e0) * 1e3) / reps;
     const total = Object.values(bytes).reduce((a, b) => a + b, 0);
     const bw = total / (us * 1e-6);
-    const line = { n: e.n, k: e.k, ...e.params, us, gbps: bw / 1e9, fractionOfCopy: bw / copy, registers: e.artifact.registers };
-    console.log(`q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy`);
+    const line = {
+      n: e.n,
+      k: e.k,
+      ...e.params,
+      us,
+      gbps: bw / 1e9,
+      fractionOfCopy: bw / copy,
+      registers: e.artifact.registers,
+    };
+    console.log(
+      `q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy`,
+    );
     results.push(line);
     graph.destroy();
     for (const p of Object.values(ptr)) rt.free(p);
     mod.unload();
   }
-  writeFileSync(join(values.out!, "gemv.json"), JSON.stringify({ device: rt.device.name, copyBandwidthGBs: copy / 1e9, failed, results }, null, 1));
+  writeFileSync(
+    join(values.out!, "gemv.json"),
+    JSON.stringify({ device: rt.device.name, copyBandwidthGBs: copy / 1e9, failed, results }, null, 1),
+  );
   rt.dispose();
   return failed ? 1 : 0;
 }

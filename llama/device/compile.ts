@@ -22,4 +22,3 @@ export function compileLibrary(
   });
   return { target: t.name, kernels };
 }
-

@@ -5,7 +5,12 @@
 import type { DType } from "../../dsl/dtypes.ts";
 import { bytesOf } from "../../dsl/dtypes.ts";
 import { storageFor, type Storage } from "../../dsl/ndarray.ts";
-import { bindSymbols, kernelArgs, launchConfig, type KernelArtifact } from "../../backends/gpu-common/kernel.ts";
+import {
+  bindSymbols,
+  kernelArgs,
+  launchConfig,
+  type KernelArtifact,
+} from "../../backends/gpu-common/kernel.ts";
 import type { DevicePtr, GpuFunction, GpuRuntime } from "../../backends/gpu-common/runtime.ts";
 import type { Device, DeviceTensor, Op, OpArgs, OpSpec, Recording } from "./types.ts";
 import type { Library } from "./library.ts";
@@ -44,8 +49,15 @@ export function createCudaDevice({ runtime: rt, library }: CudaDeviceOptions): D
     view(t, shape, offset = 0) {
       const base = asT(t);
       if (offset < 0 || offset + count(shape) > count(base.shape))
-        throw new RangeError(`tkc: a view of ${count(shape)} elements at ${offset} exceeds a tensor of ${count(base.shape)}`);
-      const v: CudaTensor = { dtype: base.dtype, shape: [...shape], ptr: base.ptr + BigInt(offset * bytesOf(base.dtype)), owned: false };
+        throw new RangeError(
+          `tkc: a view of ${count(shape)} elements at ${offset} exceeds a tensor of ${count(base.shape)}`,
+        );
+      const v: CudaTensor = {
+        dtype: base.dtype,
+        shape: [...shape],
+        ptr: base.ptr + BigInt(offset * bytesOf(base.dtype)),
+        owned: false,
+      };
       return v;
     },
     write(t, data: Storage, offset = 0) {

@@ -17,10 +17,22 @@ export interface GpuTargetSpec {
 
 export const GPU_TARGETS: Readonly<Record<string, GpuTargetSpec>> = {
   sm_90: { name: "sm_90", lowering: TARGETS.sm_90, llvm: { kind: "nvptx", arch: "sm_90" } },
-  sm_80: { name: "sm_80", lowering: { ...TARGETS.sm_90, name: "sm_80" }, llvm: { kind: "nvptx", arch: "sm_80" } },
+  sm_80: {
+    name: "sm_80",
+    lowering: { ...TARGETS.sm_90, name: "sm_80" },
+    llvm: { kind: "nvptx", arch: "sm_80" },
+  },
   gfx1100: { name: "gfx1100", lowering: TARGETS.gfx1100, llvm: { kind: "amdgcn", arch: "gfx1100" } },
-  gfx942: { name: "gfx942", lowering: TARGETS.gfx942, llvm: { kind: "amdgcn", arch: "gfx942", wave64: true } },
-  gfx90a: { name: "gfx90a", lowering: { ...TARGETS.gfx942, name: "gfx90a" }, llvm: { kind: "amdgcn", arch: "gfx90a", wave64: true } },
+  gfx942: {
+    name: "gfx942",
+    lowering: TARGETS.gfx942,
+    llvm: { kind: "amdgcn", arch: "gfx942", wave64: true },
+  },
+  gfx90a: {
+    name: "gfx90a",
+    lowering: { ...TARGETS.gfx942, name: "gfx90a" },
+    llvm: { kind: "amdgcn", arch: "gfx90a", wave64: true },
+  },
 };
 
 export function gpuTarget(name: string): GpuTargetSpec {
@@ -44,19 +56,33 @@ export function writeLibrary(lib: Library, dir: string): void {
     const { image: _image, ...meta } = art;
     manifest[key] = { ...meta, file };
   }
-  fs.writeFileSync(path.join(dir, "manifest.json"), JSON.stringify({ format: "tkc-library", version: 1, target: lib.target, kernels: manifest }, null, 1));
+  fs.writeFileSync(
+    path.join(dir, "manifest.json"),
+    JSON.stringify({ format: "tkc-library", version: 1, target: lib.target, kernels: manifest }, null, 1),
+  );
 }
 
 export function readLibrary(dir: string): Library {
   const file = path.join(dir, "manifest.json");
-  if (!fs.existsSync(file)) throw new Error(`tkc: ${dir} is not a compiled kernel library (no manifest.json); make one with tkc compile`);
-  const m = JSON.parse(fs.readFileSync(file, "utf8")) as { format: string; version: number; target: string; kernels: Record<string, KernelArtifact & { file: string }> };
-  if (m.format !== "tkc-library" || m.version !== 1) throw new Error(`tkc: ${file} is not a tkc library manifest (version 1)`);
+  if (!fs.existsSync(file))
+    throw new Error(
+      `tkc: ${dir} is not a compiled kernel library (no manifest.json); make one with tkc compile`,
+    );
+  const m = JSON.parse(fs.readFileSync(file, "utf8")) as {
+    format: string;
+    version: number;
+    target: string;
+    kernels: Record<string, KernelArtifact & { file: string }>;
+  };
+  if (m.format !== "tkc-library" || m.version !== 1)
+    throw new Error(`tkc: ${file} is not a tkc library manifest (version 1)`);
   const kernels: Record<string, KernelArtifact> = {};
   for (const [key, meta] of Object.entries(m.kernels)) {
     const p = path.join(dir, meta.file);
     if (!fs.existsSync(p)) throw new Error(`tkc: ${dir}: kernel ${key}'s image ${meta.file} is missing`);
-    const image = meta.file.endsWith(".ptx") ? fs.readFileSync(p, "utf8") : fs.readFileSync(p).toString("base64");
+    const image = meta.file.endsWith(".ptx")
+      ? fs.readFileSync(p, "utf8")
+      : fs.readFileSync(p).toString("base64");
     kernels[key] = { ...meta, image };
   }
   return { target: m.target, kernels };

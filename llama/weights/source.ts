@@ -121,7 +121,7 @@ export function syntheticQ4(config: LlamaConfig, seed = 1): WeightSource {
 
 function tile<T extends Uint32Array | Uint16Array>(pool: T, n: number, next: () => number): T {
   const out = new (pool.constructor as new (n: number) => T)(n);
-  for (let o = 0; o < n; ) {
+  for (let o = 0; o < n;) {
     const start = next() % (pool.length >> 1);
     const len = Math.min(n - o, pool.length - start);
     out.set(pool.subarray(start, start + len) as never, o);
@@ -154,7 +154,11 @@ export function fromConverted(m: ConvertedTensors, hasTensor: (name: string) => 
       case "embed":
         return ["model.embed_tokens.weight"];
       case "lmHead":
-        return [hasTensor("lm_head.weight") || hasTensor("lm_head.q_weight") ? "lm_head.weight" : "model.embed_tokens.weight"];
+        return [
+          hasTensor("lm_head.weight") || hasTensor("lm_head.q_weight")
+            ? "lm_head.weight"
+            : "model.embed_tokens.weight",
+        ];
     }
   };
   const cat32 = (parts: Uint32Array[]) => {
@@ -178,7 +182,9 @@ export function fromConverted(m: ConvertedTensors, hasTensor: (name: string) => 
     },
     vector: (name, i) =>
       m.readF32(
-        name === "finalNorm" ? "model.norm.weight" : L(i, name === "attnNorm" ? "input_layernorm.weight" : "post_attention_layernorm.weight"),
+        name === "finalNorm"
+          ? "model.norm.weight"
+          : L(i, name === "attnNorm" ? "input_layernorm.weight" : "post_attention_layernorm.weight"),
       ),
   };
 }

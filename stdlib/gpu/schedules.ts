@@ -11,7 +11,13 @@ import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { q4GemvSchedule } from "./gemv.ts";
 
 /** Threads per block for row-wise and elementwise kernels. */
-export const ROW_THREADS: Readonly<Record<string, number>> = { sm_90: 256, sm_80: 256, gfx1100: 256, gfx942: 256, vulkan: 128 };
+export const ROW_THREADS: Readonly<Record<string, number>> = {
+  sm_90: 256,
+  sm_80: 256,
+  gfx1100: 256,
+  gfx942: 256,
+  vulkan: 128,
+};
 
 const threadsFor = (target: string) => ROW_THREADS[target] ?? 128;
 
@@ -25,6 +31,24 @@ function rowReduction(row: string, reduce: string, out: string) {
     const [, ot] = s.split(out, [null, t]);
     s.bind(ot!, "threadIdx.x");
   };
+}
+
+/**
+ * One block per head; each stage over positions spread across the threads (adjacent threads on
+ * adjacent positions; the max and the sum reduce across threads), the weighted sum one thread per
+ * channel. Barriers between the stages come from the lowering passes (the scores are shared).
+ */
+function attentionDecodeSchedule(s: Schedule, target: string): void {
+  const t = threadsFor(target);
+  s.bind("h", "blockIdx.x");
+  const [, scoreThread] = s.split("t", [null, t]);
+  s.bind(scoreThread!, "threadIdx.x");
+  for (const loop of ["t_1", "t_2"]) {
+    const [outer, inner] = s.split(loop, [null, t]);
+    s.reorder(inner!, outer!, { reassociate: true });
+    s.bind(inner!, "threadIdx.x");
+  }
+  s.bind("i_1", "threadIdx.x");
 }
 
 /** (t, h) to blocks, the innermost loop to threads. */
@@ -62,6 +86,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   residualAdd: rowsAndColumns("m", "i"),
   siluMul: rowsAndColumns("m", "i"),
   attentionDecode: (s) => s.bind("h", "blockIdx.x"),
+  attentionDecodeShared: attentionDecodeSchedule,
   attentionPrefill: (s) => s.bind(s.fuse("n", "h"), "blockIdx.x"),
   q4Gemm: rowsAndColumns("m", "n"),
   f16Gemm: rowsAndColumns("m", "n"),
