@@ -14,3 +14,4 @@ export * from "./embedding.ts";
 export * from "./sampling.ts";
 export * from "./params.ts";
 export * from "./attention_decode_shared.ts";
+export * from "./q4_gemv_rows.ts";

@@ -21,27 +21,27 @@ export const GEMV_SHAPES: readonly [number, number][] = [
 
 const target = { kind: "nvptx", arch: "sm_90" } as const;
 
-export function gemvSpec(n: number, k: number, p?: GemvSchedule): OpSpec {
+export function gemvSpec(n: number, k: number, p?: GemvSchedule, rows4 = false): OpSpec {
   return {
-    key: `q4gemv_${n}x${k}${p ? `_r${p.rows}l${p.lanes}${p.unrollGroups ? "u" : ""}` : ""}`,
-    kernel: S.q4Gemv,
+    key: `q4gemv${rows4 ? "rows4" : ""}_${n}x${k}${p ? `_r${p.rows}l${p.lanes}${p.unrollGroups ? "u" : ""}` : ""}`,
+    kernel: rows4 ? S.q4GemvRows4 : S.q4Gemv,
     specialize: { n, k, kw: k / 8, kg: k / 32 },
-    schedule: q4GemvSchedule("n", p),
+    schedule: q4GemvSchedule(rows4 ? "n4" : "n", p),
   };
 }
 
 const outDir = resolve(process.argv[2] ?? ".device/kernels");
 mkdirSync(outDir, { recursive: true });
-const variants: GemvSchedule[] = [
-  GEMV_SCHEDULES.sm_90!,
-  { rows: 4, lanes: 32 },
-  { rows: 2, lanes: 32, unrollGroups: true },
-  { rows: 8, lanes: 32, unrollGroups: true },
-  { rows: 1, lanes: 32, unrollGroups: true },
+const variants: [GemvSchedule, boolean][] = [
+  [GEMV_SCHEDULES.sm_90!, false],
+  [{ rows: 2, lanes: 32, unrollGroups: true }, true],
+  [{ rows: 4, lanes: 32, unrollGroups: true }, true],
+  [{ rows: 1, lanes: 32, unrollGroups: true }, true],
+  [{ rows: 2, lanes: 32, unrollGroups: false }, true],
 ];
 const out = GEMV_SHAPES.flatMap(([n, k]) =>
-  variants.map((p) => {
-    const spec = gemvSpec(n, k, p);
+  variants.map(([p, rows4]) => {
+    const spec = gemvSpec(n, k, p, rows4);
     const { llvm: _ir, ...artifact } = buildArtifact(
       lowerToDevice(scheduledFunc(spec, "sm_90"), TARGETS.sm_90),
       target,

@@ -14,7 +14,7 @@ import { copyBandwidth } from "./bandwidth.ts";
 interface Entry {
   n: number;
   k: number;
-  params: { rows: number; lanes: number; unrollGroups?: boolean };
+  params: { rows: number; lanes: number; unrollGroups?: boolean; rows4?: boolean };
   artifact: KernelArtifact;
   reference?: FuncJson;
 }
@@ -79,7 +79,7 @@ function main(): number {
       registers: e.artifact.registers,
     };
     console.log(
-      `q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy`,
+      `q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""}${e.params.rows4 ? " 4-rows-per-thread" : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy`,
     );
     results.push(line);
     graph.destroy();

@@ -85,7 +85,12 @@ class KernelLowerer extends ExprLowerer {
 
   private symbol(name: string): Var {
     let v = this.symbols.get(name);
-    if (!v) this.symbols.set(name, (v = B.variable(name, "i32"))); // Sym names are the user's: keep them
+    // Sym names are the user's (specialize and argument checks use them): keep them, and keep
+    // locals off them.
+    if (!v) {
+      this.symbols.set(name, (v = B.variable(name, "i32")));
+      this.usedNames.add(name);
+    }
     return v;
   }
 

@@ -317,6 +317,23 @@ export function pinnedVars(a: Access, b: Access, spans: Spans): Set<Var> {
   return out;
 }
 
+const gcd = (a: number, b: number): number => (b === 0 ? Math.abs(a) : gcd(b, a % b));
+
+/**
+ * The GCD test: two affine indices whose variable terms are all multiples of g can only meet when
+ * their constants agree modulo g, whatever the variables are (y[2i] and y[2i' + 1] never meet).
+ */
+export function neverEqual(a: readonly Expr[], b: readonly Expr[]): boolean {
+  if (a.length !== b.length) return false;
+  return a.some((x, k) => {
+    const la = linearize(x);
+    const lb = linearize(b[k]!);
+    const g = [...la.terms, ...lb.terms].reduce((acc, t) => gcd(acc, Math.round(t.coef)), 0);
+    const diff = la.constant - lb.constant;
+    return g > 1 && Number.isInteger(diff) && diff % g !== 0;
+  });
+}
+
 export interface Dependence {
   readonly kind: "reduction" | "conflict";
   readonly write: Access;
@@ -354,6 +371,7 @@ export function carriedDependences(loop: For, opts: DependenceOptions = {}): Dep
       if (a.buffer !== w.buffer) continue;
       if (isReduction && opts.allowReductions && sameIndices(w.expanded, a.expanded)) continue;
       if (pinnedVars(w, a, spans).has(v)) continue;
+      if (neverEqual(w.expanded, a.expanded)) continue;
       const message =
         isReduction && a === w
           ? `every iteration of ${v.name} writes ${describeAccess(w)}: ${v.name} carries a reduction into ${w.buffer.name}`
