@@ -85,12 +85,10 @@ class KernelLowerer extends ExprLowerer {
 
   private symbol(name: string): Var {
     let v = this.symbols.get(name);
-    // Sym names are the user's (specialize and argument checks use them): keep them, and keep
-    // locals off them.
-    if (!v) {
-      this.symbols.set(name, (v = B.variable(name, "i32")));
-      this.usedNames.add(name);
-    }
+    // Sym names are the user's (specialize and argument checks use them), and so are loop names
+    // (schedules address loops by them): a loop `n` over Sym<"n"> keeps its name too. Loops and
+    // symbols are looked up apart, and the printer tells equal names apart.
+    if (!v) this.symbols.set(name, (v = B.variable(name, "i32")));
     return v;
   }
 
