@@ -104,11 +104,13 @@ export class KernelLlama implements LanguageModel {
     a("len", [1], "i32");
     a("x", [1, c.dim]);
     a("xn", [1, c.dim]);
-    a("q", [1, c.nHeads, headDim(c)]);
+    // q, k and v are views of one buffer, so the fused projection is one plain GEMV.
+    a("qkv", [c.dim + 2 * kvDim(c)]);
+    this.act.q = d.view(this.act.qkv!, [1, c.nHeads, headDim(c)], 0);
     a("qr", [1, c.nHeads, headDim(c)]);
-    a("k", [1, c.nKvHeads, headDim(c)]);
+    this.act.k = d.view(this.act.qkv!, [1, c.nKvHeads, headDim(c)], c.dim);
     a("kr", [1, c.nKvHeads, headDim(c)]);
-    a("v", [1, c.nKvHeads, headDim(c)]);
+    this.act.v = d.view(this.act.qkv!, [1, c.nKvHeads, headDim(c)], c.dim + kvDim(c));
     a("attn", [c.nHeads, headDim(c)]);
     a("h", [c.hiddenDim]);
     a("gate", [c.hiddenDim]);
@@ -179,14 +181,7 @@ export class KernelLlama implements LanguageModel {
       this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
       const xn = flat(A.xn!, c.dim);
       if (L.qkv.packed) {
-        this.run(o.qkv!, {
-          x: xn,
-          packed: L.qkv.packed!,
-          scales: L.qkv.scales!,
-          q: flat(A.q!, c.dim),
-          k: flat(A.k!, kv),
-          v: flat(A.v!, kv),
-        });
+        this.run(o.qkv!, { x: xn, packed: L.qkv.packed!, scales: L.qkv.scales!, y: A.qkv! });
       } else {
         this.run(o.gemvQ!, { x: xn, ...this.rows(L.qkv, 0, c.dim), y: flat(A.q!, c.dim) });
         this.run(o.gemvKV!, { x: xn, ...this.rows(L.qkv, c.dim, kv), y: flat(A.k!, kv) });

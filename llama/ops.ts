@@ -71,7 +71,8 @@ export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: Schedu
   if (format === "q4f16_1") {
     Object.assign(decode, {
       embed: op("embed1", S.q4Embedding, { t: 1, vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
-      qkv: op("qkv1", S.q4QkvGemv, { ...q4(dim, dim + 2 * kvd), qd: dim, kvd }),
+      // Four rows per thread (q4GemvRows4) where N allows: x is read once for all four.
+      qkv: op("qkv1", (dim + 2 * kvd) % 4 === 0 ? S.q4GemvRows4 : S.q4Gemv, q4(dim, dim + 2 * kvd)),
       oRes: op("ores1", S.q4GemvResidual, q4(dim, dim)),
       gateUp: op("gateup1", S.q4GateUpSilu, { ...withN2(q4(dim, 2 * hidden)), i: hidden }),
       downRes: op("downres1", S.q4GemvResidual, q4(hidden, dim)),

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
 import { readLibrary } from "../../llama/device/library.ts";
-import { createCudaDevice } from "../../llama/device/cuda.ts";
+import { createCudaDevice, profileOf } from "../../llama/device/cuda.ts";
 import { loadConverted } from "../../llama/convert/format.ts";
 import { loadModelTokenizer } from "../../llama/convert/tokenizer.ts";
 import { fromConverted, syntheticQ4, matrixShape } from "../../llama/weights/source.ts";
@@ -119,6 +119,24 @@ async function main(): Promise<number> {
     const prefillSeconds = (performance.now() - p0) / 1e3;
     console.log(`7B q4f16_1 prefill of 512 tokens: ${(512 / prefillSeconds).toFixed(1)} tok/s`);
     result.llama2_7b_q4 = { decode, prefillTokPerS: 512 / prefillSeconds };
+    device.dispose();
+  }
+
+  // 3. Where a 7B decode step's time goes: each launch timed with events, at position 256.
+  {
+    const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
+    const device = createCudaDevice({ runtime: rt, library: readLibrary(join(here, "lib/llama2-7b-q4-sm_90")), profile: true });
+    const model = new KernelLlama(device, syntheticQ4(config), { format: "q4f16_1", recordDecode: false });
+    model.decode(1, 256);
+    profileOf(device);
+    const steps = 3;
+    for (let i = 0; i < steps; i++) model.decode(1, 256);
+    const table = [...profileOf(device)].map(([key, v]) => ({ op: key.split("_")[0], msPerStep: v.ms / steps, launchesPerStep: v.launches / steps }));
+    table.sort((a, b) => b.msPerStep - a.msPerStep);
+    const total = table.reduce((a, t) => a + t.msPerStep, 0);
+    console.log(`7B decode step at position 256: ${total.toFixed(3)} ms of kernel time`);
+    for (const t of table) console.log(`  ${t.op.padEnd(12)} ${t.msPerStep.toFixed(3)} ms  (${t.launchesPerStep} launches)`);
+    result.profile7b = { position: 256, kernelMsPerStep: total, ops: table };
     device.dispose();
   }
   writeFileSync(join(values.out!, "decode.json"), JSON.stringify({ ...result, failed }, null, 1));

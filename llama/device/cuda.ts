@@ -28,16 +28,25 @@ interface CudaOp extends Op {
 export interface CudaDeviceOptions {
   readonly runtime: GpuRuntime;
   readonly library: Library;
+  /** Time every launch with events (not inside recordings); read with profile(). */
+  readonly profile?: boolean;
 }
 
-export function createCudaDevice({ runtime: rt, library }: CudaDeviceOptions): Device {
+/** Milliseconds per op key, from a device made with `profile: true`. */
+export function profileOf(d: Device): Map<string, { ms: number; launches: number }> {
+  return (d as unknown as { profileTable?: () => Map<string, { ms: number; launches: number }> }).profileTable?.() ?? new Map();
+}
+
+export function createCudaDevice({ runtime: rt, library, profile }: CudaDeviceOptions): Device {
   const stream = rt.createStream();
+  let recording = false;
+  const timings: { key: string; start: ReturnType<GpuRuntime["createEvent"]>; end: ReturnType<GpuRuntime["createEvent"]> }[] = [];
   const ops = new Map<string, CudaOp>();
   const allocations: DevicePtr[] = [];
   const modules: { unload(): void }[] = [];
   const asT = (t: DeviceTensor) => t as CudaTensor;
   const count = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-  return {
+  const device: Device & { profileTable(): Map<string, { ms: number; launches: number }> } = {
     kind: "cuda",
     name: `${rt.device.name} (CUDA)`,
     tensor(dtype: DType, shape: readonly number[]): DeviceTensor {
@@ -100,14 +109,42 @@ export function createCudaDevice({ runtime: rt, library }: CudaDeviceOptions): D
       }
       const symbols = bindSymbols(op.art, shapes);
       const { grid, block } = launchConfig(op.art, symbols);
+      const timed = profile && !recording;
+      const start = timed ? rt.createEvent() : undefined;
+      start?.record(stream);
       rt.launch(op.fn, kernelArgs(op.art, ptrs, scalars, symbols), { grid, block, stream });
+      if (start) {
+        const end = rt.createEvent();
+        end.record(stream);
+        timings.push({ key: op.spec.key, start, end });
+      }
     },
     record(body): Recording {
-      const graph = rt.captureGraph(stream, () => body());
+      recording = true;
+      let graph;
+      try {
+        graph = rt.captureGraph(stream, () => body());
+      } finally {
+        recording = false;
+      }
       return { replay: () => graph.launch(stream), dispose: () => graph.destroy() };
     },
     sync() {
       stream.synchronize();
+    },
+    profileTable() {
+      stream.synchronize();
+      const table = new Map<string, { ms: number; launches: number }>();
+      for (const t of timings) {
+        const e = table.get(t.key) ?? { ms: 0, launches: 0 };
+        e.ms += t.end.elapsedSince(t.start);
+        e.launches++;
+        table.set(t.key, e);
+        t.start.destroy();
+        t.end.destroy();
+      }
+      timings.length = 0;
+      return table;
     },
     dispose() {
       stream.synchronize();
@@ -116,4 +153,5 @@ export function createCudaDevice({ runtime: rt, library }: CudaDeviceOptions): D
       stream.destroy();
     },
   };
+  return device;
 }

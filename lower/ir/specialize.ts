@@ -40,7 +40,7 @@ export function specialize(f: PrimFunc, values: Readonly<Record<string, number>>
   return mapBuffersAndBody(
     f,
     remap,
-    (s) => substitute(s, map),
+    (s) => foldConstants(substitute(s, map)),
     f.symbols.filter((s) => !map.has(s)),
     `specialized ${JSON.stringify(values)}`,
   );
@@ -145,4 +145,31 @@ export function scalarsFromMemory(f: PrimFunc, names: readonly string[]): PrimFu
   let body = f.body;
   for (const [v, ld] of map) body = B.letStmt(v, ld, body);
   return { ...f, params, body };
+}
+
+const FOLD: Partial<Record<string, (a: number, b: number) => number>> = {
+  "+": (a, b) => a + b,
+  "-": (a, b) => a - b,
+  "*": (a, b) => a * b,
+  "/": (a, b) => Math.trunc(a / b),
+  "%": (a, b) => a % b,
+  floordiv: (a, b) => Math.floor(a / b),
+  floormod: (a, b) => a - Math.floor(a / b) * b,
+  min: Math.min,
+  max: Math.max,
+};
+
+/**
+ * Folds i32 arithmetic on constants (what specialisation leaves, e.g. idiv(48, 2)), so extents
+ * become constants that thread bindings and unrolling need. Loops are left alone.
+ */
+function foldConstants(s: Stmt): Stmt {
+  return rewriteStmt(s, {
+    expr: (e) => {
+      if (e.kind !== "binary" || e.dtype !== "i32" || e.a.kind !== "const" || e.b.kind !== "const") return e;
+      const op = FOLD[e.op];
+      if (!op || ((e.op === "/" || e.op === "%" || e.op === "floordiv" || e.op === "floormod") && e.b.value === 0)) return e;
+      return B.constant(op(e.a.value, e.b.value) | 0, "i32");
+    },
+  });
 }

@@ -72,15 +72,14 @@ function rowsAndColumns(outer: string, inner: string) {
 
 export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string) => void>> = {
   q4Gemv: q4GemvSchedule("n"),
+  q4GemvRows4: q4GemvSchedule("n4", { rows: 2, lanes: 32, unrollGroups: true }),
   q4GemvF32: q4GemvSchedule("n"),
   q4GemvResidual: q4GemvSchedule("n"),
   q4QkvGemv: q4GemvSchedule("n"),
   q4GateUpSilu: q4GemvSchedule("i"),
   rmsNorm: rowReduction("m", "i", "i_1"),
-  // One thread per (token, head): bind refuses threads over i, since its dependence test cannot
-  // prove that y[2i] and y[2i' + 1] never meet.
-  ropeInterleaved: (s) => s.bind(s.fuse("t", "h"), "blockIdx.x"),
-  ropeHalf: (s) => s.bind(s.fuse("t", "h"), "blockIdx.x"),
+  ropeInterleaved: rowsAndLanes("t", "h", "i"),
+  ropeHalf: rowsAndLanes("t", "h", "i"),
   kvAppend: rowsAndLanes("t", "h", "i"),
   q4Embedding: rowsAndColumns("t", "c"),
   residualAdd: rowsAndColumns("m", "i"),
