@@ -79,7 +79,9 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   q4GateUpSilu: q4GemvSchedule("i"),
   rmsNorm: rowReduction("m", "i", "i_1"),
   ropeInterleaved: rowsAndLanes("t", "h", "i"),
-  ropeHalf: rowsAndLanes("t", "h", "i"),
+  // One thread per (token, head): bind's dependence test cannot yet prove that y[i] and
+  // y[i' + half] never meet for i, i' < half (it needs the loop's range, not only a GCD).
+  ropeHalf: (s) => s.bind(s.fuse("t", "h"), "blockIdx.x"),
   kvAppend: rowsAndLanes("t", "h", "i"),
   q4Embedding: rowsAndColumns("t", "c"),
   residualAdd: rowsAndColumns("m", "i"),
