@@ -15,3 +15,4 @@ export * from "./sampling.ts";
 export * from "./params.ts";
 export * from "./attention_decode_shared.ts";
 export * from "./q4_gemv_rows.ts";
+export * from "./q4_gemv_rows_fused.ts";

@@ -49,6 +49,8 @@ function attentionDecodeSchedule(s: Schedule, target: string): void {
     s.bind(inner!, "threadIdx.x");
   }
   s.bind("i_1", "threadIdx.x");
+  // The dot products' loop unrolled: LLVM then merges the key loads into 16-byte loads.
+  s.unroll("i");
 }
 
 /** (t, h) to blocks, the innermost loop to threads. */
@@ -73,6 +75,8 @@ function rowsAndColumns(outer: string, inner: string) {
 export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string) => void>> = {
   q4Gemv: q4GemvSchedule("n"),
   q4GemvRows4: q4GemvSchedule("n4", { rows: 2, lanes: 32, unrollGroups: true }),
+  q4GemvResidualRows4: q4GemvSchedule("n4", { rows: 2, lanes: 32, unrollGroups: true }),
+  q4GateUpSiluRows2: q4GemvSchedule("i2", { rows: 2, lanes: 32, unrollGroups: true }),
   q4GemvF32: q4GemvSchedule("n"),
   q4GemvResidual: q4GemvSchedule("n"),
   q4QkvGemv: q4GemvSchedule("n"),

@@ -1,0 +1,429 @@
+// The kernel-built Llama on Vulkan, on the GPU machine (NVIDIA's Vulkan driver).
+//
+// Here (prepare.sh does it): `npx tsx bench/device/vulkan.ts --build .device` compiles the SPIR-V
+// libraries the GPU machine loads (it has no frontend: ts-morph cannot be bundled), for subgroup
+// size 32: .device/lib/vulkan-sg32/{stories15M-q4,llama2-7b-q4}.json. `--subgroup 8` builds
+// lavapipe's, for trying the bundle here.
+//
+// There: `bash bench/device/run.sh vulkan` (with .device carried) runs .device/vulkan.mjs:
+//  0. the Vulkan loader carried in .device/vulkan (Debian's libvulkan1, unpacked by prepare.sh) as
+//     TKC_VULKAN_LIB, and the NVIDIA ICD manifest found under /usr/local/nvidia/share/vulkan/icd.d,
+//     /usr/share/vulkan/icd.d or /etc/vulkan/icd.d as VK_ICD_FILENAMES (either kept when set);
+//  1. stories15M (q4f16_1, the converted model of build-model.ts): greedy 256 tokens must equal the
+//     CPU kernel model's text (.device/models/stories15M-q4-expected.json); decode tok/s;
+//  2. Llama-2-7B shape (q4f16_1, synthetic weights): decode tok/s over --steps tokens from position
+//     1, bytes read per token and the bandwidth that implies (and the fraction of the CUDA copy
+//     bandwidth when libcuda is there); prefill of --prefill tokens;
+//  3. where a 7B decode step's GPU time goes: per-launch timestamps of one replay at position 256.
+// Writes $OUT/vulkan.json after every phase (a later failure keeps the earlier numbers). Exit
+// status: 0, 1 when the stories15M text differs, 2 when there is no usable Vulkan device or a phase
+// failed.
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { createVulkanRuntime, type VulkanRuntime } from "../../backends/vulkan/runtime.ts";
+import { headDim, type LlamaConfig } from "../../llama/config.ts";
+import { loadConverted } from "../../llama/convert/format.ts";
+import { loadModelTokenizer } from "../../llama/convert/tokenizer.ts";
+import {
+  compileVulkanLibrary,
+  createVulkanDevice,
+  readVulkanLibrary,
+  vulkanSchedules,
+  writeVulkanLibrary,
+  type VulkanLibrary,
+} from "../../llama/device/vulkan.ts";
+import { generateText } from "../../llama/generate.ts";
+import { KernelLlama } from "../../llama/model.ts";
+import { allOps, llamaOps } from "../../llama/ops.ts";
+import { fromConverted, matrixShape, syntheticQ4 } from "../../llama/weights/source.ts";
+import { TARGETS } from "../../lower/passes/target.ts";
+import { DECODE_CONTEXT, LLAMA2_7B } from "./models.ts";
+
+const STORIES = "stories15M-q4";
+const LLAMA7B = "llama2-7b-q4";
+const libDir = (deviceDir: string, subgroup: number) => join(deviceDir, "lib", `vulkan-sg${subgroup}`);
+
+// ---- here: the SPIR-V libraries ----
+
+/** stories15M's config, from the converted model build-model.ts made (or the bundled checkpoint). */
+async function storiesConfig(deviceDir: string): Promise<LlamaConfig> {
+  const dir = join(deviceDir, "models", STORIES);
+  if (existsSync(join(dir, "tkc-config.json"))) return loadConverted(dir).config;
+  const { loadBundledStories15M } = await import("../../llama/bundled.ts");
+  return loadBundledStories15M().weights.config;
+}
+
+async function build(deviceDir: string, subgroup: number): Promise<void> {
+  const target = { ...TARGETS.vulkan, name: `vulkan (subgroup ${subgroup})`, warpSize: subgroup };
+  const schedules = vulkanSchedules(subgroup);
+  const out = libDir(deviceDir, subgroup);
+  mkdirSync(out, { recursive: true });
+  const models: [string, LlamaConfig][] = [
+    [STORIES, await storiesConfig(deviceDir)],
+    [LLAMA7B, { ...LLAMA2_7B, contextLength: DECODE_CONTEXT }],
+  ];
+  for (const [name, config] of models) {
+    const t0 = performance.now();
+    const lib = compileVulkanLibrary(allOps(llamaOps(config, "q4f16_1", schedules)), target);
+    writeVulkanLibrary(lib, join(out, `${name}.json`));
+    console.log(
+      `vulkan library ${name} (subgroup ${subgroup}): ${Object.keys(lib.kernels).length} kernels in ${((performance.now() - t0) / 1e3).toFixed(1)} s -> ${join(out, `${name}.json`)}`,
+    );
+  }
+}
+
+// ---- there: finding the loader and the driver ----
+
+const ICD_DIRS = ["/usr/local/nvidia/share/vulkan/icd.d", "/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"];
+const LIB_DIRS = [
+  "/usr/local/nvidia/lib64",
+  "/usr/local/nvidia/lib",
+  "/usr/lib/x86_64-linux-gnu",
+  "/usr/lib64",
+  "/lib/x86_64-linux-gnu",
+  "/usr/lib",
+];
+
+interface VulkanSetup {
+  loader: string;
+  icd?: string;
+  icdLibrary?: string;
+  notes: string[];
+}
+
+/**
+ * Points the runtime at the carried loader and at the NVIDIA ICD. An ICD manifest that names its
+ * driver library without a path (libGLX_nvidia.so.0) is copied to /tmp with the path found here,
+ * so the loader does not depend on LD_LIBRARY_PATH.
+ */
+function setupVulkan(deviceDir: string): VulkanSetup {
+  const notes: string[] = [];
+  const carried = join(deviceDir, "vulkan/usr/lib/x86_64-linux-gnu/libvulkan.so.1");
+  if (!process.env.TKC_VULKAN_LIB) {
+    if (existsSync(carried)) process.env.TKC_VULKAN_LIB = carried;
+    else notes.push(`no carried loader at ${carried} (run prepare.sh); trying the system's libvulkan.so.1`);
+  }
+  const setup: VulkanSetup = { loader: process.env.TKC_VULKAN_LIB ?? "libvulkan.so.1", notes };
+  const preset = process.env.VK_ICD_FILENAMES ?? process.env.VK_DRIVER_FILES;
+  if (preset) {
+    setup.icd = preset;
+    return setup;
+  }
+  const manifests = ICD_DIRS.flatMap((d) => {
+    try {
+      return readdirSync(d)
+        .filter((f) => f.endsWith(".json"))
+        .map((f) => join(d, f));
+    } catch {
+      return [];
+    }
+  });
+  notes.push(`ICD manifests found: ${manifests.join(", ") || "none"}`);
+  const nvidia = manifests.filter((m) => /nvidia/i.test(m));
+  if (nvidia.length === 0) {
+    notes.push(
+      `no NVIDIA ICD manifest in ${ICD_DIRS.join(", ")}; NVIDIA_DRIVER_CAPABILITIES=${process.env.NVIDIA_DRIVER_CAPABILITIES ?? "(unset)"} (Vulkan needs "graphics")`,
+    );
+    return setup;
+  }
+  const icd = nvidia[0]!;
+  setup.icd = icd;
+  let manifest: { ICD?: { library_path?: string } } = {};
+  try {
+    manifest = JSON.parse(readFileSync(icd, "utf8")) as typeof manifest;
+  } catch (e) {
+    notes.push(`${icd} is not readable JSON: ${(e as Error).message}`);
+  }
+  const lib = manifest.ICD?.library_path;
+  if (lib && !lib.includes("/")) {
+    const dirs = [...(process.env.LD_LIBRARY_PATH ?? "").split(":").filter(Boolean), ...LIB_DIRS];
+    const found = dirs.map((d) => join(d, lib)).find((p) => existsSync(p));
+    if (found) {
+      const patched = "/tmp/tkc_nvidia_icd.json";
+      writeFileSync(patched, JSON.stringify({ ...manifest, ICD: { ...manifest.ICD, library_path: found } }));
+      setup.icd = patched;
+      setup.icdLibrary = found;
+      notes.push(`${icd} names ${lib}: using ${found} (manifest copied to ${patched})`);
+    } else
+      notes.push(
+        `${icd} names ${lib}, which is in none of ${dirs.join(", ")}: the container may lack the NVIDIA graphics libraries (NVIDIA_DRIVER_CAPABILITIES=${process.env.NVIDIA_DRIVER_CAPABILITIES ?? "(unset)"})`,
+      );
+  } else if (lib) setup.icdLibrary = lib;
+  process.env.VK_ICD_FILENAMES = setup.icd;
+  return setup;
+}
+
+/** Device-to-device copy bandwidth through CUDA, when libcuda is there (the roofline's bandwidth). */
+async function cudaCopyBandwidth(): Promise<number | undefined> {
+  try {
+    const { createCudaRuntime } = await import("../../backends/cuda/runtime.ts");
+    const { copyBandwidth } = await import("./bandwidth.ts");
+    const rt = createCudaRuntime();
+    try {
+      return copyBandwidth(rt);
+    } finally {
+      rt.dispose();
+    }
+  } catch (e) {
+    console.log(`(no CUDA copy bandwidth: ${(e as Error).message.split("\n")[0]})`);
+    return undefined;
+  }
+}
+
+/** Bytes one 7B q4f16_1 decode step reads: every weight once, the KV cache up to the position. */
+function bytesPerToken(config: LlamaConfig, avgPos: number): number {
+  const q4 = (m: Parameters<typeof matrixShape>[1]) => {
+    const [n, k] = matrixShape(config, m);
+    return n * k * (0.5 + 2 / 32);
+  };
+  const weights =
+    (q4("qkv") + q4("o") + q4("gateUp") + q4("down")) * config.nLayers +
+    config.vocabSize * config.dim * (0.5 + 2 / 32) +
+    config.dim * 2;
+  return weights + config.nLayers * 2 * avgPos * config.nKvHeads * headDim(config) * 2;
+}
+
+function loadLibrary(deviceDir: string, subgroup: number, name: string): VulkanLibrary {
+  const file = join(libDir(deviceDir, subgroup), `${name}.json`);
+  if (!existsSync(file))
+    throw new Error(
+      `${file} is missing: this device's subgroup size is ${subgroup}; build it with npx tsx bench/device/vulkan.ts --build .device --subgroup ${subgroup}`,
+    );
+  return readVulkanLibrary(file);
+}
+
+async function run(opts: {
+  out: string;
+  deviceDir: string;
+  steps: number;
+  prefill: number;
+  storiesTokens: number;
+  models: string[];
+}): Promise<number> {
+  const started = performance.now();
+  const elapsed = () => (performance.now() - started) / 1e3;
+  const result: Record<string, unknown> = {};
+  const errors: string[] = [];
+  let failed = 0;
+  const save = () =>
+    writeFileSync(join(opts.out, "vulkan.json"), JSON.stringify({ ...result, errors, failed }, null, 1));
+
+  const setup = setupVulkan(opts.deviceDir);
+  result.setup = setup;
+  for (const n of setup.notes) console.log(`setup: ${n}`);
+  let rt: VulkanRuntime;
+  try {
+    rt = createVulkanRuntime();
+  } catch (e) {
+    errors.push(`no Vulkan device: ${(e as Error).message}`);
+    console.error(`vulkan: ${errors.at(-1)}`);
+    save();
+    return 2;
+  }
+  const info = rt.device;
+  const sg = info.subgroup.size;
+  result.device = {
+    name: info.name,
+    type: info.type,
+    apiVersion: info.apiVersion,
+    subgroup: info.subgroup,
+    limits: info.limits,
+  };
+  console.log(
+    `device: ${info.name} (${info.type}, Vulkan ${info.apiVersion}, subgroup ${sg}); loader ${setup.loader}; ICD ${setup.icd ?? "(loader default)"}`,
+  );
+  save();
+
+  // 1. stories15M, real weights, against the CPU kernel model's greedy text.
+  if (opts.models.includes("stories15M"))
+    try {
+      const dir = join(opts.deviceDir, "models", STORIES);
+      const conv = loadConverted(dir);
+      const src = fromConverted(conv, (n) => n in conv.manifest.tensors);
+      const tok = loadModelTokenizer(conv);
+      const device = createVulkanDevice({ runtime: rt, library: loadLibrary(opts.deviceDir, sg, STORIES) });
+      const model = new KernelLlama(device, src, { format: "q4f16_1", schedules: device.schedules });
+      const r = await generateText(model, tok, {
+        maxTokens: opts.storiesTokens,
+        temperature: 0,
+        topP: 1,
+        seed: 1,
+      });
+      const expected = JSON.parse(
+        readFileSync(join(opts.deviceDir, "models/stories15M-q4-expected.json"), "utf8"),
+      ) as { text: string; tokens: number[] };
+      const want = expected.tokens.slice(0, r.tokens.length);
+      const firstDiff = r.tokens.findIndex((t, i) => t !== want[i]);
+      const same = firstDiff < 0 && (r.tokens.length < expected.tokens.length || r.text === expected.text);
+      if (!same) failed++;
+      console.log(
+        `${same ? "ok" : "DIFFERENT"} stories15M q4f16_1 greedy text on Vulkan vs the CPU kernel model (${r.tokens.length} tokens, first difference at ${firstDiff}); decode ${r.stats.decodeTokensPerSecond.toFixed(1)} tok/s`,
+      );
+      console.log(r.text.slice(0, 300));
+      result.stories15M = {
+        sameTextAsCpu: same,
+        firstDifferentToken: firstDiff,
+        tokens: r.tokens.length,
+        decodeTokPerS: r.stats.decodeTokensPerSecond,
+        prefillTokPerS: r.stats.prefillTokensPerSecond,
+        text: r.text,
+      };
+      model.dispose();
+    } catch (e) {
+      errors.push(`stories15M: ${(e as Error).stack ?? String(e)}`);
+      console.error(`vulkan: ${errors.at(-1)}`);
+    }
+  save();
+
+  // 2. Llama-2-7B shape, synthetic q4f16_1 weights: decode, then prefill.
+  const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
+  if (opts.models.includes("7b"))
+    try {
+      const copy = await cudaCopyBandwidth();
+      if (copy) console.log(`CUDA copy bandwidth ${(copy / 1e9).toFixed(0)} GB/s`);
+      const lib = loadLibrary(opts.deviceDir, sg, LLAMA7B);
+      const device = createVulkanDevice({ runtime: rt, library: lib });
+      const t0 = performance.now();
+      const model = new KernelLlama(device, syntheticQ4(config), {
+        format: "q4f16_1",
+        schedules: device.schedules,
+      });
+      const uploadS = (performance.now() - t0) / 1e3;
+      console.log(`7B weights made and uploaded in ${uploadS.toFixed(1)} s`);
+      let token = 1;
+      const w0 = performance.now();
+      model.decode(token, 0); // compiles the pipelines, records the command buffer
+      const firstS = (performance.now() - w0) / 1e3;
+      const steps = Math.min(opts.steps, config.contextLength - 1);
+      const start = performance.now();
+      for (let pos = 1; pos <= steps; pos++) {
+        const logits = model.decode(token, pos);
+        let best = 0;
+        for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+        token = best;
+      }
+      const seconds = (performance.now() - start) / 1e3;
+      const tokPerS = steps / seconds;
+      const bytes = bytesPerToken(config, (steps + 1) / 2);
+      const decode = {
+        tokPerS,
+        steps,
+        msPerToken: (1e3 * seconds) / steps,
+        firstStepS: firstS,
+        uploadS,
+        bytesPerToken: bytes,
+        effectiveGBs: (bytes * tokPerS) / 1e9,
+        ...(copy
+          ? { copyBandwidthGBs: copy / 1e9, rooflineTokPerS: copy / bytes, fractionOfRoofline: (tokPerS * bytes) / copy }
+          : {}),
+      };
+      console.log(
+        `7B q4f16_1 decode on Vulkan: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens (${decode.msPerToken.toFixed(2)} ms/token); ${(bytes / 1e9).toFixed(2)} GB/token = ${decode.effectiveGBs.toFixed(0)} GB/s` +
+          (copy ? `; ${(100 * decode.fractionOfRoofline!).toFixed(1)}% of the copy roofline` : ""),
+      );
+      result.llama2_7b_q4 = { decode };
+      save();
+      if (opts.prefill > 0) {
+        const prompt = Array.from({ length: opts.prefill }, (_, i) => 1 + ((i * 7919) % 31999));
+        model.reset();
+        const p0 = performance.now();
+        model.prefill(prompt, 0);
+        const prefillS = (performance.now() - p0) / 1e3;
+        console.log(`7B q4f16_1 prefill of ${opts.prefill} tokens on Vulkan: ${(opts.prefill / prefillS).toFixed(1)} tok/s`);
+        result.llama2_7b_q4 = { decode, prefill: { tokens: opts.prefill, tokPerS: opts.prefill / prefillS } };
+      }
+      model.dispose();
+    } catch (e) {
+      errors.push(`7B: ${(e as Error).stack ?? String(e)}`);
+      console.error(`vulkan: ${errors.at(-1)}`);
+    }
+  save();
+
+  // 3. One 7B decode step's GPU time by op (timestamps around every launch of the recording).
+  if (opts.models.includes("7b") && elapsed() < 360)
+    try {
+      const device = createVulkanDevice({
+        runtime: rt,
+        library: loadLibrary(opts.deviceDir, sg, LLAMA7B),
+        timestamps: true,
+      });
+      const model = new KernelLlama(device, syntheticQ4(config), {
+        format: "q4f16_1",
+        schedules: device.schedules,
+      });
+      const pos = 256;
+      const byOp = new Map<string, { ns: number; launches: number }>();
+      const reps = 3;
+      model.decode(1, pos);
+      let gpuNs = 0;
+      for (let i = 0; i < reps; i++) {
+        model.decode(1, pos);
+        const t = device.lastReplay!;
+        gpuNs += t.gpuNs / reps;
+        for (const l of t.launches) {
+          const op = l.key.split("_")[0]!;
+          const e = byOp.get(op) ?? { ns: 0, launches: 0 };
+          e.ns += l.ns / reps;
+          e.launches += 1 / reps;
+          byOp.set(op, e);
+        }
+      }
+      const table = [...byOp]
+        .map(([op, v]) => ({ op, msPerStep: v.ns / 1e6, launchesPerStep: Math.round(v.launches) }))
+        .sort((a, b) => b.msPerStep - a.msPerStep);
+      console.log(`7B decode step at position ${pos}: ${(gpuNs / 1e6).toFixed(3)} ms of GPU time`);
+      for (const t of table)
+        console.log(`  ${t.op.padEnd(12)} ${t.msPerStep.toFixed(3)} ms  (${t.launchesPerStep} launches)`);
+      result.profile7b = { position: pos, gpuMsPerStep: gpuNs / 1e6, ops: table };
+      model.dispose();
+    } catch (e) {
+      errors.push(`7B profile: ${(e as Error).stack ?? String(e)}`);
+      console.error(`vulkan: ${errors.at(-1)}`);
+    }
+  save();
+  rt.destroy();
+  return failed ? 1 : errors.length ? 2 : 0;
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      out: { type: "string", default: "bench/out" },
+      build: { type: "string" },
+      subgroup: { type: "string", default: "32" },
+      "device-dir": { type: "string" },
+      steps: { type: "string", default: "512" },
+      prefill: { type: "string", default: "128" },
+      "stories-tokens": { type: "string", default: "256" },
+      models: { type: "string", default: "stories15M,7b" },
+    },
+  });
+  if (values.build !== undefined) {
+    await build(resolve(values.build), Number(values.subgroup));
+    return 0;
+  }
+  // The bundle lives in .device/; run from source, the folder is the repository's .device.
+  const here = dirname(fileURLToPath(import.meta.url));
+  const deviceDir = resolve(
+    values["device-dir"] ?? (existsSync(join(here, "lib")) ? here : join(here, "../../.device")),
+  );
+  mkdirSync(values.out!, { recursive: true });
+  return run({
+    out: values.out!,
+    deviceDir,
+    steps: Number(values.steps),
+    prefill: Number(values.prefill),
+    storiesTokens: Number(values["stories-tokens"]),
+    models: values.models!.split(","),
+  });
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e) => {
+    console.error(`vulkan: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    process.exit(2);
+  },
+);
