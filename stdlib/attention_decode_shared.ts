@@ -54,3 +54,10 @@ export const attentionDecodeShared = kernel(function attentionDecodeShared(
     }
   }
 });
+
+/** Threads per head block (the schedule applying them: stdlib/gpu/schedules.ts). */
+export const attentionDecodeSharedParams = {
+  sm_90: { threads: 256 },
+  gfx1100: { threads: 256 },
+  vulkan: { threads: 128 },
+} as const;

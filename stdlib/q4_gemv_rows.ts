@@ -50,4 +50,9 @@ export const q4GemvRows4 = kernel(function q4GemvRows4(
   }
 });
 
-
+/** Rows of 4 per block and lanes per row (the schedule applying them: stdlib/gpu/gemv.ts). */
+export const q4GemvRows4Params = {
+  sm_90: { rowsPerBlock: 2, threadsPerRow: 32 },
+  gfx1100: { rowsPerBlock: 2, threadsPerRow: 32 },
+  vulkan: { rowsPerBlock: 2, threadsPerRow: 32 },
+} as const;

@@ -95,3 +95,10 @@ export const q4GateUpSiluRows2 = kernel(function q4GateUpSiluRows2(
   }
 });
 
+/** As q4GemvRows4Params (the schedule applying them: stdlib/gpu/gemv.ts). */
+export const q4GemvResidualRows4Params = {
+  sm_90: { rowsPerBlock: 2, threadsPerRow: 32 },
+  gfx1100: { rowsPerBlock: 2, threadsPerRow: 32 },
+  vulkan: { rowsPerBlock: 2, threadsPerRow: 32 },
+} as const;
+export const q4GateUpSiluRows2Params = q4GemvResidualRows4Params;
