@@ -73,12 +73,11 @@ export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: Schedu
       embed: op("embed1", S.q4Embedding, { t: 1, vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
       // Four rows per thread (q4GemvRows4) where N allows: x is read once for all four.
       qkv: op("qkv1", (dim + 2 * kvd) % 4 === 0 ? S.q4GemvRows4 : S.q4Gemv, q4(dim, dim + 2 * kvd)),
-      oRes: op("ores1", dim % 4 === 0 ? S.q4GemvResidualRows4 : S.q4GemvResidual, q4(dim, dim)),
-      gateUp: op("gateup1", hidden % 2 === 0 ? S.q4GateUpSiluRows2 : S.q4GateUpSilu, {
-        ...withN2(q4(dim, 2 * hidden)),
-        i: hidden,
-      }),
-      downRes: op("downres1", dim % 4 === 0 ? S.q4GemvResidualRows4 : S.q4GemvResidual, q4(hidden, dim)),
+      // The rows-per-thread residual and gate/up variants (q4_gemv_rows_fused.ts) measured no faster
+      // on an H200 (the K = 11008 one slower: 96 registers), so the one-row kernels stay here.
+      oRes: op("ores1", S.q4GemvResidual, q4(dim, dim)),
+      gateUp: op("gateup1", S.q4GateUpSilu, { ...withN2(q4(dim, 2 * hidden)), i: hidden }),
+      downRes: op("downres1", S.q4GemvResidual, q4(hidden, dim)),
       lmHead: op("lmhead1", S.q4GemvF32, q4(dim, c.vocabSize)),
     });
     Object.assign(prefill, {
