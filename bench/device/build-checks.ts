@@ -8,13 +8,62 @@ import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { funcToJson } from "../../lower/ir/serialize.ts";
 import { buildArtifact } from "../../backends/llvm/artifact.ts";
 import type { CheckCase } from "./checks.ts";
+import type { LlamaConfig } from "../../llama/config.ts";
+import { llamaOps, allOps } from "../../llama/ops.ts";
+import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
+import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
+import { lowerToDevice } from "../../lower/passes/pipeline.ts";
+import { TARGETS } from "../../lower/passes/target.ts";
 
 const target = { kind: "nvptx", arch: "sm_90" } as const;
 
+/** A tiny config with grouped-query attention: every op a Llama needs, at small shapes. */
+const TINY: LlamaConfig = {
+  dim: 64,
+  hiddenDim: 96,
+  nLayers: 1,
+  nHeads: 4,
+  nKvHeads: 2,
+  vocabSize: 40,
+  normEps: 1e-5,
+  ropeTheta: 10000,
+  contextLength: 12,
+  ropeLayout: "half",
+  sharedClassifier: false,
+  bosId: 1,
+  eosId: 2,
+};
+
+/** Arguments that must hold valid positions or token ids (random ones would index out of bounds). */
+function fixedArgs(f: ReturnType<typeof specializedFunc>, symbols: Record<string, number>): CheckCase["fixed"] {
+  const fixed: NonNullable<CheckCase["fixed"]> = {};
+  for (const p of f.params) {
+    const name = p.kind === "buffer" ? p.buffer.name : p.v.name;
+    if (name === "pos_mem" || name === "offset_mem") fixed[name] = { dtype: "i32", shape: [1], values: [5] };
+    if (name === "len_mem") fixed[name] = { dtype: "i32", shape: [1], values: [6] };
+    if (name === "ids") {
+      const n = symbols.t ?? 1;
+      fixed[name] = { dtype: "i32", shape: [n], values: Array.from({ length: n }, (_, i) => (i * 7) % TINY.vocabSize) };
+    }
+    if (name === "pos" || name === "start" || name === "offset") fixed[name] = 4;
+    if (name === "eps") fixed[name] = 1e-5;
+    if (name === "theta") fixed[name] = 10000;
+  }
+  return fixed;
+}
+
 export function buildChecks(): CheckCase[] {
   const out: CheckCase[] = [];
+  const ops = [...allOps(llamaOps(TINY, "q4f16_1", GPU_SCHEDULES)), ...allOps(llamaOps(TINY, "f16", GPU_SCHEDULES))];
+  for (const spec of new Map(ops.map((o) => [o.key, o])).values()) {
+    const reference = specializedFunc(spec);
+    const device = lowerToDevice(scheduledFunc(spec, "sm_90"), TARGETS.sm_90);
+    const { llvm: _ir, ...artifact } = buildArtifact(device, target, { resources: true });
+    const symbols = Object.fromEntries(reference.symbols.map((s) => [s.name, 3]));
+    out.push({ name: spec.key, reference: funcToJson(reference), artifact, cases: [symbols], scalars: {}, tol: 2e-3, fixed: fixedArgs(reference, symbols) });
+  }
   for (const [name, ex] of Object.entries(GPU_EXAMPLES)) {
-    const scheduled = ex.schedule().func;
+    const scheduled = lowerToDevice(ex.schedule().func, TARGETS.sm_90);
     const { llvm: _llvm, ...artifact } = buildArtifact(scheduled, target, { resources: true });
     out.push({
       name,

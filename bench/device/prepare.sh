@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEV=.device
-RUNNERS=(selftest checks gemv decode)
+RUNNERS=(selftest checks gemv decode vulkan)
 mkdir -p "$DEV"
 
 # 1. Node itself.
@@ -54,6 +54,30 @@ fi
 MOUT=$DEV/lib/llama2-7b-q4-sm_90/manifest.json
 if [ ! -s "$MOUT" ] || [ -n "$(find stdlib lower backends llama bench/device/build-model.ts -name '*.ts' -newer "$MOUT" -print -quit)" ]; then
   npx tsx bench/device/build-model.ts "$DEV"
+fi
+
+# 3e. The SPIR-V libraries for the Vulkan runner (NVIDIA's subgroup size, 32), after 3d's
+#     converted stories15M.
+VOUT=$DEV/lib/vulkan-sg32/llama2-7b-q4.json
+if [ ! -s "$VOUT" ] || [ -n "$(find stdlib lower backends llama bench/device/vulkan.ts -name '*.ts' -newer "$VOUT" -print -quit)" ]; then
+  npx tsx bench/device/vulkan.ts --build "$DEV" --subgroup 32
+fi
+
+# 3f. The Vulkan loader (the GPU machine has NVIDIA's ICD, not necessarily libvulkan.so.1):
+#     Debian's libvulkan1 unpacked with dpkg -x, the symlink replaced by the file itself.
+VLIB=$DEV/vulkan/usr/lib/x86_64-linux-gnu/libvulkan.so.1
+if [ ! -f "$VLIB" ] || [ -L "$VLIB" ]; then
+  vtmp=$(mktemp -d)
+  if (cd "$vtmp" && apt-get download libvulkan1 > /dev/null 2>&1) && dpkg -x "$vtmp"/libvulkan1_*.deb "$DEV/vulkan"; then
+    if [ -L "$VLIB" ]; then
+      real=$(readlink -f "$VLIB")
+      cp --remove-destination "$real" "$VLIB" && rm -f "$real"
+    fi
+    echo "prepare: unpacked $(basename "$vtmp"/libvulkan1_*.deb) into $DEV/vulkan"
+  else
+    echo "prepare: could not download libvulkan1 (apt-get download libvulkan1); the vulkan runner will try the GPU machine's own loader" >&2
+  fi
+  rm -rf "$vtmp"
 fi
 
 # 4. Runner bundles (esbuild is fast; it rebuilds only when a source is newer than the bundle).

@@ -30,7 +30,7 @@ import {
   compileVulkanLibrary,
   createVulkanDevice,
   readVulkanLibrary,
-  vulkanSchedules,
+  VULKAN_SCHEDULES,
   writeVulkanLibrary,
   type VulkanLibrary,
 } from "../../llama/device/vulkan.ts";
@@ -57,7 +57,6 @@ async function storiesConfig(deviceDir: string): Promise<LlamaConfig> {
 
 async function build(deviceDir: string, subgroup: number): Promise<void> {
   const target = { ...TARGETS.vulkan, name: `vulkan (subgroup ${subgroup})`, warpSize: subgroup };
-  const schedules = vulkanSchedules(subgroup);
   const out = libDir(deviceDir, subgroup);
   mkdirSync(out, { recursive: true });
   const models: [string, LlamaConfig][] = [
@@ -66,7 +65,7 @@ async function build(deviceDir: string, subgroup: number): Promise<void> {
   ];
   for (const [name, config] of models) {
     const t0 = performance.now();
-    const lib = compileVulkanLibrary(allOps(llamaOps(config, "q4f16_1", schedules)), target);
+    const lib = compileVulkanLibrary(allOps(llamaOps(config, "q4f16_1", VULKAN_SCHEDULES)), target);
     writeVulkanLibrary(lib, join(out, `${name}.json`));
     console.log(
       `vulkan library ${name} (subgroup ${subgroup}): ${Object.keys(lib.kernels).length} kernels in ${((performance.now() - t0) / 1e3).toFixed(1)} s -> ${join(out, `${name}.json`)}`,
@@ -219,6 +218,18 @@ async function run(opts: {
   } catch (e) {
     errors.push(`no Vulkan device: ${(e as Error).message}`);
     console.error(`vulkan: ${errors.at(-1)}`);
+    // What the container has of NVIDIA's user-space driver (Vulkan needs libGLX_nvidia and friends).
+    const libs = LIB_DIRS.flatMap((d) => {
+      try {
+        return readdirSync(d)
+          .filter((f) => /nvidia|libvulkan/i.test(f))
+          .map((f) => join(d, f));
+      } catch {
+        return [];
+      }
+    });
+    setup.notes.push(`NVIDIA and Vulkan libraries present: ${libs.slice(0, 60).join(", ") || "none"}`);
+    console.error(`vulkan: ${setup.notes.at(-1)}`);
     save();
     return 2;
   }
@@ -316,7 +327,11 @@ async function run(opts: {
         bytesPerToken: bytes,
         effectiveGBs: (bytes * tokPerS) / 1e9,
         ...(copy
-          ? { copyBandwidthGBs: copy / 1e9, rooflineTokPerS: copy / bytes, fractionOfRoofline: (tokPerS * bytes) / copy }
+          ? {
+              copyBandwidthGBs: copy / 1e9,
+              rooflineTokPerS: copy / bytes,
+              fractionOfRoofline: (tokPerS * bytes) / copy,
+            }
           : {}),
       };
       console.log(
@@ -331,7 +346,9 @@ async function run(opts: {
         const p0 = performance.now();
         model.prefill(prompt, 0);
         const prefillS = (performance.now() - p0) / 1e3;
-        console.log(`7B q4f16_1 prefill of ${opts.prefill} tokens on Vulkan: ${(opts.prefill / prefillS).toFixed(1)} tok/s`);
+        console.log(
+          `7B q4f16_1 prefill of ${opts.prefill} tokens on Vulkan: ${(opts.prefill / prefillS).toFixed(1)} tok/s`,
+        );
         result.llama2_7b_q4 = { decode, prefill: { tokens: opts.prefill, tokPerS: opts.prefill / prefillS } };
       }
       model.dispose();
