@@ -13,6 +13,7 @@ import { LoweringError } from "./errors.ts";
 import { flattenPass } from "./flatten.ts";
 import { launchPass } from "./launch.ts";
 import { simplifyPass } from "./simplify.ts";
+import { singleWriterPass } from "./single_writer.ts";
 import type { Target } from "./target.ts";
 import { threadGuardsPass } from "./thread_guards.ts";
 import { unrollPass } from "./unroll.ts";
@@ -31,6 +32,8 @@ export const PASSES: readonly Pass[] = [
   { name: "cross_thread_reduction", run: crossThreadReductionPass },
   /** Thread loops -> `let v = thread_id(a)`, guarded where narrower than the launch. */
   { name: "thread_guards", run: threadGuardsPass },
+  /** Global stores equal across a thread axis made by thread 0 of it (in-place updates stay correct). */
+  { name: "single_writer", run: singleWriterPass },
   /** Local buffers indexed by the thread index shrink to what one thread touches. */
   { name: "compact_local", run: compactLocalPass },
   /** One flat index per access, 1-D allocations, no blocks; shared-memory limit. */

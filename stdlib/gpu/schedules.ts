@@ -9,6 +9,7 @@
  */
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { q4GemvSchedule } from "./gemv.ts";
+import { f16GemmSchedule, q4GemmSchedule } from "./gemm.ts";
 
 /** Threads per block for row-wise and elementwise kernels. */
 export const ROW_THREADS: Readonly<Record<string, number>> = {
@@ -53,6 +54,16 @@ function attentionDecodeSchedule(s: Schedule, target: string): void {
   s.unroll("i");
 }
 
+/** f16 weights: rows to blocks and threadIdx.y, the K reduction across 32 lanes (adjacent lanes on adjacent columns). */
+function f16GemvSchedule(s: Schedule): void {
+  const [rowBlock, rowThread] = s.split("n", [null, 4]);
+  const [outer, lane] = s.split("k", [null, 32]);
+  s.reorder(lane!, outer!, { reassociate: true });
+  s.bind(rowBlock!, "blockIdx.x");
+  s.bind(rowThread!, "threadIdx.y");
+  s.bind(lane!, "threadIdx.x");
+}
+
 /** (t, h) to blocks, the innermost loop to threads. */
 function rowsAndLanes(a: string, b: string, inner: string) {
   return (s: Schedule) => {
@@ -74,6 +85,7 @@ function rowsAndColumns(outer: string, inner: string) {
 
 export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string) => void>> = {
   q4Gemv: q4GemvSchedule("n"),
+  f16Gemv: f16GemvSchedule,
   q4GemvRows4: q4GemvSchedule("n4", { rows: 2, lanes: 32, unrollGroups: true }),
   q4GemvResidualRows4: q4GemvSchedule("n4", { rows: 2, lanes: 32, unrollGroups: true }),
   q4GateUpSiluRows2: q4GemvSchedule("i2", { rows: 2, lanes: 32, unrollGroups: true }),
@@ -93,6 +105,6 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   attentionDecode: (s) => s.bind("h", "blockIdx.x"),
   attentionDecodeShared: attentionDecodeSchedule,
   attentionPrefill: (s) => s.bind(s.fuse("n", "h"), "blockIdx.x"),
-  q4Gemm: rowsAndColumns("m", "n"),
-  f16Gemm: rowsAndColumns("m", "n"),
+  q4Gemm: q4GemmSchedule(),
+  f16Gemm: f16GemmSchedule(),
 };

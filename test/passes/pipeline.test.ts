@@ -16,6 +16,7 @@ describe("the lowering pipeline", () => {
       "launch",
       "cross_thread_reduction",
       "thread_guards",
+      "single_writer",
       "compact_local",
       "flatten",
       "vectorize",

@@ -1,0 +1,61 @@
+/**
+ * Pass `single_writer`: a store to global memory whose element does not depend on a thread axis
+ * (its index and the conditions and loops around it are free of that axis' index) is made by
+ * thread 0 of the axis only. In the SPMD model every thread runs such a store (DEVICE_IR.md), and
+ * any one of them may be the last: keeping thread 0's is one of the allowed outcomes, and the only
+ * safe one when the value reads the element being written (an in-place residual update,
+ * y[n] = y[n] + W x, after a cross-thread reduction), since a thread that ran later would read the
+ * already-updated element. TVM does the same after its all-reduce.
+ */
+import type { Expr, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
+import { binary, call, constant, ifThen } from "../ir/build.ts";
+import { rewriteStmt, walk } from "../ir/transform.ts";
+import { requireLaunch } from "./launch.ts";
+import type { Target } from "./target.ts";
+
+const P = "single_writer";
+
+export function singleWriterPass(f: PrimFunc, _target?: Target): PrimFunc {
+  const launch = requireLaunch(f, P);
+  const axes = [0, 1, 2].filter((a) => launch.block[a]! > 1);
+  if (axes.length === 0) return f;
+  // Which variables carry which thread axis (through lets).
+  const axisOf = new Map<Var, Set<number>>();
+  const threadAxes = (e: Expr): Set<number> => {
+    const out = new Set<number>();
+    walk(e, (x) => {
+      if (x.kind === "call" && x.name === "thread_id") out.add((x.args[0] as { value: number }).value);
+      if (x.kind === "var") for (const a of axisOf.get(x) ?? []) out.add(a);
+      // A load from shared or local memory may hold per-thread values: treat it as depending on every axis.
+      if (x.kind === "load" && x.buffer.scope !== "global") for (const a of axes) out.add(a);
+    });
+    return out;
+  };
+  walk(f.body, (n) => {
+    if (n.kind === "let") axisOf.set(n.v, threadAxes(n.value));
+    if (n.kind === "for") axisOf.set(n.loopVar, new Set([...threadAxes(n.min), ...threadAxes(n.extent)]));
+  });
+  // Enclosing conditions and loop bounds count too: collect them on the way down.
+  const visit = (s: Stmt, context: Set<number>): Stmt =>
+    rewriteStmt(s, {
+      preStmt: (st) => {
+        if (st.kind === "if") {
+          const ctx = new Set([...context, ...threadAxes(st.cond)]);
+          return { ...st, then: visit(st.then, ctx), ...(st.else ? { else: visit(st.else, ctx) } : {}) };
+        }
+        if (st.kind === "for") {
+          const ctx = new Set([...context, ...threadAxes(st.min), ...threadAxes(st.extent)]);
+          return { ...st, body: visit(st.body, ctx) };
+        }
+        if (st.kind !== "store" || st.buffer.scope !== "global") return undefined;
+        const used = new Set([...context, ...st.indices.flatMap((i) => [...threadAxes(i)])]);
+        const free = axes.filter((a) => !used.has(a));
+        if (free.length === 0) return st;
+        const cond = free
+          .map((a) => binary("==", call("thread_id", [constant(a, "i32")], "i32"), constant(0, "i32")))
+          .reduce((x, y) => binary("&&", x, y));
+        return ifThen(cond, st);
+      },
+    });
+  return { ...f, body: visit(f.body, new Set()) };
+}

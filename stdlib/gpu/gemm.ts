@@ -1,0 +1,169 @@
+/**
+ * GPU schedules for the prefill GEMMs (y = x W^T: x [M, K] f16, W [N, K] in q4f16_1 or f16):
+ * the classic shared-memory tiling with cooperative fetching.
+ *
+ * For the register-tiled kernels of stdlib/q4_gemm_tiled.ts (q4GemmTiled, f16GemmTiled), whose
+ * output loops step over GEMM_TILE_M x GEMM_TILE_N (4 x 4) tiles: a block of threadsM x threadsN
+ * threads (threadIdx.y, threadIdx.x) computes a (threadsM * 4) x (threadsN * 4) tile of y, 64 x 64
+ * with 16 x 16 threads, each thread 4 x 4 outputs in registers. Per step of K (one q4 group, or kTile
+ * elements of f16), the block's x tile and weight tile are copied to shared memory by all its
+ * threads together (cacheRead + computeAt under the K-step loop, then the copy loops fused, split
+ * and bound to the same threadIdx axes: cooperative fetching), the barriers pass separates the
+ * copies from the compute, and the compute loops are unrolled so the accumulators, operands and
+ * copies of the step live in registers.
+ *
+ * For q4Gemm and f16Gemm themselves (one scalar accumulator per output, so no register tile can
+ * form), the same staging with one output per thread: 16 x 16 outputs per block.
+ *
+ * Tile sizes and copy widths are per-target data (GEMM_SCHEDULES); a tuner can replace them.
+ */
+import { ScheduleError } from "../../lower/schedule/errors.ts";
+import type { Schedule } from "../../lower/schedule/schedule.ts";
+import { loopPath } from "../../lower/schedule/state.ts";
+
+export interface GemmSchedule {
+  /** Threads per block along threadIdx.y, each over GEMM_TILE_M rows of x (one row unless tiled). */
+  readonly threadsM: number;
+  /** Threads per block along threadIdx.x, each over GEMM_TILE_N rows of W. */
+  readonly threadsN: number;
+  /** K elements per shared-memory stage for f16 weights (q4 stages one group of 32). */
+  readonly kTile: number;
+  /**
+   * Elements of a row of the x (and f16 weight) tile each thread copies with one vectorized access
+   * (8 f16: 16 bytes); 1 copies element by element. A tile larger than the threads x vec copies in
+   * several steps, and the barriers pass puts a barrier in each (it cannot tell the steps write
+   * different elements). Vectorized copies also need the barriers pass to treat a vectorized loop
+   * as one access; until it does, lowering refuses them (a barrier inside the vector loop), so the
+   * defaults copy element by element.
+   */
+  readonly vec: number;
+  /**
+   * K steps unrolled inside a stage of the register-tiled kernels (the rest of the stage runs as a
+   * loop): more keeps more operands in flight but costs registers (a whole q4 group of 32: about 240
+   * registers a thread, so one block per SM; 8: about 90).
+   */
+  readonly unrollK: number;
+}
+
+/** Per-target parameters: data a tuner can replace (bench/device/build-gemm.ts builds variants). */
+export const GEMM_SCHEDULES: Readonly<Record<string, GemmSchedule>> = {
+  sm_90: { threadsM: 16, threadsN: 16, kTile: 32, vec: 1, unrollK: 8 },
+  sm_80: { threadsM: 16, threadsN: 16, kTile: 32, vec: 1, unrollK: 8 },
+  gfx1100: { threadsM: 16, threadsN: 16, kTile: 32, vec: 1, unrollK: 8 },
+  gfx942: { threadsM: 16, threadsN: 16, kTile: 32, vec: 1, unrollK: 8 },
+  gfx90a: { threadsM: 16, threadsN: 16, kTile: 32, vec: 1, unrollK: 8 },
+  vulkan: { threadsM: 16, threadsN: 8, kTile: 16, vec: 1, unrollK: 8 },
+  cpu: { threadsM: 2, threadsN: 4, kTile: 8, vec: 1, unrollK: 8 },
+};
+
+const paramsFor = (target: string, p?: GemmSchedule): GemmSchedule =>
+  p ?? GEMM_SCHEDULES[target] ?? GEMM_SCHEDULES.sm_90!;
+
+/** Whether the function has the register-tiled loop structure of q4_gemm_tiled.ts. */
+const isTiled = (s: Schedule): boolean => s.getLoops("acc_1").includes("mo");
+
+/**
+ * Output loops to blocks and threads: `rows` and `cols` split by the thread counts, the block
+ * loops outside the thread loops.
+ */
+function bindOutputs(s: Schedule, rows: string, cols: string, p: GemmSchedule): void {
+  const [mb, mt] = s.split(rows, [null, p.threadsM]);
+  const [nb, nt] = s.split(cols, [null, p.threadsN]);
+  s.reorder(mb!, nb!, mt!, nt!);
+  s.bind(mb!, "blockIdx.y");
+  s.bind(nb!, "blockIdx.x");
+  s.bind(mt!, "threadIdx.y");
+  s.bind(nt!, "threadIdx.x");
+}
+
+/**
+ * Caches `buffer` (read by `block`) in shared memory, computed under `at` (the K-step loop), and
+ * spreads the copy over the block's threads: the copy loops fused (the innermost first split by
+ * `vec` and vectorized), then split over threadIdx.y x threadIdx.x, with a serial loop outside
+ * when the tile has more elements than the threads copy in one step.
+ */
+export function cooperativeCopy(
+  s: Schedule,
+  block: string,
+  buffer: string,
+  at: string,
+  p: Pick<GemmSchedule, "threadsM" | "threadsN" | "vec">,
+): string {
+  const cache = s.cacheRead(block, buffer, "shared");
+  s.computeAt(cache, at);
+  const all = s.getLoops(cache);
+  let loops = all.slice(all.indexOf(at) + 1);
+  let lanes: string | undefined;
+  const extents = copyExtents(s, cache, loops);
+  const inner = extents[extents.length - 1]!;
+  if (p.vec > 1 && inner % p.vec === 0) {
+    const [outer, v] = s.split(loops[loops.length - 1]!, [null, p.vec]);
+    loops = [...loops.slice(0, -1), outer!];
+    lanes = v;
+    extents[extents.length - 1] = inner / p.vec;
+  }
+  const fused = loops.length > 1 ? s.fuse(...loops) : loops[0]!;
+  const total = extents.reduce((a, b) => a * b, 1);
+  const threads = p.threadsM * p.threadsN;
+  const parts =
+    total <= threads
+      ? s.split(fused, [p.threadsM, p.threadsN])
+      : s.split(fused, [null, p.threadsM, p.threadsN]);
+  const [ty, tx] = parts.slice(-2);
+  s.bind(ty!, "threadIdx.y");
+  s.bind(tx!, "threadIdx.x");
+  if (lanes) s.vectorize(lanes);
+  return cache;
+}
+
+/** The constant extents of a copy's loops (computeAt makes the tile a constant size). */
+function copyExtents(s: Schedule, cache: string, loops: readonly string[]): number[] {
+  return loops.map((name) => {
+    const { extent } = loopPath(s.func, name, "gemm").loop;
+    if (extent.kind !== "const")
+      throw new ScheduleError("gemm", `the copy loop ${name} of ${cache} has no constant extent`);
+    return extent.value;
+  });
+}
+
+/** The register tile's loops (q4_gemm_tiled.ts), unrolled so the tile lives in registers. */
+const TILE_LOOPS = ["mz", "nz", "mq", "nq", "ni", "mi", "my", "ny"];
+
+/** q4f16_1 GEMM (q4GemmTiled, or q4Gemm with one output per thread). */
+export function q4GemmSchedule(p?: GemmSchedule) {
+  return (s: Schedule, target: string): void => {
+    const q = paramsFor(target, p);
+    if (isTiled(s)) {
+      bindOutputs(s, "mo", "no", q);
+      cooperativeCopy(s, "xq", "x", "g", q);
+      cooperativeCopy(s, "wq", "packed", "g", { ...q, vec: 1 });
+      cooperativeCopy(s, "wq", "scales", "g", { ...q, vec: 1 });
+      // A group is w (4 words) x r (8 codes): unroll the codes, and the words when asked to.
+      if (q.unrollK >= 32) s.unroll("w");
+      for (const l of ["r", ...TILE_LOOPS]) s.unroll(l);
+    } else {
+      bindOutputs(s, "m", "n", q);
+      // The weight words and scales are read by lets outside the update block: only x is staged.
+      cooperativeCopy(s, "acc_1", "x", "g", q);
+      s.unroll("w");
+      s.unroll("r");
+    }
+  };
+}
+
+/** f16 GEMM (f16GemmTiled, or f16Gemm with one output per thread). */
+export function f16GemmSchedule(p?: GemmSchedule) {
+  return (s: Schedule, target: string): void => {
+    const q = paramsFor(target, p);
+    const tiled = isTiled(s);
+    const reads = tiled ? (["xq", "wq"] as const) : (["acc_1", "acc_1"] as const);
+    bindOutputs(s, tiled ? "mo" : "m", tiled ? "no" : "n", q);
+    const [ko, ki] = s.split("k", [null, q.kTile]);
+    cooperativeCopy(s, reads[0], "x", ko!, q);
+    cooperativeCopy(s, reads[1], "w", ko!, q);
+    const unrolled = Math.min(q.unrollK, q.kTile);
+    if (unrolled >= q.kTile) s.unroll(ki!);
+    else if (unrolled > 1) s.unroll(s.split(ki!, [null, unrolled])[1]!);
+    if (tiled) for (const l of TILE_LOOPS) s.unroll(l);
+  };
+}
