@@ -34,6 +34,9 @@ export interface Dispatch {
   pipeline: Pipeline;
   /** One buffer per binding, in binding order. */
   buffers: readonly GpuBuffer[];
+  /** Byte offset at which each binding starts in its buffer (default 0): a sub-range binding, for
+   *  tensor views. Each must be a multiple of minStorageBufferOffsetAlignment. */
+  offsets?: readonly number[];
   /** Push-constant bytes, exactly `pipeline.pushConstantBytes` long. */
   push?: ArrayBufferView;
   /** Workgroup counts: x, or [x, y, z]. */
@@ -41,6 +44,33 @@ export interface Dispatch {
   /** Force (true) or omit (false) the barrier before this dispatch; by default one is placed when
    *  it shares a buffer with a dispatch since the last barrier. */
   barrier?: boolean;
+}
+
+/**
+ * A buffer-to-buffer copy recorded among dispatches (vkCmdCopyBuffer): staging a tensor view that
+ * cannot be bound in place. Barriers around it follow the dispatches' rule (a shared buffer).
+ */
+export interface CopyCommand {
+  copy: { src: GpuBuffer; srcOffset: number; dst: GpuBuffer; dstOffset: number; size: number };
+}
+
+/** What a recording holds: dispatches, and copies between them. */
+export type Command = Dispatch | CopyCommand;
+
+const isCopy = (c: Command): c is CopyCommand => "copy" in c;
+
+function checkCopy(c: CopyCommand, i: number): void {
+  const { src, srcOffset, dst, dstOffset, size } = c.copy;
+  for (const [b, o, what] of [
+    [src, srcOffset, "source"],
+    [dst, dstOffset, "destination"],
+  ] as const) {
+    if (b.freed) throw new Error(`copy ${i}: ${what} buffer #${b.id} was freed`);
+    if (!Number.isInteger(o) || o < 0 || !Number.isInteger(size) || size <= 0 || o + size > b.size)
+      throw new Error(
+        `copy ${i}: ${what} range [${o}, ${o + size}) is outside buffer #${b.id} of ${b.size} bytes`,
+      );
+  }
 }
 
 /** A recorded command buffer: submit it with `rt.submit` as often as needed. */
@@ -121,14 +151,36 @@ function groupCounts(d: Dispatch, info: DeviceInfo): [number, number, number] {
   return xyz;
 }
 
+/** Binding offsets: one per buffer, aligned for the device, inside the buffer. */
+function checkOffsets(d: Dispatch, i: number, info: DeviceInfo): void {
+  const p = d.pipeline;
+  const offsets = d.offsets!;
+  if (offsets.length !== d.buffers.length)
+    throw new Error(
+      `dispatch ${i} of "${p.name}": ${offsets.length} offsets given for ${d.buffers.length} buffers`,
+    );
+  const align = info.limits.minStorageBufferOffsetAlignment;
+  offsets.forEach((o, k) => {
+    const b = d.buffers[k]!;
+    if (!Number.isInteger(o) || o < 0 || o >= b.size)
+      throw new Error(
+        `dispatch ${i} of "${p.name}": binding ${k} offset ${o} is outside buffer #${b.id} of ${b.size} bytes`,
+      );
+    if (o % align !== 0)
+      throw new Error(
+        `dispatch ${i} of "${p.name}": binding ${k} offset ${o} is not a multiple of ${info.name}'s minStorageBufferOffsetAlignment (${align})`,
+      );
+  });
+}
+
 /**
- * Records `dispatches` into a new command buffer. With `timestamps`, a timestamp is written
- * before the first dispatch and after each one (n + 1 queries).
+ * Records `dispatches` (and copies among them) into a new command buffer. With `timestamps`, a
+ * timestamp is written before the first command and after each one (n + 1 queries).
  */
 export function record(
   ctx: Context,
   pipelines: Pipelines,
-  dispatches: readonly Dispatch[],
+  dispatches: readonly Command[],
   timestamps: boolean,
 ): Recording {
   const { vk, device, info } = ctx;
@@ -136,6 +188,10 @@ export function record(
     throw new Error(`Vulkan: ${info.name}'s compute queue has no timestamp support`);
   // Validate everything before allocating, so a bad dispatch leaks nothing.
   const prepared = dispatches.map((d, i) => {
+    if (isCopy(d)) {
+      checkCopy(d, i);
+      return { d, groups: [0, 0, 0] as [number, number, number], set: null };
+    }
     const p = d.pipeline;
     if (d.buffers.length !== p.bindings) {
       throw new Error(
@@ -144,13 +200,14 @@ export function record(
     }
     const freed = d.buffers.find((b) => b.freed);
     if (freed) throw new Error(`dispatch ${i} of "${p.name}": buffer #${freed.id} was freed`);
+    if (d.offsets) checkOffsets(d, i, info);
     const push = d.push ? d.push.byteLength : 0;
     if (push !== p.pushConstantBytes) {
       throw new Error(
         `dispatch ${i} of "${p.name}": ${push} push-constant bytes given, pipeline takes ${p.pushConstantBytes}`,
       );
     }
-    return { d, groups: groupCounts(d, info), set: pipelines.descriptorSet(p, d.buffers) };
+    return { d, groups: groupCounts(d, info), set: pipelines.descriptorSet(p, d.buffers, d.offsets) };
   });
   const { cmd, fence } = allocCommandBuffer(ctx);
   let queryPool: unknown = null;
@@ -171,20 +228,33 @@ export function record(
   let touched = new Set<GpuBuffer>();
   let bound: Pipeline | undefined;
   let barriers = 0;
+  // With copies among the dispatches, barriers cover the transfer stage as well.
+  const copies = dispatches.some(isCopy);
+  const from: [number, number] = copies
+    ? [STAGE.compute | STAGE.transfer, ACCESS.shaderWrite | ACCESS.transferWrite]
+    : [STAGE.compute, ACCESS.shaderWrite];
+  const to: [number, number] = copies
+    ? [
+        STAGE.compute | STAGE.transfer,
+        ACCESS.shaderRead | ACCESS.shaderWrite | ACCESS.transferRead | ACCESS.transferWrite,
+      ]
+    : [STAGE.compute, ACCESS.shaderRead | ACCESS.shaderWrite];
   prepared.forEach(({ d, groups, set }, i) => {
-    const shares = d.buffers.some((b) => touched.has(b));
-    if (d.barrier ?? shares) {
+    const used = isCopy(d) ? [d.copy.src, d.copy.dst] : d.buffers;
+    const shares = used.some((b) => touched.has(b));
+    if ((isCopy(d) ? undefined : d.barrier) ?? shares) {
       // RAW, WAR and WAW between dispatches: writes before are visible to reads and writes after.
-      barrier(
-        vk,
-        cmd,
-        [STAGE.compute, ACCESS.shaderWrite],
-        [STAGE.compute, ACCESS.shaderRead | ACCESS.shaderWrite],
-      );
+      barrier(vk, cmd, from, to);
       touched = new Set();
       barriers++;
     }
-    d.buffers.forEach((b) => touched.add(b));
+    used.forEach((b) => touched.add(b));
+    if (isCopy(d)) {
+      const { src, srcOffset, dst, dstOffset, size } = d.copy;
+      vk.vkCmdCopyBuffer(cmd, src.handle, dst.handle, 1, { srcOffset, dstOffset, size });
+      if (queryPool) vk.vkCmdWriteTimestamp(cmd, STAGE.bottom, queryPool, i + 1);
+      return;
+    }
     const p = d.pipeline;
     if (bound !== p) vk.vkCmdBindPipeline(cmd, BIND_POINT_COMPUTE, p.handle);
     bound = p;
@@ -197,12 +267,7 @@ export function record(
     if (queryPool) vk.vkCmdWriteTimestamp(cmd, STAGE.bottom, queryPool, i + 1);
   });
   // Results are read by the host through mapped memory, or copied out by a later submission.
-  barrier(
-    vk,
-    cmd,
-    [STAGE.compute, ACCESS.shaderWrite],
-    [STAGE.host | STAGE.transfer, ACCESS_HOST_READ | ACCESS.transferRead],
-  );
+  barrier(vk, cmd, from, [STAGE.host | STAGE.transfer, ACCESS_HOST_READ | ACCESS.transferRead]);
   check("vkEndCommandBuffer", vk.vkEndCommandBuffer(cmd));
   return { cmd, fence, dispatches: dispatches.length, barriers, queryPool, freed: false };
 }

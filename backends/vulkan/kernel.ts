@@ -41,6 +41,9 @@ export interface DeviceTensor {
   readonly dtype: DType;
   readonly shape: readonly number[];
   readonly buffer: GpuBuffer;
+  /** Byte offset of element 0 in `buffer` (a view; default 0): bound as a descriptor offset, so it
+   *  must be a multiple of the device's minStorageBufferOffsetAlignment. */
+  readonly offset?: number;
 }
 
 export interface VulkanKernel {
@@ -237,9 +240,16 @@ export function vulkanKernel(
     if (block.join() !== art.localSize.join())
       throw new Error(`tkc vulkan: ${art.name}: launch block ${block.join("x")} differs from LocalSize`);
     const push = pushConstants(art, numbers, symbols);
+    const bound = bufferAbi.map((a) => {
+      const t = tensors[a.name];
+      if (!t) throw new TypeError(`tkc vulkan: ${art.name}: missing argument ${a.name}`);
+      return t;
+    });
+    const offsets = bound.some((t) => t.offset) ? bound.map((t) => t.offset ?? 0) : undefined;
     return {
       pipeline,
-      buffers: bufferAbi.map((a) => tensors[a.name]!.buffer),
+      buffers: bound.map((t) => t.buffer),
+      ...(offsets ? { offsets } : {}),
       ...(push ? { push } : {}),
       groups: grid,
     };

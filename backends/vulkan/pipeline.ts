@@ -261,9 +261,13 @@ export class Pipelines {
     this.poolDescriptorsLeft = POOL_DESCRIPTORS;
   }
 
-  /** A descriptor set binding `buffers` to `p`, allocated once per (layout, buffers) and reused. */
-  descriptorSet(p: Pipeline, buffers: readonly GpuBuffer[]): unknown {
-    const key = `${p.id}:${buffers.map((b) => b.id).join(",")}`;
+  /**
+   * A descriptor set binding `buffers` to `p` (binding k from byte `offsets[k]` to the buffer's
+   * end; default 0), allocated once per (layout, buffers, offsets) and reused.
+   */
+  descriptorSet(p: Pipeline, buffers: readonly GpuBuffer[], offsets?: readonly number[]): unknown {
+    const at = (i: number) => offsets?.[i] ?? 0;
+    const key = `${p.id}:${buffers.map((b, i) => (at(i) ? `${b.id}@${at(i)}` : b.id)).join(",")}`;
     const hit = this.sets.get(key);
     if (hit) return hit;
     if (buffers.length > POOL_DESCRIPTORS)
@@ -288,7 +292,11 @@ export class Pipelines {
         dstBinding: i,
         descriptorCount: 1,
         descriptorType: DESCRIPTOR_STORAGE_BUFFER,
-        pBufferInfo: a.struct("VkDescriptorBufferInfo", { buffer: b.handle, offset: 0, range: b.size }),
+        pBufferInfo: a.struct("VkDescriptorBufferInfo", {
+          buffer: b.handle,
+          offset: at(i),
+          range: b.size - at(i),
+        }),
       }));
       vk.vkUpdateDescriptorSets(device, writes.length, a.array("VkWriteDescriptorSet", writes), 0, null);
     }
@@ -299,7 +307,13 @@ export class Pipelines {
   /** Forgets descriptor sets that name a freed buffer (their pool memory is reclaimed on destroy). */
   forgetBuffer(b: GpuBuffer): void {
     for (const key of this.sets.keys())
-      if (key.split(":")[1]!.split(",").includes(String(b.id))) this.sets.delete(key);
+      if (
+        key
+          .split(":")[1]!
+          .split(",")
+          .some((e) => e.split("@")[0] === String(b.id))
+      )
+        this.sets.delete(key);
   }
 
   destroy(): void {

@@ -15,8 +15,8 @@ import {
   freeRecording,
   record,
   submit,
+  type Command,
   type Context,
-  type Dispatch,
   type Recording,
   type SubmitResult,
 } from "./commands.ts";
@@ -34,7 +34,7 @@ import { Pipelines, type Pipeline, type PipelineOptions } from "./pipeline.ts";
 
 export { VulkanError, VulkanUnavailableError } from "./errors.ts";
 export type { DeviceInfo, DeviceType, FeatureName, Features } from "./device.ts";
-export type { Dispatch, Recording, SubmitResult } from "./commands.ts";
+export type { Command, CopyCommand, Dispatch, Recording, SubmitResult } from "./commands.ts";
 export type { Pipeline, PipelineOptions } from "./pipeline.ts";
 export { GpuBuffer } from "./memory.ts";
 
@@ -68,10 +68,11 @@ export interface VulkanRuntime {
   download(buffer: GpuBuffer, length?: number, offset?: number): Uint8Array;
   free(buffer: GpuBuffer): void;
   pipeline(options: PipelineOptions): Pipeline;
-  record(dispatches: readonly Dispatch[], options?: { timestamps?: boolean }): Recording;
+  /** Dispatches (and buffer copies among them) recorded once, submitted as often as needed. */
+  record(dispatches: readonly Command[], options?: { timestamps?: boolean }): Recording;
   submit(recording: Recording): SubmitResult;
   /** Records, submits once and frees: for one-off work. */
-  run(dispatches: readonly Dispatch[]): void;
+  run(dispatches: readonly Command[]): void;
   /** Submits a timestamped recording `warmup + repeats` times and reports the timed ones. */
   time(recording: Recording, options?: { repeats?: number; warmup?: number }): TimeResult;
   freeRecording(recording: Recording): void;

@@ -18,6 +18,7 @@
 // Writes $OUT/vulkan.json after every phase (a later failure keeps the earlier numbers). Exit
 // status: 0, 1 when the stories15M text differs, 2 when there is no usable Vulkan device or a phase
 // failed.
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -84,6 +85,9 @@ const LIB_DIRS = [
   "/lib/x86_64-linux-gnu",
   "/usr/lib",
 ];
+
+/** Folders the dynamic linker searches without LD_LIBRARY_PATH (Debian and Ubuntu, x86-64). */
+const SYSTEM_LIB_DIRS = ["/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib", "/lib"];
 
 interface VulkanSetup {
   loader: string;
@@ -210,8 +214,25 @@ async function run(opts: {
     writeFileSync(join(opts.out, "vulkan.json"), JSON.stringify({ ...result, errors, failed }, null, 1));
 
   const setup = setupVulkan(opts.deviceDir);
+  // A run started again (below) reports what its parent found too.
+  if (process.env.TKC_VULKAN_REEXEC)
+    setup.notes.unshift(...(JSON.parse(process.env.TKC_VULKAN_REEXEC) as string[]));
   result.setup = setup;
-  for (const n of setup.notes) console.log(`setup: ${n}`);
+  if (!process.env.TKC_VULKAN_REEXEC) for (const n of setup.notes) console.log(`setup: ${n}`);
+  // The driver loads its own libraries by name from its folder: make sure the dynamic linker looks
+  // there (LD_LIBRARY_PATH is read at process start, so this takes a fresh process).
+  const driverDir = setup.icdLibrary?.includes("/") ? dirname(setup.icdLibrary) : undefined;
+  const searched = [...(process.env.LD_LIBRARY_PATH ?? "").split(":"), ...SYSTEM_LIB_DIRS];
+  if (driverDir && !searched.includes(driverDir) && !process.env.TKC_VULKAN_REEXEC) {
+    console.log(`setup: running again with ${driverDir} on LD_LIBRARY_PATH`);
+    const env = {
+      ...process.env,
+      LD_LIBRARY_PATH: [driverDir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(":"),
+      TKC_VULKAN_REEXEC: JSON.stringify(setup.notes),
+    };
+    const child = spawnSync(process.execPath, process.argv.slice(1), { stdio: "inherit", env });
+    return child.status ?? 2;
+  }
   let rt: VulkanRuntime;
   try {
     rt = createVulkanRuntime();

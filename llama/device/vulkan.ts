@@ -24,8 +24,8 @@ import {
 } from "../../backends/vulkan/kernel.ts";
 import {
   createVulkanRuntime,
+  type Command,
   type DeviceInfo,
-  type Dispatch,
   type GpuBuffer,
   type VulkanRuntime,
   type VulkanRuntimeOptions,
@@ -33,7 +33,6 @@ import {
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS, type Target } from "../../lower/passes/target.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
-import { q4GemvSchedule } from "../../stdlib/gpu/gemv.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import type { ScheduleTable } from "../ops.ts";
 import type { Device, DeviceTensor, Op, OpArgs, OpSpec, Recording } from "./types.ts";
@@ -73,22 +72,6 @@ function f16GemvSchedule(s: Schedule, target: string): void {
 /** The schedules a model on Vulkan uses: GPU_SCHEDULES, and f16Gemv while it has none. */
 export const VULKAN_SCHEDULES: ScheduleTable = { f16Gemv: f16GemvSchedule, ...GPU_SCHEDULES };
 
-/** Lanes the GEMV schedules spread one row's reduction over (GEMV_SCHEDULES.vulkan). */
-const GEMV_LANES = 32;
-
-/**
- * VULKAN_SCHEDULES adjusted for one device. Where the subgroup is narrower than the GEMV's 32
- * lanes (lavapipe: 8), the fused residual GEMV, which the model runs in place (residual and y are
- * one buffer), keeps each row in one thread: after a cross-thread reduction every lane stores
- * y[n] = residual[n] + sum, and once a row's lanes span several subgroups, which do not run in
- * lockstep, a later subgroup reads the residual an earlier one already overwrote (the residual is
- * added twice). Within one subgroup (32 lanes on NVIDIA) the loads all precede the stores.
- */
-export function vulkanSchedules(info: DeviceInfo): ScheduleTable {
-  if (info.subgroup.size >= GEMV_LANES) return VULKAN_SCHEDULES;
-  return { ...VULKAN_SCHEDULES, q4GemvResidual: q4GemvSchedule("n", { rows: 64, lanes: 1 }) };
-}
-
 /** Ops compiled ahead of time for one kind of Vulkan device (its subgroup size). */
 export interface VulkanLibrary {
   readonly format: "tkc-vulkan-library";
@@ -111,6 +94,15 @@ export interface VulkanDeviceOptions {
   readonly validate?: boolean | "if-available";
   /** Dump each kernel compiled here (its SPIR-V assembly) for debugging. */
   readonly onCompile?: (key: string, art: VulkanArtifact) => void;
+  /** Record timestamps around every launch of a recording; each replay's times go to lastReplay. */
+  readonly timestamps?: boolean;
+}
+
+/** GPU time of the last replay of a recording made with timestamps. */
+export interface ReplayTiming {
+  readonly gpuNs: number;
+  /** Each launch's GPU nanoseconds, and the key of its op. */
+  readonly launches: readonly { readonly key: string; readonly ns: number }[];
 }
 
 /**
@@ -190,8 +182,10 @@ export interface VulkanDevice extends Device {
   readonly info: DeviceInfo;
   /** The lowering target ops compiled here use. */
   readonly target: Target;
-  /** The schedules a model on this device should be built with: vulkanSchedules(info). */
+  /** The schedules a model on this device should be built with (VULKAN_SCHEDULES). */
   readonly schedules: ScheduleTable;
+  /** With `timestamps`: the GPU time of the last recording replayed. */
+  readonly lastReplay: ReplayTiming | undefined;
 }
 
 interface VulkanTensor extends DeviceTensor {
@@ -222,8 +216,12 @@ export function createVulkanDevice(options: VulkanDeviceOptions = {}): VulkanDev
   const align = info.limits.minStorageBufferOffsetAlignment;
   const ops = new Map<string, VulkanOp>();
   const buffers: GpuBuffer[] = [];
-  let pending: Dispatch[] = [];
-  let recording: Dispatch[] | undefined;
+  let pending: Command[] = [];
+  let recording: { commands: Command[]; keys: string[] } | undefined;
+  /** Staging buffers for views bound through a copy, by their slot in a launch's arguments. */
+  const staging: GpuBuffer[] = [];
+  let lastReplay: ReplayTiming | undefined;
+  const timestamps = (options.timestamps ?? false) && info.timestamps;
   let disposed = false;
   const asT = (t: DeviceTensor) => t as VulkanTensor;
 
@@ -238,13 +236,83 @@ export function createVulkanDevice(options: VulkanDeviceOptions = {}): VulkanDev
     rt.run(batch);
   };
 
+  /** A staging buffer of at least `bytes` for slot `slot` (grown, never shrunk or freed early:
+   *  recordings keep referring to the buffers they were recorded with). */
+  const stagingBuffer = (slot: number, bytes: number): GpuBuffer => {
+    const have = staging[slot];
+    if (have && have.size >= bytes) return have;
+    const b = rt.buffer(Math.max(256, 2 ** Math.ceil(Math.log2(bytes))));
+    buffers.push(b);
+    staging[slot] = b;
+    return b;
+  };
+
+  /**
+   * The commands of one launch. A tensor argument binds its buffer at the view's byte offset,
+   * except that it goes through a staging buffer (copied in before the dispatch, and back after it
+   * when the kernel writes it) when
+   *  - the offset is not a multiple of minStorageBufferOffsetAlignment, which Vulkan cannot bind;
+   *  - the kernel only reads it, another argument it writes overlaps it (the model's in-place
+   *    residual: residual and y are one buffer), and the workgroup's x threads span more than one
+   *    subgroup: the schedules put a reduction's lanes along x and every lane stores the result, so
+   *    a later subgroup would read what an earlier one already overwrote (lavapipe, subgroup 8,
+   *    with 32-lane GEMV rows). Within one subgroup (NVIDIA's 32) the loads precede the stores.
+   */
+  const launch = (op: VulkanOp, args: OpArgs): { commands: Command[]; keys: string[] } => {
+    const art = op.kernel.artifact;
+    const bound: Record<string, BoundTensor | number> = {};
+    for (const [name, v] of Object.entries(args)) bound[name] = typeof v === "number" ? v : asT(v);
+    const buffersAbi = art.abi.filter((a) => a.kind === "buffer");
+    const range = (t: VulkanTensor) => [t.offset, t.offset + count(t.shape) * bytesOf(t.dtype)] as const;
+    const overlap = (a: VulkanTensor, b: VulkanTensor) => {
+      const [a0, a1] = range(a);
+      const [b0, b1] = range(b);
+      return a.buffer === b.buffer && a0 < b1 && b0 < a1;
+    };
+    const spansSubgroups = art.localSize[0] > info.subgroup.size;
+    const before: Command[] = [];
+    const after: Command[] = [];
+    let slot = 0;
+    for (const a of buffersAbi) {
+      const v = args[a.name];
+      if (v === undefined || typeof v === "number") continue; // dispatch() names what is missing
+      const t = asT(v);
+      const misaligned = t.offset % align !== 0;
+      const aliased =
+        spansSubgroups &&
+        !a.writes &&
+        buffersAbi.some((b) => {
+          const w = args[b.name];
+          return (
+            b.writes && b.name !== a.name && w !== undefined && typeof w !== "number" && overlap(t, asT(w))
+          );
+        });
+      if (!misaligned && !aliased) continue;
+      const [from, to] = range(t);
+      const size = to - from;
+      if (size === 0) continue;
+      const s = stagingBuffer(slot++, size);
+      // Copied in even when only written: the kernel may write part of it.
+      before.push({ copy: { src: t.buffer, srcOffset: from, dst: s, dstOffset: 0, size } });
+      if (a.writes) after.push({ copy: { src: s, srcOffset: 0, dst: t.buffer, dstOffset: from, size } });
+      bound[a.name] = { dtype: t.dtype, shape: t.shape, buffer: s, offset: 0 };
+    }
+    const key = op.spec.key;
+    const commands: Command[] = [...before, op.kernel.dispatch(bound), ...after];
+    const keys = [...before.map(() => `copy:${key}`), key, ...after.map(() => `copy:${key}`)];
+    return { commands, keys };
+  };
+
   const device: VulkanDevice = {
     kind: "vulkan",
     name: `${info.name} (Vulkan)`,
     runtime: rt,
     info,
     target,
-    schedules: vulkanSchedules(info),
+    schedules: VULKAN_SCHEDULES,
+    get lastReplay() {
+      return lastReplay;
+    },
     tensor(dtype: DType, shape: readonly number[]): DeviceTensor {
       alive();
       // Storage buffers hold whole 32-bit words; contents are undefined until written.
@@ -311,44 +379,38 @@ export function createVulkanDevice(options: VulkanDeviceOptions = {}): VulkanDev
     run(o, args: OpArgs) {
       alive();
       const op = o as VulkanOp;
-      const bound: Record<string, BoundTensor | number> = {};
-      for (const [name, v] of Object.entries(args)) {
-        if (typeof v === "number") {
-          bound[name] = v;
-          continue;
-        }
-        const t = asT(v);
-        if (t.offset % align !== 0)
-          throw new Error(
-            `tkc vulkan: ${op.spec.key}: argument ${name} is a view at byte ${t.offset} of its tensor, not a multiple of ${info.name}'s minStorageBufferOffsetAlignment (${align}); bind an aligned view or copy it into a tensor of its own`,
-          );
-        bound[name] = t;
-      }
-      const dispatch = op.kernel.dispatch(bound);
-      if (recording) recording.push(dispatch);
-      else {
-        pending.push(dispatch);
+      const { commands, keys } = launch(op, args);
+      if (recording) {
+        recording.commands.push(...commands);
+        recording.keys.push(...keys);
+      } else {
+        pending.push(...commands);
         if (pending.length >= MAX_PENDING) flush();
       }
     },
     record(body): Recording {
       alive();
       if (recording) throw new Error("tkc vulkan: record() calls do not nest");
-      const list: Dispatch[] = [];
+      const list = { commands: [] as Command[], keys: [] as string[] };
       recording = list;
       try {
         body();
       } finally {
         recording = undefined;
       }
-      const rec = rt.record(list);
+      const rec = rt.record(list.commands, { timestamps });
       let freed = false;
       return {
         replay() {
           alive();
           if (freed) throw new Error("tkc vulkan: the recording was disposed");
           flush(); // launches made before the replay come first
-          rt.submit(rec);
+          const r = rt.submit(rec);
+          if (r.dispatchNs)
+            lastReplay = {
+              gpuNs: r.gpuNs!,
+              launches: r.dispatchNs.map((ns, i) => ({ key: list.keys[i]!, ns })),
+            };
         },
         dispose() {
           if (freed || disposed) return;
