@@ -4,8 +4,17 @@
  */
 import type { Command } from "../command.ts";
 import { chatCommand } from "./chat.ts";
+import { compileCommand } from "./compile.ts";
 import { convertCommand } from "./convert.ts";
+import { dumpCommand } from "./dump.ts";
 import { generateCommand } from "./generate.ts";
 import { serveCommand } from "./serve.ts";
 
-export const commands: readonly Command[] = [generateCommand, chatCommand, serveCommand, convertCommand];
+export const commands: readonly Command[] = [
+  generateCommand,
+  chatCommand,
+  serveCommand,
+  convertCommand,
+  compileCommand,
+  dumpCommand,
+];

@@ -108,9 +108,17 @@ describe("tkc (in process)", () => {
   });
 
   it("reports unavailable devices and missing models with exit 1", async () => {
-    const cuda = await runInProcess(["generate", "--device", "cuda"]);
-    expect(cuda.code).toBe(1);
-    expect(cuda.stderr).toContain("--device cuda is not available yet in this build");
+    // No GPU driver here: the CUDA library cannot be loaded, and the message says so.
+    const saved = process.env.TKC_LIBCUDA;
+    process.env.TKC_LIBCUDA = "/nonexistent/libcuda.so.1";
+    try {
+      const cuda = await runInProcess(["generate", "--device", "cuda"]);
+      expect(cuda.code).toBe(1);
+      expect(cuda.stderr).toMatch(/could not be loaded/);
+    } finally {
+      if (saved === undefined) delete process.env.TKC_LIBCUDA;
+      else process.env.TKC_LIBCUDA = saved;
+    }
     const missing = await runInProcess(["generate", "--model", "/nonexistent/model.bin"]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain("no such file or directory");
