@@ -27,18 +27,33 @@ function measure(name: string, model: LanguageModel) {
   }
   const decodeS = (performance.now() - t1) / 1e3;
   const r = { model: name, prefillTokPerS: prompt.length / prefillS, decodeTokPerS: steps / decodeS };
-  console.log(`${name}: prefill ${r.prefillTokPerS.toFixed(1)} tok/s, decode ${r.decodeTokPerS.toFixed(1)} tok/s`);
+  console.log(
+    `${name}: prefill ${r.prefillTokPerS.toFixed(1)} tok/s, decode ${r.decodeTokPerS.toFixed(1)} tok/s`,
+  );
   return r;
 }
 
 const results = [
   measure("reference (plain TypeScript, f32)", new ReferenceLlama(weights)),
   measure("kernel-built, f32, CPU device", new KernelLlama(createCpuDevice(), weights, { format: "f32" })),
-  measure("kernel-built, q4f16_1, CPU device", new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1" })),
+  measure(
+    "kernel-built, q4f16_1, CPU device",
+    new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1" }),
+  ),
 ];
 const cpu = os.cpus()[0]?.model ?? "unknown CPU";
 mkdirSync("bench/results", { recursive: true });
 writeFileSync(
   "bench/results/cpu.json",
-  JSON.stringify({ device: `${cpu} (${os.cpus().length} cores; one used)`, node: process.version, command: "npx tsx bench/cpu.ts", model: "stories15M", results }, null, 1),
+  JSON.stringify(
+    {
+      device: `${cpu} (${os.cpus().length} cores; one used)`,
+      node: process.version,
+      command: "npx tsx bench/cpu.ts",
+      model: "stories15M",
+      results,
+    },
+    null,
+    1,
+  ),
 );

@@ -11,7 +11,16 @@ interface Decode {
 interface Gemv {
   device: string;
   copyBandwidthGBs: number;
-  results: { n: number; k: number; rows: number; lanes: number; rows4?: boolean; unrollGroups?: boolean; gbps: number; fractionOfCopy: number }[];
+  results: {
+    n: number;
+    k: number;
+    rows: number;
+    lanes: number;
+    rows4?: boolean;
+    unrollGroups?: boolean;
+    gbps: number;
+    fractionOfCopy: number;
+  }[];
 }
 
 const decode = JSON.parse(readFileSync("bench/results/decode-h200.json", "utf8")) as Decode;
@@ -28,17 +37,33 @@ const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;");
 const parts: string[] = [];
 const bar = (x: number, y0: number, h: number, w: number, color: string, label: string, value: string) => {
   parts.push(`<rect x="${x}" y="${y0 - h}" width="${w}" height="${h}" fill="${color}"/>`);
-  parts.push(`<text x="${x + w / 2}" y="${y0 + 16}" font-size="11" text-anchor="middle">${esc(label)}</text>`);
-  parts.push(`<text x="${x + w / 2}" y="${y0 - h - 4}" font-size="11" text-anchor="middle">${esc(value)}</text>`);
+  parts.push(
+    `<text x="${x + w / 2}" y="${y0 + 16}" font-size="11" text-anchor="middle">${esc(label)}</text>`,
+  );
+  parts.push(
+    `<text x="${x + w / 2}" y="${y0 - h - 4}" font-size="11" text-anchor="middle">${esc(value)}</text>`,
+  );
 };
 // Left: decode against the roofline.
 const d = decode.llama2_7b_q4.decode;
 const base = 300;
 const scale = 240 / d.rooflineTokPerS;
-parts.push(`<text x="20" y="24" font-size="14" font-weight="bold">Llama-2-7B q4f16_1 decode, ${esc(decode.device)}</text>`);
+parts.push(
+  `<text x="20" y="24" font-size="14" font-weight="bold">Llama-2-7B q4f16_1 decode, ${esc(decode.device)}</text>`,
+);
 bar(40, base, d.rooflineTokPerS * scale, 90, "#cfd8dc", "roofline", `${d.rooflineTokPerS.toFixed(0)} tok/s`);
-bar(150, base, d.tokPerS * scale, 90, "#1e88e5", "tkc", `${d.tokPerS.toFixed(0)} tok/s (${((100 * d.tokPerS) / d.rooflineTokPerS).toFixed(0)}%)`);
-parts.push(`<text x="40" y="${base + 36}" font-size="11">${(d.bytesPerToken / 1e9).toFixed(2)} GB/token over ${decode.copyBandwidthGBs.toFixed(0)} GB/s measured copy bandwidth</text>`);
+bar(
+  150,
+  base,
+  d.tokPerS * scale,
+  90,
+  "#1e88e5",
+  "tkc",
+  `${d.tokPerS.toFixed(0)} tok/s (${((100 * d.tokPerS) / d.rooflineTokPerS).toFixed(0)}%)`,
+);
+parts.push(
+  `<text x="40" y="${base + 36}" font-size="11">${(d.bytesPerToken / 1e9).toFixed(2)} GB/token over ${decode.copyBandwidthGBs.toFixed(0)} GB/s measured copy bandwidth</text>`,
+);
 // Right: GEMV fraction of copy bandwidth.
 parts.push(`<text x="380" y="24" font-size="14" font-weight="bold">q4f16_1 GEMV, % of copy bandwidth</text>`);
 let x = 380;
@@ -46,7 +71,9 @@ for (const [key, r] of best) {
   bar(x, base, r.fractionOfCopy * 240, 56, "#43a047", key, `${(100 * r.fractionOfCopy).toFixed(0)}%`);
   x += 66;
 }
-parts.push(`<line x1="375" y1="${base - 240}" x2="${x}" y2="${base - 240}" stroke="#999" stroke-dasharray="4 3"/>`);
+parts.push(
+  `<line x1="375" y1="${base - 240}" x2="${x}" y2="${base - 240}" stroke="#999" stroke-dasharray="4 3"/>`,
+);
 parts.push(`<text x="${x}" y="${base - 244}" font-size="10" text-anchor="end">100% of copy</text>`);
 const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif"><rect width="100%" height="100%" fill="white"/>${parts.join("")}</svg>\n`;
 writeFileSync("bench/results/roofline.svg", svg);

@@ -82,11 +82,11 @@ export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: Schedu
     });
     Object.assign(prefill, {
       embed: op("embedT", S.q4Embedding, { vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
-      gemmQ: op("gemmqT", S.q4Gemm, q4(dim, dim)),
-      gemmKV: op("gemmkvT", S.q4Gemm, q4(dim, kvd)),
-      gemmO: op("gemmoT", S.q4Gemm, q4(dim, dim)),
-      gemmGateUp: op("gemmgateT", S.q4Gemm, q4(dim, hidden)),
-      gemmDown: op("gemmdownT", S.q4Gemm, q4(hidden, dim)),
+      gemmQ: op("gemmqT", S.q4GemmTiled, q4(dim, dim)),
+      gemmKV: op("gemmkvT", S.q4GemmTiled, q4(dim, kvd)),
+      gemmO: op("gemmoT", S.q4GemmTiled, q4(dim, dim)),
+      gemmGateUp: op("gemmgateT", S.q4GemmTiled, q4(dim, hidden)),
+      gemmDown: op("gemmdownT", S.q4GemmTiled, q4(hidden, dim)),
     });
   } else {
     const g = (k: number, n: number) => ({ k, n });
@@ -101,11 +101,11 @@ export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: Schedu
       lmHead: op("lmhead1", S.f16Gemv, g(dim, c.vocabSize)),
     });
     Object.assign(prefill, {
-      gemmQ: op("gemmqT", S.f16Gemm, g(dim, dim)),
-      gemmKV: op("gemmkvT", S.f16Gemm, g(dim, kvd)),
-      gemmO: op("gemmoT", S.f16Gemm, g(dim, dim)),
-      gemmGateUp: op("gemmgateT", S.f16Gemm, g(dim, hidden)),
-      gemmDown: op("gemmdownT", S.f16Gemm, g(hidden, dim)),
+      gemmQ: op("gemmqT", S.f16GemmTiled, g(dim, dim)),
+      gemmKV: op("gemmkvT", S.f16GemmTiled, g(dim, kvd)),
+      gemmO: op("gemmoT", S.f16GemmTiled, g(dim, dim)),
+      gemmGateUp: op("gemmgateT", S.f16GemmTiled, g(dim, hidden)),
+      gemmDown: op("gemmdownT", S.f16GemmTiled, g(hidden, dim)),
     });
   }
   return { format, decode, prefill };

@@ -23,7 +23,9 @@ export function exportedKernels(mod: Record<string, unknown>): KernelDef[] {
   return out;
 }
 
-export async function lowerModule(sourceFile: string): Promise<Record<string, FuncJson & { ordinal: number }>> {
+export async function lowerModule(
+  sourceFile: string,
+): Promise<Record<string, FuncJson & { ordinal: number }>> {
   const mod = (await import(pathToFileURL(fs.realpathSync(sourceFile)).href)) as Record<string, unknown>;
   const table: Record<string, FuncJson & { ordinal: number }> = {};
   for (const k of exportedKernels(mod)) {

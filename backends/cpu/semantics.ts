@@ -12,7 +12,15 @@
  * - Float to integer conversion truncates toward zero and saturates; NaN gives 0.
  * - `select`/`?:` evaluates only the chosen side, so a guarded out-of-bounds load is safe.
  */
-import { bf16Bits, bf16FromBits, f16Bits, f16FromBits, f32Bits, f32FromBits, roundHalfEven } from "../../dsl/dtypes.ts";
+import {
+  bf16Bits,
+  bf16FromBits,
+  f16Bits,
+  f16FromBits,
+  f32Bits,
+  f32FromBits,
+  roundHalfEven,
+} from "../../dsl/dtypes.ts";
 
 const F16_TABLE = new Float64Array(65536);
 const BF16_TABLE = new Float64Array(65536);

@@ -571,7 +571,11 @@ class Emitter {
       case "barrier":
         if (s.scope === "shared") {
           for (const l of this.fl.barrier()) this.emit(l);
-          this.declare(this.fl.target.kind === "nvptx" ? "declare void @llvm.nvvm.barrier0()" : "declare void @llvm.amdgcn.s.barrier()");
+          this.declare(
+            this.fl.target.kind === "nvptx"
+              ? "declare void @llvm.nvvm.barrier0()"
+              : "declare void @llvm.amdgcn.s.barrier()",
+          );
         } else if (this.fl.target.kind === "nvptx") {
           this.emit("call void @llvm.nvvm.bar.warp.sync(i32 -1)");
           this.declare("declare void @llvm.nvvm.bar.warp.sync(i32)");
@@ -640,7 +644,10 @@ class Emitter {
     this.startBlock(latch);
     this.emit(`${next} = add nsw i32 ${iv}, 1`);
     // Vectorized loops become straight-line code, which LLVM's load/store vectorizer merges.
-    const md = s.forKind === "unrolled" || s.forKind === "vectorized" || s.annotations.unroll === true ? ", !llvm.loop !0" : "";
+    const md =
+      s.forKind === "unrolled" || s.forKind === "vectorized" || s.annotations.unroll === true
+        ? ", !llvm.loop !0"
+        : "";
     this.emit(`br label %${head}${md}`);
     this.startBlock(exit);
   }

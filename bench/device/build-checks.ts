@@ -35,7 +35,10 @@ const TINY: LlamaConfig = {
 };
 
 /** Arguments that must hold valid positions or token ids (random ones would index out of bounds). */
-function fixedArgs(f: ReturnType<typeof specializedFunc>, symbols: Record<string, number>): CheckCase["fixed"] {
+function fixedArgs(
+  f: ReturnType<typeof specializedFunc>,
+  symbols: Record<string, number>,
+): CheckCase["fixed"] {
   const fixed: NonNullable<CheckCase["fixed"]> = {};
   for (const p of f.params) {
     const name = p.kind === "buffer" ? p.buffer.name : p.v.name;
@@ -43,7 +46,11 @@ function fixedArgs(f: ReturnType<typeof specializedFunc>, symbols: Record<string
     if (name === "len_mem") fixed[name] = { dtype: "i32", shape: [1], values: [6] };
     if (name === "ids") {
       const n = symbols.t ?? 1;
-      fixed[name] = { dtype: "i32", shape: [n], values: Array.from({ length: n }, (_, i) => (i * 7) % TINY.vocabSize) };
+      fixed[name] = {
+        dtype: "i32",
+        shape: [n],
+        values: Array.from({ length: n }, (_, i) => (i * 7) % TINY.vocabSize),
+      };
     }
     if (name === "pos" || name === "start" || name === "offset") fixed[name] = 4;
     if (name === "eps") fixed[name] = 1e-5;
@@ -54,13 +61,24 @@ function fixedArgs(f: ReturnType<typeof specializedFunc>, symbols: Record<string
 
 export function buildChecks(): CheckCase[] {
   const out: CheckCase[] = [];
-  const ops = [...allOps(llamaOps(TINY, "q4f16_1", GPU_SCHEDULES)), ...allOps(llamaOps(TINY, "f16", GPU_SCHEDULES))];
+  const ops = [
+    ...allOps(llamaOps(TINY, "q4f16_1", GPU_SCHEDULES)),
+    ...allOps(llamaOps(TINY, "f16", GPU_SCHEDULES)),
+  ];
   for (const spec of new Map(ops.map((o) => [o.key, o])).values()) {
     const reference = specializedFunc(spec);
     const device = lowerToDevice(scheduledFunc(spec, "sm_90"), TARGETS.sm_90);
     const { llvm: _ir, ...artifact } = buildArtifact(device, target, { resources: true });
     const symbols = Object.fromEntries(reference.symbols.map((s) => [s.name, 3]));
-    out.push({ name: spec.key, reference: funcToJson(reference), artifact, cases: [symbols], scalars: {}, tol: 2e-3, fixed: fixedArgs(reference, symbols) });
+    out.push({
+      name: spec.key,
+      reference: funcToJson(reference),
+      artifact,
+      cases: [symbols],
+      scalars: {},
+      tol: 2e-3,
+      fixed: fixedArgs(reference, symbols),
+    });
   }
   for (const [name, ex] of Object.entries(GPU_EXAMPLES)) {
     const scheduled = lowerToDevice(ex.schedule().func, TARGETS.sm_90);

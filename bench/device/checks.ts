@@ -38,7 +38,8 @@ function main(): number {
     const ref = compileCpu(funcFromJson(c.reference));
     c.cases.forEach((symbols, i) => {
       const args = randomArgs(ref.func, symbols, seed + i, c.scalars);
-      for (const [k, v] of Object.entries(c.fixed ?? {})) args[k] = typeof v === "number" ? v : ndarray(v.dtype, v.shape, v.values);
+      for (const [k, v] of Object.entries(c.fixed ?? {}))
+        args[k] = typeof v === "number" ? v : ndarray(v.dtype, v.shape, v.values);
       // Outputs the kernel only writes start as 0xFF bytes (NaN for floats) on both sides, so an
       // element the GPU forgets to write shows, and elements neither writes (a KV-cache append
       // touches a few rows) compare equal.

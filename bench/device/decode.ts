@@ -125,17 +125,26 @@ async function main(): Promise<number> {
   // 3. Where a 7B decode step's time goes: each launch timed with events, at position 256.
   {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
-    const device = createCudaDevice({ runtime: rt, library: readLibrary(join(here, "lib/llama2-7b-q4-sm_90")), profile: true });
+    const device = createCudaDevice({
+      runtime: rt,
+      library: readLibrary(join(here, "lib/llama2-7b-q4-sm_90")),
+      profile: true,
+    });
     const model = new KernelLlama(device, syntheticQ4(config), { format: "q4f16_1", recordDecode: false });
     model.decode(1, 256);
     profileOf(device);
     const steps = 3;
     for (let i = 0; i < steps; i++) model.decode(1, 256);
-    const table = [...profileOf(device)].map(([key, v]) => ({ op: key.split("_")[0], msPerStep: v.ms / steps, launchesPerStep: v.launches / steps }));
+    const table = [...profileOf(device)].map(([key, v]) => ({
+      op: key.split("_")[0],
+      msPerStep: v.ms / steps,
+      launchesPerStep: v.launches / steps,
+    }));
     table.sort((a, b) => b.msPerStep - a.msPerStep);
     const total = table.reduce((a, t) => a + t.msPerStep, 0);
     console.log(`7B decode step at position 256: ${total.toFixed(3)} ms of kernel time`);
-    for (const t of table) console.log(`  ${t.op.padEnd(12)} ${t.msPerStep.toFixed(3)} ms  (${t.launchesPerStep} launches)`);
+    for (const t of table)
+      console.log(`  ${t.op.padEnd(12)} ${t.msPerStep.toFixed(3)} ms  (${t.launchesPerStep} launches)`);
     result.profile7b = { position: 256, kernelMsPerStep: total, ops: table };
     device.dispose();
   }

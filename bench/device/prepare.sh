@@ -4,13 +4,14 @@
 #   node.xz                     this Node binary, xz-compressed (made once: it takes a minute)
 #   node_modules/koffi/         koffi's JS and its linux x64 native module only
 #   kernels/selftest.json       PTX compiled here from test/backends/llvm/fixtures
+#   kernels/gemm.json           the 7B prefill GEMMs (bench/device/build-gemm.ts)
 #   <runner>.mjs                each runner in bench/device bundled by esbuild (koffi external)
 # Idempotent: each step is skipped when its output is newer than its inputs.
 # Then, on the GPU machine: bash bench/device/run.sh selftest   (carry .device)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEV=.device
-RUNNERS=(selftest checks gemv decode vulkan)
+RUNNERS=(selftest checks gemv decode vulkan gemm)
 mkdir -p "$DEV"
 
 # 1. Node itself.
@@ -48,6 +49,13 @@ fi
 GOUT=$DEV/kernels/gemv.json
 if [ ! -s "$GOUT" ] || [ -n "$(find stdlib lower backends llama/device bench/device/build-bench.ts -name '*.ts' -newer "$GOUT" -print -quit)" ]; then
   npx tsx bench/device/build-bench.ts "$DEV/kernels"
+fi
+
+# 3c'. The prefill GEMMs at the 7B shapes (M = 512), q4f16_1 and f16, several schedules each,
+#      for bench/device/gemm.ts (run it with bench/device/run-gemm.sh).
+MMOUT=$DEV/kernels/gemm.json
+if [ ! -s "$MMOUT" ] || [ -n "$(find stdlib lower backends bench/device/build-gemm.ts -name '*.ts' -newer "$MMOUT" -print -quit)" ]; then
+  npx tsx bench/device/build-gemm.ts "$DEV/kernels"
 fi
 
 # 3d. The model libraries, stories15M in q4f16_1 and its expected CPU text.

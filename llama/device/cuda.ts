@@ -34,13 +34,21 @@ export interface CudaDeviceOptions {
 
 /** Milliseconds per op key, from a device made with `profile: true`. */
 export function profileOf(d: Device): Map<string, { ms: number; launches: number }> {
-  return (d as unknown as { profileTable?: () => Map<string, { ms: number; launches: number }> }).profileTable?.() ?? new Map();
+  return (
+    (
+      d as unknown as { profileTable?: () => Map<string, { ms: number; launches: number }> }
+    ).profileTable?.() ?? new Map()
+  );
 }
 
 export function createCudaDevice({ runtime: rt, library, profile }: CudaDeviceOptions): Device {
   const stream = rt.createStream();
   let recording = false;
-  const timings: { key: string; start: ReturnType<GpuRuntime["createEvent"]>; end: ReturnType<GpuRuntime["createEvent"]> }[] = [];
+  const timings: {
+    key: string;
+    start: ReturnType<GpuRuntime["createEvent"]>;
+    end: ReturnType<GpuRuntime["createEvent"]>;
+  }[] = [];
   const ops = new Map<string, CudaOp>();
   const allocations: DevicePtr[] = [];
   const modules: { unload(): void }[] = [];

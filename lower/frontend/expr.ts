@@ -436,7 +436,11 @@ export abstract class ExprLowerer {
       const from = name === "f32FromBits" ? ["u32", "i32"] : ["f32"];
       const v = a.weak ? this.coerce(a, name === "f32FromBits" ? "u32" : "f32", node.arguments[0]!) : a.e;
       if (!from.includes(v.dtype))
-        throw errorAt(node, `${name} takes ${from.join(" or ")}, got ${v.dtype}`, name === "f32FromBits" ? "convert with u32(...) first" : "convert with f32(...) first");
+        throw errorAt(
+          node,
+          `${name} takes ${from.join(" or ")}, got ${v.dtype}`,
+          name === "f32FromBits" ? "convert with u32(...) first" : "convert with f32(...) first",
+        );
       return strong(B.call("bitcast", [v], name === "f32FromBits" ? "f32" : "u32"));
     }
     if (name === "select") {

@@ -168,7 +168,11 @@ function foldConstants(s: Stmt): Stmt {
     expr: (e) => {
       if (e.kind !== "binary" || e.dtype !== "i32" || e.a.kind !== "const" || e.b.kind !== "const") return e;
       const op = FOLD[e.op];
-      if (!op || ((e.op === "/" || e.op === "%" || e.op === "floordiv" || e.op === "floormod") && e.b.value === 0)) return e;
+      if (
+        !op ||
+        ((e.op === "/" || e.op === "%" || e.op === "floordiv" || e.op === "floormod") && e.b.value === 0)
+      )
+        return e;
       return B.constant(op(e.a.value, e.b.value) | 0, "i32");
     },
   });

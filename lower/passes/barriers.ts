@@ -125,6 +125,8 @@ class Sync {
       case "for": {
         if (!this.isUniform(s.min) || !this.isUniform(s.extent)) return this.divergent(s, pending);
         this.uniformity.bind(s.loopVar, s.min, s.extent);
+        // The lanes of a vectorized loop run at once, each at its own elements (vectorize.ts): one access.
+        if (s.forKind === "vectorized") return this.leafStmt(s, pending);
         // A conflict with what precedes the loop is settled once, before it, not in every iteration.
         const pre = conflicts(pending, sharedAccesses(s.body)) ? [barrier("shared")] : [];
         const before = pre.length ? EMPTY : pending;

@@ -9,8 +9,8 @@
  */
 import * as B from "../ir/build.ts";
 import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
-import { rewriteStmt } from "../ir/transform.ts";
-import { accessesIn, describeAccess, loadsIn, storesIn } from "./analysis.ts";
+import { rewriteStmt, substitute } from "../ir/transform.ts";
+import { accessesIn, dependsOn, describeAccess, loadsIn, storesIn } from "./analysis.ts";
 import { ScheduleError } from "./errors.ts";
 import { registerPrimitives, type PrimitiveResult } from "./registry.ts";
 import {
@@ -32,6 +32,7 @@ import {
   fors,
   inputsOf,
   isParam,
+  isSharedCopy,
   moveStage,
   names,
   neededRanges,
@@ -39,12 +40,14 @@ import {
   placeStage,
   readBeforeWritten,
   shrinkStage,
+  sinkGuards,
   whoAccesses,
 } from "./stage.ts";
 import { computeInline, reverseComputeInline } from "./compute_inline.ts";
 
 function computeAt(f: PrimFunc, blockName: string, loopName: string): PrimitiveResult {
   const P = "computeAt";
+  f = sinkThreadGuards(P, f, blockName, loopName);
   const { func: g, sib, loop, lp } = placeStage(f, P, blockName, loopName, "producer");
   f = g;
   const stage = sib.body[sib.a]!;
@@ -103,10 +106,46 @@ function computeAt(f: PrimFunc, blockName: string, loopName: string): PrimitiveR
     );
   const wanted = new Map(readUnder.map((w) => [w, accessIntervals(loop.body, w, "read", relax(w))!]));
   const needed = neededRanges(stage, storesIn(stage), wanted, "stores");
-  const moved = shrinkStage(stage, needed, envAt(lp, chainOf(stage)));
+  const moved = shrinkStage(stage, needed, envAt(lp, chainOf(stage)), { clamp: isSharedCopy(stage) });
   let out = moveStage(f, stage, loop, moved, "producer", outputs);
   for (const w of outputs) out = compactUnder(out, loopName, w);
   return { func: out };
+}
+
+/**
+ * A stage that fills a shared buffer for the threads of a block (its region spans the threadIdx
+ * loops around the target loop) runs in every thread, each doing its part once the copy loops are
+ * bound (cooperative fetching). Guards between those thread loops and the target loop that depend
+ * on the thread (split's tail guards: `if (i_0 * 8 + i_1 < m)`) would keep some threads from their
+ * part and leave the barrier after the stage under thread-dependent control flow, so they move
+ * inside the target loop, onto the statements the stage is not placed among (sinkGuards). The
+ * other guards on the way move too where they can (a loop bound to threads later makes them
+ * thread-dependent as well); the stage then also runs where they are false, which a copy into
+ * shared memory may (its loads are clamped into bounds).
+ */
+function sinkThreadGuards(P: string, f: PrimFunc, blockName: string, loopName: string): PrimFunc {
+  const { func: g, sib, loop, lp } = placeStage(f, P, blockName, loopName, "producer");
+  if (sib.a > sib.b) return f;
+  if (![...outputsOf(sib.body[sib.a]!)].some((b) => b.scope === "shared")) return f;
+  const between = fors(lp).filter((l) => !sib.common.includes(l));
+  const threads = threadLoops(between, "shared").map((l) => l.loopVar);
+  const lets = new Map<Var, Expr>();
+  const required = new Set<Stmt>();
+  const optional = new Set<Stmt>();
+  for (const s of lp.slice(sib.common.length)) {
+    if (s.kind === "let") lets.set(s.v, substitute(s.value, lets));
+    if (s.kind !== "if") continue;
+    if (threads.some((t) => dependsOn(s.cond, t, lets))) required.add(s);
+    else if (!s.else && loadsIn(s.cond).length === 0) optional.add(s);
+  }
+  if (required.size + optional.size === 0) return f;
+  try {
+    return sinkGuards(g, P, loop, new Set([...required, ...optional]));
+  } catch (e) {
+    // An optional guard that cannot move stays; the required ones must.
+    if (!(e instanceof ScheduleError)) throw e;
+    return required.size ? sinkGuards(g, P, loop, required) : f;
+  }
 }
 
 /** A nest that accumulates into w must start the accumulation itself, or moving it recomputes wrongly. */

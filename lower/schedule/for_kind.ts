@@ -3,17 +3,22 @@
  * and parallelizing run a loop's iterations at once, so each checks that no iteration depends on
  * another (analysis.ts: carriedDependences); unroll only changes how the code is emitted.
  */
-import type { Block, Buffer, For, PrimFunc, ThreadTag } from "../ir/nodes.ts";
+import type { Block, Buffer, Expr, For, PrimFunc, ThreadTag, Var } from "../ir/nodes.ts";
 import { add, constant, isConst, variable } from "../ir/build.ts";
-import { substitute, walk } from "../ir/transform.ts";
+import { collectVars, substitute, walk } from "../ir/transform.ts";
+import { sameExpr } from "../ir/equal.ts";
+import { printExpr } from "../ir/printer.ts";
 import {
   CROSS_THREAD_REDUCTION,
   accessesIn,
   affineCoefficient,
+  allocatedIn,
   carriedDependences,
+  dependsOn,
   describeAccess,
   loopsUnder,
   reductionUpdates,
+  storesIn,
 } from "./analysis.ts";
 import { ScheduleError } from "./errors.ts";
 import { registerPrimitives, type PrimitiveResult } from "./registry.ts";
@@ -53,12 +58,21 @@ function bind(f: PrimFunc, name: string, tag: string): PrimitiveResult {
   const isBlockAxis = thread.startsWith("blockIdx");
   const around = path.filter((s): s is For => s.kind === "for" && s !== loop);
   const inside = loopsUnder(loop.body);
-  const twice = [...around, ...inside].find((l) => l.thread === thread);
-  if (twice)
-    throw new ScheduleError(
-      P,
-      `loop ${name} is ${around.includes(twice) ? "inside" : "around"} loop ${twice.loopVar.name}, already bound to ${thread}: an axis can be bound only once on any path`,
-    );
+  const twice = [...around, ...inside].filter((l) => l.thread === thread);
+  for (const other of twice) {
+    if (isBlockAxis)
+      throw new ScheduleError(
+        P,
+        `loop ${name} is ${around.includes(other) ? "inside" : "around"} loop ${other.loopVar.name}, already bound to ${thread}: an axis can be bound only once on any path (thread-block axes without exception)`,
+      );
+    const [outer, inner] = around.includes(other) ? [other, loop] : [loop, other];
+    const why = whyNotCooperative(f, outer, inner, around.includes(other) ? path : undefined);
+    if (why)
+      throw new ScheduleError(
+        P,
+        `loop ${name} is ${around.includes(other) ? "inside" : "around"} loop ${other.loopVar.name}, already bound to ${thread}: an axis can be bound only once on any path, but for a loop inside that spreads a copy into shared memory over the threads (cooperative fetching); here ${why}`,
+      );
+  }
   const misplaced = isBlockAxis
     ? around.find((l) => l.thread?.startsWith("threadIdx"))
     : inside.find((l) => l.thread?.startsWith("blockIdx"));
@@ -72,14 +86,33 @@ function bind(f: PrimFunc, name: string, tag: string): PrimitiveResult {
   const accumulators = new Set(reductionUpdates(loop).map((s) => s.buffer));
   const isPrivate = (b: Buffer): boolean =>
     !accumulators.has(b) && (b.scope === "local" || (isBlockAxis && b.scope === "shared"));
-  const deps = carriedDependences(loop, { ignore: isPrivate, allowReductions: !isBlockAxis });
+  // A shared buffer filled only by loops inside that are bound to this same axis is filled by the
+  // threads together, the same way in every iteration (whyNotCooperative): nothing to race on.
+  const cooperative = new Set(
+    twice.filter((l) => inside.includes(l)).flatMap((l) => storesIn(l.body).map((st) => st.buffer)),
+  );
+  const filledTogether = (b: Buffer): boolean =>
+    cooperative.has(b) &&
+    storesIn(loop.body)
+      .filter((st) => st.buffer === b)
+      .every((st) => twice.some((l) => inside.includes(l) && storesIn(l.body).includes(st)));
+  const deps = carriedDependences(loop, {
+    ignore: (b) => isPrivate(b) || filledTogether(b),
+    allowReductions: !isBlockAxis,
+  });
   const dep = deps[0];
   if (dep?.kind === "reduction" && isBlockAxis)
     throw new ScheduleError(
       P,
       `${dep.message}; a reduction across thread blocks is not supported: bind ${name} to a threadIdx axis (a cross-thread reduction), or rfactor it first`,
     );
-  if (dep) throw new ScheduleError(P, `the threads of ${thread} would race: ${dep.message}`);
+  if (dep) {
+    const hint =
+      dep.write.buffer.scope === "shared" && !isBlockAxis
+        ? `; if computeAt placed a copy into ${dep.write.buffer.name} inside ${name} before ${name} was bound, its tile covers one thread's part: bind the thread loops first, then computeAt the shared cache (its tile then spans the threads of the block) and bind the copy loops (cooperative fetching)`
+        : "";
+    throw new ScheduleError(P, `the threads of ${thread} would race: ${dep.message}${hint}`);
+  }
   const annotations = { ...loop.annotations };
   if (!isBlockAxis) {
     const reduced = [...accumulators].map((b) => b.name);
@@ -102,6 +135,43 @@ function bind(f: PrimFunc, name: string, tag: string): PrimitiveResult {
   };
   return { func: replaceStmt(f, loop, bound) };
 }
+
+/**
+ * Cooperative fetching (TVM's pattern): a loop nested inside another loop bound to the same
+ * threadIdx axis shares its index, so thread t runs only iteration t of each. That computes what
+ * the serial nest computes when the inner loop does the same work in every iteration of the
+ * thread loops down to the outer one (its body uses none of their variables: thread loops between
+ * the two are parallel loops of their own, which it may follow) and its effects are visible to the
+ * whole block: it writes only shared buffers (each iteration its own elements, which the race
+ * check of the inner loop shows), or buffers allocated inside it. The barriers pass then puts a
+ * syncThreads() between the copy and its readers. `path` leads to the inner loop when known.
+ * Returns why not, or undefined when the two loops may share the axis.
+ */
+function whyNotCooperative(f: PrimFunc, outer: For, inner: For, path?: Path): string | undefined {
+  const [o, i] = [outer.loopVar.name, inner.loopVar.name];
+  if (!sameExpr(outer.extent, inner.extent))
+    return `nested loops on one axis share its index, so they need the same extent (${printExpr(inner.extent)} for ${i}, ${printExpr(outer.extent)} for ${o})`;
+  const toInner = path ?? findPath(f, (s) => s === inner)!;
+  const lets = new Map<Var, Expr>();
+  for (const s of toInner) if (s.kind === "let") lets.set(s.v, substitute(s.value, lets));
+  // The thread loops down to the outer one; those between it and the inner loop are parallel
+  // loops of their own (or cooperative ones), which the inner loop may follow.
+  const threadVars = toInner
+    .slice(0, toInner.indexOf(outer) + 1)
+    .filter((s): s is For => s.kind === "for" && (s === outer || isThreadLoop(s)))
+    .map((l) => l.loopVar);
+  const used = [...collectVars(inner)];
+  const t = threadVars.find((t) => used.some((v) => v === t || (lets.has(v) && dependsOn(lets.get(v)!, t))));
+  if (t)
+    return `thread t would run only iteration t of ${i}, which is the serial nest only if ${i} does the same work in every iteration of the thread loops around it, but it uses ${t.name}`;
+  const inside = allocatedIn(inner.body);
+  const global = storesIn(inner.body).find((st) => !inside.has(st.buffer) && st.buffer.scope !== "shared");
+  if (global)
+    return `each thread would run only its own iteration of ${i}, which writes ${global.buffer.name} (${global.buffer.scope} memory) that the other threads would not see: only stores into shared memory can be spread this way`;
+  return undefined;
+}
+
+const isThreadLoop = (l: For): boolean => l.forKind === "thread" && !!l.thread?.startsWith("threadIdx");
 
 function vectorize(f: PrimFunc, name: string): PrimitiveResult {
   const P = "vectorize";

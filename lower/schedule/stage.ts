@@ -12,9 +12,10 @@
 import * as B from "../ir/build.ts";
 import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { rewriteStmt, substitute } from "../ir/transform.ts";
-import { accessesIn, allocatedIn, describeAccess, loadsIn, storesIn } from "./analysis.ts";
+import { accessesIn, allocatedIn, blocksUnder, describeAccess, loadsIn, storesIn } from "./analysis.ts";
 import { ScheduleError } from "./errors.ts";
-import { blockPath, loopPath, replaceStmt, type Path } from "./state.ts";
+import { blockPath, findPath, loopPath, replaceStmt, type Path } from "./state.ts";
+import { printExpr } from "../ir/printer.ts";
 import {
   accessIntervals,
   accessesOf,
@@ -127,28 +128,56 @@ export function neededRanges(
 /**
  * The stage with its outer loops restricted to `needed`: each loop runs from 0 over the needed
  * extent with its variable shifted by the needed minimum (a loop of extent 1 disappears), guarded
- * where the new range might leave the old one.
+ * where the new range might leave the old one. The guards go innermost, around the body of the
+ * stage's outer loop nest (as split puts its tail guards), so the nest stays perfect for fuse and
+ * reorder; a loop whose bounds read memory keeps the guards of the loops outside it above it.
  */
-export function shrinkStage(stage: Stmt, needed: ReadonlyMap<Var, Interval>, env: Env): Stmt {
-  const rec = (s: Stmt): Stmt => {
-    if (s.kind !== "for") return s;
-    const body = rec(s.body);
+export function shrinkStage(
+  stage: Stmt,
+  needed: ReadonlyMap<Var, Interval>,
+  env: Env,
+  opts: { clamp?: boolean } = {},
+): Stmt {
+  // A copy clamps its source loads into the old ranges instead (see isSharedCopy).
+  const clamp = (body: Stmt, v: Var, lo: Expr | undefined, hi: Expr | undefined): Stmt => {
+    let x: Expr = v;
+    if (hi) x = B.binary("min", x, hi);
+    if (lo) x = B.binary("max", x, lo);
+    const map = new Map([[v, x]]);
+    return rewriteStmt(body, {
+      stmt: (st) => (st.kind === "store" ? { ...st, value: substitute(st.value, map) } : st),
+    });
+  };
+  const guard = (s: Stmt, conds: readonly Expr[]): Stmt =>
+    conds.length
+      ? B.ifThen(
+          conds.reduce((x, y) => B.binary("&&", x, y)),
+          s,
+        )
+      : s;
+  const rec = (s: Stmt, pending: readonly Expr[]): Stmt => {
+    if (s.kind !== "for") return guard(s, pending);
+    if (pending.length && (loadsIn(s.min).length || loadsIn(s.extent).length))
+      return guard(rec(s, []), pending);
     const iv = needed.get(s.loopVar);
-    if (!iv) return body === s.body ? s : { ...s, body };
+    if (!iv) {
+      const body = rec(s.body, pending);
+      return body === s.body ? s : { ...s, body };
+    }
     const off = fromAffine(iv.lo);
     const extent = fromAffine(combine(combine(iv.hi, iv.lo, -1), constAffine(1)));
     const v: Expr = s.loopVar;
-    const conds: Expr[] = [];
+    const conds: Expr[] = [...pending];
     // Written over the original variable; the substitution below shifts it with the loop.
-    if (!provablyLE(s.min, off, env)) conds.push(B.binary(">=", v, s.min));
-    if (!provablyLE(B.add(off, extent), B.add(s.min, s.extent), env))
-      conds.push(B.binary("<", v, simplifyIndex(B.add(s.min, s.extent))));
-    const guarded = conds.length
-      ? B.ifThen(
-          conds.reduce((x, y) => B.binary("&&", x, y)),
-          body,
-        )
-      : body;
+    const below = !provablyLE(s.min, off, env);
+    const above = !provablyLE(B.add(off, extent), B.add(s.min, s.extent), env);
+    const last = simplifyIndex(B.sub(B.add(s.min, s.extent), B.i32c(1)));
+    if (!opts.clamp && below) conds.push(B.binary(">=", v, s.min));
+    if (!opts.clamp && above) conds.push(B.binary("<", v, simplifyIndex(B.add(s.min, s.extent))));
+    const inner = rec(s.body, conds);
+    const guarded = opts.clamp
+      ? clamp(inner, s.loopVar, below ? s.min : undefined, above ? last : undefined)
+      : inner;
     if (extent.kind === "const" && extent.value === 1)
       return substitute(guarded, new Map([[s.loopVar, off]]));
     return {
@@ -170,7 +199,37 @@ export function shrinkStage(stage: Stmt, needed: ReadonlyMap<Var, Interval>, env
           e.op === "&&" ? simplifyCond(e.b) : simplifyIndex(e.b),
         )
       : e;
-  return simplifyConds(simplifyIndices(rec(stage)));
+  return simplifyConds(simplifyIndices(rec(stage, [])));
+}
+
+/**
+ * Whether a stage is a copy into a shared buffer, as cacheRead makes it: its outer loop nest holds
+ * one store, `cache[v0 + c0][v1 + c1]... = src[...]` (a load, perhaps converted), one loop variable
+ * per index. Moved into a loop, such a copy need not be guarded where its new range leaves the old
+ * one: an iteration past the old range writes an element of the cache that no reader reads (the
+ * readers read what the old range covered, where the copy is injective), so it may copy anything,
+ * and its load is clamped into the old range instead (shrinkStage's `clamp`). The threads of a
+ * block then copy in lockstep, with no divergent branch, and the loads stay contiguous for
+ * vectorized copies.
+ */
+export function isSharedCopy(stage: Stmt): boolean {
+  const chain = chainOf(stage);
+  const stores = storesIn(stage);
+  if (stores.length !== 1 || blocksUnder(stage).length !== 1) return false;
+  const st = stores[0]!;
+  const value = st.value.kind === "cast" ? st.value.value : st.value;
+  if (st.buffer.scope !== "shared" || value.kind !== "load" || loadsIn(value).length !== 1) return false;
+  if (chain.some((l) => loadsIn(l.min).length || loadsIn(l.extent).length)) return false;
+  const vars = st.indices.map((i) => {
+    const a = toAffine(i);
+    const v = a && a.terms.size === 1 ? [...a.terms][0]! : undefined;
+    return v && v[1] === 1 ? v[0] : undefined;
+  });
+  return (
+    vars.every((v) => v && chain.some((l) => l.loopVar === v)) &&
+    new Set(vars).size === vars.length &&
+    chain.every((l) => vars.includes(l.loopVar))
+  );
 }
 
 function simplifyIndices(s: Stmt): Stmt {
@@ -319,4 +378,66 @@ export function readBeforeWritten(s: Stmt, buf: Buffer): boolean {
         .slice(0, k)
         .some((w) => w.kind === "store" && !loadsIn(w.value!).some((l) => l.buffer === buf) && covers(w, r)),
   );
+}
+
+/**
+ * Moves the guards `ifs` (all on the path from the function body down to `loop`, none with an
+ * else) below `loop`: `if (c) { alloc t; init; for (ko) { body }; rest }` becomes
+ * `alloc t; if (c) init; for (ko) { if (c) body }; if (c) rest`. The loop then runs in every
+ * thread, so a stage shared by the threads of a block (a cooperative copy into shared memory) can
+ * go inside it, outside the guard, where a barrier can follow it. A guard is a pure condition
+ * (no loads), so testing it in each place computes the same; it cannot move below a loop whose
+ * bounds, or a let whose value, read memory (the guard may be what keeps those reads in bounds).
+ */
+export function sinkGuards(f: PrimFunc, P: string, loop: For, ifs: ReadonlySet<Stmt>): PrimFunc {
+  const outer = findPath(f, (s) => ifs.has(s));
+  if (!outer) return f;
+  const name = loop.loopVar.name;
+  const onPath = new Set<Stmt>(findPath(f, (s) => s === loop) ?? []);
+  const guard = (s: Stmt, conds: readonly Expr[]): Stmt =>
+    conds.length
+      ? B.ifThen(
+          conds.reduce((x, y) => B.binary("&&", x, y)),
+          s,
+        )
+      : s;
+  const refuse = (conds: readonly Expr[], why: string): never => {
+    throw new ScheduleError(
+      P,
+      `the guard ${conds.map(printExpr).join(" && ")} around loop ${name} depends on the threads that share the stage; it cannot move inside ${name}: ${why}`,
+    );
+  };
+  const sink = (s: Stmt, conds: readonly Expr[]): Stmt => {
+    if (s === loop) return { ...loop, body: guard(loop.body, conds) };
+    switch (s.kind) {
+      case "if": {
+        if (ifs.has(s)) {
+          if (s.else) refuse([s.cond], "it has an else branch");
+          if (loadsIn(s.cond).length) refuse([s.cond], "it reads memory");
+          return sink(s.then, [...conds, s.cond]);
+        }
+        const intoThen = onPath.has(s.then);
+        const then = intoThen ? sink(s.then, conds) : guard(s.then, conds);
+        const otherwise = s.else && (intoThen ? guard(s.else, conds) : sink(s.else, conds));
+        return { ...s, then, ...(otherwise ? { else: otherwise } : {}) };
+      }
+      case "seq":
+        return B.seq(s.body.map((b) => (onPath.has(b) ? sink(b, conds) : guard(b, conds))));
+      case "allocate":
+      case "block":
+        return { ...s, body: sink(s.body, conds) };
+      case "let":
+        if (conds.length && loadsIn(s.value).length)
+          refuse(conds, `the value of ${s.v.name}, computed on the way, reads memory`);
+        return { ...s, body: sink(s.body, conds) };
+      case "for":
+        if (conds.length && (loadsIn(s.min).length || loadsIn(s.extent).length))
+          refuse(conds, `the bounds of loop ${s.loopVar.name}, on the way, read memory`);
+        return { ...s, body: sink(s.body, conds) };
+      default:
+        return guard(s, conds);
+    }
+  };
+  const top = outer[outer.length - 1]!;
+  return replaceStmt(f, top, sink(top, []));
 }

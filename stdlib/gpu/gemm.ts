@@ -47,8 +47,8 @@ export interface GemmSchedule {
 
 /** Per-target parameters: data a tuner can replace (bench/device/build-gemm.ts builds variants). */
 export const GEMM_SCHEDULES: Readonly<Record<string, GemmSchedule>> = {
-  sm_90: { threadsM: 16, threadsN: 16, kTile: 32, vec: 1, unrollK: 8 },
-  sm_80: { threadsM: 16, threadsN: 16, kTile: 32, vec: 1, unrollK: 8 },
+  sm_90: { threadsM: 16, threadsN: 16, kTile: 32, vec: 8, unrollK: 8 },
+  sm_80: { threadsM: 16, threadsN: 16, kTile: 32, vec: 8, unrollK: 8 },
   gfx1100: { threadsM: 16, threadsN: 16, kTile: 32, vec: 1, unrollK: 8 },
   gfx942: { threadsM: 16, threadsN: 16, kTile: 32, vec: 1, unrollK: 8 },
   gfx90a: { threadsM: 16, threadsN: 16, kTile: 32, vec: 1, unrollK: 8 },

@@ -106,5 +106,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   attentionDecodeShared: attentionDecodeSchedule,
   attentionPrefill: (s) => s.bind(s.fuse("n", "h"), "blockIdx.x"),
   q4Gemm: q4GemmSchedule(),
+  q4GemmTiled: q4GemmSchedule(),
+  f16GemmTiled: f16GemmSchedule(),
   f16Gemm: f16GemmSchedule(),
 };

@@ -33,7 +33,10 @@ describe("kernels in compiled JavaScript", () => {
     });
     const js = fs
       .readFileSync(out, "utf8")
-      .replace(/from "\.\.\/dsl\/index\.ts"/, `from ${JSON.stringify(pathToFileURL(path.join(root, "dsl/index.ts")).href)}`);
+      .replace(
+        /from "\.\.\/dsl\/index\.ts"/,
+        `from ${JSON.stringify(pathToFileURL(path.join(root, "dsl/index.ts")).href)}`,
+      );
     fs.writeFileSync(out, js);
     const mod = (await import(pathToFileURL(out).href)) as Record<string, KernelDef>;
 

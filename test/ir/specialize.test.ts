@@ -21,7 +21,9 @@ describe("specialize and retype", () => {
     cpuKernel(f)({ x, y: y1 });
     cpuKernel(g)({ x, y: y2 });
     expect(Array.from(y2.data)).toEqual(Array.from(y1.data));
-    expect(() => cpuKernel(g)({ x: randomArray("f32", [3, 8], rng(1)), y: zeros("f32", [3, 8]) })).toThrow(/wants 7/);
+    expect(() => cpuKernel(g)({ x: randomArray("f32", [3, 8], rng(1)), y: zeros("f32", [3, 8]) })).toThrow(
+      /wants 7/,
+    );
     expect(() => specialize(f, { q: 3 })).toThrow(/no symbolic dimension q/);
   });
 
