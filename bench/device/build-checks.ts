@@ -9,6 +9,8 @@ import { funcToJson } from "../../lower/ir/serialize.ts";
 import { buildArtifact } from "../../backends/llvm/artifact.ts";
 import type { CheckCase } from "./checks.ts";
 import type { LlamaConfig } from "../../llama/config.ts";
+import * as S from "../../stdlib/index.ts";
+import type { KernelDef } from "../../dsl/kernel.ts";
 import { llamaOps, allOps } from "../../llama/ops.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
@@ -59,8 +61,83 @@ function fixedArgs(
   return fixed;
 }
 
-export function buildChecks(): CheckCase[] {
+/** Small sizes for every stdlib kernel's symbols (per-kernel overrides where a name means another thing). */
+const STDLIB_SYMBOLS: Record<string, number> = {
+  k: 64,
+  kw: 8,
+  kg: 2,
+  n: 12,
+  qd: 8,
+  kvd: 2,
+  n2: 12,
+  i: 6,
+  m: 3,
+  t: 3,
+  h: 4,
+  kvh: 2,
+  d: 16,
+  ctx: 12,
+  v: 40,
+  vocab: 40,
+  dim: 64,
+  dw: 8,
+  dg: 2,
+};
+const STDLIB_OVERRIDES: Record<string, Record<string, number>> = {
+  kvAppend: { n: 3 },
+  attentionPrefill: { n: 3 },
+};
+const STDLIB_SCALARS: Record<string, number> = {
+  eps: 1e-5,
+  offset: 4,
+  theta: 10000,
+  pos: 4,
+  len: 6,
+  start: 4,
+  temperature: 0.8,
+  topP: 0.9,
+};
+
+/** Every stdlib kernel at small sizes, with its GPU schedule where it has one (else one thread). */
+function stdlibChecks(): CheckCase[] {
   const out: CheckCase[] = [];
+  for (const [name, k] of Object.entries(S)) {
+    if (typeof k !== "object" || (k as { kind?: string }).kind !== "kernel") continue;
+    const def = k as KernelDef;
+    const base = lowerKernel(def);
+    const values = Object.fromEntries(
+      base.symbols.map((s) => [s.name, STDLIB_OVERRIDES[name]?.[s.name] ?? STDLIB_SYMBOLS[s.name] ?? 3]),
+    );
+    const spec = {
+      key: `stdlib_${name}`,
+      kernel: def,
+      specialize: values,
+      ...(GPU_SCHEDULES[name] ? { schedule: GPU_SCHEDULES[name] } : {}),
+    };
+    const reference = specializedFunc(spec);
+    const device = lowerToDevice(scheduledFunc(spec, "sm_90"), TARGETS.sm_90);
+    const { llvm: _ir, ...artifact } = buildArtifact(device, target, { resources: true });
+    const fixed: NonNullable<CheckCase["fixed"]> = {};
+    for (const p of reference.params) {
+      if (p.kind === "scalar" && p.v.name in STDLIB_SCALARS) fixed[p.v.name] = STDLIB_SCALARS[p.v.name]!;
+      if (p.kind === "buffer" && p.buffer.name === "ids")
+        fixed.ids = { dtype: "i32", shape: [3], values: [0, 17, 39] };
+    }
+    out.push({
+      name: `stdlib ${name}${GPU_SCHEDULES[name] ? "" : " (unscheduled: one thread)"}`,
+      reference: funcToJson(reference),
+      artifact,
+      cases: [{}],
+      scalars: {},
+      tol: 2e-3,
+      fixed,
+    });
+  }
+  return out;
+}
+
+export function buildChecks(): CheckCase[] {
+  const out: CheckCase[] = stdlibChecks();
   const ops = [
     ...allOps(llamaOps(TINY, "q4f16_1", GPU_SCHEDULES)),
     ...allOps(llamaOps(TINY, "f16", GPU_SCHEDULES)),
