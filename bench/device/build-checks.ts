@@ -8,7 +8,6 @@ import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { funcToJson } from "../../lower/ir/serialize.ts";
 import { buildArtifact } from "../../backends/llvm/artifact.ts";
 import type { CheckCase } from "./checks.ts";
-import type { LlamaConfig } from "../../llama/config.ts";
 import * as S from "../../stdlib/index.ts";
 import type { KernelDef } from "../../dsl/kernel.ts";
 import { llamaOps, allOps } from "../../llama/ops.ts";
@@ -16,25 +15,11 @@ import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
+import { TINY_GQA } from "../../llama/presets.ts";
 
 const target = { kind: "nvptx", arch: "sm_90" } as const;
 
-/** A tiny config with grouped-query attention: every op a Llama needs, at small shapes. */
-const TINY: LlamaConfig = {
-  dim: 64,
-  hiddenDim: 96,
-  nLayers: 1,
-  nHeads: 4,
-  nKvHeads: 2,
-  vocabSize: 40,
-  normEps: 1e-5,
-  ropeTheta: 10000,
-  contextLength: 12,
-  ropeLayout: "half",
-  sharedClassifier: false,
-  bosId: 1,
-  eosId: 2,
-};
+const TINY = TINY_GQA;
 
 /** Arguments that must hold valid positions or token ids (random ones would index out of bounds). */
 function fixedArgs(

@@ -20,6 +20,7 @@ import { printExpr } from "../../lower/ir/printer.ts";
 import { choiceFlag, parseFlags, UsageError } from "../args.ts";
 import type { Command, Io } from "../command.ts";
 import { gpuConfig, resolveModelConfig, WEIGHT_FORMATS, type ModelConfig } from "../load-model.ts";
+import { LLAMA2_7B } from "../../llama/presets.ts";
 
 /**
  * The compiler proper (the frontend with ts-morph, the passes, the renderers, the stdlib), loaded
@@ -71,21 +72,7 @@ export const ARCHS: Readonly<Record<TargetKind, readonly string[]>> = {
 };
 
 /** The model compiled when --model is not given: Llama-2-7B's shape. */
-export const LLAMA2_7B: LlamaConfig = {
-  dim: 4096,
-  hiddenDim: 11008,
-  nLayers: 32,
-  nHeads: 32,
-  nKvHeads: 32,
-  vocabSize: 32000,
-  normEps: 1e-5,
-  ropeTheta: 10000,
-  contextLength: 4096,
-  ropeLayout: "half",
-  sharedClassifier: false,
-  bosId: 1,
-  eosId: 2,
-};
+export { LLAMA2_7B };
 
 const flags = {
   target: { type: "string" },

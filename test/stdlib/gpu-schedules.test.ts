@@ -13,24 +13,10 @@ import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
 import { compileCpu } from "../../backends/cpu/exec.ts";
 import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
 import { ndarray } from "../../dsl/ndarray.ts";
-import type { LlamaConfig } from "../../llama/config.ts";
 import type { PrimFunc } from "../../lower/ir/nodes.ts";
+import { TINY_GQA } from "../../llama/presets.ts";
 
-const TINY: LlamaConfig = {
-  dim: 64,
-  hiddenDim: 96,
-  nLayers: 1,
-  nHeads: 4,
-  nKvHeads: 2,
-  vocabSize: 40,
-  normEps: 1e-5,
-  ropeTheta: 10000,
-  contextLength: 12,
-  ropeLayout: "half",
-  sharedClassifier: false,
-  bosId: 1,
-  eosId: 2,
-};
+const TINY = TINY_GQA;
 
 /** Symbol values for the ops whose token count stays symbolic (prefill). */
 const SYMBOLS = { m: 3, t: 3, n: 3 };
