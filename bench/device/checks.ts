@@ -73,7 +73,11 @@ function main(): number {
   }
   writeFileSync(
     join(values.out!, "checks.json"),
-    JSON.stringify({ device: rt.device.name, seed, failed, results }, null, 1),
+    JSON.stringify(
+      { command: "bash bench/device/run.sh checks", device: rt.device.name, seed, failed, results },
+      null,
+      1,
+    ),
   );
   console.log(failed ? `checks: ${failed} failed` : "checks: all passed");
   rt.dispose();

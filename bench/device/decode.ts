@@ -148,7 +148,10 @@ async function main(): Promise<number> {
     result.profile7b = { position: 256, kernelMsPerStep: total, ops: table };
     device.dispose();
   }
-  writeFileSync(join(values.out!, "decode.json"), JSON.stringify({ ...result, failed }, null, 1));
+  writeFileSync(
+    join(values.out!, "decode.json"),
+    JSON.stringify({ command: "bash bench/device/run.sh decode", ...result, failed }, null, 1),
+  );
   rt.dispose();
   return failed ? 1 : 0;
 }

@@ -88,7 +88,17 @@ function main(): number {
   }
   writeFileSync(
     join(values.out!, "gemv.json"),
-    JSON.stringify({ device: rt.device.name, copyBandwidthGBs: copy / 1e9, failed, results }, null, 1),
+    JSON.stringify(
+      {
+        command: "bash bench/device/run.sh gemv",
+        device: rt.device.name,
+        copyBandwidthGBs: copy / 1e9,
+        failed,
+        results,
+      },
+      null,
+      1,
+    ),
   );
   rt.dispose();
   return failed ? 1 : 0;
