@@ -44,8 +44,8 @@ export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: Schedu
   const rope = c.ropeLayout === "half" ? S.ropeHalf : S.ropeInterleaved;
   const decode: Record<string, OpSpec> = {
     rmsNorm: op("rmsnorm1", S.rmsNorm, { m: 1, d: dim }),
-    ropeQ: op("ropeq1", rope, { t: 1, h: c.nHeads, d: hd }, { scalarsInMemory: ["offset"] }),
-    ropeK: op("ropek1", rope, { t: 1, h: c.nKvHeads, d: hd }, { scalarsInMemory: ["offset"] }),
+    // q and k are adjacent in the fused qkv buffer: one launch rotates both.
+    ropeQK: op("ropeqk1", rope, { t: 1, h: c.nHeads + c.nKvHeads, d: hd }, { scalarsInMemory: ["offset"] }),
     kvAppend: op(
       "kvappend1",
       S.kvAppend,
