@@ -180,11 +180,20 @@ export class KernelLlama implements LanguageModel {
     if (this.embedQ4)
       this.run(o.embed!, { ids: A.ids!, packed: this.embedQ4.packed!, scales: this.embedQ4.scales!, out: x });
     for (const L of this.layers) {
-      this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
       const xn = flat(A.xn!, c.dim);
       if (L.qkv.packed) {
-        this.run(o.qkv!, { x: xn, packed: L.qkv.packed!, scales: L.qkv.scales!, y: A.qkv! });
+        // RMSNorm runs inside the GEMV (q4_gemv_rms.ts).
+        const xr = flat(x, c.dim);
+        this.run(o.qkv!, {
+          x: xr,
+          wn: L.attnNorm,
+          eps: c.normEps,
+          packed: L.qkv.packed!,
+          scales: L.qkv.scales!,
+          y: A.qkv!,
+        });
       } else {
+        this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
         this.run(o.gemvQ!, { x: xn, ...this.rows(L.qkv, 0, c.dim), y: flat(A.q!, c.dim) });
         this.run(o.gemvKV!, { x: xn, ...this.rows(L.qkv, c.dim, kv), y: flat(A.k!, kv) });
         this.run(o.gemvKV!, { x: xn, ...this.rows(L.qkv, c.dim + kv, kv), y: flat(A.v!, kv) });
@@ -203,8 +212,14 @@ export class KernelLlama implements LanguageModel {
       const xv = flat(x, c.dim);
       if (L.o.packed) {
         this.run(o.oRes!, { x: attn, packed: L.o.packed!, scales: L.o.scales!, residual: xv, y: xv });
-        this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: A.xn!, eps: c.normEps });
-        this.run(o.gateUp!, { x: xn, packed: L.gateUp.packed!, scales: L.gateUp.scales!, out: A.h! });
+        this.run(o.gateUpRms!, {
+          x: xv,
+          wn: L.ffnNorm,
+          eps: c.normEps,
+          packed: L.gateUp.packed!,
+          scales: L.gateUp.scales!,
+          out: A.h!,
+        });
         this.run(o.downRes!, {
           x: A.h!,
           packed: L.down.packed!,

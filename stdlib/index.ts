@@ -17,3 +17,4 @@ export * from "./attention_decode_shared.ts";
 export * from "./q4_gemv_rows.ts";
 export * from "./q4_gemv_rows_fused.ts";
 export * from "./q4_gemm_tiled.ts";
+export * from "./q4_gemv_rms.ts";

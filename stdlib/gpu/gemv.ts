@@ -28,7 +28,7 @@ export const GEMV_SCHEDULES: Readonly<Record<string, GemvSchedule>> = {
   cpu: { rows: 2, lanes: 4 },
 };
 
-export function q4GemvSchedule(rowLoop = "n", p?: GemvSchedule) {
+export function q4GemvSchedule(rowLoop = "n", p?: GemvSchedule, codeLoop = "r") {
   return (s: Schedule, target: string): void => {
     const { rows, lanes, unrollGroups } = p ?? GEMV_SCHEDULES[target] ?? GEMV_SCHEDULES.sm_90!;
     const [rowBlock, rowThread] = s.split(rowLoop, [null, rows]);
@@ -38,7 +38,21 @@ export function q4GemvSchedule(rowLoop = "n", p?: GemvSchedule) {
     s.bind(rowThread!, "threadIdx.y");
     s.bind(groupLane!, "threadIdx.x");
     s.unroll("w");
-    s.unroll("r");
+    s.unroll(codeLoop);
     if (unrollGroups) s.unroll(groupOuter!);
+  };
+}
+
+/**
+ * The GEMV schedule for kernels with RMSNorm folded in (q4_gemv_rms.ts): the row's sum of squares
+ * (loop j) is spread over the same lanes and reduced across them before the GEMV.
+ */
+export function q4GemvRmsSchedule(rowLoop: string, p?: GemvSchedule) {
+  return (s: Schedule, target: string): void => {
+    const params = p ?? GEMV_SCHEDULES[target] ?? GEMV_SCHEDULES.sm_90!;
+    q4GemvSchedule(rowLoop, params, "r8")(s, target);
+    const [outer, lane] = s.split("j", [null, params.lanes]);
+    s.reorder(lane!, outer!, { reassociate: true });
+    s.bind(lane!, "threadIdx.x");
   };
 }

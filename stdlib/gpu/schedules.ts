@@ -8,7 +8,7 @@
  * README's performance section).
  */
 import type { Schedule } from "../../lower/schedule/schedule.ts";
-import { q4GemvSchedule } from "./gemv.ts";
+import { q4GemvRmsSchedule, q4GemvSchedule } from "./gemv.ts";
 import { f16GemmSchedule, q4GemmSchedule } from "./gemm.ts";
 
 /** Threads per block for row-wise and elementwise kernels. */
@@ -88,6 +88,8 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   f16Gemv: f16GemvSchedule,
   q4GemvRows4: q4GemvSchedule("n4", { rows: 2, lanes: 32, unrollGroups: true }),
   q4GemvResidualRows4: q4GemvSchedule("n4", { rows: 2, lanes: 32, unrollGroups: true }),
+  q4GemvRows4Rms: q4GemvRmsSchedule("n4", { rows: 2, lanes: 32, unrollGroups: true }),
+  q4GateUpSiluRms: q4GemvRmsSchedule("i"),
   q4GateUpSiluRows2: q4GemvSchedule("i2", { rows: 2, lanes: 32, unrollGroups: true }),
   q4GemvF32: q4GemvSchedule("n"),
   q4GemvResidual: q4GemvSchedule("n"),

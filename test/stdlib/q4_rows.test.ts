@@ -43,3 +43,25 @@ describe("rows-per-thread q4 GEMVs", () => {
     expect(Array.from(b.data)).toEqual(Array.from(a.data));
   });
 });
+
+describe("RMSNorm folded into the GEMV", () => {
+  test("q4GemvRows4Rms and q4GateUpSiluRms equal rmsNorm followed by the plain kernels", () => {
+    const k = 96;
+    const { packed, scales, x } = weights(12, k, 21);
+    const wn = randomArray("f16", [k], rng(22));
+    const eps = 1e-5;
+    const xn = zeros("f16", [1, k]);
+    cpuKernel(S.rmsNorm)({ x: { ...x, shape: [1, k] }, w: wn, y: xn, eps });
+    const xnFlat = { ...xn, shape: [k] };
+    const a = zeros("f16", [12]);
+    const b = zeros("f16", [12]);
+    cpuKernel(S.q4GemvRows4)({ x: xnFlat, packed, scales, y: a });
+    cpuKernel(S.q4GemvRows4Rms)({ x, wn, eps, packed, scales, y: b });
+    expect(Array.from(b.data)).toEqual(Array.from(a.data));
+    const c = zeros("f16", [6]);
+    const d = zeros("f16", [6]);
+    cpuKernel(S.q4GateUpSilu)({ x: xnFlat, packed, scales, out: c });
+    cpuKernel(S.q4GateUpSiluRms)({ x, wn, eps, packed, scales, out: d });
+    expect(Array.from(d.data)).toEqual(Array.from(c.data));
+  });
+});
