@@ -71,9 +71,8 @@ export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: Schedu
   if (format === "q4f16_1") {
     Object.assign(decode, {
       embed: op("embed1", S.q4Embedding, { t: 1, vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
-      // RMSNorm folded into the GEMVs that follow it, four rows per thread where N allows.
+      // RMSNorm folded into the QKV GEMV (four rows per thread).
       qkv: op("qkv1", S.q4GemvRows4Rms, q4(dim, dim + 2 * kvd)),
-      gateUpRms: op("gateuprms1", S.q4GateUpSiluRms, { ...withN2(q4(dim, 2 * hidden)), i: hidden }),
       // The rows-per-thread residual and gate/up variants (q4_gemv_rows_fused.ts) measured no faster
       // on an H200 (the K = 11008 one slower: 96 registers), so the one-row kernels stay here.
       oRes: op("ores1", S.q4GemvResidual, q4(dim, dim)),
