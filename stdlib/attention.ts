@@ -109,8 +109,7 @@ export const attentionPrefill = kernel(function attentionPrefill(
   }
 });
 
-// TODO(schedules): decode: one block per head, positions across threads for the scores and
-// channels across threads for the weighted sum; prefill: one warp per (token, head) row.
+// Seeds for tuning (see params.ts); the schedule applied today is in stdlib/gpu/schedules.ts.
 export const attentionDecodeParams: PerTarget<RowReduceParams> = ROW_REDUCE_DEFAULTS;
 export const attentionPrefillParams: PerTarget<RowReduceParams> = {
   sm_90: { threads: 32, vec: 8, unroll: 16 },

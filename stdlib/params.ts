@@ -2,10 +2,11 @@
  * Per-target schedule hyperparameters, kept as data next to each kernel so that a tuner can search
  * them on the device and a tuned result can be shipped per target.
  *
- * TODO(schedules): the schedules that apply these parameters (split/bind/vectorize/rfactor...) come
- * with the GPU backends. Until then nothing reads these tables; the values are starting points taken
- * from TVM dlight's defaults for the same patterns (GEMV: rows per block x threads per row with a
- * cross-thread reduction; general reductions: 256 threads on CUDA, 64 elsewhere), not measurements.
+ * The schedules that run today live in stdlib/gpu/ with their own parameter tables (GEMV_SCHEDULES,
+ * GEMM_SCHEDULES, ROW_THREADS), some measured on an H200 (bench/results). These per-kernel tables
+ * are the seeds a tuner starts from, taken from TVM dlight's defaults for the same patterns (GEMV:
+ * rows per block x threads per row with a cross-thread reduction; general reductions: 256 threads on
+ * CUDA, 64 elsewhere); nothing reads them yet, and unifying them with stdlib/gpu is open work.
  */
 
 /** The targets tkc's GPU backends render for. */

@@ -135,6 +135,6 @@ export const sampleTopP = kernel(function sampleTopP(
   }
 });
 
-// TODO(schedules): one block per row; every pass over V is a cross-thread reduction (see params.ts).
+// Seeds for tuning (see params.ts); the schedule applied today is in stdlib/gpu/schedules.ts.
 export const argmaxParams: PerTarget<RowReduceParams> = ROW_REDUCE_DEFAULTS;
 export const sampleTopPParams: PerTarget<RowReduceParams> = ROW_REDUCE_DEFAULTS;

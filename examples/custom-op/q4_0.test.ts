@@ -137,3 +137,31 @@ describe(`Q4_0 GEMV custom op on the CPU (seed ${SEED})`, () => {
 
   test("Llama-2-7B's 4096 x 4096", () => check(4096, 4096, false));
 });
+
+describe("Q4_0 GEMV scheduled for a GPU", () => {
+  test("its GPU schedule computes the same on the CPU emulation of the device", async () => {
+    const { Schedule } = await import("../../lower/schedule/index.ts");
+    const { lowerKernel } = await import("../../lower/frontend/lower.ts");
+    const { specialize } = await import("../../lower/ir/specialize.ts");
+    const { lowerToDevice } = await import("../../lower/passes/pipeline.ts");
+    const { TARGETS } = await import("../../lower/passes/target.ts");
+    const { cpuDeviceKernel } = await import("../../backends/cpu/device.ts");
+    const { randomArgs, cloneArgs, compareResults } = await import("../../backends/check.ts");
+    const { q4_0GemvSchedule } = await import("./q4_0.ts");
+    const f = specialize(lowerKernel(q4_0Gemv), {
+      n: 10,
+      k: 256,
+      rowBytes: (256 / Q4_0_BLOCK) * Q4_0_BLOCK_BYTES,
+    });
+    const s = new Schedule(f);
+    q4_0GemvSchedule(s, { rows: 4, lanes: 8 });
+    const device = lowerToDevice(s.func, TARGETS.sm_90);
+    const args = randomArgs(f, {}, SEED);
+    const want = cloneArgs(args);
+    cpuKernel(f)(want);
+    const got = cloneArgs(args);
+    cpuDeviceKernel(device)(got as never);
+    // The summation order changes (lanes, then shuffles): compare with a tolerance.
+    expect(compareResults(want, got, 1e-3).mismatches).toEqual([]);
+  });
+});

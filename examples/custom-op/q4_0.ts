@@ -11,6 +11,7 @@
  * (f16FromBits).
  * x is f16 [K]; products and sums are f32, as in q4f16_1's GEMV; y is f16 [N].
  */
+import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { kernel, f16, f32, i32, idiv, select, type u8, type Tensor, type Sym } from "../../dsl/index.ts";
 
 /** Elements per block and bytes per block (2 bytes of scale, 16 of codes). */
@@ -54,5 +55,27 @@ export const q4_0Gemv = kernel(function q4_0Gemv(
   }
 });
 
-// TODO(schedules): a GPU schedule for this kernel comes with the GPU backends; its parameters
-// would sit here as data, as the stdlib's do (for example stdlib/q4_gemv.ts's q4GemvParams).
+/** Per-target parameters of the GPU schedule below: data a tuner can replace. */
+export const q4_0GemvParams = {
+  sm_90: { rows: 4, lanes: 32 },
+  gfx1100: { rows: 2, lanes: 32 },
+  vulkan: { rows: 4, lanes: 32 },
+} as const;
+
+/**
+ * A GPU schedule, as for stdlib's q4 GEMV: `rows` output rows per block (threadIdx.y), each row's
+ * blocks of 32 weights spread over `lanes` threads (adjacent lanes on adjacent blocks) and reduced
+ * across them with warp shuffles; the 16 bytes of a block unrolled.
+ */
+export function q4_0GemvSchedule(
+  s: Schedule,
+  p: { rows: number; lanes: number } = q4_0GemvParams.sm_90,
+): void {
+  const [rowBlock, rowThread] = s.split("n", [null, p.rows]);
+  const [outer, lane] = s.split("b", [null, p.lanes]);
+  s.reorder(lane!, outer!, { reassociate: true });
+  s.bind(rowBlock!, "blockIdx.x");
+  s.bind(rowThread!, "threadIdx.y");
+  s.bind(lane!, "threadIdx.x");
+  s.unroll("j");
+}
