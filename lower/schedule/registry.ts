@@ -27,10 +27,14 @@ export type PrimitiveName =
   | "rfactor"
   | "decomposeReduction";
 
+/** Until its family file is imported, a primitive says which import registers it. */
 const notYet =
   (name: string): Primitive =>
   () => {
-    throw new ScheduleError(name, "not implemented yet");
+    throw new ScheduleError(
+      name,
+      "is not registered: import lower/schedule/index.ts, which registers every primitive",
+    );
   };
 
 /** Filled in by the primitive family files (see index.ts, which imports them all). */
