@@ -13,6 +13,8 @@ import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { flavorFor, type Flavor } from "./flavor.ts";
+import { mathF32 } from "./render-math.ts";
+import { floatLiteral } from "./render-text.ts";
 import type { LLVMTarget } from "./target.ts";
 
 export const llvmType = (d: DType): string =>
@@ -46,23 +48,6 @@ export interface RenderedKernel {
   readonly sharedBytes: number;
 }
 
-function floatLiteral(v: number, d: DType): string {
-  // LLVM takes float constants as the hex of the double that holds the exact value.
-  const x = d === "f32" ? Math.fround(v) : v;
-  const buf = new DataView(new ArrayBuffer(8));
-  buf.setFloat64(0, x);
-  const hex = buf.getBigUint64(0).toString(16).toUpperCase().padStart(16, "0");
-  if (d === "f16" || d === "bf16") {
-    // half/bfloat constants are written as their own bit patterns with 0xH / 0xR.
-    return d === "f16" ? `0xH${f16Hex(x)}` : `0xR${bf16Hex(x)}`;
-  }
-  return `0x${hex}`;
-}
-
-import { bf16Bits, f16Bits } from "../../dsl/dtypes.ts";
-const f16Hex = (x: number) => f16Bits(x).toString(16).toUpperCase().padStart(4, "0");
-const bf16Hex = (x: number) => bf16Bits(x).toString(16).toUpperCase().padStart(4, "0");
-
 class Emitter {
   private readonly body: string[] = [];
   private readonly allocas: string[] = [];
@@ -81,18 +66,18 @@ class Emitter {
   fm = " contract";
 
   constructor(
-    private readonly fl: Flavor,
+    readonly fl: Flavor,
     private readonly fn: PrimFunc,
     private readonly launch: LaunchDims,
   ) {}
 
-  private tmp(hint = "t"): string {
+  tmp(hint = "t"): string {
     return `%${hint}${this.n++}`;
   }
   private newLabel(hint: string): string {
     return `${hint}${this.n++}`;
   }
-  private emit(line: string): void {
+  emit(line: string): void {
     this.body.push(`  ${line}`);
   }
   private startBlock(label: string): void {
@@ -102,7 +87,7 @@ class Emitter {
   private declare(text: string): void {
     this.declares.add(text);
   }
-  private callIntrinsic(ret: string, name: string, args: string[], argTys: string[]): string {
+  callIntrinsic(ret: string, name: string, args: string[], argTys: string[]): string {
     this.declare(`declare ${ret} @${name}(${argTys.join(", ")})`);
     const t = this.tmp();
     this.emit(`${t} = call ${ret} @${name}(${args.map((a, i) => `${argTys[i]} ${a}`).join(", ")})`);
@@ -332,7 +317,7 @@ class Emitter {
     // Half-precision math runs in f32 and rounds back, except the operations with exact f16 forms.
     if (d !== "f32" && !["abs", "floor", "ceil", "round", "fma"].includes(name)) {
       const wide = vals.map((v) => this.cast(v, d, "f32"));
-      return this.cast(this.mathF32(name, wide), "f32", d);
+      return this.cast(mathF32(this, name, wide), "f32", d);
     }
     if (d !== "f32") {
       const ty = llvmType(d);
@@ -344,110 +329,7 @@ class Emitter {
         vals.map(() => ty),
       );
     }
-    return this.mathF32(name, vals);
-  }
-
-  private fop(op: string, a: string, b: string): string {
-    const t = this.tmp();
-    this.emit(`${t} = ${op} float ${a}, ${b}`);
-    return t;
-  }
-
-  /** f32 math from the flavour's native operations. */
-  private mathF32(name: string, v: string[]): string {
-    const f = (n: string, args: string[]) => {
-      const native = this.fl.mathIntrinsic(n);
-      return this.callIntrinsic(
-        "float",
-        native ?? `llvm.${n}.f32`,
-        args,
-        args.map(() => "float"),
-      );
-    };
-    const [a, b, c] = v as [string, string, string];
-    switch (name) {
-      case "exp":
-        return f("exp2", [this.fop("fmul", a, floatLiteral(Math.LOG2E, "f32"))]);
-      case "exp2":
-        return f("exp2", [a]);
-      case "log":
-        return this.fop("fmul", f("log2", [a]), floatLiteral(Math.LN2, "f32"));
-      case "log2":
-        return f("log2", [a]);
-      case "sqrt":
-        return f("sqrt", [a]);
-      case "rsqrt":
-        return f("rsqrt", [a]);
-      case "sin":
-      case "cos":
-        // Reduce to [-pi, pi] first (two-constant Cody-Waite): the approximations are accurate there only.
-        return f(name, [this.reduceAngle(a)]);
-      case "tanh": {
-        // tanh(x) = sign(x) (1 - 2 / (exp(2|x|) + 1)); exact enough for f32 away from 0, x itself near 0.
-        const ax = f("fabs", [a]);
-        const e2 = f("exp2", [this.fop("fmul", ax, floatLiteral(2 * Math.LOG2E, "f32"))]);
-        const q = this.fop("fdiv", floatLiteral(2, "f32"), this.fop("fadd", e2, floatLiteral(1, "f32")));
-        const m = this.fop("fsub", floatLiteral(1, "f32"), q);
-        const signed = this.callIntrinsic("float", "llvm.copysign.f32", [m, a], ["float", "float"]);
-        const small = this.tmp();
-        this.emit(`${small} = fcmp olt float ${ax}, ${floatLiteral(0.0004, "f32")}`);
-        const r = this.tmp();
-        this.emit(`${r} = select i1 ${small}, float ${a}, float ${signed}`);
-        return r;
-      }
-      case "erf":
-        return this.erf(a);
-      case "pow":
-        return f("exp2", [this.fop("fmul", b, f("log2", [a]))]);
-      case "fma":
-        return this.callIntrinsic("float", "llvm.fma.f32", [a, b, c], ["float", "float", "float"]);
-      case "abs":
-        return this.callIntrinsic("float", "llvm.fabs.f32", [a], ["float"]);
-      case "floor":
-      case "ceil":
-        return this.callIntrinsic("float", `llvm.${name}.f32`, [a], ["float"]);
-      case "round":
-        return this.callIntrinsic("float", "llvm.roundeven.f32", [a], ["float"]);
-      default:
-        throw new Error(`tkc llvm: no rendering for ${name}`);
-    }
-  }
-
-  private reduceAngle(x: string): string {
-    const k = this.callIntrinsic(
-      "float",
-      "llvm.roundeven.f32",
-      [this.fop("fmul", x, floatLiteral(1 / (2 * Math.PI), "f32"))],
-      ["float"],
-    );
-    const hi = Math.fround(2 * Math.PI);
-    const lo = Math.fround(2 * Math.PI - hi);
-    const r1 = this.callIntrinsic(
-      "float",
-      "llvm.fma.f32",
-      [this.fop("fsub", "-0.0", k), floatLiteral(hi, "f32"), x],
-      ["float", "float", "float"],
-    );
-    return this.callIntrinsic(
-      "float",
-      "llvm.fma.f32",
-      [this.fop("fsub", "-0.0", k), floatLiteral(lo, "f32"), r1],
-      ["float", "float", "float"],
-    );
-  }
-
-  /** erf by Abramowitz-Stegun 7.1.26 (absolute error below 1.5e-7). */
-  private erf(x: string): string {
-    const c = (v: number) => floatLiteral(v, "f32");
-    const ax = this.callIntrinsic("float", "llvm.fabs.f32", [x], ["float"]);
-    const t = this.fop("fdiv", c(1), this.fop("fadd", c(1), this.fop("fmul", c(0.3275911), ax)));
-    let poly = c(1.061405429);
-    for (const k of [-1.453152027, 1.421413741, -0.284496736, 0.254829592])
-      poly = this.fop("fadd", this.fop("fmul", poly, t), c(k));
-    poly = this.fop("fmul", poly, t);
-    const e = this.mathF32("exp", [this.fop("fmul", this.fop("fsub", "-0.0", ax), ax)]);
-    const y = this.fop("fsub", c(1), this.fop("fmul", poly, e));
-    return this.callIntrinsic("float", "llvm.copysign.f32", [y, x], ["float", "float"]);
+    return mathF32(this, name, vals);
   }
 
   private shuffleXor(args: readonly Expr[], d: DType): string {
