@@ -4,8 +4,7 @@
  * as one recorded launch sequence (a CUDA graph on NVIDIA) whose per-step values (token id,
  * position) live in device memory, and prefill through GEMM kernels.
  */
-import { toF16Array } from "../dsl/dtypes.ts";
-import type { Storage } from "../dsl/ndarray.ts";
+import { f16FromBits, toF16Array } from "../dsl/dtypes.ts";
 import { headDim, kvDim, validateConfig, type LlamaConfig } from "./config.ts";
 import type { LanguageModel } from "./generate.ts";
 import { MAX_DECODE_CONTEXT } from "../stdlib/attention_decode_shared.ts";
@@ -96,7 +95,6 @@ export class KernelLlama implements LanguageModel {
     this.lmHead = this.matrix(src, "lmHead", 0);
     if (fmt === "q4f16_1") this.embedQ4 = this.matrix(src, "embed", 0);
     else this.embedHost = src.matrixF32("embed", 0);
-    const kv = kvDim(c);
     const a = (name: string, shape: number[], dtype: "f16" | "f32" | "i32" = actDtype) =>
       (this.act[name] = d.tensor(dtype, shape));
     a("ids", [1], "i32");
@@ -117,7 +115,6 @@ export class KernelLlama implements LanguageModel {
     a("h", [c.hiddenDim]);
     a("gate", [c.hiddenDim]);
     a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
-    void kv;
   }
 
   private upload(dtype: "f16" | "f32", shape: number[], x: Float32Array): DeviceTensor {
@@ -268,7 +265,7 @@ export class KernelLlama implements LanguageModel {
     if (raw instanceof Float32Array) return raw;
     const out = new Float32Array(raw.length);
     const f16 = raw as Uint16Array;
-    for (let i = 0; i < out.length; i++) out[i] = f16ToNumber(f16[i]!);
+    for (let i = 0; i < out.length; i++) out[i] = f16FromBits(f16[i]!);
     return out;
   }
 
@@ -409,14 +406,3 @@ export class KernelLlama implements LanguageModel {
     this.device.dispose();
   }
 }
-
-function f16ToNumber(bits: number): number {
-  const s = bits & 0x8000 ? -1 : 1;
-  const e = (bits >> 10) & 31;
-  const m = bits & 1023;
-  if (e === 0) return s * m * 2 ** -24;
-  if (e === 31) return m ? NaN : s * Infinity;
-  return s * (1024 + m) * 2 ** (e - 25);
-}
-
-export type { Storage };

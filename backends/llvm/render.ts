@@ -677,5 +677,3 @@ export function renderLLVM(f: PrimFunc, target: LLVMTarget): RenderedKernel {
   const threads = launch.block.reduce((a, d) => a * (d.kind === "const" ? d.value : 1024), 1);
   return new Emitter(fl, f, launch).render(Math.max(1, Math.min(1024, threads)));
 }
-
-export type { Var };

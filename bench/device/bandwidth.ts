@@ -1,4 +1,5 @@
-import type { GpuRuntime } from "../../backends/gpu-common/runtime.ts";
+import type { KernelArg } from "../../backends/gpu-common/args.ts";
+import type { GpuFunction, GpuRuntime } from "../../backends/gpu-common/runtime.ts";
 
 /** Device-to-device copy bandwidth (bytes read + written per second), timed with events. */
 export function copyBandwidth(rt: GpuRuntime, bytes = 1 << 30): number {
@@ -17,4 +18,35 @@ export function copyBandwidth(rt: GpuRuntime, bytes = 1 << 30): number {
   rt.free(a);
   rt.free(b);
   return (2 * bytes) / (ms * 1e-3); // bytes read + written per second
+}
+
+/**
+ * Microseconds per launch of one kernel, from a captured graph of `reps` launches timed with
+ * events (so host launch overhead does not count), after `warmup` plain launches.
+ */
+export function timeKernel(
+  rt: GpuRuntime,
+  fn: GpuFunction,
+  args: readonly KernelArg[],
+  launch: { grid: [number, number, number]; block: [number, number, number] },
+  opts: { reps: number; warmup: number },
+): number {
+  const s = rt.createStream();
+  for (let i = 0; i < opts.warmup; i++) rt.launch(fn, args, { ...launch, stream: s });
+  const graph = rt.captureGraph(s, (st) => {
+    for (let i = 0; i < opts.reps; i++) rt.launch(fn, args, { ...launch, stream: st });
+  });
+  graph.launch(s);
+  const e0 = rt.createEvent();
+  const e1 = rt.createEvent();
+  e0.record(s);
+  graph.launch(s);
+  e1.record(s);
+  e1.synchronize();
+  const us = (e1.elapsedSince(e0) * 1e3) / opts.reps;
+  graph.destroy();
+  e0.destroy();
+  e1.destroy();
+  s.destroy();
+  return us;
 }

@@ -14,6 +14,7 @@ import { kernelArgs, launchConfig, runOnce } from "../../backends/gpu-common/ker
 import type { NDArray } from "../../dsl/ndarray.ts";
 import { funcFromJson } from "../../lower/ir/serialize.ts";
 import type { GemmEntry } from "./build-gemm.ts";
+import { timeKernel } from "./bandwidth.ts";
 
 interface TorchResult {
   m: number;
@@ -114,19 +115,7 @@ function main(): number {
       const symbols = { m };
       const { grid, block } = launchConfig(e.artifact, symbols);
       const args = kernelArgs(e.artifact, ptr, {}, symbols);
-      const s = rt.createStream();
-      for (let i = 0; i < 3; i++) rt.launch(fn, args, { grid, block, stream: s });
-      const graph = rt.captureGraph(s, (st) => {
-        for (let i = 0; i < reps; i++) rt.launch(fn, args, { grid, block, stream: st });
-      });
-      graph.launch(s);
-      const e0 = rt.createEvent();
-      const e1 = rt.createEvent();
-      e0.record(s);
-      graph.launch(s);
-      e1.record(s);
-      e1.synchronize();
-      const us = (e1.elapsedSince(e0) * 1e3) / reps;
+      const us = timeKernel(rt, fn, args, { grid, block }, { reps, warmup: 3 });
       const tflops = (2 * m * e.n * e.k) / (us * 1e-6) / 1e12;
       const ref = torch?.results?.find((t) => t.m === m && t.n === e.n && t.k === e.k);
       const line = {
@@ -152,7 +141,6 @@ function main(): number {
             : "") +
           (check ? (check.ok ? ", check ok" : ", CHECK FAILED") : ""),
       );
-      graph.destroy();
       return line;
     } finally {
       for (const p of Object.values(ptr)) rt.free(p);

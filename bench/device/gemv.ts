@@ -9,7 +9,7 @@ import { compileCpu } from "../../backends/cpu/exec.ts";
 import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
 import { kernelArgs, launchConfig, runOnce, type KernelArtifact } from "../../backends/gpu-common/kernel.ts";
 import { funcFromJson, type FuncJson } from "../../lower/ir/serialize.ts";
-import { copyBandwidth } from "./bandwidth.ts";
+import { copyBandwidth, timeKernel } from "./bandwidth.ts";
 
 interface Entry {
   n: number;
@@ -52,21 +52,8 @@ function main(): number {
     const symbols = {};
     const { grid, block } = launchConfig(e.artifact, symbols);
     const args = kernelArgs(e.artifact, ptr, {}, symbols);
-    const s = rt.createStream();
-    const reps = 200;
-    for (let i = 0; i < 20; i++) rt.launch(fn, args, { grid, block, stream: s });
-    // A graph of `reps` launches, so launch overhead on the host does not count.
-    const graph = rt.captureGraph(s, (st) => {
-      for (let i = 0; i < reps; i++) rt.launch(fn, args, { grid, block, stream: st });
-    });
-    graph.launch(s);
-    const e0 = rt.createEvent();
-    const e1 = rt.createEvent();
-    e0.record(s);
-    graph.launch(s);
-    e1.record(s);
-    e1.synchronize();
-    const us = (e1.elapsedSince(e0) * 1e3) / reps;
+    // Host launch overhead does not count: timeKernel replays a captured graph.
+    const us = timeKernel(rt, fn, args, { grid, block }, { reps: 200, warmup: 20 });
     const total = Object.values(bytes).reduce((a, b) => a + b, 0);
     const bw = total / (us * 1e-6);
     const line = {
@@ -82,7 +69,6 @@ function main(): number {
       `q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""}${e.params.rows4 ? " 4-rows-per-thread" : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy`,
     );
     results.push(line);
-    graph.destroy();
     for (const p of Object.values(ptr)) rt.free(p);
     mod.unload();
   }

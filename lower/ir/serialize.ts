@@ -3,7 +3,7 @@
  * the round trip. Kernels shipped as compiled JavaScript (no TypeScript source, no types) carry
  * their lowered IR in this form (see lowerKernel's `.tkc.json` lookup).
  */
-import type { Buffer, Expr, PrimFunc, Stmt, Var } from "./nodes.ts";
+import type { Buffer, Expr, PrimFunc, Var } from "./nodes.ts";
 import { freshId } from "./build.ts";
 
 interface VarJson {
@@ -100,5 +100,3 @@ export function funcFromJson(json: FuncJson): PrimFunc {
   };
   return dec(json.func) as PrimFunc;
 }
-
-export type { Stmt };
