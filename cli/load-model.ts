@@ -195,8 +195,8 @@ async function openDevice(device: Device): Promise<OpenDevice> {
 }
 
 /**
- * The config a GPU model runs with: decode attention keeps a head's scores in shared memory, so
- * the context is capped at MAX_DECODE_CONTEXT positions. `tkc compile` and --device cuda both use
+ * The config a GPU model runs with: the KV cache it allocates is capped at MAX_DECODE_CONTEXT
+ * positions (Llama-2's whole context) so that long-context configs do not reserve gigabytes. `tkc compile` and --device cuda both use
  * it, so a library compiled for a model has the kernels the model asks for.
  */
 export function gpuConfig(c: LlamaConfig): LlamaConfig {

@@ -7,7 +7,7 @@
 import { f16FromBits, toF16Array } from "../dsl/dtypes.ts";
 import { headDim, kvDim, validateConfig, type LlamaConfig } from "./config.ts";
 import type { LanguageModel } from "./generate.ts";
-import { MAX_DECODE_CONTEXT } from "../stdlib/attention_decode_shared.ts";
+import { decodeChunks } from "../stdlib/attention_decode_split.ts";
 import type { LlamaWeights } from "./weights/types.ts";
 import { fromLlamaWeights, matrixShape, type MatrixName, type WeightSource } from "./weights/source.ts";
 import type { Device, DeviceTensor, Op, OpSpec, Recording } from "./device/types.ts";
@@ -69,10 +69,6 @@ export class KernelLlama implements LanguageModel {
       throw new Error(
         `tkc: q4f16_1 needs dim and hiddenDim to be multiples of 32 (got ${c.dim}, ${c.hiddenDim})`,
       );
-    if (c.contextLength > MAX_DECODE_CONTEXT)
-      throw new Error(
-        `tkc: a context of ${c.contextLength} exceeds the ${MAX_DECODE_CONTEXT} positions decode attention holds; pass contextLength`,
-      );
     this.ops = llamaOps(c, options.format, options.schedules);
     this.chunk = options.prefillChunk ?? 64;
     const d = device;
@@ -112,6 +108,10 @@ export class KernelLlama implements LanguageModel {
     this.act.kr = d.view(this.act.qkr!, [1, c.nKvHeads, headDim(c)], c.dim);
     this.act.v = d.view(this.act.qkv!, [1, c.nKvHeads, headDim(c)], c.dim + kvDim(c));
     a("attn", [c.nHeads, headDim(c)]);
+    const chunks = decodeChunks(c.contextLength);
+    a("partAcc", [c.nHeads, chunks, headDim(c)], "f32");
+    a("partMax", [c.nHeads, chunks], "f32");
+    a("partSum", [c.nHeads, chunks], "f32");
     a("h", [c.hiddenDim]);
     a("gate", [c.hiddenDim]);
     a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
@@ -198,13 +198,15 @@ export class KernelLlama implements LanguageModel {
       const qk = d.view(A.qkv!, [1, c.nHeads + c.nKvHeads, hd], 0);
       this.run(o.ropeQK!, { x: qk, y: A.qkr!, offset_mem: A.pos!, theta: c.ropeTheta });
       this.run(o.kvAppend!, { k: A.kr!, v: A.v!, kCache: L.kCache, vCache: L.vCache, pos_mem: A.pos! });
-      this.run(o.attention!, {
+      const parts = { partAcc: A.partAcc!, partMax: A.partMax!, partSum: A.partSum! };
+      this.run(o.attentionChunks!, {
         q: d.view(A.qr!, [c.nHeads, hd]),
         kCache: L.kCache,
         vCache: L.vCache,
         len_mem: A.len!,
-        out: A.attn!,
+        ...parts,
       });
+      this.run(o.attentionCombine!, { ...parts, len_mem: A.len!, out: A.attn! });
       const attn = flat(A.attn!, c.dim);
       const xv = flat(x, c.dim);
       if (L.o.packed) {

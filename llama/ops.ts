@@ -52,10 +52,17 @@ export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: Schedu
       { n: 1, kvh: c.nKvHeads, d: hd, ctx },
       { scalarsInMemory: ["pos"] },
     ),
-    attention: op(
-      "attn1",
-      S.attentionDecodeShared,
-      { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads },
+    // Flash-decoding: a block per (head, chunk of positions), then the chunks combined.
+    attentionChunks: op(
+      "attnchunks1",
+      S.attentionDecodeChunks,
+      { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads, chunks: S.decodeChunks(ctx) },
+      { scalarsInMemory: ["len"] },
+    ),
+    attentionCombine: op(
+      "attncombine1",
+      S.attentionDecodeCombine,
+      { h: c.nHeads, d: hd, chunks: S.decodeChunks(ctx) },
       { scalarsInMemory: ["len"] },
     ),
   };
@@ -71,12 +78,13 @@ export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: Schedu
   if (format === "q4f16_1") {
     Object.assign(decode, {
       embed: op("embed1", S.q4Embedding, { t: 1, vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
-      // RMSNorm folded into the QKV GEMV (four rows per thread).
+      // Four rows per thread (q4_gemv_rows*.ts) where K = dim: x is converted once for four rows,
+      // measured 10-20% faster than one row per thread at these shapes on an H100
+      // (bench/results/gemv-*.json); at K = 11008 (down) they measured the same, and the one-row
+      // kernel holds fewer registers. RMSNorm is folded into the QKV GEMV.
       qkv: op("qkv1", S.q4GemvRows4Rms, q4(dim, dim + 2 * kvd)),
-      // The rows-per-thread residual and gate/up variants (q4_gemv_rows_fused.ts) measured no faster
-      // on an H200 (the K = 11008 one slower: 96 registers), so the one-row kernels stay here.
-      oRes: op("ores1", S.q4GemvResidual, q4(dim, dim)),
-      gateUp: op("gateup1", S.q4GateUpSilu, { ...withN2(q4(dim, 2 * hidden)), i: hidden }),
+      oRes: op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
+      gateUp: op("gateup1", S.q4GateUpSiluRows2, { ...withN2(q4(dim, 2 * hidden)), i: hidden }),
       downRes: op("downres1", S.q4GemvResidual, q4(hidden, dim)),
       lmHead: op("lmhead1", S.q4GemvF32, q4(dim, c.vocabSize)),
     });

@@ -11,7 +11,7 @@
  * can differ from the exact value by half an f16 ulp (2^-11 relative). Sums are f32 and each output
  * is rounded to f16 once (so the embedding's f16 rows equal MLC's dequantized values bit for bit).
  */
-import { f32FromBits, u32, type f32, type i32 } from "../dsl/index.ts";
+import { f32, f32FromBits, fma, select, u32, type i32 } from "../dsl/index.ts";
 
 /** Elements of K sharing one scale. */
 export const Q4_GROUP = 32;
@@ -22,19 +22,25 @@ export const Q4_WORDS_PER_GROUP = 4;
 /** The stored code of zero: codes 0..14 hold -7..7. */
 export const Q4_ZERO = 7;
 
-/**
- * The weight (q - 7) * scale held by code `r` (bits 4r..4r+3) of `word`, exact in f32.
- * The code becomes a float without an int-to-float conversion (a quarter-rate instruction on
- * NVIDIA GPUs, which would bound a GEMV below the memory bandwidth): its 4 bits OR-ed into the
- * mantissa of 2^23 read as the f32 2^23 + q, and subtracting 2^23 + 7 leaves q - 7 exactly.
- */
+/** The weight (q - 7) * scale held by code `r` (bits 4r..4r+3) of `word`, exact in f32. */
 export function q4Value(word: u32, r: i32, scale: f32): f32 {
-  return (f32FromBits(((word >> u32(4 * r)) & 15) | MAGIC_2P23) - (8388608 + Q4_ZERO)) * scale;
+  return q4Code(word, r) * scale;
 }
 
-/** The code r of `word` as the f32 q - 7 (the weight divided by its group's scale), exact. */
+/**
+ * The code r of `word` as the f32 q - 7 (the weight divided by its group's scale), exact.
+ * The code becomes a float without an int-to-float conversion (a quarter-rate instruction on
+ * NVIDIA GPUs) and without shifting it down: codes 0..3 are masked in place in the word, codes
+ * 4..7 in place in word >> 16 (one shift per word, shared by its four codes), and OR-ed into the
+ * mantissa of 2^23, which reads as the f32 2^23 + q * 16^p (p = r mod 4, exact below 2^24).
+ * One fused multiply-add by the powers of two 16^-p and -(2^(23-4p) + 7) leaves q - 7 exactly.
+ * With r known (the GPU schedules unroll it) that is an AND-OR (one LOP3 on NVIDIA) and an FMA.
+ */
 export function q4Code(word: u32, r: i32): f32 {
-  return f32FromBits(((word >> u32(4 * r)) & 15) | MAGIC_2P23) - (8388608 + Q4_ZERO);
+  const p = r & 3;
+  const half = select(r < 4, word, word >> u32(16));
+  const magic = f32FromBits((half & (u32(15) << u32(4 * p))) | MAGIC_2P23);
+  return fma(magic, 1 / f32(1 << (4 * p)), -f32((1 << (23 - 4 * p)) + Q4_ZERO));
 }
 
 /** The bits of the f32 2^23 (0x4B000000). */

@@ -161,9 +161,20 @@ const FOLD: Partial<Record<string, (a: number, b: number) => number>> = {
 
 /**
  * Folds i32 arithmetic on constants (what specialisation leaves, e.g. idiv(48, 2)), so extents
- * become constants that thread bindings and unrolling need. Loops are left alone.
+ * become constants that thread bindings and unrolling need, and inlines the lets that fold to an
+ * integer constant (`const half = idiv(d, 2)`), so that dependence tests see `i + 64` rather than
+ * `i + half`. Loops are left alone.
  */
 function foldConstants(s: Stmt): Stmt {
+  return rewriteStmt(foldArithmetic(s), {
+    preStmt: (st) =>
+      st.kind === "let" && st.value.kind === "const" && st.value.dtype === "i32"
+        ? foldConstants(substitute(st.body, new Map([[st.v, st.value]])))
+        : undefined,
+  });
+}
+
+function foldArithmetic(s: Stmt): Stmt {
   return rewriteStmt(s, {
     expr: (e) => {
       if (e.kind !== "binary" || e.dtype !== "i32" || e.a.kind !== "const" || e.b.kind !== "const") return e;

@@ -2,6 +2,7 @@
  * Pass `simplify`: integer constant folding, identities (x * 1, x + 0, ...), floordiv/floormod
  * and comparisons decided by value ranges, and dead code (empty or zero-trip loops, `if (true)`,
  * single-iteration loops, unused lets and allocations).
+ * f32 and u32 arithmetic on constants is folded too (foldF32U32).
  *
  * Ranges come from loop bounds, thread and block indices (the launch), guards on the path
  * (`if (v < e)` bounds v inside its branch) and symbols (shape dimensions are >= 0). Only i32
@@ -49,6 +50,59 @@ const I32_OPS: Readonly<Record<string, (a: number, b: number) => number | undefi
 const isBool = (e: Expr, v: boolean): boolean => e.kind === "const" && e.dtype === "bool" && !!e.value === v;
 const TRUE = constant(1, "bool");
 const FALSE = constant(0, "bool");
+
+/** u32 semantics of the operators on constants (values 0..2^32-1), as the CPU backend computes them. */
+const U32_OPS: Readonly<Record<string, (a: number, b: number) => number | undefined>> = {
+  "+": (a, b) => (a + b) >>> 0,
+  "-": (a, b) => (a - b) >>> 0,
+  "*": (a, b) => Math.imul(a, b) >>> 0,
+  "&": (a, b) => (a & b) >>> 0,
+  "|": (a, b) => (a | b) >>> 0,
+  "^": (a, b) => (a ^ b) >>> 0,
+  "<<": (a, b) => (b >= 0 && b < 32 ? (a << b) >>> 0 : undefined),
+  ">>": (a, b) => (b >= 0 && b < 32 ? a >>> b : undefined),
+};
+
+/**
+ * f32 and u32 arithmetic on constants (what unrolling leaves of per-iteration constants such as
+ * q4_common.ts's masks and powers of two), so that every backend, SPIR-V included, gets constants
+ * rather than run-time arithmetic. f32 +, -, *, / are computed in double and rounded once to f32,
+ * which gives the IEEE single result exactly (double holds more than twice f32's precision);
+ * conversions of integers to f32 likewise round once. f16 and bf16 are left to the device.
+ */
+function foldF32U32(e: Expr): Expr | undefined {
+  if (e.kind === "binary" && e.a.kind === "const" && e.b.kind === "const") {
+    if (e.dtype === "f32" && e.a.dtype === "f32" && e.b.dtype === "f32") {
+      const [a, b] = [e.a.value, e.b.value];
+      const v =
+        e.op === "+" ? a + b : e.op === "-" ? a - b : e.op === "*" ? a * b : e.op === "/" ? a / b : undefined;
+      return v === undefined ? undefined : constant(Math.fround(v), "f32");
+    }
+    if (e.dtype === "u32" && e.a.dtype === "u32") {
+      const v = U32_OPS[e.op]?.(e.a.value, e.b.value);
+      return v === undefined ? undefined : constant(v, "u32");
+    }
+  }
+  if (e.kind === "unary" && e.op === "neg" && e.dtype === "f32" && e.a.kind === "const")
+    return constant(-e.a.value, "f32");
+  if (e.kind === "cast" && e.value.kind === "const") {
+    const from = e.value.dtype;
+    const v = e.value.value;
+    if (e.dtype === "f32" && (from === "i32" || from === "u32" || from === "f32"))
+      return constant(Math.fround(v), "f32");
+    if (e.dtype === "u32" && (from === "i32" || from === "u32")) return constant(v >>> 0, "u32");
+    if (e.dtype === "i32" && from === "u32") return constant(v | 0, "i32");
+  }
+  if (e.kind === "call" && e.name === "bitcast" && e.args[0]!.kind === "const") {
+    const view = new DataView(new ArrayBuffer(4));
+    const a = e.args[0]!;
+    if (e.dtype === "f32" && (a.dtype === "u32" || a.dtype === "i32")) {
+      view.setUint32(0, a.value >>> 0);
+      return constant(view.getFloat32(0), "f32");
+    }
+  }
+  return undefined;
+}
 
 /** A sum's terms with their signs: a + b - c gives [a, +], [b, +], [c, -]. */
 function terms(e: Expr, neg = false, out: { e: Expr; neg: boolean }[] = []): { e: Expr; neg: boolean }[] {
@@ -145,6 +199,8 @@ export class Simplifier {
   }
 
   private rule(e: Expr): Expr {
+    const folded = foldF32U32(e);
+    if (folded) return folded;
     if (e.kind === "binary") return this.binaryRule(e);
     if (e.kind === "select" && e.cond.kind === "const") return e.cond.value ? e.t : e.f;
     if (e.kind === "unary" && e.op === "not" && e.a.kind === "const") return e.a.value ? FALSE : TRUE;

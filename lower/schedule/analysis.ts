@@ -320,17 +320,29 @@ export function pinnedVars(a: Access, b: Access, spans: Spans): Set<Var> {
 const gcd = (a: number, b: number): number => (b === 0 ? Math.abs(a) : gcd(b, a % b));
 
 /**
- * The GCD test: two affine indices whose variable terms are all multiples of g can only meet when
- * their constants agree modulo g, whatever the variables are (y[2i] and y[2i' + 1] never meet).
+ * Whether two accesses can never touch the same element, by one of two tests on some dimension:
+ * - the GCD test: two affine indices whose variable terms are all multiples of g can only meet
+ *   when their constants agree modulo g, whatever the variables are (y[2i] and y[2i' + 1]);
+ * - the range test (given the spans of the loops whose iterations differ): indices with the same
+ *   terms differ by their constants plus the terms' changes, at most sum |coef| * span; constants
+ *   further apart never meet (y[i] and y[i' + 64] for i, i' < 64).
  */
-export function neverEqual(a: readonly Expr[], b: readonly Expr[]): boolean {
+export function neverEqual(a: readonly Expr[], b: readonly Expr[], spans?: Spans): boolean {
   if (a.length !== b.length) return false;
   return a.some((x, k) => {
     const la = linearize(x);
     const lb = linearize(b[k]!);
     const g = [...la.terms, ...lb.terms].reduce((acc, t) => gcd(acc, Math.round(t.coef)), 0);
     const diff = la.constant - lb.constant;
-    return g > 1 && Number.isInteger(diff) && diff % g !== 0;
+    if (g > 1 && Number.isInteger(diff) && diff % g !== 0) return true;
+    if (!spans || la.terms.length !== lb.terms.length) return false;
+    let reach = 0;
+    for (const t of la.terms) {
+      const u = lb.terms.find((v) => sameExpr(v.atom, t.atom));
+      if (!u || u.coef !== t.coef) return false;
+      reach += Math.abs(t.coef) * spanOf(t.atom, spans);
+    }
+    return Math.abs(diff) > reach;
   });
 }
 
@@ -371,7 +383,7 @@ export function carriedDependences(loop: For, opts: DependenceOptions = {}): Dep
       if (a.buffer !== w.buffer) continue;
       if (isReduction && opts.allowReductions && sameIndices(w.expanded, a.expanded)) continue;
       if (pinnedVars(w, a, spans).has(v)) continue;
-      if (neverEqual(w.expanded, a.expanded)) continue;
+      if (neverEqual(w.expanded, a.expanded, spans)) continue;
       const message =
         isReduction && a === w
           ? `every iteration of ${v.name} writes ${describeAccess(w)}: ${v.name} carries a reduction into ${w.buffer.name}`

@@ -7,6 +7,7 @@
  * LLVM merge the loads into 16-byte vector loads.
  */
 import type { Schedule } from "../../lower/schedule/schedule.ts";
+import { tunedParams } from "./tuned.ts";
 
 export interface GemvSchedule {
   /** Output rows per block (threadIdx.y). */
@@ -17,20 +18,46 @@ export interface GemvSchedule {
   readonly unrollGroups?: boolean;
 }
 
-/** Per-target parameters: data a tuner can replace (bench/tune). */
+/** Per-target defaults of the one-row kernels; bench/tune.ts stores measured ones in tuned.ts. */
 export const GEMV_SCHEDULES: Readonly<Record<string, GemvSchedule>> = {
   sm_90: { rows: 4, lanes: 32, unrollGroups: true },
   sm_80: { rows: 4, lanes: 32, unrollGroups: true },
   gfx1100: { rows: 2, lanes: 32 },
   gfx942: { rows: 2, lanes: 64 },
   gfx90a: { rows: 2, lanes: 64 },
-  vulkan: { rows: 4, lanes: 32 },
+  vulkan: { rows: 4, lanes: 32, unrollGroups: true },
   cpu: { rows: 2, lanes: 4 },
 };
 
+/**
+ * Per-target defaults of the rows-per-thread kernels (q4_gemv_rows*.ts, q4_gemv_rms.ts): each
+ * thread already holds 4 rows (or 2 gate/up pairs), so a block of one warp is measured best
+ * (bench/results/gemv-*.json).
+ */
+export const GEMV_ROWS_SCHEDULES: Readonly<Record<string, GemvSchedule>> = {
+  sm_90: { rows: 1, lanes: 32, unrollGroups: true },
+  sm_80: { rows: 1, lanes: 32, unrollGroups: true },
+  gfx1100: { rows: 1, lanes: 32 },
+  gfx942: { rows: 1, lanes: 64 },
+  gfx90a: { rows: 1, lanes: 64 },
+  vulkan: { rows: 2, lanes: 32, unrollGroups: true },
+  cpu: { rows: 2, lanes: 4 },
+};
+
+/** The GEMV family's parameters for a target: tuned (tuned.ts) over the defaults. */
+export function gemvParams(target: string, family: "gemv" | "gemvRows"): GemvSchedule {
+  const table = family === "gemv" ? GEMV_SCHEDULES : GEMV_ROWS_SCHEDULES;
+  return tunedParams<GemvSchedule>(target, family) ?? table[target] ?? table.sm_90!;
+}
+
+/**
+ * The GEMV schedule over output loop `rowLoop` (one row per iteration: family "gemv"; several:
+ * "gemvRows"), with explicit parameters `p` (a tuner's candidate) or the target's.
+ */
 export function q4GemvSchedule(rowLoop = "n", p?: GemvSchedule, codeLoop = "r") {
   return (s: Schedule, target: string): void => {
-    const { rows, lanes, unrollGroups } = p ?? GEMV_SCHEDULES[target] ?? GEMV_SCHEDULES.sm_90!;
+    const { rows, lanes, unrollGroups } =
+      p ?? gemvParams(target, rowLoop === "n" || rowLoop === "i" ? "gemv" : "gemvRows");
     const [rowBlock, rowThread] = s.split(rowLoop, [null, rows]);
     const [groupOuter, groupLane] = s.split("g", [null, lanes]);
     s.reorder(groupLane!, groupOuter!, { reassociate: true });
@@ -49,7 +76,7 @@ export function q4GemvSchedule(rowLoop = "n", p?: GemvSchedule, codeLoop = "r") 
  */
 export function q4GemvRmsSchedule(rowLoop: string, p?: GemvSchedule) {
   return (s: Schedule, target: string): void => {
-    const params = p ?? GEMV_SCHEDULES[target] ?? GEMV_SCHEDULES.sm_90!;
+    const params = p ?? gemvParams(target, rowLoop === "n" || rowLoop === "i" ? "gemv" : "gemvRows");
     q4GemvSchedule(rowLoop, params, "r8")(s, target);
     const [outer, lane] = s.split("j", [null, params.lanes]);
     s.reorder(lane!, outer!, { reassociate: true });

@@ -9,6 +9,7 @@
  */
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { q4GemvRmsSchedule, q4GemvSchedule } from "./gemv.ts";
+import { tunedParams } from "./tuned.ts";
 import { f16GemmSchedule, q4GemmSchedule } from "./gemm.ts";
 
 /** Threads per block for row-wise and elementwise kernels. */
@@ -21,11 +22,14 @@ export const ROW_THREADS: Readonly<Record<string, number>> = {
 };
 
 const threadsFor = (target: string) => ROW_THREADS[target] ?? 128;
+/** Threads per row of the row reductions (rmsNorm): tuned (tuned.ts) over ROW_THREADS. */
+const rowReduceThreads = (target: string) =>
+  tunedParams<{ threads: number }>(target, "rowReduce")?.threads ?? threadsFor(target);
 
 /** Rows to blocks; the row's reduction loop split across threads; its output loop too. */
-function rowReduction(row: string, reduce: string, out: string) {
+export function rowReduction(row: string, reduce: string, out: string, threads?: number) {
   return (s: Schedule, target: string) => {
-    const t = threadsFor(target);
+    const t = threads ?? rowReduceThreads(target);
     s.bind(row, "blockIdx.x");
     const [kt] = s.split(reduce, [t, null]);
     s.bind(kt!, "threadIdx.x");
@@ -52,6 +56,31 @@ function attentionDecodeSchedule(s: Schedule, target: string): void {
   s.bind("i_1", "threadIdx.x");
   // The dot products' loop unrolled: LLVM then merges the key loads into 16-byte loads.
   s.unroll("i");
+}
+
+/**
+ * Split decode attention (attention_decode_split.ts): a block per (head, chunk); the chunk's
+ * positions across the threads for the scores, the max and the sum (cross-thread reductions), the
+ * head's channels across the threads for the weighted sum, whose loop over the chunk is unrolled so
+ * every value load is in flight at once. The dot products are unrolled too (LLVM merges the key
+ * loads into 16-byte loads).
+ */
+function attentionChunksSchedule(s: Schedule): void {
+  s.bind(s.fuse("h", "c"), "blockIdx.x");
+  s.bind("t", "threadIdx.x");
+  s.unroll("i");
+  s.bind("t_1", "threadIdx.x");
+  s.bind("t_2", "threadIdx.x");
+  s.bind("i_1", "threadIdx.x");
+  s.unroll("t_3");
+}
+
+/** The combination of the chunks: a block per head, a thread per channel, the chunks unrolled. */
+function attentionCombineSchedule(s: Schedule): void {
+  s.bind("h", "blockIdx.x");
+  s.bind("i", "threadIdx.x");
+  s.unroll("c");
+  s.unroll("c_1");
 }
 
 /** f16 weights: rows to blocks and threadIdx.y, the K reduction across 32 lanes (adjacent lanes on adjacent columns). */
@@ -86,26 +115,27 @@ function rowsAndColumns(outer: string, inner: string) {
 export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string) => void>> = {
   q4Gemv: q4GemvSchedule("n"),
   f16Gemv: f16GemvSchedule,
-  q4GemvRows4: q4GemvSchedule("n4", { rows: 2, lanes: 32, unrollGroups: true }),
-  q4GemvResidualRows4: q4GemvSchedule("n4", { rows: 2, lanes: 32, unrollGroups: true }),
-  q4GemvRows4Rms: q4GemvRmsSchedule("n4", { rows: 2, lanes: 32, unrollGroups: true }),
+  q4GemvRows4: q4GemvSchedule("n4"),
+  q4GemvResidualRows4: q4GemvSchedule("n4"),
+  q4GemvRows4Rms: q4GemvRmsSchedule("n4"),
   q4GateUpSiluRms: q4GemvRmsSchedule("i"),
-  q4GateUpSiluRows2: q4GemvSchedule("i2", { rows: 2, lanes: 32, unrollGroups: true }),
+  q4GateUpSiluRows2: q4GemvSchedule("i2"),
   q4GemvF32: q4GemvSchedule("n"),
   q4GemvResidual: q4GemvSchedule("n"),
   q4QkvGemv: q4GemvSchedule("n"),
   q4GateUpSilu: q4GemvSchedule("i"),
   rmsNorm: rowReduction("m", "i", "i_1"),
   ropeInterleaved: rowsAndLanes("t", "h", "i"),
-  // One thread per (token, head): bind's dependence test cannot yet prove that y[i] and
-  // y[i' + half] never meet for i, i' < half (it needs the loop's range, not only a GCD).
-  ropeHalf: (s) => s.bind(s.fuse("t", "h"), "blockIdx.x"),
+  // A thread per pair: bind's range test proves y[i] and y[i' + half] apart (i, i' < half).
+  ropeHalf: rowsAndLanes("t", "h", "i"),
   kvAppend: rowsAndLanes("t", "h", "i"),
   q4Embedding: rowsAndColumns("t", "c"),
   residualAdd: rowsAndColumns("m", "i"),
   siluMul: rowsAndColumns("m", "i"),
   attentionDecode: (s) => s.bind("h", "blockIdx.x"),
   attentionDecodeShared: attentionDecodeSchedule,
+  attentionDecodeChunks: attentionChunksSchedule,
+  attentionDecodeCombine: attentionCombineSchedule,
   attentionPrefill: (s) => s.bind(s.fuse("n", "h"), "blockIdx.x"),
   q4Gemm: q4GemmSchedule(),
   q4GemmTiled: q4GemmSchedule(),

@@ -182,54 +182,53 @@ endif115:
   %t153 = sext i32 0 to i64
   %p154 = getelementptr inbounds float, ptr addrspace(0) %ss_buf0, i64 %t153
   %t155 = load float, ptr addrspace(0) %p154, align 4
-  %t156 = sitofp i32 288 to float
-  %t157 = fdiv float %t155, %t156
-  %t158 = fadd contract float %t157, %eps
-  %t159 = call float @llvm.nvvm.rsqrt.approx.f(float %t158)
-  %t160 = add nsw i32 0, 5
-  br label %loop161
-loop161:
-  %i_1_0.165 = phi i32 [ 0, %endif115 ], [ %next166, %latch163 ]
-  %t167 = icmp slt i32 %i_1_0.165, %t160
-  br i1 %t167, label %body162, label %exit164
-body162:
-  %t168 = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
-  %t169 = mul i32 %i_1_0.165, 64
-  %t170 = add i32 %t169, %t168
-  %t171 = icmp slt i32 %t170, 288
-  br i1 %t171, label %then172, label %endif174
-then172:
-  %t175 = mul i32 %t0, 288
-  %t176 = mul i32 %i_1_0.165, 64
-  %t177 = add i32 %t176, %t168
-  %t178 = add i32 %t175, %t177
-  %t179 = sext i32 %t178 to i64
-  %p180 = getelementptr inbounds half, ptr addrspace(1) %x, i64 %t179
-  %t181 = load half, ptr addrspace(1) %p180, align 2
-  %t182 = fpext half %t181 to float
-  %t183 = fmul contract float %t182, %t159
-  %t184 = mul i32 %i_1_0.165, 64
-  %t185 = add i32 %t184, %t168
-  %t186 = sext i32 %t185 to i64
-  %p187 = getelementptr inbounds half, ptr addrspace(1) %w, i64 %t186
-  %t188 = load half, ptr addrspace(1) %p187, align 2
-  %t189 = fpext half %t188 to float
-  %t190 = fmul contract float %t183, %t189
-  %t191 = fptrunc float %t190 to half
-  %t192 = mul i32 %t0, 288
-  %t193 = mul i32 %i_1_0.165, 64
-  %t194 = add i32 %t193, %t168
-  %t195 = add i32 %t192, %t194
-  %t196 = sext i32 %t195 to i64
-  %p197 = getelementptr inbounds half, ptr addrspace(1) %y, i64 %t196
-  store half %t191, ptr addrspace(1) %p197, align 2
-  br label %endif174
-endif174:
-  br label %latch163
-latch163:
-  %next166 = add nsw i32 %i_1_0.165, 1
-  br label %loop161
-exit164:
+  %t156 = fdiv float %t155, 0x4072000000000000
+  %t157 = fadd contract float %t156, %eps
+  %t158 = call float @llvm.nvvm.rsqrt.approx.f(float %t157)
+  %t159 = add nsw i32 0, 5
+  br label %loop160
+loop160:
+  %i_1_0.164 = phi i32 [ 0, %endif115 ], [ %next165, %latch162 ]
+  %t166 = icmp slt i32 %i_1_0.164, %t159
+  br i1 %t166, label %body161, label %exit163
+body161:
+  %t167 = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()
+  %t168 = mul i32 %i_1_0.164, 64
+  %t169 = add i32 %t168, %t167
+  %t170 = icmp slt i32 %t169, 288
+  br i1 %t170, label %then171, label %endif173
+then171:
+  %t174 = mul i32 %t0, 288
+  %t175 = mul i32 %i_1_0.164, 64
+  %t176 = add i32 %t175, %t167
+  %t177 = add i32 %t174, %t176
+  %t178 = sext i32 %t177 to i64
+  %p179 = getelementptr inbounds half, ptr addrspace(1) %x, i64 %t178
+  %t180 = load half, ptr addrspace(1) %p179, align 2
+  %t181 = fpext half %t180 to float
+  %t182 = fmul contract float %t181, %t158
+  %t183 = mul i32 %i_1_0.164, 64
+  %t184 = add i32 %t183, %t167
+  %t185 = sext i32 %t184 to i64
+  %p186 = getelementptr inbounds half, ptr addrspace(1) %w, i64 %t185
+  %t187 = load half, ptr addrspace(1) %p186, align 2
+  %t188 = fpext half %t187 to float
+  %t189 = fmul contract float %t182, %t188
+  %t190 = fptrunc float %t189 to half
+  %t191 = mul i32 %t0, 288
+  %t192 = mul i32 %i_1_0.164, 64
+  %t193 = add i32 %t192, %t167
+  %t194 = add i32 %t191, %t193
+  %t195 = sext i32 %t194 to i64
+  %p196 = getelementptr inbounds half, ptr addrspace(1) %y, i64 %t195
+  store half %t190, ptr addrspace(1) %p196, align 2
+  br label %endif173
+endif173:
+  br label %latch162
+latch162:
+  %next165 = add nsw i32 %i_1_0.164, 1
+  br label %loop160
+exit163:
   ret void
 }
 

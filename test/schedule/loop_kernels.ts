@@ -127,3 +127,19 @@ export const overlapped = kernel(function overlapped(x: Tensor<i32, [5, 5]>, y: 
 export const pick = kernel(function pick(x: Tensor<i32, [18]>, y: Tensor<i32, [2]>) {
   for (let i = 0; i < 18; i++) y[floordiv(i, 9)] = x[i];
 });
+
+/** Pairs (i, i + 8) of 16 elements: distinct i never meet (the range test, not the GCD test). */
+export const halves = kernel(function halves(x: Tensor<i32, [16]>, y: Tensor<i32, [16]>) {
+  for (let i = 0; i < 8; i++) {
+    y[i] = x[i] - x[i + 8];
+    y[i + 8] = x[i] + x[i + 8];
+  }
+});
+
+/** Pairs (i, i + 7) for i < 8: iteration 0's y[7] is iteration 7's y[7]. */
+export const halvesOverlap = kernel(function halvesOverlap(x: Tensor<i32, [16]>, y: Tensor<i32, [16]>) {
+  for (let i = 0; i < 8; i++) {
+    y[i] = x[i] * 2;
+    y[i + 7] = x[i] + i32(1);
+  }
+});

@@ -7,6 +7,12 @@ import { cpuKernel } from "../../backends/cpu/runtime.ts";
 import { ndarray, toNumbers, zeros, type NDArray } from "../../dsl/ndarray.ts";
 import { MAX_HEAD_DIM, attentionDecode, attentionPrefill } from "../../stdlib/attention.ts";
 import { kvAppend } from "../../stdlib/kv_cache.ts";
+import {
+  DECODE_CHUNK,
+  attentionDecodeChunks,
+  attentionDecodeCombine,
+  decodeChunks,
+} from "../../stdlib/attention_decode_split.ts";
 import { F16_EPS, SEED, expectWithin, randomF16, reshape, rng } from "./helpers.ts";
 
 interface Cache {
@@ -110,6 +116,50 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
           ref,
           attentionBound(ref),
           `decode ${heads}/${kvh}x${d} len ${len} head ${h}`,
+        );
+      }
+    }
+  });
+
+  test("split decode attention (chunks, then their combination), with and without GQA, lengths within, at and across chunk edges", () => {
+    const chunksRun = cpuKernel(attentionDecodeChunks);
+    const combineRun = cpuKernel(attentionDecodeCombine);
+    const cases: (readonly [number, number, number, number, number])[] = [
+      ...SHAPES,
+      [4, 2, 8, 3 * DECODE_CHUNK + 5, 1],
+      [4, 2, 8, 3 * DECODE_CHUNK + 5, DECODE_CHUNK],
+      [4, 2, 8, 3 * DECODE_CHUNK + 5, DECODE_CHUNK + 1],
+      [4, 4, 16, 3 * DECODE_CHUNK + 5, 3 * DECODE_CHUNK + 5],
+    ];
+    for (const [heads, kvh, d, ctx, len] of cases) {
+      const r = rng(SEED + 3 * heads * d + len);
+      const cache = randomCache(ctx, kvh, d, r);
+      const q = ndarray(
+        "f16",
+        [heads, d],
+        toNumbers(randomF16([heads, d], r)).map((v) => 4 * v),
+      );
+      const chunks = decodeChunks(ctx);
+      // Poisoned partials: every chunk, used or not, must be written.
+      const poison = (shape: number[]) =>
+        ndarray("f32", shape, new Array(shape.reduce((a, b) => a * b)).fill(NaN));
+      const parts = {
+        partAcc: poison([heads, chunks, d]),
+        partMax: poison([heads, chunks]),
+        partSum: poison([heads, chunks]),
+      };
+      chunksRun({ q, kCache: cache.k, vCache: cache.v, len, ...parts });
+      const out = zeros("f16", [heads, d]);
+      combineRun({ ...parts, len, out });
+      const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
+      const got = toNumbers(out);
+      for (let h = 0; h < heads; h++) {
+        const ref = attendReference(qs.subarray(h * d, (h + 1) * d), h, heads, len, cache, ks, vs);
+        expectWithin(
+          got.subarray(h * d, (h + 1) * d),
+          ref,
+          attentionBound(ref),
+          `split decode ${heads}/${kvh}x${d} len ${len} head ${h}`,
         );
       }
     }
