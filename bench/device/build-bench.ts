@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as S from "../../stdlib/index.ts";
-import { q4GemvSchedule, GEMV_SCHEDULES, type GemvSchedule } from "../../stdlib/gpu/gemv.ts";
+import { q4GemvSchedule, gemvParams, type GemvSchedule } from "../../stdlib/gpu/gemv.ts";
 import { specializedFunc, scheduledFunc } from "../../llama/device/prepare.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
@@ -32,12 +32,11 @@ export function gemvSpec(n: number, k: number, p?: GemvSchedule, rows4 = false):
 
 const outDir = resolve(process.argv[2] ?? ".device/kernels");
 mkdirSync(outDir, { recursive: true });
+// The schedules the model uses (the tuned or default parameters of each family); bench/tune.ts
+// searches the others.
 const variants: [GemvSchedule, boolean][] = [
-  [GEMV_SCHEDULES.sm_90!, false],
-  [{ rows: 2, lanes: 32, unrollGroups: true }, true],
-  [{ rows: 4, lanes: 32, unrollGroups: true }, true],
-  [{ rows: 1, lanes: 32, unrollGroups: true }, true],
-  [{ rows: 2, lanes: 32, unrollGroups: false }, true],
+  [gemvParams("sm_90", "gemv"), false],
+  [gemvParams("sm_90", "gemvRows"), true],
 ];
 const out = GEMV_SHAPES.flatMap(([n, k]) =>
   variants.map(([p, rows4]) => {
@@ -52,7 +51,7 @@ const out = GEMV_SHAPES.flatMap(([n, k]) =>
     return {
       n,
       k,
-      params: p,
+      params: { ...p, rows4 },
       artifact,
       reference: n === 4096 && k === 4096 ? funcToJson(specializedFunc(spec)) : undefined,
     };

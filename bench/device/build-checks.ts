@@ -1,23 +1,32 @@
-// Run here (by prepare.sh): schedules every kernel for the GPU, compiles it to PTX for sm_90, and
-// writes <outDir>/checks.json with the unscheduled IR (the CPU reference the GPU machine runs) and
-// the test cases, for bench/device/checks.ts.
+// Run here (by prepare.sh): every kernel the GPU machine checks, scheduled for the GPU and compiled
+// for one target, with its unscheduled IR (the CPU reference the GPU machine runs) and test cases:
+//   npx tsx bench/device/build-checks.ts <outDir>                -> <outDir>/checks.json: PTX for
+//     sm_90, for bench/device/checks.ts
+//   npx tsx bench/device/build-checks.ts <outDir> --vulkan <sg>  -> <outDir>/vulkan-checks-sg<sg>.json:
+//     SPIR-V lowered for subgroup size <sg> (32: NVIDIA, 8: lavapipe) with the Vulkan schedules, for
+//     bench/device/vulkan-checks.ts
+// Both targets check the same kernels (checkSources): every stdlib kernel at small sizes, every
+// Llama op for TINY_GQA in q4f16_1 and f16, and every GPU example.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
 import { GPU_EXAMPLES } from "../../examples/gpu-schedules.ts";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { funcToJson } from "../../lower/ir/serialize.ts";
+import type { PrimFunc } from "../../lower/ir/nodes.ts";
 import { buildArtifact } from "../../backends/llvm/artifact.ts";
-import type { CheckCase } from "./checks.ts";
+import type { KernelArtifact } from "../../backends/gpu-common/kernel.ts";
+import { buildVulkanArtifact, type VulkanArtifact } from "../../backends/vulkan/kernel.ts";
+import type { CheckCase, VulkanChecksFile } from "./check-case.ts";
 import * as S from "../../stdlib/index.ts";
 import type { KernelDef } from "../../dsl/kernel.ts";
-import { llamaOps, allOps } from "../../llama/ops.ts";
+import { llamaOps, allOps, type ScheduleTable } from "../../llama/ops.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
+import { VULKAN_SCHEDULES } from "../../llama/device/vulkan.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
-
-const target = { kind: "nvptx", arch: "sm_90" } as const;
 
 const TINY = TINY_GQA;
 
@@ -83,9 +92,16 @@ const STDLIB_SCALARS: Record<string, number> = {
   topP: 0.9,
 };
 
+/** A check before compilation: its reference IR and how to schedule it for a target. */
+interface CheckSource extends Omit<CheckCase, "reference" | "artifact"> {
+  reference: PrimFunc;
+  /** The scheduled loop IR for a schedule target ("sm_90", "vulkan"). */
+  scheduled(target: string): PrimFunc;
+}
+
 /** Every stdlib kernel at small sizes, with its GPU schedule where it has one (else one thread). */
-function stdlibChecks(): CheckCase[] {
-  const out: CheckCase[] = [];
+function stdlibChecks(schedules: ScheduleTable): CheckSource[] {
+  const out: CheckSource[] = [];
   for (const [name, k] of Object.entries(S)) {
     if (typeof k !== "object" || (k as { kind?: string }).kind !== "kernel") continue;
     const def = k as KernelDef;
@@ -97,11 +113,9 @@ function stdlibChecks(): CheckCase[] {
       key: `stdlib_${name}`,
       kernel: def,
       specialize: values,
-      ...(GPU_SCHEDULES[name] ? { schedule: GPU_SCHEDULES[name] } : {}),
+      ...(schedules[name] ? { schedule: schedules[name] } : {}),
     };
     const reference = specializedFunc(spec);
-    const device = lowerToDevice(scheduledFunc(spec, "sm_90"), TARGETS.sm_90);
-    const { llvm: _ir, ...artifact } = buildArtifact(device, target, { resources: true });
     const fixed: NonNullable<CheckCase["fixed"]> = {};
     for (const p of reference.params) {
       if (p.kind === "scalar" && p.v.name in STDLIB_SCALARS) fixed[p.v.name] = STDLIB_SCALARS[p.v.name]!;
@@ -109,9 +123,9 @@ function stdlibChecks(): CheckCase[] {
         fixed.ids = { dtype: "i32", shape: [3], values: [0, 17, 39] };
     }
     out.push({
-      name: `stdlib ${name}${GPU_SCHEDULES[name] ? "" : " (unscheduled: one thread)"}`,
-      reference: funcToJson(reference),
-      artifact,
+      name: `stdlib ${name}${schedules[name] ? "" : " (unscheduled: one thread)"}`,
+      reference,
+      scheduled: (target) => scheduledFunc(spec, target),
       cases: [{}],
       scalars: {},
       tol: 2e-3,
@@ -121,44 +135,108 @@ function stdlibChecks(): CheckCase[] {
   return out;
 }
 
-export function buildChecks(): CheckCase[] {
-  const out: CheckCase[] = stdlibChecks();
-  const ops = [
-    ...allOps(llamaOps(TINY, "q4f16_1", GPU_SCHEDULES)),
-    ...allOps(llamaOps(TINY, "f16", GPU_SCHEDULES)),
-  ];
+/** Every kernel the GPU machine checks, with the schedules of one target's table. */
+function checkSources(schedules: ScheduleTable): CheckSource[] {
+  const out = stdlibChecks(schedules);
+  const ops = [...allOps(llamaOps(TINY, "q4f16_1", schedules)), ...allOps(llamaOps(TINY, "f16", schedules))];
   for (const spec of new Map(ops.map((o) => [o.key, o])).values()) {
     const reference = specializedFunc(spec);
-    const device = lowerToDevice(scheduledFunc(spec, "sm_90"), TARGETS.sm_90);
-    const { llvm: _ir, ...artifact } = buildArtifact(device, target, { resources: true });
     const symbols = Object.fromEntries(reference.symbols.map((s) => [s.name, 3]));
     out.push({
       name: spec.key,
-      reference: funcToJson(reference),
-      artifact,
+      reference,
+      scheduled: (target) => scheduledFunc(spec, target),
       cases: [symbols],
       scalars: {},
       tol: 2e-3,
       fixed: fixedArgs(reference, symbols),
     });
   }
-  for (const [name, ex] of Object.entries(GPU_EXAMPLES)) {
-    const scheduled = lowerToDevice(ex.schedule().func, TARGETS.sm_90);
-    const { llvm: _llvm, ...artifact } = buildArtifact(scheduled, target, { resources: true });
+  for (const [name, ex] of Object.entries(GPU_EXAMPLES))
     out.push({
       name,
-      reference: funcToJson(lowerKernel(ex.kernel)),
-      artifact,
+      reference: lowerKernel(ex.kernel),
+      scheduled: () => ex.schedule().func,
       cases: ex.cases,
       scalars: ex.scalars ?? {},
       tol: ex.tol,
     });
-  }
   return out;
 }
 
-const outDir = resolve(process.argv[2] ?? ".device/kernels");
+/** How one target schedules and compiles a check. */
+interface CheckTarget<A extends KernelArtifact> {
+  /** The target name the schedules see. */
+  readonly schedule: string;
+  readonly schedules: ScheduleTable;
+  compile(scheduled: PrimFunc): A;
+}
+
+const PTX: CheckTarget<KernelArtifact> = {
+  schedule: "sm_90",
+  schedules: GPU_SCHEDULES,
+  compile(f) {
+    const device = lowerToDevice(f, TARGETS.sm_90);
+    const { llvm: _ir, ...artifact } = buildArtifact(
+      device,
+      { kind: "nvptx", arch: "sm_90" },
+      { resources: true },
+    );
+    return artifact;
+  },
+};
+
+/** SPIR-V for devices of one subgroup size, as bench/device/vulkan.ts --build compiles the model. */
+function vulkanTarget(subgroup: number): CheckTarget<VulkanArtifact> {
+  const target = { ...TARGETS.vulkan, name: `vulkan (subgroup ${subgroup})`, warpSize: subgroup };
+  return {
+    schedule: "vulkan",
+    schedules: VULKAN_SCHEDULES,
+    compile(f) {
+      const device = lowerToDevice(f, target);
+      // The assembly text is for dumps; the words are what the device loads.
+      return { ...buildVulkanArtifact(device, { env: "vulkan1.2", subgroupSize: subgroup }), text: "" };
+    },
+  };
+}
+
+function buildChecks<A extends KernelArtifact>(target: CheckTarget<A>): CheckCase<A>[] {
+  return checkSources(target.schedules).map(({ reference, scheduled, ...rest }) => {
+    let artifact: A;
+    try {
+      artifact = target.compile(scheduled(target.schedule));
+    } catch (e) {
+      throw new Error(`build-checks: ${rest.name}: ${e instanceof Error ? e.message : String(e)}`, {
+        cause: e,
+      });
+    }
+    return { ...rest, reference: funcToJson(reference), artifact };
+  });
+}
+
+const { values, positionals } = parseArgs({
+  options: { vulkan: { type: "string" } },
+  allowPositionals: true,
+});
+const outDir = resolve(positionals[0] ?? ".device/kernels");
 mkdirSync(outDir, { recursive: true });
-const checks = buildChecks();
-writeFileSync(join(outDir, "checks.json"), JSON.stringify(checks));
-console.log(`checks: ${checks.map((c) => c.name).join(", ")} -> ${join(outDir, "checks.json")}`);
+const t0 = performance.now();
+let file: string;
+let checks: CheckCase[];
+if (values.vulkan !== undefined) {
+  const subgroup = Number(values.vulkan);
+  if (!Number.isInteger(subgroup) || subgroup < 1)
+    throw new Error(`build-checks: --vulkan ${values.vulkan}: not a subgroup size`);
+  const vk = buildChecks(vulkanTarget(subgroup));
+  const body: VulkanChecksFile = { format: "tkc-vulkan-checks", subgroupSize: subgroup, checks: vk };
+  file = join(outDir, `vulkan-checks-sg${subgroup}.json`);
+  writeFileSync(file, JSON.stringify(body));
+  checks = vk;
+} else {
+  checks = buildChecks(PTX);
+  file = join(outDir, "checks.json");
+  writeFileSync(file, JSON.stringify(checks));
+}
+console.log(
+  `checks: ${checks.map((c) => c.name).join(", ")} -> ${file} (${checks.length} kernels in ${((performance.now() - t0) / 1e3).toFixed(1)} s)`,
+);

@@ -5,21 +5,10 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
 import { compileCpu } from "../../backends/cpu/exec.ts";
-import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
-import { runOnce, type KernelArtifact } from "../../backends/gpu-common/kernel.ts";
-import { funcFromJson, type FuncJson } from "../../lower/ir/serialize.ts";
-import { ndarray } from "../../dsl/ndarray.ts";
-
-export interface CheckCase {
-  name: string;
-  reference: FuncJson;
-  artifact: KernelArtifact;
-  cases: readonly Readonly<Record<string, number>>[];
-  scalars: Readonly<Record<string, number>>;
-  tol: number;
-  /** Arguments with fixed values (positions, token ids): a number or a small i32 tensor. */
-  fixed?: Record<string, number | { dtype: "i32"; shape: number[]; values: number[] }>;
-}
+import { compareResults } from "../../backends/check.ts";
+import { runOnce } from "../../backends/gpu-common/kernel.ts";
+import { funcFromJson } from "../../lower/ir/serialize.ts";
+import { caseArgs, type CheckCase } from "./check-case.ts";
 
 function main(): number {
   const { values } = parseArgs({
@@ -37,19 +26,8 @@ function main(): number {
     const fn = mod.getFunction(c.artifact.entry);
     const ref = compileCpu(funcFromJson(c.reference));
     c.cases.forEach((symbols, i) => {
-      const args = randomArgs(ref.func, symbols, seed + i, c.scalars);
-      for (const [k, v] of Object.entries(c.fixed ?? {}))
-        args[k] = typeof v === "number" ? v : ndarray(v.dtype, v.shape, v.values);
-      // Outputs the kernel only writes start as 0xFF bytes (NaN for floats) on both sides, so an
-      // element the GPU forgets to write shows, and elements neither writes (a KV-cache append
-      // touches a few rows) compare equal.
-      for (const a of c.artifact.abi) {
-        const v = args[a.name];
-        if (a.kind === "buffer" && a.writes && !a.reads && v && typeof v !== "number")
-          new Uint8Array(v.data.buffer, v.data.byteOffset, v.data.byteLength).fill(0xff);
-      }
-      const expected = cloneArgs(args);
-      ref(expected);
+      // Write-only outputs poisoned (0xFF) on both sides: see caseArgs.
+      const { args, expected } = caseArgs(c, ref, symbols, seed + i);
       let status = "ok";
       let detail: unknown;
       try {

@@ -122,7 +122,9 @@ async function main(): Promise<number> {
     device.dispose();
   }
 
-  // 3. Where a 7B decode step's time goes: each launch timed with events, at position 256.
+  // 3. Where a 7B decode step's time goes: each launch timed alone (a graph of 10 of it), at
+  //    position 256, with its bytes (its tensors' sizes; for attention the len positions it reads)
+  //    over the copy bandwidth.
   {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
     const device = createCudaDevice({
@@ -131,21 +133,37 @@ async function main(): Promise<number> {
       profile: true,
     });
     const model = new KernelLlama(device, syntheticQ4(config), { format: "q4f16_1", recordDecode: false });
-    model.decode(1, 256);
+    const position = 256;
+    model.decode(1, position);
     profileOf(device);
-    const steps = 3;
-    for (let i = 0; i < steps; i++) model.decode(1, 256);
-    const table = [...profileOf(device)].map(([key, v]) => ({
-      op: key.split("_")[0],
-      msPerStep: v.ms / steps,
-      launchesPerStep: v.launches / steps,
-    }));
+    model.decode(1, position);
+    const kvRow = config.nKvHeads * headDim(config) * 2;
+    const table = [...profileOf(device)].map(([key, v]) => {
+      const op = key.split("_")[0]!;
+      // The caches are passed whole; a step reads len = position + 1 of their rows.
+      const bytes = op.startsWith("attnchunks")
+        ? v.launches * (2 * (position + 1) * kvRow + config.nHeads * headDim(config) * 2)
+        : v.bytes;
+      const us = (v.ms * 1e3) / v.launches;
+      return {
+        op,
+        msPerStep: v.ms,
+        launchesPerStep: v.launches,
+        usPerLaunch: us,
+        bytesPerLaunch: bytes / v.launches,
+        fractionOfCopy: bytes / (v.ms * 1e-3) / copy,
+      };
+    });
     table.sort((a, b) => b.msPerStep - a.msPerStep);
     const total = table.reduce((a, t) => a + t.msPerStep, 0);
-    console.log(`7B decode step at position 256: ${total.toFixed(3)} ms of kernel time`);
+    console.log(
+      `7B decode step at position ${position}: ${total.toFixed(3)} ms of kernel time (each launch timed alone)`,
+    );
     for (const t of table)
-      console.log(`  ${t.op.padEnd(12)} ${t.msPerStep.toFixed(3)} ms  (${t.launchesPerStep} launches)`);
-    result.profile7b = { position: 256, kernelMsPerStep: total, ops: table };
+      console.log(
+        `  ${t.op.padEnd(14)} ${t.msPerStep.toFixed(3)} ms  ${t.launchesPerStep} x ${t.usPerLaunch.toFixed(2)} us  ${(t.bytesPerLaunch / 1e6).toFixed(2)} MB  ${(100 * t.fractionOfCopy).toFixed(0)}% of copy`,
+      );
+    result.profile7b = { position, kernelMsPerStep: total, ops: table };
     device.dispose();
   }
   writeFileSync(

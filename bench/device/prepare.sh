@@ -5,13 +5,16 @@
 #   node_modules/koffi/         koffi's JS and its linux x64 native module only
 #   kernels/selftest.json       PTX compiled here from test/backends/llvm/fixtures
 #   kernels/gemm.json           the 7B prefill GEMMs (bench/device/build-gemm.ts)
+#   kernels/checks.json, kernels/vulkan-checks-sg32.json
+#                               every kernel as PTX and as SPIR-V (bench/device/build-checks.ts)
+#   kernels/tune.json           bench/tune.ts's candidate schedules
 #   <runner>.mjs                each runner in bench/device bundled by esbuild (koffi external)
 # Idempotent: each step is skipped when its output is newer than its inputs.
 # Then, on the GPU machine: bash bench/device/run.sh selftest   (carry .device)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEV=.device
-RUNNERS=(selftest checks gemv decode vulkan gemm)
+RUNNERS=(selftest checks gemv decode vulkan gemm tune)
 mkdir -p "$DEV"
 
 # 1. Node itself.
@@ -41,8 +44,15 @@ fi
 
 # 3b. Every kernel scheduled for the GPU, with its CPU reference IR and test cases.
 COUT=$DEV/kernels/checks.json
-if [ ! -s "$COUT" ] || [ -n "$(find examples stdlib lower backends bench/device/build-checks.ts -name '*.ts' -newer "$COUT" -print -quit)" ]; then
+if [ ! -s "$COUT" ] || [ -n "$(find examples stdlib lower backends llama bench/device/build-checks.ts bench/device/check-case.ts -name '*.ts' -newer "$COUT" -print -quit)" ]; then
   npx tsx bench/device/build-checks.ts "$DEV/kernels"
+fi
+
+# 3b'. The same kernels with the Vulkan schedules as SPIR-V for subgroup size 32 (NVIDIA's), for
+#      the vulkan-checks runner.
+VCOUT=$DEV/kernels/vulkan-checks-sg32.json
+if [ ! -s "$VCOUT" ] || [ -n "$(find examples stdlib lower backends llama bench/device/build-checks.ts bench/device/check-case.ts -name '*.ts' -newer "$VCOUT" -print -quit)" ]; then
+  npx tsx bench/device/build-checks.ts "$DEV/kernels" --vulkan 32
 fi
 
 # 3c. The GEMV kernels at the 7B shapes for the bandwidth benchmark.
@@ -56,6 +66,12 @@ fi
 MMOUT=$DEV/kernels/gemm.json
 if [ ! -s "$MMOUT" ] || [ -n "$(find stdlib lower backends bench/device/build-gemm.ts -name '*.ts' -newer "$MMOUT" -print -quit)" ]; then
   npx tsx bench/device/build-gemm.ts "$DEV/kernels"
+fi
+
+# 3c''. bench/tune.ts's candidate schedules (GEMV families, RMSNorm threads), for bench/device/tune.ts.
+TOUT=$DEV/kernels/tune.json
+if [ ! -s "$TOUT" ] || [ -n "$(find stdlib lower backends bench/tune.ts -name '*.ts' -newer "$TOUT" -print -quit)" ]; then
+  npx tsx bench/tune.ts build "$DEV"
 fi
 
 # 3d. The model libraries, stories15M in q4f16_1 and its expected CPU text.
@@ -86,6 +102,20 @@ if [ ! -f "$VLIB" ] || [ -L "$VLIB" ]; then
     echo "prepare: could not download libvulkan1 (apt-get download libvulkan1); the vulkan runner will try the GPU machine's own loader" >&2
   fi
   rm -rf "$vtmp"
+fi
+
+# 3g. NVIDIA's Vulkan driver (libGLX_nvidia.so.0) needs glvnd's dispatch libraries, which the GPU
+#     machine's image lacks (vkCreateInstance then fails with VK_ERROR_INCOMPATIBLE_DRIVER): carry
+#     Debian's packages; run.sh unpacks them into / before the vulkan runner starts.
+GLDIR=$DEV/gl
+if [ ! -s "$GLDIR/complete" ]; then
+  mkdir -p "$GLDIR"
+  if (cd "$GLDIR" && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 > /dev/null 2>&1); then
+    ls "$GLDIR"/*.deb > "$GLDIR/complete"
+    echo "prepare: downloaded $(wc -l < "$GLDIR/complete") glvnd/Vulkan packages into $GLDIR"
+  else
+    echo "prepare: could not download the glvnd packages (apt-get download); Vulkan on the GPU machine may fail to load NVIDIA's driver" >&2
+  fi
 fi
 
 # 4. Runner bundles (esbuild is fast; it rebuilds only when a source is newer than the bundle).

@@ -18,6 +18,12 @@ if [ ! -x /tmp/node ]; then
   xz -dc .device/node.xz > /tmp/node.tmp && chmod +x /tmp/node.tmp && mv /tmp/node.tmp /tmp/node || exit 2
 fi
 
+# NVIDIA's Vulkan ICD loads through glvnd: unpack the carried packages (prepare.sh step 3g).
+if { [ "$RUNNER" = vulkan ] || [ "$RUNNER" = vulkan-checks ]; } && ls .device/gl/*.deb > /dev/null 2>&1; then
+  for f in .device/gl/*.deb; do dpkg -x "$f" /; done
+  ldconfig
+fi
+
 {
   echo "# $(date -u +%FT%TZ) $(hostname) node $(/tmp/node --version)"
   command -v nvidia-smi > /dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory --format=csv,noheader

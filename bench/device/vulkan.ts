@@ -6,9 +6,7 @@
 // lavapipe's, for trying the bundle here.
 //
 // There: `bash bench/device/run.sh vulkan` (with .device carried) runs .device/vulkan.mjs:
-//  0. the Vulkan loader carried in .device/vulkan (Debian's libvulkan1, unpacked by prepare.sh) as
-//     TKC_VULKAN_LIB, and the NVIDIA ICD manifest found under /usr/local/nvidia/share/vulkan/icd.d,
-//     /usr/share/vulkan/icd.d or /etc/vulkan/icd.d as VK_ICD_FILENAMES (either kept when set);
+//  0. the Vulkan loader carried in .device/vulkan and NVIDIA's ICD (bench/device/vulkan-setup.ts);
 //  1. stories15M (q4f16_1, the converted model of build-model.ts): greedy 256 tokens must equal the
 //     CPU kernel model's text (.device/models/stories15M-q4-expected.json); decode tok/s;
 //  2. Llama-2-7B shape (q4f16_1, synthetic weights): decode tok/s over --steps tokens from position
@@ -18,8 +16,7 @@
 // Writes $OUT/vulkan.json after every phase (a later failure keeps the earlier numbers). Exit
 // status: 0, 1 when the stories15M text differs, 2 when there is no usable Vulkan device or a phase
 // failed.
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -41,6 +38,7 @@ import { allOps, llamaOps } from "../../llama/ops.ts";
 import { fromConverted, matrixShape, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
 import { DECODE_CONTEXT, LLAMA2_7B } from "./models.ts";
+import { driverLibraries, startVulkan } from "./vulkan-setup.ts";
 
 const STORIES = "stories15M-q4";
 const LLAMA7B = "llama2-7b-q4";
@@ -74,89 +72,7 @@ async function build(deviceDir: string, subgroup: number): Promise<void> {
   }
 }
 
-// ---- there: finding the loader and the driver ----
-
-const ICD_DIRS = ["/usr/local/nvidia/share/vulkan/icd.d", "/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"];
-const LIB_DIRS = [
-  "/usr/local/nvidia/lib64",
-  "/usr/local/nvidia/lib",
-  "/usr/lib/x86_64-linux-gnu",
-  "/usr/lib64",
-  "/lib/x86_64-linux-gnu",
-  "/usr/lib",
-];
-
-/** Folders the dynamic linker searches without LD_LIBRARY_PATH (Debian and Ubuntu, x86-64). */
-const SYSTEM_LIB_DIRS = ["/usr/lib/x86_64-linux-gnu", "/lib/x86_64-linux-gnu", "/usr/lib", "/lib"];
-
-interface VulkanSetup {
-  loader: string;
-  icd?: string;
-  icdLibrary?: string;
-  notes: string[];
-}
-
-/**
- * Points the runtime at the carried loader and at the NVIDIA ICD. An ICD manifest that names its
- * driver library without a path (libGLX_nvidia.so.0) is copied to /tmp with the path found here,
- * so the loader does not depend on LD_LIBRARY_PATH.
- */
-function setupVulkan(deviceDir: string): VulkanSetup {
-  const notes: string[] = [];
-  const carried = join(deviceDir, "vulkan/usr/lib/x86_64-linux-gnu/libvulkan.so.1");
-  if (!process.env.TKC_VULKAN_LIB) {
-    if (existsSync(carried)) process.env.TKC_VULKAN_LIB = carried;
-    else notes.push(`no carried loader at ${carried} (run prepare.sh); trying the system's libvulkan.so.1`);
-  }
-  const setup: VulkanSetup = { loader: process.env.TKC_VULKAN_LIB ?? "libvulkan.so.1", notes };
-  const preset = process.env.VK_ICD_FILENAMES ?? process.env.VK_DRIVER_FILES;
-  if (preset) {
-    setup.icd = preset;
-    return setup;
-  }
-  const manifests = ICD_DIRS.flatMap((d) => {
-    try {
-      return readdirSync(d)
-        .filter((f) => f.endsWith(".json"))
-        .map((f) => join(d, f));
-    } catch {
-      return [];
-    }
-  });
-  notes.push(`ICD manifests found: ${manifests.join(", ") || "none"}`);
-  const nvidia = manifests.filter((m) => /nvidia/i.test(m));
-  if (nvidia.length === 0) {
-    notes.push(
-      `no NVIDIA ICD manifest in ${ICD_DIRS.join(", ")}; NVIDIA_DRIVER_CAPABILITIES=${process.env.NVIDIA_DRIVER_CAPABILITIES ?? "(unset)"} (Vulkan needs "graphics")`,
-    );
-    return setup;
-  }
-  const icd = nvidia[0]!;
-  setup.icd = icd;
-  let manifest: { ICD?: { library_path?: string } } = {};
-  try {
-    manifest = JSON.parse(readFileSync(icd, "utf8")) as typeof manifest;
-  } catch (e) {
-    notes.push(`${icd} is not readable JSON: ${(e as Error).message}`);
-  }
-  const lib = manifest.ICD?.library_path;
-  if (lib && !lib.includes("/")) {
-    const dirs = [...(process.env.LD_LIBRARY_PATH ?? "").split(":").filter(Boolean), ...LIB_DIRS];
-    const found = dirs.map((d) => join(d, lib)).find((p) => existsSync(p));
-    if (found) {
-      const patched = "/tmp/tkc_nvidia_icd.json";
-      writeFileSync(patched, JSON.stringify({ ...manifest, ICD: { ...manifest.ICD, library_path: found } }));
-      setup.icd = patched;
-      setup.icdLibrary = found;
-      notes.push(`${icd} names ${lib}: using ${found} (manifest copied to ${patched})`);
-    } else
-      notes.push(
-        `${icd} names ${lib}, which is in none of ${dirs.join(", ")}: the container may lack the NVIDIA graphics libraries (NVIDIA_DRIVER_CAPABILITIES=${process.env.NVIDIA_DRIVER_CAPABILITIES ?? "(unset)"})`,
-      );
-  } else if (lib) setup.icdLibrary = lib;
-  process.env.VK_ICD_FILENAMES = setup.icd;
-  return setup;
-}
+// ---- there ----
 
 /** Device-to-device copy bandwidth through CUDA, when libcuda is there (the roofline's bandwidth). */
 async function cudaCopyBandwidth(): Promise<number | undefined> {
@@ -213,26 +129,9 @@ async function run(opts: {
   const save = () =>
     writeFileSync(join(opts.out, "vulkan.json"), JSON.stringify({ ...result, errors, failed }, null, 1));
 
-  const setup = setupVulkan(opts.deviceDir);
-  // A run started again (below) reports what its parent found too.
-  if (process.env.TKC_VULKAN_REEXEC)
-    setup.notes.unshift(...(JSON.parse(process.env.TKC_VULKAN_REEXEC) as string[]));
+  const { setup, exitCode } = startVulkan(opts.deviceDir, (line) => console.log(line));
+  if (exitCode !== undefined) return exitCode;
   result.setup = setup;
-  if (!process.env.TKC_VULKAN_REEXEC) for (const n of setup.notes) console.log(`setup: ${n}`);
-  // The driver loads its own libraries by name from its folder: make sure the dynamic linker looks
-  // there (LD_LIBRARY_PATH is read at process start, so this takes a fresh process).
-  const driverDir = setup.icdLibrary?.includes("/") ? dirname(setup.icdLibrary) : undefined;
-  const searched = [...(process.env.LD_LIBRARY_PATH ?? "").split(":"), ...SYSTEM_LIB_DIRS];
-  if (driverDir && !searched.includes(driverDir) && !process.env.TKC_VULKAN_REEXEC) {
-    console.log(`setup: running again with ${driverDir} on LD_LIBRARY_PATH`);
-    const env = {
-      ...process.env,
-      LD_LIBRARY_PATH: [driverDir, process.env.LD_LIBRARY_PATH].filter(Boolean).join(":"),
-      TKC_VULKAN_REEXEC: JSON.stringify(setup.notes),
-    };
-    const child = spawnSync(process.execPath, process.argv.slice(1), { stdio: "inherit", env });
-    return child.status ?? 2;
-  }
   let rt: VulkanRuntime;
   try {
     rt = createVulkanRuntime();
@@ -240,15 +139,7 @@ async function run(opts: {
     errors.push(`no Vulkan device: ${(e as Error).message}`);
     console.error(`vulkan: ${errors.at(-1)}`);
     // What the container has of NVIDIA's user-space driver (Vulkan needs libGLX_nvidia and friends).
-    const libs = LIB_DIRS.flatMap((d) => {
-      try {
-        return readdirSync(d)
-          .filter((f) => /nvidia|libvulkan/i.test(f))
-          .map((f) => join(d, f));
-      } catch {
-        return [];
-      }
-    });
+    const libs = driverLibraries();
     setup.notes.push(`NVIDIA and Vulkan libraries present: ${libs.slice(0, 60).join(", ") || "none"}`);
     console.error(`vulkan: ${setup.notes.at(-1)}`);
     save();

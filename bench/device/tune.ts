@@ -1,0 +1,81 @@
+// Runs on the GPU machine: times every candidate schedule of bench/tune.ts (built here into
+// .device/kernels/tune.json) and writes $OUT/tune.json, which `npx tsx bench/tune.ts apply` turns
+// into stdlib/gpu/tuned.ts on the development machine. Inputs are constant bytes (timing only),
+// copied so that the copies together exceed the L2 cache and each launch reads from memory.
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
+import { kernelArgs, launchConfig } from "../../backends/gpu-common/kernel.ts";
+import type { TuneCandidate, TuneResult } from "../tune.ts";
+import { copyBandwidth, timeKernel } from "./bandwidth.ts";
+
+function main(): number {
+  const { values } = parseArgs({ options: { out: { type: "string", default: "bench/out" } } });
+  const here = new URL(".", import.meta.url).pathname;
+  const list = JSON.parse(readFileSync(join(here, "kernels/tune.json"), "utf8")) as TuneCandidate[];
+  const rt = createCudaRuntime();
+  const copy = copyBandwidth(rt);
+  console.log(
+    `device: ${rt.device.name}; copy bandwidth ${(copy / 1e9).toFixed(0)} GB/s; ${list.length} candidates`,
+  );
+  const results: TuneResult[] = [];
+  for (const c of list) {
+    let us = Infinity;
+    try {
+      const mod = rt.loadModule(c.artifact.image);
+      const fn = mod.getFunction(c.artifact.entry);
+      const total = Object.values(c.buffers).reduce((a, b) => a + b, 0);
+      const copies = Math.max(1, Math.min(16, Math.ceil((256 << 20) / total)));
+      const sets = Array.from({ length: copies }, () =>
+        Object.fromEntries(
+          Object.entries(c.buffers).map(([name, bytes]) => {
+            const p = rt.alloc(bytes);
+            rt.memset8(p, 0x22, bytes);
+            return [name, p];
+          }),
+        ),
+      );
+      const symbols = {};
+      const { grid, block } = launchConfig(c.artifact, symbols);
+      us = timeKernel(
+        rt,
+        fn,
+        sets.map((ptr) => kernelArgs(c.artifact, ptr, c.scalars, symbols)),
+        { grid, block },
+        { reps: 100, warmup: 10 },
+      );
+      for (const ptr of sets) for (const p of Object.values(ptr)) rt.free(p);
+      mod.unload();
+    } catch (e) {
+      console.log(`  failed: ${(e as Error).message.split("\n")[0]}`);
+    }
+    const fraction = c.bytes / (us * 1e-6) / copy;
+    results.push({ family: c.family, params: c.params, shape: c.shape, us, fractionOfCopy: fraction });
+    console.log(
+      `${c.family.padEnd(9)} ${c.shape.padEnd(11)} ${JSON.stringify(c.params).padEnd(48)} ${us.toFixed(2).padStart(8)} us ${(100 * fraction).toFixed(1).padStart(5)}% of copy (${c.artifact.registers} regs)`,
+    );
+  }
+  writeFileSync(
+    join(values.out!, "tune.json"),
+    JSON.stringify(
+      {
+        command: "npx tsx bench/tune.ts build .device (here); bash bench/device/run.sh tune (GPU machine)",
+        device: rt.device.name,
+        copyBandwidthGBs: copy / 1e9,
+        results,
+      },
+      null,
+      1,
+    ),
+  );
+  rt.dispose();
+  return results.some((r) => !Number.isFinite(r.us)) ? 1 : 0;
+}
+
+try {
+  process.exit(main());
+} catch (e) {
+  console.error(`tune: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  process.exit(2);
+}

@@ -1,0 +1,202 @@
+// bench/tune: searches schedule parameters on the GPU and stores the best as data
+// (stdlib/gpu/tuned.ts), per target and kernel family.
+//
+//   npx tsx bench/tune.ts build [.device]        here: every candidate schedule of every family,
+//                                                compiled for sm_90 -> .device/kernels/tune.json
+//   bash bench/device/run.sh tune                 there: times each candidate -> $OUT/tune.json
+//   npx tsx bench/tune.ts apply <tune.json>       here: the fastest candidate of each family (least
+//                                                total time over the family's shapes) is written
+//                                                to stdlib/gpu/tuned.ts; the timings are kept in
+//                                                bench/results/tune-<gpu>.json
+//
+// Families and their candidates:
+//   gemv      one row per thread (q4Gemv stands for its fused variants), rows per block x lanes
+//   gemvRows  four rows per thread (q4GemvRows4 stands for its fused variants), likewise
+//   rowReduce rmsNorm's threads per row
+// Shapes are Llama-2-7B's decode shapes (bench/device/build-bench.ts GEMV_SHAPES; RMSNorm of 4096).
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import * as S from "../stdlib/index.ts";
+import { q4GemvSchedule, type GemvSchedule } from "../stdlib/gpu/gemv.ts";
+import { rowReduction } from "../stdlib/gpu/schedules.ts";
+import { TUNED, type TunedEntry } from "../stdlib/gpu/tuned.ts";
+import { scheduledFunc } from "../llama/device/prepare.ts";
+import { lowerToDevice } from "../lower/passes/pipeline.ts";
+import { TARGETS } from "../lower/passes/target.ts";
+import { buildArtifact } from "../backends/llvm/artifact.ts";
+import type { KernelArtifact } from "../backends/gpu-common/kernel.ts";
+import type { OpSpec } from "../llama/device/types.ts";
+
+/** One candidate at one shape, as the device runner (bench/device/tune.ts) takes it. */
+export interface TuneCandidate {
+  readonly family: string;
+  readonly params: Readonly<Record<string, number | boolean>>;
+  readonly shape: string;
+  /** Bytes of each buffer argument (allocated and filled with a constant byte there). */
+  readonly buffers: Readonly<Record<string, number>>;
+  readonly scalars: Readonly<Record<string, number>>;
+  /** Bytes the kernel must move at least (for the bandwidth column). */
+  readonly bytes: number;
+  readonly artifact: KernelArtifact;
+}
+
+export interface TuneResult {
+  readonly family: string;
+  readonly params: Readonly<Record<string, number | boolean>>;
+  readonly shape: string;
+  readonly us: number;
+  readonly fractionOfCopy: number;
+}
+
+const GEMV_SHAPES: readonly [number, number][] = [
+  [4096, 4096],
+  [12288, 4096],
+  [22016, 4096],
+  [4096, 11008],
+  [32000, 4096],
+];
+
+const ARCH = "sm_90";
+
+function gemvGrid(): GemvSchedule[] {
+  const out: GemvSchedule[] = [];
+  for (const rows of [1, 2, 4])
+    for (const lanes of [16, 32])
+      for (const unrollGroups of [true, false]) out.push({ rows, lanes, unrollGroups });
+  return out;
+}
+
+function compile(spec: OpSpec): KernelArtifact {
+  const { llvm: _ir, ...artifact } = buildArtifact(
+    lowerToDevice(scheduledFunc(spec, ARCH), TARGETS[ARCH]!),
+    { kind: "nvptx", arch: ARCH },
+    { resources: true },
+  );
+  return artifact;
+}
+
+function candidates(): TuneCandidate[] {
+  const out: TuneCandidate[] = [];
+  for (const [family, kernel, rowLoop] of [
+    ["gemv", S.q4Gemv, "n"],
+    ["gemvRows", S.q4GemvRows4, "n4"],
+  ] as const)
+    for (const p of gemvGrid())
+      for (const [n, k] of GEMV_SHAPES) {
+        const spec: OpSpec = {
+          key: `tune_${family}_${n}x${k}_r${p.rows}l${p.lanes}${p.unrollGroups ? "u" : ""}`,
+          kernel,
+          specialize: { n, k, kw: k / 8, kg: k / 32 },
+          schedule: q4GemvSchedule(rowLoop, p),
+        };
+        const buffers = { x: k * 2, packed: (n * k) / 2, scales: (n * k) / 16, y: n * 2 };
+        out.push({
+          family,
+          params: { ...p },
+          shape: `${n}x${k}`,
+          buffers,
+          scalars: {},
+          bytes: Object.values(buffers).reduce((a, b) => a + b, 0),
+          artifact: compile(spec),
+        });
+      }
+  for (const threads of [128, 256, 512, 1024]) {
+    const d = 4096;
+    const spec: OpSpec = {
+      key: `tune_rowReduce_${d}_t${threads}`,
+      kernel: S.rmsNorm,
+      specialize: { m: 1, d },
+      schedule: rowReduction("m", "i", "i_1", threads),
+    };
+    const buffers = { x: d * 2, w: d * 2, y: d * 2 };
+    out.push({
+      family: "rowReduce",
+      params: { threads },
+      shape: `1x${d}`,
+      buffers,
+      scalars: { eps: 1e-5 },
+      bytes: Object.values(buffers).reduce((a, b) => a + b, 0),
+      artifact: compile(spec),
+    });
+  }
+  return out;
+}
+
+/** The fastest parameters of each family: least total time over its shapes. */
+export function bestPerFamily(
+  results: readonly TuneResult[],
+): Map<string, { params: TuneResult["params"]; us: number }> {
+  const totals = new Map<string, { params: TuneResult["params"]; us: number; shapes: number }>();
+  const shapes = new Map<string, Set<string>>();
+  for (const r of results) {
+    shapes.set(r.family, (shapes.get(r.family) ?? new Set()).add(r.shape));
+    const key = `${r.family} ${JSON.stringify(r.params)}`;
+    const t = totals.get(key) ?? { params: r.params, us: 0, shapes: 0 };
+    // A failed timing is written as null (JSON has no Infinity).
+    t.us += typeof r.us === "number" ? r.us : Infinity;
+    t.shapes++;
+    totals.set(key, t);
+  }
+  const best = new Map<string, { params: TuneResult["params"]; us: number }>();
+  for (const [key, t] of totals) {
+    const family = key.split(" ")[0]!;
+    // A candidate that failed at some shape is not a candidate.
+    if (t.shapes !== shapes.get(family)!.size || !Number.isFinite(t.us)) continue;
+    const b = best.get(family);
+    if (!b || t.us < b.us) best.set(family, { params: t.params, us: t.us });
+  }
+  return best;
+}
+
+function renderTuned(table: Record<string, Record<string, TunedEntry>>): string {
+  const src = readFileSync(new URL("../stdlib/gpu/tuned.ts", import.meta.url), "utf8");
+  const start = src.indexOf("export const TUNED");
+  const end = src.indexOf("\n\n", start);
+  const body = `export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>>> = ${JSON.stringify(table, null, 2)};`;
+  return src.slice(0, start) + body + src.slice(end);
+}
+
+function main(): void {
+  const [cmd, arg] = process.argv.slice(2);
+  if (cmd === "build") {
+    const dir = resolve(arg ?? ".device", "kernels");
+    mkdirSync(dir, { recursive: true });
+    const list = candidates();
+    writeFileSync(join(dir, "tune.json"), JSON.stringify(list));
+    console.log(`tune: ${list.length} candidates -> ${join(dir, "tune.json")}`);
+    return;
+  }
+  if (cmd === "apply" && arg) {
+    const run = JSON.parse(readFileSync(arg, "utf8")) as {
+      device: string;
+      copyBandwidthGBs: number;
+      results: TuneResult[];
+    };
+    const best = bestPerFamily(run.results);
+    const table: Record<string, Record<string, TunedEntry>> = JSON.parse(JSON.stringify(TUNED));
+    table[ARCH] ??= {};
+    const date = new Date().toISOString().slice(0, 10);
+    for (const [family, b] of best) {
+      table[ARCH]![family] = {
+        params: b.params,
+        device: run.device,
+        measured: `${date}: least total time over ${family === "rowReduce" ? "RMSNorm of 4096" : "the 7B GEMV shapes"}, ${b.us.toFixed(1)} us (bench/tune.ts)`,
+      };
+      console.log(`${family}: ${JSON.stringify(b.params)} (${b.us.toFixed(1)} us over its shapes)`);
+    }
+    writeFileSync(new URL("../stdlib/gpu/tuned.ts", import.meta.url), renderTuned(table));
+    const gpu = run.device.toLowerCase().includes("h200")
+      ? "h200"
+      : run.device.toLowerCase().includes("h100")
+        ? "h100"
+        : "gpu";
+    const out = new URL(`./results/tune-${gpu}.json`, import.meta.url);
+    writeFileSync(out, JSON.stringify({ ...run, best: Object.fromEntries(best) }, null, 1));
+    console.log(`tune: stdlib/gpu/tuned.ts updated; timings in ${out.pathname}`);
+    return;
+  }
+  console.error("usage: npx tsx bench/tune.ts build [deviceDir] | apply <tune.json from the GPU machine>");
+  process.exit(2);
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === resolve(new URL(import.meta.url).pathname)) main();
