@@ -2,7 +2,7 @@
 // (stdlib/gpu/tuned.ts), per target and kernel family.
 //
 //   npx tsx bench/tune.ts build [.device]        here: every candidate schedule of every family,
-//                                                compiled for sm_90 -> .device/kernels/tune.json
+//                                                compiled for sm_90 -> .device/kernels/tune.json.gz
 //   bash bench/device/run.sh tune                 there: times each candidate -> $OUT/tune.json
 //   npx tsx bench/tune.ts apply <tune.json>       here: the fastest candidate of each family (least
 //                                                total time over the family's shapes) is written
@@ -15,6 +15,8 @@
 //   rowReduce rmsNorm's threads per row
 // Shapes are Llama-2-7B's decode shapes (bench/device/build-bench.ts GEMV_SHAPES; RMSNorm of 4096).
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
 import * as S from "../stdlib/index.ts";
 import { q4GemvSchedule, type GemvSchedule } from "../stdlib/gpu/gemv.ts";
@@ -162,8 +164,9 @@ function main(): void {
     const dir = resolve(arg ?? ".device", "kernels");
     mkdirSync(dir, { recursive: true });
     const list = candidates();
-    writeFileSync(join(dir, "tune.json"), JSON.stringify(list));
-    console.log(`tune: ${list.length} candidates -> ${join(dir, "tune.json")}`);
+    // Gzipped: the unrolled PTX of 124 candidates is 11 MB of text, and .device travels.
+    writeFileSync(join(dir, "tune.json.gz"), gzipSync(JSON.stringify(list)));
+    console.log(`tune: ${list.length} candidates -> ${join(dir, "tune.json.gz")}`);
     return;
   }
   if (cmd === "apply" && arg) {
@@ -184,7 +187,10 @@ function main(): void {
       };
       console.log(`${family}: ${JSON.stringify(b.params)} (${b.us.toFixed(1)} us over its shapes)`);
     }
-    writeFileSync(new URL("../stdlib/gpu/tuned.ts", import.meta.url), renderTuned(table));
+    const tunedFile = new URL("../stdlib/gpu/tuned.ts", import.meta.url);
+    writeFileSync(tunedFile, renderTuned(table));
+    // The repository's formatting (CI checks it).
+    spawnSync("npx", ["prettier", "--write", tunedFile.pathname], { stdio: "ignore" });
     const gpu = run.device.toLowerCase().includes("h200")
       ? "h200"
       : run.device.toLowerCase().includes("h100")

@@ -7,7 +7,8 @@
  *
  * - attentionDecodeChunks: for each head and chunk, the chunk's scores (q . k / sqrt(D), f32),
  *   their max m, sum l of exp(score - m), and acc[i] = sum over the chunk of exp(score - m) v[i].
- *   A chunk past len writes m = -inf, l = 0, acc = 0. Within a chunk every loop has the constant
+ *   A chunk past len writes m = -inf, l = 0, acc = 0 and reads nothing (its block leaves at once:
+ *   the grid covers the whole cache, len only the start of it). Within a chunk every loop has the constant
  *   extent DECODE_CHUNK (a GPU schedule unrolls it, so all its loads are in flight at once):
  *   positions past len read position len - 1 (always written) and weigh it by exactly 0.
  * - attentionDecodeCombine: out[h][i] = sum_c e^(m_c - M) acc_c[i] / sum_c e^(m_c - M) l_c with
@@ -71,27 +72,33 @@ export const attentionDecodeChunks = kernel(function attentionDecodeChunks(
       const s = shared("f32", [DECODE_CHUNK]);
       const kvh = idiv(h, group);
       const start = c * DECODE_CHUNK;
-      for (let t = 0; t < DECODE_CHUNK; t++) {
-        const pos = min(start + t, len - 1);
-        let dot = f32(0);
-        for (let i = 0; i < d; i++) dot += f32(q[h][i]) * f32(kCache[pos][kvh][i]);
-        s[t] = select(start + t < len, dot * scale, f32(-Infinity));
-      }
-      let m = f32(-Infinity);
-      for (let t = 0; t < DECODE_CHUNK; t++) m = max(m, s[t]);
-      let sum = f32(0);
-      for (let t = 0; t < DECODE_CHUNK; t++) {
-        // An empty chunk has m = -inf: its weights are 0, not exp(-inf + inf).
-        const e = select(start + t < len, exp(s[t] - m), f32(0));
-        s[t] = e;
-        sum += e;
-      }
-      partMax[h][c] = m;
-      partSum[h][c] = sum;
-      for (let i = 0; i < d; i++) {
-        let acc = f32(0);
-        for (let t = 0; t < DECODE_CHUNK; t++) acc += s[t] * f32(vCache[min(start + t, len - 1)][kvh][i]);
-        partAcc[h][c][i] = acc;
+      if (start < len) {
+        for (let t = 0; t < DECODE_CHUNK; t++) {
+          const pos = min(start + t, len - 1);
+          let dot = f32(0);
+          for (let i = 0; i < d; i++) dot += f32(q[h][i]) * f32(kCache[pos][kvh][i]);
+          s[t] = select(start + t < len, dot * scale, f32(-Infinity));
+        }
+        let m = f32(-Infinity);
+        for (let t = 0; t < DECODE_CHUNK; t++) m = max(m, s[t]);
+        let sum = f32(0);
+        for (let t = 0; t < DECODE_CHUNK; t++) {
+          const e = select(start + t < len, exp(s[t] - m), f32(0));
+          s[t] = e;
+          sum += e;
+        }
+        partMax[h][c] = m;
+        partSum[h][c] = sum;
+        for (let i = 0; i < d; i++) {
+          let acc = f32(0);
+          for (let t = 0; t < DECODE_CHUNK; t++) acc += s[t] * f32(vCache[min(start + t, len - 1)][kvh][i]);
+          partAcc[h][c][i] = acc;
+        }
+      } else {
+        // A chunk past len (the same for the whole block): weight 0 in the combination.
+        partMax[h][c] = f32(-Infinity);
+        partSum[h][c] = f32(0);
+        for (let i = 0; i < d; i++) partAcc[h][c][i] = f32(0);
       }
     }
   }

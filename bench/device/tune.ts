@@ -1,9 +1,10 @@
 // Runs on the GPU machine: times every candidate schedule of bench/tune.ts (built here into
-// .device/kernels/tune.json) and writes $OUT/tune.json, which `npx tsx bench/tune.ts apply` turns
+// .device/kernels/tune.json.gz) and writes $OUT/tune.json, which `npx tsx bench/tune.ts apply` turns
 // into stdlib/gpu/tuned.ts on the development machine. Inputs are constant bytes (timing only),
 // copied so that the copies together exceed the L2 cache and each launch reads from memory.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { gunzipSync } from "node:zlib";
 import { parseArgs } from "node:util";
 import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
 import { kernelArgs, launchConfig } from "../../backends/gpu-common/kernel.ts";
@@ -13,7 +14,9 @@ import { copyBandwidth, timeKernel } from "./bandwidth.ts";
 function main(): number {
   const { values } = parseArgs({ options: { out: { type: "string", default: "bench/out" } } });
   const here = new URL(".", import.meta.url).pathname;
-  const list = JSON.parse(readFileSync(join(here, "kernels/tune.json"), "utf8")) as TuneCandidate[];
+  const list = JSON.parse(
+    gunzipSync(readFileSync(join(here, "kernels/tune.json.gz"))).toString("utf8"),
+  ) as TuneCandidate[];
   const rt = createCudaRuntime();
   const copy = copyBandwidth(rt);
   console.log(

@@ -81,5 +81,8 @@ export function q4GemvRmsSchedule(rowLoop: string, p?: GemvSchedule) {
     const [outer, lane] = s.split("j", [null, params.lanes]);
     s.reorder(lane!, outer!, { reassociate: true });
     s.bind(lane!, "threadIdx.x");
+    // The sum of squares' loads in flight at once: serially, each waits out a cache latency
+    // (measured 8 us of a 23 us QKV GEMV on an H100 before).
+    s.unroll(outer!);
   };
 }

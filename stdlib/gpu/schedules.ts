@@ -8,6 +8,7 @@
  * README's performance section).
  */
 import type { Schedule } from "../../lower/schedule/schedule.ts";
+import { loopPath } from "../../lower/schedule/state.ts";
 import { q4GemvRmsSchedule, q4GemvSchedule } from "./gemv.ts";
 import { tunedParams } from "./tuned.ts";
 import { f16GemmSchedule, q4GemmSchedule } from "./gemm.ts";
@@ -26,15 +27,24 @@ const threadsFor = (target: string) => ROW_THREADS[target] ?? 128;
 const rowReduceThreads = (target: string) =>
   tunedParams<{ threads: number }>(target, "rowReduce")?.threads ?? threadsFor(target);
 
+/** Whether a loop has a constant trip count of at most 64 (worth unrolling). */
+function constantExtent(s: Schedule, name: string): boolean {
+  const { extent } = loopPath(s.func, name, "rowReduction").loop;
+  return extent.kind === "const" && extent.value <= 64;
+}
+
 /** Rows to blocks; the row's reduction loop split across threads; its output loop too. */
 export function rowReduction(row: string, reduce: string, out: string, threads?: number) {
   return (s: Schedule, target: string) => {
     const t = threads ?? rowReduceThreads(target);
     s.bind(row, "blockIdx.x");
-    const [kt] = s.split(reduce, [t, null]);
+    const [kt, kSerial] = s.split(reduce, [t, null]);
     s.bind(kt!, "threadIdx.x");
-    const [, ot] = s.split(out, [null, t]);
+    const [oSerial, ot] = s.split(out, [null, t]);
     s.bind(ot!, "threadIdx.x");
+    // Each thread's few loads in flight at once, not one latency after another.
+    if (constantExtent(s, kSerial!)) s.unroll(kSerial!);
+    if (constantExtent(s, oSerial!)) s.unroll(oSerial!);
   };
 }
 
@@ -73,6 +83,7 @@ function attentionChunksSchedule(s: Schedule): void {
   s.bind("t_2", "threadIdx.x");
   s.bind("i_1", "threadIdx.x");
   s.unroll("t_3");
+  s.bind("i_2", "threadIdx.x"); // an empty chunk's zeros
 }
 
 /** The combination of the chunks: a block per head, a thread per channel, the chunks unrolled. */

@@ -16,7 +16,35 @@ export interface TunedEntry {
   readonly measured: string;
 }
 
-export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>>> = {};
+export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>>> = {
+  sm_90: {
+    gemv: {
+      params: {
+        rows: 2,
+        lanes: 32,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least total time over the 7B GEMV shapes, 108.8 us (bench/tune.ts)",
+    },
+    gemvRows: {
+      params: {
+        rows: 1,
+        lanes: 32,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least total time over the 7B GEMV shapes, 93.7 us (bench/tune.ts)",
+    },
+    rowReduce: {
+      params: {
+        threads: 1024,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least total time over RMSNorm of 4096, 2.3 us (bench/tune.ts)",
+    },
+  },
+};
 
 /** A family's tuned parameters for a target, if the tuner has stored some. */
 export function tunedParams<P>(target: string, family: string): P | undefined {

@@ -19,7 +19,8 @@ import { cachedLibrary, libraryHash } from "../../llama/device/cache.ts";
 import { readLibrary } from "../../llama/device/library.ts";
 import { specializedFunc } from "../../llama/device/prepare.ts";
 import { allOps, llamaOps } from "../../llama/ops.ts";
-import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
+import { GPU_SCHEDULES, ROW_THREADS } from "../../stdlib/gpu/schedules.ts";
+import { tunedParams } from "../../stdlib/gpu/tuned.ts";
 import { loadModel, modelSpec, resolveModelConfig } from "../../cli/load-model.ts";
 import { buildFakeLibcuda } from "../backends/cuda/fake/build.ts";
 import { llama2cCheckpointBytes } from "../llama/helpers/llama2c-writer.ts";
@@ -157,7 +158,9 @@ describe.skipIf(llvmMissing !== "")(`tkc compile for GPUs${skipped(llvmMissing)}
       "buffer y: f16",
       "scalar eps: f32",
     ]);
-    expect(rms.launchText).toEqual({ grid: ["1", "1", "1"], block: ["256", "1", "1"] });
+    // One block per row, of the row-reduction threads tuned for sm_90 (or the default).
+    const threads = tunedParams<{ threads: number }>("sm_90", "rowReduce")?.threads ?? ROW_THREADS.sm_90!;
+    expect(rms.launchText).toEqual({ grid: ["1", "1", "1"], block: [String(threads), "1", "1"] });
     expect(rms.sharedBytes).toBeGreaterThan(0); // the cross-warp partial sums
 
     // What a GPU machine loads: the same kernels, PTX text intact.
