@@ -6,7 +6,8 @@
 //   bash bench/device/run.sh tune                 there: times each candidate -> $OUT/tune.json
 //   npx tsx bench/tune.ts apply <tune.json>       here: the fastest candidate of each family (least
 //                                                total time over the family's shapes) is written
-//                                                to stdlib/gpu/tuned.ts; the timings are kept in
+//                                                to stdlib/gpu/tuned.ts, and the fastest at each
+//                                                GEMV shape as "family:NxK"; the timings are kept in
 //                                                bench/results/tune-<gpu>.json
 //
 // Families and their candidates:
@@ -60,11 +61,14 @@ const GEMV_SHAPES: readonly [number, number][] = [
 
 const ARCH = "sm_90";
 
-function gemvGrid(): GemvSchedule[] {
+function gemvGrid(family: "gemv" | "gemvRows"): GemvSchedule[] {
   const out: GemvSchedule[] = [];
-  for (const rows of [1, 2, 4])
-    for (const lanes of [16, 32])
-      for (const unrollGroups of [true, false]) out.push({ rows, lanes, unrollGroups });
+  // Measured on an H100 (bench/results/tune-h100.json): 16 lanes always lost, so the grid now
+  // spends its candidates on several warps per row instead.
+  for (const rows of family === "gemv" ? [1, 2, 4] : [1, 2])
+    for (const lanes of [32, 64, 128])
+      for (const unrollGroups of [true, false])
+        if (rows * lanes <= 512) out.push({ rows, lanes, unrollGroups });
   return out;
 }
 
@@ -83,7 +87,7 @@ function candidates(): TuneCandidate[] {
     ["gemv", S.q4Gemv, "n"],
     ["gemvRows", S.q4GemvRows4, "n4"],
   ] as const)
-    for (const p of gemvGrid())
+    for (const p of gemvGrid(family))
       for (const [n, k] of GEMV_SHAPES) {
         const spec: OpSpec = {
           key: `tune_${family}_${n}x${k}_r${p.rows}l${p.lanes}${p.unrollGroups ? "u" : ""}`,
@@ -122,6 +126,20 @@ function candidates(): TuneCandidate[] {
     });
   }
   return out;
+}
+
+/** The fastest parameters of each family at each of its shapes, keyed "family:NxK" (GEMVs only). */
+export function bestPerShape(
+  results: readonly TuneResult[],
+): Map<string, { params: TuneResult["params"]; us: number }> {
+  const best = new Map<string, { params: TuneResult["params"]; us: number }>();
+  for (const r of results) {
+    if (r.family === "rowReduce" || typeof r.us !== "number" || !Number.isFinite(r.us)) continue;
+    const key = `${r.family}:${r.shape}`;
+    const b = best.get(key);
+    if (!b || r.us < b.us) best.set(key, { params: r.params, us: r.us });
+  }
+  return best;
 }
 
 /** The fastest parameters of each family: least total time over its shapes. */
@@ -179,6 +197,14 @@ function main(): void {
     const table: Record<string, Record<string, TunedEntry>> = JSON.parse(JSON.stringify(TUNED));
     table[ARCH] ??= {};
     const date = new Date().toISOString().slice(0, 10);
+    for (const [shape, b] of bestPerShape(run.results)) {
+      table[ARCH]![shape] = {
+        params: b.params,
+        device: run.device,
+        measured: `${date}: least time at this shape, ${b.us.toFixed(1)} us (bench/tune.ts)`,
+      };
+      console.log(`${shape}: ${JSON.stringify(b.params)} (${b.us.toFixed(1)} us)`);
+    }
     for (const [family, b] of best) {
       table[ARCH]![family] = {
         params: b.params,

@@ -78,14 +78,14 @@ export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: Schedu
   if (format === "q4f16_1") {
     Object.assign(decode, {
       embed: op("embed1", S.q4Embedding, { t: 1, vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
-      // Four rows per thread (q4_gemv_rows*.ts) where K = dim: x is converted once for four rows,
-      // measured 10-20% faster than one row per thread at these shapes on an H100
-      // (bench/results/gemv-*.json); at K = 11008 (down) they measured the same, and the one-row
-      // kernel holds fewer registers. RMSNorm is folded into the QKV GEMV.
+      // Four rows per thread (q4_gemv_rows*.ts): x is loaded and converted once for four rows,
+      // which relieves the L1 traffic that bounds the one-row kernels (Nsight Compute: 85% L1
+      // throughput at 4096 x 11008 on an H100), measured 10-20% faster (bench/results/gemv-*.json);
+      // each shape's threads per row are tuned (stdlib/gpu/tuned.ts). RMSNorm is folded into QKV.
       qkv: op("qkv1", S.q4GemvRows4Rms, q4(dim, dim + 2 * kvd)),
       oRes: op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
       gateUp: op("gateup1", S.q4GateUpSiluRows2, { ...withN2(q4(dim, 2 * hidden)), i: hidden }),
-      downRes: op("downres1", S.q4GemvResidual, q4(hidden, dim)),
+      downRes: op("downres1", S.q4GemvResidualRows4, q4(hidden, dim)),
       lmHead: op("lmhead1", S.q4GemvF32, q4(dim, c.vocabSize)),
     });
     Object.assign(prefill, {

@@ -12,7 +12,10 @@ import { tunedParams } from "./tuned.ts";
 export interface GemvSchedule {
   /** Output rows per block (threadIdx.y). */
   readonly rows: number;
-  /** Threads sharing one row's reduction (threadIdx.x); a power of two up to the warp size. */
+  /**
+   * Threads sharing one row's reduction (threadIdx.x), a power of two; beyond the warp size the
+   * warps' partial sums meet in shared memory (more warps per row: better for long K, few rows).
+   */
   readonly lanes: number;
   /** Unroll each thread's loop over its groups, so all its weight loads are in flight at once. */
   readonly unrollGroups?: boolean;
@@ -44,11 +47,29 @@ export const GEMV_ROWS_SCHEDULES: Readonly<Record<string, GemvSchedule>> = {
   cpu: { rows: 2, lanes: 4 },
 };
 
-/** The GEMV family's parameters for a target: tuned (tuned.ts) over the defaults. */
-export function gemvParams(target: string, family: "gemv" | "gemvRows"): GemvSchedule {
+/**
+ * The GEMV family's parameters for a target and, when known, a weight shape "NxK": tuned for that
+ * shape, else tuned for the family (tuned.ts), else the defaults.
+ */
+export function gemvParams(target: string, family: "gemv" | "gemvRows", shape?: string): GemvSchedule {
   const table = family === "gemv" ? GEMV_SCHEDULES : GEMV_ROWS_SCHEDULES;
-  return tunedParams<GemvSchedule>(target, family) ?? table[target] ?? table.sm_90!;
+  return (
+    (shape ? tunedParams<GemvSchedule>(target, `${family}:${shape}`) : undefined) ??
+    tunedParams<GemvSchedule>(target, family) ??
+    table[target] ??
+    table.sm_90!
+  );
 }
+
+/** The weight's shape "NxK" of a specialized GEMV (its `packed` parameter is [N, K / 8]). */
+function weightShape(s: Schedule): string | undefined {
+  const packed = s.func.params.find((p) => p.kind === "buffer" && p.buffer.name === "packed");
+  if (packed?.kind !== "buffer") return undefined;
+  const [n, kw] = packed.buffer.shape;
+  return n?.kind === "const" && kw?.kind === "const" ? `${n.value}x${kw.value * 8}` : undefined;
+}
+
+const familyOf = (rowLoop: string) => (rowLoop === "n" || rowLoop === "i" ? "gemv" : "gemvRows");
 
 /**
  * The GEMV schedule over output loop `rowLoop` (one row per iteration: family "gemv"; several:
@@ -56,8 +77,7 @@ export function gemvParams(target: string, family: "gemv" | "gemvRows"): GemvSch
  */
 export function q4GemvSchedule(rowLoop = "n", p?: GemvSchedule, codeLoop = "r") {
   return (s: Schedule, target: string): void => {
-    const { rows, lanes, unrollGroups } =
-      p ?? gemvParams(target, rowLoop === "n" || rowLoop === "i" ? "gemv" : "gemvRows");
+    const { rows, lanes, unrollGroups } = p ?? gemvParams(target, familyOf(rowLoop), weightShape(s));
     const [rowBlock, rowThread] = s.split(rowLoop, [null, rows]);
     const [groupOuter, groupLane] = s.split("g", [null, lanes]);
     s.reorder(groupLane!, groupOuter!, { reassociate: true });
@@ -76,7 +96,7 @@ export function q4GemvSchedule(rowLoop = "n", p?: GemvSchedule, codeLoop = "r") 
  */
 export function q4GemvRmsSchedule(rowLoop: string, p?: GemvSchedule) {
   return (s: Schedule, target: string): void => {
-    const params = p ?? gemvParams(target, rowLoop === "n" || rowLoop === "i" ? "gemv" : "gemvRows");
+    const params = p ?? gemvParams(target, familyOf(rowLoop), weightShape(s));
     q4GemvSchedule(rowLoop, params, "r8")(s, target);
     const [outer, lane] = s.split("j", [null, params.lanes]);
     s.reorder(lane!, outer!, { reassociate: true });
