@@ -7,14 +7,16 @@
 #   kernels/gemm.json           the 7B prefill GEMMs (bench/device/build-gemm.ts)
 #   kernels/checks.json, kernels/vulkan-checks-sg32.json
 #                               every kernel as PTX and as SPIR-V (bench/device/build-checks.ts)
-#   kernels/tune.json           bench/tune.ts's candidate schedules
+#   kernels/tune.json.gz        bench/tune.ts's candidate schedules
+#   kernels/vulkan-bench-sg32.json.gz
+#                               the Vulkan GEMV benchmark's SPIR-V (bench/device/build-vulkan-bench.ts)
 #   <runner>.mjs                each runner in bench/device bundled by esbuild (koffi external)
 # Idempotent: each step is skipped when its output is newer than its inputs.
 # Then, on the GPU machine: bash bench/device/run.sh selftest   (carry .device)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEV=.device
-RUNNERS=(selftest checks gemv decode vulkan gemm tune)
+RUNNERS=(selftest checks gemv decode vulkan gemm tune vulkan-checks vulkan-bench)
 mkdir -p "$DEV"
 
 # 1. Node itself.
@@ -69,9 +71,16 @@ if [ ! -s "$MMOUT" ] || [ -n "$(find stdlib lower backends bench/device/build-ge
 fi
 
 # 3c''. bench/tune.ts's candidate schedules (GEMV families, RMSNorm threads), for bench/device/tune.ts.
-TOUT=$DEV/kernels/tune.json
+TOUT=$DEV/kernels/tune.json.gz
 if [ ! -s "$TOUT" ] || [ -n "$(find stdlib lower backends bench/tune.ts -name '*.ts' -newer "$TOUT" -print -quit)" ]; then
   npx tsx bench/tune.ts build "$DEV"
+fi
+
+# 3c'''. The Vulkan GEMV benchmark (q4 GEMV schedules, streaming kernels) as SPIR-V for subgroup
+#        size 32, for bench/device/vulkan-bench.ts.
+VBOUT=$DEV/kernels/vulkan-bench-sg32.json.gz
+if [ ! -s "$VBOUT" ] || [ -n "$(find stdlib lower backends llama/device bench/device/build-vulkan-bench.ts bench/device/vulkan-bench-kernels.ts -name '*.ts' -newer "$VBOUT" -print -quit)" ]; then
+  npx tsx bench/device/build-vulkan-bench.ts "$DEV/kernels" --subgroup 32
 fi
 
 # 3d. The model libraries, stories15M in q4f16_1 and its expected CPU text.

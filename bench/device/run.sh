@@ -19,7 +19,7 @@ if [ ! -x /tmp/node ]; then
 fi
 
 # NVIDIA's Vulkan ICD loads through glvnd: unpack the carried packages (prepare.sh step 3g).
-if { [ "$RUNNER" = vulkan ] || [ "$RUNNER" = vulkan-checks ]; } && ls .device/gl/*.deb > /dev/null 2>&1; then
+if { [ "$RUNNER" = vulkan ] || [ "$RUNNER" = vulkan-checks ] || [ "$RUNNER" = vulkan-bench ]; } && ls .device/gl/*.deb > /dev/null 2>&1; then
   for f in .device/gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
 fi

@@ -1,0 +1,428 @@
+// Runs on the GPU machine: the q4f16_1 GEMVs on Vulkan (NVIDIA's driver), next to what a trivial
+// compute shader and vkCmdCopyBuffer reach there, to find out why the Vulkan GEMVs are many times
+// slower than the same kernels through CUDA (bench/device/gemv.ts is the CUDA twin).
+//
+//   bash bench/device/run.sh vulkan-bench [--reps N] [--repeats N] [--copies-mib N] [--only SUBSTRING]
+//                                         [--no-stats] [--no-internal]
+//
+// The kernels are .device/kernels/vulkan-bench-sg<N>.json.gz for the device's subgroup size N, built
+// here by bench/device/build-vulkan-bench.ts (prepare.sh builds 32); the loader and driver are found
+// as for the other Vulkan runners (vulkan-setup.ts). For each kernel:
+//  - once, on random inputs, its outputs against the CPU backend's (the reference IR);
+//  - --reps dispatches recorded once with a barrier between each (as the model runs them) and a
+//    timestamp after each, submitted --repeats times: us per dispatch (the median submission's GPU
+//    time over the dispatches), the median single dispatch, and bytes read + written per second;
+//    then the same dispatches without barriers (they may overlap: what the GPU could do with more
+//    work in flight). The weights have copies (up to --copies-mib in all, at most 16) taken in turn,
+//    so they come from DRAM and not the 50 MB L2; inputs are constant fills;
+//  - the SPIR-V opcode counts the builder recorded (loads by buffer and type, loops, ...).
+// Also vkCmdCopyBuffer device to device. Last, in a child process, the driver's statistics of each
+// pipeline (VK_KHR_pipeline_executable_properties: registers, spills...) when the driver has them
+// (vulkan-pipeline-stats.ts), and the driver's internal representations where it gives any (text
+// ones to $OUT/vulkan-bench-ir/, 256 KB at most each; --no-internal skips them).
+// Writes $OUT/vulkan-bench.json (after every kernel). Exit status: 0, 1 when a check fails, 2 without
+// a usable Vulkan device or kernels for its subgroup size.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { gunzipSync } from "node:zlib";
+import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
+import { compileCpu, type CpuKernel } from "../../backends/cpu/exec.ts";
+import { vulkanKernel, type DeviceTensor, type VulkanKernel } from "../../backends/vulkan/kernel.ts";
+import {
+  createVulkanRuntime,
+  type Command,
+  type GpuBuffer,
+  type VulkanRuntime,
+} from "../../backends/vulkan/runtime.ts";
+import { bytesOf } from "../../dsl/dtypes.ts";
+import type { NDArray } from "../../dsl/ndarray.ts";
+import { funcFromJson } from "../../lower/ir/serialize.ts";
+import type { VulkanBenchFile } from "./build-vulkan-bench.ts";
+import { pipelineStats, type PipelineStatsReport } from "./vulkan-pipeline-stats.ts";
+import { driverLibraries, startVulkan } from "./vulkan-setup.ts";
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+interface Timing {
+  /** The median submission's GPU time over its dispatches, in microseconds. */
+  usPerDispatch: number;
+  /** The median of that submission's single-dispatch times (timestamp to timestamp). */
+  medianDispatchUs: number;
+  minDispatchUs: number;
+}
+
+/** GPU time of `commands` recorded once with timestamps, submitted `repeats` times. */
+function timeCommands(rt: VulkanRuntime, commands: Command[], repeats: number): Timing {
+  const rec = rt.record(commands, { timestamps: true });
+  try {
+    const t = rt.time(rec, { repeats, warmup: 1 });
+    return {
+      usPerDispatch: t.medianGpuNs / commands.length / 1e3,
+      medianDispatchUs: median(t.dispatchNs) / 1e3,
+      minDispatchUs: Math.min(...t.dispatchNs) / 1e3,
+    };
+  } finally {
+    rt.freeRecording(rec);
+  }
+}
+
+/** A device buffer of `bytes` (at least 16, a multiple of 4) filled with `fill`. */
+function filled(rt: VulkanRuntime, bytes: number, fill: number): GpuBuffer {
+  const size = Math.max(16, Math.ceil(bytes / 4) * 4);
+  const b = rt.buffer(size);
+  rt.upload(b, Buffer.alloc(size, fill));
+  return b;
+}
+
+/** Loads the kernels file for a subgroup size (gzip or plain JSON). */
+function loadBenchFile(file: string): VulkanBenchFile {
+  const raw = readFileSync(file);
+  const text = file.endsWith(".gz") ? gunzipSync(raw).toString("utf8") : raw.toString("utf8");
+  const f = JSON.parse(text) as VulkanBenchFile;
+  if (f.format !== "tkc-vulkan-bench") throw new Error(`${file} is not a tkc Vulkan benchmark file`);
+  return f;
+}
+
+function main(): number {
+  const { values } = parseArgs({
+    options: {
+      out: { type: "string", default: "bench/out" },
+      "device-dir": { type: "string" },
+      kernels: { type: "string" },
+      reps: { type: "string", default: "100" },
+      repeats: { type: "string", default: "5" },
+      "copies-mib": { type: "string", default: "256" },
+      seed: { type: "string", default: "7" },
+      only: { type: "string" },
+      "no-stats": { type: "boolean", default: false },
+      "no-internal": { type: "boolean", default: false },
+      // Internal: the child process that collects the driver's pipeline statistics into this file.
+      "pipeline-stats": { type: "string" },
+    },
+  });
+  // The bundle lives in .device/; run from source, the folder is the repository's .device.
+  const here = dirname(fileURLToPath(import.meta.url));
+  const deviceDir = resolve(
+    values["device-dir"] ?? (existsSync(join(here, "kernels")) ? here : join(here, "../../.device")),
+  );
+  const out = values.out!;
+  mkdirSync(out, { recursive: true });
+  const reps = Number(values.reps);
+  const repeats = Number(values.repeats);
+  const copiesBytes = Number(values["copies-mib"]) * (1 << 20);
+  const seed = Number(values.seed);
+
+  if (values["pipeline-stats"] !== undefined) {
+    // The child (step 3): the kernels of --kernels through the extension, written to the given file.
+    // The parent's environment (loader, ICD, LD_LIBRARY_PATH) comes along.
+    const lib = loadBenchFile(resolve(values.kernels!));
+    const kernels = lib.entries.filter((e) => values.only === undefined || e.name.includes(values.only));
+    writeFileSync(
+      values["pipeline-stats"],
+      JSON.stringify(pipelineStats(kernels, { internal: !values["no-internal"] })),
+    );
+    return 0;
+  }
+
+  const { setup, exitCode } = startVulkan(deviceDir, (line) => console.log(line));
+  if (exitCode !== undefined) return exitCode;
+
+  const report: Record<string, unknown> = {
+    command: "bash bench/device/run.sh vulkan-bench",
+    device: null,
+    setup,
+    settings: { reps, repeats, copiesMiB: copiesBytes / (1 << 20), seed },
+    failed: 0,
+    results: [],
+  };
+  const save = () => writeFileSync(join(out, "vulkan-bench.json"), JSON.stringify(report, null, 1));
+  const fatal = (error: string) => {
+    console.error(`vulkan-bench: ${error}`);
+    report.error = error;
+    save();
+    return 2;
+  };
+  let rt: VulkanRuntime;
+  try {
+    rt = createVulkanRuntime();
+  } catch (e) {
+    setup.notes.push(
+      `NVIDIA and Vulkan libraries present: ${driverLibraries().slice(0, 60).join(", ") || "none"}`,
+    );
+    console.error(`vulkan-bench: ${setup.notes.at(-1)}`);
+    return fatal(`no Vulkan device: ${message(e)}`);
+  }
+  const info = rt.device;
+  const sg = info.subgroup.size;
+  report.device = info.name;
+  report.deviceInfo = {
+    type: info.type,
+    apiVersion: info.apiVersion,
+    subgroup: info.subgroup,
+    limits: info.limits,
+  };
+  console.log(
+    `device: ${info.name} (${info.type}, Vulkan ${info.apiVersion}, subgroup ${sg}); loader ${setup.loader}; ICD ${setup.icd ?? "(loader default)"}`,
+  );
+  const file = resolve(values.kernels ?? join(deviceDir, "kernels", `vulkan-bench-sg${sg}.json.gz`));
+  if (!existsSync(file)) {
+    rt.destroy();
+    return fatal(
+      `${file} is missing: this device's subgroup size is ${sg}; build it here with npx tsx bench/device/build-vulkan-bench.ts .device/kernels --subgroup ${sg}`,
+    );
+  }
+  const lib = loadBenchFile(file);
+  if (lib.subgroupSize !== sg) {
+    rt.destroy();
+    return fatal(`${file} was built for subgroup size ${lib.subgroupSize}, the device's is ${sg}`);
+  }
+  report.kernelsFile = file;
+  report.subgroupSize = sg;
+  report.small = lib.small;
+  const results: Record<string, unknown>[] = [];
+  report.results = results;
+  let failed = 0;
+  const line = (name: string, t: Timing, bytes: number, extra = "") =>
+    console.log(
+      `${name.padEnd(44)} ${t.usPerDispatch.toFixed(2).padStart(9)} us/dispatch ${(bytes / (t.usPerDispatch * 1e-6) / 1e9).toFixed(1).padStart(7)} GB/s  (median single ${t.medianDispatchUs.toFixed(2)} us)${extra}`,
+    );
+  console.log(
+    `${reps} dispatches a submission (barriers between), median of ${repeats}; GB/s = bytes read + written; * = the schedule the Vulkan model runs`,
+  );
+
+  try {
+    // 1. vkCmdCopyBuffer, device to device (bytes read + written).
+    if (values.only === undefined || "vkCmdCopyBuffer".includes(values.only)) {
+      const size = lib.copyBufferBytes;
+      const src = filled(rt, size, 0x3c);
+      const dst = filled(rt, size, 0);
+      try {
+        const copies = Array.from({ length: reps }, () => ({
+          copy: { src, srcOffset: 0, dst, dstOffset: 0, size },
+        }));
+        const t = timeCommands(rt, copies, repeats);
+        line(`vkCmdCopyBuffer ${size >> 20} MiB`, t, 2 * size);
+        results.push({
+          name: `vkCmdCopyBuffer ${size >> 20} MiB`,
+          kind: "copyBuffer",
+          bytes: 2 * size,
+          ...t,
+          gbps: (2 * size) / (t.usPerDispatch * 1e3),
+        });
+      } catch (e) {
+        console.error(`vkCmdCopyBuffer: ${message(e)}`);
+        results.push({ name: "vkCmdCopyBuffer", error: message(e) });
+      } finally {
+        rt.free(src);
+        rt.free(dst);
+      }
+      save();
+    }
+
+    // 2. The kernels. Buffers are kept while consecutive entries have the same tensors.
+    const refs = new Map<string, CpuKernel>();
+    const expected = new Map<
+      string,
+      { args: Record<string, NDArray | number>; want: Record<string, NDArray | number> }
+    >();
+    let held: { key: string; sets: Record<string, DeviceTensor>[]; buffers: GpuBuffer[] } | undefined;
+    const release = () => {
+      for (const b of held?.buffers ?? []) rt.free(b);
+      held = undefined;
+    };
+    for (const e of lib.entries) {
+      if (values.only !== undefined && !e.name.includes(values.only)) continue;
+      const result: Record<string, unknown> = {
+        name: e.name,
+        kernel: e.kernel,
+        kind: e.kind,
+        params: e.params,
+        model: e.model ?? false,
+        bytes: e.bytes,
+        localSize: e.artifact.localSize,
+        sharedBytes: e.artifact.sharedBytes,
+        spirv: e.spirv,
+      };
+      results.push(result);
+      let kernel: VulkanKernel;
+      try {
+        kernel = vulkanKernel(rt, e.artifact);
+      } catch (err) {
+        failed++;
+        result.error = `pipeline: ${message(err)}`;
+        console.log(`ERROR    ${e.name}: ${result.error}`);
+        save();
+        continue;
+      }
+      // Correctness, once, against the CPU backend.
+      let checkNote = "";
+      if (e.check) {
+        try {
+          const ref =
+            refs.get(e.check.reference) ??
+            compileCpu(funcFromJson(lib.references[e.check.reference]!), { boundsCheck: false });
+          refs.set(e.check.reference, ref);
+          const key = `${e.check.reference} ${JSON.stringify(e.check.symbols)}`;
+          let c = expected.get(key);
+          if (!c) {
+            const args = randomArgs(ref.func, e.check.symbols, seed);
+            const want = cloneArgs(args);
+            ref(want);
+            c = { args, want };
+            expected.set(key, c);
+          }
+          const cmp = compareResults(c.want, kernel(c.args), 2e-3);
+          const ok = cmp.mismatches.length === 0;
+          if (!ok) failed++;
+          result.check = {
+            ok,
+            symbols: e.check.symbols,
+            worstRelativeError: cmp.worst,
+            ...(ok ? {} : { mismatches: cmp.mismatches.slice(0, 5) }),
+          };
+          checkNote = ok ? `  check ok (worst ${cmp.worst.toExponential(1)})` : "  CHECK MISMATCH";
+        } catch (err) {
+          failed++;
+          result.check = { ok: false, error: message(err) };
+          checkNote = `  CHECK ERROR ${message(err)}`;
+        }
+      }
+      // Timing.
+      try {
+        const rotBytes = e.rotate.reduce((a, n) => {
+          const t = e.tensors[n]!;
+          return a + t.shape.reduce((x, y) => x * y, 1) * bytesOf(t.dtype);
+        }, 0);
+        const copies = rotBytes > 0 ? Math.max(1, Math.min(16, Math.ceil(copiesBytes / rotBytes))) : 1;
+        const key = JSON.stringify([e.tensors, e.rotate, copies]);
+        if (held?.key !== key) {
+          release();
+          const buffers: GpuBuffer[] = [];
+          const tensor = (name: string): DeviceTensor => {
+            const t = e.tensors[name]!;
+            const n = t.shape.reduce((x, y) => x * y, 1);
+            const buffer = filled(rt, n * bytesOf(t.dtype), t.fill);
+            buffers.push(buffer);
+            return { dtype: t.dtype, shape: t.shape, buffer };
+          };
+          const shared = Object.fromEntries(
+            Object.keys(e.tensors)
+              .filter((n) => !e.rotate.includes(n))
+              .map((n) => [n, tensor(n)]),
+          );
+          const sets = Array.from({ length: copies }, () => ({
+            ...shared,
+            ...Object.fromEntries(e.rotate.map((n) => [n, tensor(n)])),
+          }));
+          held = { key, sets, buffers };
+        }
+        const sets = held.sets;
+        const dispatches = (barrier: boolean): Command[] =>
+          Array.from({ length: reps }, (_, i) => ({ ...kernel.dispatch(sets[i % sets.length]!), barrier }));
+        const t = timeCommands(rt, dispatches(true), repeats);
+        const free = timeCommands(rt, dispatches(false), repeats);
+        Object.assign(result, {
+          copies,
+          ...t,
+          gbps: e.bytes / (t.usPerDispatch * 1e3),
+          noBarrier: { usPerDispatch: free.usPerDispatch, gbps: e.bytes / (free.usPerDispatch * 1e3) },
+        });
+        line(
+          e.name + (e.model ? " *" : ""),
+          t,
+          e.bytes,
+          `  no barriers ${free.usPerDispatch.toFixed(2)} us${checkNote}; spirv ${e.spirv.instructions} instr, global loads ${JSON.stringify(e.spirv.globalLoadTypes)}`,
+        );
+      } catch (err) {
+        failed++;
+        result.error = message(err);
+        console.log(`ERROR    ${e.name}: ${result.error}${checkNote}`);
+      }
+      report.failed = failed;
+      save();
+    }
+    release();
+  } finally {
+    rt.destroy();
+  }
+  report.failed = failed;
+  save();
+
+  // 3. The driver's statistics of each pipeline, in a child process.
+  if (!values["no-stats"]) {
+    const tmp = join(tmpdir(), `tkc-vulkan-bench-stats-${process.pid}.json`);
+    const args = [
+      ...process.execArgv,
+      process.argv[1]!,
+      "--pipeline-stats",
+      tmp,
+      "--kernels",
+      file,
+      "--out",
+      out,
+    ];
+    if (values.only !== undefined) args.push("--only", values.only);
+    if (values["no-internal"]) args.push("--no-internal");
+    const child = spawnSync(process.execPath, args, {
+      stdio: "inherit",
+      env: process.env,
+      timeout: 180_000,
+    });
+    let stats: PipelineStatsReport | { error: string };
+    try {
+      stats = JSON.parse(readFileSync(tmp, "utf8")) as PipelineStatsReport;
+      rmSync(tmp, { force: true });
+    } catch {
+      stats = { error: `the statistics process ended with status ${child.status} signal ${child.signal}` };
+    }
+    // Per kernel in its result (`driver`); here whether the driver had them.
+    report.pipelineStats = "supported" in stats ? { ...stats, pipelines: undefined } : stats;
+    if ("supported" in stats && stats.supported) {
+      for (const r of results) {
+        const s = stats.pipelines[r.name as string];
+        if (!s) continue;
+        r.driver = s;
+        if (Array.isArray(s))
+          for (const x of s)
+            console.log(`driver: ${r.name as string} [${x.name}] ${JSON.stringify(x.statistics)}`);
+        else console.log(`driver: ${r.name as string}: ${s.error}`);
+        if (Array.isArray(s)) {
+          const dir = join(out, "vulkan-bench-ir");
+          mkdirSync(dir, { recursive: true });
+          s.forEach((x, i) =>
+            x.internal.forEach((ir, j) => {
+              if (ir.text === undefined) return;
+              writeFileSync(
+                join(dir, `${(r.name as string).replace(/[^A-Za-z0-9_.-]+/g, "_")}.${i}.${j}.txt`),
+                ir.text.slice(0, 256 << 10),
+              );
+              delete ir.text;
+            }),
+          );
+        }
+      }
+    } else
+      console.log(
+        `driver statistics: ${"reason" in stats ? stats.reason : "error" in stats ? stats.error : "none"}`,
+      );
+    save();
+  }
+  console.log(
+    failed
+      ? `vulkan-bench: ${failed} failures`
+      : `vulkan-bench: ${results.length} measurements, all checks passed`,
+  );
+  return failed ? 1 : 0;
+}
+
+try {
+  process.exit(main());
+} catch (e) {
+  console.error(`vulkan-bench: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  process.exit(2);
+}
