@@ -133,6 +133,14 @@ export class KernelLlama implements LanguageModel {
       this.device.write(scales, q.scales);
       return { packed, scales, n, k };
     }
+    if (this.options.format === "f16" && src.matrixF16) {
+      const bits = src.matrixF16(name, layer);
+      if (bits.length !== n * k)
+        throw new Error(`tkc: the ${name} weight of ${bits.length} elements is not [${n}, ${k}]`);
+      const t = this.device.tensor("f16", [n, k]);
+      this.device.write(t, bits);
+      return { w: t, n, k };
+    }
     const w = src.matrixF32(name, layer);
     if (w.length !== n * k)
       throw new Error(`tkc: the ${name} weight of ${w.length} elements is not [${n}, ${k}]`);

@@ -86,7 +86,8 @@ export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: Schedu
       oRes: op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
       gateUp: op("gateup1", S.q4GateUpSiluRows2, { ...withN2(q4(dim, 2 * hidden)), i: hidden }),
       downRes: op("downres1", S.q4GemvResidualRows4, q4(hidden, dim)),
-      lmHead: op("lmhead1", S.q4GemvF32, q4(dim, c.vocabSize)),
+      // Four rows per thread needs a vocabulary that is a multiple of 4 (32000 is).
+      lmHead: op("lmhead1", c.vocabSize % 4 === 0 ? S.q4GemvF32Rows4 : S.q4GemvF32, q4(dim, c.vocabSize)),
     });
     Object.assign(prefill, {
       embed: op("embedT", S.q4Embedding, { vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),

@@ -52,6 +52,49 @@ export const q4GemvResidualRows4 = kernel(function q4GemvResidualRows4(
   }
 });
 
+/** y = W x in f32 (logits), four rows per iteration (N a multiple of 4); as q4GemvF32 otherwise. */
+export const q4GemvF32Rows4 = kernel(function q4GemvF32Rows4(
+  x: Tensor<f16, [Sym<"k">]>,
+  packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
+  scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
+  y: Tensor<f32, [Sym<"n">]>,
+) {
+  for (let n4 = 0; n4 < idiv(y.shape[0], 4); n4++) {
+    let acc0 = f32(0);
+    let acc1 = f32(0);
+    let acc2 = f32(0);
+    let acc3 = f32(0);
+    for (let g = 0; g < scales.shape[1]; g++) {
+      let dot0 = f32(0);
+      let dot1 = f32(0);
+      let dot2 = f32(0);
+      let dot3 = f32(0);
+      for (let w = 0; w < Q4_WORDS_PER_GROUP; w++) {
+        const col = g * Q4_WORDS_PER_GROUP + w;
+        const w0 = packed[4 * n4][col];
+        const w1 = packed[4 * n4 + 1][col];
+        const w2 = packed[4 * n4 + 2][col];
+        const w3 = packed[4 * n4 + 3][col];
+        for (let r = 0; r < Q4_PER_WORD; r++) {
+          const xv = f32(x[g * Q4_GROUP + w * Q4_PER_WORD + r]);
+          dot0 += xv * q4Code(w0, r);
+          dot1 += xv * q4Code(w1, r);
+          dot2 += xv * q4Code(w2, r);
+          dot3 += xv * q4Code(w3, r);
+        }
+      }
+      acc0 += dot0 * f32(scales[4 * n4][g]);
+      acc1 += dot1 * f32(scales[4 * n4 + 1][g]);
+      acc2 += dot2 * f32(scales[4 * n4 + 2][g]);
+      acc3 += dot3 * f32(scales[4 * n4 + 3][g]);
+    }
+    y[4 * n4] = acc0;
+    y[4 * n4 + 1] = acc1;
+    y[4 * n4 + 2] = acc2;
+    y[4 * n4 + 3] = acc3;
+  }
+});
+
 /** out = SiLU(gate) * up for two outputs per iteration (I even); the weight is [Wgate; Wup]. */
 export const q4GateUpSiluRows2 = kernel(function q4GateUpSiluRows2(
   x: Tensor<f16, [Sym<"k">]>,
@@ -102,3 +145,4 @@ export const q4GemvResidualRows4Params = {
   vulkan: { rowsPerBlock: 2, threadsPerRow: 32 },
 } as const;
 export const q4GateUpSiluRows2Params = q4GemvResidualRows4Params;
+export const q4GemvF32Rows4Params = q4GemvResidualRows4Params;

@@ -1,8 +1,8 @@
 // Run here (by prepare.sh): what bench/device/decode.ts needs on the GPU machine:
 //  - stories15M converted to q4f16_1 (.device/models/stories15M-q4), its greedy 256-token text from
 //    the CPU kernel-built model (the GPU's must equal it), and its kernel library for sm_90;
-//  - the kernel library for the Llama-2-7B shape in q4f16_1 (its weights are made on the GPU
-//    machine: synthetic, in the real format).
+//  - the kernel libraries for the Llama-2-7B shape in q4f16_1 and f16 (its weights are made on the
+//    GPU machine: synthetic, in the real formats).
 import { existsSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadBundledStories15M, bundledModelFile, bundledTokenizerFile } from "../../llama/bundled.ts";
@@ -42,6 +42,7 @@ if (!existsSync(expectedFile)) {
 const libs: [string, ReturnType<typeof llamaOps>][] = [
   ["stories15M-q4", llamaOps(weights.config, "q4f16_1", GPU_SCHEDULES)],
   ["llama2-7b-q4", llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES)],
+  ["llama2-7b-f16", llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "f16", GPU_SCHEDULES)],
 ];
 for (const [name, ops] of libs) {
   const lib = compileLibrary(allOps(ops), "sm_90");

@@ -4,7 +4,7 @@
  * way the kernels read them: qkv = [Wq; Wk; Wv], gateUp = [Wgate; Wup].
  */
 import { quantizeQ4f16_1, type Q4f16_1 } from "../quant/q4f16_1.ts";
-import { f16Bits } from "../../dsl/dtypes.ts";
+import { f16Bits, fromF16Array } from "../../dsl/dtypes.ts";
 import { kvDim, type LlamaConfig } from "../config.ts";
 import type { LlamaWeights } from "./types.ts";
 
@@ -17,6 +17,8 @@ export interface WeightSource {
   matrixF32(name: MatrixName, layer: number): Float32Array;
   /** The matrix in q4f16_1 (q4 models). */
   matrixQ4(name: MatrixName, layer: number): Q4f16_1;
+  /** The matrix as f16 bits [N, K], where the source holds f16 already (no f32 round trip). */
+  matrixF16?(name: MatrixName, layer: number): Uint16Array;
   vector(name: VectorName, layer: number): Float32Array;
 }
 
@@ -114,6 +116,36 @@ export function syntheticQ4(config: LlamaConfig, seed = 1): WeightSource {
     matrixQ4: (name) => {
       const [n, k] = matrixShape(config, name);
       return { packed: tile(wordPool, (n * k) / 8, next), scales: tile(scalePool, (n * k) / 32, next) };
+    },
+    vector: () => new Float32Array(config.dim).fill(1),
+  };
+}
+
+/**
+ * Random f16 weights for a config (uniform in +-0.02, as bits), for benchmarks of f16 models at
+ * shapes whose real weights are not at hand: tiled from a random pool, so a 7B model's 13 GB
+ * fill in seconds. The embedding table comes out as f32 (the host reads its rows).
+ */
+export function syntheticF16(config: LlamaConfig, seed = 1): WeightSource {
+  let s = seed >>> 0 || 1;
+  const next = () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return s >>> 0;
+  };
+  const pool = new Uint16Array(1 << 20);
+  for (let i = 0; i < pool.length; i++) pool[i] = f16Bits(((next() / 2 ** 32) * 2 - 1) * 0.02);
+  const matrixF16 = (name: MatrixName) => {
+    const [n, k] = matrixShape(config, name);
+    return tile(pool, n * k, next);
+  };
+  return {
+    config,
+    matrixF16,
+    matrixF32: (name) => fromF16Array(matrixF16(name)),
+    matrixQ4: () => {
+      throw new Error("tkc: these synthetic weights are f16; syntheticQ4 makes q4f16_1 ones");
     },
     vector: () => new Float32Array(config.dim).fill(1),
   };

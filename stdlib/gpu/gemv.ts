@@ -43,7 +43,9 @@ export const GEMV_ROWS_SCHEDULES: Readonly<Record<string, GemvSchedule>> = {
   gfx1100: { rows: 1, lanes: 32 },
   gfx942: { rows: 1, lanes: 64 },
   gfx90a: { rows: 1, lanes: 64 },
-  vulkan: { rows: 2, lanes: 32, unrollGroups: true },
+  // NVIDIA's Vulkan driver gave a 32-thread workgroup 64 registers and a 64-thread one 32: rows
+  // 2 ran 2.5x slower at 4096 x 11008 on an H100 (bench/results/vulkan-bench-h100.json).
+  vulkan: { rows: 1, lanes: 32, unrollGroups: true },
   cpu: { rows: 2, lanes: 4 },
 };
 

@@ -128,6 +128,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   f16Gemv: f16GemvSchedule,
   q4GemvRows4: q4GemvSchedule("n4"),
   q4GemvResidualRows4: q4GemvSchedule("n4"),
+  q4GemvF32Rows4: q4GemvSchedule("n4"),
   q4GemvRows4Rms: q4GemvRmsSchedule("n4"),
   q4GateUpSiluRms: q4GemvRmsSchedule("i"),
   q4GateUpSiluRows2: q4GemvSchedule("i2"),

@@ -25,16 +25,16 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least total time over the 7B GEMV shapes, 108.8 us (bench/tune.ts)",
+      measured: "2026-11-26: least total time over the 7B GEMV shapes, 108.5 us (bench/tune.ts)",
     },
     gemvRows: {
       params: {
-        rows: 1,
-        lanes: 32,
+        rows: 2,
+        lanes: 64,
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least total time over the 7B GEMV shapes, 93.7 us (bench/tune.ts)",
+      measured: "2026-11-26: least total time over the 7B GEMV shapes, 93.0 us (bench/tune.ts)",
     },
     rowReduce: {
       params: {
@@ -42,6 +42,96 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
       },
       device: "NVIDIA H100 80GB HBM3",
       measured: "2026-11-26: least total time over RMSNorm of 4096, 2.3 us (bench/tune.ts)",
+    },
+    "gemv:4096x4096": {
+      params: {
+        rows: 4,
+        lanes: 32,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 7.5 us (bench/tune.ts)",
+    },
+    "gemv:12288x4096": {
+      params: {
+        rows: 4,
+        lanes: 32,
+        unrollGroups: false,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 17.0 us (bench/tune.ts)",
+    },
+    "gemv:22016x4096": {
+      params: {
+        rows: 4,
+        lanes: 32,
+        unrollGroups: false,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 28.2 us (bench/tune.ts)",
+    },
+    "gemv:4096x11008": {
+      params: {
+        rows: 2,
+        lanes: 32,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 16.0 us (bench/tune.ts)",
+    },
+    "gemv:32000x4096": {
+      params: {
+        rows: 2,
+        lanes: 32,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 39.0 us (bench/tune.ts)",
+    },
+    "gemvRows:4096x4096": {
+      params: {
+        rows: 2,
+        lanes: 64,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 7.0 us (bench/tune.ts)",
+    },
+    "gemvRows:12288x4096": {
+      params: {
+        rows: 1,
+        lanes: 32,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 14.5 us (bench/tune.ts)",
+    },
+    "gemvRows:22016x4096": {
+      params: {
+        rows: 2,
+        lanes: 64,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 23.8 us (bench/tune.ts)",
+    },
+    "gemvRows:4096x11008": {
+      params: {
+        rows: 2,
+        lanes: 128,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 13.5 us (bench/tune.ts)",
+    },
+    "gemvRows:32000x4096": {
+      params: {
+        rows: 2,
+        lanes: 64,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 32.3 us (bench/tune.ts)",
     },
   },
 };

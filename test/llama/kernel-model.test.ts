@@ -10,6 +10,8 @@ import { createCpuDevice } from "../../llama/device/cpu.ts";
 import { dequantizeQ4f16_1, quantizeQ4f16_1 } from "../../llama/quant/q4f16_1.ts";
 import { generateText } from "../../llama/generate.ts";
 import type { LlamaWeights } from "../../llama/weights/types.ts";
+import { syntheticF16 } from "../../llama/weights/source.ts";
+import { TINY_GQA } from "../../llama/presets.ts";
 
 const { weights, tokenizer } = loadBundledStories15M();
 const TOKENS = [1, 9038, 2501, 263, 931, 29892, 727, 471];
@@ -80,5 +82,19 @@ describe("the kernel-built Llama on the CPU device", () => {
     model.reset();
     const out = await generateText(model, tokenizer, { maxTokens: 24, temperature: 0, topP: 1, seed: 1 });
     expect(out.text).toMatch(/^Once upon a time/);
+  });
+});
+
+describe("synthetic f16 weights (the 7B f16 benchmark's)", () => {
+  test("load as raw f16 bits and give the logits the f32 path gives", () => {
+    // Two sources of one seed: each draws its tiles from its own random stream.
+    const raw = new KernelLlama(createCpuDevice(), syntheticF16(TINY_GQA, 5), { format: "f16" });
+    const src = syntheticF16(TINY_GQA, 5);
+    const viaF32 = new KernelLlama(createCpuDevice(), { ...src, matrixF16: undefined }, { format: "f16" });
+    const a = raw.decode(3, 0);
+    const b = viaF32.decode(3, 0);
+    expect(a.length).toBe(TINY_GQA.vocabSize);
+    expect(a.some((v) => v !== 0)).toBe(true);
+    expect(Array.from(a)).toEqual(Array.from(b));
   });
 });

@@ -39,6 +39,7 @@ describe("stdlib", () => {
         "q4GemmResidual",
         "q4Gemv",
         "q4GemvF32",
+        "q4GemvF32Rows4",
         "q4GemvResidual",
         "q4GemvResidualRows4",
         "q4GemvRows4",

@@ -19,7 +19,7 @@ describe("rows-per-thread q4 GEMVs", () => {
   test.each([
     [8, 64],
     [36, 96],
-  ])("q4GemvRows4 and q4GemvResidualRows4 equal the one-row kernels (N=%i, K=%i)", (n, k) => {
+  ])("q4GemvRows4, q4GemvResidualRows4 and q4GemvF32Rows4 equal the one-row kernels (N=%i, K=%i)", (n, k) => {
     const { packed, scales, x, residual } = weights(n, k, n * k);
     const a = zeros("f16", [n]);
     const b = zeros("f16", [n]);
@@ -31,6 +31,11 @@ describe("rows-per-thread q4 GEMVs", () => {
     cpuKernel(S.q4GemvResidual)({ x, packed, scales, residual, y: c });
     cpuKernel(S.q4GemvResidualRows4)({ x, packed, scales, residual, y: d });
     expect(Array.from(d.data)).toEqual(Array.from(c.data));
+    const e = zeros("f32", [n]);
+    const f = zeros("f32", [n]);
+    cpuKernel(S.q4GemvF32)({ x, packed, scales, y: e });
+    cpuKernel(S.q4GemvF32Rows4)({ x, packed, scales, y: f });
+    expect(Array.from(f.data)).toEqual(Array.from(e.data));
   });
 
   test("q4GateUpSiluRows2 equals q4GateUpSilu", () => {
