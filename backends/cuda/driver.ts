@@ -57,6 +57,16 @@ export function cudaBindings(): CudaBindings {
     }
     return makeCall(/(\w+)\(/.exec(protos[0]!)![1]!, fn);
   };
+  /** cuLaunchKernelEx where the driver exports it (programmatic dependent launch needs it). */
+  const optionalLaunchEx = (): { launchEx?: Call } => {
+    try {
+      return {
+        launchEx: bind("int cuLaunchKernelEx(const void *config, void *f, void *params, void *extra)"),
+      };
+    } catch {
+      return {};
+    }
+  };
   // Signatures follow cuda.h; CUdeviceptr is a 64-bit integer, every handle a void *.
   const calls: DriverCalls = {
     malloc: bind("int cuMemAlloc_v2(_Out_ uint64_t *dptr, size_t bytes)"),
@@ -75,6 +85,7 @@ export function cudaBindings(): CudaBindings {
     launch: bind(
       "int cuLaunchKernel(void *f, uint gx, uint gy, uint gz, uint bx, uint by, uint bz, uint sharedBytes, void *stream, void *params, void *extra)",
     ),
+    ...optionalLaunchEx(),
     streamCreate: bind("int cuStreamCreate(_Out_ void **stream, uint flags)"),
     streamDestroy: bind("int cuStreamDestroy_v2(void *stream)"),
     streamSynchronize: bind("int cuStreamSynchronize(void *stream)"),

@@ -46,6 +46,8 @@ export interface DriverCalls {
   getFunction: Call; // (out fn*, module, name)
   funcGetAttribute: Call; // (out int*, attr, fn)
   launch: Call; // (fn, gx, gy, gz, bx, by, bz, sharedBytes, stream, params, extra)
+  /** cuLaunchKernelEx (config*, fn, params, extra), where the driver has it (CUDA 12+). */
+  launchEx?: Call;
   streamCreate: Call; // (out stream*, flags)
   streamDestroy: Call;
   streamSynchronize: Call;
@@ -80,6 +82,11 @@ const FUNC_SHARED_BYTES = 1;
 const FUNC_LOCAL_BYTES = 3;
 const FUNC_NUM_REGS = 4;
 const CAPTURE_MODE_GLOBAL = 0;
+// cuda.h: sizeof(CUlaunchConfig) and sizeof(CUlaunchAttribute) on 64-bit hosts, and
+// CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
+const LAUNCH_CONFIG_BYTES = 56;
+const LAUNCH_ATTR_BYTES = 72;
+const ATTR_PROGRAMMATIC_STREAM_SERIALIZATION = 6;
 const STREAM_DEFAULT = 0;
 const MAX_ARGS = MAX_PARAM_BYTES; // one-byte arguments are the worst case
 
@@ -93,6 +100,7 @@ export class DriverRuntime implements GpuRuntime {
   private readonly table: unknown;
   private readonly tableView: BigUint64Array;
   private disposed = false;
+  private launchConfig: unknown;
 
   constructor(private readonly api: DriverApi) {
     this.device = api.device;
@@ -187,6 +195,23 @@ export class DriverRuntime implements GpuRuntime {
     this.fieldsView.set(packed.bytes, 0);
     packed.offsets.forEach((off, i) => (this.tableView[i] = this.fieldsAddr + BigInt(off)));
     const params = packed.offsets.length ? this.table : null;
+    const ex = this.api.calls.launchEx;
+    if (o.programmatic && ex && o.stream) {
+      // CUlaunchConfig {grid xyz, block xyz, sharedMemBytes, stream, attrs, numAttrs} with one
+      // CUlaunchAttribute {PROGRAMMATIC_STREAM_SERIALIZATION, allowed = 1}.
+      const k = koffi();
+      this.launchConfig ??= k.alloc("uint8_t", LAUNCH_CONFIG_BYTES + LAUNCH_ATTR_BYTES);
+      const view = new DataView(k.view(this.launchConfig, LAUNCH_CONFIG_BYTES + LAUNCH_ATTR_BYTES));
+      const base = BigInt(k.address(this.launchConfig));
+      [gx, gy, gz, bx, by, bz, o.sharedBytes ?? 0].forEach((v, i) => view.setUint32(4 * i, v, true));
+      view.setBigUint64(32, BigInt(k.address(o.stream.handle)), true);
+      view.setBigUint64(40, base + BigInt(LAUNCH_CONFIG_BYTES), true);
+      view.setUint32(48, 1, true);
+      view.setUint32(LAUNCH_CONFIG_BYTES, ATTR_PROGRAMMATIC_STREAM_SERIALIZATION, true);
+      view.setUint32(LAUNCH_CONFIG_BYTES + 8, 1, true);
+      this.call(ex, this.launchConfig, fn.handle, params, null);
+      return;
+    }
     this.call(
       this.api.calls.launch,
       fn.handle,

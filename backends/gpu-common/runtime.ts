@@ -80,6 +80,12 @@ export interface LaunchOptions {
   sharedBytes?: number;
   /** Default: the legacy default stream. Must be given while capturing. */
   stream?: GpuStream;
+  /**
+   * Programmatic dependent launch (CUDA, sm_90+): the kernel may start while the previous kernel
+   * on `stream` finishes; it must wait for it itself (tkc's sm_90 kernels begin with
+   * griddepcontrol.wait). Ignored where the driver lacks cuLaunchKernelEx, and without a stream.
+   */
+  programmatic?: boolean;
 }
 
 export interface GpuRuntime {

@@ -25,6 +25,8 @@ export interface Flavor {
   kernelMetadata(name: string, maxThreads: number): string[];
   /** Native float math for f32: the intrinsic name, or undefined when render.ts expands it. */
   mathIntrinsic(name: string): string | undefined;
+  /** Lines at the top of every kernel, before anything reads memory. */
+  entry(): string[];
 }
 
 const AXES = ["x", "y", "z"] as const;
@@ -44,6 +46,18 @@ function nvptx(target: LLVMTarget): Flavor {
       `!{ptr @${name}, !"kernel", i32 1}`,
       `!{ptr @${name}, !"maxntidx", i32 ${maxThreads}}`,
     ],
+    // Programmatic dependent launch (sm_90+): a kernel launched while the previous one in its
+    // stream still runs (the CUDA device launches with that attribute) first waits until the
+    // previous grid has finished and its writes are visible, then lets the next kernel launch
+    // early in turn: launch latency overlaps the previous kernel's tail. Without the attribute
+    // both instructions return at once.
+    entry: () =>
+      Number(target.arch.replace(/\D/g, "")) >= 90
+        ? [
+            'call void asm sideeffect "griddepcontrol.wait;", "~{memory}"()',
+            'call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()',
+          ]
+        : [],
     mathIntrinsic: (name) =>
       ({
         exp2: "llvm.nvvm.ex2.approx.f",
@@ -72,6 +86,7 @@ function amdgcn(target: LLVMTarget): Flavor {
       'fence syncscope("workgroup") acquire',
     ],
     kernelAttributes: (maxThreads) => `"amdgpu-flat-work-group-size"="1,${maxThreads}"`,
+    entry: () => [],
     kernelMetadata: () => [],
     mathIntrinsic: (name) =>
       ({

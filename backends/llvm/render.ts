@@ -588,6 +588,7 @@ class Emitter {
       "",
       `define ${this.fl.kernelPrefix}void @${name}(${params.join(", ")})${attrs ? " #0" : ""} {`,
       "entry:",
+      ...this.fl.entry().map((l) => `  ${l}`),
       ...this.allocas,
       ...this.body,
       "  ret void",

@@ -127,7 +127,10 @@ async function run(opts: {
   const errors: string[] = [];
   let failed = 0;
   const save = () =>
-    writeFileSync(join(opts.out, "vulkan.json"), JSON.stringify({ ...result, errors, failed }, null, 1));
+    writeFileSync(
+      join(opts.out, "vulkan.json"),
+      JSON.stringify({ command: "bash bench/device/run.sh vulkan", ...result, errors, failed }, null, 1),
+    );
 
   const { setup, exitCode } = startVulkan(opts.deviceDir, (line) => console.log(line));
   if (exitCode !== undefined) return exitCode;

@@ -40,6 +40,12 @@ export interface CudaDeviceOptions {
    * adds) then hold other values than an unprofiled run's.
    */
   readonly profile?: boolean;
+  /**
+   * Launch with programmatic dependent launch (default: when the library is for sm_90 or newer,
+   * whose kernels wait for their predecessor themselves; TKC_PDL=0 turns it off): each kernel's
+   * launch overlaps the previous one's tail.
+   */
+  readonly programmatic?: boolean;
 }
 
 /** One op's launches in profile mode: kernel time, count, and the bytes of their tensors. */
@@ -59,7 +65,9 @@ const PROFILE_REPS = 5;
 /** Bytes written before each timed launch to evict the L2 cache (50 to 60 MB on an H100/H200). */
 const PROFILE_FLUSH_BYTES = 128 << 20;
 
-export function createCudaDevice({ runtime: rt, library, profile }: CudaDeviceOptions): Device {
+export function createCudaDevice({ runtime: rt, library, profile, programmatic }: CudaDeviceOptions): Device {
+  const arch = Number(/sm_(\d+)/.exec(library.target)?.[1] ?? 0);
+  const pdl = programmatic ?? (arch >= 90 && process.env.TKC_PDL !== "0");
   const stream = rt.createStream();
   let recording = false;
   let flush: { ptr: DevicePtr; graph: GpuGraph } | undefined;
@@ -138,7 +146,7 @@ export function createCudaDevice({ runtime: rt, library, profile }: CudaDeviceOp
       const symbols = bindSymbols(op.art, shapes);
       const { grid, block } = launchConfig(op.art, symbols);
       const launchArgs = kernelArgs(op.art, ptrs, scalars, symbols);
-      rt.launch(op.fn, launchArgs, { grid, block, stream });
+      rt.launch(op.fn, launchArgs, { grid, block, stream, programmatic: pdl });
       if (profile && !recording) {
         // Each timed launch follows a write of more than the L2 cache holds, so it reads its
         // weights from memory as it does in a real step (where 3.7 GB pass through a 50 MB L2).

@@ -4,6 +4,8 @@ target triple = "nvptx64-nvidia-cuda"
 
 define void @residualAdd(ptr addrspace(1) align 16 %a, ptr addrspace(1) align 16 %b, ptr addrspace(1) align 16 %y) {
 entry:
+  call void asm sideeffect "griddepcontrol.wait;", "~{memory}"()
+  call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()
   %t0 = call i32 @llvm.nvvm.read.ptx.sreg.ctaid.y()
   %t1 = call i32 @llvm.nvvm.read.ptx.sreg.ctaid.x()
   %t2 = call i32 @llvm.nvvm.read.ptx.sreg.tid.x()

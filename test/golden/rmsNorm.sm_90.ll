@@ -5,6 +5,8 @@ target triple = "nvptx64-nvidia-cuda"
 
 define void @rmsNorm(ptr addrspace(1) align 16 %x, ptr addrspace(1) align 16 %w, ptr addrspace(1) align 16 %y, float %eps) {
 entry:
+  call void asm sideeffect "griddepcontrol.wait;", "~{memory}"()
+  call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()
   %ss_buf0 = alloca [1 x float], align 16
   %ss_partial_buf1 = alloca [1 x float], align 16
   %t0 = call i32 @llvm.nvvm.read.ptx.sreg.ctaid.x()
