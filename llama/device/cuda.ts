@@ -41,9 +41,11 @@ export interface CudaDeviceOptions {
    */
   readonly profile?: boolean;
   /**
-   * Launch with programmatic dependent launch (default: when the library is for sm_90 or newer,
-   * whose kernels wait for their predecessor themselves; TKC_PDL=0 turns it off): each kernel's
-   * launch overlaps the previous one's tail.
+   * Launch with programmatic dependent launch (sm_90 libraries only, whose kernels wait for their
+   * predecessor themselves), so that each kernel's launch overlaps the previous one's tail. Off
+   * unless asked for here or with TKC_PDL=1: on an H100 it left the 7B decode unchanged and made
+   * the eagerly launched prefill GEMMs 20% slower (the next kernel's blocks take SMs early;
+   * bench/results/decode-pdl-ab-h100.json).
    */
   readonly programmatic?: boolean;
 }
@@ -67,7 +69,7 @@ const PROFILE_FLUSH_BYTES = 128 << 20;
 
 export function createCudaDevice({ runtime: rt, library, profile, programmatic }: CudaDeviceOptions): Device {
   const arch = Number(/sm_(\d+)/.exec(library.target)?.[1] ?? 0);
-  const pdl = programmatic ?? (arch >= 90 && process.env.TKC_PDL !== "0");
+  const pdl = arch >= 90 && (programmatic ?? process.env.TKC_PDL === "1");
   const stream = rt.createStream();
   let recording = false;
   let flush: { ptr: DevicePtr; graph: GpuGraph } | undefined;
