@@ -202,6 +202,24 @@ export class SpirvModule {
     return this.global("v3uint", `OpTypeVector ${this.scalar("uint")} 3`);
   }
 
+  /** A vector of n scalars of type t. */
+  vector(t: ScalarName, n: number): string {
+    return this.global(`v${n}${t}`, `OpTypeVector ${this.scalar(t)} ${n}`);
+  }
+
+  /** The Block struct of a runtime array of uvec4 (16-byte elements): a buffer's vector view. */
+  vectorBufferStruct(): string {
+    const v = this.vector("uint", 4);
+    if (!this.declared.has("%_runtimearr_v4uint")) {
+      const arr = this.global("_runtimearr_v4uint", `OpTypeRuntimeArray ${v}`);
+      this.decorate(`OpDecorate ${arr} ArrayStride 16`);
+      const st = this.global("Buf_v4uint", `OpTypeStruct ${arr}`);
+      this.decorate(`OpDecorate ${st} Block`);
+      this.decorate(`OpMemberDecorate ${st} 0 Offset 0`);
+    }
+    return "%Buf_v4uint";
+  }
+
   pointer(sc: StorageClass, pointee: string): string {
     return this.global(`_ptr_${sc}_${pointee.slice(1)}`, `OpTypePointer ${sc} ${pointee}`);
   }

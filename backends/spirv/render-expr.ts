@@ -5,7 +5,10 @@
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Binary, Buffer, Expr, Var } from "../../lower/ir/nodes.ts";
-import { walk } from "../../lower/ir/transform.ts";
+import { substitute, walk } from "../../lower/ir/transform.ts";
+import * as B from "../../lower/ir/build.ts";
+import { printExpr } from "../../lower/ir/printer.ts";
+import { linearize } from "../../lower/schedule/analysis.ts";
 import { REG_TYPE, literalFor, type ScalarName, type SpirvModule, type StorageClass } from "./module.ts";
 import { convert, glsl, mathF32, roundToBf16 } from "./render-math.ts";
 
@@ -27,6 +30,12 @@ export interface ExprContext {
   readonly lazyVars: Map<Var, () => string>;
   readonly buffers: Map<Buffer, BufferRef>;
   readonly subgroupSize?: number;
+  /**
+   * A read-only storage buffer's second view as an array of uvec4 (the same binding), for loads
+   * merged 16 bytes at a time; undefined where the buffer has none (written, or a size that is not
+   * a multiple of 16 bytes).
+   */
+  vectorView?(buf: Buffer): string | undefined;
   /** LocalInvocationId (threadIdx) or WorkgroupId (blockIdx) along an axis, as an int. */
   builtin(which: "LocalInvocationId" | "WorkgroupId", axis: number): string;
   /** Throws an error naming the kernel and the construct. */
@@ -353,7 +362,7 @@ export class ExprEmitter {
     return e.dtype === "i32" ? v : this.cast(v, e.dtype, "i32");
   }
 
-  private flatIndex(buf: Buffer, indices: readonly Expr[]): string {
+  protected flatIndex(buf: Buffer, indices: readonly Expr[]): string {
     const dims = buf.allocShape ?? buf.shape;
     if (indices.length === 0) return this.konst(0, "i32");
     let acc = this.index(indices[0]!);
@@ -365,7 +374,60 @@ export class ExprEmitter {
     return acc;
   }
 
+  /** 16-byte loads of read-only buffers, by block label and aligned base index. */
+  private readonly vectors = new Map<string, string>();
+  /** Integer lets' values, so that an index through `col = 4 * g + w` is seen as affine. */
+  protected readonly letValues = new Map<Var, Expr>();
+
+  /**
+   * An element of a read-only buffer through a 16-byte load of the aligned vector that holds it,
+   * reused by every later load of that vector in the same basic block (so it dominates them): the
+   * elements an unrolled loop reads one by one take one load per 16 bytes, as LLVM's load/store
+   * vectorizer gives the PTX path. Only where the flat index is provably base + c with base a
+   * multiple of the vector's elements (every variable term's coefficient is); undefined otherwise.
+   */
+  private vectorLoad(buf: Buffer, indices: readonly Expr[], d: DType): string | undefined {
+    const view = this.cx.vectorView?.(buf);
+    const bytes = d === "f16" ? 2 : d === "u32" || d === "i32" || d === "f32" ? 4 : 0;
+    if (!view || bytes === 0) return undefined;
+    const per = 16 / bytes;
+    const dims = buf.allocShape ?? buf.shape;
+    // Flattened device IR indexes with one offset; loop IR row-major over constant dimensions.
+    if (indices.length > 1 && (dims.length !== indices.length || dims.some((x) => x.kind !== "const")))
+      return undefined;
+    let flat: Expr = indices[0]!;
+    for (let k = 1; k < indices.length; k++) flat = B.add(B.mul(flat, dims[k]!), indices[k]!);
+    // Lets' values substituted (to a fixed depth: they nest only as deep as the source's).
+    for (let depth = 0; depth < 8 && this.letValues.size; depth++) {
+      const next = substitute(flat, this.letValues);
+      if (next === flat) break;
+      flat = next;
+    }
+    const lin = linearize(flat);
+    if (lin.terms.some((t) => t.coef % per !== 0)) return undefined;
+    const lane = ((lin.constant % per) + per) % per;
+    const key = `${this.m.label} ${buf.id} ${lin.terms.map((t) => `${t.coef}*${printExpr(t.atom)}`).join("+")}+${lin.constant - lane}`;
+    const m = this.m;
+    let vec = this.vectors.get(key);
+    if (vec === undefined) {
+      const int = this.ty("i32");
+      const at = m.op(`OpISub ${int} ${this.flatIndex(buf, indices)} ${this.konst(lane, "i32")}`);
+      const vi = m.op(`OpShiftRightArithmetic ${int} ${at} ${this.konst(Math.log2(per), "i32")}`);
+      const v4 = m.vector("uint", 4);
+      const ptr = m.op(`OpAccessChain ${m.pointer("StorageBuffer", v4)} ${view} ${m.uintConst(0)} ${vi}`);
+      vec = m.op(`OpLoad ${v4} ${ptr}`);
+      this.vectors.set(key, vec);
+    }
+    const word = m.op(`OpCompositeExtract ${m.scalar("uint")} ${vec} ${bytes === 4 ? lane : lane >> 1}`);
+    if (d === "u32") return word;
+    if (d === "i32" || d === "f32") return m.op(`OpBitcast ${this.ty(d)} ${word}`);
+    const pair = m.op(`OpBitcast ${m.vector("half", 2)} ${word}`);
+    return m.op(`OpCompositeExtract ${this.ty("f16")} ${pair} ${lane & 1}`);
+  }
+
   load(buf: Buffer, indices: readonly Expr[], d: DType): string {
+    const merged = this.vectorLoad(buf, indices, d);
+    if (merged !== undefined) return merged;
     const { ref, ptr } = this.address(buf, indices);
     const m = this.m;
     const raw = m.op(`OpLoad ${m.scalar(ref.elem)} ${ptr}`);

@@ -27,6 +27,8 @@ import { ExprEmitter, type BufferRef, type ExprContext } from "./render-expr.ts"
 import { assemble, type ValidateEnv } from "./tools.ts";
 
 export interface SpirvRenderOptions {
+  /** Merge loads of read-only buffers into 16-byte vector loads (default true). */
+  readonly vectorLoads?: boolean;
   /** The Vulkan version to validate against; the module is SPIR-V 1.5 either way (ABI.md). */
   readonly env: "vulkan1.2" | "vulkan1.3";
   /** The device's subgroup size, when known: shuffles wider than it are refused. */
@@ -124,6 +126,7 @@ class Renderer extends ExprEmitter {
         return;
       case "let":
         this.cx.vars.set(s.v, this.expr(s.value));
+        if (s.v.dtype === "i32") this.letValues.set(s.v, s.value);
         this.stmt(s.body);
         return;
       case "store":
@@ -280,12 +283,14 @@ export function renderSpirv(f: PrimFunc, opts: SpirvRenderOptions): RenderedSpir
     buffers: new Map(),
     ...(opts.subgroupSize !== undefined ? { subgroupSize: opts.subgroupSize } : {}),
     builtin: (which, axis) => r.builtin(which, axis),
+    ...(opts.vectorLoads === false ? {} : { vectorView: (b: Buffer) => vectorViews.get(b)?.() }),
     fail,
   };
   const r = new Renderer(cx, f, launch);
   const abi: SpirvAbiEntry[] = [];
   const header = [`tkc kernel ${f.name}: SPIR-V for Vulkan (${opts.env}), backends/spirv/ABI.md`];
   const access = bufferAccess(f);
+  const vectorViews = new Map<Buffer, () => string>();
   let binding = 0;
   for (const p of f.params) {
     if (p.kind !== "buffer") continue;
@@ -299,6 +304,30 @@ export function renderSpirv(f: PrimFunc, opts: SpirvRenderOptions): RenderedSpir
     const acc = access.get(b.name)!;
     if (!acc.writes) m.decorate(`OpDecorate ${v} NonWritable`);
     cx.buffers.set(b, { id: v, sc: "StorageBuffer", elem, inStruct: true, scalar: false });
+    // A read-only buffer of a whole number of 16-byte vectors gets a uvec4 view of the same
+    // binding (descriptor aliasing), declared on first use by a merged load (render-expr.ts).
+    const size = b.shape.reduce((n, d) => n * (d.kind === "const" ? d.value : NaN), BYTES[elem]);
+    if (
+      !acc.writes &&
+      size % 16 === 0 &&
+      (elem === "uint" || elem === "int" || elem === "float" || elem === "half")
+    ) {
+      const slot = binding;
+      let view: string | undefined;
+      vectorViews.set(b, () => {
+        if (view === undefined) {
+          view = m.variable(
+            `${b.name}_v4`,
+            m.pointer("StorageBuffer", m.vectorBufferStruct()),
+            "StorageBuffer",
+          );
+          m.decorate(`OpDecorate ${view} DescriptorSet 0`);
+          m.decorate(`OpDecorate ${view} Binding ${slot}`);
+          m.decorate(`OpDecorate ${view} NonWritable`);
+        }
+        return view;
+      });
+    }
     abi.push({ name: b.name, kind: "buffer", dtype: b.dtype, shape: plain(b.shape), ...acc, binding });
     header.push(`binding ${binding}: ${b.name} ${b.dtype}[] (${elem})${acc.writes ? "" : " read-only"}`);
     binding++;

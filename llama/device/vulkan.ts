@@ -213,7 +213,9 @@ export function createVulkanDevice(options: VulkanDeviceOptions = {}): VulkanDev
     throw new Error(
       `tkc vulkan: the library was compiled for subgroup size ${lib.subgroupSize} (${lib.target}); ${info.name} has ${info.subgroup.size}`,
     );
-  const align = info.limits.minStorageBufferOffsetAlignment;
+  // Views bound at 16-byte multiples at least: kernels read read-only buffers through a uvec4 view
+  // of the same binding (backends/spirv vector loads), which needs 16-byte aligned elements.
+  const align = Math.max(16, info.limits.minStorageBufferOffsetAlignment);
   const ops = new Map<string, VulkanOp>();
   const buffers: GpuBuffer[] = [];
   let pending: Command[] = [];

@@ -10,6 +10,9 @@ import type { Expr, PrimFunc, Stmt } from "../../../lower/ir/nodes.ts";
 import { lowerToDevice } from "../../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../../lower/passes/target.ts";
 import { Schedule } from "../../../lower/schedule/index.ts";
+import * as S from "../../../stdlib/index.ts";
+import { GPU_SCHEDULES } from "../../../stdlib/gpu/schedules.ts";
+import { scheduledFunc } from "../../../llama/device/prepare.ts";
 
 const render = (f: PrimFunc, subgroupSize?: number) =>
   renderSpirv(f, { env: "vulkan1.2", ...(subgroupSize ? { subgroupSize } : {}) });
@@ -33,6 +36,26 @@ describe("renderSpirv", () => {
       }
     });
   }
+
+  it("merges an unrolled GEMV's loads of read-only buffers into 16-byte loads through a uvec4 view", () => {
+    const spec = {
+      key: "q4rows",
+      kernel: S.q4GemvRows4,
+      specialize: { n: 64, k: 256, kw: 32, kg: 8 },
+      schedule: GPU_SCHEDULES.q4GemvRows4!,
+    };
+    const f = lowerToDevice(scheduledFunc(spec, "vulkan"), { ...TARGETS.vulkan!, warpSize: 8 });
+    const r = render(f, 8);
+    validate(r.words, "vulkan1.2");
+    // Each thread: 1 group of 32 x (4 vectors) and 4 rows x 4 words (4 vectors).
+    expect(lines(r.text, "OpLoad %v4uint")).toHaveLength(8);
+    expect(lines(r.text, "OpAccessChain %_ptr_StorageBuffer_uint %packed")).toHaveLength(0);
+    expect(r.text).toMatch(/OpDecorate %x_v4\w* Binding 0/);
+    // Scales (one f16 per group and row) are not 16-byte aligned runs: loaded one by one.
+    expect(lines(r.text, "OpAccessChain %_ptr_StorageBuffer_half %scales").length).toBeGreaterThan(0);
+    const off = renderSpirv(f, { env: "vulkan1.2", subgroupSize: 8, vectorLoads: false });
+    expect(lines(off.text, "OpLoad %v4uint")).toHaveLength(0);
+  });
 
   it("matches the golden module for addBroadcast", async () => {
     const r = render(GPU_EXAMPLES.addBroadcast!.schedule().func);
