@@ -220,16 +220,20 @@ function main(): void {
   const modelGemv = gemvParams("vulkan", "gemv");
   const modelRows = gemvParams("vulkan", "gemvRows");
   const same = (a: GemvSchedule, b: GemvSchedule) =>
-    a.rows === b.rows && a.lanes === b.lanes && !!a.unrollGroups === !!b.unrollGroups;
+    a.rows === b.rows &&
+    a.lanes === b.lanes &&
+    !!a.unrollGroups === !!b.unrollGroups &&
+    a.maxUnrolledGroups === b.maxUnrolledGroups;
   const variants: { kernel: KernelDef; rowLoop: string; p: GemvSchedule; xShared?: boolean }[] = [];
   for (const rows of [1, 4])
     for (const unrollGroups of [true, false])
       variants.push({ kernel: S.q4Gemv, rowLoop: "n", p: { rows, lanes: 32, unrollGroups } });
   variants.push({ kernel: S.q4GemvRows4, rowLoop: "n4", p: { rows: 1, lanes: 32, unrollGroups: true } });
+  variants.push({ kernel: S.q4GemvRows4, rowLoop: "n4", p: { rows: 1, lanes: 32, unrollGroups: false } });
   if (!same(modelRows, { rows: 1, lanes: 32, unrollGroups: true }))
     variants.push({ kernel: S.q4GemvRows4, rowLoop: "n4", p: modelRows });
   // The model's schedule with x staged in shared memory once per block (its rows share it).
-  const xSharedP = { rows: 4, lanes: 32, unrollGroups: true };
+  const xSharedP: GemvSchedule = { rows: 4, lanes: 32, unrollGroups: true };
   for (const [n, k] of shapes)
     for (const { kernel, rowLoop, p, xShared } of [
       ...variants,
@@ -237,7 +241,7 @@ function main(): void {
         ? [{ kernel: S.q4Gemv, rowLoop: "n", p: xSharedP, xShared: true }]
         : []),
     ]) {
-      const tag = `r${p.rows}l${p.lanes}${p.unrollGroups ? "u" : ""}${xShared ? " xshared" : ""}`;
+      const tag = `r${p.rows}l${p.lanes}${p.unrollGroups ? "u" : ""}${p.maxUnrolledGroups ? `<=${p.maxUnrolledGroups}` : ""}${xShared ? " xshared" : ""}`;
       const spec: OpSpec = {
         key: `${kernel.name}_${n}x${k}_${tag.replace(" ", "_")}`,
         kernel,

@@ -8,6 +8,7 @@
  */
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { tunedParams } from "./tuned.ts";
+import { loopPath } from "../../lower/schedule/state.ts";
 
 export interface GemvSchedule {
   /** Output rows per block (threadIdx.y). */
@@ -19,6 +20,12 @@ export interface GemvSchedule {
   readonly lanes: number;
   /** Unroll each thread's loop over its groups, so all its weight loads are in flight at once. */
   readonly unrollGroups?: boolean;
+  /**
+   * Unroll the groups only when each thread has at most this many (default: any number). NVIDIA's
+   * Vulkan driver holds a 32-thread workgroup to 64 registers: four rows of 11 unrolled groups
+   * (K = 11008) then ran 4x slower than not unrolled (bench/results/vulkan-bench-*.json).
+   */
+  readonly maxUnrolledGroups?: number;
 }
 
 /** Per-target defaults of the one-row kernels; bench/tune.ts stores measured ones in tuned.ts. */
@@ -45,7 +52,7 @@ export const GEMV_ROWS_SCHEDULES: Readonly<Record<string, GemvSchedule>> = {
   gfx90a: { rows: 1, lanes: 64 },
   // NVIDIA's Vulkan driver gave a 32-thread workgroup 64 registers and a 64-thread one 32: rows
   // 2 ran 2.5x slower at 4096 x 11008 on an H100 (bench/results/vulkan-bench-h100.json).
-  vulkan: { rows: 1, lanes: 32, unrollGroups: true },
+  vulkan: { rows: 1, lanes: 32, unrollGroups: true, maxUnrolledGroups: 4 },
   cpu: { rows: 2, lanes: 4 },
 };
 
@@ -79,7 +86,8 @@ const familyOf = (rowLoop: string) => (rowLoop === "n" || rowLoop === "i" ? "gem
  */
 export function q4GemvSchedule(rowLoop = "n", p?: GemvSchedule, codeLoop = "r") {
   return (s: Schedule, target: string): void => {
-    const { rows, lanes, unrollGroups } = p ?? gemvParams(target, familyOf(rowLoop), weightShape(s));
+    const params = p ?? gemvParams(target, familyOf(rowLoop), weightShape(s));
+    const { rows, lanes, unrollGroups } = params;
     const [rowBlock, rowThread] = s.split(rowLoop, [null, rows]);
     const [groupOuter, groupLane] = s.split("g", [null, lanes]);
     s.reorder(groupLane!, groupOuter!, { reassociate: true });
@@ -88,7 +96,9 @@ export function q4GemvSchedule(rowLoop = "n", p?: GemvSchedule, codeLoop = "r") 
     s.bind(groupLane!, "threadIdx.x");
     s.unroll("w");
     s.unroll(codeLoop);
-    if (unrollGroups) s.unroll(groupOuter!);
+    const perThread = loopPath(s.func, groupOuter!, "q4GemvSchedule").loop.extent;
+    const few = perThread.kind === "const" && perThread.value <= (params.maxUnrolledGroups ?? Infinity);
+    if (unrollGroups && (params.maxUnrolledGroups === undefined || few)) s.unroll(groupOuter!);
   };
 }
 
