@@ -295,6 +295,7 @@ async function instantiateVulkan(
     model = new KernelLlama(device, weights.source, {
       format,
       schedules: device.schedules,
+      opChoices: device.opChoices,
       contextLength: config.contextLength,
     });
   } catch (e) {

@@ -11,7 +11,7 @@ import { decodeChunks } from "../stdlib/attention_decode_split.ts";
 import type { LlamaWeights } from "./weights/types.ts";
 import { fromLlamaWeights, matrixShape, type MatrixName, type WeightSource } from "./weights/source.ts";
 import type { Device, DeviceTensor, Op, OpSpec, Recording } from "./device/types.ts";
-import { llamaOps, type LlamaOps, type ScheduleTable, type WeightFormat } from "./ops.ts";
+import { llamaOps, type LlamaOps, type ScheduleTable, type WeightFormat, type OpChoices } from "./ops.ts";
 
 export interface KernelLlamaOptions {
   readonly format: WeightFormat;
@@ -19,6 +19,8 @@ export interface KernelLlamaOptions {
   readonly prefillChunk?: number;
   readonly contextLength?: number;
   readonly schedules?: ScheduleTable;
+  /** Per-target kernel choices (a Vulkan device's `opChoices`); must match the library's. */
+  readonly opChoices?: OpChoices;
   /** Record decode once and replay it (default: true on GPUs). */
   readonly recordDecode?: boolean;
 }
@@ -69,7 +71,7 @@ export class KernelLlama implements LanguageModel {
       throw new Error(
         `tkc: q4f16_1 needs dim and hiddenDim to be multiples of 32 (got ${c.dim}, ${c.hiddenDim})`,
       );
-    this.ops = llamaOps(c, options.format, options.schedules);
+    this.ops = llamaOps(c, options.format, options.schedules, options.opChoices);
     this.chunk = options.prefillChunk ?? 64;
     const d = device;
     const fmt = options.format;

@@ -19,7 +19,25 @@ export interface LlamaOps {
   readonly prefill: Readonly<Record<string, OpSpec>>;
 }
 
-export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: ScheduleTable = {}): LlamaOps {
+/**
+ * Kernel choices that differ by target, where one kernel's variants measured best on one and the
+ * other elsewhere (ops keep their keys: a library holds whichever its target chose).
+ */
+export interface OpChoices {
+  /**
+   * Rows per thread of the down projection's GEMV (K = hidden): 4 (default: measured best through
+   * CUDA) or 1 (through NVIDIA's Vulkan driver, whose 64-register cap made the four-rows kernel 3x
+   * slower at K = 11008 than the one-row kernel; bench/results/vulkan-bench-*.json).
+   */
+  readonly downRowsPerThread?: 1 | 4;
+}
+
+export function llamaOps(
+  c: LlamaConfig,
+  format: WeightFormat,
+  schedules: ScheduleTable = {},
+  choices: OpChoices = {},
+): LlamaOps {
   const dim = c.dim;
   const hd = headDim(c);
   const kvd = kvDim(c);
@@ -85,7 +103,11 @@ export function llamaOps(c: LlamaConfig, format: WeightFormat, schedules: Schedu
       qkv: op("qkv1", S.q4GemvRows4Rms, q4(dim, dim + 2 * kvd)),
       oRes: op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
       gateUp: op("gateup1", S.q4GateUpSiluRows2, { ...withN2(q4(dim, 2 * hidden)), i: hidden }),
-      downRes: op("downres1", S.q4GemvResidualRows4, q4(hidden, dim)),
+      downRes: op(
+        "downres1",
+        choices.downRowsPerThread === 1 ? S.q4GemvResidual : S.q4GemvResidualRows4,
+        q4(hidden, dim),
+      ),
       // Four rows per thread needs a vocabulary that is a multiple of 4 (32000 is).
       lmHead: op("lmhead1", c.vocabSize % 4 === 0 ? S.q4GemvF32Rows4 : S.q4GemvF32, q4(dim, c.vocabSize)),
     });

@@ -20,10 +20,10 @@ import { buildVulkanArtifact, type VulkanArtifact } from "../../backends/vulkan/
 import type { CheckCase, VulkanChecksFile } from "./check-case.ts";
 import * as S from "../../stdlib/index.ts";
 import type { KernelDef } from "../../dsl/kernel.ts";
-import { llamaOps, allOps, type ScheduleTable } from "../../llama/ops.ts";
+import { llamaOps, allOps, type OpChoices, type ScheduleTable } from "../../llama/ops.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
-import { VULKAN_SCHEDULES } from "../../llama/device/vulkan.ts";
+import { VULKAN_OP_CHOICES, VULKAN_SCHEDULES } from "../../llama/device/vulkan.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
@@ -136,9 +136,12 @@ function stdlibChecks(schedules: ScheduleTable): CheckSource[] {
 }
 
 /** Every kernel the GPU machine checks, with the schedules of one target's table. */
-function checkSources(schedules: ScheduleTable): CheckSource[] {
+function checkSources(schedules: ScheduleTable, choices: OpChoices): CheckSource[] {
   const out = stdlibChecks(schedules);
-  const ops = [...allOps(llamaOps(TINY, "q4f16_1", schedules)), ...allOps(llamaOps(TINY, "f16", schedules))];
+  const ops = [
+    ...allOps(llamaOps(TINY, "q4f16_1", schedules, choices)),
+    ...allOps(llamaOps(TINY, "f16", schedules, choices)),
+  ];
   for (const spec of new Map(ops.map((o) => [o.key, o])).values()) {
     const reference = specializedFunc(spec);
     const symbols = Object.fromEntries(reference.symbols.map((s) => [s.name, 3]));
@@ -169,12 +172,15 @@ interface CheckTarget<A extends KernelArtifact> {
   /** The target name the schedules see. */
   readonly schedule: string;
   readonly schedules: ScheduleTable;
+  /** The model's kernel choices on this target (llama/ops.ts). */
+  readonly choices: OpChoices;
   compile(scheduled: PrimFunc): A;
 }
 
 const PTX: CheckTarget<KernelArtifact> = {
   schedule: "sm_90",
   schedules: GPU_SCHEDULES,
+  choices: {},
   compile(f) {
     const device = lowerToDevice(f, TARGETS.sm_90);
     const { llvm: _ir, ...artifact } = buildArtifact(
@@ -192,6 +198,7 @@ function vulkanTarget(subgroup: number): CheckTarget<VulkanArtifact> {
   return {
     schedule: "vulkan",
     schedules: VULKAN_SCHEDULES,
+    choices: VULKAN_OP_CHOICES,
     compile(f) {
       const device = lowerToDevice(f, target);
       // The assembly text is for dumps; the words are what the device loads.
@@ -201,7 +208,7 @@ function vulkanTarget(subgroup: number): CheckTarget<VulkanArtifact> {
 }
 
 function buildChecks<A extends KernelArtifact>(target: CheckTarget<A>): CheckCase<A>[] {
-  return checkSources(target.schedules).map(({ reference, scheduled, ...rest }) => {
+  return checkSources(target.schedules, target.choices).map(({ reference, scheduled, ...rest }) => {
     let artifact: A;
     try {
       artifact = target.compile(scheduled(target.schedule));

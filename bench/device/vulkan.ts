@@ -28,6 +28,7 @@ import {
   compileVulkanLibrary,
   createVulkanDevice,
   readVulkanLibrary,
+  VULKAN_OP_CHOICES,
   VULKAN_SCHEDULES,
   writeVulkanLibrary,
   type VulkanLibrary,
@@ -64,7 +65,10 @@ async function build(deviceDir: string, subgroup: number): Promise<void> {
   ];
   for (const [name, config] of models) {
     const t0 = performance.now();
-    const lib = compileVulkanLibrary(allOps(llamaOps(config, "q4f16_1", VULKAN_SCHEDULES)), target);
+    const lib = compileVulkanLibrary(
+      allOps(llamaOps(config, "q4f16_1", VULKAN_SCHEDULES, VULKAN_OP_CHOICES)),
+      target,
+    );
     writeVulkanLibrary(lib, join(out, `${name}.json`));
     console.log(
       `vulkan library ${name} (subgroup ${subgroup}): ${Object.keys(lib.kernels).length} kernels in ${((performance.now() - t0) / 1e3).toFixed(1)} s -> ${join(out, `${name}.json`)}`,
@@ -170,7 +174,11 @@ async function run(opts: {
       const src = fromConverted(conv, (n) => n in conv.manifest.tensors);
       const tok = loadModelTokenizer(conv);
       const device = createVulkanDevice({ runtime: rt, library: loadLibrary(opts.deviceDir, sg, STORIES) });
-      const model = new KernelLlama(device, src, { format: "q4f16_1", schedules: device.schedules });
+      const model = new KernelLlama(device, src, {
+        format: "q4f16_1",
+        schedules: device.schedules,
+        opChoices: device.opChoices,
+      });
       const r = await generateText(model, tok, {
         maxTokens: opts.storiesTokens,
         temperature: 0,
@@ -215,6 +223,7 @@ async function run(opts: {
       const model = new KernelLlama(device, syntheticQ4(config), {
         format: "q4f16_1",
         schedules: device.schedules,
+        opChoices: device.opChoices,
       });
       const uploadS = (performance.now() - t0) / 1e3;
       console.log(`7B weights made and uploaded in ${uploadS.toFixed(1)} s`);
@@ -284,6 +293,7 @@ async function run(opts: {
       const model = new KernelLlama(device, syntheticQ4(config), {
         format: "q4f16_1",
         schedules: device.schedules,
+        opChoices: device.opChoices,
       });
       const pos = 256;
       const byOp = new Map<string, { ns: number; launches: number }>();

@@ -54,6 +54,7 @@ async function loadCompiler() {
     GPU_SCHEDULES: schedules.GPU_SCHEDULES,
     /** What the Vulkan device schedules its ops with (GPU_SCHEDULES, and more). */
     VULKAN_SCHEDULES: vulkanDevice.VULKAN_SCHEDULES,
+    VULKAN_OP_CHOICES: vulkanDevice.VULKAN_OP_CHOICES,
   };
 }
 type Compiler = Awaited<ReturnType<typeof loadCompiler>>;
@@ -135,7 +136,10 @@ Example:
         `q4f16_1 needs dim and hiddenDim to be multiples of 32 (${model.id} has ${config.dim}, ${config.hiddenDim}); use --format f16`,
       );
     const C = await loadCompiler();
-    const ops = C.llamaOps(config, format, kind === "vulkan" ? C.VULKAN_SCHEDULES : C.GPU_SCHEDULES);
+    const ops =
+      kind === "vulkan"
+        ? C.llamaOps(config, format, C.VULKAN_SCHEDULES, C.VULKAN_OP_CHOICES)
+        : C.llamaOps(config, format, C.GPU_SCHEDULES);
     const specs = C.allOps(ops);
     const out = values.out;
     if (kind === "cuda" || kind === "rocm") requireLLVM(kind);

@@ -34,7 +34,7 @@ import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS, type Target } from "../../lower/passes/target.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
-import type { ScheduleTable } from "../ops.ts";
+import type { OpChoices, ScheduleTable } from "../ops.ts";
 import type { Device, DeviceTensor, Op, OpArgs, OpSpec, Recording } from "./types.ts";
 
 /**
@@ -71,6 +71,8 @@ function f16GemvSchedule(s: Schedule, target: string): void {
 
 /** The schedules a model on Vulkan uses: GPU_SCHEDULES, and f16Gemv while it has none. */
 export const VULKAN_SCHEDULES: ScheduleTable = { f16Gemv: f16GemvSchedule, ...GPU_SCHEDULES };
+/** Kernel choices for Vulkan (llama/ops.ts OpChoices). */
+export const VULKAN_OP_CHOICES: OpChoices = { downRowsPerThread: 1 };
 
 /** Ops compiled ahead of time for one kind of Vulkan device (its subgroup size). */
 export interface VulkanLibrary {
@@ -184,6 +186,8 @@ export interface VulkanDevice extends Device {
   readonly target: Target;
   /** The schedules a model on this device should be built with (VULKAN_SCHEDULES). */
   readonly schedules: ScheduleTable;
+  /** The kernel choices a model on this device should be built with (VULKAN_OP_CHOICES). */
+  readonly opChoices: OpChoices;
   /** With `timestamps`: the GPU time of the last recording replayed. */
   readonly lastReplay: ReplayTiming | undefined;
 }
@@ -312,6 +316,7 @@ export function createVulkanDevice(options: VulkanDeviceOptions = {}): VulkanDev
     info,
     target,
     schedules: VULKAN_SCHEDULES,
+    opChoices: VULKAN_OP_CHOICES,
     get lastReplay() {
       return lastReplay;
     },

@@ -19,7 +19,7 @@ import type { NDArray } from "../../../dsl/ndarray.ts";
 import { loadBundledStories15M } from "../../../llama/bundled.ts";
 import { specializedFunc } from "../../../llama/device/prepare.ts";
 import type { Device, DeviceTensor, OpSpec } from "../../../llama/device/types.ts";
-import { createVulkanDevice, VULKAN_SCHEDULES } from "../../../llama/device/vulkan.ts";
+import { createVulkanDevice, VULKAN_OP_CHOICES, VULKAN_SCHEDULES } from "../../../llama/device/vulkan.ts";
 import { allOps, llamaOps } from "../../../llama/ops.ts";
 import type { PrimFunc } from "../../../lower/ir/nodes.ts";
 
@@ -87,7 +87,7 @@ function runOnDevice(d: Device, spec: OpSpec, args: Readonly<Record<string, NDAr
 }
 
 for (const format of ["q4f16_1", "f32"] as const) {
-  const specs = allOps(llamaOps(config, format, VULKAN_SCHEDULES));
+  const specs = allOps(llamaOps(config, format, VULKAN_SCHEDULES, VULKAN_OP_CHOICES));
   // f16 activations round after every operation on both sides, but the order of a reduction's
   // additions differs (threads, shuffles); f32 differs by the same reordering and fused multiply-adds.
   const tol = format === "f32" ? 2e-5 : 4e-3;
