@@ -179,9 +179,9 @@ async function main(): Promise<number> {
     device.dispose();
   }
 
-  // 3. Where a 7B decode step's time goes: each launch timed alone (a graph of 10 of it), at
+  // 3. Where a 7B decode step's time goes: each launch timed alone (after an L2 flush), at
   //    position 256, with its bytes (its tensors' sizes; for attention the len positions it reads)
-  //    over the copy bandwidth.
+  //    over the copy bandwidth; then the same for a 512-token prefill.
   {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
     const device = createCudaDevice({
@@ -221,6 +221,29 @@ async function main(): Promise<number> {
         `  ${t.op.padEnd(14)} ${t.msPerStep.toFixed(3)} ms  ${t.launchesPerStep} x ${t.usPerLaunch.toFixed(2)} us  ${(t.bytesPerLaunch / 1e6).toFixed(2)} MB  ${(100 * t.fractionOfCopy).toFixed(0)}% of copy`,
       );
     result.profile7b = { position, kernelMsPerStep: total, ops: table };
+    // The same for a 512-token prefill (64-token chunks through the GEMMs, then the last token's
+    // decode step): every op the model runs, each with its tensors' bytes over its time.
+    const prompt = Array.from({ length: 512 }, (_, i) => 1 + ((i * 7919) % 31999));
+    model.reset();
+    model.prefill(prompt, 0);
+    const prefillOps = [...profileOf(device)].map(([key, v]) => ({
+      op: key.split("_")[0]!,
+      ms: v.ms,
+      launches: v.launches,
+      usPerLaunch: (v.ms * 1e3) / v.launches,
+      bytesPerLaunch: v.bytes / v.launches,
+      fractionOfCopy: v.bytes / (v.ms * 1e-3) / copy,
+    }));
+    prefillOps.sort((a, b) => b.ms - a.ms);
+    const prefillTotal = prefillOps.reduce((a, t) => a + t.ms, 0);
+    console.log(
+      `7B prefill of 512 tokens: ${prefillTotal.toFixed(1)} ms of kernel time (each launch timed alone)`,
+    );
+    for (const t of prefillOps)
+      console.log(
+        `  ${t.op.padEnd(14)} ${t.ms.toFixed(3)} ms  ${t.launches} x ${t.usPerLaunch.toFixed(2)} us  ${(t.bytesPerLaunch / 1e6).toFixed(2)} MB  ${(100 * t.fractionOfCopy).toFixed(0)}% of copy`,
+      );
+    result.profile7bPrefill = { tokens: 512, kernelMs: prefillTotal, ops: prefillOps };
     device.dispose();
   }
   writeFileSync(

@@ -94,6 +94,24 @@ function attentionCombineSchedule(s: Schedule): void {
   s.unroll("c_1");
 }
 
+/** Lanes per (token, head) row of prefill attention: one warp (AMD's wave64 runs two rows' worth). */
+const PREFILL_ATTENTION_LANES = 32;
+
+/**
+ * Causal prefill attention: a warp per (token, head) row; its head channels across the 32 lanes
+ * (each lane a few, unrolled), so the per-position dot product is a warp reduction (shuffles, no
+ * barrier) and the running output's channels stay in each lane's registers.
+ */
+function attentionPrefillSchedule(s: Schedule): void {
+  s.bind(s.fuse("n", "h"), "blockIdx.x");
+  for (const loop of ["i", "i_1", "i_2", "i_3"]) {
+    const [outer, lane] = s.split(loop, [null, PREFILL_ATTENTION_LANES]);
+    if (loop === "i_1") s.reorder(lane!, outer!, { reassociate: true });
+    s.bind(lane!, "threadIdx.x");
+    s.unroll(outer!);
+  }
+}
+
 /** f16 weights: rows to blocks and threadIdx.y, the K reduction across 32 lanes (adjacent lanes on adjacent columns). */
 function f16GemvSchedule(s: Schedule): void {
   const [rowBlock, rowThread] = s.split("n", [null, 4]);
@@ -148,7 +166,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   attentionDecodeShared: attentionDecodeSchedule,
   attentionDecodeChunks: attentionChunksSchedule,
   attentionDecodeCombine: attentionCombineSchedule,
-  attentionPrefill: (s) => s.bind(s.fuse("n", "h"), "blockIdx.x"),
+  attentionPrefill: attentionPrefillSchedule,
   q4Gemm: q4GemmSchedule(),
   q4GemmTiled: q4GemmSchedule(),
   f16GemmTiled: f16GemmSchedule(),
