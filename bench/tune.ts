@@ -41,6 +41,10 @@ export interface TuneCandidate {
   /** Bytes the kernel must move at least (for the bandwidth column). */
   readonly bytes: number;
   readonly artifact: KernelArtifact;
+  /** Buffers with given contents (token ids), uploaded instead of a constant fill. */
+  readonly fixedBuffers?: Readonly<Record<string, readonly number[]>>;
+  /** Floating-point operations of one launch (GEMMs), for TFLOP/s. */
+  readonly flops?: number;
 }
 
 export interface TuneResult {
@@ -49,6 +53,7 @@ export interface TuneResult {
   readonly shape: string;
   readonly us: number;
   readonly fractionOfCopy: number;
+  readonly tflops?: number;
 }
 
 const GEMV_SHAPES: readonly [number, number][] = [

@@ -8,6 +8,7 @@
 #   kernels/checks.json, kernels/vulkan-checks-sg32.json
 #                               every kernel as PTX and as SPIR-V (bench/device/build-checks.ts)
 #   kernels/tune.json.gz        bench/tune.ts's candidate schedules
+#   kernels/kernels.json.gz     bench/kernels.ts's stdlib kernels at 7B sizes
 #   kernels/vulkan-bench-sg32.json.gz
 #                               the Vulkan GEMV benchmark's SPIR-V (bench/device/build-vulkan-bench.ts)
 #   <runner>.mjs                each runner in bench/device bundled by esbuild (koffi external)
@@ -81,6 +82,12 @@ fi
 VBOUT=$DEV/kernels/vulkan-bench-sg32.json.gz
 if [ ! -s "$VBOUT" ] || [ -n "$(find stdlib lower backends llama/device bench/device/build-vulkan-bench.ts bench/device/vulkan-bench-kernels.ts -name '*.ts' -newer "$VBOUT" -print -quit)" ]; then
   npx tsx bench/device/build-vulkan-bench.ts "$DEV/kernels" --subgroup 32
+fi
+
+# 3c4. bench/kernels.ts's stdlib kernels at 7B sizes (run.sh tune --set kernels times them).
+KBOUT=$DEV/kernels/kernels.json.gz
+if [ ! -s "$KBOUT" ] || [ -n "$(find stdlib lower backends bench/kernels.ts -name '*.ts' -newer "$KBOUT" -print -quit)" ]; then
+  npx tsx bench/kernels.ts "$DEV"
 fi
 
 # 3d. The model libraries, stories15M in q4f16_1 and its expected CPU text.

@@ -1,6 +1,7 @@
 // Runs on the GPU machine: times every candidate schedule of bench/tune.ts (built here into
 // .device/kernels/tune.json.gz) and writes $OUT/tune.json, which `npx tsx bench/tune.ts apply` turns
-// into stdlib/gpu/tuned.ts on the development machine. Inputs are constant bytes (timing only),
+// into stdlib/gpu/tuned.ts on the development machine; with --set kernels, every stdlib kernel at
+// Llama-2-7B sizes (bench/kernels.ts) into $OUT/kernels.json. Inputs are constant bytes (timing only),
 // copied so that the copies together exceed the L2 cache and each launch reads from memory.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,10 +13,15 @@ import type { TuneCandidate, TuneResult } from "../tune.ts";
 import { copyBandwidth, timeKernel } from "./bandwidth.ts";
 
 function main(): number {
-  const { values } = parseArgs({ options: { out: { type: "string", default: "bench/out" } } });
+  const { values } = parseArgs({
+    options: { out: { type: "string", default: "bench/out" }, set: { type: "string", default: "tune" } },
+  });
+  // "tune": bench/tune.ts's candidates; "kernels": bench/kernels.ts's stdlib kernels at 7B sizes.
+  const set = values.set!;
+  if (set !== "tune" && set !== "kernels") throw new Error(`--set ${set}: expected tune or kernels`);
   const here = new URL(".", import.meta.url).pathname;
   const list = JSON.parse(
-    gunzipSync(readFileSync(join(here, "kernels/tune.json.gz"))).toString("utf8"),
+    gunzipSync(readFileSync(join(here, `kernels/${set}.json.gz`))).toString("utf8"),
   ) as TuneCandidate[];
   const rt = createCudaRuntime();
   const copy = copyBandwidth(rt);
@@ -34,7 +40,9 @@ function main(): number {
         Object.fromEntries(
           Object.entries(c.buffers).map(([name, bytes]) => {
             const p = rt.alloc(bytes);
-            rt.memset8(p, 0x22, bytes);
+            const fixed = c.fixedBuffers?.[name];
+            if (fixed) rt.upload(p, new Int32Array(fixed));
+            else rt.memset8(p, 0x22, bytes);
             return [name, p];
           }),
         ),
@@ -54,16 +62,27 @@ function main(): number {
       console.log(`  failed: ${(e as Error).message.split("\n")[0]}`);
     }
     const fraction = c.bytes / (us * 1e-6) / copy;
-    results.push({ family: c.family, params: c.params, shape: c.shape, us, fractionOfCopy: fraction });
+    const tflops = c.flops ? c.flops / (us * 1e-6) / 1e12 : undefined;
+    results.push({
+      family: c.family,
+      params: c.params,
+      shape: c.shape,
+      us,
+      fractionOfCopy: fraction,
+      ...(tflops !== undefined ? { tflops } : {}),
+    });
     console.log(
-      `${c.family.padEnd(9)} ${c.shape.padEnd(11)} ${JSON.stringify(c.params).padEnd(48)} ${us.toFixed(2).padStart(8)} us ${(100 * fraction).toFixed(1).padStart(5)}% of copy (${c.artifact.registers} regs)`,
+      `${c.family.padEnd(9)} ${c.shape.padEnd(11)} ${JSON.stringify(c.params).padEnd(48)} ${us.toFixed(2).padStart(8)} us ${(100 * fraction).toFixed(1).padStart(5)}% of copy${tflops !== undefined ? ` ${tflops.toFixed(2)} TFLOP/s` : ""} (${c.artifact.registers} regs)`,
     );
   }
   writeFileSync(
-    join(values.out!, "tune.json"),
+    join(values.out!, `${set}.json`),
     JSON.stringify(
       {
-        command: "npx tsx bench/tune.ts build .device (here); bash bench/device/run.sh tune (GPU machine)",
+        command:
+          set === "tune"
+            ? "npx tsx bench/tune.ts build .device (here); bash bench/device/run.sh tune (GPU machine)"
+            : "npx tsx bench/kernels.ts .device (here); bash bench/device/run.sh tune --set kernels (GPU machine)",
         device: rt.device.name,
         copyBandwidthGBs: copy / 1e9,
         results,
