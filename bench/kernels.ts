@@ -118,6 +118,10 @@ function candidates(): TuneCandidate[] {
       f.params.flatMap((p) => (p.kind === "scalar" ? [[p.v.name, SCALARS[p.v.name] ?? 1]] : [])),
     );
     const isGemm = /Gemm/.test(name);
+    // Without a GPU schedule a kernel runs on one thread: fine for argmax over 32000 logits, hours
+    // for a 512-token GEMM.
+    const skip =
+      !GPU_SCHEDULES[name] && isGemm ? "no GPU schedule: one thread for the whole GEMM" : undefined;
     const flops = isGemm ? 2 * sizes.m! * (sizes.n ?? sizes.n2!) * sizes.k! : undefined;
     const { llvm: _ir, ...artifact } = buildArtifact(
       lowerToDevice(scheduledFunc(spec, "sm_90"), TARGETS.sm_90!),
@@ -137,6 +141,7 @@ function candidates(): TuneCandidate[] {
       artifact,
       ...(Object.keys(fixedBuffers).length ? { fixedBuffers } : {}),
       ...(flops ? { flops } : {}),
+      ...(skip ? { skip } : {}),
     });
   }
   return out;

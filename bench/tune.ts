@@ -45,6 +45,8 @@ export interface TuneCandidate {
   readonly fixedBuffers?: Readonly<Record<string, readonly number[]>>;
   /** Floating-point operations of one launch (GEMMs), for TFLOP/s. */
   readonly flops?: number;
+  /** Why it is listed but not timed. */
+  readonly skip?: string;
 }
 
 export interface TuneResult {
@@ -54,6 +56,7 @@ export interface TuneResult {
   readonly us: number;
   readonly fractionOfCopy: number;
   readonly tflops?: number;
+  readonly skipped?: string;
 }
 
 const GEMV_SHAPES: readonly [number, number][] = [
