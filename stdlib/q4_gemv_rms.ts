@@ -1,17 +1,9 @@
 /**
- * RMSNorm folded into the GEMV that follows it (decode), so the norm costs no launch and no round
- * trip through memory.
- *
- * q4GemvRows4Rms uses that the norm's scale r = 1 / sqrt(mean(x^2) + eps) is one number per row
- * of x: W (x * wn * r) = r * (W (x * wn)). The sum of squares accumulates in the GEMV's own loop
- * over the x it loads anyway (reduced across the lanes like the dot products), x * wn is formed in
- * f32 once for the thread's four rows, and r scales each row's sum at the end: a few instructions
- * per element of x instead of a second pass and an f16 rounding per element and row. It differs
- * from rmsNorm followed by q4GemvRows4 by that rounding of the normalized x to f16 (it keeps f32),
- * within an f16 ulp of the output.
- *
- * q4GateUpSiluRms normalizes x on the fly, rounded to f16 exactly as rmsNorm (rmsnorm.ts) stores
- * it, so it computes bit for bit what rmsNorm followed by q4GateUpSilu computes.
+ * RMSNorm folded into the GEMV that follows it (decode): each row's block computes the input's
+ * sum of squares itself (a cross-thread reduction over an x that is in cache anyway) and
+ * normalizes x on the fly, so the norm costs no launch and no round trip through memory. Each
+ * normalized element is rounded to f16 exactly as rmsNorm (rmsnorm.ts) stores it, so a fused
+ * kernel computes bit for bit what rmsNorm followed by the plain GEMV computes.
  */
 import { kernel, f16, f32, idiv, rsqrt, type u32, type Tensor, type Sym } from "../dsl/index.ts";
 import { Q4_GROUP, Q4_PER_WORD, Q4_WORDS_PER_GROUP, q4Code } from "./q4_common.ts";
@@ -29,6 +21,8 @@ export const q4GemvRows4Rms = kernel(function q4GemvRows4Rms(
   const kk = x.shape[0];
   for (let n4 = 0; n4 < idiv(y.shape[0], 4); n4++) {
     let ss = f32(0);
+    for (let j = 0; j < kk; j++) ss += f32(x[j]) * f32(x[j]);
+    const r = rsqrt(ss / f32(kk) + eps);
     let acc0 = f32(0);
     let acc1 = f32(0);
     let acc2 = f32(0);
@@ -46,9 +40,7 @@ export const q4GemvRows4Rms = kernel(function q4GemvRows4Rms(
         const w3 = packed[4 * n4 + 3][col];
         for (let r8 = 0; r8 < Q4_PER_WORD; r8++) {
           const at = g * Q4_GROUP + w * Q4_PER_WORD + r8;
-          const xf = f32(x[at]);
-          ss += xf * xf;
-          const xv = xf * f32(wn[at]);
+          const xv = f32(f16(f32(x[at]) * r * f32(wn[at])));
           dot0 += xv * q4Code(w0, r8);
           dot1 += xv * q4Code(w1, r8);
           dot2 += xv * q4Code(w2, r8);
@@ -60,11 +52,10 @@ export const q4GemvRows4Rms = kernel(function q4GemvRows4Rms(
       acc2 += dot2 * f32(scales[4 * n4 + 2][g]);
       acc3 += dot3 * f32(scales[4 * n4 + 3][g]);
     }
-    const r = rsqrt(ss / f32(kk) + eps);
-    y[4 * n4] = f16(acc0 * r);
-    y[4 * n4 + 1] = f16(acc1 * r);
-    y[4 * n4 + 2] = f16(acc2 * r);
-    y[4 * n4 + 3] = f16(acc3 * r);
+    y[4 * n4] = f16(acc0);
+    y[4 * n4 + 1] = f16(acc1);
+    y[4 * n4 + 2] = f16(acc2);
+    y[4 * n4 + 3] = f16(acc3);
   }
 });
 

@@ -147,7 +147,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   q4GemvRows4: q4GemvSchedule("n4"),
   q4GemvResidualRows4: q4GemvSchedule("n4"),
   q4GemvF32Rows4: q4GemvSchedule("n4"),
-  q4GemvRows4Rms: q4GemvSchedule("n4", undefined, "r8"),
+  q4GemvRows4Rms: q4GemvRmsSchedule("n4"),
   q4GateUpSiluRms: q4GemvRmsSchedule("i"),
   q4GateUpSiluRows2: q4GemvSchedule("i2"),
   q4GemvF32: q4GemvSchedule("n"),
