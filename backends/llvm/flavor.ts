@@ -47,10 +47,10 @@ function nvptx(target: LLVMTarget): Flavor {
       `!{ptr @${name}, !"maxntidx", i32 ${maxThreads}}`,
     ],
     // Programmatic dependent launch (sm_90+): a kernel launched while the previous one in its
-    // stream still runs (the CUDA device launches with that attribute) first waits until the
-    // previous grid has finished and its writes are visible, then lets the next kernel launch
-    // early in turn: launch latency overlaps the previous kernel's tail. Without the attribute
-    // both instructions return at once.
+    // stream still runs (the CUDA device launches with that attribute under TKC_PDL=1) first
+    // waits until the previous grid has finished and its writes are visible, then lets the next
+    // kernel launch early in turn: launch latency overlaps the previous kernel's tail. Without
+    // the attribute (the default) both instructions return at once.
     entry: () =>
       Number(target.arch.replace(/\D/g, "")) >= 90
         ? [
