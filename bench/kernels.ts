@@ -55,6 +55,8 @@ const SIZES: Record<string, Record<string, number>> = {
   ropeHalf: { t: 1, h: 64, d: 128 },
   ropeInterleaved: { t: 1, h: 64, d: 128 },
   kvAppend: { n: 1, kvh: 32, d: 128, ctx: CTX },
+  ropeHalfAppend: { hqk: 64, h: 32, kvh: 32, d: 128, ctx: CTX },
+  ropeInterleavedAppend: { hqk: 64, h: 32, kvh: 32, d: 128, ctx: CTX },
   attentionDecode: { h: 32, d: 128, ctx: CTX, kvh: 32 },
   attentionDecodeShared: { h: 32, d: 128, ctx: CTX, kvh: 32 },
   attentionDecodeChunks: { h: 32, d: 128, ctx: CTX, kvh: 32, chunks: decodeChunks(CTX) },
@@ -83,7 +85,7 @@ const SCALARS: Record<string, number> = {
 function cacheRows(name: string): number | undefined {
   if (name.startsWith("attentionDecode") && name !== "attentionDecodeCombine") return LEN;
   if (name === "attentionPrefill") return PREFILL.start + PREFILL.n;
-  if (name === "kvAppend") return 1;
+  if (name === "kvAppend" || name.endsWith("Append")) return 1;
   return undefined;
 }
 

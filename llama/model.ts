@@ -103,11 +103,9 @@ export class KernelLlama implements LanguageModel {
     // q, k and v are views of one buffer, so the fused projection is one plain GEMV.
     a("qkv", [c.dim + 2 * kvDim(c)]);
     this.act.q = d.view(this.act.qkv!, [1, c.nHeads, headDim(c)], 0);
-    // Rotated q and k, adjacent like q and k in qkv, so one rope launch writes both.
-    a("qkr", [1, c.nHeads + c.nKvHeads, headDim(c)]);
-    this.act.qr = d.view(this.act.qkr!, [1, c.nHeads, headDim(c)], 0);
+    // Rotated q (the rotated k goes straight into the cache: ropeHalfAppend/ropeInterleavedAppend).
+    a("qr", [1, c.nHeads, headDim(c)]);
     this.act.k = d.view(this.act.qkv!, [1, c.nKvHeads, headDim(c)], c.dim);
-    this.act.kr = d.view(this.act.qkr!, [1, c.nKvHeads, headDim(c)], c.dim);
     this.act.v = d.view(this.act.qkv!, [1, c.nKvHeads, headDim(c)], c.dim + kvDim(c));
     a("attn", [c.nHeads, headDim(c)]);
     const chunks = decodeChunks(c.contextLength);
@@ -205,9 +203,15 @@ export class KernelLlama implements LanguageModel {
         this.run(o.gemvKV!, { x: xn, ...this.rows(L.qkv, c.dim, kv), y: flat(A.k!, kv) });
         this.run(o.gemvKV!, { x: xn, ...this.rows(L.qkv, c.dim + kv, kv), y: flat(A.v!, kv) });
       }
-      const qk = d.view(A.qkv!, [1, c.nHeads + c.nKvHeads, hd], 0);
-      this.run(o.ropeQK!, { x: qk, y: A.qkr!, offset_mem: A.pos!, theta: c.ropeTheta });
-      this.run(o.kvAppend!, { k: A.kr!, v: A.v!, kCache: L.kCache, vCache: L.vCache, pos_mem: A.pos! });
+      this.run(o.ropeAppend!, {
+        qk: d.view(A.qkv!, [c.nHeads + c.nKvHeads, hd], 0),
+        v: d.view(A.qkv!, [c.nKvHeads, hd], c.dim + kv),
+        qr: d.view(A.qr!, [c.nHeads, hd]),
+        kCache: L.kCache,
+        vCache: L.vCache,
+        pos_mem: A.pos!,
+        theta: c.ropeTheta,
+      });
       const parts = { partAcc: A.partAcc!, partMax: A.partMax!, partSum: A.partSum! };
       this.run(o.attentionChunks!, {
         q: d.view(A.qr!, [c.nHeads, hd]),

@@ -62,12 +62,12 @@ export function llamaOps(
   const rope = c.ropeLayout === "half" ? S.ropeHalf : S.ropeInterleaved;
   const decode: Record<string, OpSpec> = {
     rmsNorm: op("rmsnorm1", S.rmsNorm, { m: 1, d: dim }),
-    // q and k are adjacent in the fused qkv buffer: one launch rotates both.
-    ropeQK: op("ropeqk1", rope, { t: 1, h: c.nHeads + c.nKvHeads, d: hd }, { scalarsInMemory: ["offset"] }),
-    kvAppend: op(
-      "kvappend1",
-      S.kvAppend,
-      { n: 1, kvh: c.nKvHeads, d: hd, ctx },
+    // q and k are adjacent in the fused qkv buffer: one launch rotates both and appends k and v
+    // to the cache (RoPE then kvAppend, as prefill runs them, in one kernel).
+    ropeAppend: op(
+      "ropeappend1",
+      c.ropeLayout === "half" ? S.ropeHalfAppend : S.ropeInterleavedAppend,
+      { hqk: c.nHeads + c.nKvHeads, h: c.nHeads, kvh: c.nKvHeads, d: hd, ctx },
       { scalarsInMemory: ["pos"] },
     ),
     // Flash-decoding: a block per (head, chunk of positions), then the chunks combined.

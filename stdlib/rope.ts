@@ -65,5 +65,81 @@ export const ropeHalf = kernel(function ropeHalf(
   }
 });
 
+/**
+ * One decode token's rotary embedding and KV-cache append in one launch (as ropeHalf on its q and
+ * k heads, then kvAppend at pos, computing the same values): qk f16 [H + kvH, D] holds the q heads
+ * then the k heads (the fused QKV projection's layout); rotated q heads go to qr [H, D], rotated k
+ * heads and the v heads to the caches' row pos.
+ */
+export const ropeHalfAppend = kernel(function ropeHalfAppend(
+  qk: Tensor<f16, [Sym<"hqk">, Sym<"d">]>,
+  v: Tensor<f16, [Sym<"kvh">, Sym<"d">]>,
+  qr: Tensor<f16, [Sym<"h">, Sym<"d">]>,
+  kCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+  vCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+  pos: i32,
+  theta: f32,
+) {
+  const d = qk.shape[1];
+  const half = idiv(d, 2);
+  const heads = qr.shape[0];
+  for (let hh = 0; hh < qk.shape[0]; hh++) {
+    for (let i = 0; i < half; i++) {
+      const angle = ropeAngle(pos, i, d, theta);
+      const c = cos(angle);
+      const s = sin(angle);
+      const a = f32(qk[hh][i]);
+      const b = f32(qk[hh][i + half]);
+      const y0 = f16(a * c - b * s);
+      const y1 = f16(a * s + b * c);
+      if (hh < heads) {
+        qr[hh][i] = y0;
+        qr[hh][i + half] = y1;
+      } else {
+        kCache[pos][hh - heads][i] = y0;
+        kCache[pos][hh - heads][i + half] = y1;
+        vCache[pos][hh - heads][i] = v[hh - heads][i];
+        vCache[pos][hh - heads][i + half] = v[hh - heads][i + half];
+      }
+    }
+  }
+});
+
+/** As ropeHalfAppend for pairs (2i, 2i+1) (ropeInterleaved, then kvAppend). */
+export const ropeInterleavedAppend = kernel(function ropeInterleavedAppend(
+  qk: Tensor<f16, [Sym<"hqk">, Sym<"d">]>,
+  v: Tensor<f16, [Sym<"kvh">, Sym<"d">]>,
+  qr: Tensor<f16, [Sym<"h">, Sym<"d">]>,
+  kCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+  vCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+  pos: i32,
+  theta: f32,
+) {
+  const d = qk.shape[1];
+  const heads = qr.shape[0];
+  for (let hh = 0; hh < qk.shape[0]; hh++) {
+    for (let i = 0; i < idiv(d, 2); i++) {
+      const angle = ropeAngle(pos, i, d, theta);
+      const c = cos(angle);
+      const s = sin(angle);
+      const a = f32(qk[hh][2 * i]);
+      const b = f32(qk[hh][2 * i + 1]);
+      const y0 = f16(a * c - b * s);
+      const y1 = f16(a * s + b * c);
+      if (hh < heads) {
+        qr[hh][2 * i] = y0;
+        qr[hh][2 * i + 1] = y1;
+      } else {
+        kCache[pos][hh - heads][2 * i] = y0;
+        kCache[pos][hh - heads][2 * i + 1] = y1;
+        vCache[pos][hh - heads][2 * i] = v[hh - heads][2 * i];
+        vCache[pos][hh - heads][2 * i + 1] = v[hh - heads][2 * i + 1];
+      }
+    }
+  }
+});
+
 // Seeds for tuning (see params.ts); the schedule applied today is in stdlib/gpu/schedules.ts.
 export const ropeParams: PerTarget<ElementwiseParams> = ELEMENTWISE_DEFAULTS;
+export const ropeHalfAppendParams = ropeParams;
+export const ropeInterleavedAppendParams = ropeParams;

@@ -159,6 +159,15 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   // A thread per pair: bind's range test proves y[i] and y[i' + half] apart (i, i' < half).
   ropeHalf: rowsAndLanes("t", "h", "i"),
   kvAppend: rowsAndLanes("t", "h", "i"),
+  // A block per head (q heads, then k heads with their v), a thread per pair.
+  ropeHalfAppend: (s) => {
+    s.bind("hh", "blockIdx.x");
+    s.bind("i", "threadIdx.x");
+  },
+  ropeInterleavedAppend: (s) => {
+    s.bind("hh", "blockIdx.x");
+    s.bind("i", "threadIdx.x");
+  },
   q4Embedding: rowsAndColumns("t", "c"),
   residualAdd: rowsAndColumns("m", "i"),
   siluMul: rowsAndColumns("m", "i"),

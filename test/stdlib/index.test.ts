@@ -49,6 +49,8 @@ describe("stdlib", () => {
         "residualAdd",
         "rmsNorm",
         "ropeHalf",
+        "ropeHalfAppend",
+        "ropeInterleavedAppend",
         "ropeInterleaved",
         "sampleTopP",
         "siluMul",

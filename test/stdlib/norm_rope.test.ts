@@ -1,9 +1,10 @@
 /** rmsNorm and both rotary-embedding layouts on the CPU against float64 references. */
 import { describe, expect, test } from "vitest";
 import { cpuKernel } from "../../backends/cpu/runtime.ts";
-import { toNumbers, zeros } from "../../dsl/ndarray.ts";
+import { ndarray, toNumbers, zeros } from "../../dsl/ndarray.ts";
 import { rmsNorm } from "../../stdlib/rmsnorm.ts";
-import { ropeHalf, ropeInterleaved } from "../../stdlib/rope.ts";
+import { ropeHalf, ropeHalfAppend, ropeInterleaved, ropeInterleavedAppend } from "../../stdlib/rope.ts";
+import { kvAppend } from "../../stdlib/kv_cache.ts";
 import { F16_EPS, F32_EPS, SEED, expectWithin, randomF16, rng } from "./helpers.ts";
 
 describe(`rmsNorm on the CPU (seed ${SEED})`, () => {
@@ -133,5 +134,39 @@ describe(`rotary embedding on the CPU (seed ${SEED})`, () => {
     const fresh = { dtype: "f16" as const, shape: [2, 2, 8], data: Uint16Array.from(before) };
     cpuKernel(ropeHalf)({ x: fresh, y, offset: 0, theta: 10000 });
     expect(Array.from(x.data)).toEqual(Array.from(y.data));
+  });
+});
+
+describe("RoPE with the KV-cache append in one launch (decode)", () => {
+  test.each([
+    ["half", ropeHalfAppend, ropeHalf],
+    ["interleaved", ropeInterleavedAppend, ropeInterleaved],
+  ] as const)("rope%s then kvAppend, bit for bit, with GQA", (_name, fused, rope) => {
+    const [h, kvh, d, ctx, pos] = [6, 2, 16, 9, 5];
+    const r = rng(SEED + 31);
+    const qkv = randomF16([h + 2 * kvh, d], r);
+    const all = toNumbers(qkv);
+    const qk = ndarray("f16", [h + kvh, d], all.slice(0, (h + kvh) * d));
+    const v = ndarray("f16", [kvh, d], all.slice((h + kvh) * d));
+    const cache = () => randomF16([ctx, kvh, d], rng(SEED + 32));
+    // Separately: rotate q and k, then append k and v at pos.
+    const rotated = zeros("f16", [1, h + kvh, d]);
+    cpuKernel(rope)({ x: { ...qk, shape: [1, h + kvh, d] }, y: rotated, offset: pos, theta: 10000 });
+    const [kc1, vc1] = [cache(), cache()];
+    const rot = toNumbers(rotated);
+    cpuKernel(kvAppend)({
+      k: ndarray("f16", [1, kvh, d], rot.slice(h * d)),
+      v: { ...v, shape: [1, kvh, d] },
+      kCache: kc1,
+      vCache: vc1,
+      pos,
+    });
+    // Fused.
+    const qr = zeros("f16", [h, d]);
+    const [kc2, vc2] = [cache(), cache()];
+    cpuKernel(fused)({ qk, v, qr, kCache: kc2, vCache: vc2, pos, theta: 10000 });
+    expect(Array.from(toNumbers(qr))).toEqual(Array.from(rot.slice(0, h * d)));
+    expect(Array.from(kc2.data)).toEqual(Array.from(kc1.data));
+    expect(Array.from(vc2.data)).toEqual(Array.from(vc1.data));
   });
 });
