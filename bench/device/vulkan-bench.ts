@@ -32,18 +32,13 @@ import { gunzipSync } from "node:zlib";
 import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
 import { compileCpu, type CpuKernel } from "../../backends/cpu/exec.ts";
 import { vulkanKernel, type DeviceTensor, type VulkanKernel } from "../../backends/vulkan/kernel.ts";
-import {
-  createVulkanRuntime,
-  type Command,
-  type GpuBuffer,
-  type VulkanRuntime,
-} from "../../backends/vulkan/runtime.ts";
+import { type Command, type GpuBuffer, type VulkanRuntime } from "../../backends/vulkan/runtime.ts";
 import { bytesOf } from "../../dsl/dtypes.ts";
 import type { NDArray } from "../../dsl/ndarray.ts";
 import { funcFromJson } from "../../lower/ir/serialize.ts";
 import type { VulkanBenchFile } from "./build-vulkan-bench.ts";
 import { pipelineStats, type PipelineStatsReport } from "./vulkan-pipeline-stats.ts";
-import { driverLibraries, startVulkan } from "./vulkan-setup.ts";
+import { openVulkan, startVulkan } from "./vulkan-setup.ts";
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -147,28 +142,13 @@ function main(): number {
     save();
     return 2;
   };
-  let rt: VulkanRuntime;
-  try {
-    rt = createVulkanRuntime();
-  } catch (e) {
-    setup.notes.push(
-      `NVIDIA and Vulkan libraries present: ${driverLibraries().slice(0, 60).join(", ") || "none"}`,
-    );
-    console.error(`vulkan-bench: ${setup.notes.at(-1)}`);
-    return fatal(`no Vulkan device: ${message(e)}`);
-  }
+  const opened = openVulkan(setup, "vulkan-bench");
+  if ("error" in opened) return fatal(opened.error);
+  const rt = opened.rt;
   const info = rt.device;
   const sg = info.subgroup.size;
   report.device = info.name;
-  report.deviceInfo = {
-    type: info.type,
-    apiVersion: info.apiVersion,
-    subgroup: info.subgroup,
-    limits: info.limits,
-  };
-  console.log(
-    `device: ${info.name} (${info.type}, Vulkan ${info.apiVersion}, subgroup ${sg}); loader ${setup.loader}; ICD ${setup.icd ?? "(loader default)"}`,
-  );
+  report.deviceInfo = opened.record;
   const file = resolve(values.kernels ?? join(deviceDir, "kernels", `vulkan-bench-sg${sg}.json.gz`));
   if (!existsSync(file)) {
     rt.destroy();

@@ -15,10 +15,9 @@ import { parseArgs } from "node:util";
 import { compareResults } from "../../backends/check.ts";
 import { compileCpu } from "../../backends/cpu/exec.ts";
 import { vulkanKernel, type VulkanKernel } from "../../backends/vulkan/kernel.ts";
-import { createVulkanRuntime, type VulkanRuntime } from "../../backends/vulkan/runtime.ts";
 import { funcFromJson } from "../../lower/ir/serialize.ts";
 import { caseArgs, type VulkanChecksFile } from "./check-case.ts";
-import { driverLibraries, startVulkan } from "./vulkan-setup.ts";
+import { openVulkan, startVulkan } from "./vulkan-setup.ts";
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -57,29 +56,14 @@ function main(): number {
   const { setup, exitCode } = startVulkan(deviceDir, (line) => console.log(line));
   if (exitCode !== undefined) return exitCode;
   report.setup = setup;
-  let rt: VulkanRuntime;
-  try {
-    rt = createVulkanRuntime();
-  } catch (e) {
-    setup.notes.push(
-      `NVIDIA and Vulkan libraries present: ${driverLibraries().slice(0, 60).join(", ") || "none"}`,
-    );
-    console.error(`vulkan-checks: ${setup.notes.at(-1)}`);
-    return fatal(`no Vulkan device: ${message(e)}`);
-  }
+  const opened = openVulkan(setup, "vulkan-checks", `; seed ${seed}`);
+  if ("error" in opened) return fatal(opened.error);
+  const rt = opened.rt;
   try {
     const info = rt.device;
     const sg = info.subgroup.size;
     report.device = info.name;
-    report.deviceInfo = {
-      type: info.type,
-      apiVersion: info.apiVersion,
-      subgroup: info.subgroup,
-      limits: info.limits,
-    };
-    console.log(
-      `device: ${info.name} (${info.type}, Vulkan ${info.apiVersion}, subgroup ${sg}); loader ${setup.loader}; ICD ${setup.icd ?? "(loader default)"}; seed ${seed}`,
-    );
+    report.deviceInfo = opened.record;
     const file = resolve(values.checks ?? join(deviceDir, "kernels", `vulkan-checks-sg${sg}.json`));
     if (!existsSync(file))
       return fatal(

@@ -1,5 +1,5 @@
 // Finding the Vulkan loader and NVIDIA's driver on the GPU machine, for the Vulkan runners
-// (bench/device/vulkan.ts, bench/device/vulkan-checks.ts):
+// (bench/device/vulkan.ts, vulkan-checks.ts, vulkan-bench.ts):
 //  - the loader carried in .device/vulkan (Debian's libvulkan1, unpacked by prepare.sh) as
 //    TKC_VULKAN_LIB;
 //  - the NVIDIA ICD manifest found under /usr/local/nvidia/share/vulkan/icd.d, /usr/share/vulkan/icd.d
@@ -9,6 +9,7 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { createVulkanRuntime, type VulkanRuntime } from "../../backends/vulkan/runtime.ts";
 
 const ICD_DIRS = ["/usr/local/nvidia/share/vulkan/icd.d", "/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"];
 const LIB_DIRS = [
@@ -122,6 +123,44 @@ export function startVulkan(
     return { setup, exitCode: child.status ?? 2 };
   }
   return { setup };
+}
+
+/** The device a runner's results name: what the runtime reports of it. */
+export interface VulkanDeviceRecord {
+  readonly type: string;
+  readonly apiVersion: string;
+  readonly subgroup: VulkanRuntime["device"]["subgroup"];
+  readonly limits: VulkanRuntime["device"]["limits"];
+}
+
+/**
+ * The Vulkan runtime, its device printed on one line (`suffix` appended) and described for the
+ * results; or, without one, the reason, with the NVIDIA and Vulkan libraries the machine has noted
+ * in setup.notes and printed as `runner: ...`.
+ */
+export function openVulkan(
+  setup: VulkanSetup,
+  runner: string,
+  suffix = "",
+): { rt: VulkanRuntime; record: VulkanDeviceRecord } | { error: string } {
+  let rt: VulkanRuntime;
+  try {
+    rt = createVulkanRuntime();
+  } catch (e) {
+    setup.notes.push(
+      `NVIDIA and Vulkan libraries present: ${driverLibraries().slice(0, 60).join(", ") || "none"}`,
+    );
+    console.error(`${runner}: ${setup.notes.at(-1)}`);
+    return { error: `no Vulkan device: ${e instanceof Error ? e.message : String(e)}` };
+  }
+  const info = rt.device;
+  console.log(
+    `device: ${info.name} (${info.type}, Vulkan ${info.apiVersion}, subgroup ${info.subgroup.size}); loader ${setup.loader}; ICD ${setup.icd ?? "(loader default)"}${suffix}`,
+  );
+  return {
+    rt,
+    record: { type: info.type, apiVersion: info.apiVersion, subgroup: info.subgroup, limits: info.limits },
+  };
 }
 
 /** What the machine has of NVIDIA's user-space driver and Vulkan loaders (for a failed start). */

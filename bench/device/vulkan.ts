@@ -20,7 +20,6 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { createVulkanRuntime, type VulkanRuntime } from "../../backends/vulkan/runtime.ts";
 import { headDim, type LlamaConfig } from "../../llama/config.ts";
 import { loadConverted } from "../../llama/convert/format.ts";
 import { loadModelTokenizer } from "../../llama/convert/tokenizer.ts";
@@ -39,7 +38,7 @@ import { allOps, llamaOps } from "../../llama/ops.ts";
 import { fromConverted, matrixShape, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
 import { DECODE_CONTEXT, LLAMA2_7B } from "./models.ts";
-import { driverLibraries, startVulkan } from "./vulkan-setup.ts";
+import { openVulkan, startVulkan } from "./vulkan-setup.ts";
 
 const STORIES = "stories15M-q4";
 const LLAMA7B = "llama2-7b-q4";
@@ -139,31 +138,17 @@ async function run(opts: {
   const { setup, exitCode } = startVulkan(opts.deviceDir, (line) => console.log(line));
   if (exitCode !== undefined) return exitCode;
   result.setup = setup;
-  let rt: VulkanRuntime;
-  try {
-    rt = createVulkanRuntime();
-  } catch (e) {
-    errors.push(`no Vulkan device: ${(e as Error).message}`);
-    console.error(`vulkan: ${errors.at(-1)}`);
-    // What the container has of NVIDIA's user-space driver (Vulkan needs libGLX_nvidia and friends).
-    const libs = driverLibraries();
-    setup.notes.push(`NVIDIA and Vulkan libraries present: ${libs.slice(0, 60).join(", ") || "none"}`);
-    console.error(`vulkan: ${setup.notes.at(-1)}`);
+  const opened = openVulkan(setup, "vulkan");
+  if ("error" in opened) {
+    errors.push(opened.error);
+    console.error(`vulkan: ${opened.error}`);
     save();
     return 2;
   }
+  const rt = opened.rt;
   const info = rt.device;
   const sg = info.subgroup.size;
-  result.device = {
-    name: info.name,
-    type: info.type,
-    apiVersion: info.apiVersion,
-    subgroup: info.subgroup,
-    limits: info.limits,
-  };
-  console.log(
-    `device: ${info.name} (${info.type}, Vulkan ${info.apiVersion}, subgroup ${sg}); loader ${setup.loader}; ICD ${setup.icd ?? "(loader default)"}`,
-  );
+  result.device = { name: info.name, ...opened.record };
   save();
 
   // 1. stories15M, real weights, against the CPU kernel model's greedy text.
