@@ -1,5 +1,32 @@
 import type { KernelArg } from "../../backends/gpu-common/args.ts";
-import type { GpuFunction, GpuRuntime } from "../../backends/gpu-common/runtime.ts";
+import type { DevicePtr, GpuFunction, GpuRuntime } from "../../backends/gpu-common/runtime.ts";
+
+/**
+ * Copies of a kernel's buffers (bytes by name) that together exceed the L2 cache (50 to 60 MB on an
+ * H100/H200; at most 16 copies), for timeKernel to take in turn so that each launch reads from
+ * memory as in a model. Each buffer is filled by `fill` (default: the byte 0x22 throughout).
+ */
+export function bufferCopies(
+  rt: GpuRuntime,
+  bytes: Readonly<Record<string, number>>,
+  fill: (name: string, ptr: DevicePtr, bytes: number) => void = (_, p, n) => rt.memset8(p, 0x22, n),
+): Record<string, DevicePtr>[] {
+  const total = Object.values(bytes).reduce((a, b) => a + b, 0);
+  const copies = Math.max(1, Math.min(16, Math.ceil((256 << 20) / total)));
+  return Array.from({ length: copies }, () =>
+    Object.fromEntries(
+      Object.entries(bytes).map(([name, n]) => {
+        const p = rt.alloc(n);
+        fill(name, p, n);
+        return [name, p];
+      }),
+    ),
+  );
+}
+
+export function freeCopies(rt: GpuRuntime, sets: readonly Record<string, DevicePtr>[]): void {
+  for (const ptr of sets) for (const p of Object.values(ptr)) rt.free(p);
+}
 
 /** Device-to-device copy bandwidth (bytes read + written per second), timed with events. */
 export function copyBandwidth(rt: GpuRuntime, bytes = 1 << 30): number {

@@ -9,7 +9,7 @@ import { compileCpu } from "../../backends/cpu/exec.ts";
 import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
 import { kernelArgs, launchConfig, runOnce, type KernelArtifact } from "../../backends/gpu-common/kernel.ts";
 import { funcFromJson, type FuncJson } from "../../lower/ir/serialize.ts";
-import { copyBandwidth, timeKernel } from "./bandwidth.ts";
+import { bufferCopies, copyBandwidth, freeCopies, timeKernel } from "./bandwidth.ts";
 
 interface Entry {
   n: number;
@@ -45,15 +45,8 @@ function main(): number {
       );
     }
     const bytes = { x: e.k * 2, packed: (e.n * e.k) / 2, scales: (e.n * e.k) / 16, y: e.n * 2 };
-    // Copies of the weights that together exceed the L2 cache (50-60 MB), taken in turn.
-    const copies = Math.max(1, Math.min(16, Math.ceil((256 << 20) / (bytes.packed + bytes.scales))));
-    const sets = Array.from({ length: copies }, () => {
-      const ptr = Object.fromEntries(Object.entries(bytes).map(([k, b]) => [k, rt.alloc(b)]));
-      rt.memset8(ptr.packed!, 0x37, bytes.packed);
-      rt.memset8(ptr.scales!, 0x11, bytes.scales);
-      rt.memset8(ptr.x!, 0x22, bytes.x);
-      return ptr;
-    });
+    const fills: Record<string, number> = { packed: 0x37, scales: 0x11 };
+    const sets = bufferCopies(rt, bytes, (name, p, n) => rt.memset8(p, fills[name] ?? 0x22, n));
     const symbols = {};
     const { grid, block } = launchConfig(e.artifact, symbols);
     // Host launch overhead does not count: timeKernel replays a captured graph.
@@ -79,7 +72,7 @@ function main(): number {
       `q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""}${e.params.rows4 ? " 4-rows-per-thread" : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy`,
     );
     results.push(line);
-    for (const ptr of sets) for (const p of Object.values(ptr)) rt.free(p);
+    freeCopies(rt, sets);
     mod.unload();
   }
   writeFileSync(

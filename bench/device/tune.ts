@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
 import { kernelArgs, launchConfig } from "../../backends/gpu-common/kernel.ts";
 import type { TuneCandidate, TuneResult } from "../tune.ts";
-import { copyBandwidth, timeKernel } from "./bandwidth.ts";
+import { bufferCopies, copyBandwidth, freeCopies, timeKernel } from "./bandwidth.ts";
 
 function main(): number {
   const { values } = parseArgs({
@@ -46,19 +46,11 @@ function main(): number {
     try {
       const mod = rt.loadModule(c.artifact.image);
       const fn = mod.getFunction(c.artifact.entry);
-      const total = Object.values(c.buffers).reduce((a, b) => a + b, 0);
-      const copies = Math.max(1, Math.min(16, Math.ceil((256 << 20) / total)));
-      const sets = Array.from({ length: copies }, () =>
-        Object.fromEntries(
-          Object.entries(c.buffers).map(([name, bytes]) => {
-            const p = rt.alloc(bytes);
-            const fixed = c.fixedBuffers?.[name];
-            if (fixed) rt.upload(p, new Int32Array(fixed));
-            else rt.memset8(p, 0x22, bytes);
-            return [name, p];
-          }),
-        ),
-      );
+      const sets = bufferCopies(rt, c.buffers, (name, p, bytes) => {
+        const fixed = c.fixedBuffers?.[name];
+        if (fixed) rt.upload(p, new Int32Array(fixed));
+        else rt.memset8(p, 0x22, bytes);
+      });
       const symbols = {};
       const { grid, block } = launchConfig(c.artifact, symbols);
       const argSets = sets.map((ptr) => kernelArgs(c.artifact, ptr, c.scalars, symbols));
@@ -67,7 +59,7 @@ function main(): number {
       const first = timeKernel(rt, fn, argSets, { grid, block }, { reps: 2, warmup: 1 });
       const reps = Math.max(3, Math.min(100, Math.round(50e3 / Math.max(first, 1))));
       us = reps <= 3 ? first : timeKernel(rt, fn, argSets, { grid, block }, { reps, warmup: 5 });
-      for (const ptr of sets) for (const p of Object.values(ptr)) rt.free(p);
+      freeCopies(rt, sets);
       mod.unload();
     } catch (e) {
       console.log(`  failed: ${(e as Error).message.split("\n")[0]}`);
