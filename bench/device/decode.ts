@@ -11,12 +11,12 @@ import { readLibrary } from "../../llama/device/library.ts";
 import { createCudaDevice, profileOf } from "../../llama/device/cuda.ts";
 import { loadConverted } from "../../llama/convert/format.ts";
 import { loadModelTokenizer } from "../../llama/convert/tokenizer.ts";
-import { fromConverted, syntheticF16, syntheticQ4, matrixShape } from "../../llama/weights/source.ts";
+import { fromConverted, syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { KernelLlama } from "../../llama/model.ts";
 import { generateText } from "../../llama/generate.ts";
 import { headDim } from "../../llama/config.ts";
 import { copyBandwidth } from "./bandwidth.ts";
-import { LLAMA2_7B, DECODE_CONTEXT } from "./models.ts";
+import { LLAMA2_7B, DECODE_CONTEXT, decodeBytesPerToken, greedyDecodeTokPerS } from "./models.ts";
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -81,30 +81,9 @@ async function main(): Promise<number> {
     model.decode(1, 0); // records the graph
     // Three passes of `steps` tokens from position 1: machines differ from run to run by several
     // percent, and the passes show how much a single one can.
-    const passes: number[] = [];
-    for (let pass = 0; pass < 3; pass++) {
-      let token = 1;
-      const start = performance.now();
-      for (let pos = 1; pos <= steps; pos++) {
-        const logits = model.decode(token, pos);
-        let best = 0;
-        for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
-        token = best;
-      }
-      passes.push(steps / ((performance.now() - start) / 1e3));
-    }
+    const passes = [0, 1, 2].map(() => greedyDecodeTokPerS(model, steps));
     const tokPerS = [...passes].sort((a, b) => a - b)[1]!;
-    const weightBytes =
-      (["qkv", "o", "gateUp", "down"] as const).reduce((a, m) => {
-        const [n, k] = matrixShape(config, m);
-        return a + n * k * (0.5 + 2 / 32);
-      }, 0) *
-        config.nLayers +
-      config.vocabSize * config.dim * (0.5 + 2 / 32) +
-      config.dim * 2;
-    const avgPos = (steps + 1) / 2;
-    const kvBytes = config.nLayers * 2 * avgPos * config.nKvHeads * headDim(config) * 2;
-    const bytesPerToken = weightBytes + kvBytes;
+    const bytesPerToken = decodeBytesPerToken(config, "q4f16_1", (steps + 1) / 2);
     const roofline = copy / bytesPerToken;
     console.log(
       `7B q4f16_1 decode: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens (median of passes at ${passes.map((p) => p.toFixed(1)).join(", ")}); ${(bytesPerToken / 1e9).toFixed(2)} GB/token; roofline ${roofline.toFixed(0)} tok/s; ${((100 * tokPerS) / roofline).toFixed(1)}% of roofline`,
@@ -140,37 +119,22 @@ async function main(): Promise<number> {
     console.log(`7B f16 weights made and uploaded in ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
     const steps = 128;
     model.decode(1, 0);
-    let token = 1;
-    const start = performance.now();
-    for (let pos = 1; pos <= steps; pos++) {
-      const logits = model.decode(token, pos);
-      let best = 0;
-      for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
-      token = best;
-    }
-    const tokPerS = steps / ((performance.now() - start) / 1e3);
-    const f16Bytes = (m: "qkv" | "o" | "gateUp" | "down" | "lmHead") => {
-      const [n, k] = matrixShape(config, m);
-      return n * k * 2;
-    };
-    const weightBytes =
-      config.nLayers * (f16Bytes("qkv") + f16Bytes("o") + f16Bytes("gateUp") + f16Bytes("down")) +
-      f16Bytes("lmHead");
-    const kvBytes = config.nLayers * 2 * ((steps + 1) / 2) * config.nKvHeads * headDim(config) * 2;
-    const roofline = copy / (weightBytes + kvBytes);
+    const tokPerS = greedyDecodeTokPerS(model, steps);
+    const bytesPerToken = decodeBytesPerToken(config, "f16", (steps + 1) / 2);
+    const roofline = copy / bytesPerToken;
     const prompt = Array.from({ length: 512 }, (_, i) => 1 + ((i * 7919) % 31999));
     model.reset();
     const p0 = performance.now();
     model.prefill(prompt, 0);
     const prefillTokPerS = 512 / ((performance.now() - p0) / 1e3);
     console.log(
-      `7B f16 decode: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens; ${((weightBytes + kvBytes) / 1e9).toFixed(2)} GB/token; roofline ${roofline.toFixed(0)} tok/s; ${((100 * tokPerS) / roofline).toFixed(1)}% of roofline; prefill of 512 tokens ${prefillTokPerS.toFixed(1)} tok/s`,
+      `7B f16 decode: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens; ${(bytesPerToken / 1e9).toFixed(2)} GB/token; roofline ${roofline.toFixed(0)} tok/s; ${((100 * tokPerS) / roofline).toFixed(1)}% of roofline; prefill of 512 tokens ${prefillTokPerS.toFixed(1)} tok/s`,
     );
     result.llama2_7b_f16 = {
       decode: {
         tokPerS,
         steps,
-        bytesPerToken: weightBytes + kvBytes,
+        bytesPerToken,
         rooflineTokPerS: roofline,
         fractionOfRoofline: tokPerS / roofline,
       },

@@ -1,4 +1,39 @@
+import { headDim, type LlamaConfig } from "../../llama/config.ts";
+import type { KernelLlama } from "../../llama/model.ts";
+import { matrixShape, type MatrixName } from "../../llama/weights/source.ts";
+
 export { LLAMA2_7B } from "../../llama/presets.ts";
 
 /** The KV cache length the decode benchmark allocates: a 512-token prompt plus 512 generated. */
 export const DECODE_CONTEXT = 1100;
+
+/**
+ * Bytes one decode step reads: every weight once (q4f16_1: half a byte per weight and an f16 scale
+ * per 32, plus the token's embedding row; f16: two bytes per weight, the embedding on the host)
+ * and the KV cache up to position avgPos.
+ */
+export function decodeBytesPerToken(config: LlamaConfig, format: "q4f16_1" | "f16", avgPos: number): number {
+  const perWeight = format === "q4f16_1" ? 0.5 + 2 / 32 : 2;
+  const matrix = (m: MatrixName) => {
+    const [n, k] = matrixShape(config, m);
+    return n * k * perWeight;
+  };
+  const weights =
+    (matrix("qkv") + matrix("o") + matrix("gateUp") + matrix("down")) * config.nLayers +
+    matrix("lmHead") +
+    (format === "q4f16_1" ? config.dim * 2 : 0);
+  return weights + config.nLayers * 2 * avgPos * config.nKvHeads * headDim(config) * 2;
+}
+
+/** Greedy decode from token 1 at positions 1..steps (argmax on the host); tokens per second. */
+export function greedyDecodeTokPerS(model: KernelLlama, steps: number): number {
+  let token = 1;
+  const start = performance.now();
+  for (let pos = 1; pos <= steps; pos++) {
+    const logits = model.decode(token, pos);
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+    token = best;
+  }
+  return steps / ((performance.now() - start) / 1e3);
+}

@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { headDim, type LlamaConfig } from "../../llama/config.ts";
+import type { LlamaConfig } from "../../llama/config.ts";
 import { loadConverted } from "../../llama/convert/format.ts";
 import { loadModelTokenizer } from "../../llama/convert/tokenizer.ts";
 import {
@@ -35,9 +35,9 @@ import {
 import { generateText } from "../../llama/generate.ts";
 import { KernelLlama } from "../../llama/model.ts";
 import { allOps, llamaOps } from "../../llama/ops.ts";
-import { fromConverted, matrixShape, syntheticQ4 } from "../../llama/weights/source.ts";
+import { fromConverted, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
-import { DECODE_CONTEXT, LLAMA2_7B } from "./models.ts";
+import { DECODE_CONTEXT, LLAMA2_7B, decodeBytesPerToken, greedyDecodeTokPerS } from "./models.ts";
 import { openVulkan, startVulkan } from "./vulkan-setup.ts";
 
 const STORIES = "stories15M-q4";
@@ -92,19 +92,6 @@ async function cudaCopyBandwidth(): Promise<number | undefined> {
     console.log(`(no CUDA copy bandwidth: ${(e as Error).message.split("\n")[0]})`);
     return undefined;
   }
-}
-
-/** Bytes one 7B q4f16_1 decode step reads: every weight once, the KV cache up to the position. */
-function bytesPerToken(config: LlamaConfig, avgPos: number): number {
-  const q4 = (m: Parameters<typeof matrixShape>[1]) => {
-    const [n, k] = matrixShape(config, m);
-    return n * k * (0.5 + 2 / 32);
-  };
-  const weights =
-    (q4("qkv") + q4("o") + q4("gateUp") + q4("down")) * config.nLayers +
-    config.vocabSize * config.dim * (0.5 + 2 / 32) +
-    config.dim * 2;
-  return weights + config.nLayers * 2 * avgPos * config.nKvHeads * headDim(config) * 2;
 }
 
 function loadLibrary(deviceDir: string, subgroup: number, name: string): VulkanLibrary {
@@ -212,21 +199,13 @@ async function run(opts: {
       });
       const uploadS = (performance.now() - t0) / 1e3;
       console.log(`7B weights made and uploaded in ${uploadS.toFixed(1)} s`);
-      let token = 1;
       const w0 = performance.now();
-      model.decode(token, 0); // compiles the pipelines, records the command buffer
+      model.decode(1, 0); // compiles the pipelines, records the command buffer
       const firstS = (performance.now() - w0) / 1e3;
       const steps = Math.min(opts.steps, config.contextLength - 1);
-      const start = performance.now();
-      for (let pos = 1; pos <= steps; pos++) {
-        const logits = model.decode(token, pos);
-        let best = 0;
-        for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
-        token = best;
-      }
-      const seconds = (performance.now() - start) / 1e3;
-      const tokPerS = steps / seconds;
-      const bytes = bytesPerToken(config, (steps + 1) / 2);
+      const tokPerS = greedyDecodeTokPerS(model, steps);
+      const seconds = steps / tokPerS;
+      const bytes = decodeBytesPerToken(config, "q4f16_1", (steps + 1) / 2);
       const decode = {
         tokPerS,
         steps,
