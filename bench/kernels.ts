@@ -17,11 +17,9 @@ import type { KernelDef } from "../dsl/kernel.ts";
 import { bytesOf } from "../dsl/dtypes.ts";
 import { GPU_SCHEDULES } from "../stdlib/gpu/schedules.ts";
 import { decodeChunks } from "../stdlib/attention_decode_split.ts";
-import { scheduledFunc, specializedFunc } from "../llama/device/prepare.ts";
-import { lowerToDevice } from "../lower/passes/pipeline.ts";
-import { TARGETS } from "../lower/passes/target.ts";
-import { buildArtifact } from "../backends/llvm/artifact.ts";
+import { specializedFunc } from "../llama/device/prepare.ts";
 import type { OpSpec } from "../llama/device/types.ts";
+import { compileOp } from "../llama/device/compile.ts";
 import type { TuneCandidate } from "./tune.ts";
 
 const CTX = 1100;
@@ -125,11 +123,7 @@ function candidates(): TuneCandidate[] {
     const skip =
       !GPU_SCHEDULES[name] && isGemm ? "no GPU schedule: one thread for the whole GEMM" : undefined;
     const flops = isGemm ? 2 * sizes.m! * (sizes.n ?? sizes.n2!) * sizes.k! : undefined;
-    const { llvm: _ir, ...artifact } = buildArtifact(
-      lowerToDevice(scheduledFunc(spec, "sm_90"), TARGETS.sm_90!),
-      { kind: "nvptx", arch: "sm_90" },
-      { resources: true },
-    );
+    const artifact = compileOp(spec, "sm_90");
     out.push({
       family: name,
       // Scheduled by stdlib/gpu/schedules.ts, or (false) one thread per block: not meant for GPUs.

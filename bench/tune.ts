@@ -23,12 +23,9 @@ import * as S from "../stdlib/index.ts";
 import { q4GemvSchedule, type GemvSchedule } from "../stdlib/gpu/gemv.ts";
 import { rowReduction } from "../stdlib/gpu/schedules.ts";
 import { TUNED, type TunedEntry } from "../stdlib/gpu/tuned.ts";
-import { scheduledFunc } from "../llama/device/prepare.ts";
-import { lowerToDevice } from "../lower/passes/pipeline.ts";
-import { TARGETS } from "../lower/passes/target.ts";
-import { buildArtifact } from "../backends/llvm/artifact.ts";
 import type { KernelArtifact } from "../backends/gpu-common/kernel.ts";
 import type { OpSpec } from "../llama/device/types.ts";
+import { compileOp } from "../llama/device/compile.ts";
 
 /** One candidate at one shape, as the device runner (bench/device/tune.ts) takes it. */
 export interface TuneCandidate {
@@ -80,15 +77,6 @@ function gemvGrid(family: "gemv" | "gemvRows"): GemvSchedule[] {
   return out;
 }
 
-function compile(spec: OpSpec): KernelArtifact {
-  const { llvm: _ir, ...artifact } = buildArtifact(
-    lowerToDevice(scheduledFunc(spec, ARCH), TARGETS[ARCH]!),
-    { kind: "nvptx", arch: ARCH },
-    { resources: true },
-  );
-  return artifact;
-}
-
 function candidates(): TuneCandidate[] {
   const out: TuneCandidate[] = [];
   for (const [family, kernel, rowLoop] of [
@@ -111,7 +99,7 @@ function candidates(): TuneCandidate[] {
           buffers,
           scalars: {},
           bytes: Object.values(buffers).reduce((a, b) => a + b, 0),
-          artifact: compile(spec),
+          artifact: compileOp(spec, ARCH),
         });
       }
   for (const threads of [128, 256, 512, 1024]) {
@@ -130,7 +118,7 @@ function candidates(): TuneCandidate[] {
       buffers,
       scalars: { eps: 1e-5 },
       bytes: Object.values(buffers).reduce((a, b) => a + b, 0),
-      artifact: compile(spec),
+      artifact: compileOp(spec, ARCH),
     });
   }
   return out;

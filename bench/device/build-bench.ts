@@ -4,12 +4,10 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as S from "../../stdlib/index.ts";
 import { q4GemvSchedule, gemvParams, type GemvSchedule } from "../../stdlib/gpu/gemv.ts";
-import { specializedFunc, scheduledFunc } from "../../llama/device/prepare.ts";
-import { lowerToDevice } from "../../lower/passes/pipeline.ts";
-import { TARGETS } from "../../lower/passes/target.ts";
-import { buildArtifact } from "../../backends/llvm/artifact.ts";
+import { specializedFunc } from "../../llama/device/prepare.ts";
 import { funcToJson } from "../../lower/ir/serialize.ts";
 import type { OpSpec } from "../../llama/device/types.ts";
+import { compileOp } from "../../llama/device/compile.ts";
 
 export const GEMV_SHAPES: readonly [number, number][] = [
   [4096, 4096],
@@ -18,8 +16,6 @@ export const GEMV_SHAPES: readonly [number, number][] = [
   [4096, 11008],
   [32000, 4096],
 ];
-
-const target = { kind: "nvptx", arch: "sm_90" } as const;
 
 export function gemvSpec(n: number, k: number, p?: GemvSchedule, rows4 = false): OpSpec {
   return {
@@ -41,13 +37,7 @@ const variants: [GemvSchedule, boolean][] = [
 const out = GEMV_SHAPES.flatMap(([n, k]) =>
   variants.map(([p, rows4]) => {
     const spec = gemvSpec(n, k, p, rows4);
-    const { llvm: _ir, ...artifact } = buildArtifact(
-      lowerToDevice(scheduledFunc(spec, "sm_90"), TARGETS.sm_90),
-      target,
-      {
-        resources: true,
-      },
-    );
+    const artifact = compileOp(spec, "sm_90");
     return {
       n,
       k,

@@ -6,6 +6,14 @@ import { scheduledFunc } from "./prepare.ts";
 import { gpuTarget, type Library } from "./library.ts";
 import type { OpSpec } from "./types.ts";
 
+/** One op scheduled, lowered and compiled for a GPU target ("sm_90", "gfx1100", ...). */
+export function compileOp(spec: OpSpec, targetName: string): KernelArtifact {
+  const t = gpuTarget(targetName);
+  const device = lowerToDevice(scheduledFunc(spec, t.name), t.lowering);
+  const { llvm: _ir, ...art } = buildArtifact(device, t.llvm, { resources: t.llvm.kind === "nvptx" });
+  return art;
+}
+
 /** Compiles ops (LLVM needed: run this where libLLVM 19 is installed). */
 export function compileLibrary(
   specs: readonly OpSpec[],
@@ -15,9 +23,7 @@ export function compileLibrary(
   const t = gpuTarget(targetName);
   const kernels: Record<string, KernelArtifact> = {};
   specs.forEach((spec, i) => {
-    const device = lowerToDevice(scheduledFunc(spec, t.name), t.lowering);
-    const { llvm: _ir, ...art } = buildArtifact(device, t.llvm, { resources: t.llvm.kind === "nvptx" });
-    kernels[spec.key] = art;
+    kernels[spec.key] = compileOp(spec, t.name);
     onProgress?.(i + 1, specs.length, spec.key);
   });
   return { target: t.name, kernels };
