@@ -78,6 +78,13 @@ function weightShape(s: Schedule): string | undefined {
   return n?.kind === "const" && kw?.kind === "const" ? `${n.value}x${kw.value * 8}` : undefined;
 }
 
+/** Whether a thread's group loop has at most `limit` iterations (any number without a limit). */
+function fewGroups(s: Schedule, loop: string, limit: number | undefined): boolean {
+  if (limit === undefined) return true;
+  const { extent } = loopPath(s.func, loop, "q4GemvSchedule").loop;
+  return extent.kind === "const" && extent.value <= limit;
+}
+
 const familyOf = (rowLoop: string) => (rowLoop === "n" || rowLoop === "i" ? "gemv" : "gemvRows");
 
 /**
@@ -96,9 +103,7 @@ export function q4GemvSchedule(rowLoop = "n", p?: GemvSchedule, codeLoop = "r") 
     s.bind(groupLane!, "threadIdx.x");
     s.unroll("w");
     s.unroll(codeLoop);
-    const perThread = loopPath(s.func, groupOuter!, "q4GemvSchedule").loop.extent;
-    const few = perThread.kind === "const" && perThread.value <= (params.maxUnrolledGroups ?? Infinity);
-    if (unrollGroups && (params.maxUnrolledGroups === undefined || few)) s.unroll(groupOuter!);
+    if (unrollGroups && fewGroups(s, groupOuter!, params.maxUnrolledGroups)) s.unroll(groupOuter!);
   };
 }
 

@@ -112,6 +112,12 @@ function attentionPrefillSchedule(s: Schedule): void {
   }
 }
 
+/** RoPE with the KV append: a block per head (q heads, then k heads with their v), a thread per pair. */
+function ropeAppendSchedule(s: Schedule): void {
+  s.bind("hh", "blockIdx.x");
+  s.bind("i", "threadIdx.x");
+}
+
 /** f16 weights: rows to blocks and threadIdx.y, the K reduction across 32 lanes (adjacent lanes on adjacent columns). */
 function f16GemvSchedule(s: Schedule): void {
   const [rowBlock, rowThread] = s.split("n", [null, 4]);
@@ -159,15 +165,8 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   // A thread per pair: bind's range test proves y[i] and y[i' + half] apart (i, i' < half).
   ropeHalf: rowsAndLanes("t", "h", "i"),
   kvAppend: rowsAndLanes("t", "h", "i"),
-  // A block per head (q heads, then k heads with their v), a thread per pair.
-  ropeHalfAppend: (s) => {
-    s.bind("hh", "blockIdx.x");
-    s.bind("i", "threadIdx.x");
-  },
-  ropeInterleavedAppend: (s) => {
-    s.bind("hh", "blockIdx.x");
-    s.bind("i", "threadIdx.x");
-  },
+  ropeHalfAppend: ropeAppendSchedule,
+  ropeInterleavedAppend: ropeAppendSchedule,
   q4Embedding: rowsAndColumns("t", "c"),
   residualAdd: rowsAndColumns("m", "i"),
   siluMul: rowsAndColumns("m", "i"),
