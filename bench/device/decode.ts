@@ -18,6 +18,9 @@ import { headDim } from "../../llama/config.ts";
 import { copyBandwidth } from "./bandwidth.ts";
 import { LLAMA2_7B, DECODE_CONTEXT, decodeBytesPerToken, greedyDecodeTokPerS } from "./models.ts";
 
+/** The 512-token prompt of the prefill measurements (token ids spread over the vocabulary). */
+const PROMPT = Array.from({ length: 512 }, (_, i) => 1 + ((i * 7919) % 31999));
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: { out: { type: "string", default: "bench/out" }, steps: { type: "string", default: "512" } },
@@ -97,10 +100,9 @@ async function main(): Promise<number> {
       fractionOfRoofline: tokPerS / roofline,
     };
     // Prefill of a 512-token prompt through the GEMM kernels.
-    const prompt = Array.from({ length: 512 }, (_, i) => 1 + ((i * 7919) % 31999));
     model.reset();
     const p0 = performance.now();
-    model.prefill(prompt, 0);
+    model.prefill(PROMPT, 0);
     const prefillSeconds = (performance.now() - p0) / 1e3;
     console.log(`7B q4f16_1 prefill of 512 tokens: ${(512 / prefillSeconds).toFixed(1)} tok/s`);
     result.llama2_7b_q4 = { decode, prefillTokPerS: 512 / prefillSeconds };
@@ -122,10 +124,9 @@ async function main(): Promise<number> {
     const tokPerS = greedyDecodeTokPerS(model, steps);
     const bytesPerToken = decodeBytesPerToken(config, "f16", (steps + 1) / 2);
     const roofline = copy / bytesPerToken;
-    const prompt = Array.from({ length: 512 }, (_, i) => 1 + ((i * 7919) % 31999));
     model.reset();
     const p0 = performance.now();
-    model.prefill(prompt, 0);
+    model.prefill(PROMPT, 0);
     const prefillTokPerS = 512 / ((performance.now() - p0) / 1e3);
     console.log(
       `7B f16 decode: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens; ${(bytesPerToken / 1e9).toFixed(2)} GB/token; roofline ${roofline.toFixed(0)} tok/s; ${((100 * tokPerS) / roofline).toFixed(1)}% of roofline; prefill of 512 tokens ${prefillTokPerS.toFixed(1)} tok/s`,
@@ -187,9 +188,8 @@ async function main(): Promise<number> {
     result.profile7b = { position, kernelMsPerStep: total, ops: table };
     // The same for a 512-token prefill (64-token chunks through the GEMMs, then the last token's
     // decode step): every op the model runs, each with its tensors' bytes over its time.
-    const prompt = Array.from({ length: 512 }, (_, i) => 1 + ((i * 7919) % 31999));
     model.reset();
-    model.prefill(prompt, 0);
+    model.prefill(PROMPT, 0);
     const prefillOps = [...profileOf(device)].map(([key, v]) => ({
       op: key.split("_")[0]!,
       ms: v.ms,
