@@ -222,15 +222,16 @@ async function instantiateCuda(
   log: (line: string) => void,
 ): Promise<{ model: KernelLlama; on: string }> {
   // The kernel-built model and its stdlib load only for a GPU device (a tenth of a second).
-  const [{ KernelLlama }, { createCudaDevice }, { allOps, llamaOps }, { GPU_SCHEDULES }] = await Promise.all([
-    import("../llama/model.ts"),
-    import("../llama/device/cuda.ts"),
-    import("../llama/ops.ts"),
-    import("../stdlib/gpu/schedules.ts"),
-  ]);
+  const [{ KernelLlama }, { createCudaDevice }, { allOps, llamaOps, CUDA_OP_CHOICES }, { GPU_SCHEDULES }] =
+    await Promise.all([
+      import("../llama/model.ts"),
+      import("../llama/device/cuda.ts"),
+      import("../llama/ops.ts"),
+      import("../stdlib/gpu/schedules.ts"),
+    ]);
   const format = spec.format ?? src.gpuFormat;
   const config = gpuConfig(src.config());
-  const ops = allOps(llamaOps(config, format, GPU_SCHEDULES));
+  const ops = allOps(llamaOps(config, format, GPU_SCHEDULES, CUDA_OP_CHOICES));
   const arch = cudaArchFor(rt);
   let library: Library;
   let from: string;

@@ -15,7 +15,10 @@ import { llamaOps, type LlamaOps, type ScheduleTable, type WeightFormat, type Op
 
 export interface KernelLlamaOptions {
   readonly format: WeightFormat;
-  /** Tokens per prefill launch; longer prompts go in chunks. */
+  /**
+   * Tokens per prefill launch (default 512); longer prompts go in chunks. Each chunk reads every
+   * weight once, so larger chunks fill the GEMMs' tiles (128 rows for the tensor-core GEMM) better.
+   */
   readonly prefillChunk?: number;
   readonly contextLength?: number;
   readonly schedules?: ScheduleTable;
@@ -72,7 +75,7 @@ export class KernelLlama implements LanguageModel {
         `tkc: q4f16_1 needs dim and hiddenDim to be multiples of 32 (got ${c.dim}, ${c.hiddenDim})`,
       );
     this.ops = llamaOps(c, options.format, options.schedules, options.opChoices);
-    this.chunk = options.prefillChunk ?? 64;
+    this.chunk = options.prefillChunk ?? 512;
     const d = device;
     const fmt = options.format;
     const actDtype = fmt === "f32" ? "f32" : "f16";

@@ -30,7 +30,15 @@ export interface OpChoices {
    * slower at K = 11008 than the one-row kernel; bench/results/vulkan-bench-*.json).
    */
   readonly downRowsPerThread?: 1 | 4;
+  /**
+   * The prefill GEMMs: "tiled" (default: q4GemmTiled / f16GemmTiled, FMA register tiles) or "mma"
+   * (q4GemmMma / f16GemmMma, tensorized into mma.m16n8k16 on NVIDIA sm_80 and later).
+   */
+  readonly prefillGemm?: "tiled" | "mma";
 }
+
+/** Kernel choices for CUDA (sm_80 and later): tensor-core prefill GEMMs. */
+export const CUDA_OP_CHOICES: OpChoices = { prefillGemm: "mma" };
 
 export function llamaOps(
   c: LlamaConfig,
@@ -43,6 +51,10 @@ export function llamaOps(
   const kvd = kvDim(c);
   const hidden = c.hiddenDim;
   const ctx = c.contextLength;
+  // Tensor cores take f16 operands: f32 weights keep the tiled kernels.
+  const mma = choices.prefillGemm === "mma" && format !== "f32";
+  const q4Gemm = mma ? S.q4GemmMma : S.q4GemmTiled;
+  const f16Gemm = mma ? S.f16GemmMma : S.f16GemmTiled;
   const retype = format === "f32" ? ({ from: "f16", to: "f32" } as const) : undefined;
   const tag = `${format}_${dim}x${hidden}_${c.nHeads}h${c.nKvHeads}kv_${c.vocabSize}v_${ctx}ctx`;
   const op = (
@@ -113,11 +125,11 @@ export function llamaOps(
     });
     Object.assign(prefill, {
       embed: op("embedT", S.q4Embedding, { vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
-      gemmQ: op("gemmqT", S.q4GemmTiled, q4(dim, dim)),
-      gemmKV: op("gemmkvT", S.q4GemmTiled, q4(dim, kvd)),
-      gemmO: op("gemmoT", S.q4GemmTiled, q4(dim, dim)),
-      gemmGateUp: op("gemmgateT", S.q4GemmTiled, q4(dim, hidden)),
-      gemmDown: op("gemmdownT", S.q4GemmTiled, q4(hidden, dim)),
+      gemmQ: op("gemmqT", q4Gemm, q4(dim, dim)),
+      gemmKV: op("gemmkvT", q4Gemm, q4(dim, kvd)),
+      gemmO: op("gemmoT", q4Gemm, q4(dim, dim)),
+      gemmGateUp: op("gemmgateT", q4Gemm, q4(dim, hidden)),
+      gemmDown: op("gemmdownT", q4Gemm, q4(hidden, dim)),
     });
   } else {
     const g = (k: number, n: number) => ({ k, n });
@@ -132,11 +144,11 @@ export function llamaOps(
       lmHead: op("lmhead1", S.f16Gemv, g(dim, c.vocabSize)),
     });
     Object.assign(prefill, {
-      gemmQ: op("gemmqT", S.f16GemmTiled, g(dim, dim)),
-      gemmKV: op("gemmkvT", S.f16GemmTiled, g(dim, kvd)),
-      gemmO: op("gemmoT", S.f16GemmTiled, g(dim, dim)),
-      gemmGateUp: op("gemmgateT", S.f16GemmTiled, g(dim, hidden)),
-      gemmDown: op("gemmdownT", S.f16GemmTiled, g(hidden, dim)),
+      gemmQ: op("gemmqT", f16Gemm, g(dim, dim)),
+      gemmKV: op("gemmkvT", f16Gemm, g(dim, kvd)),
+      gemmO: op("gemmoT", f16Gemm, g(dim, dim)),
+      gemmGateUp: op("gemmgateT", f16Gemm, g(dim, hidden)),
+      gemmDown: op("gemmdownT", f16Gemm, g(hidden, dim)),
     });
   }
   return { format, decode, prefill };

@@ -19,3 +19,4 @@ export * from "./q4_gemv_rows_fused.ts";
 export * from "./q4_gemm_tiled.ts";
 export * from "./q4_gemv_rms.ts";
 export * from "./attention_decode_split.ts";
+export * from "./gemm_mma.ts";

@@ -37,6 +37,8 @@ class DeviceJsRenderer extends JsRenderer {
         const [v, mask, width] = e.args.map((a) => this.expr(a));
         return `(yield [${v}, ${mask}, ${width}])`;
       }
+      if (e.name === "mma_m16n8k16")
+        return `(yield { mma: [${e.args.map((a) => this.expr(a)).join(", ")}] })`;
     }
     return super.expr(e);
   }
@@ -131,7 +133,8 @@ export function renderDeviceJs(f: PrimFunc): string {
   return lines.filter((l) => l.trim() !== "").join("\n");
 }
 
-type SyncPoint = null | "warp" | readonly [number, number, number];
+/** Where a thread waits: a block barrier, a warp barrier, a shuffle, or a tensor-core product. */
+type SyncPoint = null | "warp" | readonly [number, number, number] | { readonly mma: readonly number[] };
 type Thread = Generator<SyncPoint, void, number | undefined>;
 
 /** Runs the threads of one block to completion, honouring barriers and warp shuffles. */
@@ -166,7 +169,13 @@ export function runBlock(
           );
         const points = lanes.map((i) => at[i]!.value as Exclude<SyncPoint, null>);
         if (points.every((p) => p === "warp")) lanes.forEach((i) => (at[i] = threads[i]!.next()));
-        else if (points.every((p) => p !== "warp" && p[1] === (points[0] as readonly number[])[1])) {
+        else if (points.every((p) => typeof p === "object" && "mma" in p)) {
+          const values = mmaM16n8k16(
+            points.map((p) => (p as { mma: readonly number[] }).mma),
+            w0 / W,
+          );
+          lanes.forEach((i, k) => (at[i] = threads[i]!.next(values[k])));
+        } else if (points.every((p) => Array.isArray(p) && p[1] === (points[0] as readonly number[])[1])) {
           const values = points.map((p, k) => {
             const partner = (k ^ (p as readonly number[])[1]!) + 0;
             return partner < lanes.length
@@ -189,6 +198,46 @@ export function runBlock(
       );
     for (let i = 0; i < n; i++) at[i] = threads[i]!.next();
   }
+}
+
+/**
+ * One warp's mma.m16n8k16 (row.col, f16 operands, f32 accumulators) from its 32 lanes' operands,
+ * each (a0..a7, b0..b3, c0..c3, field) in the register layout of lower/schedule/tensorize.ts: the
+ * field each lane asked for. Sums run in f32 in increasing k (the hardware's order and rounding
+ * inside one instruction are unspecified; the GPU checks compare with a tolerance).
+ */
+function mmaM16n8k16(lanes: readonly (readonly number[])[], warp: number): number[] {
+  if (lanes.length !== 32)
+    throw new Error(
+      `tkc cpu device: warp ${warp}: mma_m16n8k16 needs 32 lanes, the warp has ${lanes.length}`,
+    );
+  const field = lanes[0]![16];
+  if (lanes.some((l) => l[16] !== field))
+    throw new Error(`tkc cpu device: warp ${warp}: lanes ask for different fields of one mma_m16n8k16`);
+  const A = Array.from({ length: 16 }, () => new Array<number>(16).fill(0));
+  const Bm = Array.from({ length: 16 }, () => new Array<number>(8).fill(0));
+  const C = Array.from({ length: 16 }, () => new Array<number>(8).fill(0));
+  lanes.forEach((v, lane) => {
+    const g = lane >> 2;
+    const t = lane & 3;
+    for (let j = 0; j < 2; j++) {
+      A[g]![2 * t + j] = v[j]!;
+      A[g + 8]![2 * t + j] = v[2 + j]!;
+      A[g]![2 * t + 8 + j] = v[4 + j]!;
+      A[g + 8]![2 * t + 8 + j] = v[6 + j]!;
+      Bm[2 * t + j]![g] = v[8 + j]!;
+      Bm[2 * t + 8 + j]![g] = v[10 + j]!;
+      C[g]![2 * t + j] = v[12 + j]!;
+      C[g + 8]![2 * t + j] = v[14 + j]!;
+    }
+  });
+  return lanes.map((_, lane) => {
+    const row = (lane >> 2) + 8 * (field! >> 1);
+    const col = 2 * (lane & 3) + (field! & 1);
+    let acc = C[row]![col]!;
+    for (let k = 0; k < 16; k++) acc = Math.fround(acc + A[row]![k]! * Bm[k]![col]!);
+    return acc;
+  });
 }
 
 interface DeviceModule {

@@ -9,6 +9,7 @@
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
 import { walk } from "../../lower/ir/transform.ts";
+import { sameExpr } from "../../lower/ir/equal.ts";
 import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
@@ -57,6 +58,8 @@ class Emitter {
   private readonly buffers = new Map<Buffer, BufferRef>();
   private n = 0;
   private label = "entry";
+  /** mma_m16n8k16 calls already made in this basic block, since the last write to memory others see. */
+  private mmas: { label: string; args: readonly Expr[]; result: string }[] = [];
   sharedBytes = 0;
   /**
    * Fast-math flags on float add/sub/mul: `contract` lets LLVM fuse a * b + c into one fma (as
@@ -299,6 +302,7 @@ class Emitter {
       return this.callIntrinsic("i32", r.intrinsic, [], []);
     }
     if (name === "shfl_xor") return this.shuffleXor(args, d);
+    if (name === "mma_m16n8k16") return this.mma(args);
     if (name === "bitcast") {
       const a = args[0]!;
       return this.bitcast(this.expr(a), llvmType(a.dtype), llvmType(d));
@@ -330,6 +334,53 @@ class Emitter {
       );
     }
     return mathF32(this, name, vals);
+  }
+
+  /**
+   * Field `args[16]` of mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32: the f16 operands go in
+   * pairs (<2 x half>, the instruction's 32-bit registers). The four fields of one product are four
+   * calls with the same operands (lower/schedule/tensorize.ts); the instruction is issued once and
+   * its result reused while the operands cannot have changed (same block, no store or barrier).
+   */
+  private mma(args: readonly Expr[]): string {
+    const t0 = this.fl.target;
+    if (t0.kind !== "nvptx")
+      throw new Error(
+        `tkc llvm: mma_m16n8k16 (a tensor-core product) needs NVIDIA sm_80 or later; ${t0.arch} has none: schedule the kernel without tensorize for this target`,
+      );
+    const x = this.launch.block[0];
+    if (x.kind !== "const" || x.value !== 32)
+      throw new Error(
+        `tkc llvm: mma_m16n8k16 needs threadIdx.x to be the lane of a warp (32 threads along x); this kernel launches ${printExpr(x)}`,
+      );
+    const operands = args.slice(0, 16);
+    const field = (args[16] as { value: number }).value;
+    let done = this.mmas.find(
+      (m) => m.label === this.label && m.args.every((a, i) => sameExpr(a, operands[i]!)),
+    );
+    if (!done) {
+      const vals = operands.map((a) => this.expr(a));
+      const pairs: string[] = [];
+      for (let i = 0; i < 12; i += 2) {
+        const lo = this.tmp();
+        this.emit(`${lo} = insertelement <2 x half> undef, half ${vals[i]}, i32 0`);
+        const pair = this.tmp();
+        this.emit(`${pair} = insertelement <2 x half> ${lo}, half ${vals[i + 1]}, i32 1`);
+        pairs.push(pair);
+      }
+      const ret = "{ float, float, float, float }";
+      const result = this.callIntrinsic(
+        ret,
+        "llvm.nvvm.mma.m16n8k16.row.col.f32.f32",
+        [...pairs, ...vals.slice(12)],
+        [...pairs.map(() => "<2 x half>"), "float", "float", "float", "float"],
+      );
+      done = { label: this.label, args: operands, result };
+      this.mmas.push(done);
+    }
+    const t = this.tmp();
+    this.emit(`${t} = extractvalue { float, float, float, float } ${done.result}, ${field}`);
+    return t;
   }
 
   private shuffleXor(args: readonly Expr[], d: DType): string {
@@ -417,6 +468,7 @@ class Emitter {
         this.stmt(s.body);
         return;
       case "store": {
+        if (s.buffer.scope !== "local") this.mmas = [];
         let v = this.expr(s.value);
         if (s.buffer.dtype === "bool") {
           const z = this.tmp();
@@ -451,6 +503,7 @@ class Emitter {
         return;
       }
       case "barrier":
+        this.mmas = [];
         if (s.scope === "shared") {
           for (const l of this.fl.barrier()) this.emit(l);
           this.declare(

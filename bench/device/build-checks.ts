@@ -20,7 +20,7 @@ import { buildVulkanArtifact, type VulkanArtifact } from "../../backends/vulkan/
 import type { CheckCase, VulkanChecksFile } from "./check-case.ts";
 import * as S from "../../stdlib/index.ts";
 import type { KernelDef } from "../../dsl/kernel.ts";
-import { llamaOps, allOps, type OpChoices, type ScheduleTable } from "../../llama/ops.ts";
+import { llamaOps, allOps, CUDA_OP_CHOICES, type OpChoices, type ScheduleTable } from "../../llama/ops.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
 import { VULKAN_OP_CHOICES, VULKAN_SCHEDULES } from "../../llama/device/vulkan.ts";
@@ -180,7 +180,7 @@ interface CheckTarget<A extends KernelArtifact> {
 const PTX: CheckTarget<KernelArtifact> = {
   schedule: "sm_90",
   schedules: GPU_SCHEDULES,
-  choices: {},
+  choices: CUDA_OP_CHOICES,
   compile(f) {
     const device = lowerToDevice(f, TARGETS.sm_90);
     const { llvm: _ir, ...artifact } = buildArtifact(

@@ -18,9 +18,16 @@ import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
 import { f16Gemm } from "../../stdlib/f16_gemv.ts";
-import { GEMM_SCHEDULES, f16GemmSchedule, q4GemmSchedule, type GemmSchedule } from "../../stdlib/gpu/gemm.ts";
+import {
+  GEMM_SCHEDULES,
+  f16GemmSchedule,
+  mmaGemmSchedule,
+  q4GemmSchedule,
+  type GemmSchedule,
+} from "../../stdlib/gpu/gemm.ts";
 import { f16GemmTiled, q4GemmTiled } from "../../stdlib/q4_gemm_tiled.ts";
 import { q4Gemm } from "../../stdlib/q4_gemv.ts";
+import { f16GemmMma, q4GemmMma } from "../../stdlib/gemm_mma.ts";
 
 export const GEMM_M = 512;
 export const GEMM_SHAPES: readonly [number, number][] = [
@@ -87,6 +94,13 @@ function variants(): Variant[] {
     { format: "f16", kernel: f16Gemm, label: "staged, 1 output/thread", schedule: f16GemmSchedule() },
     { format: "q4f16_1", kernel: q4Gemm, label: "before: 1 thread/output", schedule: oneThreadPerOutput },
     { format: "f16", kernel: f16Gemm, label: "before: 1 thread/output", schedule: oneThreadPerOutput },
+    {
+      format: "q4f16_1",
+      kernel: q4GemmMma,
+      label: "tensor cores (mma.m16n8k16)",
+      schedule: mmaGemmSchedule(),
+    },
+    { format: "f16", kernel: f16GemmMma, label: "tensor cores (mma.m16n8k16)", schedule: mmaGemmSchedule() },
   );
   return out;
 }

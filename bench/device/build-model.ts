@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadBundledStories15M, bundledModelFile, bundledTokenizerFile } from "../../llama/bundled.ts";
 import { convertModel } from "../../llama/convert/convert.ts";
-import { llamaOps, allOps } from "../../llama/ops.ts";
+import { llamaOps, allOps, CUDA_OP_CHOICES } from "../../llama/ops.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { compileLibrary } from "../../llama/device/compile.ts";
 import { writeLibrary } from "../../llama/device/library.ts";
@@ -40,9 +40,15 @@ if (!existsSync(expectedFile)) {
   console.log(`stories15M q4f16_1 on the CPU: ${r.stats.decodeTokensPerSecond?.toFixed(1)} tok/s`);
 }
 const libs: [string, ReturnType<typeof llamaOps>][] = [
-  ["stories15M-q4", llamaOps(weights.config, "q4f16_1", GPU_SCHEDULES)],
-  ["llama2-7b-q4", llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES)],
-  ["llama2-7b-f16", llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "f16", GPU_SCHEDULES)],
+  ["stories15M-q4", llamaOps(weights.config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES)],
+  [
+    "llama2-7b-q4",
+    llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES),
+  ],
+  [
+    "llama2-7b-f16",
+    llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "f16", GPU_SCHEDULES, CUDA_OP_CHOICES),
+  ],
 ];
 for (const [name, ops] of libs) {
   const lib = compileLibrary(allOps(ops), "sm_90");

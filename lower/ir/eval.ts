@@ -38,6 +38,12 @@ export function evalInt(e: Expr, env: Readonly<Record<string, number>>): number 
           return a << b;
         case ">>":
           return a >> b;
+        case "&":
+          return a & b;
+        case "|":
+          return a | b;
+        case "^":
+          return a ^ b;
       }
       break;
     }

@@ -75,6 +75,9 @@ export type CallName =
   | "abs"
   // Device-level calls that passes introduce (never written by users):
   | "shfl_xor" // (value, laneMask, width): warp/wavefront butterfly shuffle
+  // (a0..a7 f16, b0..b3 f16, c0..c3 f32, field): field of a warp's 16x8x16 tensor-core product
+  // (lower/schedule/tensorize.ts has the register layout; one instruction per warp on NVIDIA)
+  | "mma_m16n8k16"
   | "thread_id" // (axis 0..2) threadIdx
   | "block_id" // (axis 0..2) blockIdx
   | "bitcast"; // (value): the same 32 bits as another dtype (f32 <-> u32/i32)

@@ -18,11 +18,12 @@
  * and warp shuffles that already sit in divergent code.
  */
 import type { Buffer, Expr, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
-import { barrier, seq } from "../ir/build.ts";
+import { barrier, isWarpCollective, seq } from "../ir/build.ts";
 import { sameExpr } from "../ir/equal.ts";
 import { printExpr } from "../ir/printer.ts";
 import { walk } from "../ir/transform.ts";
 import { LoweringError } from "./errors.ts";
+import { DISJOINT_WRITES } from "./disjoint_writes.ts";
 import { requireLaunch } from "./launch.ts";
 import { Uniformity } from "./uniform.ts";
 import type { Target } from "./target.ts";
@@ -127,6 +128,8 @@ class Sync {
         this.uniformity.bind(s.loopVar, s.min, s.extent);
         // The lanes of a vectorized loop run at once, each at its own elements (vectorize.ts): one access.
         if (s.forKind === "vectorized") return this.leafStmt(s, pending);
+        // So are the steps of a copy that write different elements (disjoint_writes.ts).
+        if (s.annotations[DISJOINT_WRITES]) return this.leafStmt(s, pending);
         // A conflict with what precedes the loop is settled once, before it, not in every iteration.
         const pre = conflicts(pending, sharedAccesses(s.body)) ? [barrier("shared")] : [];
         const before = pre.length ? EMPTY : pending;
@@ -170,10 +173,10 @@ class Sync {
           P,
           `a barrier sits under ${where}, which depends on the thread index: not every thread would reach it`,
         );
-      if (x.kind === "call" && x.name === "shfl_xor")
+      if (x.kind === "call" && isWarpCollective(x.name))
         throw new LoweringError(
           P,
-          `a warp shuffle sits under ${where}, which depends on the thread index: every lane of the warp must run it`,
+          `a warp-wide ${x.name === "shfl_xor" ? "shuffle" : "tensor-core product"} sits under ${where}, which depends on the thread index: every lane of the warp must run it`,
         );
     });
     if (!(s.kind === "if" && this.singleThread(s.cond))) {

@@ -9,6 +9,7 @@ import { printFunc } from "../ir/printer.ts";
 import { barriersPass } from "./barriers.ts";
 import { compactLocalPass } from "./compact_local.ts";
 import { crossThreadReductionPass } from "./cross_thread_reduction.ts";
+import { disjointWritesPass } from "./disjoint_writes.ts";
 import { LoweringError } from "./errors.ts";
 import { flattenPass } from "./flatten.ts";
 import { launchPass } from "./launch.ts";
@@ -30,6 +31,8 @@ export const PASSES: readonly Pass[] = [
   { name: "launch", run: launchPass },
   /** Reductions over threadIdx loops -> partials, warp shuffles, shared memory, broadcast. */
   { name: "cross_thread_reduction", run: crossThreadReductionPass },
+  /** Copy loops whose steps write different shared elements, marked for the barriers pass. */
+  { name: "disjoint_writes", run: disjointWritesPass },
   /** Thread loops -> `let v = thread_id(a)`, guarded where narrower than the launch. */
   { name: "thread_guards", run: threadGuardsPass },
   /** Global stores equal across a thread axis made by thread 0 of it (in-place updates stay correct). */

@@ -11,7 +11,19 @@
  * exact for every x.
  */
 import type { Binary, Expr, For, LaunchConfig, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
-import { add, binary, constant, isConst, isNop, mul, nop, seq, sub, unary } from "../ir/build.ts";
+import {
+  add,
+  binary,
+  constant,
+  isConst,
+  isNop,
+  isWarpCollective,
+  mul,
+  nop,
+  seq,
+  sub,
+  unary,
+} from "../ir/build.ts";
 import { rewriteExpr, substitute, usesVar, walk } from "../ir/transform.ts";
 import type { Target } from "./target.ts";
 
@@ -405,7 +417,7 @@ function mergeGuards(s: Stmt): Stmt {
 const hasSync = (e: Expr): boolean => {
   let found = false;
   walk(e, (n) => {
-    if (n.kind === "call" && n.name === "shfl_xor") found = true;
+    if (n.kind === "call" && isWarpCollective(n.name)) found = true;
   });
   return found;
 };

@@ -6,6 +6,7 @@
  */
 import type { Expr, PrimFunc, Var } from "../ir/nodes.ts";
 import { walk } from "../ir/transform.ts";
+import { isWarpCollective } from "../ir/build.ts";
 
 export class Uniformity {
   private readonly uniform = new Set<Var>();
@@ -19,7 +20,7 @@ export class Uniformity {
     let ok = true;
     walk(e, (x) => {
       if (x.kind === "load" || (x.kind === "var" && !this.uniform.has(x))) ok = false;
-      if (x.kind === "call" && (x.name === "thread_id" || x.name === "shfl_xor")) ok = false;
+      if (x.kind === "call" && (x.name === "thread_id" || isWarpCollective(x.name))) ok = false;
       return ok;
     });
     return ok;

@@ -14,6 +14,7 @@ import { isInt } from "../../dsl/dtypes.ts";
 import { sameExpr, sameIndices } from "../ir/equal.ts";
 import { printExpr } from "../ir/printer.ts";
 import { substitute, walk } from "../ir/transform.ts";
+import * as B from "../ir/build.ts";
 
 /** Annotation `bind` puts on a reduction loop bound to threadIdx: its value names the buffers. */
 export const CROSS_THREAD_REDUCTION = "cross_thread_reduction";
@@ -228,11 +229,30 @@ export function affineCoefficient(e: Expr, v: Var): number | undefined {
  * How far each variable can differ between the two iterations compared (extent - 1, Infinity
  * when the extent is symbolic); variables absent from the map have the same value in both.
  */
-export type Spans = ReadonlyMap<Var, number>;
+/**
+ * How far each varying loop variable can move (its extent - 1); `zeroBased` holds the ones that
+ * start at 0, whose quotients and masks then have exact spans (v >> 2 over 0..31 moves by 7).
+ */
+export interface Spans extends ReadonlyMap<Var, number> {
+  readonly zeroBased?: ReadonlySet<Var>;
+}
 
-export function loopSpans(loops: readonly For[]): Map<Var, number> {
-  return new Map(
+export function loopSpans(loops: readonly For[]): Map<Var, number> & Spans {
+  const spans = new Map(
     loops.map((l) => [l.loopVar, l.extent.kind === "const" ? Math.max(0, l.extent.value - 1) : Infinity]),
+  );
+  const zeroBased = new Set(
+    loops.filter((l) => l.min.kind === "const" && l.min.value === 0).map((l) => l.loopVar),
+  );
+  return Object.assign(spans, { zeroBased });
+}
+
+/** Whether e >= 0 whenever its loops run and its smallest value is 0 (sums of zero-based loop variables). */
+function startsAtZero(e: Expr, spans: Spans): boolean {
+  const l = linearize(e);
+  return (
+    l.constant === 0 &&
+    l.terms.every((t) => t.coef > 0 && t.atom.kind === "var" && (spans.zeroBased?.has(t.atom) ?? false))
   );
 }
 
@@ -248,13 +268,25 @@ function spanOf(e: Expr, spans: Spans): number {
     if (x.kind === "load" || (x.kind === "var" && spans.has(x))) varies = true;
   });
   if (!varies) return 0;
-  if (e.kind === "binary" && (e.op === "floordiv" || e.op === "floormod") && spanOf(e.b, spans) === 0) {
+  if (e.kind !== "binary" || spanOf(e.b, spans) !== 0) return Infinity;
+  const c = e.b.kind === "const" ? e.b.value : undefined;
+  // Shifts by a constant divide by a power of two (rounding down, as floordiv).
+  const divisor =
+    e.op === "floordiv" || e.op === "/"
+      ? c
+      : e.op === ">>" && c !== undefined && c >= 0 && c < 31
+        ? 2 ** c
+        : undefined;
+  if (divisor !== undefined && divisor > 0) {
     const inner = spanOf(e.a, spans);
-    const c = e.b.kind === "const" && e.b.value > 0 ? e.b.value : undefined;
-    // Divisors are loop extents, at least 1 whenever the loop runs.
-    if (e.op === "floordiv") return c ? Math.floor(inner / c) + 1 : inner;
-    return c ? c - 1 : Infinity;
+    // From 0 the quotient moves by exactly floor(span / c); elsewhere a window may straddle one more step.
+    return startsAtZero(e.a, spans) ? Math.floor(inner / divisor) : Math.floor(inner / divisor) + 1;
   }
+  if (e.op === "floordiv") return spanOf(e.a, spans);
+  if (e.op === "floormod") return c && c > 0 ? c - 1 : Infinity;
+  if (e.op === "%" && c && c > 0 && startsAtZero(e.a, spans)) return c - 1;
+  // x & m for a constant mask m >= 0 lies in [0, m].
+  if (e.op === "&" && c !== undefined && c >= 0) return c;
   return Infinity;
 }
 
@@ -277,8 +309,58 @@ function pinnedAtoms(e: Expr, spans: Spans): Expr[] {
   return terms.filter((_, k) => k > lastFail).map((t) => t.atom);
 }
 
-const divMod = (e: Expr, op: "floordiv" | "floormod"): { x: Expr; c: Expr } | undefined =>
-  e.kind === "binary" && e.op === op ? { x: e.a, c: e.b } : undefined;
+/**
+ * A quotient or remainder atom as (x, divisor, rounding, part): x = q * d + r holds for the pair
+ * floordiv / floormod (and x >> s / x & (2^s - 1), the same for d = 2^s) and for the truncating
+ * pair / and %, so equal quotient and remainder force equal x.
+ */
+interface DivPart {
+  readonly x: Expr;
+  readonly d: Expr;
+  readonly rounding: "floor" | "trunc";
+  readonly part: "quotient" | "remainder";
+}
+/** The other half of a quotient or remainder: x % d for x / d, floordiv(x, d) for floormod(x, d). */
+function partnerOf(d: DivPart): Expr {
+  const op =
+    d.rounding === "trunc"
+      ? d.part === "quotient"
+        ? "%"
+        : "/"
+      : d.part === "quotient"
+        ? "floormod"
+        : "floordiv";
+  return B.binary(op, d.x, d.d);
+}
+
+function divPart(e: Expr): DivPart | undefined {
+  if (e.kind !== "binary" || !isInt(e.dtype)) return undefined;
+  const c = e.b.kind === "const" ? e.b.value : undefined;
+  const of = (d: Expr, rounding: DivPart["rounding"], part: DivPart["part"]): DivPart => ({
+    x: e.a,
+    d,
+    rounding,
+    part,
+  });
+  switch (e.op) {
+    case "floordiv":
+      return of(e.b, "floor", "quotient");
+    case "floormod":
+      return of(e.b, "floor", "remainder");
+    case "/":
+      return of(e.b, "trunc", "quotient");
+    case "%":
+      return of(e.b, "trunc", "remainder");
+    case ">>":
+      return c !== undefined && c >= 0 && c < 31 ? of(B.i32c(2 ** c), "floor", "quotient") : undefined;
+    case "&":
+      return c !== undefined && c >= 0 && ((c + 1) & c) === 0
+        ? of(B.i32c(c + 1), "floor", "remainder")
+        : undefined;
+    default:
+      return undefined;
+  }
+}
 
 /**
  * The varying variables (keys of `spans`) that must be equal whenever accesses a and b touch the
@@ -301,15 +383,22 @@ export function pinnedVars(a: Access, b: Access, spans: Spans): Set<Var> {
       if (atom.kind === "var") out.add(atom);
       if (atoms.some((x) => sameExpr(x, atom))) continue;
       atoms.push(atom);
-      const d = divMod(atom, "floordiv") ?? divMod(atom, "floormod");
-      const partner = atom.kind === "binary" && atom.op === "floordiv" ? "floormod" : "floordiv";
+      const d = divPart(atom);
       if (
         d &&
-        spanOf(d.c, spans) === 0 &&
-        atoms.some((y) => {
-          const p = divMod(y, partner);
-          return p !== undefined && sameExpr(p.x, d.x) && sameExpr(p.c, d.c);
-        })
+        spanOf(d.d, spans) === 0 &&
+        // The partner is equal too: pinned itself, or constant over the varying loops.
+        (spanOf(partnerOf(d), spans) === 0 ||
+          atoms.some((y) => {
+            const p = divPart(y);
+            return (
+              p !== undefined &&
+              p.part !== d.part &&
+              p.rounding === d.rounding &&
+              sameExpr(p.x, d.x) &&
+              sameExpr(p.d, d.d)
+            );
+          }))
       )
         queue.push(d.x);
     }

@@ -4,5 +4,6 @@ import "./for_kind.ts";
 import "./cache_read_write.ts";
 import "./compute_at.ts";
 import "./reduction.ts";
+import "./tensorize.ts";
 export { Schedule, replay, traceToJson, traceFromJson, type Trace, type TraceStep } from "./schedule.ts";
 export { ScheduleError } from "./errors.ts";

@@ -25,7 +25,8 @@ export type PrimitiveName =
   | "computeInline"
   | "reverseComputeInline"
   | "rfactor"
-  | "decomposeReduction";
+  | "decomposeReduction"
+  | "tensorize";
 
 /** Until its family file is imported, a primitive says which import registers it. */
 const notYet =
@@ -57,6 +58,7 @@ export const PRIMITIVES: Record<PrimitiveName, Primitive> = {
   reverseComputeInline: notYet("reverseComputeInline"),
   rfactor: notYet("rfactor"),
   decomposeReduction: notYet("decomposeReduction"),
+  tensorize: notYet("tensorize"),
 };
 
 export function registerPrimitives(prims: Partial<Record<PrimitiveName, Primitive>>): void {

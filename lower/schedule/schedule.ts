@@ -118,6 +118,10 @@ export class Schedule {
   decomposeReduction(block: string, loop: string): string {
     return this.apply("decomposeReduction", block, loop) as string;
   }
+  /** Replaces the nest at `loop` with a tensor-core instruction (tensorize.ts); `lane` names the warp-lane loop. */
+  tensorize(loop: string, intrinsic: "mma_m16n8k16", lane: string): void {
+    this.apply("tensorize", loop, intrinsic, lane);
+  }
 }
 
 /** Replays a trace on an unscheduled function. */

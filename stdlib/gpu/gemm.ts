@@ -167,3 +167,89 @@ export function f16GemmSchedule(p?: GemmSchedule) {
     if (tiled) for (const l of TILE_LOOPS) s.unroll(l);
   };
 }
+
+/**
+ * Spreads a copy nest (`loops`, outermost first, the last the contiguous one) over a block of
+ * `threadsY` x `threadsX` threads: the last loop split by `vec` and vectorized (16-byte accesses
+ * for f16) when it divides, the rest fused and split over threadIdx.y x threadIdx.x, with a serial
+ * loop outside when the tile has more elements than the threads copy in one step.
+ */
+function spreadCopy(
+  s: Schedule,
+  loops: readonly string[],
+  threadsY: number,
+  threadsX: number,
+  vec: number,
+): void {
+  let outer = [...loops];
+  let lanes: string | undefined;
+  if (vec > 1) {
+    const [o, v] = s.split(loops[loops.length - 1]!, [null, vec]);
+    outer = [...loops.slice(0, -1), o!];
+    lanes = v;
+  }
+  const fused = outer.length > 1 ? s.fuse(...outer) : outer[0]!;
+  const [, ty, tx] = s.split(fused, [null, threadsY, threadsX]);
+  s.bind(ty!, "threadIdx.y");
+  s.bind(tx!, "threadIdx.x");
+  if (lanes) s.vectorize(lanes);
+}
+
+/** Parameters of the tensor-core GEMM schedule (the tile shape is the kernel's: stdlib/gemm_mma.ts). */
+export interface MmaGemmSchedule {
+  /** f16 elements per vectorized copy into shared memory (8: 16 bytes); 1 copies element by element. */
+  readonly vec: number;
+  /** Pads each shared row so the stride is 8 halves past a multiple of 32: lanes' fragment reads hit distinct banks. */
+  readonly padRows: boolean;
+}
+
+export const MMA_GEMM_SCHEDULE: MmaGemmSchedule = { vec: 8, padRows: true };
+
+/** Targets with the tensor-core instruction mma.m16n8k16 (NVIDIA sm_80 and later). */
+export const hasMma = (target: string): boolean => /^sm_(8\d|9\d|1\d\d)$/.test(target);
+
+/**
+ * q4GemmMma and f16GemmMma (stdlib/gemm_mma.ts): tiles of y to blocks, warps to threadIdx.y and
+ * lanes to threadIdx.x, the shared-memory copies spread over the block, the per-lane nests
+ * unrolled (accumulators and fragments in registers) and, on NVIDIA sm_80 and later, each
+ * 16 x 8 x 16 nest tensorized into one mma.m16n8k16 per warp. Elsewhere the nests stay per-lane
+ * loops of f32 multiply-adds (correct on any GPU; q4GemmTiled is the faster choice there).
+ */
+export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
+  return (s: Schedule, target: string): void => {
+    const q4 = s.func.params.some((x) => x.kind === "buffer" && x.buffer.name === "packed");
+    s.bind("bm", "blockIdx.y");
+    s.bind("bn", "blockIdx.x");
+    for (const [w, l] of [
+      ["wz", "lz"],
+      ["wp", "lane"],
+      ["wy", "ly"],
+    ] as const) {
+      s.bind(w, "threadIdx.y");
+      s.bind(l, "threadIdx.x");
+    }
+    const [ty, tx] = [MMA_WARPS_OF(s), 32];
+    // f16GemmMma's copies guard the end of K (a select per element), which does not vectorize.
+    spreadCopy(s, ["xr", "xc"], ty, tx, q4 ? p.vec : 1);
+    if (q4) {
+      spreadCopy(s, ["wr", "wd"], ty, tx, 1);
+      s.unroll("wj");
+    } else spreadCopy(s, ["wr", "wc"], ty, tx, 1);
+    if (p.padRows) {
+      s.storageAlign("xs", 0, 32, 8);
+      s.storageAlign("ws", 0, 32, 8);
+    }
+    const unrolled = ["mz", "nz", "rz", "kt", "mt", "nt", "my", "ny", "ry"];
+    if (q4) unrolled.push("mp", "np", "rp", "me", "ne", "re");
+    if (hasMma(target)) s.tensorize("r", "mma_m16n8k16", "lane");
+    for (const l of unrolled) s.unroll(l);
+  };
+}
+
+/** The warps per block: the extent of the kernel's warp loop. */
+function MMA_WARPS_OF(s: Schedule): number {
+  const { extent } = loopPath(s.func, "wp", "mmaGemmSchedule").loop;
+  if (extent.kind !== "const")
+    throw new ScheduleError("mmaGemmSchedule", "the warp loop wp has no constant extent");
+  return extent.value;
+}

@@ -11,7 +11,7 @@ import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
 import { q4GemvRmsSchedule, q4GemvSchedule } from "./gemv.ts";
 import { tunedParams } from "./tuned.ts";
-import { f16GemmSchedule, q4GemmSchedule } from "./gemm.ts";
+import { f16GemmSchedule, mmaGemmSchedule, q4GemmSchedule } from "./gemm.ts";
 
 /** Threads per block for row-wise and elementwise kernels. */
 export const ROW_THREADS: Readonly<Record<string, number>> = {
@@ -179,4 +179,6 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   q4GemmTiled: q4GemmSchedule(),
   f16GemmTiled: f16GemmSchedule(),
   f16Gemm: f16GemmSchedule(),
+  q4GemmMma: mmaGemmSchedule(),
+  f16GemmMma: mmaGemmSchedule(),
 };

@@ -15,6 +15,7 @@ describe("the lowering pipeline", () => {
     expect(STAGE_NAMES).toEqual([
       "launch",
       "cross_thread_reduction",
+      "disjoint_writes",
       "thread_guards",
       "single_writer",
       "compact_local",
@@ -31,7 +32,13 @@ describe("the lowering pipeline", () => {
   it("dumps any stage by name, and stops where asked", () => {
     const f = rmsNormGpu({ threads: 32 }).func;
     const stages = lowerStages(f, TARGETS.sm_90, "thread_guards");
-    expect(stages.map((s) => s.name)).toEqual(["input", "launch", "cross_thread_reduction", "thread_guards"]);
+    expect(stages.map((s) => s.name)).toEqual([
+      "input",
+      "launch",
+      "cross_thread_reduction",
+      "disjoint_writes",
+      "thread_guards",
+    ]);
     const dumps: string[] = [];
     lowerToDevice(f, TARGETS.sm_90, {
       dump: ["flatten"],

@@ -9,7 +9,8 @@ import * as stdlib from "../../stdlib/index.ts";
 
 const TARGETS = ["gfx1100", "sm_90", "vulkan"];
 /** Kernels whose GPU schedule has nothing to choose (a block per head, a thread per channel). */
-const PARAMETERLESS = ["attentionDecodeCombine"];
+// The tensor-core GEMMs' tile shape is the instruction's layout, written into the kernels.
+const PARAMETERLESS = ["attentionDecodeCombine", "q4GemmMma", "f16GemmMma"];
 const exports = stdlib as unknown as Record<string, unknown>;
 const kernels = Object.entries(exports).filter(
   (e): e is [string, KernelDef] => typeof e[1] === "object" && (e[1] as { kind?: string })?.kind === "kernel",
@@ -27,6 +28,7 @@ describe("stdlib", () => {
         "attentionPrefill",
         "f16Gemm",
         "f16GemmTiled",
+        "f16GemmMma",
         "f16Gemv",
         "kvAppend",
         "q4Embedding",
@@ -36,6 +38,7 @@ describe("stdlib", () => {
         "q4GateUpSiluGemm",
         "q4Gemm",
         "q4GemmTiled",
+        "q4GemmMma",
         "q4GemmResidual",
         "q4Gemv",
         "q4GemvF32",

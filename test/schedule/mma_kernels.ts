@@ -1,0 +1,50 @@
+/** One warp's 16 x 8 x 16 product written lane by lane, and variants tensorize must refuse. */
+import { kernel, f32, local, type f16, type Tensor } from "../../dsl/index.ts";
+
+/** c = a b^T for a [16, 16], b [8, 16]: the mma.m16n8k16 accumulator layout. */
+export const mmaTile = kernel(function mmaTile(
+  a: Tensor<f16, [16, 16]>,
+  b: Tensor<f16, [8, 16]>,
+  c: Tensor<f32, [16, 8]>,
+) {
+  for (let lane = 0; lane < 32; lane++) {
+    const acc = local("f32", [32, 4]);
+    for (let rz = 0; rz < 4; rz++) acc[lane][rz] = f32(0);
+    for (let r = 0; r < 4; r++)
+      for (let kk = 0; kk < 16; kk++)
+        acc[lane][r] += f32(a[(lane >> 2) + 8 * (r >> 1)][kk]) * f32(b[(lane & 3) * 2 + (r & 1)][kk]);
+    for (let ry = 0; ry < 4; ry++) c[(lane >> 2) + 8 * (ry >> 1)][(lane & 3) * 2 + (ry & 1)] = acc[lane][ry];
+  }
+});
+
+/** The B rows of the accumulator fields swapped: a correct product, but not the instruction's layout. */
+export const mmaTileWrongLayout = kernel(function mmaTileWrongLayout(
+  a: Tensor<f16, [16, 16]>,
+  b: Tensor<f16, [8, 16]>,
+  c: Tensor<f32, [16, 8]>,
+) {
+  for (let lane = 0; lane < 32; lane++) {
+    const acc = local("f32", [32, 4]);
+    for (let rz = 0; rz < 4; rz++) acc[lane][rz] = f32(0);
+    for (let r = 0; r < 4; r++)
+      for (let kk = 0; kk < 16; kk++)
+        acc[lane][r] += f32(a[(lane >> 2) + 8 * (r >> 1)][kk]) * f32(b[(lane & 3) + 4 * (r & 1)][kk]);
+    for (let ry = 0; ry < 4; ry++) c[(lane >> 2) + 8 * (ry >> 1)][(lane & 3) + 4 * (ry & 1)] = acc[lane][ry];
+  }
+});
+
+/** f32 operands: the instruction takes f16. */
+export const mmaTileF32 = kernel(function mmaTileF32(
+  a: Tensor<f32, [16, 16]>,
+  b: Tensor<f32, [8, 16]>,
+  c: Tensor<f32, [16, 8]>,
+) {
+  for (let lane = 0; lane < 32; lane++) {
+    const acc = local("f32", [32, 4]);
+    for (let rz = 0; rz < 4; rz++) acc[lane][rz] = f32(0);
+    for (let r = 0; r < 4; r++)
+      for (let kk = 0; kk < 16; kk++)
+        acc[lane][r] += a[(lane >> 2) + 8 * (r >> 1)][kk] * b[(lane & 3) * 2 + (r & 1)][kk];
+    for (let ry = 0; ry < 4; ry++) c[(lane >> 2) + 8 * (ry >> 1)][(lane & 3) * 2 + (ry & 1)] = acc[lane][ry];
+  }
+});

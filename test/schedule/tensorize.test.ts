@@ -1,0 +1,153 @@
+/**
+ * tensorize (lower/schedule/tensorize.ts) and the tensor-core GEMMs (stdlib/gemm_mma.ts): the
+ * tensorized functions run on the CPU emulation of device IR (which computes each mma.m16n8k16
+ * from the 32 lanes' fragments) and must equal the unscheduled kernels; nests that are not the
+ * instruction's layout are refused; the PTX has one mma.sync per 16 x 8 x 16 product.
+ */
+import { describe, expect, it } from "vitest";
+import type { KernelDef } from "../../dsl/kernel.ts";
+import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
+import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
+import { cpuKernel } from "../../backends/cpu/runtime.ts";
+import { compileLLVM } from "../../backends/llvm/compile.ts";
+import { llvm } from "../../backends/llvm/llvm-c.ts";
+import { renderLLVM } from "../../backends/llvm/render.ts";
+import { lowerKernel } from "../../lower/frontend/lower.ts";
+import { printFunc } from "../../lower/ir/printer.ts";
+import { lowerToDevice } from "../../lower/passes/pipeline.ts";
+import { TARGETS } from "../../lower/passes/target.ts";
+import { Schedule, ScheduleError, replay } from "../../lower/schedule/index.ts";
+import { f16Gemm } from "../../stdlib/f16_gemv.ts";
+import { f16GemmMma, q4GemmMma } from "../../stdlib/gemm_mma.ts";
+import { mmaGemmSchedule } from "../../stdlib/gpu/gemm.ts";
+import { q4Gemm } from "../../stdlib/q4_gemv.ts";
+import { mmaTile, mmaTileF32, mmaTileWrongLayout } from "./mma_kernels.ts";
+
+const hasLLVM = (() => {
+  try {
+    llvm();
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+function tileSchedule(k: KernelDef): Schedule {
+  const s = Schedule.of(k);
+  s.bind("lane", "threadIdx.x");
+  return s;
+}
+
+/** Runs the unscheduled kernel and the scheduled one (device emulation); returns both results. */
+function runBoth(k: KernelDef, s: Schedule, symbols: Record<string, number>, seed = 3) {
+  const plain = lowerKernel(k);
+  const args = randomArgs(plain, symbols, seed);
+  const want = cloneArgs(args);
+  const got = cloneArgs(args);
+  cpuKernel(plain)(want as never);
+  cpuDeviceKernel(lowerToDevice(s.func, TARGETS.sm_90))(got as never);
+  return { want, got };
+}
+
+describe("tensorize mma_m16n8k16", () => {
+  it("replaces the lane-by-lane nest with four fields of one product, which the emulation computes", () => {
+    const s = tileSchedule(mmaTile);
+    s.tensorize("r", "mma_m16n8k16", "lane");
+    const text = printFunc(s.func);
+    expect(text.match(/mma_m16n8k16\(/g)?.length).toBe(4);
+    expect(text).not.toContain("for (let kk");
+    const { want, got } = runBoth(mmaTile, s, {});
+    // One warp's product in f32, summed in increasing k: the same sums as the loop.
+    expect(compareResults(want, got, 0).mismatches).toEqual([]);
+  });
+
+  it("refuses a nest that computes the product in another layout", () => {
+    const s = tileSchedule(mmaTileWrongLayout);
+    expect(() => s.tensorize("r", "mma_m16n8k16", "lane")).toThrow(/is not the B layout/);
+  });
+
+  it("refuses f32 operands, an unbound lane loop and unknown intrinsics", () => {
+    const f32s = tileSchedule(mmaTileF32);
+    expect(() => f32s.tensorize("r", "mma_m16n8k16", "lane")).toThrow(/f16/);
+    const unbound = Schedule.of(mmaTile);
+    expect(() => unbound.tensorize("r", "mma_m16n8k16", "lane")).toThrow(
+      /bound to threadIdx.x over exactly 32 lanes/,
+    );
+    const s = tileSchedule(mmaTile);
+    expect(() => s.tensorize("r", "wmma" as never, "lane")).toThrow(ScheduleError);
+    expect(() => s.tensorize("kk", "mma_m16n8k16", "lane")).toThrow(/loop from 0 to 4/);
+  });
+
+  it("is recorded in the trace and replays", () => {
+    const s = tileSchedule(mmaTile);
+    s.tensorize("r", "mma_m16n8k16", "lane");
+    expect(s.trace.steps.at(-1)).toMatchObject({ op: "tensorize", args: ["r", "mma_m16n8k16", "lane"] });
+    expect(printFunc(replay(lowerKernel(mmaTile), s.trace).func)).toBe(printFunc(s.func));
+  });
+});
+
+describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
+  // Odd M and N: the last tiles read clamped rows and store nothing past the edge.
+  const cases: [string, KernelDef, KernelDef, Record<string, number>][] = [
+    ["q4GemmMma", q4GemmMma, q4Gemm, { m: 19, n: 70, k: 64, kw: 8, kg: 2 }],
+    ["f16GemmMma", f16GemmMma, f16Gemm, { m: 19, n: 70, k: 40 }],
+  ];
+  for (const [name, k, reference, symbols] of cases) {
+    it(`${name} tensorized for sm_90 equals the unscheduled kernel on the device emulation`, () => {
+      const s = Schedule.of(k);
+      mmaGemmSchedule()(s, "sm_90");
+      expect(printFunc(s.func)).toContain("mma_m16n8k16(");
+      const { want, got } = runBoth(k, s, symbols);
+      expect(compareResults(want, got, 0).mismatches).toEqual([]);
+    });
+
+    it(`${name} unscheduled agrees with ${reference.name}`, () => {
+      const plain = lowerKernel(k);
+      const args = randomArgs(plain, symbols, 5);
+      const a = cloneArgs(args);
+      const b = cloneArgs(args);
+      cpuKernel(plain)(a as never);
+      cpuKernel(lowerKernel(reference))(b as never);
+      // f16GemmMma: the same sums; q4GemmMma scales each group's sum once (f16 output rounding apart).
+      expect(compareResults(b, a, name === "f16GemmMma" ? 0 : 1e-3).mismatches).toEqual([]);
+    });
+  }
+
+  it("stages each K step behind two barriers: the copy steps write different elements (disjoint_writes)", () => {
+    const s = Schedule.of(q4GemmMma);
+    mmaGemmSchedule()(s, "sm_90");
+    const device = printFunc(lowerToDevice(s.func, TARGETS.sm_90));
+    // One before the copies (the previous step's readers), one before the products read them.
+    expect(device.match(/syncThreads\(\)/g)?.length).toBe(2);
+  });
+
+  it("elsewhere keeps per-lane multiply-adds (no tensorize) with the same results", () => {
+    const s = Schedule.of(q4GemmMma);
+    mmaGemmSchedule()(s, "gfx1100");
+    expect(printFunc(s.func)).not.toContain("mma_m16n8k16(");
+    const { want, got } = runBoth(q4GemmMma, s, { m: 5, n: 9, k: 32, kw: 4, kg: 1 });
+    expect(compareResults(want, got, 0).mismatches).toEqual([]);
+  });
+
+  it.skipIf(!hasLLVM)(
+    "compiles to one mma.sync per product and 32-bit shared loads of fragment pairs",
+    () => {
+      const s = Schedule.of(q4GemmMma);
+      mmaGemmSchedule()(s, "sm_90");
+      const t = { kind: "nvptx", arch: "sm_90" } as const;
+      const ptx = compileLLVM(renderLLVM(lowerToDevice(s.func, TARGETS.sm_90), t).text, t).ptx!;
+      // Per group of 32: 2 K steps x 4 x 4 tiles per warp.
+      expect(ptx.match(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/g)?.length).toBe(32);
+      expect(ptx).not.toMatch(/ld\.shared\.(u16|b16)/);
+    },
+  );
+
+  it("refuses to render the product for AMD GPUs", () => {
+    const s = tileSchedule(mmaTile);
+    s.tensorize("r", "mma_m16n8k16", "lane");
+    const device = lowerToDevice(s.func, TARGETS.sm_90);
+    expect(() => renderLLVM(device, { kind: "amdgcn", arch: "gfx1100" })).toThrow(
+      /needs NVIDIA sm_80 or later/,
+    );
+  });
+});
