@@ -35,7 +35,22 @@ export const MMA_BN = 64;
 /** K per shared-memory stage. */
 export const MMA_BK = 32;
 
-/** y[m][n] = sum_g f32(scale[n][g]) * sum_{k in g} x[m][k] * (q[n][k] - 7), W in q4f16_1. */
+/** Threads per block. */
+const MMA_THREADS = MMA_WARPS * MMA_LANES;
+/** 16-byte chunks (8 halves) of the x tile each thread copies per K step (q4GemmMma). */
+const X_CHUNKS = (MMA_BM * MMA_BK) / 8 / MMA_THREADS;
+/** Weight words (8 codes) each thread copies per K step (q4GemmMma). */
+const W_WORDS = (MMA_BN * Q4_WORDS_PER_GROUP) / MMA_THREADS;
+
+/**
+ * y[m][n] = sum_g f32(scale[n][g]) * sum_{k in g} x[m][k] * (q[n][k] - 7), W in q4f16_1.
+ *
+ * Software-pipelined: each thread's share of the next K step (X_CHUNKS chunks of x, W_WORDS
+ * weight words, its lanes' scales) is loaded into registers before the products of this step, and
+ * written to shared memory (the codes decoded) after them, so the global loads' latency hides
+ * behind the tensor-core work. The copies name their thread (warp, lane) explicitly: chunk
+ * c = s * threads + warp * 32 + lane is row c >> 2, eight halves at column (c & 3) * 8.
+ */
 export const q4GemmMma = kernel(function q4GemmMma(
   x: Tensor<f16, [Sym<"m">, Sym<"k">]>,
   packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
@@ -44,31 +59,83 @@ export const q4GemmMma = kernel(function q4GemmMma(
 ) {
   const M = y.shape[0];
   const N = y.shape[1];
+  const KG = scales.shape[1];
   for (let bm = 0; bm < idiv(M + MMA_BM - 1, MMA_BM); bm++) {
     for (let bn = 0; bn < idiv(N + MMA_BN - 1, MMA_BN); bn++) {
       const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
       const part = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
+      // The next step's tile and scales, in registers.
+      const xr = local("f16", [MMA_WARPS, MMA_LANES, X_CHUNKS, 8]);
+      const wr = local("u32", [MMA_WARPS, MMA_LANES, W_WORDS]);
+      const sc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_N, 2]);
+      const scn = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_N, 2]);
+      const xs = shared("f16", [MMA_BM, MMA_BK]);
+      const ws = shared("f16", [MMA_BN, MMA_BK]);
       for (let wz = 0; wz < MMA_WARPS; wz++)
         for (let lz = 0; lz < MMA_LANES; lz++)
           for (let mz = 0; mz < MMA_TILES_M; mz++)
-            for (let nz = 0; nz < MMA_TILES_N; nz++)
-              for (let rz = 0; rz < 4; rz++) acc[wz][lz][mz][nz][rz] = f32(0);
-      const xs = shared("f16", [MMA_BM, MMA_BK]);
-      const ws = shared("f16", [MMA_BN, MMA_BK]);
-      for (let g = 0; g < scales.shape[1]; g++) {
-        for (let xr = 0; xr < MMA_BM; xr++)
-          for (let xc = 0; xc < MMA_BK; xc++) xs[xr][xc] = x[min(bm * MMA_BM + xr, M - 1)][g * Q4_GROUP + xc];
-        for (let wr = 0; wr < MMA_BN; wr++)
-          for (let wd = 0; wd < Q4_WORDS_PER_GROUP; wd++)
-            for (let wj = 0; wj < Q4_PER_WORD; wj++)
-              ws[wr][wd * Q4_PER_WORD + wj] = f16(
-                q4Code(packed[min(bn * MMA_BN + wr, N - 1)][g * Q4_WORDS_PER_GROUP + wd], wj),
-              );
+            for (let nz = 0; nz < MMA_TILES_N; nz++) for (let rz = 0; rz < 4; rz++) acc[wz][lz][mz][nz][rz] = f32(0);
+      // Step 0 into registers.
+      for (let wa = 0; wa < MMA_WARPS; wa++) {
+        for (let la = 0; la < MMA_LANES; la++) {
+          for (let sa = 0; sa < X_CHUNKS; sa++) {
+            for (let va = 0; va < 8; va++) {
+              const c = sa * MMA_THREADS + wa * MMA_LANES + la;
+              xr[wa][la][sa][va] = x[min(bm * MMA_BM + (c >> 2), M - 1)][(c & 3) * 8 + va];
+            }
+          }
+          for (let sb = 0; sb < W_WORDS; sb++) {
+            const c = sb * MMA_THREADS + wa * MMA_LANES + la;
+            wr[wa][la][sb] = packed[min(bn * MMA_BN + (c >> 2), N - 1)][c & 3];
+          }
+          for (let na = 0; na < MMA_TILES_N; na++)
+            for (let ja = 0; ja < 2; ja++)
+              sc[wa][la][na][ja] = f32(scales[min(bn * MMA_BN + (wa % 2) * 32 + na * 8 + (la & 3) * 2 + ja, N - 1)][0]);
+        }
+      }
+      for (let g = 0; g < KG; g++) {
+        // This step's tile from registers to shared memory (the codes as the f16 q - 7).
+        for (let wc = 0; wc < MMA_WARPS; wc++) {
+          for (let lc = 0; lc < MMA_LANES; lc++) {
+            for (let sx = 0; sx < X_CHUNKS; sx++) {
+              for (let vx = 0; vx < 8; vx++) {
+                const c = sx * MMA_THREADS + wc * MMA_LANES + lc;
+                xs[c >> 2][(c & 3) * 8 + vx] = xr[wc][lc][sx][vx];
+              }
+            }
+            for (let sw = 0; sw < W_WORDS; sw++) {
+              for (let jw = 0; jw < Q4_PER_WORD; jw++) {
+                const c = sw * MMA_THREADS + wc * MMA_LANES + lc;
+                ws[c >> 2][(c & 3) * Q4_PER_WORD + jw] = f16(q4Code(wr[wc][lc][sw], jw));
+              }
+            }
+          }
+        }
+        // The next step's loads, issued before this step's products (the last step reloads itself).
+        const gn = min(g + 1, KG - 1);
+        for (let wf = 0; wf < MMA_WARPS; wf++) {
+          for (let lf = 0; lf < MMA_LANES; lf++) {
+            for (let sf = 0; sf < X_CHUNKS; sf++) {
+              for (let vf = 0; vf < 8; vf++) {
+                const c = sf * MMA_THREADS + wf * MMA_LANES + lf;
+                xr[wf][lf][sf][vf] = x[min(bm * MMA_BM + (c >> 2), M - 1)][gn * Q4_GROUP + (c & 3) * 8 + vf];
+              }
+            }
+            for (let sg = 0; sg < W_WORDS; sg++) {
+              const c = sg * MMA_THREADS + wf * MMA_LANES + lf;
+              wr[wf][lf][sg] = packed[min(bn * MMA_BN + (c >> 2), N - 1)][gn * Q4_WORDS_PER_GROUP + (c & 3)];
+            }
+            for (let nf = 0; nf < MMA_TILES_N; nf++)
+              for (let jf = 0; jf < 2; jf++)
+                scn[wf][lf][nf][jf] = f32(
+                  scales[min(bn * MMA_BN + (wf % 2) * 32 + nf * 8 + (lf & 3) * 2 + jf, N - 1)][gn],
+                );
+          }
+        }
         for (let wp = 0; wp < MMA_WARPS; wp++) {
           for (let lane = 0; lane < MMA_LANES; lane++) {
             for (let mp = 0; mp < MMA_TILES_M; mp++)
-              for (let np = 0; np < MMA_TILES_N; np++)
-                for (let rp = 0; rp < 4; rp++) part[wp][lane][mp][np][rp] = f32(0);
+              for (let np = 0; np < MMA_TILES_N; np++) for (let rp = 0; rp < 4; rp++) part[wp][lane][mp][np][rp] = f32(0);
             for (let kt = 0; kt < MMA_BK / 16; kt++) {
               for (let mt = 0; mt < MMA_TILES_M; mt++) {
                 for (let nt = 0; nt < MMA_TILES_N; nt++) {
@@ -84,10 +151,9 @@ export const q4GemmMma = kernel(function q4GemmMma(
             }
             for (let me = 0; me < MMA_TILES_M; me++)
               for (let ne = 0; ne < MMA_TILES_N; ne++)
-                for (let re = 0; re < 4; re++) {
-                  const col = min(bn * MMA_BN + (wp % 2) * 32 + ne * 8 + (lane & 3) * 2 + (re & 1), N - 1);
-                  acc[wp][lane][me][ne][re] += part[wp][lane][me][ne][re] * f32(scales[col][g]);
-                }
+                for (let re = 0; re < 4; re++)
+                  acc[wp][lane][me][ne][re] += part[wp][lane][me][ne][re] * sc[wp][lane][ne][re & 1];
+            for (let ns = 0; ns < MMA_TILES_N; ns++) for (let js = 0; js < 2; js++) sc[wp][lane][ns][js] = scn[wp][lane][ns][js];
           }
         }
       }

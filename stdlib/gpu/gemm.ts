@@ -220,27 +220,30 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     const q4 = s.func.params.some((x) => x.kind === "buffer" && x.buffer.name === "packed");
     s.bind("bm", "blockIdx.y");
     s.bind("bn", "blockIdx.x");
-    for (const [w, l] of [
-      ["wz", "lz"],
-      ["wp", "lane"],
-      ["wy", "ly"],
-    ] as const) {
-      s.bind(w, "threadIdx.y");
-      s.bind(l, "threadIdx.x");
+    // q4GemmMma names each copy's thread itself (software pipelining through registers).
+    const threadLoops = q4
+      ? [["wz", "lz"], ["wa", "la"], ["wc", "lc"], ["wf", "lf"], ["wp", "lane"], ["wy", "ly"]]
+      : [["wz", "lz"], ["wp", "lane"], ["wy", "ly"]];
+    for (const [w, l] of threadLoops) {
+      s.bind(w!, "threadIdx.y");
+      s.bind(l!, "threadIdx.x");
     }
-    const [ty, tx] = [MMA_WARPS_OF(s), 32];
-    // f16GemmMma's copies guard the end of K (a select per element), which does not vectorize.
-    spreadCopy(s, ["xr", "xc"], ty, tx, q4 ? p.vec : 1);
+    const unrolled = ["mz", "nz", "rz", "kt", "mt", "nt", "my", "ny", "ry"];
     if (q4) {
-      spreadCopy(s, ["wr", "wd"], ty, tx, 1);
-      s.unroll("wj");
-    } else spreadCopy(s, ["wr", "wc"], ty, tx, 1);
+      for (const v of ["va", "vx", "vf"]) if (p.vec > 1) s.vectorize(v);
+      unrolled.push("mp", "np", "rp", "me", "ne", "re", "ns", "js");
+      unrolled.push("sa", "sb", "na", "ja", "sx", "sw", "jw", "sf", "sg", "nf", "jf");
+      if (p.vec <= 1) unrolled.push("va", "vx", "vf");
+    } else {
+      const [ty, tx] = [MMA_WARPS_OF(s), 32];
+      // f16GemmMma's copies guard the end of K (a select per element), which does not vectorize.
+      spreadCopy(s, ["xr", "xc"], ty, tx, 1);
+      spreadCopy(s, ["wr", "wc"], ty, tx, 1);
+    }
     if (p.padRows) {
       s.storageAlign("xs", 0, 32, 8);
       s.storageAlign("ws", 0, 32, 8);
     }
-    const unrolled = ["mz", "nz", "rz", "kt", "mt", "nt", "my", "ny", "ry"];
-    if (q4) unrolled.push("mp", "np", "rp", "me", "ne", "re");
     if (hasMma(target)) s.tensorize("r", "mma_m16n8k16", "lane");
     for (const l of unrolled) s.unroll(l);
   };
