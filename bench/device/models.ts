@@ -37,3 +37,22 @@ export function greedyDecodeTokPerS(model: KernelLlama, steps: number): number {
   }
   return steps / ((performance.now() - start) / 1e3);
 }
+
+/**
+ * Prefill of `prompt` from position 0, timed twice: the first call loads the prefill kernels (the
+ * driver compiles their PTX: hundreds of milliseconds, once per process and cached by the driver
+ * across processes) and allocates the prefill buffers; the second is the steady state.
+ */
+export function prefillTokPerS(
+  model: KernelLlama,
+  prompt: readonly number[],
+): { first: number; warm: number } {
+  const timed = (): number => {
+    model.reset();
+    const t0 = performance.now();
+    model.prefill(prompt, 0);
+    return prompt.length / ((performance.now() - t0) / 1e3);
+  };
+  const first = timed();
+  return { first, warm: timed() };
+}
