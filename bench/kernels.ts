@@ -60,6 +60,7 @@ const SIZES: Record<string, Record<string, number>> = {
   attentionDecode: { h: 32, d: 128, ctx: CTX, kvh: 32 },
   attentionDecodeShared: { h: 32, d: 128, ctx: CTX, kvh: 32 },
   attentionDecodeChunks: { h: 32, d: 128, ctx: CTX, kvh: 32, chunks: decodeChunks(CTX) },
+  attentionDecodeWarps: { h: 32, d: 128, ctx: CTX, kvh: 32 },
   attentionDecodeCombine: { h: 32, d: 128, chunks: decodeChunks(CTX) },
   attentionPrefill: { n: PREFILL.n, h: 32, d: 128, ctx: CTX, kvh: 32 },
   softmax: { m: 32, n: CTX },

@@ -22,7 +22,7 @@ export interface KernelLlamaOptions {
   readonly prefillChunk?: number;
   readonly contextLength?: number;
   readonly schedules?: ScheduleTable;
-  /** Per-target kernel choices (a Vulkan device's `opChoices`); must match the library's. */
+  /** Per-target kernel choices; must match the library's (default: the device's `opChoices`). */
   readonly opChoices?: OpChoices;
   /** Record decode once and replay it (default: true on GPUs). */
   readonly recordDecode?: boolean;
@@ -74,7 +74,7 @@ export class KernelLlama implements LanguageModel {
       throw new Error(
         `tkc: q4f16_1 needs dim and hiddenDim to be multiples of 32 (got ${c.dim}, ${c.hiddenDim})`,
       );
-    this.ops = llamaOps(c, options.format, options.schedules, options.opChoices);
+    this.ops = llamaOps(c, options.format, options.schedules, options.opChoices ?? device.opChoices);
     this.chunk = options.prefillChunk ?? 512;
     const d = device;
     const fmt = options.format;
@@ -215,15 +215,18 @@ export class KernelLlama implements LanguageModel {
         pos_mem: A.pos!,
         theta: c.ropeTheta,
       });
-      const parts = { partAcc: A.partAcc!, partMax: A.partMax!, partSum: A.partSum! };
-      this.run(o.attentionChunks!, {
+      const attnIn = {
         q: d.view(A.qr!, [c.nHeads, hd]),
         kCache: L.kCache,
         vCache: L.vCache,
         len_mem: A.len!,
-        ...parts,
-      });
-      this.run(o.attentionCombine!, { ...parts, len_mem: A.len!, out: A.attn! });
+      };
+      if (o.attention) this.run(o.attention, { ...attnIn, out: A.attn! });
+      else {
+        const parts = { partAcc: A.partAcc!, partMax: A.partMax!, partSum: A.partSum! };
+        this.run(o.attentionChunks!, { ...attnIn, ...parts });
+        this.run(o.attentionCombine!, { ...parts, len_mem: A.len!, out: A.attn! });
+      }
       const attn = flat(A.attn!, c.dim);
       const xv = flat(x, c.dim);
       if (L.o.packed) {

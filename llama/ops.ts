@@ -35,10 +35,17 @@ export interface OpChoices {
    * (q4GemmMma / f16GemmMma, tensorized into mma.m16n8k16 on NVIDIA sm_80 and later).
    */
   readonly prefillGemm?: "tiled" | "mma";
+  /**
+   * Decode attention: "chunks" (default: attentionDecodeChunks + attentionDecodeCombine, a block
+   * per head and chunk of 32 positions, then a combining launch) or "warps" (attentionDecodeWarps:
+   * one launch, a block per head whose warps take the chunks in turn; head dimensions that are
+   * multiples of 32 up to 256).
+   */
+  readonly decodeAttention?: "chunks" | "warps";
 }
 
 /** Kernel choices for CUDA (sm_80 and later): tensor-core prefill GEMMs. */
-export const CUDA_OP_CHOICES: OpChoices = { prefillGemm: "mma" };
+export const CUDA_OP_CHOICES: OpChoices = { prefillGemm: "mma", decodeAttention: "warps" };
 
 export function llamaOps(
   c: LlamaConfig,
@@ -53,6 +60,7 @@ export function llamaOps(
   const ctx = c.contextLength;
   // Tensor cores take f16 operands: f32 weights keep the tiled kernels.
   const mma = choices.prefillGemm === "mma" && format !== "f32";
+  const decodeWarps = choices.decodeAttention === "warps" && hd % 32 === 0 && hd <= 256;
   const q4Gemm = mma ? S.q4GemmMma : S.q4GemmTiled;
   const f16Gemm = mma ? S.f16GemmMma : S.f16GemmTiled;
   const retype = format === "f32" ? ({ from: "f16", to: "f32" } as const) : undefined;
@@ -82,19 +90,30 @@ export function llamaOps(
       { hqk: c.nHeads + c.nKvHeads, h: c.nHeads, kvh: c.nKvHeads, d: hd, ctx },
       { scalarsInMemory: ["pos"] },
     ),
-    // Flash-decoding: a block per (head, chunk of positions), then the chunks combined.
-    attentionChunks: op(
-      "attnchunks1",
-      S.attentionDecodeChunks,
-      { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads, chunks: S.decodeChunks(ctx) },
-      { scalarsInMemory: ["len"] },
-    ),
-    attentionCombine: op(
-      "attncombine1",
-      S.attentionDecodeCombine,
-      { h: c.nHeads, d: hd, chunks: S.decodeChunks(ctx) },
-      { scalarsInMemory: ["len"] },
-    ),
+    ...(decodeWarps
+      ? {
+          attention: op(
+            "attnwarps1",
+            S.attentionDecodeWarps,
+            { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads },
+            { scalarsInMemory: ["len"] },
+          ),
+        }
+      : {
+          // Flash-decoding: a block per (head, chunk of positions), then the chunks combined.
+          attentionChunks: op(
+            "attnchunks1",
+            S.attentionDecodeChunks,
+            { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads, chunks: S.decodeChunks(ctx) },
+            { scalarsInMemory: ["len"] },
+          ),
+          attentionCombine: op(
+            "attncombine1",
+            S.attentionDecodeCombine,
+            { h: c.nHeads, d: hd, chunks: S.decodeChunks(ctx) },
+            { scalarsInMemory: ["len"] },
+          ),
+        }),
   };
   const prefill: Record<string, OpSpec> = {
     rmsNorm: op("rmsnormT", S.rmsNorm, { d: dim }),

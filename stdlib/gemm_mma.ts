@@ -74,7 +74,8 @@ export const q4GemmMma = kernel(function q4GemmMma(
       for (let wz = 0; wz < MMA_WARPS; wz++)
         for (let lz = 0; lz < MMA_LANES; lz++)
           for (let mz = 0; mz < MMA_TILES_M; mz++)
-            for (let nz = 0; nz < MMA_TILES_N; nz++) for (let rz = 0; rz < 4; rz++) acc[wz][lz][mz][nz][rz] = f32(0);
+            for (let nz = 0; nz < MMA_TILES_N; nz++)
+              for (let rz = 0; rz < 4; rz++) acc[wz][lz][mz][nz][rz] = f32(0);
       // Step 0 into registers.
       for (let wa = 0; wa < MMA_WARPS; wa++) {
         for (let la = 0; la < MMA_LANES; la++) {
@@ -90,7 +91,9 @@ export const q4GemmMma = kernel(function q4GemmMma(
           }
           for (let na = 0; na < MMA_TILES_N; na++)
             for (let ja = 0; ja < 2; ja++)
-              sc[wa][la][na][ja] = f32(scales[min(bn * MMA_BN + (wa % 2) * 32 + na * 8 + (la & 3) * 2 + ja, N - 1)][0]);
+              sc[wa][la][na][ja] = f32(
+                scales[min(bn * MMA_BN + (wa % 2) * 32 + na * 8 + (la & 3) * 2 + ja, N - 1)][0],
+              );
         }
       }
       for (let g = 0; g < KG; g++) {
@@ -135,7 +138,8 @@ export const q4GemmMma = kernel(function q4GemmMma(
         for (let wp = 0; wp < MMA_WARPS; wp++) {
           for (let lane = 0; lane < MMA_LANES; lane++) {
             for (let mp = 0; mp < MMA_TILES_M; mp++)
-              for (let np = 0; np < MMA_TILES_N; np++) for (let rp = 0; rp < 4; rp++) part[wp][lane][mp][np][rp] = f32(0);
+              for (let np = 0; np < MMA_TILES_N; np++)
+                for (let rp = 0; rp < 4; rp++) part[wp][lane][mp][np][rp] = f32(0);
             for (let kt = 0; kt < MMA_BK / 16; kt++) {
               for (let mt = 0; mt < MMA_TILES_M; mt++) {
                 for (let nt = 0; nt < MMA_TILES_N; nt++) {
@@ -153,7 +157,8 @@ export const q4GemmMma = kernel(function q4GemmMma(
               for (let ne = 0; ne < MMA_TILES_N; ne++)
                 for (let re = 0; re < 4; re++)
                   acc[wp][lane][me][ne][re] += part[wp][lane][me][ne][re] * sc[wp][lane][ne][re & 1];
-            for (let ns = 0; ns < MMA_TILES_N; ns++) for (let js = 0; js < 2; js++) sc[wp][lane][ns][js] = scn[wp][lane][ns][js];
+            for (let ns = 0; ns < MMA_TILES_N; ns++)
+              for (let js = 0; js < 2; js++) sc[wp][lane][ns][js] = scn[wp][lane][ns][js];
           }
         }
       }

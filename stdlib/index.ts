@@ -20,3 +20,4 @@ export * from "./q4_gemm_tiled.ts";
 export * from "./q4_gemv_rms.ts";
 export * from "./attention_decode_split.ts";
 export * from "./gemm_mma.ts";
+export * from "./attention_decode_warps.ts";

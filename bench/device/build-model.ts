@@ -45,6 +45,14 @@ const libs: [string, ReturnType<typeof llamaOps>][] = [
     "llama2-7b-q4",
     llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES),
   ],
+  // The decode attention of the previous session (two launches), for decode.ts's same-call A/B.
+  [
+    "llama2-7b-q4-chunks",
+    llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, {
+      ...CUDA_OP_CHOICES,
+      decodeAttention: "chunks",
+    }),
+  ],
   [
     "llama2-7b-f16",
     llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "f16", GPU_SCHEDULES, CUDA_OP_CHOICES),

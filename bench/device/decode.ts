@@ -13,6 +13,7 @@ import { loadConverted } from "../../llama/convert/format.ts";
 import { loadModelTokenizer } from "../../llama/convert/tokenizer.ts";
 import { fromConverted, syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { KernelLlama } from "../../llama/model.ts";
+import { CUDA_OP_CHOICES } from "../../llama/ops.ts";
 import { generateText } from "../../llama/generate.ts";
 import { headDim } from "../../llama/config.ts";
 import { copyBandwidth } from "./bandwidth.ts";
@@ -145,6 +146,36 @@ async function main(): Promise<number> {
       prefillFirstCallTokPerS: prefill.first,
     };
     device.dispose();
+  }
+
+  // 2c. Decode attention, one launch (attentionDecodeWarps, the CUDA default) against the chunks
+  //     and their combination (two launches), alternating in this call: 7B q4f16_1, 512 tokens.
+  {
+    const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
+    const variants = [
+      { name: "warps", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
+      {
+        name: "chunks",
+        lib: "lib/llama2-7b-q4-chunks-sm_90",
+        choices: { ...CUDA_OP_CHOICES, decodeAttention: "chunks" },
+      },
+    ] as const;
+    const ab: Record<string, number[]> = { warps: [], chunks: [] };
+    for (let round = 0; round < 2; round++)
+      for (const v of variants) {
+        const device = createCudaDevice({ runtime: rt, library: readLibrary(join(here, v.lib)) });
+        const model = new KernelLlama(device, syntheticQ4(config), {
+          format: "q4f16_1",
+          opChoices: v.choices,
+        });
+        model.decode(1, 0);
+        ab[v.name]!.push(greedyDecodeTokPerS(model, Number(values.steps)));
+        device.dispose();
+      }
+    console.log(
+      `7B q4f16_1 decode attention A/B: one launch ${ab.warps!.map((x) => x.toFixed(1)).join(", ")} tok/s; chunks + combine ${ab.chunks!.map((x) => x.toFixed(1)).join(", ")} tok/s`,
+    );
+    result.decodeAttentionAB = ab;
   }
 
   // 3. Where a 7B decode step's time goes: each launch timed alone (after an L2 flush), at

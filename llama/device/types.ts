@@ -7,6 +7,7 @@ import type { DType } from "../../dsl/dtypes.ts";
 import type { KernelDef } from "../../dsl/kernel.ts";
 import type { Storage } from "../../dsl/ndarray.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
+import type { OpChoices } from "../ops.ts";
 
 export interface DeviceTensor {
   readonly dtype: DType;
@@ -44,6 +45,8 @@ export interface Recording {
 export interface Device {
   readonly kind: "cpu" | "cuda" | "vulkan";
   readonly name: string;
+  /** Kernel choices the device's kernels were built with (llama/ops.ts OpChoices); the model's default. */
+  readonly opChoices?: OpChoices;
   tensor(dtype: DType, shape: readonly number[]): DeviceTensor;
   /** The same memory seen with another shape, from an element offset (no copy). */
   view(t: DeviceTensor, shape: readonly number[], elementOffset?: number): DeviceTensor;

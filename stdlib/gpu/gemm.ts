@@ -222,8 +222,19 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     s.bind("bn", "blockIdx.x");
     // q4GemmMma names each copy's thread itself (software pipelining through registers).
     const threadLoops = q4
-      ? [["wz", "lz"], ["wa", "la"], ["wc", "lc"], ["wf", "lf"], ["wp", "lane"], ["wy", "ly"]]
-      : [["wz", "lz"], ["wp", "lane"], ["wy", "ly"]];
+      ? [
+          ["wz", "lz"],
+          ["wa", "la"],
+          ["wc", "lc"],
+          ["wf", "lf"],
+          ["wp", "lane"],
+          ["wy", "ly"],
+        ]
+      : [
+          ["wz", "lz"],
+          ["wp", "lane"],
+          ["wy", "ly"],
+        ];
     for (const [w, l] of threadLoops) {
       s.bind(w!, "threadIdx.y");
       s.bind(l!, "threadIdx.x");

@@ -86,6 +86,23 @@ function attentionChunksSchedule(s: Schedule): void {
   s.bind("i_2", "threadIdx.x"); // an empty chunk's zeros
 }
 
+/**
+ * Decode attention in one launch (attentionDecodeWarps): a block per head, warps on threadIdx.y,
+ * lanes (a position each, then a slice of channels each) on threadIdx.x; the per-lane loops
+ * unrolled so a lane's key and value loads are in flight at once.
+ */
+function attentionWarpsSchedule(s: Schedule): void {
+  s.bind("h", "blockIdx.x");
+  s.bind("w", "threadIdx.y");
+  for (const lane of ["lz", "lp", "t", "t1", "t2", "t3", "lv", "ls"]) s.bind(lane, "threadIdx.x");
+  for (const l of ["iz", "tp", "ip", "i", "iv", "tv", "is"]) s.unroll(l);
+  const [rows, lanes] = s.split("i_1", [null, 32]);
+  s.bind(rows!, "threadIdx.y");
+  s.bind(lanes!, "threadIdx.x");
+  s.unroll("w1");
+  s.unroll("w2");
+}
+
 /** The combination of the chunks: a block per head, a thread per channel, the chunks unrolled. */
 function attentionCombineSchedule(s: Schedule): void {
   s.bind("h", "blockIdx.x");
@@ -174,6 +191,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   attentionDecodeShared: attentionDecodeSchedule,
   attentionDecodeChunks: attentionChunksSchedule,
   attentionDecodeCombine: attentionCombineSchedule,
+  attentionDecodeWarps: attentionWarpsSchedule,
   attentionPrefill: attentionPrefillSchedule,
   q4Gemm: q4GemmSchedule(),
   q4GemmTiled: q4GemmSchedule(),

@@ -129,6 +129,17 @@ describe("bind", () => {
     );
   });
 
+  test("bind: shifts and masks of a lane index pin the lane (pairs x >> 2, x & 3), and alone they do not", () => {
+    const s = Schedule.of(K.laneLayout);
+    s.bind("lane", "threadIdx.x");
+    expectSameResults(s.original, s.func, {});
+    refuses(() => Schedule.of(K.laneRowsOnly).bind("lane", "threadIdx.x"), /would race/);
+    const tiles = Schedule.of(K.laneTiles);
+    tiles.bind("t", "blockIdx.x");
+    tiles.bind("lane", "threadIdx.x");
+    expectSameResults(tiles.original, tiles.func, {});
+  });
+
   test("bind: the range test proves y[i] and y[i' + 8] apart for i, i' < 8", () => {
     const s = Schedule.of(K.halves);
     s.bind("i", "threadIdx.x");

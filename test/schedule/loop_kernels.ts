@@ -143,3 +143,21 @@ export const halvesOverlap = kernel(function halvesOverlap(x: Tensor<i32, [16]>,
     y[i + 7] = x[i] + i32(1);
   }
 });
+
+/** A lane layout: lane >> 2 and lane & 3 name one element each (x = (x >> 2) * 4 + (x & 3)). */
+export const laneLayout = kernel(function laneLayout(x: Tensor<i32, [32]>, y: Tensor<i32, [8, 4]>) {
+  for (let lane = 0; lane < 32; lane++) y[lane >> 2][lane & 3] = x[lane];
+});
+
+/** lane >> 2 alone: four lanes write each row's first element. */
+export const laneRowsOnly = kernel(function laneRowsOnly(x: Tensor<i32, [32]>, y: Tensor<i32, [8, 4]>) {
+  for (let lane = 0; lane < 32; lane++) y[lane >> 2][0] = x[lane];
+});
+
+/** Tiles of 16 rows: (lane >> 2) + 8 * (r >> 1) stays below 16, so tiles t never meet (the range test). */
+export const laneTiles = kernel(function laneTiles(x: Tensor<i32, [4, 32, 4]>, y: Tensor<i32, [64, 8]>) {
+  for (let t = 0; t < 4; t++)
+    for (let lane = 0; lane < 32; lane++)
+      for (let r = 0; r < 4; r++)
+        y[t * 16 + (lane >> 2) + 8 * (r >> 1)][(lane & 3) * 2 + (r & 1)] = x[t][lane][r];
+});
