@@ -12,6 +12,7 @@ import { generateText } from "../../llama/generate.ts";
 import type { LlamaWeights } from "../../llama/weights/types.ts";
 import { syntheticF16 } from "../../llama/weights/source.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
+import { CUDA_OP_CHOICES } from "../../llama/ops.ts";
 
 const { weights, tokenizer } = loadBundledStories15M();
 const TOKENS = [1, 9038, 2501, 263, 931, 29892, 727, 471];
@@ -82,6 +83,23 @@ describe("the kernel-built Llama on the CPU device", () => {
     model.reset();
     const out = await generateText(model, tokenizer, { maxTokens: 24, temperature: 0, topP: 1, seed: 1 });
     expect(out.text).toMatch(/^Once upon a time/);
+  });
+});
+
+describe("CUDA's kernel choices (tensor-core prefill GEMMs, one-launch decode attention), run on the CPU", () => {
+  test("q4f16_1: the same logits as the default kernels, up to f32 rounding, prefill and decode", () => {
+    const base = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1" });
+    const cuda = new KernelLlama(createCpuDevice(), weights, {
+      format: "q4f16_1",
+      opChoices: CUDA_OP_CHOICES,
+    });
+    expect(relErr(base.prefill(TOKENS, 0), cuda.prefill(TOKENS, 0))).toBeLessThan(2e-3);
+    for (let p = TOKENS.length; p < TOKENS.length + 3; p++) {
+      const a = base.decode(TOKENS[p - TOKENS.length]!, p).slice();
+      const b = cuda.decode(TOKENS[p - TOKENS.length]!, p);
+      expect(relErr(a, b), `position ${p}`).toBeLessThan(2e-3);
+      expect(argmax(b)).toBe(argmax(a));
+    }
   });
 });
 

@@ -13,6 +13,14 @@ import {
   attentionDecodeCombine,
   decodeChunks,
 } from "../../stdlib/attention_decode_split.ts";
+import { DECODE_WARPS, attentionDecodeWarps } from "../../stdlib/attention_decode_warps.ts";
+import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
+import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
+import { lowerKernel } from "../../lower/frontend/lower.ts";
+import { specialize } from "../../lower/ir/specialize.ts";
+import { lowerToDevice } from "../../lower/passes/pipeline.ts";
+import { TARGETS } from "../../lower/passes/target.ts";
+import { Schedule } from "../../lower/schedule/index.ts";
 import { F16_EPS, SEED, expectWithin, randomF16, reshape, rng } from "./helpers.ts";
 
 interface Cache {
@@ -162,6 +170,52 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
           `split decode ${heads}/${kvh}x${d} len ${len} head ${h}`,
         );
       }
+    }
+  });
+
+  test("one-launch decode attention (warps over chunks, online softmax): GQA, one and several rounds of chunks, CPU and scheduled for sm_90", () => {
+    const run = cpuKernel(attentionDecodeWarps);
+    const schedule = GPU_SCHEDULES.attentionDecodeWarps!;
+    const round = DECODE_WARPS * 32;
+    const cases: (readonly [number, number, number, number, number])[] = [
+      [4, 2, 32, 40, 1],
+      [4, 2, 64, round + 40, 33],
+      [4, 4, 64, 2 * round + 7, 2 * round + 7],
+      [2, 1, 32, round + 40, round + 1],
+    ];
+    for (const [heads, kvh, d, ctx, len] of cases) {
+      const r = rng(SEED + 5 * heads * d + len);
+      const cache = randomCache(ctx, kvh, d, r);
+      const q = ndarray(
+        "f16",
+        [heads, d],
+        toNumbers(randomF16([heads, d], r)).map((v) => 4 * v),
+      );
+      const out = zeros("f16", [heads, d]);
+      run({ q, kCache: cache.k, vCache: cache.v, len, out });
+      const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
+      const got = toNumbers(out);
+      for (let h = 0; h < heads; h++) {
+        const ref = attendReference(qs.subarray(h * d, (h + 1) * d), h, heads, len, cache, ks, vs);
+        expectWithin(
+          got.subarray(h * d, (h + 1) * d),
+          ref,
+          attentionBound(ref),
+          `warps ${heads}/${kvh}x${d} len ${len} head ${h}`,
+        );
+      }
+      // The GPU schedule (warps on threadIdx.y, lanes on threadIdx.x, shuffles) on the device emulation.
+      const s = new Schedule(specialize(lowerKernel(attentionDecodeWarps), { h: heads, d, ctx, kvh }));
+      schedule(s, "sm_90");
+      const dev = zeros("f16", [heads, d]);
+      cpuDeviceKernel(lowerToDevice(s.func, TARGETS.sm_90))({
+        q,
+        kCache: cache.k,
+        vCache: cache.v,
+        len,
+        out: dev,
+      });
+      expect(toNumbers(dev)).toEqual(got);
     }
   });
 
