@@ -32,6 +32,16 @@ import {
 
 /** Warps per block (one block per query head). */
 export const DECODE_WARPS = 8;
+/**
+ * Warps per block, per target: DECODE_WARPS for all (the shared state buffers take it as a
+ * constant; a target wanting another compiles the kernel with another).
+ */
+export const attentionDecodeWarpsParams = {
+  sm_90: { warps: DECODE_WARPS },
+  gfx1100: { warps: DECODE_WARPS },
+  vulkan: { warps: DECODE_WARPS },
+} as const;
+
 /** Positions per chunk: one per lane. */
 const CHUNK = 32;
 /** Channels a lane may own: head dimensions up to 32 * 8 = 256. */

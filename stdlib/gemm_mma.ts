@@ -24,14 +24,17 @@ import { Q4_GROUP, Q4_PER_WORD, Q4_WORDS_PER_GROUP, q4Code } from "./q4_common.t
 
 /** Lanes per warp the layout assumes (NVIDIA). */
 export const MMA_LANES = 32;
-/** Warps per block: 2 along M by 2 along N. */
-export const MMA_WARPS = 4;
 /** 16 x 8 tiles per warp along M and along N. */
 export const MMA_TILES_M = 4;
 export const MMA_TILES_N = 4;
 /** The block's tile of y. */
 export const MMA_BM = 128;
 export const MMA_BN = 64;
+/** A warp's tile of y, and the warps along N and in all. */
+const MMA_WARP_M = MMA_TILES_M * 16;
+const MMA_WARP_N = MMA_TILES_N * 8;
+const MMA_WARPS_N = MMA_BN / MMA_WARP_N;
+export const MMA_WARPS = (MMA_BM / MMA_WARP_M) * MMA_WARPS_N;
 /** K per shared-memory stage. */
 export const MMA_BK = 32;
 
@@ -92,7 +95,9 @@ export const q4GemmMma = kernel(function q4GemmMma(
           for (let na = 0; na < MMA_TILES_N; na++)
             for (let ja = 0; ja < 2; ja++)
               sc[wa][la][na][ja] = f32(
-                scales[min(bn * MMA_BN + (wa % 2) * 32 + na * 8 + (la & 3) * 2 + ja, N - 1)][0],
+                scales[
+                  min(bn * MMA_BN + (wa % MMA_WARPS_N) * MMA_WARP_N + na * 8 + (la & 3) * 2 + ja, N - 1)
+                ][0],
               );
         }
       }
@@ -131,7 +136,9 @@ export const q4GemmMma = kernel(function q4GemmMma(
             for (let nf = 0; nf < MMA_TILES_N; nf++)
               for (let jf = 0; jf < 2; jf++)
                 scn[wf][lf][nf][jf] = f32(
-                  scales[min(bn * MMA_BN + (wf % 2) * 32 + nf * 8 + (lf & 3) * 2 + jf, N - 1)][gn],
+                  scales[
+                    min(bn * MMA_BN + (wf % MMA_WARPS_N) * MMA_WARP_N + nf * 8 + (lf & 3) * 2 + jf, N - 1)
+                  ][gn],
                 );
           }
         }
@@ -146,8 +153,16 @@ export const q4GemmMma = kernel(function q4GemmMma(
                   for (let r = 0; r < 4; r++) {
                     for (let kk = 0; kk < 16; kk++) {
                       part[wp][lane][mt][nt][r] +=
-                        f32(xs[idiv(wp, 2) * 64 + mt * 16 + (lane >> 2) + 8 * (r >> 1)][kt * 16 + kk]) *
-                        f32(ws[(wp % 2) * 32 + nt * 8 + (lane & 3) * 2 + (r & 1)][kt * 16 + kk]);
+                        f32(
+                          xs[idiv(wp, MMA_WARPS_N) * MMA_WARP_M + mt * 16 + (lane >> 2) + 8 * (r >> 1)][
+                            kt * 16 + kk
+                          ],
+                        ) *
+                        f32(
+                          ws[(wp % MMA_WARPS_N) * MMA_WARP_N + nt * 8 + (lane & 3) * 2 + (r & 1)][
+                            kt * 16 + kk
+                          ],
+                        );
                     }
                   }
                 }
@@ -167,13 +182,26 @@ export const q4GemmMma = kernel(function q4GemmMma(
           for (let my = 0; my < MMA_TILES_M; my++)
             for (let ny = 0; ny < MMA_TILES_N; ny++)
               for (let ry = 0; ry < 4; ry++) {
-                const row = bm * MMA_BM + idiv(wy, 2) * 64 + my * 16 + (ly >> 2) + 8 * (ry >> 1);
-                const col = bn * MMA_BN + (wy % 2) * 32 + ny * 8 + (ly & 3) * 2 + (ry & 1);
+                const row =
+                  bm * MMA_BM + idiv(wy, MMA_WARPS_N) * MMA_WARP_M + my * 16 + (ly >> 2) + 8 * (ry >> 1);
+                const col = bn * MMA_BN + (wy % MMA_WARPS_N) * MMA_WARP_N + ny * 8 + (ly & 3) * 2 + (ry & 1);
                 if (row < M && col < N) y[row][col] = f16(acc[wy][ly][my][ny][ry]);
               }
     }
   }
 });
+
+/**
+ * f16GemmMma's warps: eight, each a 32 x 32 tile (2 x 4 tiles of 16 x 8), whose 128 registers let
+ * two blocks share a multiprocessor; measured 3x faster than q4GemmMma's four 64 x 32 warps for
+ * f16 weights, and 10-20% slower for q4f16_1 (bench/results/gemm-h100.json).
+ */
+const F16_MMA_TILES_M = 2;
+const F16_MMA_TILES_N = 4;
+const F16_MMA_WARP_M = F16_MMA_TILES_M * 16;
+const F16_MMA_WARP_N = F16_MMA_TILES_N * 8;
+const F16_MMA_WARPS_N = MMA_BN / F16_MMA_WARP_N;
+const F16_MMA_WARPS = (MMA_BM / F16_MMA_WARP_M) * F16_MMA_WARPS_N;
 
 /** y[m][n] = sum_k x[m][k] * w[n][k]: x f16 [M, K], w f16 [N, K], y f16 [M, N] (f32 sums). */
 export const f16GemmMma = kernel(function f16GemmMma(
@@ -186,11 +214,11 @@ export const f16GemmMma = kernel(function f16GemmMma(
   const K = w.shape[1];
   for (let bm = 0; bm < idiv(M + MMA_BM - 1, MMA_BM); bm++) {
     for (let bn = 0; bn < idiv(N + MMA_BN - 1, MMA_BN); bn++) {
-      const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
-      for (let wz = 0; wz < MMA_WARPS; wz++)
+      const acc = local("f32", [F16_MMA_WARPS, MMA_LANES, F16_MMA_TILES_M, F16_MMA_TILES_N, 4]);
+      for (let wz = 0; wz < F16_MMA_WARPS; wz++)
         for (let lz = 0; lz < MMA_LANES; lz++)
-          for (let mz = 0; mz < MMA_TILES_M; mz++)
-            for (let nz = 0; nz < MMA_TILES_N; nz++)
+          for (let mz = 0; mz < F16_MMA_TILES_M; mz++)
+            for (let nz = 0; nz < F16_MMA_TILES_N; nz++)
               for (let rz = 0; rz < 4; rz++) acc[wz][lz][mz][nz][rz] = f32(0);
       const xs = shared("f16", [MMA_BM, MMA_BK]);
       const ws = shared("f16", [MMA_BN, MMA_BK]);
@@ -205,16 +233,24 @@ export const f16GemmMma = kernel(function f16GemmMma(
             const k = ks * MMA_BK + wc;
             ws[wr][wc] = k < K ? w[min(bn * MMA_BN + wr, N - 1)][min(k, K - 1)] : f16(0);
           }
-        for (let wp = 0; wp < MMA_WARPS; wp++) {
+        for (let wp = 0; wp < F16_MMA_WARPS; wp++) {
           for (let lane = 0; lane < MMA_LANES; lane++) {
             for (let kt = 0; kt < MMA_BK / 16; kt++) {
-              for (let mt = 0; mt < MMA_TILES_M; mt++) {
-                for (let nt = 0; nt < MMA_TILES_N; nt++) {
+              for (let mt = 0; mt < F16_MMA_TILES_M; mt++) {
+                for (let nt = 0; nt < F16_MMA_TILES_N; nt++) {
                   for (let r = 0; r < 4; r++) {
                     for (let kk = 0; kk < 16; kk++) {
                       acc[wp][lane][mt][nt][r] +=
-                        f32(xs[idiv(wp, 2) * 64 + mt * 16 + (lane >> 2) + 8 * (r >> 1)][kt * 16 + kk]) *
-                        f32(ws[(wp % 2) * 32 + nt * 8 + (lane & 3) * 2 + (r & 1)][kt * 16 + kk]);
+                        f32(
+                          xs[
+                            idiv(wp, F16_MMA_WARPS_N) * F16_MMA_WARP_M + mt * 16 + (lane >> 2) + 8 * (r >> 1)
+                          ][kt * 16 + kk],
+                        ) *
+                        f32(
+                          ws[(wp % F16_MMA_WARPS_N) * F16_MMA_WARP_N + nt * 8 + (lane & 3) * 2 + (r & 1)][
+                            kt * 16 + kk
+                          ],
+                        );
                     }
                   }
                 }
@@ -223,13 +259,19 @@ export const f16GemmMma = kernel(function f16GemmMma(
           }
         }
       }
-      for (let wy = 0; wy < MMA_WARPS; wy++)
+      for (let wy = 0; wy < F16_MMA_WARPS; wy++)
         for (let ly = 0; ly < MMA_LANES; ly++)
-          for (let my = 0; my < MMA_TILES_M; my++)
-            for (let ny = 0; ny < MMA_TILES_N; ny++)
+          for (let my = 0; my < F16_MMA_TILES_M; my++)
+            for (let ny = 0; ny < F16_MMA_TILES_N; ny++)
               for (let ry = 0; ry < 4; ry++) {
-                const row = bm * MMA_BM + idiv(wy, 2) * 64 + my * 16 + (ly >> 2) + 8 * (ry >> 1);
-                const col = bn * MMA_BN + (wy % 2) * 32 + ny * 8 + (ly & 3) * 2 + (ry & 1);
+                const row =
+                  bm * MMA_BM +
+                  idiv(wy, F16_MMA_WARPS_N) * F16_MMA_WARP_M +
+                  my * 16 +
+                  (ly >> 2) +
+                  8 * (ry >> 1);
+                const col =
+                  bn * MMA_BN + (wy % F16_MMA_WARPS_N) * F16_MMA_WARP_N + ny * 8 + (ly & 3) * 2 + (ry & 1);
                 if (row < M && col < N) y[row][col] = f16(acc[wy][ly][my][ny][ry]);
               }
     }

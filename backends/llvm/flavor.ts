@@ -21,8 +21,8 @@ export interface Flavor {
   barrier(): string[];
   /** The function attributes group body for a kernel with at most maxThreads threads per block. */
   kernelAttributes(maxThreads: number): string;
-  /** Module metadata lines that mark @name as a kernel. */
-  kernelMetadata(name: string, maxThreads: number): string[];
+  /** Module metadata lines that mark @name as a kernel (and ask for minBlocks blocks per multiprocessor). */
+  kernelMetadata(name: string, maxThreads: number, minBlocks?: number): string[];
   /** Native float math for f32: the intrinsic name, or undefined when render.ts expands it. */
   mathIntrinsic(name: string): string | undefined;
   /** Lines at the top of every kernel, before anything reads memory. */
@@ -42,9 +42,11 @@ function nvptx(target: LLVMTarget): Flavor {
     blockId: (a) => ({ intrinsic: `llvm.nvvm.read.ptx.sreg.ctaid.${AXES[a]}` }),
     barrier: () => ["call void @llvm.nvvm.barrier0()"],
     kernelAttributes: () => "",
-    kernelMetadata: (name, maxThreads) => [
+    kernelMetadata: (name, maxThreads, minBlocks) => [
       `!{ptr @${name}, !"kernel", i32 1}`,
       `!{ptr @${name}, !"maxntidx", i32 ${maxThreads}}`,
+      // .minnctapersm: ptxas caps registers so that many blocks fit on a multiprocessor.
+      ...(minBlocks ? [`!{ptr @${name}, !"minctasm", i32 ${minBlocks}}`] : []),
     ],
     // Programmatic dependent launch (sm_90+): a kernel launched while the previous one in its
     // stream still runs (the CUDA device launches with that attribute under TKC_PDL=1) first

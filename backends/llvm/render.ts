@@ -632,7 +632,7 @@ class Emitter {
     this.stmt(this.fn.body);
     const name = this.fn.name.replace(/[^A-Za-z0-9_]/g, "_");
     const attrs = this.fl.kernelAttributes(maxThreads);
-    const md = this.fl.kernelMetadata(name, maxThreads);
+    const md = this.fl.kernelMetadata(name, maxThreads, this.fn.launch?.minBlocksPerSM);
     const lines = [
       `; tkc kernel ${this.fn.name}`,
       `target triple = "${this.fl.triple}"`,

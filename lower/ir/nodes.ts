@@ -213,6 +213,11 @@ export interface LaunchConfig {
   readonly warpSize: number;
   /** Static shared memory per block in bytes (0 until buffers are flattened). */
   readonly sharedBytes: number;
+  /**
+   * Blocks the code generator should fit on one multiprocessor at once (NVIDIA: registers capped to
+   * allow it), from a `min_blocks_per_sm` annotation on a blockIdx loop; absent: no constraint.
+   */
+  readonly minBlocksPerSM?: number;
 }
 
 export interface PrimFunc {

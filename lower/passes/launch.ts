@@ -127,6 +127,9 @@ function axisExtent(tag: ThreadTag, bs: readonly Binding[]): Expr {
   return constant(widest, "i32");
 }
 
+/** The blockIdx-loop annotation asking for that many blocks per multiprocessor (LaunchConfig.minBlocksPerSM). */
+export const MIN_BLOCKS_PER_SM = "min_blocks_per_sm";
+
 export function launchPass(f: PrimFunc, target: Target): PrimFunc {
   const bindings = collectBindings(f.body);
   // Lowering again from a later stage: the threads are already explicit, keep their launch.
@@ -147,11 +150,19 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
       `${threads} threads per block (threadIdx.x ${block[0]} × threadIdx.y ${block[1]} × threadIdx.z ${block[2]}) exceed ${target.name}'s limit of ${target.maxThreadsPerBlock}`,
     );
   if (block.some((b) => b < 1)) throw new LoweringError(P, `a thread axis has extent ${Math.min(...block)}`);
+  const minBlocks = bindings
+    .filter((b) => isBlockTag(b.tag))
+    .map((b) => b.loop.annotations[MIN_BLOCKS_PER_SM])
+    .filter((v): v is number => typeof v === "number");
+  for (const v of minBlocks)
+    if (!Number.isInteger(v) || v < 1 || v > 32)
+      throw new LoweringError(P, `${MIN_BLOCKS_PER_SM} must be an integer from 1 to 32, not ${v}`);
   const launch: LaunchConfig = {
     grid: grid as unknown as [Expr, Expr, Expr],
     block,
     warpSize: target.warpSize,
     sharedBytes: 0,
+    ...(minBlocks.length ? { minBlocksPerSM: Math.max(...minBlocks) } : {}),
   };
   return { ...f, launch };
 }

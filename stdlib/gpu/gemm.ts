@@ -18,6 +18,7 @@
  * Tile sizes and copy widths are per-target data (GEMM_SCHEDULES); a tuner can replace them.
  */
 import { ScheduleError } from "../../lower/schedule/errors.ts";
+import { MIN_BLOCKS_PER_SM } from "../../lower/passes/launch.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
 
@@ -201,9 +202,20 @@ export interface MmaGemmSchedule {
   readonly vec: number;
   /** Pads each shared row so the stride is 8 halves past a multiple of 32: lanes' fragment reads hit distinct banks. */
   readonly padRows: boolean;
+  /**
+   * Blocks per multiprocessor the registers must allow (0: no cap), for q4GemmMma (four warps) and
+   * f16GemmMma (eight warps). H100: f16GemmMma capped to 128 registers (two blocks) ran 3x faster
+   * than uncapped; q4GemmMma capped to 168 (three blocks, a few spills) was no faster than its
+   * 244-246 registers (two blocks) (bench/results/gemm-h100.json).
+   */
+  readonly minBlocksPerSM: { readonly q4: number; readonly f16: number };
 }
 
-export const MMA_GEMM_SCHEDULE: MmaGemmSchedule = { vec: 8, padRows: true };
+export const MMA_GEMM_SCHEDULE: MmaGemmSchedule = {
+  vec: 8,
+  padRows: true,
+  minBlocksPerSM: { q4: 0, f16: 2 },
+};
 
 /** Targets with the tensor-core instruction mma.m16n8k16 (NVIDIA sm_80 and later). */
 export const hasMma = (target: string): boolean => /^sm_(8\d|9\d|1\d\d)$/.test(target);
@@ -220,6 +232,8 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     const q4 = s.func.params.some((x) => x.kind === "buffer" && x.buffer.name === "packed");
     s.bind("bm", "blockIdx.y");
     s.bind("bn", "blockIdx.x");
+    const minBlocks = q4 ? p.minBlocksPerSM.q4 : p.minBlocksPerSM.f16;
+    if (minBlocks > 0) s.annotate("bm", MIN_BLOCKS_PER_SM, minBlocks);
     // q4GemmMma names each copy's thread itself (software pipelining through registers).
     const threadLoops = q4
       ? [

@@ -25,6 +25,7 @@ describe("stdlib", () => {
         "attentionDecodeShared",
         "attentionDecodeChunks",
         "attentionDecodeCombine",
+        "attentionDecodeWarps",
         "attentionPrefill",
         "f16Gemm",
         "f16GemmTiled",
