@@ -152,3 +152,17 @@ export const bigTile = kernel(function bigTile(x: Tensor<f32, [128, 128]>, y: Te
   for (let i = 0; i < 128; i++) for (let j = 0; j < 128; j++) t[i][j] = x[i][j];
   for (let i = 0; i < 128; i++) for (let j = 0; j < 128; j++) y[i][j] = t[j][i];
 });
+
+/** A copy in two steps into one shared tile, then a sum over it: the steps write different elements. */
+export const stagedTwice = kernel(function stagedTwice(x: Tensor<f32, [64]>, y: Tensor<f32, [32]>) {
+  const tile = shared("f32", [64]);
+  for (let s = 0; s < 2; s++) for (let t = 0; t < 32; t++) tile[s * 32 + t] = x[s * 32 + t];
+  for (let u = 0; u < 32; u++) y[u] = tile[u] + tile[63 - u];
+});
+
+/** The same copy into one row of 32 that both steps overwrite: the second must wait for the first. */
+export const stagedOver = kernel(function stagedOver(x: Tensor<f32, [64]>, y: Tensor<f32, [32]>) {
+  const tile = shared("f32", [32]);
+  for (let s = 0; s < 2; s++) for (let t = 0; t < 32; t++) tile[t] = x[s * 32 + t];
+  for (let u = 0; u < 32; u++) y[u] = tile[u] + tile[31 - u];
+});
