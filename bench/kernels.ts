@@ -63,6 +63,7 @@ const SIZES: Record<string, Record<string, number>> = {
   attentionDecodeWarps: { h: 32, d: 128, ctx: CTX, kvh: 32 },
   attentionDecodeCombine: { h: 32, d: 128, chunks: decodeChunks(CTX) },
   attentionPrefill: { n: PREFILL.n, h: 32, d: 128, ctx: CTX, kvh: 32 },
+  attentionPrefillWarps: { n: PREFILL.n, h: 32, d: 128, ctx: CTX, kvh: 32 },
   softmax: { m: 32, n: CTX },
   residualAdd: { m: 1, d: 4096 },
   siluMul: { m: 1, d: 11008 },

@@ -50,7 +50,8 @@ interface Layer {
 
 export class KernelLlama implements LanguageModel {
   readonly config: LlamaConfig;
-  private readonly ops: LlamaOps;
+  /** The compiled operations this model runs (kernel choices included). */
+  readonly ops: LlamaOps;
   private readonly compiled = new Map<string, Op>();
   private readonly layers: Layer[] = [];
   private readonly act: Record<string, DeviceTensor> = {};

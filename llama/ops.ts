@@ -42,10 +42,20 @@ export interface OpChoices {
    * multiples of 32 up to 256).
    */
   readonly decodeAttention?: "chunks" | "warps";
+  /**
+   * Prefill attention: "rows" (default: attentionPrefill, a warp per (token, head) walking the
+   * positions one at a time) or "chunks" (attentionPrefillWarps: a block per head and 8 tokens, a
+   * warp per token walking the positions 32 at a time; head dimensions as for decodeAttention).
+   */
+  readonly prefillAttention?: "rows" | "chunks";
 }
 
 /** Kernel choices for CUDA (sm_80 and later): tensor-core prefill GEMMs. */
-export const CUDA_OP_CHOICES: OpChoices = { prefillGemm: "mma", decodeAttention: "warps" };
+export const CUDA_OP_CHOICES: OpChoices = {
+  prefillGemm: "mma",
+  decodeAttention: "warps",
+  prefillAttention: "chunks",
+};
 
 export function llamaOps(
   c: LlamaConfig,
@@ -60,7 +70,9 @@ export function llamaOps(
   const ctx = c.contextLength;
   // Tensor cores take f16 operands: f32 weights keep the tiled kernels.
   const mma = choices.prefillGemm === "mma" && format !== "f32";
-  const decodeWarps = choices.decodeAttention === "warps" && hd % 32 === 0 && hd <= 256;
+  const warpsFit = hd % 32 === 0 && hd <= 256;
+  const decodeWarps = choices.decodeAttention === "warps" && warpsFit;
+  const prefillChunks = choices.prefillAttention === "chunks" && warpsFit;
   const q4Gemm = mma ? S.q4GemmMma : S.q4GemmTiled;
   const f16Gemm = mma ? S.f16GemmMma : S.f16GemmTiled;
   const retype = format === "f32" ? ({ from: "f16", to: "f32" } as const) : undefined;
@@ -120,7 +132,12 @@ export function llamaOps(
     ropeQ: op("ropeqT", rope, { h: c.nHeads, d: hd }),
     ropeK: op("ropekT", rope, { h: c.nKvHeads, d: hd }),
     kvAppend: op("kvappendT", S.kvAppend, { kvh: c.nKvHeads, d: hd, ctx }),
-    attention: op("attnT", S.attentionPrefill, { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads }),
+    attention: op("attnT", prefillChunks ? S.attentionPrefillWarps : S.attentionPrefill, {
+      h: c.nHeads,
+      d: hd,
+      ctx,
+      kvh: c.nKvHeads,
+    }),
     residual: op("residualT", S.residualAdd, { d: dim }),
     siluMul: op("silumulT", S.siluMul, { d: hidden }),
   };

@@ -21,3 +21,4 @@ export * from "./q4_gemv_rms.ts";
 export * from "./attention_decode_split.ts";
 export * from "./gemm_mma.ts";
 export * from "./attention_decode_warps.ts";
+export * from "./attention_prefill_warps.ts";

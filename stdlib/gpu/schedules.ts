@@ -103,6 +103,18 @@ function attentionWarpsSchedule(s: Schedule): void {
   s.unroll("w2");
 }
 
+/**
+ * Causal prefill attention by chunks (attentionPrefillWarps): a block per head and 8 query rows, a
+ * warp per row (threadIdx.y), lanes on threadIdx.x; the per-lane loops unrolled.
+ */
+function attentionPrefillWarpsSchedule(s: Schedule): void {
+  s.bind("nb", "blockIdx.y");
+  s.bind("h", "blockIdx.x");
+  s.bind("w", "threadIdx.y");
+  for (const lane of ["lz", "lp", "t", "t1", "t2", "t3", "lv", "lo"]) s.bind(lane, "threadIdx.x");
+  for (const l of ["iz", "tp", "ip", "i", "iv", "tv", "io"]) s.unroll(l);
+}
+
 /** The combination of the chunks: a block per head, a thread per channel, the chunks unrolled. */
 function attentionCombineSchedule(s: Schedule): void {
   s.bind("h", "blockIdx.x");
@@ -192,6 +204,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   attentionDecodeChunks: attentionChunksSchedule,
   attentionDecodeCombine: attentionCombineSchedule,
   attentionDecodeWarps: attentionWarpsSchedule,
+  attentionPrefillWarps: attentionPrefillWarpsSchedule,
   attentionPrefill: attentionPrefillSchedule,
   q4Gemm: q4GemmSchedule(),
   q4GemmTiled: q4GemmSchedule(),

@@ -14,6 +14,8 @@ import {
   decodeChunks,
 } from "../../stdlib/attention_decode_split.ts";
 import { DECODE_WARPS, attentionDecodeWarps } from "../../stdlib/attention_decode_warps.ts";
+import { attentionPrefillWarps } from "../../stdlib/attention_prefill_warps.ts";
+import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
@@ -216,6 +218,36 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
         out: dev,
       });
       expect(toNumbers(dev)).toEqual(got);
+    }
+  });
+
+  test("prefill attention by chunks (a warp per token, 8 tokens a block): GQA, from offsets, CPU and scheduled for sm_90", () => {
+    const sym = (n: number, heads: number, kvh: number, d: number, ctx: number) => ({
+      n,
+      h: heads,
+      d,
+      ctx,
+      kvh,
+    });
+    const cases: (readonly [number, number, number, number, number, number])[] = [
+      [11, 4, 2, 64, 120, 0],
+      [11, 4, 2, 64, 120, 109],
+      [9, 2, 2, 32, 80, 37],
+    ];
+    for (const [n, heads, kvh, d, ctx, start] of cases) {
+      const f = specialize(lowerKernel(attentionPrefillWarps), sym(n, heads, kvh, d, ctx));
+      const ref = specialize(lowerKernel(attentionPrefill), sym(n, heads, kvh, d, ctx));
+      const args = randomArgs(f, {}, n + start, { start });
+      const got = cloneArgs(args);
+      const want = cloneArgs(args);
+      cpuKernel(f)(got as never);
+      cpuKernel(ref)(want as never);
+      expect(compareResults(want, got, 2e-3).mismatches, `n ${n} start ${start}`).toEqual([]);
+      const s = new Schedule(f);
+      GPU_SCHEDULES.attentionPrefillWarps!(s, "sm_90");
+      const dev = cloneArgs(args);
+      cpuDeviceKernel(lowerToDevice(s.func, TARGETS.sm_90))(dev as never);
+      expect(compareResults(got, dev, 0).mismatches).toEqual([]);
     }
   });
 

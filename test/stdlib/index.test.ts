@@ -26,6 +26,7 @@ describe("stdlib", () => {
         "attentionDecodeChunks",
         "attentionDecodeCombine",
         "attentionDecodeWarps",
+        "attentionPrefillWarps",
         "attentionPrefill",
         "f16Gemm",
         "f16GemmTiled",
