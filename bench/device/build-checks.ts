@@ -80,7 +80,7 @@ const STDLIB_SYMBOLS: Record<string, number> = {
 const STDLIB_OVERRIDES: Record<string, Record<string, number>> = {
   kvAppend: { n: 3 },
   attentionPrefill: { n: 3 },
-  attentionPrefillWarps: { n: 11, d: 64, h: 4, kvh: 2 },
+  attentionPrefillWarps: { n: 11, d: 64, h: 4, kvh: 2, ctx: 20 },
   // Head dimensions are multiples of 32 (a lane's share of channels).
   attentionDecodeWarps: { d: 64, h: 4, kvh: 2 },
 };
