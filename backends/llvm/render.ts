@@ -9,12 +9,12 @@
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
 import { walk } from "../../lower/ir/transform.ts";
-import { sameExpr } from "../../lower/ir/equal.ts";
 import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { flavorFor, type Flavor } from "./flavor.ts";
 import { mathF32 } from "./render-math.ts";
+import { MmaIssuer, shuffleXor } from "./render-warp.ts";
 import { floatLiteral } from "./render-text.ts";
 import type { LLVMTarget } from "./target.ts";
 
@@ -57,9 +57,9 @@ class Emitter {
   private readonly vars = new Map<Var, string>();
   private readonly buffers = new Map<Buffer, BufferRef>();
   private n = 0;
-  private label = "entry";
-  /** mma_m16n8k16 calls already made in this basic block, since the last write to memory others see. */
-  private mmas: { label: string; args: readonly Expr[]; result: string }[] = [];
+  private currentLabel = "entry";
+  /** Tensor-core products issued in this basic block (render-warp.ts). */
+  private readonly mmas = new MmaIssuer();
   sharedBytes = 0;
   /**
    * Fast-math flags on float add/sub/mul: `contract` lets LLVM fuse a * b + c into one fma (as
@@ -71,7 +71,7 @@ class Emitter {
   constructor(
     readonly fl: Flavor,
     private readonly fn: PrimFunc,
-    private readonly launch: LaunchDims,
+    readonly launch: LaunchDims,
   ) {}
 
   tmp(hint = "t"): string {
@@ -85,7 +85,7 @@ class Emitter {
   }
   private startBlock(label: string): void {
     this.body.push(`${label}:`);
-    this.label = label;
+    this.currentLabel = label;
   }
   private declare(text: string): void {
     this.declares.add(text);
@@ -257,7 +257,7 @@ class Emitter {
     return out;
   }
 
-  private cast(v: string, from: DType, to: DType): string {
+  cast(v: string, from: DType, to: DType): string {
     if (from === to) return v;
     const ft = llvmType(from);
     const tt = llvmType(to);
@@ -301,8 +301,8 @@ class Emitter {
       const r = name === "thread_id" ? this.fl.threadId(axis) : this.fl.blockId(axis);
       return this.callIntrinsic("i32", r.intrinsic, [], []);
     }
-    if (name === "shfl_xor") return this.shuffleXor(args, d);
-    if (name === "mma_m16n8k16") return this.mma(args);
+    if (name === "shfl_xor") return shuffleXor(this, args, d);
+    if (name === "mma_m16n8k16") return this.mmas.field(this, args);
     if (name === "bitcast") {
       const a = args[0]!;
       return this.bitcast(this.expr(a), llvmType(a.dtype), llvmType(d));
@@ -336,87 +336,12 @@ class Emitter {
     return mathF32(this, name, vals);
   }
 
-  /**
-   * Field `args[16]` of mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32: the f16 operands go in
-   * pairs (<2 x half>, the instruction's 32-bit registers). The four fields of one product are four
-   * calls with the same operands (lower/schedule/tensorize.ts); the instruction is issued once and
-   * its result reused while the operands cannot have changed (same block, no store or barrier).
-   */
-  private mma(args: readonly Expr[]): string {
-    const t0 = this.fl.target;
-    if (t0.kind !== "nvptx")
-      throw new Error(
-        `tkc llvm: mma_m16n8k16 (a tensor-core product) needs NVIDIA sm_80 or later; ${t0.arch} has none: schedule the kernel without tensorize for this target`,
-      );
-    const x = this.launch.block[0];
-    if (x.kind !== "const" || x.value !== 32)
-      throw new Error(
-        `tkc llvm: mma_m16n8k16 needs threadIdx.x to be the lane of a warp (32 threads along x); this kernel launches ${printExpr(x)}`,
-      );
-    const operands = args.slice(0, 16);
-    const field = (args[16] as { value: number }).value;
-    let done = this.mmas.find(
-      (m) => m.label === this.label && m.args.every((a, i) => sameExpr(a, operands[i]!)),
-    );
-    if (!done) {
-      const vals = operands.map((a) => this.expr(a));
-      const pairs: string[] = [];
-      for (let i = 0; i < 12; i += 2) {
-        const lo = this.tmp();
-        this.emit(`${lo} = insertelement <2 x half> undef, half ${vals[i]}, i32 0`);
-        const pair = this.tmp();
-        this.emit(`${pair} = insertelement <2 x half> ${lo}, half ${vals[i + 1]}, i32 1`);
-        pairs.push(pair);
-      }
-      const ret = "{ float, float, float, float }";
-      const result = this.callIntrinsic(
-        ret,
-        "llvm.nvvm.mma.m16n8k16.row.col.f32.f32",
-        [...pairs, ...vals.slice(12)],
-        [...pairs.map(() => "<2 x half>"), "float", "float", "float", "float"],
-      );
-      done = { label: this.label, args: operands, result };
-      this.mmas.push(done);
-    }
-    const t = this.tmp();
-    this.emit(`${t} = extractvalue { float, float, float, float } ${done.result}, ${field}`);
-    return t;
+  /** The basic block being emitted. */
+  get label(): string {
+    return this.currentLabel;
   }
 
-  private shuffleXor(args: readonly Expr[], d: DType): string {
-    const v = this.expr(args[0]!);
-    const mask = this.expr(args[1]!);
-    const width = (args[2] as { value: number } | undefined)?.value ?? this.fl.waveSize;
-    // Shuffle 32-bit values; narrower dtypes widen first.
-    const wide: DType = isFloatT(d) ? "f32" : "i32";
-    const w = this.cast(v, d, wide);
-    const bits = isFloatT(d) ? this.bitcast(w, "float", "i32") : w;
-    let out: string;
-    if (this.fl.target.kind === "nvptx") {
-      const c = ((32 - width) << 8) | 31;
-      out = this.callIntrinsic(
-        "i32",
-        "llvm.nvvm.shfl.sync.bfly.i32",
-        ["-1", bits, mask, String(c)],
-        ["i32", "i32", "i32", "i32"],
-      );
-    } else {
-      const lane = this.callIntrinsic("i32", "llvm.amdgcn.mbcnt.lo", ["-1", "0"], ["i32", "i32"]);
-      const laneFull =
-        this.fl.waveSize === 64
-          ? this.callIntrinsic("i32", "llvm.amdgcn.mbcnt.hi", ["-1", lane], ["i32", "i32"])
-          : lane;
-      const src = this.tmp();
-      this.emit(`${src} = xor i32 ${laneFull}, ${mask}`);
-      const addr = this.tmp();
-      this.emit(`${addr} = shl i32 ${src}, 2`);
-      out = this.callIntrinsic("i32", "llvm.amdgcn.ds.bpermute", [addr, bits], ["i32", "i32"]);
-    }
-    const back = isFloatT(d) ? this.bitcast(out, "i32", "float") : out;
-    return this.cast(back, wide, d);
-  }
-
-  private bitcast(v: string, from: string, to: string): string {
+  bitcast(v: string, from: string, to: string): string {
     const t = this.tmp();
     this.emit(`${t} = bitcast ${from} ${v} to ${to}`);
     return t;
@@ -468,7 +393,7 @@ class Emitter {
         this.stmt(s.body);
         return;
       case "store": {
-        if (s.buffer.scope !== "local") this.mmas = [];
+        if (s.buffer.scope !== "local") this.mmas.forget();
         let v = this.expr(s.value);
         if (s.buffer.dtype === "bool") {
           const z = this.tmp();
@@ -503,7 +428,7 @@ class Emitter {
         return;
       }
       case "barrier":
-        this.mmas = [];
+        this.mmas.forget();
         if (s.scope === "shared") {
           for (const l of this.fl.barrier()) this.emit(l);
           this.declare(
