@@ -217,7 +217,13 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
         len,
         out: dev,
       });
-      expect(toNumbers(dev)).toEqual(got);
+      // The chunk's max and sum are warp shuffles there: another order of f32 additions.
+      expectWithin(
+        toNumbers(dev),
+        Float64Array.from(got),
+        2 * F16_EPS,
+        `warps on the device emulation, len ${len}`,
+      );
     }
   });
 
@@ -247,7 +253,8 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
       GPU_SCHEDULES.attentionPrefillWarps!(s, "sm_90");
       const dev = cloneArgs(args);
       cpuDeviceKernel(lowerToDevice(s.func, TARGETS.sm_90))(dev as never);
-      expect(compareResults(got, dev, 0).mismatches).toEqual([]);
+      // The chunk's max and sum are warp shuffles there: another order of f32 additions.
+      expect(compareResults(got, dev, 2e-3).mismatches).toEqual([]);
     }
   });
 
