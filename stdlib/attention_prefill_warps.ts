@@ -84,18 +84,8 @@ export const attentionPrefillWarps = kernel(function attentionPrefillWarps(
                 vr[w][lp][tp][ip] = vCache[min(c0 + tp, len - 1)][kvh][lp * perLane + ip];
           for (let t = 0; t < CHUNK; t++) {
             const pos = min(c0 + t, len - 1);
-            // Four partial sums: four independent chains of multiply-adds instead of one of d.
-            let d0 = f32(0);
-            let d1 = f32(0);
-            let d2 = f32(0);
-            let d3 = f32(0);
-            for (let i = 0; i < idiv(d, 4); i++) {
-              d0 += f32(q[n][h][4 * i]) * f32(kCache[pos][kvh][4 * i]);
-              d1 += f32(q[n][h][4 * i + 1]) * f32(kCache[pos][kvh][4 * i + 1]);
-              d2 += f32(q[n][h][4 * i + 2]) * f32(kCache[pos][kvh][4 * i + 2]);
-              d3 += f32(q[n][h][4 * i + 3]) * f32(kCache[pos][kvh][4 * i + 3]);
-            }
-            const dot = d0 + d1 + (d2 + d3);
+            let dot = f32(0);
+            for (let i = 0; i < d; i++) dot += f32(q[n][h][i]) * f32(kCache[pos][kvh][i]);
             p[w][t] = select(c0 + t < len, dot * scale, f32(-Infinity));
           }
           let mc = f32(-Infinity);
