@@ -24,6 +24,7 @@ import { printExpr } from "../ir/printer.ts";
 import { walk } from "../ir/transform.ts";
 import { LoweringError } from "./errors.ts";
 import { DISJOINT_WRITES } from "./disjoint_writes.ts";
+import { warpPrivateBuffers } from "./warp_private.ts";
 import { requireLaunch } from "./launch.ts";
 import { Uniformity } from "./uniform.ts";
 import type { Target } from "./target.ts";
@@ -65,21 +66,28 @@ function sharedAccesses(n: Stmt | Expr): {
   return out;
 }
 
-function conflicts(p: Pending, a: Pending): Buffer | undefined {
-  for (const b of a.reads) if (p.writes.has(b)) return b;
-  for (const b of a.writes) if (p.reads.has(b) || p.writes.has(b)) return b;
-  return undefined;
+/** The buffers whose accesses in `a` conflict with the pending ones (empty: none). */
+function conflicts(p: Pending, a: Pending): Buffer[] {
+  const out = new Set<Buffer>();
+  for (const b of a.reads) if (p.writes.has(b)) out.add(b);
+  for (const b of a.writes) if (p.reads.has(b) || p.writes.has(b)) out.add(b);
+  return [...out];
 }
 
 class Sync {
   private readonly uniformity: Uniformity;
   private readonly threadAxisOf = new Map<Var, number>();
 
+  /** Shared buffers each warp only touches its own part of (warp_private.ts): a warp barrier orders them. */
+  private readonly warpPrivate: ReadonlySet<Buffer>;
+
   constructor(
     f: PrimFunc,
     private readonly block: readonly number[],
+    target?: Target,
   ) {
     this.uniformity = new Uniformity(f);
+    this.warpPrivate = target ? warpPrivateBuffers(f, target) : new Set();
   }
 
   private isUniform(e: Expr): boolean {
@@ -131,8 +139,9 @@ class Sync {
         // So are the steps of a copy that write different elements (disjoint_writes.ts).
         if (s.annotations[DISJOINT_WRITES]) return this.leafStmt(s, pending);
         // A conflict with what precedes the loop is settled once, before it, not in every iteration.
-        const pre = conflicts(pending, sharedAccesses(s.body)) ? [barrier("shared")] : [];
-        const before = pre.length ? EMPTY : pending;
+        const clash = conflicts(pending, sharedAccesses(s.body));
+        const pre = clash.length ? [this.barrierFor(clash)] : [];
+        const before = pre.length ? this.after(pre[0]!, pending, EMPTY) : pending;
         // Walk the body until what flows around the back edge is covered by what it started with.
         let entry = before;
         for (;;) {
@@ -150,8 +159,29 @@ class Sync {
   /** A barrier before `n` when its accesses conflict with the pending ones. */
   private leaf(n: Stmt | Expr, pending: Pending): [Stmt[], Pending] {
     const a = sharedAccesses(n);
-    if (conflicts(pending, a)) return [[barrier("shared")], { reads: a.reads, writes: a.writes }];
+    const clash = conflicts(pending, a);
+    if (clash.length) {
+      const b = this.barrierFor(clash);
+      return [[b], this.after(b, pending, a)];
+    }
     return [[], union(pending, a)];
+  }
+
+  /** A warp barrier when every conflicting buffer is private to each warp, else a block barrier. */
+  private barrierFor(clash: readonly Buffer[]): Stmt {
+    return barrier(clash.every((b) => this.warpPrivate.has(b)) ? "warp" : "shared");
+  }
+
+  /** What is still pending after barrier `b` and then the accesses `a`. */
+  private after(b: Stmt, pending: Pending, a: Pending): Pending {
+    if (b.kind !== "barrier" || b.scope === "shared")
+      return { reads: new Set(a.reads), writes: new Set(a.writes) };
+    // A warp barrier orders the warp-private buffers only; the others stay pending.
+    const keep = (s: ReadonlySet<Buffer>) => [...s].filter((x) => !this.warpPrivate.has(x));
+    return {
+      reads: new Set([...keep(pending.reads), ...a.reads]),
+      writes: new Set([...keep(pending.writes), ...a.writes]),
+    };
   }
 
   private leafStmt(s: Stmt, pending: Pending): [Stmt, Pending] {
@@ -207,8 +237,8 @@ class Sync {
   }
 }
 
-export function barriersPass(f: PrimFunc, _target?: Target): PrimFunc {
+export function barriersPass(f: PrimFunc, target?: Target): PrimFunc {
   const launch = requireLaunch(f, P);
-  const [body] = new Sync(f, launch.block).walk(f.body, EMPTY);
+  const [body] = new Sync(f, launch.block, target).walk(f.body, EMPTY);
   return { ...f, body };
 }
