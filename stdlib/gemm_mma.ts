@@ -4,8 +4,9 @@
  * structure of a warp-level matrix-multiply-accumulate written out, so that a GPU schedule only
  * binds loops and calls `tensorize` (lower/schedule/tensorize.ts) on the 16 x 8 x 16 nest.
  *
- * A block computes a MMA_BM x MMA_BN tile of y with MMA_WARPS warps of 32 lanes (2 x 2), each warp
- * a 64 x 32 tile as 4 x 4 tiles of 16 x 8 outputs. In each 16 x 8 tile a lane holds four outputs,
+ * A block computes a MMA_BM x MMA_BN (128 x 64) tile of y: q4GemmMma with four warps of 32 lanes
+ * (2 x 2), each a 64 x 32 tile as 4 x 4 tiles of 16 x 8 outputs; f16GemmMma with eight (4 x 2),
+ * each 32 x 32 as 2 x 4 tiles. In each 16 x 8 tile a lane holds four outputs,
  * field r at row (lane >> 2) + 8 (r >> 1) and column 2 (lane & 3) + (r & 1): the accumulator layout
  * of the PTX instruction mma.m16n8k16, so the tensorized nest needs no data movement between lanes.
  * Per step of K (MMA_BK = 32, one q4 group), the block's x tile and weight tile are staged in
