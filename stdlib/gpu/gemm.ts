@@ -79,9 +79,7 @@ function bindOutputs(s: Schedule, rows: string, cols: string, p: GemmSchedule): 
 
 /**
  * Caches `buffer` (read by `block`) in shared memory, computed under `at` (the K-step loop), and
- * spreads the copy over the block's threads: the copy loops fused (the innermost first split by
- * `vec` and vectorized), then split over threadIdx.y x threadIdx.x, with a serial loop outside
- * when the tile has more elements than the threads copy in one step.
+ * spreads the copy over the block's threads (spreadCopy).
  */
 export function cooperativeCopy(
   s: Schedule,
@@ -93,36 +91,53 @@ export function cooperativeCopy(
   const cache = s.cacheRead(block, buffer, "shared");
   s.computeAt(cache, at);
   const all = s.getLoops(cache);
-  let loops = all.slice(all.indexOf(at) + 1);
+  spreadCopy(s, cache, all.slice(all.indexOf(at) + 1), p.threadsM, p.threadsN, p.vec);
+  return cache;
+}
+
+/**
+ * Spreads a copy nest of constant extents (`loops`, outermost first, the last the contiguous one)
+ * over a block of threadsY x threadsX threads: the last loop split by `vec` and vectorized
+ * (16-byte accesses for f16) when it divides, the loops fused and split over threadIdx.y x
+ * threadIdx.x, with a serial loop outside when the tile has more elements than the threads copy
+ * in one step. `what` names the copy in errors.
+ */
+function spreadCopy(
+  s: Schedule,
+  what: string,
+  copyLoops: readonly string[],
+  threadsY: number,
+  threadsX: number,
+  vec: number,
+): void {
+  let loops = [...copyLoops];
   let lanes: string | undefined;
-  const extents = copyExtents(s, cache, loops);
+  const extents = copyExtents(s, what, loops);
   const inner = extents[extents.length - 1]!;
-  if (p.vec > 1 && inner % p.vec === 0) {
-    const [outer, v] = s.split(loops[loops.length - 1]!, [null, p.vec]);
+  if (vec > 1 && inner % vec === 0) {
+    const [outer, v] = s.split(loops[loops.length - 1]!, [null, vec]);
     loops = [...loops.slice(0, -1), outer!];
     lanes = v;
-    extents[extents.length - 1] = inner / p.vec;
+    extents[extents.length - 1] = inner / vec;
   }
   const fused = loops.length > 1 ? s.fuse(...loops) : loops[0]!;
   const total = extents.reduce((a, b) => a * b, 1);
-  const threads = p.threadsM * p.threadsN;
   const parts =
-    total <= threads
-      ? s.split(fused, [p.threadsM, p.threadsN])
-      : s.split(fused, [null, p.threadsM, p.threadsN]);
+    total <= threadsY * threadsX
+      ? s.split(fused, [threadsY, threadsX])
+      : s.split(fused, [null, threadsY, threadsX]);
   const [ty, tx] = parts.slice(-2);
   s.bind(ty!, "threadIdx.y");
   s.bind(tx!, "threadIdx.x");
   if (lanes) s.vectorize(lanes);
-  return cache;
 }
 
 /** The constant extents of a copy's loops (computeAt makes the tile a constant size). */
-function copyExtents(s: Schedule, cache: string, loops: readonly string[]): number[] {
+function copyExtents(s: Schedule, what: string, loops: readonly string[]): number[] {
   return loops.map((name) => {
     const { extent } = loopPath(s.func, name, "gemm").loop;
     if (extent.kind !== "const")
-      throw new ScheduleError("gemm", `the copy loop ${name} of ${cache} has no constant extent`);
+      throw new ScheduleError("gemm", `the copy loop ${name} of ${what} has no constant extent`);
     return extent.value;
   });
 }
@@ -167,33 +182,6 @@ export function f16GemmSchedule(p?: GemmSchedule) {
     else if (unrolled > 1) s.unroll(s.split(ki!, [null, unrolled])[1]!);
     if (tiled) for (const l of TILE_LOOPS) s.unroll(l);
   };
-}
-
-/**
- * Spreads a copy nest (`loops`, outermost first, the last the contiguous one) over a block of
- * `threadsY` x `threadsX` threads: the last loop split by `vec` and vectorized (16-byte accesses
- * for f16) when it divides, the rest fused and split over threadIdx.y x threadIdx.x, with a serial
- * loop outside when the tile has more elements than the threads copy in one step.
- */
-function spreadCopy(
-  s: Schedule,
-  loops: readonly string[],
-  threadsY: number,
-  threadsX: number,
-  vec: number,
-): void {
-  let outer = [...loops];
-  let lanes: string | undefined;
-  if (vec > 1) {
-    const [o, v] = s.split(loops[loops.length - 1]!, [null, vec]);
-    outer = [...loops.slice(0, -1), o!];
-    lanes = v;
-  }
-  const fused = outer.length > 1 ? s.fuse(...outer) : outer[0]!;
-  const [, ty, tx] = s.split(fused, [null, threadsY, threadsX]);
-  s.bind(ty!, "threadIdx.y");
-  s.bind(tx!, "threadIdx.x");
-  if (lanes) s.vectorize(lanes);
 }
 
 /** Parameters of the tensor-core GEMM schedule (the tile shape is the kernel's: stdlib/gemm_mma.ts). */
@@ -262,8 +250,8 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     } else {
       const [ty, tx] = [MMA_WARPS_OF(s), 32];
       // f16GemmMma's copies guard the end of K (a select per element), which does not vectorize.
-      spreadCopy(s, ["xr", "xc"], ty, tx, 1);
-      spreadCopy(s, ["wr", "wc"], ty, tx, 1);
+      spreadCopy(s, "xs", ["xr", "xc"], ty, tx, 1);
+      spreadCopy(s, "ws", ["wr", "wc"], ty, tx, 1);
     }
     if (p.padRows) {
       s.storageAlign("xs", 0, 32, 8);
