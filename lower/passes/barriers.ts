@@ -27,6 +27,7 @@ import { DISJOINT_WRITES } from "./disjoint_writes.ts";
 import { warpPrivateBuffers } from "./warp_private.ts";
 import { requireLaunch } from "./launch.ts";
 import { Uniformity } from "./uniform.ts";
+import { threadAxisOf } from "./device_ops.ts";
 import type { Target } from "./target.ts";
 
 const P = "barriers";
@@ -76,7 +77,7 @@ function conflicts(p: Pending, a: Pending): Buffer[] {
 
 class Sync {
   private readonly uniformity: Uniformity;
-  private readonly threadAxisOf = new Map<Var, number>();
+  private readonly threadAxes = new Map<Var, number>();
 
   /** Shared buffers each warp only touches its own part of (warp_private.ts): a warp barrier orders them. */
   private readonly warpPrivate: ReadonlySet<Buffer>;
@@ -118,8 +119,8 @@ class Sync {
       }
       case "let": {
         this.uniformity.bind(s.v, s.value);
-        if (s.value.kind === "call" && s.value.name === "thread_id")
-          this.threadAxisOf.set(s.v, (s.value.args[0] as { value: number }).value);
+        const axis = threadAxisOf(s.value);
+        if (axis !== undefined) this.threadAxes.set(s.v, axis);
         const [pre, p0] = this.leaf(s.value, pending);
         const [body, p] = this.walk(s.body, p0);
         return [seq([...pre, { ...s, body }]), p];
@@ -229,8 +230,8 @@ class Sync {
       if (c.kind === "binary" && c.op === "&&") return (visit(c.a), visit(c.b));
       if (c.kind !== "binary" || c.op !== "==" || c.b.kind !== "const") return;
       const x = c.a;
-      if (x.kind === "call" && x.name === "thread_id") pinned.add((x.args[0] as { value: number }).value);
-      if (x.kind === "var" && this.threadAxisOf.has(x)) pinned.add(this.threadAxisOf.get(x)!);
+      const axis = x.kind === "var" ? this.threadAxes.get(x) : threadAxisOf(x);
+      if (axis !== undefined) pinned.add(axis);
     };
     visit(cond);
     return this.block.every((b, axis) => b === 1 || pinned.has(axis));

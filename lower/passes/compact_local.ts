@@ -11,25 +11,19 @@ import type { Buffer, Expr, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { buffer, constant } from "../ir/build.ts";
 import { rewriteStmt, walk } from "../ir/transform.ts";
 import type { Target } from "./target.ts";
+import { threadAxisOf } from "./device_ops.ts";
 
 /** The thread axis an index is, when it is exactly a thread index. */
 function threadAxis(e: Expr, axes: ReadonlyMap<Var, number>): number | undefined {
-  if (e.kind === "var") return axes.get(e);
-  if (e.kind === "call" && e.name === "thread_id" && e.args[0]?.kind === "const") return e.args[0].value;
-  return undefined;
+  return e.kind === "var" ? axes.get(e) : threadAxisOf(e);
 }
 
 export function compactLocalPass(f: PrimFunc, _target?: Target): PrimFunc {
   const axes = new Map<Var, number>();
   const accesses = new Map<Buffer, (readonly Expr[])[]>();
   walk(f.body, (n) => {
-    if (
-      n.kind === "let" &&
-      n.value.kind === "call" &&
-      n.value.name === "thread_id" &&
-      n.value.args[0]?.kind === "const"
-    )
-      axes.set(n.v, n.value.args[0].value);
+    const axis = n.kind === "let" ? threadAxisOf(n.value) : undefined;
+    if (n.kind === "let" && axis !== undefined) axes.set(n.v, axis);
     if ((n.kind === "load" || n.kind === "store") && n.buffer.scope === "local") {
       const list = accesses.get(n.buffer) ?? [];
       list.push(n.indices);

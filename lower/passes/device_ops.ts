@@ -5,6 +5,10 @@ import { call, constant } from "../ir/build.ts";
 export const threadIndex = (axis: number): Expr => call("thread_id", [constant(axis, "i32")], "i32");
 export const blockIndex = (axis: number): Expr => call("block_id", [constant(axis, "i32")], "i32");
 
+/** The axis of a threadIndex(axis) call; undefined for any other expression. */
+export const threadAxisOf = (e: Expr): number | undefined =>
+  e.kind === "call" && e.name === "thread_id" && e.args[0]?.kind === "const" ? e.args[0].value : undefined;
+
 /**
  * Annotation on the blocks cross_thread_reduction emits for the combination (partial init,
  * shuffles, shared memory, barrier): every thread of the block must run them, even one that a

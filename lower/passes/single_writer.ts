@@ -8,9 +8,10 @@
  * already-updated element. TVM does the same after its all-reduce.
  */
 import type { Expr, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
-import { binary, call, constant, ifThen } from "../ir/build.ts";
+import { binary, constant, ifThen } from "../ir/build.ts";
 import { rewriteStmt, walk } from "../ir/transform.ts";
 import { requireLaunch } from "./launch.ts";
+import { threadAxisOf, threadIndex } from "./device_ops.ts";
 import type { Target } from "./target.ts";
 
 const P = "single_writer";
@@ -24,7 +25,8 @@ export function singleWriterPass(f: PrimFunc, _target?: Target): PrimFunc {
   const threadAxes = (e: Expr): Set<number> => {
     const out = new Set<number>();
     walk(e, (x) => {
-      if (x.kind === "call" && x.name === "thread_id") out.add((x.args[0] as { value: number }).value);
+      const axis = x.kind === "call" ? threadAxisOf(x) : undefined;
+      if (axis !== undefined) out.add(axis);
       if (x.kind === "var") for (const a of axisOf.get(x) ?? []) out.add(a);
       // A load from shared or local memory may hold per-thread values: treat it as depending on every axis.
       if (x.kind === "load" && x.buffer.scope !== "global") for (const a of axes) out.add(a);
@@ -52,7 +54,7 @@ export function singleWriterPass(f: PrimFunc, _target?: Target): PrimFunc {
         const free = axes.filter((a) => !used.has(a));
         if (free.length === 0) return st;
         const cond = free
-          .map((a) => binary("==", call("thread_id", [constant(a, "i32")], "i32"), constant(0, "i32")))
+          .map((a) => binary("==", threadIndex(a), constant(0, "i32")))
           .reduce((x, y) => binary("&&", x, y));
         return ifThen(cond, st);
       },

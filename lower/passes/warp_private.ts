@@ -14,9 +14,7 @@ import * as B from "../ir/build.ts";
 import { collectVars, substitute, walk } from "../ir/transform.ts";
 import { accessesOf, bounds, loopRanges, toAffine, type Range } from "../schedule/region.ts";
 import type { Target } from "./target.ts";
-
-const threadAxis = (e: Expr): number | undefined =>
-  e.kind === "call" && e.name === "thread_id" && e.args[0]?.kind === "const" ? e.args[0].value : undefined;
+import { threadAxisOf } from "./device_ops.ts";
 
 /** Expands lets (not thread indices) into e, a few levels deep. */
 function expand(e: Expr, lets: ReadonlyMap<Var, Expr>): Expr {
@@ -25,7 +23,7 @@ function expand(e: Expr, lets: ReadonlyMap<Var, Expr>): Expr {
     const map = new Map<Var, Expr>();
     for (const v of collectVars(out)) {
       const value = lets.get(v);
-      if (value !== undefined && threadAxis(value) === undefined) map.set(v, value);
+      if (value !== undefined && threadAxisOf(value) === undefined) map.set(v, value);
     }
     if (!map.size) return out;
     out = substitute(out, map);
@@ -56,7 +54,7 @@ function isWarpPrivate(f: PrimFunc, buf: Buffer, block: readonly number[]): bool
     const tys: Var[] = [];
     const lets = new Map<Var, Expr>();
     for (const [v, value] of site.lets) {
-      const axis = threadAxis(value);
+      const axis = threadAxisOf(value);
       if (axis === undefined) lets.set(v, value);
       else if (axis === 1) tys.push(v);
       else relax.set(v, { min: B.i32c(0), extent: B.i32c(block[axis]!) });
@@ -65,7 +63,7 @@ function isWarpPrivate(f: PrimFunc, buf: Buffer, block: readonly number[]): bool
     // ty must appear only as one variable with a constant coefficient, nowhere else.
     let direct = false;
     walk(index, (n) => {
-      if (threadAxis(n as Expr) === 1) direct = true;
+      if (threadAxisOf(n as Expr) === 1) direct = true;
     });
     if (direct) return false;
     const affine = toAffine(index);
