@@ -11,7 +11,6 @@ import { pathToFileURL } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { bindArgs } from "../../backends/cpu/exec.ts";
 import { runtime } from "../../backends/cpu/semantics.ts";
-import { llvm } from "../../backends/llvm/llvm-c.ts";
 import { createVulkanRuntime, VulkanUnavailableError } from "../../backends/vulkan/runtime.ts";
 import { ndarray, toNumbers, zeros } from "../../dsl/ndarray.ts";
 import { f16Bits, f16FromBits } from "../../dsl/dtypes.ts";
@@ -26,19 +25,8 @@ import { buildFakeLibcuda } from "../backends/cuda/fake/build.ts";
 import { llama2cCheckpointBytes } from "../llama/helpers/llama2c-writer.ts";
 import { randomWeights, tinyConfig } from "../llama/helpers/random-weights.ts";
 import { runInProcess } from "./run.ts";
+import { hasTool, llvmMissing } from "../backends/llvm/helpers.ts";
 
-const hasTool = (cmd: string, arg = "--version") => {
-  const r = spawnSync(cmd, [arg], { encoding: "utf8" });
-  return !r.error && r.status === 0;
-};
-const llvmMissing = (() => {
-  try {
-    llvm();
-    return "";
-  } catch (e) {
-    return (e as Error).message;
-  }
-})();
 const ptxas = hasTool("ptxas");
 const lld = hasTool(process.env.TKC_LD_LLD ?? "ld.lld-19");
 const objdump = hasTool("llvm-objdump-19");

@@ -1,27 +1,15 @@
 // `tkc dump`: a kernel after the frontend, its schedule (and a trace that replays), any lowering
 // stage, and each target's code; kernels of one's own by path; the mistakes it explains.
-import { spawnSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { llvm } from "../../backends/llvm/llvm-c.ts";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { printFunc } from "../../lower/ir/printer.ts";
 import { STAGE_NAMES } from "../../lower/passes/pipeline.ts";
 import { replay, traceFromJson } from "../../lower/schedule/index.ts";
 import { rmsNorm } from "../../stdlib/index.ts";
 import { runInProcess } from "./run.ts";
+import { hasTool, llvmMissing } from "../backends/llvm/helpers.ts";
 
-const llvmMissing = (() => {
-  try {
-    llvm();
-    return "";
-  } catch (e) {
-    return (e as Error).message;
-  }
-})();
-const objdump = (() => {
-  const r = spawnSync("llvm-objdump-19", ["--version"], { encoding: "utf8" });
-  return !r.error && r.status === 0;
-})();
+const objdump = hasTool("llvm-objdump-19");
 const skipped = (why: string) => (why ? ` [skipped: ${why}]` : "");
 
 /** The sections of a multi-stage dump: [stage, text]. */

@@ -13,7 +13,6 @@ import type { KernelDef } from "../../dsl/kernel.ts";
 import { toNumbers, type NDArray } from "../../dsl/ndarray.ts";
 import { cloneArgs, randomArgs } from "../../backends/check.ts";
 import { compileLLVM } from "../../backends/llvm/compile.ts";
-import { llvm } from "../../backends/llvm/llvm-c.ts";
 import { renderLLVM } from "../../backends/llvm/render.ts";
 import { cpuKernel } from "../../backends/cpu/runtime.ts";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
@@ -31,6 +30,7 @@ import { f16GemmTiled, q4GemmTiled } from "../../stdlib/q4_gemm_tiled.ts";
 import { q4Gemm } from "../../stdlib/q4_gemv.ts";
 import { deviceError } from "../passes/helpers.ts";
 import { expectTraceRoundTrip } from "./roundtrip.ts";
+import { llvmMissing } from "../backends/llvm/helpers.ts";
 
 /** N and K fixed as the model specializes them (K a multiple of 32 for q4), M symbolic. */
 const N = 70;
@@ -52,14 +52,6 @@ function scheduled(k: KernelDef, sched: Sched, dims: Record<string, number>, p?:
   return s;
 }
 
-const llvmMissing = (() => {
-  try {
-    llvm();
-    return false;
-  } catch {
-    return true;
-  }
-})();
 const ptxas = !spawnSync("ptxas", ["--version"]).error;
 
 describe("the GEMM-friendly variants", () => {
@@ -131,7 +123,7 @@ describe("prefill GEMM schedules on the device emulation", () => {
   });
 });
 
-describe.skipIf(llvmMissing)("prefill GEMM schedules through LLVM for sm_90", () => {
+describe.skipIf(llvmMissing !== "")("prefill GEMM schedules through LLVM for sm_90", () => {
   it.each(CASES)(`%s renders, compiles${ptxas ? " and ptxas accepts it" : ""}`, (_name, k, sched) => {
     // The 7B shape of the attention projections.
     const dims: Record<string, number> =

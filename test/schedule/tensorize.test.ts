@@ -10,7 +10,6 @@ import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
 import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
 import { cpuKernel } from "../../backends/cpu/runtime.ts";
 import { compileLLVM } from "../../backends/llvm/compile.ts";
-import { llvm } from "../../backends/llvm/llvm-c.ts";
 import { renderLLVM } from "../../backends/llvm/render.ts";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { printFunc } from "../../lower/ir/printer.ts";
@@ -22,15 +21,7 @@ import { f16GemmMma, q4GemmMma } from "../../stdlib/gemm_mma.ts";
 import { mmaGemmSchedule } from "../../stdlib/gpu/gemm.ts";
 import { q4Gemm } from "../../stdlib/q4_gemv.ts";
 import { mmaTile, mmaTileF32, mmaTileWrongLayout } from "./mma_kernels.ts";
-
-const hasLLVM = (() => {
-  try {
-    llvm();
-    return true;
-  } catch {
-    return false;
-  }
-})();
+import { llvmMissing } from "../backends/llvm/helpers.ts";
 
 function tileSchedule(k: KernelDef): Schedule {
   const s = Schedule.of(k);
@@ -129,7 +120,7 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
     expect(compareResults(want, got, 0).mismatches).toEqual([]);
   });
 
-  it.skipIf(!hasLLVM)(
+  it.skipIf(llvmMissing !== "")(
     "compiles to one mma.sync per product and 32-bit shared loads of fragment pairs",
     () => {
       const s = Schedule.of(q4GemmMma);

@@ -6,42 +6,36 @@
  * product; f16GemmMma asks ptxas for two blocks per multiprocessor).
  */
 import { describe, expect, it } from "vitest";
-import { llvm } from "../../../backends/llvm/llvm-c.ts";
 import { compileOp } from "../../../llama/device/compile.ts";
 import { CUDA_OP_CHOICES, llamaOps } from "../../../llama/ops.ts";
 import { LLAMA2_7B } from "../../../llama/presets.ts";
 import { GPU_SCHEDULES } from "../../../stdlib/gpu/schedules.ts";
-
-const hasLLVM = (() => {
-  try {
-    llvm();
-    return true;
-  } catch {
-    return false;
-  }
-})();
+import { llvmMissing } from "./helpers.ts";
 
 const config = { ...LLAMA2_7B, contextLength: 1100 };
 
-describe.skipIf(!hasLLVM)("CUDA's kernel choices at Llama-2-7B's shapes, compiled for sm_90", () => {
-  it("decode attention in one launch: shuffles in a loop bounded by the length in memory", () => {
-    const ops = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES);
-    expect(ops.decode.attentionChunks).toBeUndefined();
-    const ptx = compileOp(ops.decode.attention!, "sm_90").image;
-    expect(ptx).toMatch(/shfl\.sync\.bfly/);
-    expect(ptx).toMatch(/bar\.sync/);
-  });
+describe.skipIf(llvmMissing !== "")(
+  "CUDA's kernel choices at Llama-2-7B's shapes, compiled for sm_90",
+  () => {
+    it("decode attention in one launch: shuffles in a loop bounded by the length in memory", () => {
+      const ops = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES);
+      expect(ops.decode.attentionChunks).toBeUndefined();
+      const ptx = compileOp(ops.decode.attention!, "sm_90").image;
+      expect(ptx).toMatch(/shfl\.sync\.bfly/);
+      expect(ptx).toMatch(/bar\.sync/);
+    });
 
-  it("prefill GEMMs on tensor cores; f16GemmMma capped for two blocks per multiprocessor", () => {
-    const q4 = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQ!;
-    const f16 = llamaOps(config, "f16", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQ!;
-    expect(q4.kernel.name).toBe("q4GemmMma");
-    expect(f16.kernel.name).toBe("f16GemmMma");
-    const q4Ptx = compileOp(q4, "sm_90").image;
-    const f16Ptx = compileOp(f16, "sm_90").image;
-    for (const ptx of [q4Ptx, f16Ptx])
-      expect(ptx).toMatch(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/);
-    expect(f16Ptx).toMatch(/\.minnctapersm 2/);
-    expect(q4Ptx).not.toMatch(/\.minnctapersm/);
-  });
-});
+    it("prefill GEMMs on tensor cores; f16GemmMma capped for two blocks per multiprocessor", () => {
+      const q4 = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQ!;
+      const f16 = llamaOps(config, "f16", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQ!;
+      expect(q4.kernel.name).toBe("q4GemmMma");
+      expect(f16.kernel.name).toBe("f16GemmMma");
+      const q4Ptx = compileOp(q4, "sm_90").image;
+      const f16Ptx = compileOp(f16, "sm_90").image;
+      for (const ptx of [q4Ptx, f16Ptx])
+        expect(ptx).toMatch(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/);
+      expect(f16Ptx).toMatch(/\.minnctapersm 2/);
+      expect(q4Ptx).not.toMatch(/\.minnctapersm/);
+    });
+  },
+);

@@ -3,8 +3,19 @@ import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { llvm } from "../../../backends/llvm/llvm-c.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
+
+/** Why libLLVM 19 cannot be loaded here ("" when it can): tests that compile skip with this reason. */
+export const llvmMissing: string = (() => {
+  try {
+    llvm();
+    return "";
+  } catch (e) {
+    return (e as Error).message;
+  }
+})();
 
 export function fixture(name: string): string {
   return readFileSync(join(here, "fixtures", `${name}.ll`), "utf8");

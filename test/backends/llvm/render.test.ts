@@ -11,7 +11,6 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import type { KernelDef } from "../../../dsl/kernel.ts";
 import { compileLLVM } from "../../../backends/llvm/compile.ts";
-import { llvm } from "../../../backends/llvm/llvm-c.ts";
 import { renderLLVM } from "../../../backends/llvm/render.ts";
 import type { LlamaConfig } from "../../../llama/config.ts";
 import { GPU_TARGETS } from "../../../llama/device/library.ts";
@@ -24,7 +23,7 @@ import { walk } from "../../../lower/ir/transform.ts";
 import { lowerToDevice } from "../../../lower/passes/pipeline.ts";
 import * as stdlib from "../../../stdlib/index.ts";
 import { GPU_SCHEDULES } from "../../../stdlib/gpu/schedules.ts";
-import { hasTool } from "./helpers.ts";
+import { hasTool, llvmMissing } from "./helpers.ts";
 
 /** stories15M's shape (llama2.c: interleaved rotary, shared classifier). */
 const STORIES15M: LlamaConfig = {
@@ -104,14 +103,6 @@ function cases(): OpSpec[] {
 
 const CASES = cases();
 
-const llvmMissing = (() => {
-  try {
-    llvm();
-    return "";
-  } catch (e) {
-    return (e as Error).message;
-  }
-})();
 const ptxas = hasTool("ptxas");
 const lld = hasTool(process.env.TKC_LD_LLD ?? "ld.lld-19");
 const objdump = hasTool("llvm-objdump-19");
