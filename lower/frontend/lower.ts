@@ -3,7 +3,7 @@
  *
  * `const` scalars become let-bindings, `let` scalars that are reassigned become one-element local
  * buffers, counted for loops become IR loops, each store becomes a named block (the unit schedules
- * address), and helper functions are inlined at their call sites.
+ * address), and helper functions are inlined at their call sites (helpers.ts).
  */
 import { ts } from "ts-morph";
 import fs from "node:fs";
@@ -16,16 +16,16 @@ import * as B from "../ir/build.ts";
 import type { Buffer, Expr, Param, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { errorAt } from "./errors.ts";
 import { evalConst } from "./consteval.ts";
-import { COMPOUND_TOKENS, ExprLowerer, isIntrinsicDeclaration, type Typed } from "./expr.ts";
+import { COMPOUND_TOKENS, isIntrinsicDeclaration, type Typed } from "./expr.ts";
+import { HelperInliner } from "./helpers.ts";
 import { findKernelFunction, getProject } from "./project.ts";
 import { scalarDType, tensorInfo } from "./typeinfo.ts";
 
 type FnNode = ts.FunctionExpression | ts.ArrowFunction | ts.FunctionDeclaration;
 
-class KernelLowerer extends ExprLowerer {
+class KernelLowerer extends HelperInliner {
   private readonly blockNames = new Map<string, number>();
   private readonly symbols = new Map<string, Var>();
-  private readonly inlineStack: ts.Node[] = [];
   private readonly usedNames = new Set<string>();
 
   /** Names of variables and buffers are unique in a function: schedules and traces refer to them. */
@@ -439,109 +439,6 @@ class KernelLowerer extends ExprLowerer {
     if (t.e.dtype !== "i32")
       throw errorAt(n, `${what} must be an i32, got ${t.e.dtype}`, "convert with i32(...)");
     return t.e;
-  }
-
-  private helperDecl(call: ts.CallExpression): ts.SignatureDeclaration & { body?: ts.ConciseBody } {
-    const sym = this.symbolOf(call.expression);
-    const decl = sym?.valueDeclaration ?? sym?.declarations?.[0];
-    if (decl && ts.isFunctionDeclaration(decl) && decl.body) return decl;
-    if (
-      decl &&
-      ts.isVariableDeclaration(decl) &&
-      decl.initializer &&
-      (ts.isArrowFunction(decl.initializer) || ts.isFunctionExpression(decl.initializer))
-    )
-      return decl.initializer;
-    if (decl && isIntrinsicDeclaration(decl)) throw errorAt(call, `the value of ${sym!.name}(...) is unused`);
-    throw errorAt(
-      call,
-      `${call.expression.getText()} cannot be called in a kernel`,
-      "call helper functions declared with `function` or `const f = (...) =>`",
-    );
-  }
-
-  /** Binds a helper's parameters to the call's arguments in a fresh scope. */
-  private enterHelper(call: ts.CallExpression, decl: ts.SignatureDeclaration): void {
-    if (this.inlineStack.includes(decl))
-      throw errorAt(call, "recursion is not supported in kernels", "write the computation as a loop");
-    if (this.inlineStack.length > 32) throw errorAt(call, "helpers are nested too deeply");
-    if (call.arguments.length !== decl.parameters.length)
-      throw errorAt(
-        call,
-        `${call.expression.getText()} takes ${decl.parameters.length} arguments, got ${call.arguments.length}`,
-      );
-    const scope = new Map<ts.Symbol, import("./expr.ts").Binding>();
-    decl.parameters.forEach((p, i) => {
-      const arg = call.arguments[i]!;
-      if (!ts.isIdentifier(p.name)) throw errorAt(p, "destructured parameters are not supported in helpers");
-      const psym = this.symbolOf(p.name)!;
-      if (ts.isIdentifier(arg)) {
-        const asym = this.symbolOf(arg);
-        const b = asym && this.lookup(asym);
-        if (b?.kind === "buffer") return void scope.set(psym, b);
-      }
-      let value = this.lowerExpr(arg);
-      const ptype = p.type ? scalarDType(this.checker, this.checker.getTypeFromTypeNode(p.type)) : undefined;
-      if (ptype) value = { e: this.coerce(value, ptype, arg, `argument ${i + 1}`), weak: false };
-      scope.set(psym, { kind: "value", value });
-    });
-    this.scopes.push(scope);
-    this.inlineStack.push(decl);
-  }
-
-  private leaveHelper(): void {
-    this.scopes.pop();
-    this.inlineStack.pop();
-  }
-
-  protected inlineHelperValue(
-    call: ts.CallExpression,
-    decl: ts.SignatureDeclaration & { body?: ts.ConciseBody },
-  ): Typed {
-    this.enterHelper(call, decl);
-    try {
-      const body = decl.body!;
-      if (!ts.isBlock(body)) return this.lowerExpr(body);
-      // A helper used as a value: const declarations, then return expr.
-      const stmts = body.statements;
-      const last = stmts[stmts.length - 1];
-      if (!last || !ts.isReturnStatement(last) || !last.expression)
-        throw errorAt(decl, "a helper used as a value must end with return <value>");
-      for (const st of stmts.slice(0, -1)) {
-        if (!ts.isVariableStatement(st) || !(st.declarationList.flags & ts.NodeFlags.Const))
-          throw errorAt(
-            st,
-            "a helper used as a value may only declare consts before its return",
-            "move loops and stores into a helper called as a statement",
-          );
-        for (const d of st.declarationList.declarations) {
-          if (!ts.isIdentifier(d.name) || !d.initializer)
-            throw errorAt(d, "declare one initialized name at a time");
-          this.bind(this.symbolOf(d.name)!, { kind: "value", value: this.lowerExpr(d.initializer) });
-        }
-      }
-      return this.lowerExpr(last.expression);
-    } finally {
-      this.leaveHelper();
-    }
-  }
-
-  private inlineHelperStatement(call: ts.CallExpression): Stmt {
-    const decl = this.helperDecl(call);
-    this.enterHelper(call, decl);
-    try {
-      const body = decl.body!;
-      if (!ts.isBlock(body)) throw errorAt(call, "the value of this call is unused");
-      const stmts = body.statements;
-      const last = stmts[stmts.length - 1];
-      if (last && ts.isReturnStatement(last)) {
-        if (last.expression) throw errorAt(call, "the value of this call is unused");
-        return this.lowerStatements(stmts.slice(0, -1));
-      }
-      return this.lowerStatements(stmts);
-    } finally {
-      this.leaveHelper();
-    }
   }
 }
 
