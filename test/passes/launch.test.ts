@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { printFunc } from "../../lower/ir/printer.ts";
-import { launchPass } from "../../lower/passes/launch.ts";
+import { MIN_BLOCKS_PER_SM, launchPass } from "../../lower/passes/launch.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
 import { bindRaw, expectDeviceMatches, matmulGpu } from "./helpers.ts";
@@ -10,6 +10,21 @@ import { matmulTiled, rmsNormRows, scaleRows, twoShapes } from "./kernels.ts";
 const header = (f: ReturnType<typeof launchPass>): string => printFunc(f).split("\n")[0]!;
 
 describe("launch (bound inference)", () => {
+  it("takes min_blocks_per_sm from a blockIdx loop's annotation, and refuses a value outside 1..32", () => {
+    const s = Schedule.of(scaleRows);
+    s.bind("i", "blockIdx.y");
+    const [jo, ji] = s.split("j", [null, 32]);
+    s.bind(jo!, "blockIdx.x");
+    s.bind(ji!, "threadIdx.x");
+    expect(launchPass(s.func, TARGETS.sm_90).launch!.minBlocksPerSM).toBeUndefined();
+    s.annotate("i", MIN_BLOCKS_PER_SM, 2);
+    expect(launchPass(s.func, TARGETS.sm_90).launch!.minBlocksPerSM).toBe(2);
+    s.annotate("i", MIN_BLOCKS_PER_SM, 0);
+    expect(() => launchPass(s.func, TARGETS.sm_90)).toThrow(
+      /min_blocks_per_sm must be an integer from 1 to 32, not 0/,
+    );
+  });
+
   it("turns block and thread loops into the launch grid and block (golden)", () => {
     expect(header(launchPass(matmulGpu().func, TARGETS.sm_90))).toBe(
       "// launch: grid [idiv(n + 8 - 1, 8), idiv(m + 8 - 1, 8), 1], block [8, 8, 1], warp 32, shared 0 bytes",
