@@ -147,14 +147,30 @@ function ropeAppendSchedule(s: Schedule): void {
   s.bind("i", "threadIdx.x");
 }
 
-/** f16 weights: rows to blocks and threadIdx.y, the K reduction across 32 lanes (adjacent lanes on adjacent columns). */
+/** f16 GEMV: output rows per block (threadIdx.y) and f16 weights per 16-byte load. */
+const F16_GEMV_ROWS = 4;
+const F16_GEMV_VEC = 8;
+/** Lanes per row (threadIdx.x): a warp's loads of one row are 32 x 16 = 512 contiguous bytes. */
+const F16_GEMV_LANES = 32;
+/** Steps of K a thread unrolls, so several 16-byte loads per row are in flight at once. */
+const F16_GEMV_UNROLL = 4;
+
+/**
+ * f16 weights: rows to blocks and threadIdx.y; the K reduction across 32 lanes, each taking
+ * 8 consecutive weights (one 16-byte load, after LLVM merges the unrolled element loads) and
+ * F16_GEMV_UNROLL such runs per step (loads of one warp contiguous).
+ */
 function f16GemvSchedule(s: Schedule): void {
-  const [rowBlock, rowThread] = s.split("n", [null, 4]);
-  const [outer, lane] = s.split("k", [null, 32]);
-  s.reorder(lane!, outer!, { reassociate: true });
+  const [rowBlock, rowThread] = s.split("n", [null, F16_GEMV_ROWS]);
+  const [chunks, lane, vec] = s.split("k", [null, F16_GEMV_LANES, F16_GEMV_VEC]);
+  // A K that is not a multiple of the unrolled step (11008 = 43 x 256) guards whole chunks.
+  const [steps, unrolled] = s.split(chunks!, [null, F16_GEMV_UNROLL]);
+  s.reorder(lane!, steps!, unrolled!, vec!, { reassociate: true });
   s.bind(rowBlock!, "blockIdx.x");
   s.bind(rowThread!, "threadIdx.y");
   s.bind(lane!, "threadIdx.x");
+  s.unroll(unrolled!);
+  s.unroll(vec!);
 }
 
 /** (t, h) to blocks, the innermost loop to threads. */
