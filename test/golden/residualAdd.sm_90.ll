@@ -14,31 +14,37 @@ entry:
   %t5 = icmp slt i32 %t4, 288
   br i1 %t5, label %then6, label %endif8
 then6:
-  %t9 = mul i32 %t0, 288
-  %t10 = mul i32 %t1, 128
-  %t11 = add i32 %t10, %t2
-  %t12 = add i32 %t9, %t11
-  %t13 = sext i32 %t12 to i64
-  %p14 = getelementptr inbounds half, ptr addrspace(1) %a, i64 %t13
-  %t15 = load half, ptr addrspace(1) %p14, align 2
-  %t16 = fpext half %t15 to float
-  %t17 = mul i32 %t0, 288
-  %t18 = mul i32 %t1, 128
-  %t19 = add i32 %t18, %t2
-  %t20 = add i32 %t17, %t19
-  %t21 = sext i32 %t20 to i64
-  %p22 = getelementptr inbounds half, ptr addrspace(1) %b, i64 %t21
-  %t23 = load half, ptr addrspace(1) %p22, align 2
-  %t24 = fpext half %t23 to float
-  %t25 = fadd contract float %t16, %t24
-  %t26 = fptrunc float %t25 to half
-  %t27 = mul i32 %t0, 288
-  %t28 = mul i32 %t1, 128
-  %t29 = add i32 %t28, %t2
-  %t30 = add i32 %t27, %t29
-  %t31 = sext i32 %t30 to i64
-  %p32 = getelementptr inbounds half, ptr addrspace(1) %y, i64 %t31
-  store half %t26, ptr addrspace(1) %p32, align 2
+  %t9 = sext i32 %t0 to i64
+  %t10 = mul nsw i64 %t9, 288
+  %t11 = sext i32 %t1 to i64
+  %t12 = mul nsw i64 %t11, 128
+  %t13 = sext i32 %t2 to i64
+  %t14 = add nsw i64 %t12, %t13
+  %t15 = add nsw i64 %t10, %t14
+  %p16 = getelementptr inbounds half, ptr addrspace(1) %a, i64 %t15
+  %t17 = load half, ptr addrspace(1) %p16, align 2
+  %t18 = fpext half %t17 to float
+  %t19 = sext i32 %t0 to i64
+  %t20 = mul nsw i64 %t19, 288
+  %t21 = sext i32 %t1 to i64
+  %t22 = mul nsw i64 %t21, 128
+  %t23 = sext i32 %t2 to i64
+  %t24 = add nsw i64 %t22, %t23
+  %t25 = add nsw i64 %t20, %t24
+  %p26 = getelementptr inbounds half, ptr addrspace(1) %b, i64 %t25
+  %t27 = load half, ptr addrspace(1) %p26, align 2
+  %t28 = fpext half %t27 to float
+  %t29 = fadd contract float %t18, %t28
+  %t30 = fptrunc float %t29 to half
+  %t31 = sext i32 %t0 to i64
+  %t32 = mul nsw i64 %t31, 288
+  %t33 = sext i32 %t1 to i64
+  %t34 = mul nsw i64 %t33, 128
+  %t35 = sext i32 %t2 to i64
+  %t36 = add nsw i64 %t34, %t35
+  %t37 = add nsw i64 %t32, %t36
+  %p38 = getelementptr inbounds half, ptr addrspace(1) %y, i64 %t37
+  store half %t30, ptr addrspace(1) %p38, align 2
   br label %endif8
 endif8:
   ret void
