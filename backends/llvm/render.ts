@@ -393,10 +393,7 @@ class Emitter {
       this.emit(`${t} = ${{ "+": "add", "-": "sub", "*": "mul" }[e.op]} nsw i64 ${a}, ${b}`);
       return t;
     }
-    const v = this.expr(e);
-    const t = this.tmp();
-    this.emit(`${t} = sext i32 ${v} to i64`);
-    return t;
+    return this.cast(this.expr(e), "i32", "i64");
   }
 
   // ---- statements ----
