@@ -135,6 +135,21 @@ export function bitsOfF32(x: number): u32 {
   return onlyInKernels("bitsOfF32");
 }
 
+// Two f16 values in one u32 (element 0 in the low 16 bits): the register pairs that NVIDIA's
+// f16x2 arithmetic and tensor-core operands take (GLSL's packHalf2x16 without the f32 detour).
+/** lo and hi as the two halves of a u32 (lo in bits 0..15). */
+export function packF16x2(lo: number, hi: number): u32 {
+  return onlyInKernels("packF16x2");
+}
+/** Element `element` (0: bits 0..15, 1: bits 16..31) of a packed pair, as an f16. */
+export function unpackF16x2(v: number, element: 0 | 1): f16 {
+  return onlyInKernels("unpackF16x2");
+}
+/** a * b + c on each f16 element of three packed pairs, rounded once (one HFMA2 on NVIDIA). */
+export function fmaF16x2(a: number, b: number, c: number): u32 {
+  return onlyInKernels("fmaF16x2");
+}
+
 // Memory: scratch tensors allocated inside a kernel.
 type ElemOf<D extends DType> = D extends "f32"
   ? f32
@@ -199,4 +214,7 @@ export const INTRINSIC_ARITY: Readonly<Record<string, number>> = {
   shared: 2,
   f32FromBits: 1,
   bitsOfF32: 1,
+  packF16x2: 2,
+  unpackF16x2: 2,
+  fmaF16x2: 3,
 };

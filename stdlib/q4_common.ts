@@ -11,7 +11,7 @@
  * can differ from the exact value by half an f16 ulp (2^-11 relative). Sums are f32 and each output
  * is rounded to f16 once (so the embedding's f16 rows equal MLC's dequantized values bit for bit).
  */
-import { f32, f32FromBits, fma, select, u32, type i32 } from "../dsl/index.ts";
+import { f32, f32FromBits, fma, fmaF16x2, select, u32, type i32 } from "../dsl/index.ts";
 
 /** Elements of K sharing one scale. */
 export const Q4_GROUP = 32;
@@ -45,3 +45,29 @@ export function q4Code(word: u32, r: i32): f32 {
 
 /** The bits of the f32 2^23 (0x4B000000). */
 const MAGIC_2P23 = 0x4b000000;
+
+/**
+ * Codes p and p + 4 of `word` (p = 0..3) as the f16 pair (q_p - 7, q_{p+4} - 7), element 0 in the
+ * low half: the operand register of an f16 tensor-core product. Both codes are masked in place
+ * (codes 0..3 in the low half-word, 4..7 in the high one; word >> 8 for p >= 2) and OR-ed into the
+ * f16 1024 (0x6400), which reads as 1024 + q (p even) or 1024 + 16 q (p odd); one f16x2 fused
+ * multiply-add by (1, -1031) or (1/16, -71) leaves q - 7, exactly (every value is an integer
+ * below 2^11). With p known that is a LOP3 and an HFMA2 for two weights on NVIDIA GPUs.
+ */
+export function q4PairF16x2(word: u32, p: i32): u32 {
+  const odd = (p & 1) === 1;
+  const w = select(p >= 2, word >> u32(8), word);
+  const biased = (w & select(odd, u32(0x00f000f0), u32(0x000f000f))) | u32(F16X2_1024);
+  return fmaF16x2(
+    biased,
+    select(odd, u32(F16X2_SIXTEENTH), u32(F16X2_ONE)),
+    select(odd, u32(F16X2_MINUS_71), u32(F16X2_MINUS_1031)),
+  );
+}
+
+/** f16 pairs (both elements equal) by their bits: 1024, 1, 1/16, -71 and -1031. */
+export const F16X2_1024 = 0x64006400;
+export const F16X2_ONE = 0x3c003c00;
+export const F16X2_SIXTEENTH = 0x2c002c00;
+export const F16X2_MINUS_71 = 0xd470d470;
+export const F16X2_MINUS_1031 = 0xe407e407;

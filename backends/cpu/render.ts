@@ -221,6 +221,12 @@ export class JsRenderer {
         return wrap(d, name === "exp2" ? `2 ** ${a}` : `Math.${name}(${a})`);
       case "bitcast":
         return d === "f32" ? `rt.f32FromBits(${a})` : `rt.bitsOfF32(${a})`;
+      case "pack_f16x2":
+        return `rt.packF16x2(${a}, ${b})`;
+      case "unpack_f16x2":
+        return `rt.unpackF16x2(${a}, ${b})`;
+      case "fma_f16x2":
+        return `rt.fmaF16x2(${a}, ${b}, ${c})`;
       case "rsqrt":
         return wrap(d, `1 / Math.sqrt(${a})`);
       case "erf":

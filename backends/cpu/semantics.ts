@@ -86,6 +86,19 @@ export const runtime = {
   f32FromBits: (x: number): number => f32FromBits(x),
   bitsOfF32: (x: number): number => f32Bits(x),
   erf,
+  packF16x2: (lo: number, hi: number): number => (f16Bits(lo) | (f16Bits(hi) << 16)) >>> 0,
+  unpackF16x2: (v: number, element: number): number => F16_TABLE[(v >>> (16 * element)) & 0xffff]!,
+  /**
+   * a * b + c per f16 element. The product of two f16 is exact in a double; the sum rounds in the
+   * double only where the operands' exponents lie more than 30 apart, so the result is the exactly
+   * rounded f16 except in those (far out of any kernel's range) cases.
+   */
+  fmaF16x2(a: number, b: number, c: number): number {
+    const el = (v: number, e: number) => F16_TABLE[(v >>> (16 * e)) & 0xffff]!;
+    const lo = f16Bits(el(a, 0) * el(b, 0) + el(c, 0));
+    const hi = f16Bits(el(a, 1) * el(b, 1) + el(c, 1));
+    return (lo | (hi << 16)) >>> 0;
+  },
   fmin: (a: number, b: number): number => (a !== a ? b : b !== b ? a : a < b ? a : b),
   fmax: (a: number, b: number): number => (a !== a ? b : b !== b ? a : a > b ? a : b),
   f2i(x: number, dtype: string): number {

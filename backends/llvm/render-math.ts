@@ -116,3 +116,33 @@ function erf(m: MathBuilder, x: string): string {
   const y = fop(m, "fsub", c(1), fop(m, "fmul", poly, e));
   return m.callIntrinsic("float", "llvm.copysign.f32", [y, x], ["float", "float"]);
 }
+
+/**
+ * Pairs of f16 in an i32 (pack_f16x2, unpack_f16x2, fma_f16x2): the i32 is bitcast to <2 x half>,
+ * which NVIDIA GPUs hold in one 32-bit register (fma.rn.f16x2: one HFMA2 for both) and AMD GPUs in
+ * one VGPR (v_pk_fma_f16).
+ */
+export function f16x2Op(m: MathBuilder, name: string, v: string[], element?: number): string {
+  const op = (line: (t: string) => string) => {
+    const t = m.tmp();
+    m.emit(line(t));
+    return t;
+  };
+  const pair = (x: string) => op((t) => `${t} = bitcast i32 ${x} to <2 x half>`);
+  const bits = (x: string) => op((t) => `${t} = bitcast <2 x half> ${x} to i32`);
+  switch (name) {
+    case "pack_f16x2": {
+      const lo = op((t) => `${t} = insertelement <2 x half> undef, half ${v[0]}, i32 0`);
+      return bits(op((t) => `${t} = insertelement <2 x half> ${lo}, half ${v[1]}, i32 1`));
+    }
+    case "unpack_f16x2":
+      return op((t) => `${t} = extractelement <2 x half> ${pair(v[0]!)}, i32 ${element}`);
+    case "fma_f16x2": {
+      const ps = v.map(pair);
+      const ty = "<2 x half>";
+      return bits(m.callIntrinsic(ty, "llvm.fma.v2f16", ps, [ty, ty, ty]));
+    }
+    default:
+      throw new Error(`tkc llvm: ${name} is not an f16x2 operation`);
+  }
+}

@@ -13,7 +13,7 @@ import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { flavorFor, type Flavor } from "./flavor.ts";
-import { mathF32 } from "./render-math.ts";
+import { f16x2Op, mathF32 } from "./render-math.ts";
 import { MmaIssuer, shuffleXor } from "./render-warp.ts";
 import { floatLiteral } from "./render-text.ts";
 import type { LLVMTarget } from "./target.ts";
@@ -307,7 +307,10 @@ class Emitter {
       const a = args[0]!;
       return this.bitcast(this.expr(a), llvmType(a.dtype), llvmType(d));
     }
+    if (name === "unpack_f16x2")
+      return f16x2Op(this, name, [this.expr(args[0]!)], (args[1] as { value: number }).value);
     const vals = args.map((a) => this.expr(a));
+    if (name === "pack_f16x2" || name === "fma_f16x2") return f16x2Op(this, name, vals);
     if (!isFloatT(d)) {
       if (name === "abs")
         return this.callIntrinsic(

@@ -288,6 +288,23 @@ export class ExprEmitter {
     return from === to ? v : convert(this.m, v, from, to, this.ty(to));
   }
 
+  /** Pairs of f16 in a u32 (lower/ir/nodes.ts): the u32 bitcast to a two-element half vector. */
+  private f16x2(name: string, args: readonly Expr[]): string {
+    const m = this.m;
+    const half = this.ty("f16");
+    const v2 = m.vector("half", 2);
+    const uint = m.scalar("uint");
+    if (name === "unpack_f16x2") {
+      const pair = m.op(`OpBitcast ${v2} ${this.expr(args[0]!)}`);
+      return m.op(`OpCompositeExtract ${half} ${pair} ${(args[1] as { value: number }).value}`);
+    }
+    const vals = args.map((a) => this.expr(a));
+    if (name === "pack_f16x2")
+      return m.op(`OpBitcast ${uint} ${m.op(`OpCompositeConstruct ${v2} ${vals.join(" ")}`)}`);
+    const pairs = vals.map((v) => m.op(`OpBitcast ${v2} ${v}`));
+    return m.op(`OpBitcast ${uint} ${glsl(m, v2, "Fma", pairs)}`);
+  }
+
   private call(name: string, args: readonly Expr[], d: DType): string {
     const m = this.m;
     if (name === "thread_id" || name === "block_id") {
@@ -297,6 +314,8 @@ export class ExprEmitter {
     }
     if (name === "shfl_xor") return this.shuffleXor(args, d);
     if (name === "bitcast") return m.op(`OpBitcast ${this.ty(d)} ${this.expr(args[0]!)}`);
+    if (name === "pack_f16x2" || name === "unpack_f16x2" || name === "fma_f16x2")
+      return this.f16x2(name, args);
     const vals = args.map((a) => this.expr(a));
     const ty = this.ty(d);
     if (!isFloatT(d)) {

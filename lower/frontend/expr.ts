@@ -443,6 +443,25 @@ export abstract class ExprLowerer {
         );
       return strong(B.call("bitcast", [v], name === "f32FromBits" ? "f32" : "u32"));
     }
+    if (name === "packF16x2") {
+      const [lo, hi] = args.map((a, i) =>
+        this.coerce(a, "f16", node.arguments[i]!, `argument ${i + 1} of packF16x2`),
+      );
+      return strong(B.call("pack_f16x2", [lo!, hi!], "u32"));
+    }
+    if (name === "unpackF16x2") {
+      const v = this.coerce(args[0]!, "u32", node.arguments[0]!, "argument 1 of unpackF16x2");
+      const el = args[1]!.e;
+      if (el.kind !== "const" || (el.value !== 0 && el.value !== 1))
+        throw errorAt(node.arguments[1]!, "unpackF16x2's element must be the constant 0 or 1");
+      return strong(B.call("unpack_f16x2", [v, B.i32c(el.value)], "f16"));
+    }
+    if (name === "fmaF16x2") {
+      const xs = args.map((a, i) =>
+        this.coerce(a, "u32", node.arguments[i]!, `argument ${i + 1} of fmaF16x2`),
+      );
+      return strong(B.call("fma_f16x2", xs, "u32"));
+    }
     if (name === "select") {
       const c = this.coerce(args[0]!, "bool", node.arguments[0]!, "the condition");
       const [t, f] = this.unify(args[1]!, args[2]!, node, "select");

@@ -80,7 +80,11 @@ export type CallName =
   | "mma_m16n8k16"
   | "thread_id" // (axis 0..2) threadIdx
   | "block_id" // (axis 0..2) blockIdx
-  | "bitcast"; // (value): the same 32 bits as another dtype (f32 <-> u32/i32)
+  | "bitcast" // (value): the same 32 bits as another dtype (f32 <-> u32/i32)
+  // Two f16 in the 32 bits of a u32 (element 0 in bits 0..15), NVIDIA's f16x2 registers:
+  | "pack_f16x2" // (lo f16, hi f16) -> u32
+  | "unpack_f16x2" // (v u32, element: constant 0 or 1) -> f16
+  | "fma_f16x2"; // (a, b, c u32) -> u32: a * b + c per element, rounded once to f16
 
 export interface Const {
   readonly kind: "const";
