@@ -141,8 +141,8 @@ export function bitsOfF32(x: number): u32 {
 export function packF16x2(lo: number, hi: number): u32 {
   return onlyInKernels("packF16x2");
 }
-/** Element `element` (0: bits 0..15, 1: bits 16..31) of a packed pair, as an f16. */
-export function unpackF16x2(v: number, element: 0 | 1): f16 {
+/** Element `element` (0: bits 0..15, 1: bits 16..31; other values are unspecified) of a packed pair. */
+export function unpackF16x2(v: number, element: number): f16 {
   return onlyInKernels("unpackF16x2");
 }
 /** a * b + c on each f16 element of three packed pairs, rounded once (one HFMA2 on NVIDIA). */

@@ -122,7 +122,7 @@ function erf(m: MathBuilder, x: string): string {
  * which NVIDIA GPUs hold in one 32-bit register (fma.rn.f16x2: one HFMA2 for both) and AMD GPUs in
  * one VGPR (v_pk_fma_f16).
  */
-export function f16x2Op(m: MathBuilder, name: string, v: string[], element?: number): string {
+export function f16x2Op(m: MathBuilder, name: string, v: string[]): string {
   const op = (line: (t: string) => string) => {
     const t = m.tmp();
     m.emit(line(t));
@@ -136,7 +136,7 @@ export function f16x2Op(m: MathBuilder, name: string, v: string[], element?: num
       return bits(op((t) => `${t} = insertelement <2 x half> ${lo}, half ${v[1]}, i32 1`));
     }
     case "unpack_f16x2":
-      return op((t) => `${t} = extractelement <2 x half> ${pair(v[0]!)}, i32 ${element}`);
+      return op((t) => `${t} = extractelement <2 x half> ${pair(v[0]!)}, i32 ${v[1]}`);
     case "fma_f16x2": {
       const ps = v.map(pair);
       const ty = "<2 x half>";

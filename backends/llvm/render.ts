@@ -307,10 +307,9 @@ class Emitter {
       const a = args[0]!;
       return this.bitcast(this.expr(a), llvmType(a.dtype), llvmType(d));
     }
-    if (name === "unpack_f16x2")
-      return f16x2Op(this, name, [this.expr(args[0]!)], (args[1] as { value: number }).value);
     const vals = args.map((a) => this.expr(a));
-    if (name === "pack_f16x2" || name === "fma_f16x2") return f16x2Op(this, name, vals);
+    if (name === "pack_f16x2" || name === "unpack_f16x2" || name === "fma_f16x2")
+      return f16x2Op(this, name, vals);
     if (!isFloatT(d)) {
       if (name === "abs")
         return this.callIntrinsic(

@@ -296,7 +296,9 @@ export class ExprEmitter {
     const uint = m.scalar("uint");
     if (name === "unpack_f16x2") {
       const pair = m.op(`OpBitcast ${v2} ${this.expr(args[0]!)}`);
-      return m.op(`OpCompositeExtract ${half} ${pair} ${(args[1] as { value: number }).value}`);
+      const e = args[1]!;
+      if (e.kind === "const") return m.op(`OpCompositeExtract ${half} ${pair} ${e.value}`);
+      return m.op(`OpVectorExtractDynamic ${half} ${pair} ${this.expr(e)}`);
     }
     const vals = args.map((a) => this.expr(a));
     if (name === "pack_f16x2")

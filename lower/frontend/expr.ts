@@ -451,10 +451,10 @@ export abstract class ExprLowerer {
     }
     if (name === "unpackF16x2") {
       const v = this.coerce(args[0]!, "u32", node.arguments[0]!, "argument 1 of unpackF16x2");
-      const el = args[1]!.e;
-      if (el.kind !== "const" || (el.value !== 0 && el.value !== 1))
-        throw errorAt(node.arguments[1]!, "unpackF16x2's element must be the constant 0 or 1");
-      return strong(B.call("unpack_f16x2", [v, B.i32c(el.value)], "f16"));
+      const el = this.coerce(args[1]!, "i32", node.arguments[1]!, "unpackF16x2's element (0 or 1)");
+      if (el.kind === "const" && el.value !== 0 && el.value !== 1)
+        throw errorAt(node.arguments[1]!, `unpackF16x2's element must be 0 or 1, not ${el.value}`);
+      return strong(B.call("unpack_f16x2", [v, el], "f16"));
     }
     if (name === "fmaF16x2") {
       const xs = args.map((a, i) =>

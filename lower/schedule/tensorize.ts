@@ -16,6 +16,12 @@
  * by evaluating the index expressions at every (lane, r, kk) for random values of every other
  * variable: an index that only looks right, or is right for some tiles, is refused.
  *
+ * A and B may instead be fragments: `f32(unpackF16x2(F[..., lane', j], e))` with F a local u32
+ * tensor whose last two indices are a lane and a register, holding the operand pairs each lane
+ * passes to the instruction (values formed in registers, such as decoded 4-bit weights). The
+ * layout check then asks that element (i, k) of the operand be read from the lane, register and
+ * element where mma.m16n8k16 keeps it, and the replacement passes F[..., lane, j] as they are.
+ *
  * The replacement reads the four accumulators, gathers the lane's fragments (the eight elements of
  * A and four of B the instruction's register layout gives this lane, by substituting lane, r and
  * kk in the original loads) and stores the four fields of one `mma_m16n8k16` call. On the GPU that
@@ -55,26 +61,49 @@ function loopOf(s: Stmt, extent: number, what: string): For {
 
 const unblock = (s: Stmt): Stmt => (s.kind === "block" ? unblock(s.body) : s);
 
+/** The update inside `let`s that name parts of its indices (row, column), with the lets substituted. */
+function unlet(s: Stmt): Stmt {
+  s = unblock(s);
+  return s.kind === "let" ? unlet(substitute(s.body, new Map([[s.v, s.value]]))) : s;
+}
+
+/**
+ * An f16 operand of the product: a 2-D f16 tensor read at (row, k) plus a tile origin, or a
+ * fragment, `unpackF16x2(F[..., lane, register], element)` of a local u32 tensor F that already
+ * holds each lane's operand registers in the instruction's layout (values formed in registers,
+ * such as decoded 4-bit weights, which never pass through memory).
+ */
+type Operand =
+  | { readonly kind: "tensor"; readonly load: Load }
+  | { readonly kind: "fragment"; readonly load: Load; readonly element: Expr };
+
 interface Update {
   readonly acc: Buffer;
   readonly accIndex: readonly Expr[];
-  readonly a: Load;
-  readonly b: Load;
+  readonly a: Operand;
+  readonly b: Operand;
 }
 
-/** The update `C[i] = C[i] + f32(A[..]) * f32(B[..])`, or why the statement is not one. */
+const FRAGMENT = "f32(unpackF16x2(F[..., lane, register], element)) with F a local u32 tensor";
+
+/** The operand f32(A[row][k]) or f32(unpackF16x2(F[..., lane, register], element)), if e is one. */
+function matchOperand(e: Expr): Operand | undefined {
+  if (e.kind !== "cast" || e.dtype !== "f32") return undefined;
+  const v = e.value;
+  if (v.kind === "load" && v.dtype === "f16" && v.indices.length === 2) return { kind: "tensor", load: v };
+  if (v.kind === "call" && v.name === "unpack_f16x2") {
+    const f = v.args[0]!;
+    if (f.kind === "load" && f.buffer.scope === "local" && f.dtype === "u32" && f.indices.length >= 2)
+      return { kind: "fragment", load: f, element: v.args[1]! };
+  }
+  return undefined;
+}
+
+/** The update `C[i] = C[i] + A * B` with operands as matchOperand reads them, or why the statement is not one. */
 function matchUpdate(s: Stmt): Update {
-  const shape = "C[i] = C[i] + f32(A[row][k]) * f32(B[col][k]) with A and B f16 and C local f32";
+  const shape = `C[i] = C[i] + f32(A[row][k]) * f32(B[col][k]) with A and B f16 (or fragments, ${FRAGMENT}) and C local f32`;
   if (s.kind !== "store") return fail(`the nest's body must be one update ${shape}; found a ${s.kind}`);
   const v = s.value;
-  const f16Load = (e: Expr): Load | undefined =>
-    e.kind === "cast" &&
-    e.dtype === "f32" &&
-    e.value.kind === "load" &&
-    e.value.dtype === "f16" &&
-    e.value.indices.length === 2
-      ? e.value
-      : undefined;
   if (
     v.kind !== "binary" ||
     v.op !== "+" ||
@@ -86,11 +115,11 @@ function matchUpdate(s: Stmt): Update {
     return fail(`the update must read ${shape}; found ${s.buffer.name}[...] = ${printExpr(v)}`);
   if (!v.a.indices.every((e, d) => sameExpr(e, s.indices[d]!)))
     fail(`the update must add to the element it stores (${s.buffer.name}), at the same indices`);
-  const a = f16Load(v.b.a);
-  const b = f16Load(v.b.b);
+  const a = matchOperand(v.b.a);
+  const b = matchOperand(v.b.b);
   if (!a || !b)
     return fail(
-      `the product must be f32(A[row][k]) * f32(B[col][k]) of two 2-D f16 tensors; found ${printExpr(v.b)}`,
+      `the product must be f32(A[row][k]) * f32(B[col][k]) of two 2-D f16 tensors or fragments (${FRAGMENT}); found ${printExpr(v.b)}`,
     );
   if (s.buffer.scope !== "local" || s.buffer.dtype !== "f32")
     fail(
@@ -105,20 +134,64 @@ function lcg(seed: number): () => number {
   return () => ((x = (Math.imul(x, 1664525) + 1013904223) >>> 0) >>> 8) & 63;
 }
 
+const operandExprs = (o: Operand): Expr[] =>
+  o.kind === "tensor" ? [...o.load.indices] : [...o.load.indices, o.element];
+
+/**
+ * Where mma.m16n8k16 keeps element (i, k) of an operand: A (i = row, 16 x 16) or B (i = column n,
+ * 8 columns of 16): the lane, the 32-bit register of that lane and the f16 element in it.
+ */
+function fragmentSlot(which: "A" | "B", i: number, k: number): [number, number, number] {
+  const lane = (which === "A" ? (i & 7) * 4 : i * 4) + ((k & 7) >> 1);
+  const reg = which === "A" ? (i >> 3) + 2 * (k >> 3) : k >> 3;
+  return [lane, reg, k & 1];
+}
+
 /** Checks the access layout by evaluation at every (lane, r, kk) over random values of the rest. */
 function checkLayout(u: Update, lane: Var, r: Var, kk: Var): void {
   const others = new Set<Var>();
-  for (const e of [...u.accIndex, ...u.a.indices, ...u.b.indices])
+  for (const e of [...u.accIndex, ...operandExprs(u.a), ...operandExprs(u.b)])
     for (const v of collectVars(e)) others.add(v);
   for (const v of [lane, r, kk]) others.delete(v);
   const rand = lcg(0x7c3);
   const idx = (es: readonly Expr[], env: Record<string, number>) => es.map((e) => evalInt(e, env));
+  /** Checks one operand's access at (l, rr, k) against element (i, k) of the instruction's operand. */
+  const checkOperand = (
+    o: Operand,
+    which: "A" | "B",
+    i: number,
+    k: number,
+    env: Record<string, number>,
+    origin: readonly number[],
+  ) => {
+    const name = o.load.buffer.name;
+    const access = `${name}[${o.load.indices.map(printExpr).join("][")}]`;
+    if (o.kind === "tensor") {
+      const [row, col] = idx(o.load.indices, env) as [number, number];
+      if (row - origin[0]! !== i || col - origin[1]! !== k)
+        fail(
+          which === "A"
+            ? `${access} is not the A layout: row (${lane.name} >> 2) + 8 * (${r.name} >> 1) and column ${kk.name}, each plus a tile origin`
+            : `${access} is not the B layout: row 2 * (${lane.name} & 3) + (${r.name} & 1) and column ${kk.name}, each plus a tile origin`,
+        );
+      return;
+    }
+    const at = idx(operandExprs(o), env);
+    const n = at.length;
+    const want = fragmentSlot(which, i, k);
+    if (at.slice(0, n - 3).some((x, d) => x !== origin[d]) || want.some((x, d) => at[n - 3 + d] !== x))
+      fail(
+        `${access}, element ${printExpr(o.element)}, is not the ${which} fragment layout of mma.m16n8k16: ` +
+          `element (${i}, ${k}) of ${which} is lane ${want[0]}, register ${want[1]}, element ${want[2]} ` +
+          `(the indices before the lane must not change with ${lane.name}, ${r.name} or ${kk.name})`,
+      );
+  };
   for (let trial = 0; trial < 4; trial++) {
     const env: Record<string, number> = {};
     for (const v of others) env[v.name] = rand();
     const at = (l: number, rr: number, k: number) => ({ ...env, [lane.name]: l, [r.name]: rr, [kk.name]: k });
-    const a0 = idx(u.a.indices, at(0, 0, 0));
-    const b0 = idx(u.b.indices, at(0, 0, 0));
+    const a0 = idx(operandExprs(u.a), at(0, 0, 0));
+    const b0 = idx(operandExprs(u.b), at(0, 0, 0));
     for (let l = 0; l < 32; l++) {
       const cells = new Set<string>();
       for (let rr = 0; rr < 4; rr++) {
@@ -130,16 +203,8 @@ function checkLayout(u: Update, lane: Var, r: Var, kk: Var): void {
             fail(
               `the accumulator index ${u.accIndex.map(printExpr).join("][")} changes with ${kk.name}; it must not`,
             );
-          const [ar, ak] = idx(u.a.indices, e) as [number, number];
-          const [br, bk] = idx(u.b.indices, e) as [number, number];
-          if (ar - a0[0]! !== (l >> 2) + 8 * (rr >> 1) || ak - a0[1]! !== k)
-            fail(
-              `${u.a.buffer.name}[${u.a.indices.map(printExpr).join("][")}] is not the A layout: row (${lane.name} >> 2) + 8 * (${r.name} >> 1) and column ${kk.name}, each plus a tile origin`,
-            );
-          if (br - b0[0]! !== 2 * (l & 3) + (rr & 1) || bk - b0[1]! !== k)
-            fail(
-              `${u.b.buffer.name}[${u.b.indices.map(printExpr).join("][")}] is not the B layout: row 2 * (${lane.name} & 3) + (${r.name} & 1) and column ${kk.name}, each plus a tile origin`,
-            );
+          checkOperand(u.a, "A", (l >> 2) + 8 * (rr >> 1), k, e, a0);
+          checkOperand(u.b, "B", 2 * (l & 3) + (rr & 1), k, e, b0);
         }
       }
       if (cells.size !== 4)
@@ -162,7 +227,7 @@ function tensorize(f: PrimFunc, loopName: string, intrinsic: string, laneName: s
     );
   loopOf(rLoop, 4, `loop ${loopName} (the accumulator field)`);
   const kLoop = loopOf(unblock(rLoop.body), 16, `the loop inside ${loopName} (the K step)`);
-  const u = matchUpdate(unblock(kLoop.body));
+  const u = matchUpdate(unlet(kLoop.body));
   const r = rLoop.loopVar;
   const kk = kLoop.loopVar;
   const lane = laneLoop.loopVar;
@@ -170,7 +235,7 @@ function tensorize(f: PrimFunc, loopName: string, intrinsic: string, laneName: s
 
   const i32 = B.i32c;
   const t = B.binary("&", lane, i32(3));
-  const at = (e: Load, l: Expr, rr: Expr, k: Expr): Expr =>
+  const at = (e: Expr, l: Expr, rr: Expr, k: Expr): Expr =>
     substitute(
       e,
       new Map<Var, Expr>([
@@ -182,13 +247,29 @@ function tensorize(f: PrimFunc, loopName: string, intrinsic: string, laneName: s
   const kOf = (off: number) => B.add(B.mul(t, i32(2)), i32(off));
   // Register order of mma.m16n8k16: a0 = A[g][2t..2t+1], a1 = A[g+8][..], a2 = A[g][2t+8..], a3 = A[g+8][2t+8..]
   // (g = lane >> 2, t = lane & 3); b0 = B[k = 2t..2t+1][n = g], b1 = B[2t+8..2t+9][g].
-  const aFrag = [0, 8].flatMap((ko) =>
-    [0, 2].flatMap((rr) => [0, 1].map((j) => at(u.a, lane, i32(rr), kOf(ko + j)))),
-  );
+  // A fragment operand is read in place: register j of this lane, both elements (the indices
+  // before the lane do not depend on lane, r or kk: checkLayout).
+  const fragment = (o: Operand & { kind: "fragment" }, regs: number): Expr[] => {
+    const prefix = o.load.indices.slice(0, -2).map((e) => at(e, i32(0), i32(0), i32(0)));
+    return Array.from({ length: regs }, (_, j) =>
+      [0, 1].map((h) =>
+        B.call("unpack_f16x2", [B.load(o.load.buffer, [...prefix, lane, i32(j)]), i32(h)], "f16"),
+      ),
+    ).flat();
+  };
+  const aFrag =
+    u.a.kind === "fragment"
+      ? fragment(u.a, 4)
+      : [0, 8].flatMap((ko) =>
+          [0, 2].flatMap((rr) => [0, 1].map((j) => at(u.a.load, lane, i32(rr), kOf(ko + j)))),
+        );
   // The lane whose field (r & 1) sits in column g of the tile: lane' & 3 = g >> 1, r' = g & 1.
   const bLane = B.binary(">>", lane, i32(3));
   const bField = B.binary("&", B.binary(">>", lane, i32(2)), i32(1));
-  const bFrag = [0, 8].flatMap((ko) => [0, 1].map((j) => at(u.b, bLane, bField, kOf(ko + j))));
+  const bFrag =
+    u.b.kind === "fragment"
+      ? fragment(u.b, 2)
+      : [0, 8].flatMap((ko) => [0, 1].map((j) => at(u.b.load, bLane, bField, kOf(ko + j))));
   const used = new Set<string>();
   const cVars = [0, 1, 2, 3].map((i) => {
     let name = freshName(f, `${u.acc.name}_c${i}`);

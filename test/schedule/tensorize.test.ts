@@ -20,7 +20,13 @@ import { f16Gemm } from "../../stdlib/f16_gemv.ts";
 import { f16GemmMma, q4GemmMma } from "../../stdlib/gemm_mma.ts";
 import { mmaGemmSchedule } from "../../stdlib/gpu/gemm.ts";
 import { q4Gemm } from "../../stdlib/q4_gemv.ts";
-import { mmaTile, mmaTileF32, mmaTileWrongLayout } from "./mma_kernels.ts";
+import {
+  mmaTile,
+  mmaTileF32,
+  mmaTileFragments,
+  mmaTileFragmentsWrong,
+  mmaTileWrongLayout,
+} from "./mma_kernels.ts";
 import { llvmMissing } from "../backends/llvm/helpers.ts";
 
 function tileSchedule(k: KernelDef): Schedule {
@@ -50,6 +56,33 @@ describe("tensorize mma_m16n8k16", () => {
     const { want, got } = runBoth(mmaTile, s, {});
     // One warp's product in f32, summed in increasing k: the same sums as the loop.
     expect(compareResults(want, got, 0).mismatches).toEqual([]);
+  });
+
+  it("takes operands already in registers (fragments) and passes each lane's own registers", () => {
+    const s = Schedule.of(mmaTileFragments);
+    s.bind("lf", "threadIdx.x");
+    s.bind("lane", "threadIdx.x");
+    s.tensorize("r", "mma_m16n8k16", "lane");
+    const text = printFunc(s.func);
+    expect(text.match(/mma_m16n8k16\(/g)?.length).toBe(4);
+    // Register j of this lane, both elements: af[lane][0], element 0 and 1, ...
+    expect(text).toContain("unpack_f16x2(af[lane][3], 1)");
+    expect(text).toContain("unpack_f16x2(bf[lane][1], 0)");
+    const { want, got } = runBoth(mmaTileFragments, s, {});
+    expect(compareResults(want, got, 0).mismatches).toEqual([]);
+    // The unscheduled fragment kernel computes what mmaTile computes.
+    const plain = runBoth(mmaTile, tileSchedule(mmaTile), {});
+    const args = randomArgs(lowerKernel(mmaTileFragments), {}, 3);
+    cpuKernel(mmaTileFragments)(args as never);
+    expect(compareResults(plain.want, args, 0).mismatches).toEqual([]);
+  });
+
+  it("refuses fragments read from the wrong register", () => {
+    const s = Schedule.of(mmaTileFragmentsWrong);
+    s.bind("lane", "threadIdx.x");
+    expect(() => s.tensorize("r", "mma_m16n8k16", "lane")).toThrow(
+      /is not the A fragment layout of mma.m16n8k16: element \(\d+, \d+\) of A is lane \d+, register \d+/,
+    );
   });
 
   it("refuses a nest that computes the product in another layout", () => {
