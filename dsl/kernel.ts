@@ -52,6 +52,18 @@ export function kernel<F extends KernelFunction>(fn: F, options: KernelOptions =
 }
 
 /**
+ * The same kernel source with other compile-time constants (a variant: tile sizes, warps per
+ * block): `consts` take precedence over the module-level consts of the same names wherever the
+ * kernel and its helpers read them, shapes of local and shared tensors included.
+ */
+export function withConsts<F extends KernelFunction>(
+  def: KernelDef<F>,
+  consts: Readonly<Record<string, number>>,
+): KernelDef<F> {
+  return { ...def, consts: { ...def.consts, ...consts } };
+}
+
+/**
  * Where kernel() was called: the frame after kernel's own. Bundled code (one file for everything)
  * has kernel() and its caller in the same file, so frames are told apart by function name too.
  * An unreadable stack gives an unknown site: lowering from source then says so, while kernels run

@@ -83,6 +83,11 @@ const STDLIB_OVERRIDES: Record<string, Record<string, number>> = {
   attentionPrefillWarps: { n: 11, d: 64, h: 4, kvh: 2, ctx: 20 },
   // Head dimensions are multiples of 32 (a lane's share of channels).
   attentionDecodeWarps: { d: 64, h: 4, kvh: 2 },
+  // Blocks of 32 rows, chunks of 256 along K (3 chunks: one warp reloads and drops the last).
+  q4GemvMma: { n: 64, k: 768, kw: 96, kg: 24 },
+  q4GemvResidualMma: { n: 64, k: 768, kw: 96, kg: 24 },
+  q4GemvF32Mma: { n: 64, k: 768, kw: 96, kg: 24 },
+  q4GateUpSiluMma: { n2: 64, i: 32, k: 768, kw: 96, kg: 24 },
 };
 const STDLIB_SCALARS: Record<string, number> = {
   eps: 1e-5,

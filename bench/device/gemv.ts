@@ -14,7 +14,7 @@ import { bufferCopies, copyBandwidth, freeCopies, timeKernel } from "./bandwidth
 interface Entry {
   n: number;
   k: number;
-  params: { rows: number; lanes: number; unrollGroups?: boolean; rows4?: boolean };
+  params: { rows: number; lanes: number; unrollGroups?: boolean; rows4?: boolean; mma?: boolean; unrollChunks?: number };
   artifact: KernelArtifact;
   reference?: FuncJson;
 }
@@ -41,7 +41,7 @@ function main(): number {
       const ok = cmp.mismatches.length === 0;
       if (!ok) failed++;
       console.log(
-        `${ok ? "ok" : "MISMATCH"} q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes} vs CPU: worst ${cmp.worst.toExponential(2)}`,
+        `${ok ? "ok" : "MISMATCH"} q4Gemv${e.params.mma ? "Mma" : ""} ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes} vs CPU: worst ${cmp.worst.toExponential(2)}`,
       );
     }
     const bytes = { x: e.k * 2, packed: (e.n * e.k) / 2, scales: (e.n * e.k) / 16, y: e.n * 2 };
@@ -69,7 +69,7 @@ function main(): number {
       registers: e.artifact.registers,
     };
     console.log(
-      `q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""}${e.params.rows4 ? " 4-rows-per-thread" : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy`,
+      `q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""}${e.params.rows4 ? " 4-rows-per-thread" : ""}${e.params.mma ? ` tensor-cores unroll ${e.params.unrollChunks}` : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy`,
     );
     results.push(line);
     freeCopies(rt, sets);

@@ -38,9 +38,19 @@ export function constDeclarationOf(sym: ts.Symbol): ts.VariableDeclaration | und
   return decl;
 }
 
-export function evalConst(node: ts.Expression, checker: ts.TypeChecker, depth = 0): ConstValue {
+/**
+ * The value of a compile-time constant expression. `consts` (a kernel's kernel(fn, { consts })) name
+ * values that take precedence over declarations of the same name, here and in the constants it
+ * refers to, as they do in the kernel's body.
+ */
+export function evalConst(
+  node: ts.Expression,
+  checker: ts.TypeChecker,
+  consts: Readonly<Record<string, number>> = {},
+  depth = 0,
+): ConstValue {
   if (depth > 64) throw errorAt(node, "constant definitions are nested too deeply (a cycle?)");
-  const ev = (e: ts.Expression) => evalConst(e, checker, depth + 1);
+  const ev = (e: ts.Expression) => evalConst(e, checker, consts, depth + 1);
   if (ts.isParenthesizedExpression(node) || ts.isAsExpression(node) || ts.isSatisfiesExpression(node))
     return ev(node.expression);
   if (ts.isNumericLiteral(node)) return Number(node.text);
@@ -119,6 +129,8 @@ export function evalConst(node: ts.Expression, checker: ts.TypeChecker, depth = 
     if (args.every((a) => typeof a === "number"))
       return MATH[node.expression.name.text]!(...(args as number[]));
   }
+  if (ts.isIdentifier(node) && Object.prototype.hasOwnProperty.call(consts, node.text))
+    return consts[node.text]!;
   if (ts.isIdentifier(node)) {
     const sym = resolveSymbol(checker, node);
     const decl = sym && constDeclarationOf(sym);

@@ -271,7 +271,7 @@ export abstract class ExprLowerer {
       );
     let v: ConstValue;
     try {
-      v = evalConst(node, this.checker);
+      v = evalConst(node, this.checker, this.consts);
     } catch (e) {
       // Point at the use in the kernel; the definition's problem goes into the message.
       if (
@@ -535,7 +535,7 @@ export abstract class ExprLowerer {
       const sym = ts.isIdentifier(base) ? this.symbolOf(base) : undefined;
       const b = sym && this.lookup(sym);
       if (!b || b.kind !== "buffer") throw errorAt(base, "`.shape` applies to tensors only");
-      const d = evalConst(node.argumentExpression, this.checker);
+      const d = evalConst(node.argumentExpression, this.checker, this.consts);
       if (typeof d !== "number" || !Number.isInteger(d) || d < 0 || d >= b.buffer.shape.length)
         throw errorAt(
           node.argumentExpression,

@@ -204,7 +204,7 @@ class KernelLowerer extends HelperInliner {
     const [dt, sh] = init.arguments as unknown as [ts.Expression, ts.Expression];
     if (!ts.isStringLiteral(dt) || !isDType(dt.text))
       throw errorAt(dt, 'the dtype must be a string literal such as "f32"');
-    const shape = evalConst(sh, this.checker);
+    const shape = evalConst(sh, this.checker, this.consts);
     if (
       !Array.isArray(shape) ||
       shape.length === 0 ||
@@ -426,7 +426,7 @@ class KernelLowerer extends HelperInliner {
       ts.isIdentifier(inc.left) &&
       inc.left.text === name
     ) {
-      const v = evalConst(inc.right, this.checker);
+      const v = evalConst(inc.right, this.checker, this.consts);
       if (typeof v === "number" && Number.isInteger(v) && v > 0) return v;
       throw errorAt(inc.right, "the step must be a positive integer constant", hint);
     }

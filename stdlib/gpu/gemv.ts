@@ -9,6 +9,9 @@
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { tunedParams } from "./tuned.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
+import { ScheduleError } from "../../lower/schedule/errors.ts";
+import { MMA_GEMV_CHUNK } from "../q4_gemv_mma.ts";
+import { hasMma } from "./gemm.ts";
 
 export interface GemvSchedule {
   /** Output rows per block (threadIdx.y). */
@@ -121,5 +124,61 @@ export function q4GemvRmsSchedule(rowLoop: string, p?: GemvSchedule) {
     // The sum of squares' loads in flight at once: serially, each waits out a cache latency
     // (measured 8 us of a 23 us QKV GEMV on an H100 before).
     s.unroll(outer!);
+  };
+}
+
+/**
+ * The tensor-core GEMVs (stdlib/q4_gemv_mma.ts): a block per 32 rows, its warps (threadIdx.y) and
+ * lanes (threadIdx.x) as the kernel names them, every per-lane loop unrolled (codes, fragments and
+ * accumulators in registers), the 16 x 8 x 16 nest tensorized into one mma.m16n8k16 on NVIDIA
+ * sm_80 and later (elsewhere it stays per-lane loops of multiply-adds: correct, not fast). Refuses a weight
+ * whose N is not a multiple of 32 or K of 256.
+ */
+export interface GemvMmaSchedule {
+  /**
+   * Chunks of K (256) a warp's loop takes per iteration, unrolled so that all their loads are in
+   * flight together (1: one at a time).
+   */
+  readonly unrollChunks: number;
+}
+
+export function q4GemvMmaSchedule(p: GemvMmaSchedule = { unrollChunks: 1 }) {
+  return (s: Schedule, target: string): void => {
+    const packed = s.func.params.find((p) => p.kind === "buffer" && p.buffer.name === "packed");
+    const [n, kw] = packed?.kind === "buffer" ? packed.buffer.shape : [];
+    const ro = loopPath(s.func, "ro", "q4GemvMmaSchedule").loop.extent;
+    const gateUp = s.func.params.some((p) => p.kind === "buffer" && p.buffer.name === "out");
+    if (n?.kind === "const" && ro.kind === "const" && (gateUp ? n.value / 2 : n.value) % ro.value !== 0)
+      throw new ScheduleError(
+        "q4GemvMmaSchedule",
+        `${gateUp ? `I = ${n.value / 2} gate/up pairs` : `N = ${n.value} rows`} is not a multiple of ${ro.value} (the rows of a block): use the four-rows kernels (q4_gemv_rows*.ts)`,
+      );
+    if (kw?.kind === "const" && (kw.value * 8) % MMA_GEMV_CHUNK !== 0)
+      throw new ScheduleError(
+        "q4GemvMmaSchedule",
+        `K = ${kw.value * 8} is not a multiple of ${MMA_GEMV_CHUNK}: use the four-rows kernels (q4_gemv_rows*.ts)`,
+      );
+    s.bind("blk", "blockIdx.x");
+    for (const [w, l] of [
+      ["wz", "lz"],
+      ["wa", "la"],
+      ["wf", "lf"],
+      ["wp", "lane"],
+      ["we", "le"],
+      ["wr", "lr"],
+    ]) {
+      s.bind(w!, "threadIdx.y");
+      s.bind(l!, "threadIdx.x");
+    }
+    s.bind("ro", "threadIdx.x");
+    const mma = hasMma(target);
+    if (mma) s.tensorize("r", "mma_m16n8k16", "lane");
+    const unrolled = ["tz", "hz", "ta", "ra", "ha", "va", "hb", "vb", "sb", "jb", "tc", "rc"];
+    unrolled.push("tt", "hh", "vv", "ss", "jf", "jg", "te", "re", "tr", "hr", "wo", "jo");
+    for (const l of unrolled) s.unroll(l);
+    if (p.unrollChunks > 1) {
+      const [, inner] = s.split("ci", [null, p.unrollChunks]);
+      s.unroll(inner!);
+    }
   };
 }

@@ -9,7 +9,7 @@
  */
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
-import { q4GemvRmsSchedule, q4GemvSchedule } from "./gemv.ts";
+import { q4GemvMmaSchedule, q4GemvRmsSchedule, q4GemvSchedule } from "./gemv.ts";
 import { tunedParams } from "./tuned.ts";
 import { f16GemmSchedule, mmaGemmSchedule, q4GemmSchedule } from "./gemm.ts";
 
@@ -196,6 +196,10 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   q4Gemv: q4GemvSchedule("n"),
   f16Gemv: f16GemvSchedule,
   q4GemvRows4: q4GemvSchedule("n4"),
+  q4GemvMma: q4GemvMmaSchedule(),
+  q4GemvResidualMma: q4GemvMmaSchedule(),
+  q4GemvF32Mma: q4GemvMmaSchedule(),
+  q4GateUpSiluMma: q4GemvMmaSchedule(),
   q4GemvResidualRows4: q4GemvSchedule("n4"),
   q4GemvF32Rows4: q4GemvSchedule("n4"),
   q4GemvRows4Rms: q4GemvRmsSchedule("n4"),

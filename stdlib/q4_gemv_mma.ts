@@ -1,0 +1,243 @@
+/**
+ * q4f16_1 GEMVs on tensor cores (decode, one token): the 4-bit codes are decoded two at a time
+ * into exact f16 pairs in registers (q4PairF16x2: a LOP3 and an HFMA2 per two weights) and
+ * multiplied by x with mma.m16n8k16 (f16 operands, f32 accumulation), about 1.3 instructions per
+ * weight where the FMA GEMVs (q4_gemv_rows.ts) issue 3. The arithmetic is theirs: each product
+ * x * (q - 7) is exact, each group's products are summed in f32 and the sum scaled once by
+ * f32(scale); only the order of the f32 additions differs (the tensor core's).
+ *
+ * Layout: a block computes MMA_ROWS = 32 output rows (two 16-row tiles, the instruction's M) with
+ * MMA_WARPS warps that split K in chunks of 256 (8 groups), chunk c going to warp c mod MMA_WARPS.
+ * In a chunk, lane (g, t) (g = lane >> 2, t = lane & 3) loads, for rows g and g + 8 of each tile,
+ * the 16 bytes of groups 8c + t and 8c + t + 4: its A registers hold those rows' codes, so one
+ * product's 16 k-slots are four lanes' codes from four different groups. B's eight columns keep
+ * the groups apart: column n holds x only in the k-slots of the lane whose group is 8c + n, zeros
+ * elsewhere (x is loaded by every lane; each lane keeps it where its column matches), so C's
+ * column n is group 8c + n's sum, scaled once per chunk. Codes p and p + 4 of a word form one
+ * f16 pair, so B's pairs are (x[k], x[k + 4]).
+ *
+ * Requirements: K a multiple of 256 and N a multiple of the rows per block (MMA_ROWS, 32; 16 for
+ * the gate/up pairs), as at every Llama-2-7B shape: the GPU schedule checks them. MMA_ROWS (16 or
+ * 32: one or two tiles), MMA_GEMV_WARPS (the split of K) are constants a variant may override
+ * with withConsts (stdlib/gpu/gemv.ts picks them per weight shape).
+ * On the CPU, without a schedule, the loops over warps and lanes run one after another and every
+ * product is plain f32 arithmetic; stdlib/gpu/gemv.ts binds them and tensorizes on sm_80+.
+ */
+import {
+  kernel,
+  f16,
+  f32,
+  idiv,
+  local,
+  min,
+  packF16x2,
+  select,
+  shared,
+  unpackF16x2,
+  u32,
+  type i32,
+  type Tensor,
+  type Sym,
+} from "../dsl/index.ts";
+import { silu } from "./elementwise.ts";
+import * as L from "./mma_layout.ts";
+import { Q4_GROUP, Q4_WORDS_PER_GROUP, q4PairF16x2 } from "./q4_common.ts";
+
+/** Output rows per block: two tiles of the instruction's 16. */
+export const MMA_ROWS = 32;
+/** Warps per block, splitting K. */
+export const MMA_GEMV_WARPS = 8;
+/** Groups per chunk of K (256 elements): two per lane, one per column of B. */
+const CHUNK_GROUPS = 8;
+/** K per chunk. */
+export const MMA_GEMV_CHUNK = CHUNK_GROUPS * Q4_GROUP;
+const LANES = 32;
+const WARPS = MMA_GEMV_WARPS;
+const TILES = MMA_ROWS / 16;
+
+/**
+ * Each (warp, lane)'s sums of its rows over its groups, into part[warp][lane][tile][g or g + 8]:
+ * tile t holds weight rows row0 + t * tileStride .. + 15. The kernels add them up, row ro of tile t
+ * from part[w][(ro & 7) * 4 + j][t][ro >> 3] over w and j, in that order.
+ */
+function q4MmaPartials(
+  x: Tensor<f16, [Sym<"k">]>,
+  packed: Tensor<u32, readonly [number, number]>,
+  scales: Tensor<f16, readonly [number, number]>,
+  row0: i32,
+  tileStride: i32,
+  part: Tensor<f32, readonly [number, number, number, number]>,
+) {
+  const chunks = idiv(scales.shape[1], CHUNK_GROUPS);
+  const acc = local("f32", [WARPS, LANES, TILES, 2]);
+  const cacc = local("f32", [WARPS, LANES, TILES, 4]);
+  const wq = local("u32", [WARPS, LANES, TILES, 2, 2, Q4_WORDS_PER_GROUP]);
+  const bq = local("u32", [WARPS, LANES, 2, Q4_WORDS_PER_GROUP, 2, 2]);
+  const af = local("u32", [WARPS, LANES, 4]);
+  const bf = local("u32", [WARPS, LANES, 2]);
+  for (let wz = 0; wz < WARPS; wz++)
+    for (let lz = 0; lz < LANES; lz++)
+      for (let tz = 0; tz < TILES; tz++) for (let hz = 0; hz < 2; hz++) acc[wz][lz][tz][hz] = f32(0);
+  for (let ci = 0; ci < idiv(chunks + WARPS - 1, WARPS); ci++) {
+    // This chunk's codes and x, in registers; a warp past the last chunk reloads the last one
+    // (its sums are dropped below).
+    for (let wa = 0; wa < WARPS; wa++) {
+      for (let la = 0; la < LANES; la++) {
+        const c = min(ci * WARPS + wa, chunks - 1);
+        for (let ta = 0; ta < TILES; ta++)
+          for (let ra = 0; ra < 2; ra++)
+            for (let ha = 0; ha < 2; ha++)
+              for (let va = 0; va < Q4_WORDS_PER_GROUP; va++)
+                wq[wa][la][ta][ra][ha][va] =
+                  packed[row0 + ta * tileStride + ra * 8 + (la >> 2)][
+                    (c * CHUNK_GROUPS + (la & 3) + 4 * ha) * Q4_WORDS_PER_GROUP + va
+                  ];
+        for (let hb = 0; hb < 2; hb++)
+          for (let vb = 0; vb < Q4_WORDS_PER_GROUP; vb++)
+            for (let sb = 0; sb < 2; sb++)
+              for (let jb = 0; jb < 2; jb++) {
+                const k0 = (c * CHUNK_GROUPS + (la & 3) + 4 * hb) * Q4_GROUP + vb * 8 + 2 * sb + jb;
+                // A mask, not a select of loads: every lane loads (a select would guard them).
+                const keep = select(la >> 2 === (la & 3) + 4 * hb, u32(0xffffffff), u32(0));
+                bq[wa][la][hb][vb][sb][jb] = packF16x2(x[k0], x[k0 + 4]) & keep;
+              }
+        for (let tc = 0; tc < TILES; tc++) for (let rc = 0; rc < 4; rc++) cacc[wa][la][tc][rc] = f32(0);
+      }
+    }
+    // One product per (tile, half of the groups, word, pair of codes): A's registers are rows g
+    // and g + 8 with codes (2s, 2s + 4) and (2s + 1, 2s + 5) of the word.
+    for (let tt = 0; tt < TILES; tt++) {
+      for (let hh = 0; hh < 2; hh++) {
+        for (let vv = 0; vv < Q4_WORDS_PER_GROUP; vv++) {
+          for (let ss = 0; ss < 2; ss++) {
+            for (let wf = 0; wf < WARPS; wf++) {
+              for (let lf = 0; lf < LANES; lf++) {
+                for (let jf = 0; jf < 4; jf++)
+                  af[wf][lf][jf] = q4PairF16x2(wq[wf][lf][tt][jf & 1][hh][vv], 2 * ss + (jf >> 1));
+                for (let jg = 0; jg < 2; jg++) bf[wf][lf][jg] = bq[wf][lf][hh][vv][ss][jg];
+              }
+            }
+            for (let wp = 0; wp < WARPS; wp++) {
+              for (let lane = 0; lane < LANES; lane++) {
+                for (let r = 0; r < 4; r++) {
+                  for (let kk = 0; kk < 16; kk++) {
+                    const row = L.mmaCRow(lane, r);
+                    const col = L.mmaCCol(lane, r);
+                    cacc[wp][lane][tt][r] +=
+                      f32(unpackF16x2(af[wp][L.mmaALane(row, kk)][L.mmaAReg(row, kk)], kk & 1)) *
+                      f32(unpackF16x2(bf[wp][L.mmaBLane(col, kk)][L.mmaBReg(kk)], kk & 1));
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    // Column n of C is group 8c + n: scaled once and added to the row's sum.
+    for (let we = 0; we < WARPS; we++) {
+      for (let le = 0; le < LANES; le++) {
+        const c = ci * WARPS + we;
+        for (let te = 0; te < TILES; te++)
+          for (let re = 0; re < 4; re++) {
+            const scale = f32(
+              scales[row0 + te * tileStride + L.mmaCRow(le, re)][
+                min(c, chunks - 1) * CHUNK_GROUPS + L.mmaCCol(le, re)
+              ],
+            );
+            acc[we][le][te][re >> 1] += select(c < chunks, cacc[we][le][te][re] * scale, f32(0));
+          }
+      }
+    }
+  }
+  for (let wr = 0; wr < WARPS; wr++)
+    for (let lr = 0; lr < LANES; lr++)
+      for (let tr = 0; tr < TILES; tr++)
+        for (let hr = 0; hr < 2; hr++) part[wr][lr][tr][hr] = acc[wr][lr][tr][hr];
+}
+
+/** y = W x (as q4Gemv), on tensor cores. */
+export const q4GemvMma = kernel(function q4GemvMma(
+  x: Tensor<f16, [Sym<"k">]>,
+  packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
+  scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
+  y: Tensor<f16, [Sym<"n">]>,
+) {
+  for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
+    const part = shared("f32", [WARPS, LANES, TILES, 2]);
+    q4MmaPartials(x, packed, scales, blk * MMA_ROWS, 16, part);
+    for (let ro = 0; ro < MMA_ROWS; ro++) {
+      let sum = f32(0);
+      for (let wo = 0; wo < WARPS; wo++)
+        for (let jo = 0; jo < 4; jo++) sum += part[wo][(ro & 7) * 4 + jo][ro >> 4][(ro >> 3) & 1];
+      y[blk * MMA_ROWS + ro] = f16(sum);
+    }
+  }
+});
+
+/** y = residual + W x (as q4GemvResidual: W x rounded to f16 first), on tensor cores; y may alias residual. */
+export const q4GemvResidualMma = kernel(function q4GemvResidualMma(
+  x: Tensor<f16, [Sym<"k">]>,
+  packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
+  scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
+  residual: Tensor<f16, [Sym<"n">]>,
+  y: Tensor<f16, [Sym<"n">]>,
+) {
+  for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
+    const part = shared("f32", [WARPS, LANES, TILES, 2]);
+    q4MmaPartials(x, packed, scales, blk * MMA_ROWS, 16, part);
+    for (let ro = 0; ro < MMA_ROWS; ro++) {
+      let sum = f32(0);
+      for (let wo = 0; wo < WARPS; wo++)
+        for (let jo = 0; jo < 4; jo++) sum += part[wo][(ro & 7) * 4 + jo][ro >> 4][(ro >> 3) & 1];
+      const row = blk * MMA_ROWS + ro;
+      y[row] = f16(f32(residual[row]) + f32(f16(sum)));
+    }
+  }
+});
+
+/** y = W x in f32 (logits; as q4GemvF32), on tensor cores. */
+export const q4GemvF32Mma = kernel(function q4GemvF32Mma(
+  x: Tensor<f16, [Sym<"k">]>,
+  packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
+  scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
+  y: Tensor<f32, [Sym<"n">]>,
+) {
+  for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
+    const part = shared("f32", [WARPS, LANES, TILES, 2]);
+    q4MmaPartials(x, packed, scales, blk * MMA_ROWS, 16, part);
+    for (let ro = 0; ro < MMA_ROWS; ro++) {
+      let sum = f32(0);
+      for (let wo = 0; wo < WARPS; wo++)
+        for (let jo = 0; jo < 4; jo++) sum += part[wo][(ro & 7) * 4 + jo][ro >> 4][(ro >> 3) & 1];
+      y[blk * MMA_ROWS + ro] = sum;
+    }
+  }
+});
+
+/**
+ * out = SiLU(Wg x) * (Wu x) (as q4GateUpSilu; W = [Wg; Wu], [2 I, K]), on tensor cores: a block's
+ * two tiles are 16 gate rows and the 16 up rows of the same outputs (I a multiple of 16).
+ */
+export const q4GateUpSiluMma = kernel(function q4GateUpSiluMma(
+  x: Tensor<f16, [Sym<"k">]>,
+  packed: Tensor<u32, [Sym<"n2">, Sym<"kw">]>,
+  scales: Tensor<f16, [Sym<"n2">, Sym<"kg">]>,
+  out: Tensor<f16, [Sym<"i">]>,
+) {
+  const inter = out.shape[0];
+  for (let blk = 0; blk < idiv(inter, 16); blk++) {
+    const part = shared("f32", [WARPS, LANES, 2, 2]);
+    q4MmaPartials(x, packed, scales, blk * 16, inter, part);
+    for (let ro = 0; ro < 16; ro++) {
+      let gate = f32(0);
+      let up = f32(0);
+      for (let wo = 0; wo < WARPS; wo++)
+        for (let jo = 0; jo < 4; jo++) {
+          gate += part[wo][(ro & 7) * 4 + jo][0][ro >> 3];
+          up += part[wo][(ro & 7) * 4 + jo][1][ro >> 3];
+        }
+      out[blk * 16 + ro] = f16(silu(f32(f16(gate))) * f32(f16(up)));
+    }
+  }
+});

@@ -1,0 +1,101 @@
+/**
+ * The tensor-core GEMVs (stdlib/q4_gemv_mma.ts): unscheduled, they compute what the four-rows
+ * kernels compute (the same exact products and per-group f32 sums, added in another order);
+ * scheduled for sm_90 and run on the CPU emulation of the device (which forms each mma.m16n8k16
+ * from the 32 lanes' registers) they equal their unscheduled selves bit for bit, in each variant
+ * of warps and rows per block; shapes they cannot tile are refused; the PTX has one mma.sync per
+ * product and one f16x2 instruction per decoded pair.
+ */
+import { describe, expect, it } from "vitest";
+import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
+import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
+import { compileCpu } from "../../backends/cpu/exec.ts";
+import { withConsts, type KernelDef } from "../../dsl/kernel.ts";
+import { compileOp } from "../../llama/device/compile.ts";
+import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
+import type { OpSpec } from "../../llama/device/types.ts";
+import { lowerToDevice } from "../../lower/passes/pipeline.ts";
+import { TARGETS } from "../../lower/passes/target.ts";
+import * as S from "../../stdlib/index.ts";
+import { q4GemvMmaSchedule } from "../../stdlib/gpu/gemv.ts";
+import { llvmMissing } from "../backends/llvm/helpers.ts";
+
+const plain = { n: 64, k: 768, kw: 96, kg: 24 };
+const pairs = { n2: 64, i: 32, k: 768, kw: 96, kg: 24 };
+const CASES: [KernelDef, KernelDef, Record<string, number>][] = [
+  [S.q4GemvMma, S.q4GemvRows4, plain],
+  [S.q4GemvResidualMma, S.q4GemvResidualRows4, plain],
+  [S.q4GemvF32Mma, S.q4GemvF32Rows4, plain],
+  [S.q4GateUpSiluMma, S.q4GateUpSiluRows2, pairs],
+];
+const VARIANTS = [
+  { WARPS: 8, MMA_ROWS: 32, TILES: 2 },
+  { WARPS: 16, MMA_ROWS: 16, TILES: 1 },
+  { WARPS: 4, MMA_ROWS: 32, TILES: 2 },
+];
+
+const spec = (kernel: KernelDef, specialize: Record<string, number>, unrollChunks = 1): OpSpec => ({
+  key: kernel.name,
+  kernel,
+  specialize,
+  schedule: q4GemvMmaSchedule({ unrollChunks }),
+});
+
+function run(f: Parameters<typeof compileCpu>[0], args: Record<string, unknown>) {
+  const out = cloneArgs(args);
+  compileCpu(f)(out);
+  return out;
+}
+
+describe("tensor-core q4f16_1 GEMVs", () => {
+  for (const [kernel, reference, sizes] of CASES) {
+    it(`${kernel.name} unscheduled agrees with ${reference.name}`, () => {
+      const ref = specializedFunc({ key: "r", kernel: reference, specialize: sizes });
+      const args = randomArgs(ref, {}, 5);
+      const want = run(ref, args);
+      const got = run(specializedFunc(spec(kernel, sizes)), args);
+      // The same products and group sums in another f32 order: outputs within an f16 rounding.
+      expect(compareResults(want, got, 2e-3).mismatches).toEqual([]);
+    });
+
+    it(`${kernel.name} on the device emulation equals its unscheduled self in every variant`, () => {
+      for (const consts of kernel === S.q4GateUpSiluMma ? VARIANTS.filter((v) => v.TILES === 2) : VARIANTS) {
+        for (const unroll of [1, 2]) {
+          const sp = spec(withConsts(kernel, consts), sizes, unroll);
+          const reference = specializedFunc(sp);
+          const args = randomArgs(reference, {}, 9);
+          const want = run(reference, args);
+          const got = cloneArgs(args);
+          cpuDeviceKernel(lowerToDevice(scheduledFunc(sp, "sm_90"), TARGETS.sm_90!))(got as never);
+          expect(compareResults(want, got, 0).mismatches, JSON.stringify(consts)).toEqual([]);
+        }
+      }
+    });
+  }
+
+  it("refuses weights it cannot tile, naming the kernels that can", () => {
+    expect(() => scheduledFunc(spec(S.q4GemvMma, { n: 48, k: 768, kw: 96, kg: 24 }), "sm_90")).toThrow(
+      /N = 48 rows is not a multiple of 32 \(the rows of a block\): use the four-rows kernels/,
+    );
+    expect(() => scheduledFunc(spec(S.q4GemvMma, { n: 64, k: 352, kw: 44, kg: 11 }), "sm_90")).toThrow(
+      /K = 352 is not a multiple of 256/,
+    );
+    expect(() =>
+      scheduledFunc(spec(S.q4GateUpSiluMma, { n2: 40, i: 20, k: 768, kw: 96, kg: 24 }), "sm_90"),
+    ).toThrow(/I = 20 gate\/up pairs is not a multiple of 16/);
+  });
+
+  it.skipIf(llvmMissing !== "")(
+    "compiles to one mma.sync per product and an f16x2 instruction per decoded pair",
+    () => {
+      const ptx = compileOp(spec(S.q4GemvMma, { n: 4096, k: 4096, kw: 512, kg: 128 }), "sm_90")
+        .image as string;
+      // Per chunk of 256: 2 tiles x 2 halves x 4 words x 2 pairs of codes.
+      expect(ptx.match(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/g)).toHaveLength(32);
+      expect(ptx.match(/(fma|add)\.rn\.f16x2/g)).toHaveLength(128);
+      // Codes and x arrive in 16-byte loads; nothing spills to local memory.
+      expect(ptx.match(/ld\.global\.(nc\.)?v4\.(u|b)32/g)).toHaveLength(16);
+      expect(ptx).not.toMatch(/\.local/);
+    },
+  );
+});
