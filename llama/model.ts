@@ -190,7 +190,10 @@ export class KernelLlama implements LanguageModel {
       this.run(o.embed!, { ids: A.ids!, packed: this.embedQ4.packed!, scales: this.embedQ4.scales!, out: x });
     for (const L of this.layers) {
       const xn = flat(A.xn!, c.dim);
-      if (L.qkv.packed) {
+      if (L.qkv.packed && o.qkvNormed) {
+        this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
+        this.run(o.qkvNormed, { x: xn, packed: L.qkv.packed, scales: L.qkv.scales!, y: A.qkv! });
+      } else if (L.qkv.packed) {
         // RMSNorm runs inside the GEMV (q4_gemv_rms.ts).
         const xr = flat(x, c.dim);
         this.run(o.qkv!, {

@@ -5,6 +5,7 @@
  */
 import type { KernelDef } from "../dsl/kernel.ts";
 import * as S from "../stdlib/index.ts";
+import { mmaGemvKernel } from "../stdlib/gpu/gemv.ts";
 import { headDim, kvDim, type LlamaConfig } from "./config.ts";
 import type { OpSpec, ScheduleFn } from "./device/types.ts";
 
@@ -48,11 +49,19 @@ export interface OpChoices {
    * warp per token walking the positions 32 at a time; head dimensions as for decodeAttention).
    */
   readonly prefillAttention?: "rows" | "chunks";
+  /**
+   * The q4f16_1 decode GEMVs: "rows" (default: the four-rows FMA kernels, q4_gemv_rows*.ts, with
+   * RMSNorm folded into QKV) or "mma" (q4_gemv_mma.ts: codes decoded into f16 pairs and
+   * multiplied on tensor cores, NVIDIA sm_80 and later; QKV after its own RMSNorm launch). Each
+   * weight whose shape does not tile (K a multiple of 256, N of the rows per block) keeps "rows".
+   */
+  readonly decodeGemv?: "rows" | "mma";
 }
 
-/** Kernel choices for CUDA (sm_80 and later): tensor-core prefill GEMMs. */
+/** Kernel choices for CUDA (sm_80 and later): tensor-core prefill GEMMs and decode GEMVs. */
 export const CUDA_OP_CHOICES: OpChoices = {
   prefillGemm: "mma",
+  decodeGemv: "mma",
   decodeAttention: "warps",
   prefillAttention: "chunks",
 };
@@ -142,22 +151,39 @@ export function llamaOps(
     siluMul: op("silumulT", S.siluMul, { d: hidden }),
   };
   if (format === "q4f16_1") {
+    // On tensor cores where chosen and the shape tiles (stdlib/gpu/gemv.ts mmaGemvKernel).
+    const mmaOf = (def: KernelDef, n: number, k: number) =>
+      choices.decodeGemv === "mma" ? mmaGemvKernel(def, n, k) : undefined;
+    const qkvMma = mmaOf(S.q4GemvMma, dim + 2 * kvd, dim);
+    const oMma = mmaOf(S.q4GemvResidualMma, dim, dim);
+    const gateUpMma = mmaOf(S.q4GateUpSiluMma, 2 * hidden, dim);
+    const downMma = mmaOf(S.q4GemvResidualMma, dim, hidden);
+    const lmHeadMma = mmaOf(S.q4GemvF32Mma, c.vocabSize, dim);
     Object.assign(decode, {
       embed: op("embed1", S.q4Embedding, { t: 1, vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
       // Four rows per thread (q4_gemv_rows*.ts): x is loaded and converted once for four rows,
       // which relieves the L1 traffic that bounds the one-row kernels (Nsight Compute: 85% L1
       // throughput at 4096 x 11008 on an H100), measured 10-20% faster (bench/results/gemv-*.json);
       // each shape's threads per row are tuned (stdlib/gpu/tuned.ts). RMSNorm is folded into QKV.
-      qkv: op("qkv1", S.q4GemvRows4Rms, q4(dim, dim + 2 * kvd)),
-      oRes: op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
-      gateUp: op("gateup1", S.q4GateUpSiluRows2, { ...withN2(q4(dim, 2 * hidden)), i: hidden }),
-      downRes: op(
-        "downres1",
-        choices.downRowsPerThread === 1 ? S.q4GemvResidual : S.q4GemvResidualRows4,
-        q4(hidden, dim),
-      ),
+      // On tensor cores, QKV reads the output of its own RMSNorm launch (qkvNormed).
+      ...(qkvMma
+        ? { qkvNormed: op("qkvmma1", qkvMma, q4(dim, dim + 2 * kvd)) }
+        : { qkv: op("qkv1", S.q4GemvRows4Rms, q4(dim, dim + 2 * kvd)) }),
+      oRes: oMma ? op("oresmma1", oMma, q4(dim, dim)) : op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
+      gateUp: gateUpMma
+        ? op("gateupmma1", gateUpMma, { ...withN2(q4(dim, 2 * hidden)), i: hidden })
+        : op("gateup1", S.q4GateUpSiluRows2, { ...withN2(q4(dim, 2 * hidden)), i: hidden }),
+      downRes: downMma
+        ? op("downresmma1", downMma, q4(hidden, dim))
+        : op(
+            "downres1",
+            choices.downRowsPerThread === 1 ? S.q4GemvResidual : S.q4GemvResidualRows4,
+            q4(hidden, dim),
+          ),
       // Four rows per thread needs a vocabulary that is a multiple of 4 (32000 is).
-      lmHead: op("lmhead1", c.vocabSize % 4 === 0 ? S.q4GemvF32Rows4 : S.q4GemvF32, q4(dim, c.vocabSize)),
+      lmHead: lmHeadMma
+        ? op("lmheadmma1", lmHeadMma, q4(dim, c.vocabSize))
+        : op("lmhead1", c.vocabSize % 4 === 0 ? S.q4GemvF32Rows4 : S.q4GemvF32, q4(dim, c.vocabSize)),
     });
     Object.assign(prefill, {
       embed: op("embedT", S.q4Embedding, { vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),

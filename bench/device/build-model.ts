@@ -45,12 +45,12 @@ const libs: [string, ReturnType<typeof llamaOps>][] = [
     "llama2-7b-q4",
     llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES),
   ],
-  // The decode attention of the previous session (two launches), for decode.ts's same-call A/B.
+  // The decode GEMVs of the previous session (four rows per thread, FMA), for decode.ts's A/B.
   [
-    "llama2-7b-q4-chunks",
+    "llama2-7b-q4-rowsgemv",
     llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, {
       ...CUDA_OP_CHOICES,
-      decodeAttention: "chunks",
+      decodeGemv: "rows",
     }),
   ],
   [

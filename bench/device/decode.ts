@@ -148,19 +148,20 @@ async function main(): Promise<number> {
     device.dispose();
   }
 
-  // 2c. Decode attention, one launch (attentionDecodeWarps, the CUDA default) against the chunks
-  //     and their combination (two launches), alternating in this call: 7B q4f16_1, 512 tokens.
+  // 2c. Decode GEMVs on tensor cores (q4_gemv_mma.ts, the CUDA default) against the four-rows
+  //     FMA kernels (q4_gemv_rows*.ts, RMSNorm folded into QKV), alternating in this call: 7B
+  //     q4f16_1, the same greedy decode as section 2.
   {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
     const variants = [
-      { name: "warps", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
+      { name: "mma", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
       {
-        name: "chunks",
-        lib: "lib/llama2-7b-q4-chunks-sm_90",
-        choices: { ...CUDA_OP_CHOICES, decodeAttention: "chunks" },
+        name: "rows",
+        lib: "lib/llama2-7b-q4-rowsgemv-sm_90",
+        choices: { ...CUDA_OP_CHOICES, decodeGemv: "rows" },
       },
     ] as const;
-    const ab: Record<string, number[]> = { warps: [], chunks: [] };
+    const ab: Record<string, number[]> = { mma: [], rows: [] };
     for (let round = 0; round < 2; round++)
       for (const v of variants) {
         const device = createCudaDevice({ runtime: rt, library: readLibrary(join(here, v.lib)) });
@@ -173,9 +174,9 @@ async function main(): Promise<number> {
         device.dispose();
       }
     console.log(
-      `7B q4f16_1 decode attention A/B: one launch ${ab.warps!.map((x) => x.toFixed(1)).join(", ")} tok/s; chunks + combine ${ab.chunks!.map((x) => x.toFixed(1)).join(", ")} tok/s`,
+      `7B q4f16_1 decode GEMV A/B: tensor cores ${ab.mma!.map((x) => x.toFixed(1)).join(", ")} tok/s; four rows per thread ${ab.rows!.map((x) => x.toFixed(1)).join(", ")} tok/s`,
     );
-    result.decodeAttentionAB = ab;
+    result.decodeGemvAB = ab;
   }
 
   // 3. Where a 7B decode step's time goes: each launch timed alone (after an L2 flush), at

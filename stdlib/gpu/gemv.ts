@@ -6,6 +6,7 @@
  * (the cross_thread_reduction pass). The group's 4 words and 32 codes are unrolled, which lets
  * LLVM merge the loads into 16-byte vector loads.
  */
+import { withConsts, type KernelDef } from "../../dsl/kernel.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { tunedParams } from "./tuned.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
@@ -142,8 +143,44 @@ export interface GemvMmaSchedule {
   readonly unrollChunks: number;
 }
 
-export function q4GemvMmaSchedule(p: GemvMmaSchedule = { unrollChunks: 1 }) {
+/** A tensor-core GEMV's variant: its kernel constants (warps splitting K, rows per block) and schedule. */
+export interface MmaGemvVariant extends GemvMmaSchedule {
+  readonly warps: number;
+  readonly rows: 16 | 32;
+}
+
+export const MMA_GEMV_DEFAULT: MmaGemvVariant = { warps: 8, rows: 32, unrollChunks: 1 };
+
+/**
+ * The best variant per Llama-2-7B weight shape "NxK", measured on an H100 (bench/results/
+ * gemv-h100.json: 40 variants): few rows and many warps where N is small (more blocks, shorter
+ * chains of chunks per warp), two tiles where N is large.
+ */
+export const MMA_GEMV_VARIANTS: Readonly<Record<string, MmaGemvVariant>> = {
+  "4096x4096": { warps: 16, rows: 16, unrollChunks: 1 },
+  "12288x4096": { warps: 8, rows: 32, unrollChunks: 2 },
+  "22016x4096": { warps: 8, rows: 32, unrollChunks: 1 },
+  "4096x11008": { warps: 16, rows: 16, unrollChunks: 3 },
+  "32000x4096": { warps: 8, rows: 32, unrollChunks: 2 },
+};
+
+/**
+ * The tensor-core GEMV kernel `def` (stdlib/q4_gemv_mma.ts) for an N x K weight, with its
+ * variant's constants; undefined where the shape does not tile (K not a multiple of 256, N of
+ * the rows per block; for the gate/up kernel, N / 2 of 16), where the four-rows kernels serve.
+ */
+export function mmaGemvKernel(def: KernelDef, n: number, k: number): KernelDef | undefined {
+  const gateUp = def.name === "q4GateUpSiluMma";
+  const v = MMA_GEMV_VARIANTS[`${n}x${k}`] ?? MMA_GEMV_DEFAULT;
+  const rows = gateUp ? 32 : v.rows;
+  if (k % MMA_GEMV_CHUNK !== 0 || (gateUp ? (n / 2) % 16 : n % rows) !== 0) return undefined;
+  return withConsts(def, { WARPS: v.warps, MMA_ROWS: rows, TILES: rows / 16 });
+}
+
+export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
   return (s: Schedule, target: string): void => {
+    const shape = weightShape(s);
+    const p = params ?? (shape ? MMA_GEMV_VARIANTS[shape] : undefined) ?? MMA_GEMV_DEFAULT;
     const packed = s.func.params.find((p) => p.kind === "buffer" && p.buffer.name === "packed");
     const [n, kw] = packed?.kind === "buffer" ? packed.buffer.shape : [];
     const ro = loopPath(s.func, "ro", "q4GemvMmaSchedule").loop.extent;

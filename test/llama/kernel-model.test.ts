@@ -86,9 +86,10 @@ describe("the kernel-built Llama on the CPU device", () => {
   });
 });
 
-describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode and prefill attention by chunks), run on the CPU", () => {
+describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, decode and prefill attention by chunks), run on the CPU", () => {
   test("q4f16_1: the same logits as the default kernels, up to f32 rounding, over a 40-token prefill and decode", () => {
-    const config = { ...TINY_GQA, dim: 128, contextLength: 80 };
+    // K multiples of 256 and N of 32: every decode GEMV takes the tensor-core kernels.
+    const config = { ...TINY_GQA, dim: 256, hiddenDim: 512, vocabSize: 64, contextLength: 80 };
     const base = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), { format: "q4f16_1" });
     const cuda = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
       format: "q4f16_1",
@@ -96,6 +97,15 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode and prefill a
     });
     expect(Object.keys(cuda.ops.decode)).toContain("attention");
     expect(cuda.ops.prefill.attention!.kernel.name).toBe("attentionPrefillWarps");
+    const d = cuda.ops.decode;
+    expect(d.qkv).toBeUndefined();
+    expect([d.qkvNormed, d.oRes, d.gateUp, d.downRes, d.lmHead].map((o) => o!.kernel.name)).toEqual([
+      "q4GemvMma",
+      "q4GemvResidualMma",
+      "q4GateUpSiluMma",
+      "q4GemvResidualMma",
+      "q4GemvF32Mma",
+    ]);
     const prompt = Array.from({ length: 40 }, (_, i) => (i * 7) % config.vocabSize);
     expect(relErr(base.prefill(prompt, 0), cuda.prefill(prompt, 0))).toBeLessThan(2e-3);
     for (let p = 40; p < 44; p++)

@@ -4,7 +4,7 @@
  * unscheduled kernel on the CPU backend. A tiny config with grouped-query attention keeps it fast.
  */
 import { describe, expect, test } from "vitest";
-import { llamaOps, allOps } from "../../llama/ops.ts";
+import { llamaOps, allOps, CUDA_OP_CHOICES } from "../../llama/ops.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
@@ -47,7 +47,37 @@ const ops = [
 ];
 const unique = [...new Map(ops.map((o) => [o.key, o])).values()];
 
+// CUDA's choices where every decode GEMV tiles onto tensor cores (K a multiple of 256).
+const MMA_CONFIG = { ...TINY, dim: 256, hiddenDim: 512, vocabSize: 64 };
+const cudaOps = Object.values(llamaOps(MMA_CONFIG, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES).decode).filter(
+  (o) => o.kernel.name.endsWith("Mma"),
+);
+
 describe("stdlib GPU schedules on the CPU emulation of device IR", () => {
+  test("CUDA's choices take the tensor-core decode GEMVs", () => {
+    expect(cudaOps.map((o) => o.kernel.name).sort()).toEqual([
+      "q4GateUpSiluMma",
+      "q4GemvF32Mma",
+      "q4GemvMma",
+      "q4GemvResidualMma",
+      "q4GemvResidualMma",
+    ]);
+  });
+  for (const target of ["sm_90"] as const) {
+    test.each(cudaOps.map((o) => [o.key, o] as const))(`${target}: %s`, (_key, spec) => {
+      const reference = specializedFunc(spec);
+      const device = lowerToDevice(scheduledFunc(spec, target), TARGETS[target]);
+      const args = randomArgs(reference, {}, 11);
+      fixArgs(reference, args);
+      const want = cloneArgs(args);
+      compileCpu(reference)(want);
+      const got = cloneArgs(args);
+      cpuDeviceKernel(device)(got as never);
+      const cmp = compareResults(want, got, 2e-3);
+      expect(cmp.mismatches, JSON.stringify(cmp.mismatches.slice(0, 3))).toEqual([]);
+    });
+  }
+
   for (const target of ["sm_90", "gfx942", "vulkan"] as const) {
     test.each(unique.map((o) => [o.key, o] as const))(`${target}: %s`, (_key, spec) => {
       const reference = specializedFunc(spec);

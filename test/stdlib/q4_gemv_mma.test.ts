@@ -41,7 +41,7 @@ const spec = (kernel: KernelDef, specialize: Record<string, number>, unrollChunk
   schedule: q4GemvMmaSchedule({ unrollChunks }),
 });
 
-function run(f: Parameters<typeof compileCpu>[0], args: Record<string, unknown>) {
+function run(f: Parameters<typeof compileCpu>[0], args: ReturnType<typeof randomArgs>) {
   const out = cloneArgs(args);
   compileCpu(f)(out);
   return out;
