@@ -14,7 +14,14 @@ import { bufferCopies, copyBandwidth, freeCopies, timeKernel } from "./bandwidth
 interface Entry {
   n: number;
   k: number;
-  params: { rows: number; lanes: number; unrollGroups?: boolean; rows4?: boolean; mma?: boolean; unrollChunks?: number };
+  params: {
+    rows: number;
+    lanes: number;
+    unrollGroups?: boolean;
+    rows4?: boolean;
+    mma?: boolean;
+    unrollChunks?: number;
+  };
   artifact: KernelArtifact;
   reference?: FuncJson;
 }
