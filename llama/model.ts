@@ -117,7 +117,10 @@ export class KernelLlama implements LanguageModel {
     a("partMax", [c.nHeads, chunks], "f32");
     a("partSum", [c.nHeads, chunks], "f32");
     a("h", [c.hiddenDim]);
-    a("gate", [c.hiddenDim]);
+    // gate and up outputs side by side: one GEMV computes both (f16 and f32 weights).
+    a("gateUp", [2 * c.hiddenDim]);
+    this.act.gate = d.view(this.act.gateUp!, [c.hiddenDim], 0);
+    this.act.up = d.view(this.act.gateUp!, [c.hiddenDim], c.hiddenDim);
     a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
   }
 
@@ -206,9 +209,7 @@ export class KernelLlama implements LanguageModel {
         });
       } else {
         this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
-        this.run(o.gemvQ!, { x: xn, ...this.rows(L.qkv, 0, c.dim), y: flat(A.q!, c.dim) });
-        this.run(o.gemvKV!, { x: xn, ...this.rows(L.qkv, c.dim, kv), y: flat(A.k!, kv) });
-        this.run(o.gemvKV!, { x: xn, ...this.rows(L.qkv, c.dim + kv, kv), y: flat(A.v!, kv) });
+        this.run(o.gemvQKV!, { x: xn, w: L.qkv.w!, y: A.qkv! });
       }
       this.run(o.ropeAppend!, {
         qk: d.view(A.qkv!, [c.nHeads + c.nKvHeads, hd], 0),
@@ -235,10 +236,22 @@ export class KernelLlama implements LanguageModel {
       const xv = flat(x, c.dim);
       if (L.o.packed) {
         this.run(o.oRes!, { x: attn, packed: L.o.packed!, scales: L.o.scales!, residual: xv, y: xv });
-        // Measured on an H200, folding this norm into gate/up (q4GateUpSiluRms) was slower: each of
-        // its 11008 row-warps would recompute the sum of squares; the QKV GEMV has 4x fewer rows.
-        this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: A.xn!, eps: c.normEps });
-        this.run(o.gateUp!, { x: xn, packed: L.gateUp.packed!, scales: L.gateUp.scales!, out: A.h! });
+        // Measured on an H200, folding this norm into the four-rows gate/up (q4GateUpSiluRms) was
+        // slower: each of its 11008 row-warps would recompute the sum of squares. The tensor-core
+        // kernel (gateUpRms) has 688 blocks of 16 outputs, each staging x̂ once.
+        if (o.gateUpRms)
+          this.run(o.gateUpRms, {
+            x: xv,
+            wn: L.ffnNorm,
+            eps: c.normEps,
+            packed: L.gateUp.packed!,
+            scales: L.gateUp.scales!,
+            out: A.h!,
+          });
+        else {
+          this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: A.xn!, eps: c.normEps });
+          this.run(o.gateUp!, { x: xn, packed: L.gateUp.packed!, scales: L.gateUp.scales!, out: A.h! });
+        }
         this.run(o.downRes!, {
           x: A.h!,
           packed: L.down.packed!,
@@ -251,10 +264,9 @@ export class KernelLlama implements LanguageModel {
         this.run(o.gemvO!, { x: attn, w: L.o.w!, y: tmp });
         this.run(o.residual!, { a: x, b: A.xn!, y: x });
         this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: A.xn!, eps: c.normEps });
-        this.run(o.gemvHidden!, { x: xn, ...this.rows(L.gateUp, 0, c.hiddenDim), y: A.gate! });
-        this.run(o.gemvHidden!, { x: xn, ...this.rows(L.gateUp, c.hiddenDim, c.hiddenDim), y: A.h! });
+        this.run(o.gemvGateUp!, { x: xn, w: L.gateUp.w!, y: A.gateUp! });
         const hm = (t: DeviceTensor) => d.view(t, [1, c.hiddenDim]);
-        this.run(o.siluMul!, { gate: hm(A.gate!), up: hm(A.h!), out: hm(A.h!) });
+        this.run(o.siluMul!, { gate: hm(A.gate!), up: hm(A.up!), out: hm(A.h!) });
         this.run(o.gemvDown!, { x: A.h!, w: L.down.w!, y: tmp });
         this.run(o.residual!, { a: x, b: A.xn!, y: x });
       }

@@ -56,6 +56,14 @@ export interface OpChoices {
    * weight whose shape does not tile (K a multiple of 256, N of the rows per block) keeps "rows".
    */
   readonly decodeGemv?: "rows" | "mma";
+  /**
+   * With decodeGemv "mma": RMSNorm folded into the QKV and gate/up GEMVs (true: each block sums
+   * the squares itself and stages the normalized x in shared memory) or each norm as its own
+   * launch (false, the default). On an H100 the two measured alike with plain launches; with
+   * programmatic dependent launch, which hides the small norm launch, separate norms were 5%
+   * faster (bench/results/decode-h100.json, decodeGemvAB).
+   */
+  readonly foldDecodeNorms?: boolean;
 }
 
 /** Kernel choices for CUDA (sm_80 and later): tensor-core prefill GEMMs and decode GEMVs. */
@@ -154,25 +162,32 @@ export function llamaOps(
     // On tensor cores where chosen and the shape tiles (stdlib/gpu/gemv.ts mmaGemvKernel).
     const mmaOf = (def: KernelDef, n: number, k: number) =>
       choices.decodeGemv === "mma" ? mmaGemvKernel(def, n, k) : undefined;
-    const qkvMma = mmaOf(S.q4GemvMma, dim + 2 * kvd, dim);
+    const fold = choices.foldDecodeNorms ?? false;
+    const qkvMma = mmaOf(fold ? S.q4GemvRmsMma : S.q4GemvMma, dim + 2 * kvd, dim);
     const oMma = mmaOf(S.q4GemvResidualMma, dim, dim);
-    const gateUpMma = mmaOf(S.q4GateUpSiluMma, 2 * hidden, dim);
+    const gateUpMma = mmaOf(fold ? S.q4GateUpSiluRmsMma : S.q4GateUpSiluMma, 2 * hidden, dim);
     const downMma = mmaOf(S.q4GemvResidualMma, dim, hidden);
     const lmHeadMma = mmaOf(S.q4GemvF32Mma, c.vocabSize, dim);
+    const gateUpShape = { ...withN2(q4(dim, 2 * hidden)), i: hidden };
     Object.assign(decode, {
       embed: op("embed1", S.q4Embedding, { t: 1, vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
       // Four rows per thread (q4_gemv_rows*.ts): x is loaded and converted once for four rows,
       // which relieves the L1 traffic that bounds the one-row kernels (Nsight Compute: 85% L1
       // throughput at 4096 x 11008 on an H100), measured 10-20% faster (bench/results/gemv-*.json);
       // each shape's threads per row are tuned (stdlib/gpu/tuned.ts). RMSNorm is folded into QKV.
-      // On tensor cores, QKV reads the output of its own RMSNorm launch (qkvNormed).
-      ...(qkvMma
-        ? { qkvNormed: op("qkvmma1", qkvMma, q4(dim, dim + 2 * kvd)) }
-        : { qkv: op("qkv1", S.q4GemvRows4Rms, q4(dim, dim + 2 * kvd)) }),
+      // On tensor cores (q4_gemv_mma.ts), QKV and gate/up follow their own norm launch
+      // (qkvNormed, gateUp) unless folding is chosen (qkv, gateUpRms).
+      ...(!qkvMma
+        ? { qkv: op("qkv1", S.q4GemvRows4Rms, q4(dim, dim + 2 * kvd)) }
+        : fold
+          ? { qkv: op("qkvrmsmma1", qkvMma, q4(dim, dim + 2 * kvd)) }
+          : { qkvNormed: op("qkvmma1", qkvMma, q4(dim, dim + 2 * kvd)) }),
       oRes: oMma ? op("oresmma1", oMma, q4(dim, dim)) : op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
-      gateUp: gateUpMma
-        ? op("gateupmma1", gateUpMma, { ...withN2(q4(dim, 2 * hidden)), i: hidden })
-        : op("gateup1", S.q4GateUpSiluRows2, { ...withN2(q4(dim, 2 * hidden)), i: hidden }),
+      ...(!gateUpMma
+        ? { gateUp: op("gateup1", S.q4GateUpSiluRows2, gateUpShape) }
+        : fold
+          ? { gateUpRms: op("gateuprmsmma1", gateUpMma, gateUpShape) }
+          : { gateUp: op("gateupmma1", gateUpMma, gateUpShape) }),
       downRes: downMma
         ? op("downresmma1", downMma, q4(hidden, dim))
         : op(
@@ -196,10 +211,10 @@ export function llamaOps(
   } else {
     const g = (k: number, n: number) => ({ k, n });
     Object.assign(decode, {
-      gemvQ: op("gemvq1", S.f16Gemv, g(dim, dim)),
-      gemvKV: op("gemvkv1", S.f16Gemv, g(dim, kvd)),
+      // Q, K and V (and gate and up) are adjacent rows of one matrix and adjacent outputs: one GEMV each.
+      gemvQKV: op("gemvqkv1", S.f16Gemv, g(dim, dim + 2 * kvd)),
       gemvO: op("gemvo1", S.f16Gemv, g(dim, dim)),
-      gemvHidden: op("gemvh1", S.f16Gemv, g(dim, hidden)),
+      gemvGateUp: op("gemvgateup1", S.f16Gemv, g(dim, 2 * hidden)),
       gemvDown: op("gemvd1", S.f16Gemv, g(hidden, dim)),
       residual: op("residual1", S.residualAdd, { m: 1, d: dim }),
       siluMul: op("silumul1", S.siluMul, { m: 1, d: hidden }),

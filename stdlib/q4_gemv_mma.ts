@@ -31,6 +31,7 @@ import {
   local,
   min,
   packF16x2,
+  rsqrt,
   select,
   shared,
   unpackF16x2,
@@ -61,7 +62,7 @@ const TILES = MMA_ROWS / 16;
  * from part[w][(ro & 7) * 4 + j][t][ro >> 3] over w and j, in that order.
  */
 function q4MmaPartials(
-  x: Tensor<f16, [Sym<"k">]>,
+  x: Tensor<f16, readonly [number]>,
   packed: Tensor<u32, readonly [number, number]>,
   scales: Tensor<f16, readonly [number, number]>,
   row0: i32,
@@ -229,6 +230,77 @@ export const q4GateUpSiluMma = kernel(function q4GateUpSiluMma(
   for (let blk = 0; blk < idiv(inter, 16); blk++) {
     const part = shared("f32", [WARPS, LANES, 2, 2]);
     q4MmaPartials(x, packed, scales, blk * 16, inter, part);
+    for (let ro = 0; ro < 16; ro++) {
+      let gate = f32(0);
+      let up = f32(0);
+      for (let wo = 0; wo < WARPS; wo++)
+        for (let jo = 0; jo < 4; jo++) {
+          gate += part[wo][(ro & 7) * 4 + jo][0][ro >> 3];
+          up += part[wo][(ro & 7) * 4 + jo][1][ro >> 3];
+        }
+      out[blk * 16 + ro] = f16(silu(f32(f16(gate))) * f32(f16(up)));
+    }
+  }
+});
+
+/** The largest K the RMSNorm-folded kernels stage in shared memory (as f16: 16 KB). */
+export const MMA_RMS_MAX_K = 8192;
+
+/**
+ * xs[0..K) = rmsNorm(x, wn, eps), each element rounded to f16 as rmsNorm stores it: every warp
+ * sums the squares itself (its lanes, then shuffles: no barrier), the block's threads write xs.
+ */
+function mmaRmsStage(
+  x: Tensor<f16, [Sym<"k">]>,
+  wn: Tensor<f16, [Sym<"k">]>,
+  eps: f32,
+  xs: Tensor<f16, readonly [number]>,
+) {
+  const kk = x.shape[0];
+  let sumSq = f32(0);
+  for (let j = 0; j < kk; j++) sumSq += f32(x[j]) * f32(x[j]);
+  const inv = rsqrt(sumSq / f32(kk) + eps);
+  for (let jn = 0; jn < kk; jn++) xs[jn] = f16(f32(x[jn]) * inv * f32(wn[jn]));
+}
+
+/** y = W rmsNorm(x, wn, eps) (as q4GemvRows4Rms), on tensor cores; K at most MMA_RMS_MAX_K. */
+export const q4GemvRmsMma = kernel(function q4GemvRmsMma(
+  x: Tensor<f16, [Sym<"k">]>,
+  wn: Tensor<f16, [Sym<"k">]>,
+  eps: f32,
+  packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
+  scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
+  y: Tensor<f16, [Sym<"n">]>,
+) {
+  for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
+    const xs = shared("f16", [MMA_RMS_MAX_K]);
+    mmaRmsStage(x, wn, eps, xs);
+    const part = shared("f32", [WARPS, LANES, TILES, 2]);
+    q4MmaPartials(xs, packed, scales, blk * MMA_ROWS, 16, part);
+    for (let ro = 0; ro < MMA_ROWS; ro++) {
+      let sum = f32(0);
+      for (let wo = 0; wo < WARPS; wo++)
+        for (let jo = 0; jo < 4; jo++) sum += part[wo][(ro & 7) * 4 + jo][ro >> 4][(ro >> 3) & 1];
+      y[blk * MMA_ROWS + ro] = f16(sum);
+    }
+  }
+});
+
+/** out = SiLU(Wg x̂) * (Wu x̂) with x̂ = rmsNorm(x, wn, eps) (as q4GateUpSiluRms), on tensor cores. */
+export const q4GateUpSiluRmsMma = kernel(function q4GateUpSiluRmsMma(
+  x: Tensor<f16, [Sym<"k">]>,
+  wn: Tensor<f16, [Sym<"k">]>,
+  eps: f32,
+  packed: Tensor<u32, [Sym<"n2">, Sym<"kw">]>,
+  scales: Tensor<f16, [Sym<"n2">, Sym<"kg">]>,
+  out: Tensor<f16, [Sym<"i">]>,
+) {
+  const inter = out.shape[0];
+  for (let blk = 0; blk < idiv(inter, 16); blk++) {
+    const xs = shared("f16", [MMA_RMS_MAX_K]);
+    mmaRmsStage(x, wn, eps, xs);
+    const part = shared("f32", [WARPS, LANES, 2, 2]);
+    q4MmaPartials(xs, packed, scales, blk * 16, inter, part);
     for (let ro = 0; ro < 16; ro++) {
       let gate = f32(0);
       let up = f32(0);

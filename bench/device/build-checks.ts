@@ -88,6 +88,8 @@ const STDLIB_OVERRIDES: Record<string, Record<string, number>> = {
   q4GemvResidualMma: { n: 64, k: 768, kw: 96, kg: 24 },
   q4GemvF32Mma: { n: 64, k: 768, kw: 96, kg: 24 },
   q4GateUpSiluMma: { n2: 64, i: 32, k: 768, kw: 96, kg: 24 },
+  q4GemvRmsMma: { n: 64, k: 768, kw: 96, kg: 24 },
+  q4GateUpSiluRmsMma: { n2: 64, i: 32, k: 768, kw: 96, kg: 24 },
 };
 const STDLIB_SCALARS: Record<string, number> = {
   eps: 1e-5,

@@ -45,7 +45,15 @@ const libs: [string, ReturnType<typeof llamaOps>][] = [
     "llama2-7b-q4",
     llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES),
   ],
-  // The decode GEMVs of the previous session (four rows per thread, FMA), for decode.ts's A/B.
+  // The tensor-core decode GEMVs with RMSNorm folded into QKV and gate/up, and the decode GEMVs of the
+  // previous session (four rows per thread, FMA), for decode.ts's A/B.
+  [
+    "llama2-7b-q4-mmafold",
+    llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, {
+      ...CUDA_OP_CHOICES,
+      foldDecodeNorms: true,
+    }),
+  ],
   [
     "llama2-7b-q4-rowsgemv",
     llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, {

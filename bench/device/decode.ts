@@ -148,23 +148,40 @@ async function main(): Promise<number> {
     device.dispose();
   }
 
-  // 2c. Decode GEMVs on tensor cores (q4_gemv_mma.ts, the CUDA default) against the four-rows
-  //     FMA kernels (q4_gemv_rows*.ts, RMSNorm folded into QKV), alternating in this call: 7B
-  //     q4f16_1, the same greedy decode as section 2.
+  // 2c. Decode GEMVs on tensor cores (q4_gemv_mma.ts: the CUDA default, each RMSNorm its own
+  //     launch), the same with RMSNorm folded into QKV and gate/up, and the four-rows FMA kernels
+  //     (q4_gemv_rows*.ts, RMSNorm folded into QKV); each with and without programmatic dependent
+  //     launch; alternating in this call: 7B q4f16_1, the same greedy decode as section 2.
   {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
-    const variants = [
+    const kernels = [
       { name: "mma", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
+      {
+        name: "mmaFoldedNorms",
+        lib: "lib/llama2-7b-q4-mmafold-sm_90",
+        choices: { ...CUDA_OP_CHOICES, foldDecodeNorms: true },
+      },
       {
         name: "rows",
         lib: "lib/llama2-7b-q4-rowsgemv-sm_90",
         choices: { ...CUDA_OP_CHOICES, decodeGemv: "rows" },
       },
     ] as const;
-    const ab: Record<string, number[]> = { mma: [], rows: [] };
+    const variants = kernels.flatMap((k) =>
+      [false, true].map((programmatic) => ({
+        ...k,
+        programmatic,
+        name: `${k.name}${programmatic ? "+pdl" : ""}`,
+      })),
+    );
+    const ab: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.name, []]));
     for (let round = 0; round < 2; round++)
       for (const v of variants) {
-        const device = createCudaDevice({ runtime: rt, library: readLibrary(join(here, v.lib)) });
+        const device = createCudaDevice({
+          runtime: rt,
+          library: readLibrary(join(here, v.lib)),
+          programmatic: v.programmatic,
+        });
         const model = new KernelLlama(device, syntheticQ4(config), {
           format: "q4f16_1",
           opChoices: v.choices,
@@ -174,7 +191,9 @@ async function main(): Promise<number> {
         device.dispose();
       }
     console.log(
-      `7B q4f16_1 decode GEMV A/B: tensor cores ${ab.mma!.map((x) => x.toFixed(1)).join(", ")} tok/s; four rows per thread ${ab.rows!.map((x) => x.toFixed(1)).join(", ")} tok/s`,
+      `7B q4f16_1 decode A/B (tok/s): ${Object.entries(ab)
+        .map(([k, xs]) => `${k} ${xs.map((x) => x.toFixed(1)).join(", ")}`)
+        .join("; ")}`,
     );
     result.decodeGemvAB = ab;
   }

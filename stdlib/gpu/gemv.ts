@@ -11,7 +11,7 @@ import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { tunedParams } from "./tuned.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
 import { ScheduleError } from "../../lower/schedule/errors.ts";
-import { MMA_GEMV_CHUNK } from "../q4_gemv_mma.ts";
+import { MMA_GEMV_CHUNK, MMA_RMS_MAX_K } from "../q4_gemv_mma.ts";
 import { hasMma } from "./gemm.ts";
 
 export interface GemvSchedule {
@@ -170,10 +170,11 @@ export const MMA_GEMV_VARIANTS: Readonly<Record<string, MmaGemvVariant>> = {
  * the rows per block; for the gate/up kernel, N / 2 of 16), where the four-rows kernels serve.
  */
 export function mmaGemvKernel(def: KernelDef, n: number, k: number): KernelDef | undefined {
-  const gateUp = def.name === "q4GateUpSiluMma";
+  const gateUp = def.name.startsWith("q4GateUpSilu");
   const v = MMA_GEMV_VARIANTS[`${n}x${k}`] ?? MMA_GEMV_DEFAULT;
   const rows = gateUp ? 32 : v.rows;
   if (k % MMA_GEMV_CHUNK !== 0 || (gateUp ? (n / 2) % 16 : n % rows) !== 0) return undefined;
+  if (def.name.includes("Rms") && k > MMA_RMS_MAX_K) return undefined;
   return withConsts(def, { WARPS: v.warps, MMA_ROWS: rows, TILES: rows / 16 });
 }
 
@@ -208,6 +209,26 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       s.bind(l!, "threadIdx.x");
     }
     s.bind("ro", "threadIdx.x");
+    // RMSNorm folded in (q4GemvRmsMma, q4GateUpSiluRmsMma): each warp's lanes sum the squares
+    // (32 at a time, unrolled so the loads are in flight together) and the block writes xs.
+    if (s.func.params.some((p) => p.kind === "scalar" && p.v.name === "eps")) {
+      const k = s.func.params.find((p) => p.kind === "buffer" && p.buffer.name === "x");
+      const kk = k?.kind === "buffer" ? k.buffer.shape[0] : undefined;
+      if (kk?.kind === "const" && kk.value > MMA_RMS_MAX_K)
+        throw new ScheduleError(
+          "q4GemvMmaSchedule",
+          `K = ${kk.value} exceeds the ${MMA_RMS_MAX_K} elements the RMSNorm-folded kernels stage in shared memory: run rmsNorm first and the plain kernel`,
+        );
+      const warps = loopPath(s.func, "wz", "q4GemvMmaSchedule").loop.extent;
+      const [outer, lane] = s.split("j", [null, 32]);
+      s.reorder(lane!, outer!, { reassociate: true });
+      s.bind(lane!, "threadIdx.x");
+      s.unroll(outer!);
+      const [steps, warp, lane2] = s.split("jn", [null, warps.kind === "const" ? warps.value : 8, 32]);
+      s.bind(warp!, "threadIdx.y");
+      s.bind(lane2!, "threadIdx.x");
+      s.unroll(steps!);
+    }
     const mma = hasMma(target);
     if (mma) s.tensorize("r", "mma_m16n8k16", "lane");
     const unrolled = ["tz", "hz", "ta", "ra", "ha", "va", "hb", "vb", "sb", "jb", "tc", "rc"];

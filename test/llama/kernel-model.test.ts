@@ -106,10 +106,24 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, dec
       "q4GemvResidualMma",
       "q4GemvF32Mma",
     ]);
+    // RMSNorm folded into QKV and gate/up: the same logits.
+    const folded = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
+      format: "q4f16_1",
+      opChoices: { ...CUDA_OP_CHOICES, foldDecodeNorms: true },
+    });
+    expect(folded.ops.decode.qkv!.kernel.name).toBe("q4GemvRmsMma");
+    expect(folded.ops.decode.gateUpRms!.kernel.name).toBe("q4GateUpSiluRmsMma");
+    folded.prefill(
+      Array.from({ length: 40 }, (_, i) => (i * 7) % config.vocabSize),
+      0,
+    );
     const prompt = Array.from({ length: 40 }, (_, i) => (i * 7) % config.vocabSize);
     expect(relErr(base.prefill(prompt, 0), cuda.prefill(prompt, 0))).toBeLessThan(2e-3);
-    for (let p = 40; p < 44; p++)
-      expect(relErr(base.decode(p % 40, p).slice(), cuda.decode(p % 40, p))).toBeLessThan(2e-3);
+    for (let p = 40; p < 44; p++) {
+      const want = base.decode(p % 40, p).slice();
+      expect(relErr(want, cuda.decode(p % 40, p))).toBeLessThan(2e-3);
+      expect(relErr(want, folded.decode(p % 40, p))).toBeLessThan(2e-3);
+    }
   });
 });
 

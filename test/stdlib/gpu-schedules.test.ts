@@ -49,22 +49,25 @@ const unique = [...new Map(ops.map((o) => [o.key, o])).values()];
 
 // CUDA's choices where every decode GEMV tiles onto tensor cores (K a multiple of 256).
 const MMA_CONFIG = { ...TINY, dim: 256, hiddenDim: 512, vocabSize: 64 };
-const cudaOps = Object.values(llamaOps(MMA_CONFIG, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES).decode).filter(
-  (o) => o.kernel.name.endsWith("Mma"),
+const cudaOps = [false, true].flatMap((foldDecodeNorms) =>
+  Object.values(
+    llamaOps(MMA_CONFIG, "q4f16_1", GPU_SCHEDULES, { ...CUDA_OP_CHOICES, foldDecodeNorms }).decode,
+  ).filter((o) => o.kernel.name.endsWith("Mma")),
 );
 
 describe("stdlib GPU schedules on the CPU emulation of device IR", () => {
   test("CUDA's choices take the tensor-core decode GEMVs", () => {
-    expect(cudaOps.map((o) => o.kernel.name).sort()).toEqual([
+    expect([...new Set(cudaOps.map((o) => o.kernel.name))].sort()).toEqual([
       "q4GateUpSiluMma",
+      "q4GateUpSiluRmsMma",
       "q4GemvF32Mma",
       "q4GemvMma",
       "q4GemvResidualMma",
-      "q4GemvResidualMma",
+      "q4GemvRmsMma",
     ]);
   });
   for (const target of ["sm_90"] as const) {
-    test.each(cudaOps.map((o) => [o.key, o] as const))(`${target}: %s`, (_key, spec) => {
+    test.each([...new Map(cudaOps.map((o) => [o.key, o])).entries()])(`${target}: %s`, (_key, spec) => {
       const reference = specializedFunc(spec);
       const device = lowerToDevice(scheduledFunc(spec, target), TARGETS[target]);
       const args = randomArgs(reference, {}, 11);

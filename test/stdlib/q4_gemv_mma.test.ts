@@ -27,6 +27,8 @@ const CASES: [KernelDef, KernelDef, Record<string, number>][] = [
   [S.q4GemvResidualMma, S.q4GemvResidualRows4, plain],
   [S.q4GemvF32Mma, S.q4GemvF32Rows4, plain],
   [S.q4GateUpSiluMma, S.q4GateUpSiluRows2, pairs],
+  [S.q4GemvRmsMma, S.q4GemvRows4Rms, plain],
+  [S.q4GateUpSiluRmsMma, S.q4GateUpSiluRms, pairs],
 ];
 const VARIANTS = [
   { WARPS: 8, MMA_ROWS: 32, TILES: 2 },
@@ -59,7 +61,8 @@ describe("tensor-core q4f16_1 GEMVs", () => {
     });
 
     it(`${kernel.name} on the device emulation equals its unscheduled self in every variant`, () => {
-      for (const consts of kernel === S.q4GateUpSiluMma ? VARIANTS.filter((v) => v.TILES === 2) : VARIANTS) {
+      const pairsKernel = kernel.name.startsWith("q4GateUpSilu");
+      for (const consts of pairsKernel ? VARIANTS.filter((v) => v.TILES === 2) : VARIANTS) {
         for (const unroll of [1, 2]) {
           const sp = spec(withConsts(kernel, consts), sizes, unroll);
           const reference = specializedFunc(sp);
