@@ -49,7 +49,7 @@ function nvptx(target: LLVMTarget): Flavor {
       ...(minBlocks ? [`!{ptr @${name}, !"minctasm", i32 ${minBlocks}}`] : []),
     ],
     // Programmatic dependent launch (sm_90+): a kernel launched while the previous one in its
-    // stream still runs (the CUDA device launches with that attribute under TKC_PDL=1) first
+    // stream still runs (the CUDA device launches the decode graph's kernels with that attribute) first
     // waits until the previous grid has finished and its writes are visible, then lets the next
     // kernel launch early in turn: launch latency overlaps the previous kernel's tail. Without
     // the attribute (the default) both instructions return at once.

@@ -43,10 +43,12 @@ export interface CudaDeviceOptions {
   readonly profile?: boolean;
   /**
    * Launch with programmatic dependent launch (sm_90 libraries only, whose kernels wait for their
-   * predecessor themselves), so that each kernel's launch overlaps the previous one's tail. Off
-   * unless asked for here or with TKC_PDL=1: on an H100 it left the 7B decode unchanged and made
-   * the eagerly launched prefill GEMMs 20% slower (the next kernel's blocks take SMs early;
-   * bench/results/decode-pdl-ab-h100.json).
+   * predecessor themselves), so that each kernel's launch overlaps the previous one's tail: true
+   * for every launch, false for none. By default (or TKC_PDL=1 / TKC_PDL=0 for all / none) the
+   * launches of recordings (the decode step's graph) use it and eager launches do not: on an H100
+   * the 7B q4f16_1 decode with tensor-core GEMVs gained 5% (bench/results/decode-h100.json,
+   * decodeGemvAB), while eagerly launched prefill GEMMs once measured 20% slower (the next
+   * kernel's blocks take SMs early; bench/results/decode-pdl-ab-h100.json).
    */
   readonly programmatic?: boolean;
 }
@@ -70,7 +72,9 @@ const PROFILE_FLUSH_BYTES = 128 << 20;
 
 export function createCudaDevice({ runtime: rt, library, profile, programmatic }: CudaDeviceOptions): Device {
   const arch = Number(/sm_(\d+)/.exec(library.target)?.[1] ?? 0);
-  const pdl = arch >= 90 && (programmatic ?? process.env.TKC_PDL === "1");
+  const env = process.env.TKC_PDL;
+  const pdlAlways = arch >= 90 && (programmatic ?? env === "1");
+  const pdlInRecordings = arch >= 90 && (programmatic ?? env !== "0");
   const stream = rt.createStream();
   let recording = false;
   let flush: { ptr: DevicePtr; graph: GpuGraph } | undefined;
@@ -151,7 +155,12 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
       const symbols = bindSymbols(op.art, shapes);
       const { grid, block } = launchConfig(op.art, symbols);
       const launchArgs = kernelArgs(op.art, ptrs, scalars, symbols);
-      rt.launch(op.fn, launchArgs, { grid, block, stream, programmatic: pdl });
+      rt.launch(op.fn, launchArgs, {
+        grid,
+        block,
+        stream,
+        programmatic: recording ? pdlInRecordings : pdlAlways,
+      });
       if (profile && !recording) {
         // Each timed launch follows a write of more than the L2 cache holds, so it reads its
         // weights from memory as it does in a real step (where 3.7 GB pass through a 50 MB L2).

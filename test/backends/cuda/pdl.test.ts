@@ -1,0 +1,85 @@
+/**
+ * Which launches of the CUDA device use programmatic dependent launch: by default those recorded
+ * into a graph (the decode step) and not eager ones (prefill); `programmatic` or TKC_PDL=1 / 0
+ * turn it on or off for all; never for libraries older than sm_90. A stub runtime records the
+ * launch options (no GPU, no driver).
+ */
+import { afterEach, describe, expect, it } from "vitest";
+import type { GpuRuntime, LaunchOptions } from "../../../backends/gpu-common/runtime.ts";
+import { createCudaDevice } from "../../../llama/device/cuda.ts";
+import { compileOp } from "../../../llama/device/compile.ts";
+import type { Library } from "../../../llama/device/library.ts";
+import type { OpSpec } from "../../../llama/device/types.ts";
+import * as S from "../../../stdlib/index.ts";
+import { GPU_SCHEDULES } from "../../../stdlib/gpu/schedules.ts";
+import { llvmMissing } from "../llvm/helpers.ts";
+
+const spec: OpSpec = {
+  key: "residual",
+  kernel: S.residualAdd,
+  specialize: { m: 1, d: 64 },
+  schedule: GPU_SCHEDULES.residualAdd!,
+};
+
+/** A runtime that allocates addresses and records each launch's programmatic flag. */
+function stubRuntime(launches: boolean[]): GpuRuntime {
+  let next = 0x1000n;
+  const stream = { synchronize() {} };
+  const stub: Partial<GpuRuntime> = {
+    device: { name: "stub" } as GpuRuntime["device"],
+    createStream: () => stream as never,
+    alloc: (bytes: number) => {
+      const p = next;
+      next += BigInt(bytes + 256);
+      return p;
+    },
+    loadModule: () => ({ getFunction: () => ({}) as never, unload() {} }) as never,
+    launch: (_fn, _args, o: LaunchOptions) => void launches.push(o.programmatic ?? false),
+    captureGraph: (s, body) => {
+      body(s);
+      return { launch() {}, destroy() {} } as never;
+    },
+  };
+  return new Proxy(stub as GpuRuntime, {
+    get: (t, k) => {
+      if (!(k in t)) throw new Error(`stub runtime: ${String(k)} is not stubbed`);
+      return t[k as keyof GpuRuntime];
+    },
+  });
+}
+
+describe.skipIf(llvmMissing !== "")("programmatic dependent launch on the CUDA device", () => {
+  const art = compileOp(spec, "sm_90");
+  const library = (target: string): Library => ({ target, kernels: { residual: art } });
+  afterEach(() => {
+    delete process.env.TKC_PDL;
+  });
+
+  /** One eager launch, then one inside a recording: their programmatic flags. */
+  function launches(target: string, programmatic?: boolean): boolean[] {
+    const out: boolean[] = [];
+    const d = createCudaDevice({ runtime: stubRuntime(out), library: library(target), programmatic });
+    const t = (n: number) => d.tensor("f16", [1, n]);
+    const args = { a: t(64), b: t(64), y: t(64) };
+    d.run(d.op(spec), args);
+    d.record(() => d.run(d.op(spec), args));
+    return out;
+  }
+
+  it("by default only in recordings (the decode graph)", () => {
+    expect(launches("sm_90")).toEqual([false, true]);
+  });
+
+  it("everywhere or nowhere when asked, by option or TKC_PDL", () => {
+    expect(launches("sm_90", true)).toEqual([true, true]);
+    expect(launches("sm_90", false)).toEqual([false, false]);
+    process.env.TKC_PDL = "1";
+    expect(launches("sm_90")).toEqual([true, true]);
+    process.env.TKC_PDL = "0";
+    expect(launches("sm_90")).toEqual([false, false]);
+  });
+
+  it("never for kernels built before sm_90 (they do not wait for their predecessor)", () => {
+    expect(launches("sm_80", true)).toEqual([false, false]);
+  });
+});
