@@ -48,6 +48,8 @@ const SIZES: Record<string, Record<string, number>> = {
   q4QkvGemv: { ...q4(12288, 4096), qd: 4096, kvd: 4096 },
   q4GemvRows4Rms: q4(12288, 4096),
   f16Gemv: { k: 4096, n: 4096 },
+  f16GemvResidual: { k: 4096, n: 4096 },
+  f16GateUpSilu: { k: 4096, n2: 22016, i: 11008 },
   q4Gemm: gemm(512, 4096, 4096),
   q4GemmTiled: gemm(512, 4096, 4096),
   q4GemmMma: gemm(512, 4096, 4096),

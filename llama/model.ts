@@ -117,10 +117,6 @@ export class KernelLlama implements LanguageModel {
     a("partMax", [c.nHeads, chunks], "f32");
     a("partSum", [c.nHeads, chunks], "f32");
     a("h", [c.hiddenDim]);
-    // gate and up outputs side by side: one GEMV computes both (f16 and f32 weights).
-    a("gateUp", [2 * c.hiddenDim]);
-    this.act.gate = d.view(this.act.gateUp!, [c.hiddenDim], 0);
-    this.act.up = d.view(this.act.gateUp!, [c.hiddenDim], c.hiddenDim);
     a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
   }
 
@@ -260,15 +256,10 @@ export class KernelLlama implements LanguageModel {
           y: xv,
         });
       } else {
-        const tmp = flat(A.xn!, c.dim);
-        this.run(o.gemvO!, { x: attn, w: L.o.w!, y: tmp });
-        this.run(o.residual!, { a: x, b: A.xn!, y: x });
+        this.run(o.gemvORes!, { x: attn, w: L.o.w!, residual: xv, y: xv });
         this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: A.xn!, eps: c.normEps });
-        this.run(o.gemvGateUp!, { x: xn, w: L.gateUp.w!, y: A.gateUp! });
-        const hm = (t: DeviceTensor) => d.view(t, [1, c.hiddenDim]);
-        this.run(o.siluMul!, { gate: hm(A.gate!), up: hm(A.up!), out: hm(A.h!) });
-        this.run(o.gemvDown!, { x: A.h!, w: L.down.w!, y: tmp });
-        this.run(o.residual!, { a: x, b: A.xn!, y: x });
+        this.run(o.gemvGateUpSilu!, { x: xn, w: L.gateUp.w!, out: A.h! });
+        this.run(o.gemvDownRes!, { x: A.h!, w: L.down.w!, residual: xv, y: xv });
       }
     }
     this.run(o.rmsNorm!, { x, w: this.finalNorm, y: A.xn!, eps: c.normEps });

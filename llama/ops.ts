@@ -213,11 +213,10 @@ export function llamaOps(
     Object.assign(decode, {
       // Q, K and V (and gate and up) are adjacent rows of one matrix and adjacent outputs: one GEMV each.
       gemvQKV: op("gemvqkv1", S.f16Gemv, g(dim, dim + 2 * kvd)),
-      gemvO: op("gemvo1", S.f16Gemv, g(dim, dim)),
-      gemvGateUp: op("gemvgateup1", S.f16Gemv, g(dim, 2 * hidden)),
-      gemvDown: op("gemvd1", S.f16Gemv, g(hidden, dim)),
-      residual: op("residual1", S.residualAdd, { m: 1, d: dim }),
-      siluMul: op("silumul1", S.siluMul, { m: 1, d: hidden }),
+      // The residual add and SiLU in the GEMVs' epilogues (one launch each instead of two).
+      gemvORes: op("gemvores1", S.f16GemvResidual, g(dim, dim)),
+      gemvGateUpSilu: op("gemvgateup1", S.f16GateUpSilu, { k: dim, n2: 2 * hidden, i: hidden }),
+      gemvDownRes: op("gemvdownres1", S.f16GemvResidual, g(hidden, dim)),
       lmHead: op("lmhead1", S.f16Gemv, g(dim, c.vocabSize)),
     });
     Object.assign(prefill, {

@@ -195,6 +195,8 @@ function rowsAndColumns(outer: string, inner: string) {
 export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string) => void>> = {
   q4Gemv: q4GemvSchedule("n"),
   f16Gemv: f16GemvSchedule,
+  f16GemvResidual: f16GemvSchedule,
+  f16GateUpSilu: f16GemvSchedule,
   q4GemvRows4: q4GemvSchedule("n4"),
   q4GemvMma: q4GemvMmaSchedule(),
   q4GemvResidualMma: q4GemvMmaSchedule(),

@@ -17,7 +17,7 @@ import { f16Bits, f16FromBits } from "../../dsl/dtypes.ts";
 import { cachedLibrary, libraryHash } from "../../llama/device/cache.ts";
 import { readLibrary } from "../../llama/device/library.ts";
 import { specializedFunc } from "../../llama/device/prepare.ts";
-import { allOps, llamaOps } from "../../llama/ops.ts";
+import { allOps, CUDA_OP_CHOICES, llamaOps, type OpChoices } from "../../llama/ops.ts";
 import { GPU_SCHEDULES, ROW_THREADS } from "../../stdlib/gpu/schedules.ts";
 import { tunedParams } from "../../stdlib/gpu/tuned.ts";
 import { loadModel, modelSpec, resolveModelConfig } from "../../cli/load-model.ts";
@@ -62,7 +62,8 @@ const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "tkc-compile-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
 const stories = resolveModelConfig("stories15M").config;
-const storiesOps = (format: "q4f16_1" | "f16") => allOps(llamaOps(stories, format, GPU_SCHEDULES));
+const storiesOps = (format: "q4f16_1" | "f16", choices: OpChoices = {}) =>
+  allOps(llamaOps(stories, format, GPU_SCHEDULES, choices));
 
 interface Manifest {
   format: string;
@@ -126,7 +127,10 @@ describe.skipIf(llvmMissing !== "")(`tkc compile for GPUs${skipped(llvmMissing)}
     expect(r.stdout).toMatch(new RegExp(`^compiled \\d+ kernels for cuda sm_90 in [\\d.]+ s into ${out}`));
 
     const m = manifestOf(out);
-    const keys = storiesOps("q4f16_1").map((o) => o.key);
+    // CUDA's kernel choices: at stories15M's shapes the down projection (K = 768) takes the
+    // tensor-core GEMV.
+    const keys = storiesOps("q4f16_1", CUDA_OP_CHOICES).map((o) => o.key);
+    expect(keys).toContain("downresmma1_q4f16_1_288x768_6h6kv_32000v_256ctx");
     expect(m).toMatchObject({
       format: "tkc-library",
       version: 1,

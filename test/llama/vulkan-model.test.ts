@@ -93,7 +93,7 @@ describe.skipIf(!rt)("the Vulkan device", () => {
     const d = createVulkanDevice({ runtime: rt! });
     try {
       const dim = weights.config.dim;
-      const residual = d.op(llamaOps(weights.config, "f32").decode.residual!);
+      const residual = d.op(llamaOps(weights.config, "f32").prefill.residual!);
       const acc = d.tensor("f32", [1, dim]);
       const one = d.tensor("f32", [1, dim]);
       d.write(acc, new Float32Array(dim));

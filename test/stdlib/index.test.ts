@@ -10,7 +10,19 @@ import * as stdlib from "../../stdlib/index.ts";
 const TARGETS = ["gfx1100", "sm_90", "vulkan"];
 /** Kernels whose GPU schedule has nothing to choose (a block per head, a thread per channel). */
 // The tensor-core GEMMs' tile shape is the instruction's layout, written into the kernels.
-const PARAMETERLESS = ["attentionDecodeCombine", "q4GemmMma", "f16GemmMma"];
+// The tensor-core GEMVs (NVIDIA only) pick a variant per weight shape (stdlib/gpu/gemv.ts
+// MMA_GEMV_VARIANTS), not per target.
+const PARAMETERLESS = [
+  "attentionDecodeCombine",
+  "q4GemmMma",
+  "f16GemmMma",
+  "q4GemvMma",
+  "q4GemvResidualMma",
+  "q4GemvF32Mma",
+  "q4GateUpSiluMma",
+  "q4GemvRmsMma",
+  "q4GateUpSiluRmsMma",
+];
 const exports = stdlib as unknown as Record<string, unknown>;
 const kernels = Object.entries(exports).filter(
   (e): e is [string, KernelDef] => typeof e[1] === "object" && (e[1] as { kind?: string })?.kind === "kernel",
@@ -32,6 +44,14 @@ describe("stdlib", () => {
         "f16GemmTiled",
         "f16GemmMma",
         "f16Gemv",
+        "f16GemvResidual",
+        "f16GateUpSilu",
+        "q4GemvMma",
+        "q4GemvResidualMma",
+        "q4GemvF32Mma",
+        "q4GateUpSiluMma",
+        "q4GemvRmsMma",
+        "q4GateUpSiluRmsMma",
         "kvAppend",
         "q4Embedding",
         "q4GateUpSilu",
