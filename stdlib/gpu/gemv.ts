@@ -131,9 +131,10 @@ export function q4GemvRmsSchedule(rowLoop: string, p?: GemvSchedule) {
 /**
  * The tensor-core GEMVs (stdlib/q4_gemv_mma.ts): a block per 32 rows, its warps (threadIdx.y) and
  * lanes (threadIdx.x) as the kernel names them, every per-lane loop unrolled (codes, fragments and
- * accumulators in registers), the 16 x 8 x 16 nest tensorized into one mma.m16n8k16 on NVIDIA
- * sm_80 and later (elsewhere it stays per-lane loops of multiply-adds: correct, not fast). Refuses a weight
- * whose N is not a multiple of 32 or K of 256.
+ * accumulators in registers), the 16 x 8 x 16 nest tensorized into one mma.m16n8k16. Refuses
+ * targets without that instruction (NVIDIA before sm_80, AMD, Vulkan: the per-lane nest reads
+ * other lanes' registers, which only the instruction can) and weights whose N is not a multiple
+ * of the rows per block or K of 256.
  */
 export interface GemvMmaSchedule {
   /**
@@ -196,6 +197,12 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
         "q4GemvMmaSchedule",
         `K = ${kw.value * 8} is not a multiple of ${MMA_GEMV_CHUNK}: use the four-rows kernels (q4_gemv_rows*.ts)`,
       );
+    // Without tensor cores the products would read other lanes' registers: refused, not wrong.
+    if (!hasMma(target))
+      throw new ScheduleError(
+        "q4GemvMmaSchedule",
+        `the tensor-core GEMVs need NVIDIA sm_80 or later (mma.m16n8k16); ${target} has none: use the four-rows kernels (q4_gemv_rows*.ts)`,
+      );
     s.bind("blk", "blockIdx.x");
     for (const [w, l] of [
       ["wz", "lz"],
@@ -229,8 +236,7 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       s.bind(lane2!, "threadIdx.x");
       s.unroll(steps!);
     }
-    const mma = hasMma(target);
-    if (mma) s.tensorize("r", "mma_m16n8k16", "lane");
+    s.tensorize("r", "mma_m16n8k16", "lane");
     const unrolled = ["tz", "hz", "ta", "ra", "ha", "va", "hb", "vb", "sb", "jb", "tc", "rc"];
     unrolled.push("tt", "hh", "vv", "ss", "jf", "jg", "te", "re", "tr", "hr", "wo", "jo");
     for (const l of unrolled) s.unroll(l);

@@ -76,7 +76,13 @@ describe("tensor-core q4f16_1 GEMVs", () => {
     });
   }
 
-  it("refuses weights it cannot tile, naming the kernels that can", () => {
+  it("refuses targets without the instruction and weights it cannot tile, naming the kernels that can", () => {
+    for (const target of ["vulkan", "gfx1100", "sm_75"])
+      expect(() => scheduledFunc(spec(S.q4GemvMma, plain), target)).toThrow(
+        new RegExp(
+          `need NVIDIA sm_80 or later \\(mma.m16n8k16\\); ${target} has none: use the four-rows kernels`,
+        ),
+      );
     expect(() => scheduledFunc(spec(S.q4GemvMma, { n: 48, k: 768, kw: 96, kg: 24 }), "sm_90")).toThrow(
       /N = 48 rows is not a multiple of 32 \(the rows of a block\): use the four-rows kernels/,
     );
