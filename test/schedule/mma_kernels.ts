@@ -1,5 +1,14 @@
 /** One warp's 16 x 8 x 16 product written lane by lane, and variants tensorize must refuse. */
-import { kernel, f32, local, packF16x2, unpackF16x2, type f16, type Tensor } from "../../dsl/index.ts";
+import {
+  kernel,
+  f32,
+  local,
+  packF16x2,
+  unpackF16x2,
+  withConsts,
+  type f16,
+  type Tensor,
+} from "../../dsl/index.ts";
 import * as L from "../../stdlib/mma_layout.ts";
 
 /** c = a b^T for a [16, 16], b [8, 16]: the mma.m16n8k16 accumulator layout. */
@@ -50,6 +59,9 @@ export const mmaTileF32 = kernel(function mmaTileF32(
   }
 });
 
+/** 1: mmaTileFragments reads A's registers 1 and 2 swapped (mmaTileFragmentsWrong). */
+const SWAP_A: number = 0;
+
 /** mmaTile with both operands packed into per-lane fragment registers first (tensorize's fragment form). */
 export const mmaTileFragments = kernel(function mmaTileFragments(
   a: Tensor<f16, [16, 16]>,
@@ -72,38 +84,16 @@ export const mmaTileFragments = kernel(function mmaTileFragments(
         const row = L.mmaCRow(lane, r);
         const n = L.mmaCCol(lane, r);
         acc[lane][r] +=
-          f32(unpackF16x2(af[L.mmaALane(row, kk)][L.mmaAReg(row, kk)], kk & 1)) *
-          f32(unpackF16x2(bf[L.mmaBLane(n, kk)][L.mmaBReg(kk)], kk & 1));
+          f32(
+            unpackF16x2(
+              af[L.mmaALane(row, kk)][SWAP_A === 1 ? (row >> 3) * 2 + (kk >> 3) : L.mmaAReg(row, kk)],
+              kk & 1,
+            ),
+          ) * f32(unpackF16x2(bf[L.mmaBLane(n, kk)][L.mmaBReg(kk)], kk & 1));
       }
     for (let ry = 0; ry < 4; ry++) c[L.mmaCRow(lane, ry)][L.mmaCCol(lane, ry)] = acc[lane][ry];
   }
 });
 
 /** As mmaTileFragments with A's registers 1 and 2 swapped in the reads: not the instruction's layout. */
-export const mmaTileFragmentsWrong = kernel(function mmaTileFragmentsWrong(
-  a: Tensor<f16, [16, 16]>,
-  b: Tensor<f16, [8, 16]>,
-  c: Tensor<f32, [16, 8]>,
-) {
-  const af = local("u32", [32, 4]);
-  const bf = local("u32", [32, 2]);
-  const acc = local("f32", [32, 4]);
-  for (let lf = 0; lf < 32; lf++) {
-    for (let j = 0; j < 4; j++)
-      af[lf][j] = packF16x2(a[L.mmaARow(lf, j)][L.mmaAK(lf, j, 0)], a[L.mmaARow(lf, j)][L.mmaAK(lf, j, 1)]);
-    for (let jb = 0; jb < 2; jb++)
-      bf[lf][jb] = packF16x2(b[L.mmaBN(lf)][L.mmaBK(lf, jb, 0)], b[L.mmaBN(lf)][L.mmaBK(lf, jb, 1)]);
-  }
-  for (let lane = 0; lane < 32; lane++) {
-    for (let rz = 0; rz < 4; rz++) acc[lane][rz] = f32(0);
-    for (let r = 0; r < 4; r++)
-      for (let kk = 0; kk < 16; kk++) {
-        const row = L.mmaCRow(lane, r);
-        const n = L.mmaCCol(lane, r);
-        acc[lane][r] +=
-          f32(unpackF16x2(af[L.mmaALane(row, kk)][(row >> 3) * 2 + (kk >> 3)], kk & 1)) *
-          f32(unpackF16x2(bf[L.mmaBLane(n, kk)][L.mmaBReg(kk)], kk & 1));
-      }
-    for (let ry = 0; ry < 4; ry++) c[L.mmaCRow(lane, ry)][L.mmaCCol(lane, ry)] = acc[lane][ry];
-  }
-});
+export const mmaTileFragmentsWrong = withConsts(mmaTileFragments, { SWAP_A: 1 });
