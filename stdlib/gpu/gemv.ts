@@ -215,7 +215,6 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       s.bind(w!, "threadIdx.y");
       s.bind(l!, "threadIdx.x");
     }
-    s.bind("rs", "threadIdx.x");
     s.bind("ro", "threadIdx.x");
     // RMSNorm folded in (q4GemvRmsMma, q4GateUpSiluRmsMma): each warp's lanes sum the squares
     // (32 at a time, unrolled so the loads are in flight together) and the block writes xs.
