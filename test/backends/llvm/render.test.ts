@@ -120,6 +120,9 @@ function tool(cmd: string, args: (file: string) => string[], input: string | Uin
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
+/** The tensor-core GEMVs (stdlib/q4_gemv_mma.ts): NVIDIA only, their schedule refuses AMD targets. */
+const needsMma = (spec: OpSpec): boolean => /^q4(Gemv|GateUp)\w*Mma$/.test(spec.kernel.name);
+
 const device = (spec: OpSpec, target: string): PrimFunc =>
   lowerToDevice(scheduledFunc(spec, target), GPU_TARGETS[target]!.lowering);
 
@@ -149,9 +152,16 @@ describe.skipIf(llvmMissing !== "")(
       },
     );
 
+    it("refuses the tensor-core GEMVs for AMD targets, naming the kernels to use", () => {
+      const mma = CASES.filter(needsMma);
+      expect(mma.length).toBe(6);
+      for (const spec of mma)
+        expect(() => device(spec, "gfx1100")).toThrow(/gfx1100 has none: use the four-rows kernels/);
+    });
+
     for (const arch of ["gfx1100", "gfx942"] as const) {
       const missing = !lld ? "ld.lld-19 not found: checking the unlinked object" : "";
-      it.each(CASES.map((c) => [c.key, c] as const))(
+      it.each(CASES.filter((c) => !needsMma(c)).map((c) => [c.key, c] as const))(
         `%s: amdgcn ${arch} verifies, compiles, and llvm-objdump-19 -d shows the kernel${note(!objdump, "llvm-objdump-19 not found")}${note(!lld, missing)}`,
         (_key, spec) => {
           const target = GPU_TARGETS[arch]!.llvm;
