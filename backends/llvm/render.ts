@@ -13,26 +13,12 @@ import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { flavorFor, type Flavor } from "./flavor.ts";
+import { castValue, floorDivMod } from "./render-arith.ts";
 import { f16x2Op, mathF32 } from "./render-math.ts";
+import { isFloatT, isUnsigned, llvmType, memType, ovl } from "./render-types.ts";
 import { MmaIssuer, shuffleXor } from "./render-warp.ts";
 import { floatLiteral } from "./render-text.ts";
 import type { LLVMTarget } from "./target.ts";
-
-export const llvmType = (d: DType): string =>
-  ({
-    f32: "float",
-    f16: "half",
-    bf16: "bfloat",
-    i64: "i64",
-    i32: "i32",
-    u32: "i32",
-    i8: "i8",
-    u8: "i8",
-    bool: "i1",
-  })[d];
-const memType = (d: DType): string => (d === "bool" ? "i8" : llvmType(d));
-const isFloatT = (d: DType): boolean => DTYPES[d].kind === "float";
-const isUnsigned = (d: DType): boolean => DTYPES[d].kind === "uint" || d === "bool";
 
 interface BufferRef {
   ptr: string;
@@ -214,7 +200,7 @@ class Emitter {
       case "floordiv":
       case "floormod":
         this.n--;
-        return this.floorDivMod(e.op, a, b, d);
+        return floorDivMod(this, e.op, a, b, d);
       default: {
         const pred = fl ? FCMP[e.op] : uns ? UCMP[e.op] : SCMP[e.op];
         if (!pred) throw new Error(`tkc llvm: unsupported operator ${e.op}`);
@@ -224,75 +210,13 @@ class Emitter {
     }
   }
 
-  private floorDivMod(op: "floordiv" | "floormod", a: string, b: string, d: DType): string {
-    const ty = llvmType(d);
-    if (isUnsigned(d)) {
-      const t = this.tmp();
-      this.emit(`${t} = ${op === "floordiv" ? "udiv" : "urem"} ${ty} ${a}, ${b}`);
-      return t;
-    }
-    // Truncating results, corrected when the remainder is non-zero and the signs differ.
-    const q = this.tmp();
-    const r = this.tmp();
-    const rnz = this.tmp();
-    const sx = this.tmp();
-    const adj = this.tmp();
-    const out = this.tmp();
-    this.emit(`${q} = sdiv ${ty} ${a}, ${b}`);
-    this.emit(`${r} = srem ${ty} ${a}, ${b}`);
-    this.emit(`${rnz} = icmp ne ${ty} ${r}, 0`);
-    const xr = this.tmp();
-    this.emit(`${xr} = xor ${ty} ${r}, ${b}`);
-    this.emit(`${sx} = icmp slt ${ty} ${xr}, 0`);
-    this.emit(`${adj} = and i1 ${rnz}, ${sx}`);
-    if (op === "floordiv") {
-      const q1 = this.tmp();
-      this.emit(`${q1} = sub ${ty} ${q}, 1`);
-      this.emit(`${out} = select i1 ${adj}, ${ty} ${q1}, ${ty} ${q}`);
-    } else {
-      const r1 = this.tmp();
-      this.emit(`${r1} = add ${ty} ${r}, ${b}`);
-      this.emit(`${out} = select i1 ${adj}, ${ty} ${r1}, ${ty} ${r}`);
-    }
-    return out;
+  cast(v: string, from: DType, to: DType): string {
+    return castValue(this, v, from, to);
   }
 
-  cast(v: string, from: DType, to: DType): string {
-    if (from === to) return v;
-    const ft = llvmType(from);
-    const tt = llvmType(to);
-    const t = this.tmp();
-    if (to === "bool") {
-      if (isFloatT(from)) this.emit(`${t} = fcmp une ${ft} ${v}, 0.0`);
-      else this.emit(`${t} = icmp ne ${ft} ${v}, 0`);
-      return t;
-    }
-    if (isFloatT(to)) {
-      if (from === "bool" || isUnsigned(from)) this.emit(`${t} = uitofp ${ft} ${v} to ${tt}`);
-      else if (!isFloatT(from)) this.emit(`${t} = sitofp ${ft} ${v} to ${tt}`);
-      else if ((from === "f16" || from === "bf16") && (to === "f16" || to === "bf16")) {
-        // half <-> bfloat goes through float.
-        this.n--;
-        return this.cast(this.cast(v, from, "f32"), "f32", to);
-      } else if (floatBits(from) < floatBits(to)) this.emit(`${t} = fpext ${ft} ${v} to ${tt}`);
-      else this.emit(`${t} = fptrunc ${ft} ${v} to ${tt}`);
-      return t;
-    }
-    if (isFloatT(from)) {
-      // Saturating, NaN to zero: tkc's float-to-int rule.
-      this.n--;
-      const name = `llvm.fpto${isUnsigned(to) ? "u" : "s"}i.sat.${tt}.${ovl(from)}`;
-      return this.callIntrinsic(tt, name, [v], [ft]);
-    }
-    const fb = intBits(from);
-    const tb = intBits(to);
-    if (fb === tb) {
-      this.n--;
-      return v;
-    }
-    if (fb > tb) this.emit(`${t} = trunc ${ft} ${v} to ${tt}`);
-    else this.emit(`${t} = ${isUnsigned(from) ? "zext" : "sext"} ${ft} ${v} to ${tt}`);
-    return t;
+  /** The last tmp() went unused: the next one takes its number. */
+  releaseTmp(): void {
+    this.n--;
   }
 
   private call(name: string, args: readonly Expr[], d: DType): string {
@@ -634,9 +558,6 @@ const UCMP: Record<string, string> = {
   ">=": "uge",
 };
 
-const ovl = (d: DType): string => ({ f32: "f32", f16: "f16", bf16: "bf16" })[d as "f32"] ?? llvmType(d);
-const floatBits = (d: DType): number => (d === "f32" ? 32 : 16);
-const intBits = (d: DType): number => (d === "bool" ? 1 : DTYPES[d].bits);
 const alignOf = (d: DType): number => (d === "bool" ? 1 : DTYPES[d].bits / 8);
 const isZero = (e: Expr): boolean => e.kind === "const" && e.value === 0;
 
