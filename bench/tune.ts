@@ -13,6 +13,9 @@
 // Families and their candidates:
 //   gemv      one row per thread (q4Gemv stands for its fused variants), rows per block x lanes
 //   gemvRows  four rows per thread (q4GemvRows4 stands for its fused variants), likewise
+//   gemvMma   the tensor-core GEMVs (q4GemvMma stands for its fused variants): warps splitting K,
+//             rows per block (one or two 16-row tiles) and chunks unrolled per warp iteration;
+//             22016x4096 (the gate/up pair, whose kernel needs two tiles) only with 32 rows
 //   rowReduce rmsNorm's threads per row
 // Shapes are Llama-2-7B's decode shapes (bench/device/build-bench.ts GEMV_SHAPES; RMSNorm of 4096).
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -20,7 +23,13 @@ import { gzipSync } from "node:zlib";
 import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
 import * as S from "../stdlib/index.ts";
-import { q4GemvSchedule, type GemvSchedule } from "../stdlib/gpu/gemv.ts";
+import {
+  q4GemvMmaSchedule,
+  q4GemvSchedule,
+  type GemvSchedule,
+  type MmaGemvVariant,
+} from "../stdlib/gpu/gemv.ts";
+import { withConsts } from "../dsl/kernel.ts";
 import { rowReduction } from "../stdlib/gpu/schedules.ts";
 import { TUNED, type TunedEntry } from "../stdlib/gpu/tuned.ts";
 import type { KernelArtifact } from "../backends/gpu-common/kernel.ts";
@@ -77,8 +86,22 @@ function gemvGrid(family: "gemv" | "gemvRows"): GemvSchedule[] {
   return out;
 }
 
+function mmaGrid(): MmaGemvVariant[] {
+  const out: MmaGemvVariant[] = [];
+  for (const warps of [4, 8, 16])
+    for (const rows of [16, 32] as const)
+      for (const unrollChunks of [1, 2, 4]) out.push({ warps, rows, unrollChunks });
+  return out;
+}
+
 function candidates(): TuneCandidate[] {
   const out: TuneCandidate[] = [];
+  const gemvBuffers = (n: number, k: number) => ({
+    x: k * 2,
+    packed: (n * k) / 2,
+    scales: (n * k) / 16,
+    y: n * 2,
+  });
   for (const [family, kernel, rowLoop] of [
     ["gemv", S.q4Gemv, "n"],
     ["gemvRows", S.q4GemvRows4, "n4"],
@@ -91,7 +114,7 @@ function candidates(): TuneCandidate[] {
           specialize: { n, k, kw: k / 8, kg: k / 32 },
           schedule: q4GemvSchedule(rowLoop, p),
         };
-        const buffers = { x: k * 2, packed: (n * k) / 2, scales: (n * k) / 16, y: n * 2 };
+        const buffers = gemvBuffers(n, k);
         out.push({
           family,
           params: { ...p },
@@ -102,6 +125,26 @@ function candidates(): TuneCandidate[] {
           artifact: compileOp(spec, ARCH),
         });
       }
+  for (const p of mmaGrid())
+    for (const [n, k] of GEMV_SHAPES) {
+      if (n === 22016 && p.rows !== 32) continue;
+      const spec: OpSpec = {
+        key: `tune_gemvMma_${n}x${k}_w${p.warps}r${p.rows}u${p.unrollChunks}`,
+        kernel: withConsts(S.q4GemvMma, { WARPS: p.warps, MMA_ROWS: p.rows, TILES: p.rows / 16 }),
+        specialize: { n, k, kw: k / 8, kg: k / 32 },
+        schedule: q4GemvMmaSchedule(p),
+      };
+      const buffers = gemvBuffers(n, k);
+      out.push({
+        family: "gemvMma",
+        params: { ...p },
+        shape: `${n}x${k}`,
+        buffers,
+        scalars: {},
+        bytes: Object.values(buffers).reduce((a, b) => a + b, 0),
+        artifact: compileOp(spec, ARCH),
+      });
+    }
   for (const threads of [128, 256, 512, 1024]) {
     const d = 4096;
     const spec: OpSpec = {

@@ -153,17 +153,17 @@ export interface MmaGemvVariant extends GemvMmaSchedule {
 export const MMA_GEMV_DEFAULT: MmaGemvVariant = { warps: 8, rows: 32, unrollChunks: 1 };
 
 /**
- * The best variant per Llama-2-7B weight shape "NxK", measured on an H100 (bench/results/
- * gemv-h100.json: 40 variants, best in each of three calls): few rows and many warps where N is
- * small (more blocks, shorter chains of chunks per warp), two tiles where N is large.
+ * A tensor-core GEMV's variant for an N x K weight: measured best at that shape by bench/tune.ts
+ * (family "gemvMma", stdlib/gpu/tuned.ts), else best over the 7B shapes, else the default. Measured
+ * on an H100 (sm_90) and used for every CUDA target.
  */
-export const MMA_GEMV_VARIANTS: Readonly<Record<string, MmaGemvVariant>> = {
-  "4096x4096": { warps: 16, rows: 16, unrollChunks: 1 },
-  "12288x4096": { warps: 8, rows: 32, unrollChunks: 2 },
-  "22016x4096": { warps: 4, rows: 32, unrollChunks: 4 },
-  "4096x11008": { warps: 16, rows: 16, unrollChunks: 3 },
-  "32000x4096": { warps: 8, rows: 32, unrollChunks: 2 },
-};
+export function mmaGemvVariant(shape: string | undefined): MmaGemvVariant {
+  return (
+    (shape ? tunedParams<MmaGemvVariant>("sm_90", `gemvMma:${shape}`) : undefined) ??
+    tunedParams<MmaGemvVariant>("sm_90", "gemvMma") ??
+    MMA_GEMV_DEFAULT
+  );
+}
 
 /**
  * The tensor-core GEMV kernel `def` (stdlib/q4_gemv_mma.ts) for an N x K weight, with its
@@ -172,7 +172,7 @@ export const MMA_GEMV_VARIANTS: Readonly<Record<string, MmaGemvVariant>> = {
  */
 export function mmaGemvKernel(def: KernelDef, n: number, k: number): KernelDef | undefined {
   const gateUp = def.name.startsWith("q4GateUpSilu");
-  const v = MMA_GEMV_VARIANTS[`${n}x${k}`] ?? MMA_GEMV_DEFAULT;
+  const v = mmaGemvVariant(`${n}x${k}`);
   const rows = gateUp ? 32 : v.rows;
   if (k % MMA_GEMV_CHUNK !== 0 || (gateUp ? (n / 2) % 16 : n % rows) !== 0) return undefined;
   if (def.name.includes("Rms") && k > MMA_RMS_MAX_K) return undefined;
@@ -182,7 +182,7 @@ export function mmaGemvKernel(def: KernelDef, n: number, k: number): KernelDef |
 export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
   return (s: Schedule, target: string): void => {
     const shape = weightShape(s);
-    const p = params ?? (shape ? MMA_GEMV_VARIANTS[shape] : undefined) ?? MMA_GEMV_DEFAULT;
+    const p = params ?? mmaGemvVariant(shape);
     const packed = s.func.params.find((p) => p.kind === "buffer" && p.buffer.name === "packed");
     const [n, kw] = packed?.kind === "buffer" ? packed.buffer.shape : [];
     const ro = loopPath(s.func, "ro", "q4GemvMmaSchedule").loop.extent;

@@ -6,7 +6,8 @@
  *
  * Families: "gemv" (the one-row q4 GEMVs: q4Gemv, q4GemvF32, q4GemvResidual, q4QkvGemv,
  * q4GateUpSilu), "gemvRows" (the rows-per-thread ones: q4GemvRows4, q4GemvResidualRows4,
- * q4GateUpSiluRows2, q4GemvRows4Rms), "rowReduce" (rmsNorm's threads per row).
+ * q4GateUpSiluRows2, q4GemvRows4Rms), "gemvMma" (the tensor-core GEMVs of q4_gemv_mma.ts: warps,
+ * rows per block, unrolled chunks), "rowReduce" (rmsNorm's threads per row).
  */
 export interface TunedEntry {
   /** The parameters, as the family's schedule takes them. */
@@ -20,28 +21,28 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
   sm_90: {
     gemv: {
       params: {
-        rows: 2,
+        rows: 4,
         lanes: 32,
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least total time over the 7B GEMV shapes, 108.5 us (bench/tune.ts)",
+      measured: "2026-11-26: least total time over the 7B GEMV shapes, 106.1 us (bench/tune.ts)",
     },
     gemvRows: {
       params: {
-        rows: 2,
+        rows: 1,
         lanes: 64,
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least total time over the 7B GEMV shapes, 93.0 us (bench/tune.ts)",
+      measured: "2026-11-26: least total time over the 7B GEMV shapes, 89.3 us (bench/tune.ts)",
     },
     rowReduce: {
       params: {
         threads: 1024,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least total time over RMSNorm of 4096, 2.3 us (bench/tune.ts)",
+      measured: "2026-11-26: least total time over RMSNorm of 4096, 2.2 us (bench/tune.ts)",
     },
     "gemv:4096x4096": {
       params: {
@@ -50,25 +51,25 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 7.5 us (bench/tune.ts)",
+      measured: "2026-11-26: least time at this shape, 7.2 us (bench/tune.ts)",
     },
     "gemv:12288x4096": {
       params: {
         rows: 4,
         lanes: 32,
-        unrollGroups: false,
+        unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 17.0 us (bench/tune.ts)",
+      measured: "2026-11-26: least time at this shape, 16.6 us (bench/tune.ts)",
     },
     "gemv:22016x4096": {
       params: {
         rows: 4,
         lanes: 32,
-        unrollGroups: false,
+        unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 28.2 us (bench/tune.ts)",
+      measured: "2026-11-26: least time at this shape, 27.4 us (bench/tune.ts)",
     },
     "gemv:4096x11008": {
       params: {
@@ -81,39 +82,39 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
     },
     "gemv:32000x4096": {
       params: {
-        rows: 2,
+        rows: 4,
         lanes: 32,
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 39.0 us (bench/tune.ts)",
+      measured: "2026-11-26: least time at this shape, 38.6 us (bench/tune.ts)",
     },
     "gemvRows:4096x4096": {
       params: {
-        rows: 2,
+        rows: 1,
         lanes: 64,
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 7.0 us (bench/tune.ts)",
+      measured: "2026-11-26: least time at this shape, 6.4 us (bench/tune.ts)",
     },
     "gemvRows:12288x4096": {
       params: {
-        rows: 1,
+        rows: 2,
         lanes: 32,
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 14.5 us (bench/tune.ts)",
+      measured: "2026-11-26: least time at this shape, 14.1 us (bench/tune.ts)",
     },
     "gemvRows:22016x4096": {
       params: {
-        rows: 2,
+        rows: 1,
         lanes: 64,
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 23.8 us (bench/tune.ts)",
+      measured: "2026-11-26: least time at this shape, 22.5 us (bench/tune.ts)",
     },
     "gemvRows:4096x11008": {
       params: {
@@ -122,16 +123,70 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 13.5 us (bench/tune.ts)",
+      measured: "2026-11-26: least time at this shape, 13.2 us (bench/tune.ts)",
     },
     "gemvRows:32000x4096": {
       params: {
-        rows: 2,
+        rows: 1,
         lanes: 64,
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 32.3 us (bench/tune.ts)",
+      measured: "2026-11-26: least time at this shape, 31.4 us (bench/tune.ts)",
+    },
+    "gemvMma:4096x4096": {
+      params: {
+        warps: 16,
+        rows: 16,
+        unrollChunks: 2,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 6.1 us (bench/tune.ts)",
+    },
+    "gemvMma:12288x4096": {
+      params: {
+        warps: 8,
+        rows: 32,
+        unrollChunks: 4,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 13.1 us (bench/tune.ts)",
+    },
+    "gemvMma:4096x11008": {
+      params: {
+        warps: 16,
+        rows: 16,
+        unrollChunks: 4,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 12.8 us (bench/tune.ts)",
+    },
+    "gemvMma:32000x4096": {
+      params: {
+        warps: 8,
+        rows: 32,
+        unrollChunks: 2,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 30.3 us (bench/tune.ts)",
+    },
+    "gemvMma:22016x4096": {
+      params: {
+        warps: 4,
+        rows: 32,
+        unrollChunks: 1,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least time at this shape, 21.7 us (bench/tune.ts)",
+    },
+    gemvMma: {
+      params: {
+        warps: 16,
+        rows: 32,
+        unrollChunks: 1,
+      },
+      device: "NVIDIA H100 80GB HBM3",
+      measured: "2026-11-26: least total time over the 7B GEMV shapes, 88.2 us (bench/tune.ts)",
     },
   },
 };

@@ -11,7 +11,7 @@ const TARGETS = ["gfx1100", "sm_90", "vulkan"];
 /** Kernels whose GPU schedule has nothing to choose (a block per head, a thread per channel). */
 // The tensor-core GEMMs' tile shape is the instruction's layout, written into the kernels.
 // The tensor-core GEMVs (NVIDIA only) pick a variant per weight shape (stdlib/gpu/gemv.ts
-// MMA_GEMV_VARIANTS), not per target.
+// mmaGemvVariant: bench/tune.ts family "gemvMma"), not per target.
 const PARAMETERLESS = [
   "attentionDecodeCombine",
   "q4GemmMma",
