@@ -189,7 +189,19 @@ export class KernelLlama implements LanguageModel {
       this.run(o.embed!, { ids: A.ids!, packed: this.embedQ4.packed!, scales: this.embedQ4.scales!, out: x });
     for (const L of this.layers) {
       const xn = flat(A.xn!, c.dim);
-      if (L.qkv.packed && o.qkvNormed) {
+      if (L.qkv.packed && o.qkvRope) {
+        this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
+        this.run(o.qkvRope, {
+          x: xn,
+          packed: L.qkv.packed,
+          scales: L.qkv.scales!,
+          qr: d.view(A.qr!, [c.nHeads, hd]),
+          kCache: L.kCache,
+          vCache: L.vCache,
+          pos_mem: A.pos!,
+          theta: c.ropeTheta,
+        });
+      } else if (L.qkv.packed && o.qkvNormed) {
         this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
         this.run(o.qkvNormed, { x: xn, packed: L.qkv.packed, scales: L.qkv.scales!, y: A.qkv! });
       } else if (L.qkv.packed) {
@@ -207,15 +219,16 @@ export class KernelLlama implements LanguageModel {
         this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
         this.run(o.gemvQKV!, { x: xn, w: L.qkv.w!, y: A.qkv! });
       }
-      this.run(o.ropeAppend!, {
-        qk: d.view(A.qkv!, [c.nHeads + c.nKvHeads, hd], 0),
-        v: d.view(A.qkv!, [c.nKvHeads, hd], c.dim + kv),
-        qr: d.view(A.qr!, [c.nHeads, hd]),
-        kCache: L.kCache,
-        vCache: L.vCache,
-        pos_mem: A.pos!,
-        theta: c.ropeTheta,
-      });
+      if (o.ropeAppend)
+        this.run(o.ropeAppend, {
+          qk: d.view(A.qkv!, [c.nHeads + c.nKvHeads, hd], 0),
+          v: d.view(A.qkv!, [c.nKvHeads, hd], c.dim + kv),
+          qr: d.view(A.qr!, [c.nHeads, hd]),
+          kCache: L.kCache,
+          vCache: L.vCache,
+          pos_mem: A.pos!,
+          theta: c.ropeTheta,
+        });
       const attnIn = {
         q: d.view(A.qr!, [c.nHeads, hd]),
         kCache: L.kCache,

@@ -64,6 +64,12 @@ export interface OpChoices {
    * faster (bench/results/decode-h100.json, decodeGemvAB).
    */
   readonly foldDecodeNorms?: boolean;
+  /**
+   * With decodeGemv "mma", RMSNorm not folded, RoPE pairs (i, i + d/2) and head dimensions that
+   * are multiples of 32: RoPE and the KV-cache append in the QKV GEMV's epilogue
+   * (q4QkvRopeAppendMma: one launch fewer per layer; true, the default) or their own launch.
+   */
+  readonly fuseDecodeRope?: boolean;
 }
 
 /** Kernel choices for CUDA (sm_80 and later): tensor-core prefill GEMMs and decode GEMVs. */
@@ -169,6 +175,9 @@ export function llamaOps(
     const downMma = mmaOf(S.q4GemvResidualMma, dim, hidden);
     const lmHeadMma = mmaOf(S.q4GemvF32Mma, c.vocabSize, dim);
     const gateUpShape = { ...withN2(q4(dim, 2 * hidden)), i: hidden };
+    const ropeFits = c.ropeLayout === "half" && hd % 32 === 0 && !fold && (choices.fuseDecodeRope ?? true);
+    const qkvRope = ropeFits ? mmaOf(S.q4QkvRopeAppendMma, dim + 2 * kvd, dim) : undefined;
+    if (qkvRope) delete decode.ropeAppend;
     Object.assign(decode, {
       embed: op("embed1", S.q4Embedding, { t: 1, vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
       // Four rows per thread (q4_gemv_rows*.ts): x is loaded and converted once for four rows,
@@ -181,7 +190,17 @@ export function llamaOps(
         ? { qkv: op("qkv1", S.q4GemvRows4Rms, q4(dim, dim + 2 * kvd)) }
         : fold
           ? { qkv: op("qkvrmsmma1", qkvMma, q4(dim, dim + 2 * kvd)) }
-          : { qkvNormed: op("qkvmma1", qkvMma, q4(dim, dim + 2 * kvd)) }),
+          : qkvRope
+            ? {
+                // RoPE and the cache append in the epilogue: rmsNorm, then this, then attention.
+                qkvRope: op(
+                  "qkvropemma1",
+                  qkvRope,
+                  { ...q4(dim, dim + 2 * kvd), h: c.nHeads, kvh: c.nKvHeads, d: hd, ctx },
+                  { scalarsInMemory: ["pos"] },
+                ),
+              }
+            : { qkvNormed: op("qkvmma1", qkvMma, q4(dim, dim + 2 * kvd)) }),
       oRes: oMma ? op("oresmma1", oMma, q4(dim, dim)) : op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
       ...(!gateUpMma
         ? { gateUp: op("gateup1", S.q4GateUpSiluRows2, gateUpShape) }

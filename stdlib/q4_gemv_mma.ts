@@ -30,6 +30,8 @@ import {
   idiv,
   local,
   min,
+  cos,
+  sin,
   packF16x2,
   rsqrt,
   select,
@@ -41,6 +43,7 @@ import {
   type Sym,
 } from "../dsl/index.ts";
 import { silu } from "./elementwise.ts";
+import { ropeAngle } from "./rope.ts";
 import * as L from "./mma_layout.ts";
 import { Q4_GROUP, Q4_WORDS_PER_GROUP, q4PairF16x2 } from "./q4_common.ts";
 
@@ -313,6 +316,66 @@ export const q4GateUpSiluRmsMma = kernel(function q4GateUpSiluRmsMma(
           up += part[wo][(ro & 7) * 4 + jo][1][ro >> 3];
         }
       out[blk * 16 + ro] = f16(silu(f32(f16(gate))) * f32(f16(up)));
+    }
+  }
+});
+
+/**
+ * The decode step's QKV projection with RoPE (pairs (i, i + d/2), ropeHalfAppend's layout) and
+ * the KV-cache append in its epilogue: what q4GemvMma then ropeHalfAppend compute (each projected
+ * value rounded to f16 first), in one launch. W = [Wq; Wk; Wv], h + 2 kvh heads of d rows, d a
+ * multiple of 32: a block's two tiles are rows i0..i0+15 and i0+d/2.. of one head, so the thread
+ * of row ro holds both elements of its rotation pair. q heads go to qr rotated, k heads to the
+ * cache rotated, v heads to the cache as they are, all at position pos.
+ */
+export const q4QkvRopeAppendMma = kernel(function q4QkvRopeAppendMma(
+  x: Tensor<f16, [Sym<"k">]>,
+  packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
+  scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
+  qr: Tensor<f16, [Sym<"h">, Sym<"d">]>,
+  kCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+  vCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+  pos: i32,
+  theta: f32,
+) {
+  const d = qr.shape[1];
+  const half = idiv(d, 2);
+  const heads = qr.shape[0];
+  const kvHeads = kCache.shape[1];
+  const perHead = idiv(half, 16);
+  for (let blk = 0; blk < (heads + 2 * kvHeads) * perHead; blk++) {
+    const head = idiv(blk, perHead);
+    const i0 = (blk % perHead) * 16;
+    const part = shared("f32", [WARPS, LANES, 2, 2]);
+    q4MmaPartials(x, packed, scales, head * d + i0, half, part);
+    for (let ro = 0; ro < 16; ro++) {
+      let lo = f32(0);
+      let hi = f32(0);
+      for (let wo = 0; wo < WARPS; wo++)
+        for (let jo = 0; jo < 4; jo++) {
+          lo += part[wo][(ro & 7) * 4 + jo][0][ro >> 3];
+          hi += part[wo][(ro & 7) * 4 + jo][1][ro >> 3];
+        }
+      const i = i0 + ro;
+      if (head < heads + kvHeads) {
+        const angle = ropeAngle(pos, i, d, theta);
+        const c = cos(angle);
+        const s = sin(angle);
+        const a = f32(f16(lo));
+        const b = f32(f16(hi));
+        const y0 = f16(a * c - b * s);
+        const y1 = f16(a * s + b * c);
+        if (head < heads) {
+          qr[head][i] = y0;
+          qr[head][i + half] = y1;
+        } else {
+          kCache[pos][head - heads][i] = y0;
+          kCache[pos][head - heads][i + half] = y1;
+        }
+      } else {
+        vCache[pos][head - heads - kvHeads][i] = f16(lo);
+        vCache[pos][head - heads - kvHeads][i + half] = f16(hi);
+      }
     }
   }
 });

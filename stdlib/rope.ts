@@ -14,7 +14,7 @@ import { kernel, cos, f16, f32, idiv, pow, sin, type i32, type Tensor, type Sym 
 import { ELEMENTWISE_DEFAULTS, type ElementwiseParams, type PerTarget } from "./params.ts";
 
 /** theta^(-2i/D) * pos in f32: the angle of pair i at position pos. */
-function ropeAngle(pos: i32, i: i32, headDim: i32, theta: f32): f32 {
+export function ropeAngle(pos: i32, i: i32, headDim: i32, theta: f32): f32 {
   return f32(pos) * (1 / pow(theta, f32(2 * i) / f32(headDim)));
 }
 

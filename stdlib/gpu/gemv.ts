@@ -171,9 +171,11 @@ export function mmaGemvVariant(shape: string | undefined): MmaGemvVariant {
  * the rows per block; for the gate/up kernel, N / 2 of 16), where the four-rows kernels serve.
  */
 export function mmaGemvKernel(def: KernelDef, n: number, k: number): KernelDef | undefined {
+  // Kernels pairing two tiles (gate/up rows, RoPE pairs) need both.
   const gateUp = def.name.startsWith("q4GateUpSilu");
+  const pairs = gateUp || def.name === "q4QkvRopeAppendMma";
   const v = mmaGemvVariant(`${n}x${k}`);
-  const rows = gateUp ? 32 : v.rows;
+  const rows = pairs ? 32 : v.rows;
   if (k % MMA_GEMV_CHUNK !== 0 || (gateUp ? (n / 2) % 16 : n % rows) !== 0) return undefined;
   if (def.name.includes("Rms") && k > MMA_RMS_MAX_K) return undefined;
   return withConsts(def, { WARPS: v.warps, MMA_ROWS: rows, TILES: rows / 16 });

@@ -49,10 +49,14 @@ const unique = [...new Map(ops.map((o) => [o.key, o])).values()];
 
 // CUDA's choices where every decode GEMV tiles onto tensor cores (K a multiple of 256).
 const MMA_CONFIG = { ...TINY, dim: 256, hiddenDim: 512, vocabSize: 64 };
-const cudaOps = [false, true].flatMap((foldDecodeNorms) =>
-  Object.values(
-    llamaOps(MMA_CONFIG, "q4f16_1", GPU_SCHEDULES, { ...CUDA_OP_CHOICES, foldDecodeNorms }).decode,
-  ).filter((o) => o.kernel.name.endsWith("Mma")),
+const cudaOps = [
+  CUDA_OP_CHOICES,
+  { ...CUDA_OP_CHOICES, foldDecodeNorms: true },
+  { ...CUDA_OP_CHOICES, fuseDecodeRope: false },
+].flatMap((choices) =>
+  Object.values(llamaOps(MMA_CONFIG, "q4f16_1", GPU_SCHEDULES, choices).decode).filter((o) =>
+    o.kernel.name.endsWith("Mma"),
+  ),
 );
 
 describe("stdlib GPU schedules on the CPU emulation of device IR", () => {
@@ -64,6 +68,7 @@ describe("stdlib GPU schedules on the CPU emulation of device IR", () => {
       "q4GemvMma",
       "q4GemvResidualMma",
       "q4GemvRmsMma",
+      "q4QkvRopeAppendMma",
     ]);
   });
   for (const target of ["sm_90", "gfx942", "vulkan"] as const) {

@@ -22,6 +22,7 @@ const PARAMETERLESS = [
   "q4GateUpSiluMma",
   "q4GemvRmsMma",
   "q4GateUpSiluRmsMma",
+  "q4QkvRopeAppendMma",
 ];
 const exports = stdlib as unknown as Record<string, unknown>;
 const kernels = Object.entries(exports).filter(
@@ -52,6 +53,7 @@ describe("stdlib", () => {
         "q4GateUpSiluMma",
         "q4GemvRmsMma",
         "q4GateUpSiluRmsMma",
+        "q4QkvRopeAppendMma",
         "kvAppend",
         "q4Embedding",
         "q4GateUpSilu",

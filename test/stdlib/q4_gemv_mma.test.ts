@@ -76,6 +76,48 @@ describe("tensor-core q4f16_1 GEMVs", () => {
     });
   }
 
+  it("q4QkvRopeAppendMma equals q4GemvMma then ropeHalfAppend, and runs so on the device emulation", () => {
+    // 2 q heads, 1 kv head of 32: rows 0..63 q, 64..95 k, 96..127 v.
+    const [h, kvh, d, ctx, pos] = [2, 1, 32, 6, 4];
+    const n = (h + 2 * kvh) * d;
+    const sizes = { n, k: 512, kw: 64, kg: 16, h, kvh, d, ctx };
+    const fused = spec(withConsts(S.q4QkvRopeAppendMma, VARIANTS[0]!), sizes);
+    const f = specializedFunc(fused);
+    const args = randomArgs(f, {}, 13, { pos, theta: 10000 });
+    const want = cloneArgs(args);
+    // The two-launch reference: the projection, then RoPE and the append.
+    const qkv = { dtype: "f16", shape: [n], data: new Uint16Array(n) } as const;
+    compileCpu(specializedFunc({ key: "p", kernel: S.q4GemvMma, specialize: { n, k: 512, kw: 64, kg: 16 } }))(
+      {
+        x: want.x!,
+        packed: want.packed!,
+        scales: want.scales!,
+        y: qkv,
+      } as never,
+    );
+    const view = (off: number, heads: number) => ({
+      dtype: "f16",
+      shape: [heads, d],
+      data: qkv.data.subarray(off * d, (off + heads) * d),
+    });
+    compileCpu(
+      specializedFunc({ key: "r", kernel: S.ropeHalfAppend, specialize: { hqk: h + kvh, h, kvh, d, ctx } }),
+    )({
+      qk: view(0, h + kvh),
+      v: view(h + kvh, kvh),
+      qr: want.qr!,
+      kCache: want.kCache!,
+      vCache: want.vCache!,
+      pos,
+      theta: 10000,
+    } as never);
+    const got = run(f, args);
+    expect(compareResults(want, got, 2e-3).mismatches).toEqual([]);
+    const dev = cloneArgs(args);
+    cpuDeviceKernel(lowerToDevice(scheduledFunc(fused, "sm_90"), TARGETS.sm_90!))(dev as never);
+    expect(compareResults(got, dev, 0).mismatches).toEqual([]);
+  });
+
   it("refuses targets without the instruction and weights it cannot tile, naming the kernels that can", () => {
     for (const target of ["vulkan", "gfx1100", "sm_75"])
       expect(() => scheduledFunc(spec(S.q4GemvMma, plain), target)).toThrow(
