@@ -67,7 +67,9 @@ export interface OpChoices {
   /**
    * With decodeGemv "mma", RMSNorm not folded, RoPE pairs (i, i + d/2) and head dimensions that
    * are multiples of 32: RoPE and the KV-cache append in the QKV GEMV's epilogue
-   * (q4QkvRopeAppendMma: one launch fewer per layer; true, the default) or their own launch.
+   * (q4QkvRopeAppendMma: one launch fewer per layer; true) or their own launch (false, the
+   * default: on an H100 the fused GEMV took the two launches' time, 19.8 µs against 16.7 + 3.0,
+   * and decode was no faster; bench/results/decode-rope-ab-h100.json).
    */
   readonly fuseDecodeRope?: boolean;
 }
@@ -175,7 +177,7 @@ export function llamaOps(
     const downMma = mmaOf(S.q4GemvResidualMma, dim, hidden);
     const lmHeadMma = mmaOf(S.q4GemvF32Mma, c.vocabSize, dim);
     const gateUpShape = { ...withN2(q4(dim, 2 * hidden)), i: hidden };
-    const ropeFits = c.ropeLayout === "half" && hd % 32 === 0 && !fold && (choices.fuseDecodeRope ?? true);
+    const ropeFits = c.ropeLayout === "half" && hd % 32 === 0 && !fold && (choices.fuseDecodeRope ?? false);
     const qkvRope = ropeFits ? mmaOf(S.q4QkvRopeAppendMma, dim + 2 * kvd, dim) : undefined;
     if (qkvRope) delete decode.ropeAppend;
     Object.assign(decode, {

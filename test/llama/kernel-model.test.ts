@@ -99,10 +99,8 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, dec
     expect(cuda.ops.prefill.attention!.kernel.name).toBe("attentionPrefillWarps");
     const d = cuda.ops.decode;
     expect(d.qkv).toBeUndefined();
-    // RoPE and the cache append run in the QKV GEMV's epilogue.
-    expect(d.ropeAppend).toBeUndefined();
-    expect([d.qkvRope, d.oRes, d.gateUp, d.downRes, d.lmHead].map((o) => o!.kernel.name)).toEqual([
-      "q4QkvRopeAppendMma",
+    expect([d.qkvNormed, d.oRes, d.gateUp, d.downRes, d.lmHead].map((o) => o!.kernel.name)).toEqual([
+      "q4GemvMma",
       "q4GemvResidualMma",
       "q4GateUpSiluMma",
       "q4GemvResidualMma",
@@ -115,14 +113,14 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, dec
     });
     expect(folded.ops.decode.qkv!.kernel.name).toBe("q4GemvRmsMma");
     expect(folded.ops.decode.gateUpRms!.kernel.name).toBe("q4GateUpSiluRmsMma");
-    // RoPE as its own launch after the plain QKV GEMV.
-    const unfused = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
+    // RoPE and the cache append in the QKV GEMV's epilogue.
+    const fusedRope = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
       format: "q4f16_1",
-      opChoices: { ...CUDA_OP_CHOICES, fuseDecodeRope: false },
+      opChoices: { ...CUDA_OP_CHOICES, fuseDecodeRope: true },
     });
-    expect(unfused.ops.decode.qkvNormed!.kernel.name).toBe("q4GemvMma");
-    expect(unfused.ops.decode.ropeAppend!.kernel.name).toBe("ropeHalfAppend");
-    unfused.prefill(
+    expect(fusedRope.ops.decode.qkvRope!.kernel.name).toBe("q4QkvRopeAppendMma");
+    expect(fusedRope.ops.decode.ropeAppend).toBeUndefined();
+    fusedRope.prefill(
       Array.from({ length: 40 }, (_, i) => (i * 7) % config.vocabSize),
       0,
     );
@@ -136,7 +134,7 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, dec
       const want = base.decode(p % 40, p).slice();
       expect(relErr(want, cuda.decode(p % 40, p))).toBeLessThan(2e-3);
       expect(relErr(want, folded.decode(p % 40, p))).toBeLessThan(2e-3);
-      expect(relErr(want, unfused.decode(p % 40, p))).toBeLessThan(2e-3);
+      expect(relErr(want, fusedRope.decode(p % 40, p))).toBeLessThan(2e-3);
     }
   });
 });
