@@ -1,13 +1,15 @@
 /**
  * q4f16_1 GEMVs on tensor cores (decode, one token): the 4-bit codes are decoded two at a time
  * into exact f16 pairs in registers (q4PairF16x2: a LOP3 and an HFMA2 per two weights) and
- * multiplied by x with mma.m16n8k16 (f16 operands, f32 accumulation), about 1.3 instructions per
- * weight where the FMA GEMVs (q4_gemv_rows.ts) issue 3. The arithmetic is theirs: each product
+ * multiplied by x with mma.m16n8k16 (f16 operands, f32 accumulation): about 1.8 instructions per
+ * weight in the compiled loop (a LOP3 and an HFMA2 per pair, a shift per word, B's masks and
+ * packing, the mma itself) where the FMA GEMVs (q4_gemv_rows.ts) issue 3. The arithmetic is theirs: each product
  * x * (q - 7) is exact, each group's products are summed in f32 and the sum scaled once by
  * f32(scale); only the order of the f32 additions differs (the tensor core's).
  *
  * Layout: a block computes MMA_ROWS = 32 output rows (two 16-row tiles, the instruction's M) with
- * MMA_WARPS warps that split K in chunks of 256 (8 groups), chunk c going to warp c mod MMA_WARPS.
+ * MMA_GEMV_WARPS warps that split K in chunks of 256 (8 groups), chunk c going to warp c mod the
+ * warps.
  * In a chunk, lane (g, t) (g = lane >> 2, t = lane & 3) loads, for rows g and g + 8 of each tile,
  * the 16 bytes of groups 8c + t and 8c + t + 4: its A registers hold those rows' codes, so one
  * product's 16 k-slots are four lanes' codes from four different groups. B's eight columns keep
@@ -16,10 +18,11 @@
  * column n is group 8c + n's sum, scaled once per chunk. Codes p and p + 4 of a word form one
  * f16 pair, so B's pairs are (x[k], x[k + 4]).
  *
- * Requirements: K a multiple of 256 and N a multiple of the rows per block (MMA_ROWS, 32; 16 for
- * the gate/up pairs), as at every Llama-2-7B shape: the GPU schedule checks them. MMA_ROWS (16 or
- * 32: one or two tiles), MMA_GEMV_WARPS (the split of K) are constants a variant may override
- * with withConsts (stdlib/gpu/gemv.ts picks them per weight shape).
+ * Requirements: K a multiple of 256 and N a multiple of the rows per block (MMA_ROWS: 32, or 16
+ * in a one-tile variant; the kernels pairing tiles, gate/up and RoPE, need I or d / 2 a multiple
+ * of 16), as at every Llama-2-7B shape: the GPU schedule checks them. MMA_ROWS with TILES, and
+ * WARPS (the split of K) are constants a variant overrides with withConsts (stdlib/gpu/gemv.ts
+ * mmaGemvKernel picks them per weight shape from bench/tune.ts's measurements).
  * On the CPU, without a schedule, the loops over warps and lanes run one after another and every
  * product is plain f32 arithmetic; stdlib/gpu/gemv.ts binds them and tensorizes on sm_80+.
  */
