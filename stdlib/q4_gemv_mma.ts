@@ -64,11 +64,8 @@ const TILES = MMA_ROWS / 16;
 
 /**
  * Each (warp, lane)'s sums of its rows over its groups, into part[warp][lane][tile][g or g + 8]:
- * tile t holds weight rows row0 + t * tileStride .. + 15. The kernels add them up, row ro of tile t
- * from part[w][(ro & 7) * 4 + j][t][ro >> 3] over w and j, in that order, in their epilogue loop:
- * that loop's writes to global memory keep the sums to one warp (the other warps would repeat
- * them; measured 6-34% slower per GEMV on an H100 when a shared helper wrote them to shared
- * memory from every warp first).
+ * tile t holds weight rows row0 + t * tileStride .. + 15. The kernels add them up per row in
+ * their epilogue (mmaRowSum, mmaPairSums).
  */
 function q4MmaPartials(
   x: Tensor<f16, readonly [number]>,
@@ -166,6 +163,39 @@ function q4MmaPartials(
         for (let hr = 0; hr < 2; hr++) part[wr][lr][tr][hr] = acc[wr][lr][tr][hr];
 }
 
+/**
+ * sum[0] = row r (0..15) of tile `tile`: its partial sums in part (q4MmaPartials) over warps and
+ * lanes, in that order. Called by each kernel's epilogue loop over rows, whose stores keep it to
+ * one warp (a helper writing every row's sum to shared memory first ran it in every warp: 6-34%
+ * slower per GEMV on an H100).
+ */
+function mmaRowSum(
+  part: Tensor<f32, readonly [number, number, number, number]>,
+  tile: i32,
+  r: i32,
+  sum: Tensor<f32, readonly [number]>,
+) {
+  sum[0] = f32(0);
+  for (let wo = 0; wo < WARPS; wo++)
+    for (let jo = 0; jo < 4; jo++) sum[0] += part[wo][(r & 7) * 4 + jo][tile][r >> 3];
+}
+
+/** As mmaRowSum for row r of both tiles (the kernels pairing gate/up rows or RoPE pairs). */
+function mmaPairSums(
+  part: Tensor<f32, readonly [number, number, number, number]>,
+  r: i32,
+  lo: Tensor<f32, readonly [number]>,
+  hi: Tensor<f32, readonly [number]>,
+) {
+  lo[0] = f32(0);
+  hi[0] = f32(0);
+  for (let wo = 0; wo < WARPS; wo++)
+    for (let jo = 0; jo < 4; jo++) {
+      lo[0] += part[wo][(r & 7) * 4 + jo][0][r >> 3];
+      hi[0] += part[wo][(r & 7) * 4 + jo][1][r >> 3];
+    }
+}
+
 /** y = W x (as q4Gemv), on tensor cores. */
 export const q4GemvMma = kernel(function q4GemvMma(
   x: Tensor<f16, [Sym<"k">]>,
@@ -177,10 +207,9 @@ export const q4GemvMma = kernel(function q4GemvMma(
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
     q4MmaPartials(x, packed, scales, blk * MMA_ROWS, 16, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
-      let sum = f32(0);
-      for (let wo = 0; wo < WARPS; wo++)
-        for (let jo = 0; jo < 4; jo++) sum += part[wo][(ro & 7) * 4 + jo][ro >> 4][(ro >> 3) & 1];
-      y[blk * MMA_ROWS + ro] = f16(sum);
+      const sum = local("f32", [1]);
+      mmaRowSum(part, ro >> 4, ro & 15, sum);
+      y[blk * MMA_ROWS + ro] = f16(sum[0]);
     }
   }
 });
@@ -197,11 +226,10 @@ export const q4GemvResidualMma = kernel(function q4GemvResidualMma(
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
     q4MmaPartials(x, packed, scales, blk * MMA_ROWS, 16, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
-      let sum = f32(0);
-      for (let wo = 0; wo < WARPS; wo++)
-        for (let jo = 0; jo < 4; jo++) sum += part[wo][(ro & 7) * 4 + jo][ro >> 4][(ro >> 3) & 1];
+      const sum = local("f32", [1]);
+      mmaRowSum(part, ro >> 4, ro & 15, sum);
       const row = blk * MMA_ROWS + ro;
-      y[row] = f16(f32(residual[row]) + f32(f16(sum)));
+      y[row] = f16(f32(residual[row]) + f32(f16(sum[0])));
     }
   }
 });
@@ -217,10 +245,9 @@ export const q4GemvF32Mma = kernel(function q4GemvF32Mma(
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
     q4MmaPartials(x, packed, scales, blk * MMA_ROWS, 16, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
-      let sum = f32(0);
-      for (let wo = 0; wo < WARPS; wo++)
-        for (let jo = 0; jo < 4; jo++) sum += part[wo][(ro & 7) * 4 + jo][ro >> 4][(ro >> 3) & 1];
-      y[blk * MMA_ROWS + ro] = sum;
+      const sum = local("f32", [1]);
+      mmaRowSum(part, ro >> 4, ro & 15, sum);
+      y[blk * MMA_ROWS + ro] = sum[0];
     }
   }
 });
@@ -240,14 +267,10 @@ export const q4GateUpSiluMma = kernel(function q4GateUpSiluMma(
     const part = shared("f32", [WARPS, LANES, 2, 2]);
     q4MmaPartials(x, packed, scales, blk * 16, inter, part);
     for (let ro = 0; ro < 16; ro++) {
-      let gate = f32(0);
-      let up = f32(0);
-      for (let wo = 0; wo < WARPS; wo++)
-        for (let jo = 0; jo < 4; jo++) {
-          gate += part[wo][(ro & 7) * 4 + jo][0][ro >> 3];
-          up += part[wo][(ro & 7) * 4 + jo][1][ro >> 3];
-        }
-      out[blk * 16 + ro] = f16(silu(f32(f16(gate))) * f32(f16(up)));
+      const gate = local("f32", [1]);
+      const up = local("f32", [1]);
+      mmaPairSums(part, ro, gate, up);
+      out[blk * 16 + ro] = f16(silu(f32(f16(gate[0]))) * f32(f16(up[0])));
     }
   }
 });
@@ -287,10 +310,9 @@ export const q4GemvRmsMma = kernel(function q4GemvRmsMma(
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
     q4MmaPartials(xs, packed, scales, blk * MMA_ROWS, 16, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
-      let sum = f32(0);
-      for (let wo = 0; wo < WARPS; wo++)
-        for (let jo = 0; jo < 4; jo++) sum += part[wo][(ro & 7) * 4 + jo][ro >> 4][(ro >> 3) & 1];
-      y[blk * MMA_ROWS + ro] = f16(sum);
+      const sum = local("f32", [1]);
+      mmaRowSum(part, ro >> 4, ro & 15, sum);
+      y[blk * MMA_ROWS + ro] = f16(sum[0]);
     }
   }
 });
@@ -311,14 +333,10 @@ export const q4GateUpSiluRmsMma = kernel(function q4GateUpSiluRmsMma(
     const part = shared("f32", [WARPS, LANES, 2, 2]);
     q4MmaPartials(xs, packed, scales, blk * 16, inter, part);
     for (let ro = 0; ro < 16; ro++) {
-      let gate = f32(0);
-      let up = f32(0);
-      for (let wo = 0; wo < WARPS; wo++)
-        for (let jo = 0; jo < 4; jo++) {
-          gate += part[wo][(ro & 7) * 4 + jo][0][ro >> 3];
-          up += part[wo][(ro & 7) * 4 + jo][1][ro >> 3];
-        }
-      out[blk * 16 + ro] = f16(silu(f32(f16(gate))) * f32(f16(up)));
+      const gate = local("f32", [1]);
+      const up = local("f32", [1]);
+      mmaPairSums(part, ro, gate, up);
+      out[blk * 16 + ro] = f16(silu(f32(f16(gate[0]))) * f32(f16(up[0])));
     }
   }
 });
@@ -352,20 +370,16 @@ export const q4QkvRopeAppendMma = kernel(function q4QkvRopeAppendMma(
     const part = shared("f32", [WARPS, LANES, 2, 2]);
     q4MmaPartials(x, packed, scales, head * d + i0, half, part);
     for (let ro = 0; ro < 16; ro++) {
-      let lo = f32(0);
-      let hi = f32(0);
-      for (let wo = 0; wo < WARPS; wo++)
-        for (let jo = 0; jo < 4; jo++) {
-          lo += part[wo][(ro & 7) * 4 + jo][0][ro >> 3];
-          hi += part[wo][(ro & 7) * 4 + jo][1][ro >> 3];
-        }
+      const lo = local("f32", [1]);
+      const hi = local("f32", [1]);
+      mmaPairSums(part, ro, lo, hi);
       const i = i0 + ro;
       if (head < heads + kvHeads) {
         const angle = ropeAngle(pos, i, d, theta);
         const c = cos(angle);
         const s = sin(angle);
-        const a = f32(f16(lo));
-        const b = f32(f16(hi));
+        const a = f32(f16(lo[0]));
+        const b = f32(f16(hi[0]));
         const y0 = f16(a * c - b * s);
         const y1 = f16(a * s + b * c);
         if (head < heads) {
@@ -376,8 +390,8 @@ export const q4QkvRopeAppendMma = kernel(function q4QkvRopeAppendMma(
           kCache[pos][head - heads][i + half] = y1;
         }
       } else {
-        vCache[pos][head - heads - kvHeads][i] = f16(lo);
-        vCache[pos][head - heads - kvHeads][i + half] = f16(hi);
+        vCache[pos][head - heads - kvHeads][i] = f16(lo[0]);
+        vCache[pos][head - heads - kvHeads][i + half] = f16(hi[0]);
       }
     }
   }
