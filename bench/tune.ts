@@ -26,10 +26,10 @@ import * as S from "../stdlib/index.ts";
 import {
   q4GemvMmaSchedule,
   q4GemvSchedule,
+  withMmaVariant,
   type GemvSchedule,
   type MmaGemvVariant,
 } from "../stdlib/gpu/gemv.ts";
-import { withConsts } from "../dsl/kernel.ts";
 import { rowReduction } from "../stdlib/gpu/schedules.ts";
 import { TUNED, type TunedEntry } from "../stdlib/gpu/tuned.ts";
 import type { KernelArtifact } from "../backends/gpu-common/kernel.ts";
@@ -96,53 +96,43 @@ function mmaGrid(): MmaGemvVariant[] {
 
 function candidates(): TuneCandidate[] {
   const out: TuneCandidate[] = [];
-  const gemvBuffers = (n: number, k: number) => ({
-    x: k * 2,
-    packed: (n * k) / 2,
-    scales: (n * k) / 16,
-    y: n * 2,
-  });
+  /** One GEMV candidate at an N x K shape: its weight, x and y buffers, compiled for ARCH. */
+  const gemv = (
+    family: string,
+    params: GemvSchedule | MmaGemvVariant,
+    n: number,
+    k: number,
+    spec: Omit<OpSpec, "specialize">,
+  ) => {
+    const buffers = { x: k * 2, packed: (n * k) / 2, scales: (n * k) / 16, y: n * 2 };
+    out.push({
+      family,
+      params: { ...params },
+      shape: `${n}x${k}`,
+      buffers,
+      scalars: {},
+      bytes: Object.values(buffers).reduce((a, b) => a + b, 0),
+      artifact: compileOp({ ...spec, specialize: { n, k, kw: k / 8, kg: k / 32 } }, ARCH),
+    });
+  };
   for (const [family, kernel, rowLoop] of [
     ["gemv", S.q4Gemv, "n"],
     ["gemvRows", S.q4GemvRows4, "n4"],
   ] as const)
     for (const p of gemvGrid(family))
-      for (const [n, k] of GEMV_SHAPES) {
-        const spec: OpSpec = {
+      for (const [n, k] of GEMV_SHAPES)
+        gemv(family, p, n, k, {
           key: `tune_${family}_${n}x${k}_r${p.rows}l${p.lanes}${p.unrollGroups ? "u" : ""}`,
           kernel,
-          specialize: { n, k, kw: k / 8, kg: k / 32 },
           schedule: q4GemvSchedule(rowLoop, p),
-        };
-        const buffers = gemvBuffers(n, k);
-        out.push({
-          family,
-          params: { ...p },
-          shape: `${n}x${k}`,
-          buffers,
-          scalars: {},
-          bytes: Object.values(buffers).reduce((a, b) => a + b, 0),
-          artifact: compileOp(spec, ARCH),
         });
-      }
   for (const p of mmaGrid())
     for (const [n, k] of GEMV_SHAPES) {
       if (n === 22016 && p.rows !== 32) continue;
-      const spec: OpSpec = {
+      gemv("gemvMma", p, n, k, {
         key: `tune_gemvMma_${n}x${k}_w${p.warps}r${p.rows}u${p.unrollChunks}`,
-        kernel: withConsts(S.q4GemvMma, { WARPS: p.warps, MMA_ROWS: p.rows, TILES: p.rows / 16 }),
-        specialize: { n, k, kw: k / 8, kg: k / 32 },
+        kernel: withMmaVariant(S.q4GemvMma, p),
         schedule: q4GemvMmaSchedule(p),
-      };
-      const buffers = gemvBuffers(n, k);
-      out.push({
-        family: "gemvMma",
-        params: { ...p },
-        shape: `${n}x${k}`,
-        buffers,
-        scalars: {},
-        bytes: Object.values(buffers).reduce((a, b) => a + b, 0),
-        artifact: compileOp(spec, ARCH),
       });
     }
   for (const threads of [128, 256, 512, 1024]) {

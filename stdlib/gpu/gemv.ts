@@ -178,7 +178,12 @@ export function mmaGemvKernel(def: KernelDef, n: number, k: number): KernelDef |
   const rows = pairs ? 32 : v.rows;
   if (k % MMA_GEMV_CHUNK !== 0 || (gateUp ? (n / 2) % 16 : n % rows) !== 0) return undefined;
   if (def.name.includes("Rms") && k > MMA_RMS_MAX_K) return undefined;
-  return withConsts(def, { WARPS: v.warps, MMA_ROWS: rows, TILES: rows / 16 });
+  return withMmaVariant(def, { ...v, rows });
+}
+
+/** A tensor-core GEMV kernel with a variant's constants (warps splitting K, rows per block). */
+export function withMmaVariant(def: KernelDef, v: Pick<MmaGemvVariant, "warps" | "rows">): KernelDef {
+  return withConsts(def, { WARPS: v.warps, MMA_ROWS: v.rows, TILES: v.rows / 16 });
 }
 
 export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
