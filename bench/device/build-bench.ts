@@ -3,7 +3,14 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as S from "../../stdlib/index.ts";
-import { q4GemvMmaSchedule, q4GemvSchedule, gemvParams, type GemvSchedule } from "../../stdlib/gpu/gemv.ts";
+import {
+  mmaGemvKernel,
+  mmaGemvVariant,
+  q4GemvMmaSchedule,
+  q4GemvSchedule,
+  gemvParams,
+  type GemvSchedule,
+} from "../../stdlib/gpu/gemv.ts";
 import { specializedFunc } from "../../llama/device/prepare.ts";
 import { funcToJson } from "../../lower/ir/serialize.ts";
 import type { OpSpec } from "../../llama/device/types.ts";
@@ -26,13 +33,13 @@ export function gemvSpec(n: number, k: number, p?: GemvSchedule, rows4 = false):
   };
 }
 
-/** The tensor-core GEMV (stdlib/q4_gemv_mma.ts) at one shape, with other warps or rows per block. */
-export function gemvMmaSpec(n: number, k: number, warps = 8, rows = 32, unrollChunks = 1): OpSpec {
+/** The tensor-core GEMV (stdlib/q4_gemv_mma.ts) at one shape, in the variant the model uses there. */
+export function gemvMmaSpec(n: number, k: number): OpSpec {
   return {
-    key: `q4gemvmma_${n}x${k}_w${warps}r${rows}u${unrollChunks}`,
-    kernel: { ...S.q4GemvMma, consts: { WARPS: warps, MMA_ROWS: rows, TILES: rows / 16 } },
+    key: `q4gemvmma_${n}x${k}`,
+    kernel: mmaGemvKernel(S.q4GemvMma, n, k)!,
     specialize: { n, k, kw: k / 8, kg: k / 32 },
-    schedule: q4GemvMmaSchedule({ unrollChunks }),
+    schedule: q4GemvMmaSchedule(),
   };
 }
 
@@ -57,27 +64,19 @@ const out = GEMV_SHAPES.flatMap(([n, k]) =>
     };
   }),
 );
-// The tensor-core GEMV, checked against the four-rows kernel (another implementation) at 4096^2.
-const mmaVariants: [number, number, number][] = [
-  [8, 32, 1],
-  [8, 32, 2],
-  [4, 32, 2],
-  [4, 32, 4],
-  [16, 16, 1],
-  [16, 16, 3],
-  [8, 16, 2],
-  [16, 32, 3],
-];
-const mma = GEMV_SHAPES.flatMap(([n, k]) =>
-  mmaVariants.map(([warps, rows, unroll]) => ({
+// The tensor-core GEMV in each shape's tuned variant (bench/tune.ts searches the others), checked
+// against the four-rows kernel (another implementation) at 4096^2.
+const mma = GEMV_SHAPES.map(([n, k]) => {
+  const v = mmaGemvVariant(`${n}x${k}`);
+  return {
     n,
     k,
-    params: { rows, lanes: warps, mma: true, unrollChunks: unroll },
-    artifact: compileOp(gemvMmaSpec(n, k, warps, rows, unroll), "sm_90"),
+    params: { rows: v.rows, lanes: v.warps, mma: true, unrollChunks: v.unrollChunks },
+    artifact: compileOp(gemvMmaSpec(n, k), "sm_90"),
     reference:
       n === 4096 && k === 4096 ? funcToJson(specializedFunc(gemvSpec(n, k, undefined, true))) : undefined,
-  })),
-);
+  };
+});
 out.push(...(mma as never[]));
 writeFileSync(join(outDir, "gemv.json"), JSON.stringify(out));
 console.log(`gemv: ${out.length} kernels -> ${join(outDir, "gemv.json")}`);
