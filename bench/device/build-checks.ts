@@ -26,7 +26,7 @@ import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
 import { VULKAN_OP_CHOICES, VULKAN_SCHEDULES } from "../../llama/device/vulkan.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
-import { ScheduleError } from "../../lower/schedule/errors.ts";
+import { TargetUnsupportedError } from "../../lower/schedule/errors.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
 
 const TINY = TINY_GQA;
@@ -228,7 +228,7 @@ function buildChecks<A extends KernelArtifact>(target: CheckTarget<A>): CheckCas
     } catch (e) {
       // Kernels for instructions the target lacks (the tensor-core GEMVs off NVIDIA) are refused
       // by their schedule, and the model never chooses them there.
-      if (e instanceof ScheduleError && /has none/.test(e.message)) {
+      if (e instanceof TargetUnsupportedError) {
         console.log(`build-checks: ${rest.name} not checked for ${target.schedule}: ${e.message}`);
         return [];
       }

@@ -8,3 +8,11 @@ export class ScheduleError extends Error {
     this.name = "ScheduleError";
   }
 }
+
+/** A schedule that needs an instruction the target lacks (tensor cores, say): refused, not wrong. */
+export class TargetUnsupportedError extends ScheduleError {
+  constructor(primitive: string, message: string) {
+    super(primitive, message);
+    this.name = "TargetUnsupportedError";
+  }
+}

@@ -6,4 +6,4 @@ import "./compute_at.ts";
 import "./reduction.ts";
 import "./tensorize.ts";
 export { Schedule, replay, traceToJson, traceFromJson, type Trace, type TraceStep } from "./schedule.ts";
-export { ScheduleError } from "./errors.ts";
+export { ScheduleError, TargetUnsupportedError } from "./errors.ts";

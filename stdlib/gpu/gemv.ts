@@ -10,7 +10,7 @@ import { withConsts, type KernelDef } from "../../dsl/kernel.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { tunedParams } from "./tuned.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
-import { ScheduleError } from "../../lower/schedule/errors.ts";
+import { ScheduleError, TargetUnsupportedError } from "../../lower/schedule/errors.ts";
 import { MMA_GEMV_CHUNK, MMA_RMS_MAX_K } from "../q4_gemv_mma.ts";
 import { hasMma } from "./gemm.ts";
 
@@ -206,7 +206,7 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       );
     // Without tensor cores the products would read other lanes' registers: refused, not wrong.
     if (!hasMma(target))
-      throw new ScheduleError(
+      throw new TargetUnsupportedError(
         "q4GemvMmaSchedule",
         `the tensor-core GEMVs need NVIDIA sm_80 or later (mma.m16n8k16); ${target} has none: use the four-rows kernels (q4_gemv_rows*.ts)`,
       );
