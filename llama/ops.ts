@@ -72,6 +72,14 @@ export interface OpChoices {
    * and decode was no faster; bench/results/decode-rope-ab-h100.json).
    */
   readonly fuseDecodeRope?: boolean;
+  /**
+   * With decodeGemv "mma": each block of a tensor-core GEMV first prefetches its weight rows into
+   * L2 (true), before it waits for the previous kernel (programmatic dependent launch), so the
+   * weight stream starts during that kernel's tail; or not (false, the default). On an H200 the
+   * prefetch made decode 10-12% slower, with programmatic launch and without, as per-line
+   * prefetches and as one bulk prefetch per tile (bench/results/decode-prefetch-ab-h200.json).
+   */
+  readonly prefetchDecodeWeights?: boolean;
 }
 
 /** Kernel choices for CUDA (sm_80 and later): tensor-core prefill GEMMs and decode GEMVs. */
@@ -169,7 +177,9 @@ export function llamaOps(
   if (format === "q4f16_1") {
     // On tensor cores where chosen and the shape tiles (stdlib/gpu/gemv.ts mmaGemvKernel).
     const mmaOf = (def: KernelDef, n: number, k: number) =>
-      choices.decodeGemv === "mma" ? mmaGemvKernel(def, n, k) : undefined;
+      choices.decodeGemv === "mma"
+        ? mmaGemvKernel(def, n, k, { prefetch: choices.prefetchDecodeWeights ?? false })
+        : undefined;
     const fold = choices.foldDecodeNorms ?? false;
     const qkvMma = mmaOf(fold ? S.q4GemvRmsMma : S.q4GemvMma, dim + 2 * kvd, dim);
     const oMma = mmaOf(S.q4GemvResidualMma, dim, dim);

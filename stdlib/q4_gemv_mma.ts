@@ -36,6 +36,7 @@ import {
   cos,
   sin,
   packF16x2,
+  prefetchL2,
   rsqrt,
   select,
   shared,
@@ -61,6 +62,34 @@ export const MMA_GEMV_CHUNK = CHUNK_GROUPS * Q4_GROUP;
 const LANES = 32;
 const WARPS = MMA_GEMV_WARPS;
 const TILES = MMA_ROWS / 16;
+/**
+ * 1 (withConsts): each block first prefetches its weight rows into L2 (q4PrefetchTiles), to
+ * overlap the previous kernel's tail under programmatic dependent launch; 0 (the default): none.
+ * Measured slower on an H200 (llama/ops.ts, prefetchDecodeWeights).
+ */
+const PREFETCH: number = 0;
+
+/**
+ * L2 prefetches of the codes and scales of a block's tiles (rows row0 + t * tileStride .. + 15,
+ * contiguous in memory), a range each, issued by one thread per tile (on sm_90 one bulk prefetch
+ * per range, which the copy engine works through). The kernels issue them first, so the
+ * lowering (lower/passes/dependency_wait.ts) places the wait for the previous kernel after them.
+ * Weights are written by no kernel, so fetching them early is safe.
+ */
+function q4PrefetchTiles(
+  packed: Tensor<u32, readonly [number, number]>,
+  scales: Tensor<f16, readonly [number, number]>,
+  row0: i32,
+  tileStride: i32,
+) {
+  for (let wq = 0; wq < WARPS; wq++)
+    for (let lq = 0; lq < LANES; lq++)
+      for (let tq = 0; tq < TILES; tq++)
+        if (PREFETCH === 1 && wq * LANES + lq === tq) {
+          prefetchL2(packed[row0 + tq * tileStride][0], 16 * packed.shape[1]);
+          prefetchL2(scales[row0 + tq * tileStride][0], 16 * scales.shape[1]);
+        }
+}
 
 /**
  * Each (warp, lane)'s sums of its rows over its groups, into part[warp][lane][tile][g or g + 8]:
@@ -204,6 +233,7 @@ export const q4GemvMma = kernel(function q4GemvMma(
   y: Tensor<f16, [Sym<"n">]>,
 ) {
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
+    q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
     q4MmaPartials(x, packed, scales, blk * MMA_ROWS, 16, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
@@ -223,6 +253,7 @@ export const q4GemvResidualMma = kernel(function q4GemvResidualMma(
   y: Tensor<f16, [Sym<"n">]>,
 ) {
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
+    q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
     q4MmaPartials(x, packed, scales, blk * MMA_ROWS, 16, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
@@ -242,6 +273,7 @@ export const q4GemvF32Mma = kernel(function q4GemvF32Mma(
   y: Tensor<f32, [Sym<"n">]>,
 ) {
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
+    q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
     q4MmaPartials(x, packed, scales, blk * MMA_ROWS, 16, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
@@ -264,6 +296,7 @@ export const q4GateUpSiluMma = kernel(function q4GateUpSiluMma(
 ) {
   const inter = out.shape[0];
   for (let blk = 0; blk < idiv(inter, 16); blk++) {
+    q4PrefetchTiles(packed, scales, blk * 16, inter);
     const part = shared("f32", [WARPS, LANES, 2, 2]);
     q4MmaPartials(x, packed, scales, blk * 16, inter, part);
     for (let ro = 0; ro < 16; ro++) {
@@ -305,6 +338,7 @@ export const q4GemvRmsMma = kernel(function q4GemvRmsMma(
   y: Tensor<f16, [Sym<"n">]>,
 ) {
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
+    q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
     const xs = shared("f16", [MMA_RMS_MAX_K]);
     mmaRmsStage(x, wn, eps, xs);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
@@ -328,6 +362,7 @@ export const q4GateUpSiluRmsMma = kernel(function q4GateUpSiluRmsMma(
 ) {
   const inter = out.shape[0];
   for (let blk = 0; blk < idiv(inter, 16); blk++) {
+    q4PrefetchTiles(packed, scales, blk * 16, inter);
     const xs = shared("f16", [MMA_RMS_MAX_K]);
     mmaRmsStage(x, wn, eps, xs);
     const part = shared("f32", [WARPS, LANES, 2, 2]);
@@ -367,6 +402,7 @@ export const q4QkvRopeAppendMma = kernel(function q4QkvRopeAppendMma(
   for (let blk = 0; blk < (heads + 2 * kvHeads) * perHead; blk++) {
     const head = idiv(blk, perHead);
     const i0 = (blk % perHead) * 16;
+    q4PrefetchTiles(packed, scales, head * d + i0, half);
     const part = shared("f32", [WARPS, LANES, 2, 2]);
     q4MmaPartials(x, packed, scales, head * d + i0, half, part);
     for (let ro = 0; ro < 16; ro++) {

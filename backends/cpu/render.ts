@@ -336,6 +336,8 @@ export class JsRenderer {
         ];
       case "barrier":
         return [`${ind}// barrier(${s.scope})`];
+      case "prefetch":
+        return [`${ind}// prefetchL2(${this.name(s.buffer)})`];
     }
   }
 

@@ -25,8 +25,8 @@ export interface Flavor {
   kernelMetadata(name: string, maxThreads: number, minBlocks?: number): string[];
   /** Native float math for f32: the intrinsic name, or undefined when render.ts expands it. */
   mathIntrinsic(name: string): string | undefined;
-  /** Lines at the top of every kernel, before anything reads memory. */
-  entry(): string[];
+  /** Lines of the wait for the previous grid (lower/passes/dependency_wait.ts places it). */
+  gridDependencyWait(): string[];
 }
 
 const AXES = ["x", "y", "z"] as const;
@@ -49,11 +49,11 @@ function nvptx(target: LLVMTarget): Flavor {
       ...(minBlocks ? [`!{ptr @${name}, !"minctasm", i32 ${minBlocks}}`] : []),
     ],
     // Programmatic dependent launch (sm_90+): a kernel launched while the previous one in its
-    // stream still runs (the CUDA device launches the decode graph's kernels with that attribute) first
-    // waits until the previous grid has finished and its writes are visible, then lets the next
-    // kernel launch early in turn: launch latency overlaps the previous kernel's tail. Without
-    // the attribute (the default) both instructions return at once.
-    entry: () =>
+    // stream still runs (the CUDA device launches the decode graph's kernels with that attribute)
+    // waits here until the previous grid has finished and its writes are visible, then lets the
+    // next kernel launch early in turn: launch latency overlaps the previous kernel's tail.
+    // Without the attribute (the default) both instructions return at once.
+    gridDependencyWait: () =>
       Number(target.arch.replace(/\D/g, "")) >= 90
         ? [
             'call void asm sideeffect "griddepcontrol.wait;", "~{memory}"()',
@@ -88,7 +88,7 @@ function amdgcn(target: LLVMTarget): Flavor {
       'fence syncscope("workgroup") acquire',
     ],
     kernelAttributes: (maxThreads) => `"amdgpu-flat-work-group-size"="1,${maxThreads}"`,
-    entry: () => [],
+    gridDependencyWait: () => [],
     kernelMetadata: () => [],
     mathIntrinsic: (name) =>
       ({

@@ -7,7 +7,7 @@
  * indices; a loop whose extent is smaller than the launch dimension of its tag gets a guard.
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
-import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
+import type { Buffer, Expr, For, Prefetch, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
 import { walk } from "../../lower/ir/transform.ts";
 import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
@@ -273,6 +273,35 @@ class Emitter {
     return t;
   }
 
+  /**
+   * NVIDIA's L2 prefetch: one line, or on sm_90 a range through the copy engine, whose start and
+   * size must be multiples of 16 bytes: the range is widened to them (within the lines it touches).
+   */
+  private prefetch(s: Prefetch): void {
+    const p = this.address(s.buffer, s.indices);
+    const one = s.count.kind === "const" && s.count.value === 1;
+    if (one || this.fl.target.arch !== "sm_90") {
+      this.emit(
+        `call void asm sideeffect "prefetch.global.L2 [$0];", "l"(ptr addrspace(${p.space}) ${p.ptr})`,
+      );
+      return;
+    }
+    const [start, end, from, to, size, bytes] = [1, 2, 3, 4, 5, 6].map(() => this.tmp());
+    this.emit(`${bytes} = mul i64 ${this.index(s.count)}, ${alignOf(s.buffer.dtype)}`);
+    this.emit(`${start} = ptrtoint ptr addrspace(${p.space}) ${p.ptr} to i64`);
+    this.emit(`${end} = add i64 ${start}, ${bytes}`);
+    this.emit(`${from} = and i64 ${start}, -16`);
+    const up = this.tmp();
+    this.emit(`${up} = add i64 ${end}, 15`);
+    this.emit(`${to} = and i64 ${up}, -16`);
+    const diff = this.tmp();
+    this.emit(`${diff} = sub i64 ${to}, ${from}`);
+    this.emit(`${size} = trunc i64 ${diff} to i32`);
+    this.emit(
+      `call void asm sideeffect "cp.async.bulk.prefetch.L2.global [$0], $1;", "l,r"(i64 ${from}, i32 ${size})`,
+    );
+  }
+
   /** A pointer to buffer[indices] (device IR buffers are flat: one index). */
   private address(buf: Buffer, indices: readonly Expr[]): BufferRef {
     const ref = this.buffers.get(buf);
@@ -371,9 +400,14 @@ class Emitter {
         this.startBlock(lend);
         return;
       }
+      case "prefetch":
+        if (this.fl.target.kind === "nvptx") this.prefetch(s);
+        return;
       case "barrier":
         this.mmas.forget();
-        if (s.scope === "shared") {
+        if (s.scope === "grid") {
+          for (const l of this.fl.gridDependencyWait()) this.emit(l);
+        } else if (s.scope === "shared") {
           for (const l of this.fl.barrier()) this.emit(l);
           this.declare(
             this.fl.target.kind === "nvptx"
@@ -510,7 +544,6 @@ class Emitter {
       "",
       `define ${this.fl.kernelPrefix}void @${name}(${params.join(", ")})${attrs ? " #0" : ""} {`,
       "entry:",
-      ...this.fl.entry().map((l) => `  ${l}`),
       ...this.allocas,
       ...this.body,
       "  ret void",

@@ -152,7 +152,11 @@ class Renderer extends ExprEmitter {
         m.startBlock(lend);
         return;
       }
+      // No Vulkan counterpart: kernels run one after another, and SPIR-V has no L2 prefetch.
+      case "prefetch":
+        return;
       case "barrier": {
+        if (s.scope === "grid") return;
         // "warp" waits for the subgroup (scope 3), "shared" for the workgroup (scope 2).
         const scope = m.uintConst(s.scope === "shared" ? 2 : 3);
         m.emit(`OpControlBarrier ${scope} ${scope} ${m.uintConst(BARRIER_SEMANTICS)}`);

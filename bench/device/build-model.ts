@@ -45,13 +45,13 @@ const libs: [string, ReturnType<typeof llamaOps>][] = [
     "llama2-7b-q4",
     llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES),
   ],
-  // The tensor-core decode GEMVs with RoPE in the QKV GEMV, and the decode GEMVs of the previous
-  // session (four rows per thread, FMA), for decode.ts's A/B.
+  // The tensor-core decode GEMVs with an L2 prefetch of each block's weights, and the four-rows
+  // FMA decode GEMVs, for decode.ts's A/B.
   [
-    "llama2-7b-q4-ropefused",
+    "llama2-7b-q4-prefetch",
     llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, {
       ...CUDA_OP_CHOICES,
-      fuseDecodeRope: true,
+      prefetchDecodeWeights: true,
     }),
   ],
   [

@@ -149,8 +149,9 @@ async function main(): Promise<number> {
   }
 
   // 2c. Decode GEMVs on tensor cores (q4_gemv_mma.ts: the CUDA default, each RMSNorm its own
-  //     launch, RoPE its own), the same with RoPE and the KV append in the QKV GEMV's epilogue
-  //     (RMSNorm folded measured no faster, ops.ts), and the four-rows FMA kernels
+  //     launch, RoPE its own), the same with each block's weights prefetched into L2 before the
+  //     wait for the previous kernel (RoPE fused and RMSNorm folded measured no faster, ops.ts),
+  //     and the four-rows FMA kernels
   //     (q4_gemv_rows*.ts, RMSNorm folded into QKV); each with and without programmatic dependent
   //     launch; alternating in this call: 7B q4f16_1, the same greedy decode as section 2.
   {
@@ -158,9 +159,9 @@ async function main(): Promise<number> {
     const kernels = [
       { name: "mma", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
       {
-        name: "mmaRopeFused",
-        lib: "lib/llama2-7b-q4-ropefused-sm_90",
-        choices: { ...CUDA_OP_CHOICES, fuseDecodeRope: true },
+        name: "mmaPrefetch",
+        lib: "lib/llama2-7b-q4-prefetch-sm_90",
+        choices: { ...CUDA_OP_CHOICES, prefetchDecodeWeights: true },
       },
       {
         name: "rows",

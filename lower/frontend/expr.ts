@@ -414,6 +414,8 @@ export abstract class ExprLowerer {
   }
 
   private lowerIntrinsic(name: string, node: ts.CallExpression): Typed {
+    if (name === "prefetchL2")
+      throw errorAt(node, "prefetchL2(...) has no value", "call it as a statement: prefetchL2(w[i][j]);");
     const arity = INTRINSIC_ARITY[name]!;
     if (node.arguments.length !== arity)
       throw errorAt(

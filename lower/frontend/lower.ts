@@ -299,12 +299,36 @@ class KernelLowerer extends HelperInliner {
       const op = e.operator === ts.SyntaxKind.PlusPlusToken ? "+" : "-";
       return this.assign(e.operand, (old) => this.binaryOp(op, old(), { e: B.i32c(1), weak: true }, e), e);
     }
-    if (ts.isCallExpression(e)) return this.inlineHelperStatement(e);
+    if (ts.isCallExpression(e)) {
+      const sym = this.symbolOf(e.expression);
+      const decl = sym?.valueDeclaration ?? sym?.declarations?.[0];
+      if (sym?.name === "prefetchL2" && isIntrinsicDeclaration(decl)) return this.prefetch(e);
+      return this.inlineHelperStatement(e);
+    }
     throw errorAt(
       e,
       "this expression does nothing as a statement",
       "assign its value, for example y[i] = ...",
     );
+  }
+
+  /** prefetchL2(t[i][j], count?): an element access of a parameter tensor, all its indices given. */
+  private prefetch(call: ts.CallExpression): Stmt {
+    const [arg, countArg] = call.arguments;
+    if (call.arguments.length > 2 || !arg)
+      throw errorAt(
+        call,
+        `prefetchL2 takes an element and optionally a count, got ${call.arguments.length} arguments`,
+      );
+    const count = countArg ? this.coerce(this.lowerExpr(countArg), "i32", countArg, "the count") : B.i32c(1);
+    const v = this.lowerExpr(arg).e;
+    if (v.kind !== "load" || v.buffer.scope !== "global" || v.indices.length !== v.buffer.shape.length)
+      throw errorAt(
+        arg,
+        "prefetchL2 takes one element of a kernel's tensor parameter",
+        "write the element access, for example prefetchL2(w[row][col])",
+      );
+    return B.prefetch(v.buffer, v.indices, count);
   }
 
   /** target = compute(old): stores to tensors and mutable scalars, each in its own block. */

@@ -18,6 +18,7 @@ import type {
   IfThenElse,
   LetStmt,
   Load,
+  Prefetch,
   Scope,
   Select,
   Seq,
@@ -113,6 +114,12 @@ export const ifThen = (cond: Expr, then: Stmt, otherwise?: Stmt): IfThenElse => 
   ...(otherwise ? { else: otherwise } : {}),
 });
 export const letStmt = (v: Var, value: Expr, body: Stmt): LetStmt => ({ kind: "let", v, value, body });
+export const prefetch = (buf: Buffer, indices: readonly Expr[], count: Expr): Prefetch => ({
+  kind: "prefetch",
+  buffer: buf,
+  indices,
+  count,
+});
 export const barrier = (scope: Barrier["scope"] = "shared"): Barrier => ({ kind: "barrier", scope });
 
 /** A sequence, flattened, with empty sequences dropped; a single statement is returned as is. */

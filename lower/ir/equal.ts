@@ -179,6 +179,14 @@ class Matcher {
           this.expr(a.value, y.value)
         );
       }
+      case "prefetch": {
+        const y = b as typeof a;
+        return (
+          this.pairBuffer(a.buffer, y.buffer) &&
+          this.exprs(a.indices, y.indices) &&
+          this.expr(a.count, y.count)
+        );
+      }
       case "allocate": {
         const y = b as typeof a;
         return this.pairBuffer(a.buffer, y.buffer) && this.stmt(a.body, y.body);

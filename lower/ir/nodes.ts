@@ -193,13 +193,32 @@ export interface LetStmt {
   readonly body: Stmt;
 }
 
-/** Waits for every thread of the block (scope "shared") or of the warp ("warp"). */
+/**
+ * Waits for every thread of the block (scope "shared") or of the warp ("warp"), or ("grid", device
+ * IR on CUDA only, placed by lower/passes/dependency_wait.ts) until the grid launched before this
+ * one in its stream has finished and its writes are visible: programmatic dependent launch starts
+ * a kernel early, and everything before this wait overlaps the previous kernel's tail.
+ */
 export interface Barrier {
   readonly kind: "barrier";
-  readonly scope: "shared" | "warp";
+  readonly scope: "shared" | "warp" | "grid";
 }
 
-export type Stmt = For | Block | Store | Allocate | IfThenElse | Seq | LetStmt | Barrier;
+/**
+ * A hint that `count` elements of a global buffer, from the one at `indices` on in storage order,
+ * will be read soon: their cache lines are fetched into the L2 cache (NVIDIA: a line with
+ * `prefetch.global.L2`, a range with sm_90's `cp.async.bulk.prefetch.L2`; elsewhere nothing).
+ * No effect on results; the range should lie in the buffer (a hint past its end fetches
+ * nothing useful, and no renderer faults on it).
+ */
+export interface Prefetch {
+  readonly kind: "prefetch";
+  readonly buffer: Buffer;
+  readonly indices: readonly Expr[];
+  readonly count: Expr;
+}
+
+export type Stmt = For | Block | Store | Allocate | IfThenElse | Seq | LetStmt | Barrier | Prefetch;
 
 export type Param =
   { readonly kind: "buffer"; readonly buffer: Buffer } | { readonly kind: "scalar"; readonly v: Var };

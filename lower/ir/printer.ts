@@ -3,7 +3,13 @@
  * Distinct variables or buffers that share a name get numbered suffixes in order of appearance,
  * so the text is deterministic and unambiguous.
  */
-import type { Buffer, Expr, PrimFunc, Stmt, Var } from "./nodes.ts";
+import type { Barrier, Buffer, Expr, PrimFunc, Stmt, Var } from "./nodes.ts";
+
+const BARRIER_CALLS: Record<Barrier["scope"], string> = {
+  shared: "syncThreads",
+  warp: "syncWarp",
+  grid: "waitForPreviousGrid",
+};
 
 const PRECEDENCE: Record<string, number> = {
   "||": 1,
@@ -123,6 +129,10 @@ export class Printer {
         return [
           `${indent}${this.namer.name(s.buffer)}${s.indices.map((i) => `[${this.expr(i)}]`).join("")} = ${this.expr(s.value)};`,
         ];
+      case "prefetch":
+        return [
+          `${indent}prefetchL2(${this.namer.name(s.buffer)}${s.indices.map((i) => `[${this.expr(i)}]`).join("")}${s.count.kind === "const" && s.count.value === 1 ? "" : `, ${this.expr(s.count)}`});`,
+        ];
       case "allocate": {
         const b = s.buffer;
         const strides = b.allocShape ? `, strides [${b.allocShape.map((x) => this.expr(x)).join(", ")}]` : "";
@@ -145,7 +155,7 @@ export class Printer {
           ...this.stmt(s.body, indent),
         ];
       case "barrier":
-        return [s.scope === "shared" ? `${indent}syncThreads();` : `${indent}syncWarp();`];
+        return [`${indent}${BARRIER_CALLS[s.scope]}();`];
     }
   }
 

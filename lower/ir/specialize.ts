@@ -113,7 +113,9 @@ function mapBuffersAndBody(
     rewriteStmt(s, {
       expr: (e) => (e.kind === "load" ? { ...e, buffer: remap(e.buffer), dtype: remap(e.buffer).dtype } : e),
       stmt: (st) =>
-        st.kind === "store" || st.kind === "allocate" ? ({ ...st, buffer: remap(st.buffer) } as Stmt) : st,
+        st.kind === "store" || st.kind === "prefetch" || st.kind === "allocate"
+          ? ({ ...st, buffer: remap(st.buffer) } as Stmt)
+          : st,
     });
   const prev = f.attrs.specialized;
   return {

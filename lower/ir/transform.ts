@@ -108,6 +108,12 @@ export function rewriteStmt(s: Stmt, r: Rewriter): Stmt {
       if (value !== s.value || body !== s.body) out = { ...s, value, body };
       break;
     }
+    case "prefetch": {
+      const indices = s.indices.map(ex);
+      const count = ex(s.count);
+      if (count !== s.count || !sameArray(indices, s.indices)) out = { ...s, indices, count };
+      break;
+    }
     case "barrier":
       break;
   }
@@ -161,6 +167,10 @@ export function walk(n: Node, visit: (n: Node) => boolean | void): void {
       n.indices.forEach((i) => walk(i, visit));
       walk(n.value, visit);
       return;
+    case "prefetch":
+      n.indices.forEach((i) => walk(i, visit));
+      walk(n.count, visit);
+      return;
     case "if":
       walk(n.cond, visit);
       walk(n.then, visit);
@@ -185,6 +195,7 @@ const STMT_KINDS: ReadonlySet<string> = new Set([
   "seq",
   "let",
   "barrier",
+  "prefetch",
 ]);
 export const isStmt = (n: Node): n is Stmt => STMT_KINDS.has(n.kind);
 
@@ -200,7 +211,8 @@ export function replaceBuffers(s: Stmt, map: ReadonlyMap<Buffer, Buffer>): Stmt 
   return rewriteStmt(s, {
     expr: (e) => (e.kind === "load" && map.has(e.buffer) ? { ...e, buffer: map.get(e.buffer)! } : e),
     stmt: (st) => {
-      if (st.kind === "store" && map.has(st.buffer)) return { ...st, buffer: map.get(st.buffer)! };
+      if ((st.kind === "store" || st.kind === "prefetch") && map.has(st.buffer))
+        return { ...st, buffer: map.get(st.buffer)! };
       if (st.kind === "allocate" && map.has(st.buffer)) return { ...st, buffer: map.get(st.buffer)! };
       return st;
     },

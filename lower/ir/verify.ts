@@ -177,6 +177,14 @@ class Verifier {
           this.report(`${what}: the value is ${s.value.dtype} but ${s.buffer.name} holds ${s.buffer.dtype}`);
         return;
       }
+      case "prefetch": {
+        const what = `prefetch of ${s.buffer.name}${s.indices.map((i) => `[${printExpr(i)}]`).join("")}`;
+        if (s.buffer.scope !== "global") this.report(`${what}: only global buffers are prefetched`);
+        this.access(what, s.buffer, s.indices);
+        this.expr(s.count);
+        if (s.count.dtype !== "i32") this.report(`${what}: the count is ${s.count.dtype}, not i32`);
+        return;
+      }
       case "allocate": {
         const b = s.buffer;
         if (this.buffers.has(b)) this.report(`buffer ${b.name} is allocated again while it is already live`);

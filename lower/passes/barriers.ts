@@ -99,6 +99,8 @@ class Sync {
     switch (s.kind) {
       case "barrier":
         return [s, EMPTY];
+      case "prefetch":
+        return [s, pending];
       case "seq": {
         const out: Stmt[] = [];
         let p = pending;

@@ -63,7 +63,7 @@ export function flattenPass(f: PrimFunc, target: Target): PrimFunc {
     expr: (e) => (e.kind === "load" ? { ...e, ...access(e.buffer, e.indices) } : e),
     stmt: (s): Stmt => {
       if (s.kind === "block") return s.body;
-      if (s.kind === "store") return { ...s, ...access(s.buffer, s.indices) };
+      if (s.kind === "store" || s.kind === "prefetch") return { ...s, ...access(s.buffer, s.indices) };
       if (s.kind === "allocate") return { ...s, buffer: flat.get(s.buffer)! };
       return s;
     },

@@ -9,6 +9,7 @@ import { printFunc } from "../ir/printer.ts";
 import { barriersPass } from "./barriers.ts";
 import { compactLocalPass } from "./compact_local.ts";
 import { crossThreadReductionPass } from "./cross_thread_reduction.ts";
+import { dependencyWaitPass } from "./dependency_wait.ts";
 import { disjointWritesPass } from "./disjoint_writes.ts";
 import { LoweringError } from "./errors.ts";
 import { flattenPass } from "./flatten.ts";
@@ -49,6 +50,8 @@ export const PASSES: readonly Pass[] = [
   { name: "unroll", run: unrollPass },
   /** Constant folding, ranges, dead code. */
   { name: "simplify", run: simplifyPass },
+  /** CUDA: the wait for the previous grid, after the leading L2 prefetches (or first). */
+  { name: "dependency_wait", run: dependencyWaitPass },
   /** The device IR contract, checked. */
   { name: "verify", run: (f) => (verifyDeviceIR(f), f) },
 ];

@@ -375,6 +375,8 @@ export class Simplifier {
       }
       case "store":
         return { ...s, indices: s.indices.map((i) => this.expr(i)), value: this.expr(s.value) };
+      case "prefetch":
+        return { ...s, indices: s.indices.map((i) => this.expr(i)), count: this.expr(s.count) };
       case "barrier":
         return s;
     }

@@ -40,6 +40,7 @@ export function freshenBindings(s: Stmt, rename: (name: string) => string): Stmt
           return { ...st, loopVar: vars.get(st.loopVar) ?? st.loopVar };
         case "allocate":
         case "store":
+        case "prefetch":
           return bufs.has(st.buffer) ? { ...st, buffer: bufs.get(st.buffer)! } : st;
         default:
           return st;

@@ -37,6 +37,7 @@ export function verifyDeviceIR(f: PrimFunc): void {
         return;
       case "load":
       case "store":
+      case "prefetch":
         if (n.indices.length !== 1)
           fail(`an access to ${n.buffer.name} has ${n.indices.length} indices, not one flat index`);
         return;

@@ -122,7 +122,9 @@ export function accessesIn(s: Stmt): Access[] {
       case "let":
         exprs(st.value, block);
         return visit(st.body, block);
+      // A prefetch changes nothing a schedule's legality depends on.
       case "barrier":
+      case "prefetch":
         return;
     }
   };

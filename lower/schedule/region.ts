@@ -305,6 +305,7 @@ export function accessesOf(s: Stmt, buf: Buffer, access: Access): AccessSite[] {
         visit(st.body);
         return;
       case "barrier":
+      case "prefetch":
         return;
     }
   };

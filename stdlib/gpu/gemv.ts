@@ -170,7 +170,12 @@ export function mmaGemvVariant(shape: string | undefined): MmaGemvVariant {
  * variant's constants; undefined where the shape does not tile (K not a multiple of 256, N of
  * the rows per block; for the gate/up kernel, N / 2 of 16), where the four-rows kernels serve.
  */
-export function mmaGemvKernel(def: KernelDef, n: number, k: number): KernelDef | undefined {
+export function mmaGemvKernel(
+  def: KernelDef,
+  n: number,
+  k: number,
+  { prefetch = false }: { readonly prefetch?: boolean } = {},
+): KernelDef | undefined {
   // Kernels pairing two tiles (gate/up rows, RoPE pairs) need both.
   const gateUp = def.name.startsWith("q4GateUpSilu");
   const pairs = gateUp || def.name === "q4QkvRopeAppendMma";
@@ -178,7 +183,8 @@ export function mmaGemvKernel(def: KernelDef, n: number, k: number): KernelDef |
   const rows = pairs ? 32 : v.rows;
   if (k % MMA_GEMV_CHUNK !== 0 || (gateUp ? (n / 2) % 16 : n % rows) !== 0) return undefined;
   if (def.name.includes("Rms") && k > MMA_RMS_MAX_K) return undefined;
-  return withMmaVariant(def, { ...v, rows });
+  const variant = withMmaVariant(def, { ...v, rows });
+  return prefetch ? withConsts(variant, { PREFETCH: 1 }) : variant;
 }
 
 /** A tensor-core GEMV kernel with a variant's constants (warps splitting K, rows per block). */
@@ -212,6 +218,7 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       );
     s.bind("blk", "blockIdx.x");
     for (const [w, l] of [
+      ["wq", "lq"],
       ["wz", "lz"],
       ["wa", "la"],
       ["wf", "lf"],
@@ -244,7 +251,7 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       s.unroll(steps!);
     }
     s.tensorize("r", "mma_m16n8k16", "lane");
-    const unrolled = ["tz", "hz", "ta", "ra", "ha", "va", "hb", "vb", "sb", "jb", "tc", "rc"];
+    const unrolled = ["tq", "tz", "hz", "ta", "ra", "ha", "va", "hb", "vb", "sb", "jb", "tc", "rc"];
     unrolled.push("tt", "hh", "vv", "ss", "jf", "jg", "te", "re", "tr", "hr", "wo", "jo");
     for (const l of unrolled) s.unroll(l);
     if (p.unrollChunks > 1) {

@@ -5,10 +5,10 @@ target triple = "nvptx64-nvidia-cuda"
 
 define void @rmsNorm(ptr addrspace(1) align 16 %x, ptr addrspace(1) align 16 %w, ptr addrspace(1) align 16 %y, float %eps) {
 entry:
-  call void asm sideeffect "griddepcontrol.wait;", "~{memory}"()
-  call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()
   %ss_buf0 = alloca [1 x float], align 16
   %ss_partial_buf1 = alloca [1 x float], align 16
+  call void asm sideeffect "griddepcontrol.wait;", "~{memory}"()
+  call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()
   %t0 = call i32 @llvm.nvvm.read.ptx.sreg.ctaid.x()
   %p1 = getelementptr inbounds float, ptr addrspace(0) %ss_buf0, i64 0
   store float 0x0000000000000000, ptr addrspace(0) %p1, align 4

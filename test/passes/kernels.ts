@@ -1,5 +1,18 @@
 /** Kernels the lowering-pass tests schedule and lower (the frontend reads this file's source). */
-import { kernel, f32, i32, max, rsqrt, idiv, shared, local, type Tensor, type Sym } from "../../dsl/index.ts";
+import {
+  kernel,
+  f32,
+  i32,
+  max,
+  min,
+  rsqrt,
+  idiv,
+  shared,
+  local,
+  prefetchL2,
+  type Tensor,
+  type Sym,
+} from "../../dsl/index.ts";
 
 /** y = x * rsqrt(mean(x^2) + eps) * w, per row: a row reduction then an elementwise stage. */
 export const rmsNormRows = kernel(function rmsNormRows(
@@ -165,4 +178,23 @@ export const stagedOver = kernel(function stagedOver(x: Tensor<f32, [64]>, y: Te
   const tile = shared("f32", [32]);
   for (let s = 0; s < 2; s++) for (let t = 0; t < 32; t++) tile[t] = x[s * 32 + t];
   for (let u = 0; u < 32; u++) y[u] = tile[u] + tile[31 - u];
+});
+
+/**
+ * y[b] = x[b] * s[b] per row of 64 (loops b: blockIdx, tp and t: threadIdx): each block first
+ * prefetches its row of x, two 128-byte lines, one per thread of the first two, then the next
+ * row as one range.
+ */
+export const scaleRowsPrefetched = kernel(function scaleRowsPrefetched(
+  x: Tensor<f32, [Sym<"m">, 64]>,
+  s: Tensor<f32, [Sym<"m">]>,
+  y: Tensor<f32, [Sym<"m">, 64]>,
+) {
+  for (let b = 0; b < x.shape[0]; b++) {
+    for (let tp = 0; tp < 2; tp++) prefetchL2(x[b][tp * 32]);
+    prefetchL2(x[min(b + 1, x.shape[0] - 1)][0], 64);
+    const scale = local("f32", [1]);
+    scale[0] = s[b];
+    for (let t = 0; t < 64; t++) y[b][t] = x[b][t] * scale[0];
+  }
 });

@@ -1,0 +1,60 @@
+/**
+ * Pass `dependency_wait` (CUDA only): places the wait for the previous grid in the stream
+ * (`waitForPreviousGrid()`, a barrier of scope "grid"). Programmatic dependent launch (sm_90)
+ * starts a kernel while the one before it still runs; every thread must wait before it touches
+ * global memory, which the previous kernel may still be writing (or reading, for a buffer this one
+ * overwrites). What comes before the wait overlaps the previous kernel's tail: the L2 prefetches a
+ * kernel issues first (`prefetchL2`, of weights no kernel writes) are why the wait can move.
+ *
+ * The wait goes after the leading statements that touch no global memory except by prefetch,
+ * found by descending through lets, allocations and sequences only, so every thread runs it
+ * exactly once (never inside a loop or a branch). A kernel without prefetches waits first.
+ * Elsewhere (CPU, ROCm, Vulkan) kernels are launched one after another and nothing is placed.
+ */
+import { barrier, seq } from "../ir/build.ts";
+import type { Node, PrimFunc, Stmt } from "../ir/nodes.ts";
+import { walk } from "../ir/transform.ts";
+import type { Target } from "./target.ts";
+
+const WAIT = barrier("grid");
+
+export function dependencyWaitPass(f: PrimFunc, target: Target): PrimFunc {
+  if (target.kind !== "cuda") return f;
+  return { ...f, body: hasPrefetch(f.body) ? placeWait(f.body) : seq([WAIT, f.body]) };
+}
+
+function placeWait(s: Stmt): Stmt {
+  switch (s.kind) {
+    case "let":
+      return touchesGlobal(s.value) ? seq([WAIT, s]) : { ...s, body: placeWait(s.body) };
+    case "allocate":
+      return { ...s, body: placeWait(s.body) };
+    case "seq": {
+      const i = s.body.findIndex(touchesGlobal);
+      if (i < 0) return seq([...s.body, WAIT]);
+      return seq([...s.body.slice(0, i), placeWait(s.body[i]!), ...s.body.slice(i + 1)]);
+    }
+    default:
+      return touchesGlobal(s) ? seq([WAIT, s]) : seq([s, WAIT]);
+  }
+}
+
+/** Whether n loads or stores global memory (a prefetch does neither). */
+function touchesGlobal(n: Node): boolean {
+  let found = false;
+  walk(n, (x) => {
+    if (found) return false;
+    if ((x.kind === "load" || x.kind === "store") && x.buffer.scope === "global") found = true;
+    return undefined;
+  });
+  return found;
+}
+
+function hasPrefetch(s: Stmt): boolean {
+  let found = false;
+  walk(s, (x) => {
+    if (x.kind === "prefetch") found = true;
+    return !found;
+  });
+  return found;
+}

@@ -1,0 +1,102 @@
+/**
+ * The wait for the previous grid (programmatic dependent launch) and L2 prefetches: on CUDA the
+ * wait follows a kernel's leading prefetches and precedes its first access to global memory; other
+ * targets get no wait; every backend computes what the kernel computes without them.
+ */
+import { describe, expect, it } from "vitest";
+import { lowerKernel } from "../../lower/frontend/lower.ts";
+import { specialize } from "../../lower/ir/specialize.ts";
+import { Schedule } from "../../lower/schedule/index.ts";
+import { lowerToDevice } from "../../lower/passes/pipeline.ts";
+import { TARGETS, type Target } from "../../lower/passes/target.ts";
+import { printFunc } from "../../lower/ir/printer.ts";
+import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
+import { cpuKernel } from "../../backends/cpu/runtime.ts";
+import { randomArgs, cloneArgs } from "../../backends/check.ts";
+import { renderLLVM } from "../../backends/llvm/render.ts";
+import { compileLLVM } from "../../backends/llvm/compile.ts";
+import { renderSpirv } from "../../backends/spirv/render.ts";
+import { validate } from "../../backends/spirv/tools.ts";
+import type { NDArray } from "../../dsl/ndarray.ts";
+import { llvmMissing } from "../backends/llvm/helpers.ts";
+import { scaleRowsPrefetched, rmsNormRows } from "./kernels.ts";
+
+const source = () => specialize(lowerKernel(scaleRowsPrefetched), { m: 5 });
+
+function lowered(target: Target) {
+  const s = new Schedule(source());
+  s.bind("b", "blockIdx.x");
+  s.bind("tp", "threadIdx.x");
+  s.bind("t", "threadIdx.x");
+  return lowerToDevice(s.func, target);
+}
+
+describe("dependency_wait", () => {
+  it("places the wait after the leading prefetches, before the first global access (CUDA)", () => {
+    expect(printFunc(lowered(TARGETS.sm_90))).toMatchInlineSnapshot(`
+      "// attrs: specialized="specialized {\\"m\\":5}"
+      // launch: grid [5, 1, 1], block [64, 1, 1], warp 32, shared 0 bytes
+      function scaleRowsPrefetched(x: Tensor<f32, [5, 64]>, s: Tensor<f32, [5]>, y: Tensor<f32, [5, 64]>) {
+        const b = block_id(0);
+        const tp = thread_id(0);
+        if (tp < 2) {
+          prefetchL2(x[b * 64 + tp * 32]);
+        }
+        prefetchL2(x[min(b + 1, 4) * 64], 64);
+        const scale = local(f32, [1]);
+        waitForPreviousGrid();
+        scale[0] = s[b];
+        const t = thread_id(0);
+        y[b * 64 + t] = x[b * 64 + t] * scale[0];
+      }
+      "
+    `);
+  });
+
+  it("places no wait for other targets; a kernel without prefetches waits first on CUDA", () => {
+    for (const t of [TARGETS.vulkan, TARGETS.gfx1100, TARGETS.cpu]) {
+      const text = printFunc(lowered(t));
+      expect(text).not.toContain("waitForPreviousGrid");
+      expect(text).toContain("prefetchL2(x[");
+    }
+    const s = new Schedule(lowerKernel(rmsNormRows));
+    s.bind("i", "blockIdx.x");
+    const body = printFunc(lowerToDevice(s.func, TARGETS.sm_90)).split("\n");
+    expect(body[2]).toBe("  waitForPreviousGrid();");
+  });
+
+  it("changes no result on the CPU device emulation", () => {
+    const f = source();
+    const args = randomArgs(f, {}, 3);
+    const want = cloneArgs(args);
+    cpuKernel(f)(want as never);
+    for (const t of [TARGETS.sm_90, TARGETS.cpu]) {
+      const got = cloneArgs(args);
+      cpuDeviceKernel(lowered(t))(got as never);
+      expect(Array.from((got.y as NDArray).data)).toEqual(Array.from((want.y as NDArray).data));
+    }
+  });
+
+  it("renders a valid SPIR-V module (the prefetch has no Vulkan counterpart)", () => {
+    validate(renderSpirv(lowered(TARGETS.vulkan), { env: "vulkan1.2" }).words, "vulkan1.2");
+  });
+
+  it.skipIf(llvmMissing !== "")("renders prefetch.global.L2 before griddepcontrol.wait for sm_90", () => {
+    const r = renderLLVM(lowered(TARGETS.sm_90), { kind: "nvptx", arch: "sm_90" });
+    const ptx = compileLLVM(r.text, { kind: "nvptx", arch: "sm_90" }).ptx!;
+    const prefetch = ptx.indexOf("prefetch.global.L2");
+    const range = ptx.indexOf("cp.async.bulk.prefetch.L2.global");
+    const wait = ptx.indexOf("griddepcontrol.wait");
+    expect(prefetch).toBeGreaterThan(0);
+    expect(range).toBeGreaterThan(prefetch);
+    expect(wait).toBeGreaterThan(range);
+    expect(ptx.indexOf("ld.global")).toBeGreaterThan(wait);
+    // sm_80 has no programmatic dependent launch nor bulk prefetch: the ranges' first lines, no wait.
+    const sm80 = renderLLVM(lowered(TARGETS.sm_90), { kind: "nvptx", arch: "sm_80" }).text;
+    expect(sm80.match(/prefetch\.global\.L2/g)).toHaveLength(2);
+    expect(sm80).not.toMatch(/griddepcontrol|cp\.async\.bulk/);
+    // AMD: neither.
+    const amd = renderLLVM(lowered(TARGETS.gfx1100), { kind: "amdgcn", arch: "gfx1100" }).text;
+    expect(amd).not.toMatch(/prefetch|griddepcontrol/);
+  });
+});
