@@ -13,7 +13,7 @@ import { loadConverted } from "../../llama/convert/format.ts";
 import { loadModelTokenizer } from "../../llama/convert/tokenizer.ts";
 import { fromConverted, syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { KernelLlama } from "../../llama/model.ts";
-import { CUDA_OP_CHOICES } from "../../llama/ops.ts";
+import { CUDA_OP_CHOICES, type OpChoices } from "../../llama/ops.ts";
 import { generateText } from "../../llama/generate.ts";
 import { headDim } from "../../llama/config.ts";
 import { copyBandwidth } from "./bandwidth.ts";
@@ -30,7 +30,13 @@ const PROMPT = Array.from({ length: 512 }, (_, i) => 1 + ((i * 7919) % 31999));
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { out: { type: "string", default: "bench/out" }, steps: { type: "string", default: "512" } },
+    options: {
+      out: { type: "string", default: "bench/out" },
+      steps: { type: "string", default: "512" },
+      // --ab name=dir: one more 7B q4f16_1 library (under .device) for section 2c's A/B, with the
+      // CUDA op choices, e.g. one built from another commit.
+      ab: { type: "string", multiple: true, default: [] },
+    },
   });
   const here = new URL(".", import.meta.url).pathname;
   const rt = createCudaRuntime();
@@ -156,7 +162,7 @@ async function main(): Promise<number> {
   //     launch; alternating in this call: 7B q4f16_1, the same greedy decode as section 2.
   {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
-    const kernels = [
+    const kernels: { name: string; lib: string; choices: OpChoices }[] = [
       { name: "mma", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
       {
         name: "mmaPrefetch",
@@ -168,7 +174,12 @@ async function main(): Promise<number> {
         lib: "lib/llama2-7b-q4-rowsgemv-sm_90",
         choices: { ...CUDA_OP_CHOICES, decodeGemv: "rows" },
       },
-    ] as const;
+      ...values.ab.map((a) => {
+        const [name, lib] = a.split("=");
+        if (!name || !lib) throw new Error(`decode: --ab takes name=libdir, got ${a}`);
+        return { name, lib, choices: CUDA_OP_CHOICES };
+      }),
+    ];
     const variants = kernels.flatMap((k) =>
       [false, true].map((programmatic) => ({
         ...k,
