@@ -9,8 +9,9 @@
  * each 32 x 32 as 2 x 4 tiles. In each 16 x 8 tile a lane holds four outputs,
  * field r at row (lane >> 2) + 8 (r >> 1) and column 2 (lane & 3) + (r & 1): the accumulator layout
  * of the PTX instruction mma.m16n8k16, so the tensorized nest needs no data movement between lanes.
- * Per step of K (MMA_BK = 32, one q4 group), the block's x tile and weight tile are staged in
- * shared memory, which every lane of every warp reads.
+ * Per step of K (MMA_BK = 32, one q4 group), the block's x tile (and f16GemmMma's weight tile)
+ * is staged in shared memory, which every lane of every warp reads; q4GemmMma's weights go from
+ * global memory to registers.
  *
  * On the CPU, without a schedule, the nest is plain sequential arithmetic; every access stays in
  * bounds (rows past M or N read the last row and their outputs are not stored; K past the end of
@@ -20,8 +21,22 @@
  * products x * (q - 7) (exact in f32) are summed in f32 and the sum scaled once by f32(scale), the
  * GEMVs' arithmetic (q4_common.ts). The weight is never rounded to f16.
  */
-import { kernel, f16, f32, idiv, local, min, shared, type u32, type Tensor, type Sym } from "../dsl/index.ts";
-import { Q4_GROUP, Q4_PER_WORD, Q4_WORDS_PER_GROUP, q4Code } from "./q4_common.ts";
+import {
+  kernel,
+  f16,
+  f32,
+  idiv,
+  local,
+  min,
+  shared,
+  unpackF16x2,
+  type i32,
+  type u32,
+  type Tensor,
+  type Sym,
+} from "../dsl/index.ts";
+import * as L from "./mma_layout.ts";
+import { Q4_GROUP, Q4_WORDS_PER_GROUP, q4PairF16x2Lane } from "./q4_common.ts";
 
 /** Lanes per warp the layout assumes (NVIDIA). */
 export const MMA_LANES = 32;
@@ -43,17 +58,25 @@ export const MMA_BK = 32;
 const MMA_THREADS = MMA_WARPS * MMA_LANES;
 /** 16-byte chunks (8 halves) of the x tile each thread copies per K step (q4GemmMma). */
 const X_CHUNKS = (MMA_BM * MMA_BK) / 8 / MMA_THREADS;
-/** Weight words (8 codes) each thread copies per K step (q4GemmMma). */
-const W_WORDS = (MMA_BN * Q4_WORDS_PER_GROUP) / MMA_THREADS;
 
 /**
  * y[m][n] = sum_g f32(scale[n][g]) * sum_{k in g} x[m][k] * (q[n][k] - 7), W in q4f16_1.
  *
- * Software-pipelined: each thread's share of the next K step (X_CHUNKS chunks of x, W_WORDS
- * weight words, its lanes' scales) is loaded into registers before the products of this step, and
- * written to shared memory (the codes decoded) after them, so the global loads' latency hides
- * behind the tensor-core work. The copies name their thread (warp, lane) explicitly: chunk
- * c = s * threads + warp * 32 + lane is row c >> 2, eight halves at column (c & 3) * 8.
+ * The weights never pass through shared memory: lane (g, t) of a warp loads, for each of its
+ * 16 x 8 tiles along N, the four words of weight row g of the tile in the K step's group, and
+ * turns codes t and t + 4 of a word into one f16 pair (q4PairF16x2Lane: a shift, a LOP3 and an
+ * HADD2), which is exactly a B register of mma.m16n8k16 once the 16 k-slots of each half-group
+ * are ordered (0, 4, 1, 5, 2, 6, 3, 7) within each 8: slot s holds element (s >> 1) + 4 (s & 1).
+ * x's tile is stored in shared memory in that order, so A and B agree and the products are those
+ * of the plain order. (Shared memory was the bound with both tiles there: Nsight Compute on an
+ * H200 measured the L1/shared pipe 82% busy at 18% of PyTorch's f16 matmul.)
+ *
+ * Software-pipelined: each thread's share of the next K step (X_CHUNKS chunks of x, its tiles'
+ * weight words, its lanes' scales) is loaded into registers before the products of this step;
+ * x goes to shared memory and the words become B registers after them, so the global loads'
+ * latency hides behind the tensor-core work. The copies name their thread (warp, lane)
+ * explicitly: chunk c = s * threads + warp * 32 + lane is row c >> 2, eight halves at column
+ * (c & 3) * 8.
  */
 export const q4GemmMma = kernel(function q4GemmMma(
   x: Tensor<f16, [Sym<"m">, Sym<"k">]>,
@@ -68,13 +91,14 @@ export const q4GemmMma = kernel(function q4GemmMma(
     for (let bn = 0; bn < idiv(N + MMA_BN - 1, MMA_BN); bn++) {
       const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
       const part = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
-      // The next step's tile and scales, in registers.
+      // The next step's x chunks, weight words and scales, in registers.
       const xr = local("f16", [MMA_WARPS, MMA_LANES, X_CHUNKS, 8]);
-      const wr = local("u32", [MMA_WARPS, MMA_LANES, W_WORDS]);
+      const wr = local("u32", [MMA_WARPS, MMA_LANES, MMA_TILES_N, Q4_WORDS_PER_GROUP]);
       const sc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_N, 2]);
       const scn = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_N, 2]);
+      // This step's B registers: per tile along N and half-group, lane, register.
+      const bf = local("u32", [MMA_WARPS, MMA_TILES_N, MMA_BK / 16, MMA_LANES, 2]);
       const xs = shared("f16", [MMA_BM, MMA_BK]);
-      const ws = shared("f16", [MMA_BN, MMA_BK]);
       for (let wz = 0; wz < MMA_WARPS; wz++)
         for (let lz = 0; lz < MMA_LANES; lz++)
           for (let mz = 0; mz < MMA_TILES_M; mz++)
@@ -89,35 +113,29 @@ export const q4GemmMma = kernel(function q4GemmMma(
               xr[wa][la][sa][va] = x[min(bm * MMA_BM + (c >> 2), M - 1)][(c & 3) * 8 + va];
             }
           }
-          for (let sb = 0; sb < W_WORDS; sb++) {
-            const c = sb * MMA_THREADS + wa * MMA_LANES + la;
-            wr[wa][la][sb] = packed[min(bn * MMA_BN + (c >> 2), N - 1)][c & 3];
-          }
+          for (let sb = 0; sb < MMA_TILES_N; sb++)
+            for (let vb = 0; vb < Q4_WORDS_PER_GROUP; vb++)
+              wr[wa][la][sb][vb] = packed[min(weightRow(bn, wa, sb, la), N - 1)][vb];
           for (let na = 0; na < MMA_TILES_N; na++)
             for (let ja = 0; ja < 2; ja++)
-              sc[wa][la][na][ja] = f32(
-                scales[
-                  min(bn * MMA_BN + (wa % MMA_WARPS_N) * MMA_WARP_N + na * 8 + (la & 3) * 2 + ja, N - 1)
-                ][0],
-              );
+              sc[wa][la][na][ja] = f32(scales[min(scaleColumn(bn, wa, na, la, ja), N - 1)][0]);
         }
       }
       for (let g = 0; g < KG; g++) {
-        // This step's tile from registers to shared memory (the codes as the f16 q - 7).
+        // This step's x to shared memory, each 8 halves in the B registers' k order, and its
+        // weight words to B registers.
         for (let wc = 0; wc < MMA_WARPS; wc++) {
           for (let lc = 0; lc < MMA_LANES; lc++) {
             for (let sx = 0; sx < X_CHUNKS; sx++) {
               for (let vx = 0; vx < 8; vx++) {
                 const c = sx * MMA_THREADS + wc * MMA_LANES + lc;
-                xs[c >> 2][(c & 3) * 8 + vx] = xr[wc][lc][sx][vx];
+                xs[c >> 2][(c & 3) * 8 + vx] = xr[wc][lc][sx][(vx >> 1) + 4 * (vx & 1)];
               }
             }
-            for (let sw = 0; sw < W_WORDS; sw++) {
-              for (let jw = 0; jw < Q4_PER_WORD; jw++) {
-                const c = sw * MMA_THREADS + wc * MMA_LANES + lc;
-                ws[c >> 2][(c & 3) * Q4_PER_WORD + jw] = f16(q4Code(wr[wc][lc][sw], jw));
-              }
-            }
+            for (let nw = 0; nw < MMA_TILES_N; nw++)
+              for (let hw = 0; hw < MMA_BK / 16; hw++)
+                for (let jw = 0; jw < 2; jw++)
+                  bf[wc][nw][hw][lc][jw] = q4PairF16x2Lane(wr[wc][lc][nw][2 * hw + jw], lc & 3);
           }
         }
         // The next step's loads, issued before this step's products (the last step reloads itself).
@@ -130,17 +148,13 @@ export const q4GemmMma = kernel(function q4GemmMma(
                 xr[wf][lf][sf][vf] = x[min(bm * MMA_BM + (c >> 2), M - 1)][gn * Q4_GROUP + (c & 3) * 8 + vf];
               }
             }
-            for (let sg = 0; sg < W_WORDS; sg++) {
-              const c = sg * MMA_THREADS + wf * MMA_LANES + lf;
-              wr[wf][lf][sg] = packed[min(bn * MMA_BN + (c >> 2), N - 1)][gn * Q4_WORDS_PER_GROUP + (c & 3)];
-            }
+            for (let sg = 0; sg < MMA_TILES_N; sg++)
+              for (let vg = 0; vg < Q4_WORDS_PER_GROUP; vg++)
+                wr[wf][lf][sg][vg] =
+                  packed[min(weightRow(bn, wf, sg, lf), N - 1)][gn * Q4_WORDS_PER_GROUP + vg];
             for (let nf = 0; nf < MMA_TILES_N; nf++)
               for (let jf = 0; jf < 2; jf++)
-                scn[wf][lf][nf][jf] = f32(
-                  scales[
-                    min(bn * MMA_BN + (wf % MMA_WARPS_N) * MMA_WARP_N + nf * 8 + (lf & 3) * 2 + jf, N - 1)
-                  ][gn],
-                );
+                scn[wf][lf][nf][jf] = f32(scales[min(scaleColumn(bn, wf, nf, lf, jf), N - 1)][gn]);
           }
         }
         for (let wp = 0; wp < MMA_WARPS; wp++) {
@@ -160,9 +174,10 @@ export const q4GemmMma = kernel(function q4GemmMma(
                           ],
                         ) *
                         f32(
-                          ws[(wp % MMA_WARPS_N) * MMA_WARP_N + nt * 8 + (lane & 3) * 2 + (r & 1)][
-                            kt * 16 + kk
-                          ],
+                          unpackF16x2(
+                            bf[wp][nt][kt][L.mmaBLane(L.mmaCCol(lane, r), kk)][L.mmaBReg(kk)],
+                            kk & 1,
+                          ),
                         );
                     }
                   }
@@ -191,6 +206,16 @@ export const q4GemmMma = kernel(function q4GemmMma(
     }
   }
 });
+
+/** The weight row whose words lane `lane` of warp `warp` loads for its tile `tile` along N. */
+function weightRow(bn: i32, warp: i32, tile: i32, lane: i32): i32 {
+  return bn * MMA_BN + (warp % MMA_WARPS_N) * MMA_WARP_N + tile * 8 + (lane >> 2);
+}
+
+/** The output column of accumulator field 2 (lane & 3) + j of tile `tile`: its scale's row. */
+function scaleColumn(bn: i32, warp: i32, tile: i32, lane: i32, j: i32): i32 {
+  return bn * MMA_BN + (warp % MMA_WARPS_N) * MMA_WARP_N + tile * 8 + (lane & 3) * 2 + j;
+}
 
 /**
  * f16GemmMma's warps: eight, each a 32 x 32 tile (2 x 4 tiles of 16 x 8), whose 128 registers let

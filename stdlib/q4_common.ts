@@ -65,6 +65,16 @@ export function q4PairF16x2(word: u32, p: i32): u32 {
   );
 }
 
+/**
+ * Codes t and t + 4 of `word` (t = 0..3, known only at run time, as a lane index) as the f16 pair
+ * (q_t - 7, q_{t+4} - 7), element 0 in the low half: shifted down by 4t, masked into the mantissa
+ * of the f16 1024 and offset by -1031, exactly (a shift, a LOP3 and an HADD2 on NVIDIA GPUs).
+ */
+export function q4PairF16x2Lane(word: u32, t: i32): u32 {
+  const biased = ((word >> u32(4 * t)) & u32(0x000f000f)) | u32(F16X2_1024);
+  return fmaF16x2(biased, u32(F16X2_ONE), u32(F16X2_MINUS_1031));
+}
+
 /** f16 pairs (both elements equal) by their bits: 1024, 1, 1/16, -71 and -1031. */
 export const F16X2_1024 = 0x64006400;
 export const F16X2_ONE = 0x3c003c00;

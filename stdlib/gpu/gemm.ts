@@ -17,7 +17,7 @@
  *
  * Tile sizes and copy widths are per-target data (GEMM_SCHEDULES); a tuner can replace them.
  */
-import { ScheduleError } from "../../lower/schedule/errors.ts";
+import { ScheduleError, TargetUnsupportedError } from "../../lower/schedule/errors.ts";
 import { MIN_BLOCKS_PER_SM } from "../../lower/passes/launch.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
@@ -212,12 +212,20 @@ export const hasMma = (target: string): boolean => /^sm_(8\d|9\d|1\d\d)$/.test(t
  * q4GemmMma and f16GemmMma (stdlib/gemm_mma.ts): tiles of y to blocks, warps to threadIdx.y and
  * lanes to threadIdx.x, the shared-memory copies spread over the block, the per-lane nests
  * unrolled (accumulators and fragments in registers) and, on NVIDIA sm_80 and later, each
- * 16 x 8 x 16 nest tensorized into one mma.m16n8k16 per warp. Elsewhere the nests stay per-lane
- * loops of f32 multiply-adds (correct on any GPU; q4GemmTiled is the faster choice there).
+ * 16 x 8 x 16 nest tensorized into one mma.m16n8k16 per warp. Elsewhere f16GemmMma's nests stay
+ * per-lane loops of f32 multiply-adds (correct on any GPU; f16GemmTiled is the faster choice
+ * there) and q4GemmMma, whose B operands are the instruction's registers, is refused.
  */
 export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
   return (s: Schedule, target: string): void => {
     const q4 = s.func.params.some((x) => x.kind === "buffer" && x.buffer.name === "packed");
+    // q4GemmMma's B operands are registers laid out for the instruction: without it each lane
+    // would read other lanes' registers. Refused, not wrong.
+    if (q4 && !hasMma(target))
+      throw new TargetUnsupportedError(
+        "mmaGemmSchedule",
+        `q4GemmMma needs NVIDIA sm_80 or later (mma.m16n8k16); ${target} has none: use q4GemmTiled`,
+      );
     s.bind("bm", "blockIdx.y");
     s.bind("bn", "blockIdx.x");
     const minBlocks = q4 ? p.minBlocksPerSM.q4 : p.minBlocksPerSM.f16;
@@ -243,10 +251,13 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     }
     const unrolled = ["mz", "nz", "rz", "kt", "mt", "nt", "my", "ny", "ry"];
     if (q4) {
-      for (const v of ["va", "vx", "vf"]) if (p.vec > 1) s.vectorize(v);
+      // x's chunks load as 16-byte vectors; their stores to shared memory reorder the halves
+      // (stdlib/gemm_mma.ts), unrolled, and LLVM merges the eight stores into one.
+      for (const v of ["va", "vf"]) if (p.vec > 1) s.vectorize(v);
       unrolled.push("mp", "np", "rp", "me", "ne", "re", "ns", "js");
-      unrolled.push("sa", "sb", "na", "ja", "sx", "sw", "jw", "sf", "sg", "nf", "jf");
-      if (p.vec <= 1) unrolled.push("va", "vx", "vf");
+      unrolled.push("sa", "sb", "vb", "na", "ja", "sx", "nw", "hw", "jw", "sf", "sg", "vg", "nf", "jf");
+      unrolled.push("vx");
+      if (p.vec <= 1) unrolled.push("va", "vf");
     } else {
       const [ty, tx] = [MMA_WARPS_OF(s), 32];
       // f16GemmMma's copies guard the end of K (a select per element), which does not vectorize.
@@ -255,7 +266,7 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     }
     if (p.padRows) {
       s.storageAlign("xs", 0, 32, 8);
-      s.storageAlign("ws", 0, 32, 8);
+      if (!q4) s.storageAlign("ws", 0, 32, 8); // q4GemmMma's weights skip shared memory
     }
     if (hasMma(target)) s.tensorize("r", "mma_m16n8k16", "lane");
     for (const l of unrolled) s.unroll(l);

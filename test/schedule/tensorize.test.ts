@@ -15,7 +15,7 @@ import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { printFunc } from "../../lower/ir/printer.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
-import { Schedule, ScheduleError, replay } from "../../lower/schedule/index.ts";
+import { Schedule, ScheduleError, TargetUnsupportedError, replay } from "../../lower/schedule/index.ts";
 import { f16Gemm } from "../../stdlib/f16_gemv.ts";
 import { f16GemmMma, q4GemmMma } from "../../stdlib/gemm_mma.ts";
 import { mmaGemmSchedule } from "../../stdlib/gpu/gemm.ts";
@@ -145,12 +145,17 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
     expect(device.match(/syncThreads\(\)/g)?.length).toBe(2);
   });
 
-  it("elsewhere keeps per-lane multiply-adds (no tensorize) with the same results", () => {
-    const s = Schedule.of(q4GemmMma);
+  it("elsewhere keeps f16GemmMma's per-lane multiply-adds (no tensorize) with the same results", () => {
+    const s = Schedule.of(f16GemmMma);
     mmaGemmSchedule()(s, "gfx1100");
     expect(printFunc(s.func)).not.toContain("mma_m16n8k16(");
-    const { want, got } = runBoth(q4GemmMma, s, { m: 5, n: 9, k: 32, kw: 4, kg: 1 });
+    const { want, got } = runBoth(f16GemmMma, s, { m: 5, n: 9, k: 40 });
     expect(compareResults(want, got, 0).mismatches).toEqual([]);
+  });
+
+  it("refuses q4GemmMma (B operands in the instruction's registers) where there is no mma", () => {
+    for (const target of ["gfx1100", "vulkan", "sm_75"])
+      expect(() => mmaGemmSchedule()(Schedule.of(q4GemmMma), target)).toThrow(TargetUnsupportedError);
   });
 
   it.skipIf(llvmMissing !== "")(
@@ -163,6 +168,8 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
       // Per group of 32: 2 K steps x 4 x 4 tiles per warp.
       expect(ptx.match(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/g)?.length).toBe(32);
       expect(ptx).not.toMatch(/ld\.shared\.(u16|b16)/);
+      // Only x passes through shared memory: 4 x 2 A registers per K step of 16, per tile along M.
+      expect(ptx.match(/ld\.shared\.b32/g)?.length).toBe(32);
     },
   );
 

@@ -121,7 +121,7 @@ function tool(cmd: string, args: (file: string) => string[], input: string | Uin
 }
 
 /** The tensor-core GEMVs (stdlib/q4_gemv_mma.ts): NVIDIA only, their schedule refuses AMD targets. */
-const needsMma = (spec: OpSpec): boolean => /^q4(Gemv|GateUp|QkvRope)\w*Mma$/.test(spec.kernel.name);
+const needsMma = (spec: OpSpec): boolean => /^q4(Gemv|GateUp|QkvRope|Gemm)\w*Mma$/.test(spec.kernel.name);
 
 const device = (spec: OpSpec, target: string): PrimFunc =>
   lowerToDevice(scheduledFunc(spec, target), GPU_TARGETS[target]!.lowering);
@@ -152,11 +152,13 @@ describe.skipIf(llvmMissing !== "")(
       },
     );
 
-    it("refuses the tensor-core GEMVs for AMD targets, naming the kernels to use", () => {
+    it("refuses the q4 tensor-core GEMVs and GEMM for AMD targets, naming the kernels to use", () => {
       const mma = CASES.filter(needsMma);
-      expect(mma.length).toBe(7);
+      expect(mma.length).toBe(8);
       for (const spec of mma)
-        expect(() => device(spec, "gfx1100")).toThrow(/gfx1100 has none: use the four-rows kernels/);
+        expect(() => device(spec, "gfx1100")).toThrow(
+          /gfx1100 has none: use (the four-rows kernels|q4GemmTiled)/,
+        );
     });
 
     for (const arch of ["gfx1100", "gfx942"] as const) {
