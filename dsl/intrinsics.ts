@@ -156,8 +156,8 @@ export function fmaF16x2(a: number, b: number, c: number): u32 {
  * order (write the element access: `prefetchL2(w[row][0], 16 * k)`), will be read soon; fetch
  * their cache lines into the L2 cache. Results are the same with or without it; only NVIDIA's
  * renderer emits instructions (a line: `prefetch.global.L2`; a range on sm_90: one
- * `cp.async.bulk.prefetch.L2`, which the copy engine works through; below sm_90 the first line
- * only). The kernel's first prefetches are issued before it waits for the previous kernel under
+ * `cp.async.bulk.prefetch.L2`, which the copy engine works through; below sm_90 a line prefetch per
+ * 128 bytes). The kernel's first prefetches are issued before it waits for the previous kernel under
  * programmatic dependent launch, so prefetching weights first overlaps that kernel's tail.
  */
 export function prefetchL2(element: number, count?: number): void {

@@ -274,32 +274,53 @@ class Emitter {
   }
 
   /**
-   * NVIDIA's L2 prefetch: one line, or on sm_90 a range through the copy engine, whose start and
-   * size must be multiples of 16 bytes: the range is widened to them (within the lines it touches).
+   * NVIDIA's L2 prefetch: one line; a range on sm_90 through the copy engine (one instruction,
+   * whose start and size must be multiples of 16 bytes: the range is widened to them), and below
+   * sm_90 a loop issuing one line prefetch per 128 bytes.
    */
   private prefetch(s: Prefetch): void {
     const p = this.address(s.buffer, s.indices);
-    const one = s.count.kind === "const" && s.count.value === 1;
-    if (one || this.fl.target.arch !== "sm_90") {
-      this.emit(
-        `call void asm sideeffect "prefetch.global.L2 [$0];", "l"(ptr addrspace(${p.space}) ${p.ptr})`,
-      );
-      return;
-    }
-    const [start, end, from, to, size, bytes] = [1, 2, 3, 4, 5, 6].map(() => this.tmp());
+    const line = (addr: string, ty: string) =>
+      this.emit(`call void asm sideeffect "prefetch.global.L2 [$0];", "l"(${ty} ${addr})`);
+    if (s.count.kind === "const" && s.count.value === 1) return line(p.ptr, `ptr addrspace(${p.space})`);
+    const [start, bytes, end] = [this.tmp(), this.tmp(), this.tmp()];
     this.emit(`${bytes} = mul i64 ${this.index(s.count)}, ${alignOf(s.buffer.dtype)}`);
     this.emit(`${start} = ptrtoint ptr addrspace(${p.space}) ${p.ptr} to i64`);
     this.emit(`${end} = add i64 ${start}, ${bytes}`);
-    this.emit(`${from} = and i64 ${start}, -16`);
-    const up = this.tmp();
-    this.emit(`${up} = add i64 ${end}, 15`);
-    this.emit(`${to} = and i64 ${up}, -16`);
-    const diff = this.tmp();
-    this.emit(`${diff} = sub i64 ${to}, ${from}`);
-    this.emit(`${size} = trunc i64 ${diff} to i32`);
-    this.emit(
-      `call void asm sideeffect "cp.async.bulk.prefetch.L2.global [$0], $1;", "l,r"(i64 ${from}, i32 ${size})`,
-    );
+    const align = (v: string, to: number) => {
+      const up = this.tmp();
+      this.emit(`${up} = add i64 ${v}, ${to - 1}`);
+      const out = this.tmp();
+      this.emit(`${out} = and i64 ${up}, ${-to}`);
+      return out;
+    };
+    if (this.fl.target.arch === "sm_90") {
+      const from = this.tmp();
+      this.emit(`${from} = and i64 ${start}, -16`);
+      const diff = this.tmp();
+      this.emit(`${diff} = sub i64 ${align(end, 16)}, ${from}`);
+      const size = this.tmp();
+      this.emit(`${size} = trunc i64 ${diff} to i32`);
+      this.emit(
+        `call void asm sideeffect "cp.async.bulk.prefetch.L2.global [$0], $1;", "l,r"(i64 ${from}, i32 ${size})`,
+      );
+      return;
+    }
+    const first = this.tmp();
+    this.emit(`${first} = and i64 ${start}, -128`);
+    const pre = this.label;
+    const [loop, exit] = [this.newLabel("prefetch"), this.newLabel("prefetch.end")];
+    const [at, next, more] = [this.tmp(), this.tmp(), this.tmp()];
+    const any = this.tmp();
+    this.emit(`${any} = icmp ult i64 ${first}, ${end}`);
+    this.emit(`br i1 ${any}, label %${loop}, label %${exit}`);
+    this.startBlock(loop);
+    this.emit(`${at} = phi i64 [ ${first}, %${pre} ], [ ${next}, %${loop} ]`);
+    line(at, "i64");
+    this.emit(`${next} = add i64 ${at}, 128`);
+    this.emit(`${more} = icmp ult i64 ${next}, ${end}`);
+    this.emit(`br i1 ${more}, label %${loop}, label %${exit}`);
+    this.startBlock(exit);
   }
 
   /** A pointer to buffer[indices] (device IR buffers are flat: one index). */

@@ -207,7 +207,8 @@ export interface Barrier {
 /**
  * A hint that `count` elements of a global buffer, from the one at `indices` on in storage order,
  * will be read soon: their cache lines are fetched into the L2 cache (NVIDIA: a line with
- * `prefetch.global.L2`, a range with sm_90's `cp.async.bulk.prefetch.L2`; elsewhere nothing).
+ * `prefetch.global.L2`, a range with sm_90's `cp.async.bulk.prefetch.L2` or below sm_90 a loop of
+ * line prefetches; elsewhere nothing).
  * No effect on results; the range should lie in the buffer (a hint past its end fetches
  * nothing useful, and no renderer faults on it).
  */

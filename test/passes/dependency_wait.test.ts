@@ -18,7 +18,10 @@ import { compileLLVM } from "../../backends/llvm/compile.ts";
 import { renderSpirv } from "../../backends/spirv/render.ts";
 import { validate } from "../../backends/spirv/tools.ts";
 import type { NDArray } from "../../dsl/ndarray.ts";
-import { llvmMissing } from "../backends/llvm/helpers.ts";
+import { hasTool, llvmMissing, run } from "../backends/llvm/helpers.ts";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { scaleRowsPrefetched, rmsNormRows } from "./kernels.ts";
 
 const source = () => specialize(lowerKernel(scaleRowsPrefetched), { m: 5 });
@@ -91,10 +94,24 @@ describe("dependency_wait", () => {
     expect(range).toBeGreaterThan(prefetch);
     expect(wait).toBeGreaterThan(range);
     expect(ptx.indexOf("ld.global")).toBeGreaterThan(wait);
-    // sm_80 has no programmatic dependent launch nor bulk prefetch: the ranges' first lines, no wait.
-    const sm80 = renderLLVM(lowered(TARGETS.sm_90), { kind: "nvptx", arch: "sm_80" }).text;
+    // sm_80 has no programmatic dependent launch nor bulk prefetch: the range is a loop of line
+    // prefetches (one instruction in the loop), and no wait.
+    const t80 = { kind: "nvptx", arch: "sm_80" } as const;
+    const sm80 = compileLLVM(renderLLVM(lowered(TARGETS.sm_90), t80).text, t80).ptx!;
     expect(sm80.match(/prefetch\.global\.L2/g)).toHaveLength(2);
     expect(sm80).not.toMatch(/griddepcontrol|cp\.async\.bulk/);
+    if (hasTool("ptxas"))
+      for (const [arch, text] of [
+        ["sm_90", ptx],
+        ["sm_80", sm80],
+      ] as const) {
+        const dir = mkdtempSync(join(tmpdir(), "tkc-prefetch-"));
+        writeFileSync(join(dir, "k.ptx"), text);
+        const r = run("ptxas", [`-arch=${arch}`, join(dir, "k.ptx"), "-o", "/dev/null"]);
+        rmSync(dir, { recursive: true, force: true });
+        expect(r.out, arch).toBe("");
+        expect(r.status, arch).toBe(0);
+      }
     // AMD: neither.
     const amd = renderLLVM(lowered(TARGETS.gfx1100), { kind: "amdgcn", arch: "gfx1100" }).text;
     expect(amd).not.toMatch(/prefetch|griddepcontrol/);
