@@ -364,6 +364,40 @@ function divPart(e: Expr): DivPart | undefined {
   }
 }
 
+/** x as base >> bits through a chain of constant right shifts and floordivs by powers of two. */
+function shiftOf(x: Expr): { base: Expr; bits: number } {
+  if (x.kind === "binary" && x.b.kind === "const" && isInt(x.dtype)) {
+    const c = x.b.value;
+    const bits =
+      x.op === ">>" && c >= 0 && c < 31
+        ? c
+        : x.op === "floordiv" && c > 0 && (c & (c - 1)) === 0
+          ? Math.log2(c)
+          : undefined;
+    if (bits !== undefined) {
+      const inner = shiftOf(x.a);
+      return { base: inner.base, bits: inner.bits + bits };
+    }
+  }
+  return { base: x, bits: 0 };
+}
+
+/**
+ * The dividend a quotient q and a remainder r determine together, if they are the two halves of
+ * one division: the same x and divisor, or, with powers of two, r = (base >> s) mod 2^a and
+ * q = base >> (s + a), which pin base >> s (the digits of a bit field taken apart by shifts and
+ * masks, as in c >> 5, (c >> 3) & 3, (c >> 2) & 1, c & 3).
+ */
+function pairedDividend(q: DivPart, r: DivPart): Expr | undefined {
+  if (q.rounding !== r.rounding) return undefined;
+  if (sameExpr(q.x, r.x) && sameExpr(q.d, r.d)) return r.x;
+  if (q.rounding !== "floor" || q.d.kind !== "const" || r.d.kind !== "const") return undefined;
+  const [qs, rs] = [shiftOf(q.x), shiftOf(r.x)];
+  const [qBits, rBits] = [qs.bits + Math.log2(q.d.value), rs.bits + Math.log2(r.d.value)];
+  if (!Number.isInteger(qBits) || !Number.isInteger(rBits) || qBits !== rBits) return undefined;
+  return sameExpr(qs.base, rs.base) ? r.x : undefined;
+}
+
 /**
  * The varying variables (keys of `spans`) that must be equal whenever accesses a and b touch the
  * same element: two iterations that differ in any other varying variable may conflict. Dimensions
@@ -386,23 +420,16 @@ export function pinnedVars(a: Access, b: Access, spans: Spans): Set<Var> {
       if (atoms.some((x) => sameExpr(x, atom))) continue;
       atoms.push(atom);
       const d = divPart(atom);
-      if (
-        d &&
-        spanOf(d.d, spans) === 0 &&
-        // The partner is equal too: pinned itself, or constant over the varying loops.
-        (spanOf(partnerOf(d), spans) === 0 ||
-          atoms.some((y) => {
-            const p = divPart(y);
-            return (
-              p !== undefined &&
-              p.part !== d.part &&
-              p.rounding === d.rounding &&
-              sameExpr(p.x, d.x) &&
-              sameExpr(p.d, d.d)
-            );
-          }))
-      )
-        queue.push(d.x);
+      if (!d || spanOf(d.d, spans) !== 0) continue;
+      // The partner is equal too: constant over the varying loops, or pinned itself.
+      if (spanOf(partnerOf(d), spans) === 0) queue.push(d.x);
+      else
+        for (const y of atoms) {
+          const p = divPart(y);
+          if (!p || p.part === d.part) continue;
+          const x = d.part === "quotient" ? pairedDividend(d, p) : pairedDividend(p, d);
+          if (x) queue.push(x);
+        }
     }
   }
   return out;

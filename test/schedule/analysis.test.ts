@@ -87,6 +87,11 @@ describe("the dependence test", () => {
     ]);
   });
 
+  test("bit fields taken apart by shifts and masks pin their source when every bit is read once", () => {
+    expect(messages(lowerKernel(K.digitsPermuted), "c")).toEqual([]);
+    expect(messages(lowerKernel(K.digitsRepeated), "c")).toHaveLength(1);
+  });
+
   test("floordiv alone does not pin its argument; floordiv with floormod does", () => {
     expect(messages(lowerKernel(K.pick), "i")).toHaveLength(1);
     const s = Schedule.of(K.scale3);

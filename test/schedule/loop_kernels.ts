@@ -161,3 +161,13 @@ export const laneTiles = kernel(function laneTiles(x: Tensor<i32, [4, 32, 4]>, y
       for (let r = 0; r < 4; r++)
         y[t * 16 + (lane >> 2) + 8 * (r >> 1)][(lane & 3) * 2 + (r & 1)] = x[t][lane][r];
 });
+
+/** The four digits of c < 64 (bits 5, 3-4, 2, 0-1) permuted into a row and a column: a bijection. */
+export const digitsPermuted = kernel(function digitsPermuted(x: Tensor<i32, [64]>, y: Tensor<i32, [16, 4]>) {
+  for (let c = 0; c < 64; c++) y[8 * (c >> 5) + ((c >> 3) & 3) + 4 * ((c >> 2) & 1)][c & 3] = x[c];
+});
+
+/** The same with bit 3 read twice and bit 2 never: c and c + 4 write one element. */
+export const digitsRepeated = kernel(function digitsRepeated(x: Tensor<i32, [64]>, y: Tensor<i32, [16, 4]>) {
+  for (let c = 0; c < 64; c++) y[8 * (c >> 5) + ((c >> 3) & 3) + 4 * ((c >> 3) & 1)][c & 3] = x[c];
+});
