@@ -8,7 +8,7 @@
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, For, Prefetch, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
-import { walk } from "../../lower/ir/transform.ts";
+import { hasLoad } from "../../lower/ir/transform.ts";
 import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
@@ -131,7 +131,7 @@ class Emitter {
   private lazySelect(cond: Expr, t: Expr, f: Expr, d: DType): string {
     const c = this.expr(cond);
     const ty = llvmType(d);
-    if (!readsMemory(t) && !readsMemory(f)) {
+    if (!hasLoad(t) && !hasLoad(f)) {
       const a = this.expr(t);
       const b = this.expr(f);
       const r = this.tmp();
@@ -627,15 +627,6 @@ function wrapInt(v: number, d: DType): number {
     default:
       return Math.trunc(v);
   }
-}
-
-function readsMemory(e: Expr): boolean {
-  let found = false;
-  walk(e, (n) => {
-    if (n.kind === "load") found = true;
-    return !found;
-  });
-  return found;
 }
 
 /** Renders a device-IR function (flat buffers, thread-bound loops) for an LLVM target. */

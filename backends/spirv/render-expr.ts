@@ -5,7 +5,7 @@
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Binary, Buffer, Expr, Var } from "../../lower/ir/nodes.ts";
-import { substitute, walk } from "../../lower/ir/transform.ts";
+import { hasLoad, substitute } from "../../lower/ir/transform.ts";
 import * as B from "../../lower/ir/build.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { linearize } from "../../lower/schedule/analysis.ts";
@@ -61,15 +61,6 @@ const ICMP: Record<string, [string, string]> = {
   ">": ["OpSGreaterThan", "OpUGreaterThan"],
   ">=": ["OpSGreaterThanEqual", "OpUGreaterThanEqual"],
 };
-
-export function readsMemory(e: Expr): boolean {
-  let found = false;
-  walk(e, (n) => {
-    if (n.kind === "load") found = true;
-    return !found;
-  });
-  return found;
-}
 
 export class ExprEmitter {
   protected readonly m: SpirvModule;
@@ -133,7 +124,7 @@ export class ExprEmitter {
   lazySelect(cond: Expr, t: Expr, f: Expr, d: DType): string {
     const c = this.expr(cond);
     const ty = this.ty(d);
-    if (!readsMemory(t) && !readsMemory(f)) {
+    if (!hasLoad(t) && !hasLoad(f)) {
       const a = this.expr(t);
       const b = this.expr(f);
       return this.m.op(`OpSelect ${ty} ${c} ${a} ${b}`);

@@ -219,15 +219,21 @@ export function replaceBuffers(s: Stmt, map: ReadonlyMap<Buffer, Buffer>): Stmt 
   });
 }
 
-export function usesVar(n: Node, v: Var): boolean {
+/** Whether any node of n (n included) satisfies `test`; the walk stops at the first. */
+export function someNode(n: Node, test: (x: Node) => boolean): boolean {
   let found = false;
   walk(n, (x) => {
     if (found) return false;
-    if (x === v) found = true;
-    return undefined;
+    found = test(x);
+    return !found;
   });
   return found;
 }
+
+export const usesVar = (n: Node, v: Var): boolean => someNode(n, (x) => x === v);
+
+/** Whether evaluating n reads memory (any load). */
+export const hasLoad = (n: Node): boolean => someNode(n, (x) => x.kind === "load");
 
 export function collectVars(n: Node): Set<Var> {
   const out = new Set<Var>();

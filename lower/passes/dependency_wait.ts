@@ -13,7 +13,7 @@
  */
 import { barrier, seq } from "../ir/build.ts";
 import type { Node, PrimFunc, Stmt } from "../ir/nodes.ts";
-import { walk } from "../ir/transform.ts";
+import { someNode } from "../ir/transform.ts";
 import type { Target } from "./target.ts";
 
 const WAIT = barrier("grid");
@@ -40,21 +40,7 @@ function placeWait(s: Stmt): Stmt {
 }
 
 /** Whether n loads or stores global memory (a prefetch does neither). */
-function touchesGlobal(n: Node): boolean {
-  let found = false;
-  walk(n, (x) => {
-    if (found) return false;
-    if ((x.kind === "load" || x.kind === "store") && x.buffer.scope === "global") found = true;
-    return undefined;
-  });
-  return found;
-}
+const touchesGlobal = (n: Node): boolean =>
+  someNode(n, (x) => (x.kind === "load" || x.kind === "store") && x.buffer.scope === "global");
 
-function hasPrefetch(s: Stmt): boolean {
-  let found = false;
-  walk(s, (x) => {
-    if (x.kind === "prefetch") found = true;
-    return !found;
-  });
-  return found;
-}
+const hasPrefetch = (s: Stmt): boolean => someNode(s, (x) => x.kind === "prefetch");

@@ -24,7 +24,7 @@ import {
   sub,
   unary,
 } from "../ir/build.ts";
-import { rewriteExpr, substitute, usesVar, walk } from "../ir/transform.ts";
+import { rewriteExpr, someNode, substitute, usesVar } from "../ir/transform.ts";
 import type { Target } from "./target.ts";
 
 export interface Range {
@@ -416,22 +416,10 @@ function mergeGuards(s: Stmt): Stmt {
   return seq(out);
 }
 
-const hasSync = (e: Expr): boolean => {
-  let found = false;
-  walk(e, (n) => {
-    if (n.kind === "call" && isWarpCollective(n.name)) found = true;
-  });
-  return found;
-};
+const hasSync = (e: Expr): boolean => someNode(e, (n) => n.kind === "call" && isWarpCollective(n.name));
 
-function usesBuffer(s: Stmt, b: unknown): boolean {
-  let found = false;
-  walk(s, (n) => {
-    if ((n.kind === "load" || n.kind === "store" || n.kind === "allocate") && n.buffer === b) found = true;
-    return !found;
-  });
-  return found;
-}
+const usesBuffer = (s: Stmt, b: unknown): boolean =>
+  someNode(s, (n) => (n.kind === "load" || n.kind === "store" || n.kind === "allocate") && n.buffer === b);
 
 /** A simplifier with the function's symbols (>= 0) and launch known. */
 export function simplifierFor(f: PrimFunc): Simplifier {

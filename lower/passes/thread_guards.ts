@@ -26,7 +26,7 @@ import type { Expr, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { add, binary, constant, ifThen, letStmt, nop, select, seq, unary, variable } from "../ir/build.ts";
 import { sameExpr } from "../ir/equal.ts";
 import { printExpr } from "../ir/printer.ts";
-import { rewriteStmt, walk } from "../ir/transform.ts";
+import { hasLoad, rewriteStmt, someNode } from "../ir/transform.ts";
 import { namesIn } from "../schedule/state.ts";
 import { ALL_THREADS, blockIndex, threadIndex } from "./device_ops.ts";
 import { LoweringError } from "./errors.ts";
@@ -36,22 +36,8 @@ import { Uniformity } from "./uniform.ts";
 
 const P = "thread_guards";
 
-function hasAllThreads(s: Stmt): boolean {
-  let found = false;
-  walk(s, (n) => {
-    if (n.kind === "block" && n.annotations?.[ALL_THREADS]) found = true;
-    return !found;
-  });
-  return found;
-}
-
-function hasLoad(e: Expr): boolean {
-  let found = false;
-  walk(e, (n) => {
-    if (n.kind === "load") found = true;
-  });
-  return found;
-}
+const hasAllThreads = (s: Stmt): boolean =>
+  someNode(s, (n) => n.kind === "block" && n.annotations?.[ALL_THREADS] === true);
 
 /** s with the guard `c` pushed onto every statement but the all-threads blocks. */
 function predicate(s: Stmt, c: Var): Stmt {

@@ -20,7 +20,7 @@
 import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { add, constant } from "../ir/build.ts";
 import { sameExpr } from "../ir/equal.ts";
-import { rewriteStmt, substitute, usesVar, walk } from "../ir/transform.ts";
+import { hasLoad, rewriteStmt, substitute, usesVar, walk } from "../ir/transform.ts";
 import { affineCoefficient, dependsOn, letsIn } from "../schedule/analysis.ts";
 import { Simplifier } from "./simplify.ts";
 import type { Target } from "./target.ts";
@@ -56,14 +56,6 @@ export function classifyVectorAccess(
   if (affineCoefficient(index, v) !== 1) return { kind: "gather" };
   const base = new Simplifier().expr(substitute(index, new Map([[v, constant(0, "i32")]])));
   return { kind: "contiguous", base, aligned: divisibleBy(base, lanes) };
-}
-
-function hasLoad(e: Expr): boolean {
-  let found = false;
-  walk(e, (n) => {
-    if (n.kind === "load") found = true;
-  });
-  return found;
 }
 
 function straightLine(s: Stmt): boolean {

@@ -13,7 +13,7 @@ import type { Block, Buffer, Expr, For, Load, Node, Stmt, Store, Var } from "../
 import { isInt } from "../../dsl/dtypes.ts";
 import { sameExpr, sameIndices } from "../ir/equal.ts";
 import { printExpr } from "../ir/printer.ts";
-import { substitute, walk } from "../ir/transform.ts";
+import { someNode, substitute, walk } from "../ir/transform.ts";
 import * as B from "../ir/build.ts";
 
 /** Annotation `bind` puts on a reduction loop bound to threadIdx: its value names the buffers. */
@@ -56,14 +56,7 @@ export const expandLets = (e: Expr, lets: ReadonlyMap<Var, Expr>): Expr => subst
 
 /** Whether e uses v, directly or through a let-bound variable in `lets` (from letsIn). */
 export function dependsOn(e: Expr, v: Var, lets: ReadonlyMap<Var, Expr> = new Map()): boolean {
-  let found = false;
-  walk(e, (x) => {
-    if (found) return false;
-    if (x === v) found = true;
-    else if (x.kind === "var" && lets.has(x)) found = dependsOn(lets.get(x)!, v);
-    return undefined;
-  });
-  return found;
+  return someNode(e, (x) => x === v || (x.kind === "var" && lets.has(x) && dependsOn(lets.get(x)!, v)));
 }
 
 /** One load or store, with the enclosing block and its indices with lets expanded. */

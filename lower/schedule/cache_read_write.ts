@@ -7,7 +7,7 @@
  */
 import * as B from "../ir/build.ts";
 import type { Allocate, Buffer, Expr, For, PrimFunc, Scope, Stmt, Var } from "../ir/nodes.ts";
-import { replaceBuffers, rewriteStmt, walk } from "../ir/transform.ts";
+import { replaceBuffers, rewriteStmt, someNode, walk } from "../ir/transform.ts";
 import { allocatedIn, loadsIn, storesIn } from "./analysis.ts";
 import { ScheduleError } from "./errors.ts";
 import { registerPrimitives, type PrimitiveResult } from "./registry.ts";
@@ -148,12 +148,7 @@ function cacheWrite(f: PrimFunc, blockName: string, bufferName: string, scope: s
 }
 
 function underCondition(s: Stmt, buffer: Buffer): boolean {
-  let found = false;
-  walk(s, (n) => {
-    if (n.kind === "if" && storesIn(n).some((st) => st.buffer === buffer)) found = true;
-    return found ? false : undefined;
-  });
-  return found;
+  return someNode(s, (n) => n.kind === "if" && storesIn(n).some((st) => st.buffer === buffer));
 }
 
 /** The written region, which the copy back reads whole: one store must cover it without gaps. */
