@@ -37,7 +37,7 @@ import { Uniformity } from "./uniform.ts";
 const P = "thread_guards";
 
 const hasAllThreads = (s: Stmt): boolean =>
-  someNode(s, (n) => n.kind === "block" && n.annotations?.[ALL_THREADS] === true);
+  someNode(s, (n) => n.kind === "block" && Boolean(n.annotations?.[ALL_THREADS]));
 
 /** s with the guard `c` pushed onto every statement but the all-threads blocks. */
 function predicate(s: Stmt, c: Var): Stmt {
