@@ -5,6 +5,7 @@
  */
 import { ts } from "ts-morph";
 import { errorAt } from "./errors.ts";
+import { declarationOf } from "./typeinfo.ts";
 
 export type ConstValue = number | boolean | readonly ConstValue[] | { readonly [k: string]: ConstValue };
 
@@ -31,7 +32,7 @@ export function resolveSymbol(checker: ts.TypeChecker, id: ts.Node): ts.Symbol |
 
 /** The `const` declaration a symbol names, if it is one whose initializer can be evaluated. */
 export function constDeclarationOf(sym: ts.Symbol): ts.VariableDeclaration | undefined {
-  const decl = sym.valueDeclaration ?? sym.declarations?.[0];
+  const decl = declarationOf(sym);
   if (!decl || !ts.isVariableDeclaration(decl)) return undefined;
   const list = decl.parent;
   if (!ts.isVariableDeclarationList(list) || !(list.flags & ts.NodeFlags.Const)) return undefined;

@@ -15,6 +15,7 @@ import { errorAt, KernelError } from "./errors.ts";
 
 const lineOf = (n: ts.Node): number => n.getSourceFile().getLineAndCharacterOfPosition(n.getStart()).line + 1;
 import { constDeclarationOf, evalConst, resolveSymbol, type ConstValue } from "./consteval.ts";
+import { declarationOf } from "./typeinfo.ts";
 
 export interface Typed {
   readonly e: Expr;
@@ -242,7 +243,7 @@ export abstract class ExprLowerer {
       return weakNumber(this.consts[node.text]!, false);
     if (ts.isIdentifier(node)) {
       const sym = this.symbolOf(node);
-      const decl = sym?.valueDeclaration ?? sym?.declarations?.[0];
+      const decl = declarationOf(sym);
       if (!sym || !decl) throw errorAt(node, `unknown name ${node.text}`);
       if (ts.isVariableDeclaration(decl) && !constDeclarationOf(sym))
         throw errorAt(
@@ -382,6 +383,12 @@ export abstract class ExprLowerer {
     }
   }
 
+  /** The name of the tkc intrinsic `call` calls, if its callee is one (dsl/intrinsics.ts). */
+  protected intrinsicCalled(call: ts.CallExpression): string | undefined {
+    const sym = this.symbolOf(call.expression);
+    return sym && isIntrinsicDeclaration(declarationOf(sym)) ? sym.name : undefined;
+  }
+
   private lowerCall(node: ts.CallExpression): Typed {
     const callee = node.expression;
     if (
@@ -395,7 +402,7 @@ export abstract class ExprLowerer {
         `import { ${callee.name.text} } from tkc's dsl and write ${callee.name.text}(...)`,
       );
     const sym = this.symbolOf(callee);
-    const decl = sym?.valueDeclaration ?? sym?.declarations?.[0];
+    const decl = declarationOf(sym);
     if (!sym || !decl) throw errorAt(callee, `unknown function ${callee.getText()}`);
     if (isIntrinsicDeclaration(decl) && sym.name in INTRINSIC_ARITY)
       return this.lowerIntrinsic(sym.name, node);

@@ -8,7 +8,7 @@ import { ts } from "ts-morph";
 import type { Stmt } from "../ir/nodes.ts";
 import { errorAt } from "./errors.ts";
 import { ExprLowerer, isIntrinsicDeclaration, type Binding, type Typed } from "./expr.ts";
-import { scalarDType } from "./typeinfo.ts";
+import { declarationOf, scalarDType } from "./typeinfo.ts";
 
 export abstract class HelperInliner extends ExprLowerer {
   /** The helpers being inlined, innermost last. */
@@ -18,7 +18,7 @@ export abstract class HelperInliner extends ExprLowerer {
 
   private helperDecl(call: ts.CallExpression): ts.SignatureDeclaration & { body?: ts.ConciseBody } {
     const sym = this.symbolOf(call.expression);
-    const decl = sym?.valueDeclaration ?? sym?.declarations?.[0];
+    const decl = declarationOf(sym);
     if (decl && ts.isFunctionDeclaration(decl) && decl.body) return decl;
     if (
       decl &&

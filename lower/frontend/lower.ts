@@ -16,7 +16,7 @@ import * as B from "../ir/build.ts";
 import type { Buffer, Expr, Param, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { errorAt } from "./errors.ts";
 import { evalConst } from "./consteval.ts";
-import { COMPOUND_TOKENS, isIntrinsicDeclaration, type Typed } from "./expr.ts";
+import { COMPOUND_TOKENS, type Typed } from "./expr.ts";
 import { HelperInliner } from "./helpers.ts";
 import { findKernelFunction, getProject } from "./project.ts";
 import { scalarDType, tensorInfo } from "./typeinfo.ts";
@@ -195,12 +195,10 @@ class KernelLowerer extends HelperInliner {
     init: ts.Expression,
   ): { dtype: DType; shape: number[]; scope: "local" | "shared" } | undefined {
     if (!ts.isCallExpression(init)) return undefined;
-    const sym = this.symbolOf(init.expression);
-    const decl = sym?.valueDeclaration ?? sym?.declarations?.[0];
-    if (!sym || !isIntrinsicDeclaration(decl) || (sym.name !== "local" && sym.name !== "shared"))
-      return undefined;
-    if (init.arguments.length !== INTRINSIC_ARITY[sym.name])
-      throw errorAt(init, `${sym.name} takes a dtype and a shape`);
+    const scope = this.intrinsicCalled(init);
+    if (scope !== "local" && scope !== "shared") return undefined;
+    if (init.arguments.length !== INTRINSIC_ARITY[scope])
+      throw errorAt(init, `${scope} takes a dtype and a shape`);
     const [dt, sh] = init.arguments as unknown as [ts.Expression, ts.Expression];
     if (!ts.isStringLiteral(dt) || !isDType(dt.text))
       throw errorAt(dt, 'the dtype must be a string literal such as "f32"');
@@ -215,7 +213,7 @@ class KernelLowerer extends HelperInliner {
         "the shape must be a non-empty array of positive integer constants",
         "write [4] or [16, 16]",
       );
-    return { dtype: dt.text, shape: shape as number[], scope: sym.name };
+    return { dtype: dt.text, shape: shape as number[], scope };
   }
 
   /** Whether a local variable is assigned after its declaration anywhere in the kernel. */
@@ -299,12 +297,8 @@ class KernelLowerer extends HelperInliner {
       const op = e.operator === ts.SyntaxKind.PlusPlusToken ? "+" : "-";
       return this.assign(e.operand, (old) => this.binaryOp(op, old(), { e: B.i32c(1), weak: true }, e), e);
     }
-    if (ts.isCallExpression(e)) {
-      const sym = this.symbolOf(e.expression);
-      const decl = sym?.valueDeclaration ?? sym?.declarations?.[0];
-      if (sym?.name === "prefetchL2" && isIntrinsicDeclaration(decl)) return this.prefetch(e);
-      return this.inlineHelperStatement(e);
-    }
+    if (ts.isCallExpression(e))
+      return this.intrinsicCalled(e) === "prefetchL2" ? this.prefetch(e) : this.inlineHelperStatement(e);
     throw errorAt(
       e,
       "this expression does nothing as a statement",

@@ -2,10 +2,14 @@
 import { ts } from "ts-morph";
 import { isDType, type DType } from "../../dsl/dtypes.ts";
 
+/** The declaration a symbol stands for: its value declaration, else its first. */
+export const declarationOf = (sym: ts.Symbol | undefined): ts.Declaration | undefined =>
+  sym?.valueDeclaration ?? sym?.declarations?.[0];
+
 function brandOf(checker: ts.TypeChecker, type: ts.Type, brand: string): string | undefined {
   for (const prop of checker.getPropertiesOfType(type)) {
     if (!String(prop.escapedName).includes(brand)) continue;
-    const decl = prop.valueDeclaration ?? prop.declarations?.[0];
+    const decl = declarationOf(prop);
     const t = decl ? checker.getTypeOfSymbolAtLocation(prop, decl) : checker.getTypeOfSymbol(prop);
     const parts = t.isUnion() ? t.types : [t];
     for (const part of parts) if (part.isStringLiteral()) return part.value;
