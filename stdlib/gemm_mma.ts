@@ -118,7 +118,7 @@ export const q4GemmMma = kernel(function q4GemmMma(
               wr[wa][la][sb][vb] = packed[min(weightRow(bn, wa, sb, la), N - 1)][vb];
           for (let na = 0; na < MMA_TILES_N; na++)
             for (let ja = 0; ja < 2; ja++)
-              sc[wa][la][na][ja] = f32(scales[min(scaleColumn(bn, wa, na, la, ja), N - 1)][0]);
+              sc[wa][la][na][ja] = f32(scales[min(outputColumn(bn, wa, na, la, ja), N - 1)][0]);
         }
       }
       for (let g = 0; g < KG; g++) {
@@ -155,7 +155,7 @@ export const q4GemmMma = kernel(function q4GemmMma(
                   packed[min(weightRow(bn, wf, sg, lf), N - 1)][gn * Q4_WORDS_PER_GROUP + vg];
             for (let nf = 0; nf < MMA_TILES_N; nf++)
               for (let jf = 0; jf < 2; jf++)
-                scn[wf][lf][nf][jf] = f32(scales[min(scaleColumn(bn, wf, nf, lf, jf), N - 1)][gn]);
+                scn[wf][lf][nf][jf] = f32(scales[min(outputColumn(bn, wf, nf, lf, jf), N - 1)][gn]);
           }
         }
         for (let wp = 0; wp < MMA_WARPS; wp++) {
@@ -201,7 +201,7 @@ export const q4GemmMma = kernel(function q4GemmMma(
               for (let ry = 0; ry < 4; ry++) {
                 const row =
                   bm * MMA_BM + idiv(wy, MMA_WARPS_N) * MMA_WARP_M + my * 16 + (ly >> 2) + 8 * (ry >> 1);
-                const col = bn * MMA_BN + (wy % MMA_WARPS_N) * MMA_WARP_N + ny * 8 + (ly & 3) * 2 + (ry & 1);
+                const col = outputColumn(bn, wy, ny, ly, ry & 1);
                 if (row < M && col < N) y[row][col] = f16(acc[wy][ly][my][ny][ry]);
               }
     }
@@ -218,14 +218,19 @@ function xChunkRow(c: i32): i32 {
   return 8 * (c >> 5) + ((c >> 3) & 3) + 4 * ((c >> 2) & 1);
 }
 
-/** The weight row whose words lane `lane` of warp `warp` loads for its tile `tile` along N. */
-function weightRow(bn: i32, warp: i32, tile: i32, lane: i32): i32 {
-  return bn * MMA_BN + (warp % MMA_WARPS_N) * MMA_WARP_N + tile * 8 + (lane >> 2);
+/** The first output column (weight row) of warp `warp`'s 16 x 8 tile `tile` along N, in block bn. */
+function tileColumn(bn: i32, warp: i32, tile: i32): i32 {
+  return bn * MMA_BN + (warp % MMA_WARPS_N) * MMA_WARP_N + tile * 8;
 }
 
-/** The output column of accumulator field 2 (lane & 3) + j of tile `tile`: its scale's row. */
-function scaleColumn(bn: i32, warp: i32, tile: i32, lane: i32, j: i32): i32 {
-  return bn * MMA_BN + (warp % MMA_WARPS_N) * MMA_WARP_N + tile * 8 + (lane & 3) * 2 + j;
+/** The weight row whose words lane `lane` loads for the tile: B's column g = lane >> 2. */
+function weightRow(bn: i32, warp: i32, tile: i32, lane: i32): i32 {
+  return tileColumn(bn, warp, tile) + (lane >> 2);
+}
+
+/** The output column of the lane's accumulator field 2 (lane & 3) + j in the tile (also its scale's row). */
+function outputColumn(bn: i32, warp: i32, tile: i32, lane: i32, j: i32): i32 {
+  return tileColumn(bn, warp, tile) + (lane & 3) * 2 + j;
 }
 
 /**

@@ -255,8 +255,7 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
       // (stdlib/gemm_mma.ts), unrolled, and LLVM merges the eight stores into one.
       for (const v of ["va", "vf"]) if (p.vec > 1) s.vectorize(v);
       unrolled.push("mp", "np", "rp", "me", "ne", "re", "ns", "js");
-      unrolled.push("sa", "sb", "vb", "na", "ja", "sx", "nw", "hw", "jw", "sf", "sg", "vg", "nf", "jf");
-      unrolled.push("vx");
+      unrolled.push("sa", "sb", "vb", "na", "ja", "sx", "vx", "nw", "hw", "jw", "sf", "sg", "vg", "nf", "jf");
       if (p.vec <= 1) unrolled.push("va", "vf");
     } else {
       const [ty, tx] = [MMA_WARPS_OF(s), 32];
