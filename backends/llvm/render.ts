@@ -15,6 +15,7 @@ import { printExpr } from "../../lower/ir/printer.ts";
 import { flavorFor, type Flavor } from "./flavor.ts";
 import { castValue, floorDivMod } from "./render-arith.ts";
 import { f16x2Op, mathF32 } from "./render-math.ts";
+import { prefetchL2 } from "./render-prefetch.ts";
 import { isFloatT, isUnsigned, llvmType, memType, ovl } from "./render-types.ts";
 import { MmaIssuer, shuffleXor } from "./render-warp.ts";
 import { floatLiteral } from "./render-text.ts";
@@ -63,13 +64,13 @@ class Emitter {
   tmp(hint = "t"): string {
     return `%${hint}${this.n++}`;
   }
-  private newLabel(hint: string): string {
+  newLabel(hint: string): string {
     return `${hint}${this.n++}`;
   }
   emit(line: string): void {
     this.body.push(`  ${line}`);
   }
-  private startBlock(label: string): void {
+  startBlock(label: string): void {
     this.body.push(`${label}:`);
     this.currentLabel = label;
   }
@@ -273,54 +274,11 @@ class Emitter {
     return t;
   }
 
-  /**
-   * NVIDIA's L2 prefetch: one line; a range on sm_90 through the copy engine (one instruction,
-   * whose start and size must be multiples of 16 bytes: the range is widened to them), and below
-   * sm_90 a loop issuing one line prefetch per 128 bytes.
-   */
+  /** NVIDIA's L2 prefetch of a line or a range (render-prefetch.ts). */
   private prefetch(s: Prefetch): void {
     const p = this.address(s.buffer, s.indices);
-    const line = (addr: string, ty: string) =>
-      this.emit(`call void asm sideeffect "prefetch.global.L2 [$0];", "l"(${ty} ${addr})`);
-    if (s.count.kind === "const" && s.count.value === 1) return line(p.ptr, `ptr addrspace(${p.space})`);
-    const [start, bytes, end] = [this.tmp(), this.tmp(), this.tmp()];
-    this.emit(`${bytes} = mul i64 ${this.index(s.count)}, ${alignOf(s.buffer.dtype)}`);
-    this.emit(`${start} = ptrtoint ptr addrspace(${p.space}) ${p.ptr} to i64`);
-    this.emit(`${end} = add i64 ${start}, ${bytes}`);
-    const align = (v: string, to: number) => {
-      const up = this.tmp();
-      this.emit(`${up} = add i64 ${v}, ${to - 1}`);
-      const out = this.tmp();
-      this.emit(`${out} = and i64 ${up}, ${-to}`);
-      return out;
-    };
-    if (this.fl.target.arch === "sm_90") {
-      const from = this.tmp();
-      this.emit(`${from} = and i64 ${start}, -16`);
-      const diff = this.tmp();
-      this.emit(`${diff} = sub i64 ${align(end, 16)}, ${from}`);
-      const size = this.tmp();
-      this.emit(`${size} = trunc i64 ${diff} to i32`);
-      this.emit(
-        `call void asm sideeffect "cp.async.bulk.prefetch.L2.global [$0], $1;", "l,r"(i64 ${from}, i32 ${size})`,
-      );
-      return;
-    }
-    const first = this.tmp();
-    this.emit(`${first} = and i64 ${start}, -128`);
-    const pre = this.label;
-    const [loop, exit] = [this.newLabel("prefetch"), this.newLabel("prefetch.end")];
-    const [at, next, more] = [this.tmp(), this.tmp(), this.tmp()];
-    const any = this.tmp();
-    this.emit(`${any} = icmp ult i64 ${first}, ${end}`);
-    this.emit(`br i1 ${any}, label %${loop}, label %${exit}`);
-    this.startBlock(loop);
-    this.emit(`${at} = phi i64 [ ${first}, %${pre} ], [ ${next}, %${loop} ]`);
-    line(at, "i64");
-    this.emit(`${next} = add i64 ${at}, 128`);
-    this.emit(`${more} = icmp ult i64 ${next}, ${end}`);
-    this.emit(`br i1 ${more}, label %${loop}, label %${exit}`);
-    this.startBlock(exit);
+    const one = s.count.kind === "const" && s.count.value === 1;
+    prefetchL2(this, p, one ? undefined : this.index(s.count), alignOf(s.buffer.dtype));
   }
 
   /** A pointer to buffer[indices] (device IR buffers are flat: one index). */
