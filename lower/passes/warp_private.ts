@@ -12,7 +12,7 @@
 import type { Buffer, Expr, PrimFunc, Var } from "../ir/nodes.ts";
 import * as B from "../ir/build.ts";
 import { collectVars, substitute, walk } from "../ir/transform.ts";
-import { accessesOf, bounds, loopRanges, toAffine, type Range } from "../schedule/region.ts";
+import { accessesOf, bounds, isIndexType, loopRanges, toAffine, type Range } from "../schedule/region.ts";
 import type { Target } from "./target.ts";
 import { threadAxisOf } from "./device_ops.ts";
 
@@ -66,13 +66,12 @@ function isWarpPrivate(f: PrimFunc, buf: Buffer, block: readonly number[]): bool
       if (threadAxisOf(n as Expr) === 1) direct = true;
     });
     if (direct) return false;
-    const affine = toAffine(index);
-    if (!affine) return false;
-    const used = tys.filter((v) => affine.terms.has(v));
+    const used = tys.filter((v) => collectVars(index).has(v));
     if (used.length !== 1) return false;
     const ty = used[0]!;
-    const s = affine.terms.get(ty)!;
-    if (!Number.isInteger(s) || s <= 0 || (stride !== undefined && stride !== s)) return false;
+    const s = coefficientOf(index, ty);
+    if (s === undefined || !Number.isInteger(s) || s <= 0 || (stride !== undefined && stride !== s))
+      return false;
     stride = s;
     const rest = substitute(index, new Map<Var, Expr>([[ty, B.i32c(0)]]));
     if (collectVars(rest).has(ty)) return false;
@@ -82,4 +81,31 @@ function isWarpPrivate(f: PrimFunc, buf: Buffer, block: readonly number[]): bool
     if (lo === undefined || hi === undefined || lo < 0 || hi > s - 1) return false;
   }
   return true;
+}
+
+/**
+ * k where e = k * v + (terms free of v), undefined where v enters otherwise (under a shift, a
+ * mask, a product of two variables): the rest of the index may be anything that is bounded.
+ */
+function coefficientOf(e: Expr, v: Var): number | undefined {
+  if (!collectVars(e).has(v)) return 0;
+  if (e === v) return 1;
+  if (e.kind === "cast") return isIndexType(e.value) ? coefficientOf(e.value, v) : undefined;
+  if (e.kind === "unary" && e.op === "neg") {
+    const k = coefficientOf(e.a, v);
+    return k === undefined ? undefined : -k;
+  }
+  if (e.kind !== "binary") return undefined;
+  const a = coefficientOf(e.a, v);
+  const b = coefficientOf(e.b, v);
+  if (a === undefined || b === undefined) return undefined;
+  if (e.op === "+") return a + b;
+  if (e.op === "-") return a - b;
+  if (e.op === "*") {
+    const ka = toAffine(e.a);
+    const kb = toAffine(e.b);
+    if (b === 0 && kb && kb.terms.size === 0) return a * kb.c;
+    if (a === 0 && ka && ka.terms.size === 0) return b * ka.c;
+  }
+  return undefined;
 }

@@ -31,7 +31,7 @@ export interface Env {
   readonly lets?: ReadonlyMap<Var, Expr>;
 }
 
-const isIndexType = (e: Expr): boolean => e.dtype === "i32" || e.dtype === "i64" || e.dtype === "u32";
+export const isIndexType = (e: Expr): boolean => e.dtype === "i32" || e.dtype === "i64" || e.dtype === "u32";
 
 export const constAffine = (c: number): Affine => ({ terms: new Map(), c });
 
@@ -214,6 +214,21 @@ function binaryHalf(op: string, a: Half, b: Half): Half {
       if (lo !== undefined && hi !== undefined && Math.floor(lo / d) === Math.floor(hi / d))
         return { lo: constAffine(lo - Math.floor(lo / d) * d), hi: constAffine(hi - Math.floor(hi / d) * d) };
       return { lo: constAffine(0), hi: constAffine(d - 1) };
+    }
+    case ">>":
+    case "<<": {
+      // A non-negative value shifted by a constant: floor division or multiplication by 2^d.
+      const d = constOfHalf(b);
+      const lo = a.lo && constValue(a.lo);
+      const hi = a.hi && constValue(a.hi);
+      if (d === undefined || d < 0 || d > 30 || lo === undefined || hi === undefined || lo < 0) return {};
+      const f = (v: number) => (op === ">>" ? Math.floor(v / 2 ** d) : v * 2 ** d);
+      return { lo: constAffine(f(lo)), hi: constAffine(f(hi)) };
+    }
+    case "&": {
+      // Masked by a non-negative constant: within [0, mask] whatever the other operand.
+      const m = constOfHalf(b) ?? constOfHalf(a);
+      return m !== undefined && m >= 0 ? { lo: constAffine(0), hi: constAffine(m) } : {};
     }
     case "min":
       // Either upper bound bounds the minimum; the lower bound needs the smaller of the two.

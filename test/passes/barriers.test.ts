@@ -18,7 +18,8 @@ import { threadIndex } from "../../lower/passes/device_ops.ts";
 import { lowerStages, lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
 import { bindRaw, deviceError, matmulGpu, matmulRef } from "./helpers.ts";
-import { halfSwap } from "./kernels.ts";
+import { halfSwap, warpTileTranspose } from "./kernels.ts";
+import { Schedule } from "../../lower/schedule/index.ts";
 
 const stagesOf = () => lowerStages(matmulGpu().func, TARGETS.sm_90);
 
@@ -65,6 +66,25 @@ describe("barriers", () => {
       deviceError(matmulRef(), stages.find((s) => s.name === name)!.func, { m: 9, n: 10, k: 21 });
     expect(err("vectorize")).toBe(Infinity); // unsynchronised reads see NaN-filled shared memory
     expect(err("barriers")).toBeLessThan(1e-6);
+  });
+
+  it("orders a warp's own slice of shared memory with a warp barrier, its lanes' bit fields bounded", () => {
+    const s = new Schedule(lowerKernel(warpTileTranspose));
+    for (const [w, l] of [
+      ["w", "l"],
+      ["w2", "l2"],
+    ]) {
+      s.bind(w!, "threadIdx.y");
+      s.bind(l!, "threadIdx.x");
+    }
+    const stages = lowerStages(s.func, TARGETS.sm_90);
+    const f = stages.find((st) => st.name === "barriers")!.func;
+    expect(printFunc(f)).toContain("syncWarp();");
+    expect(printFunc(f)).not.toContain("syncThreads");
+    expect(deviceError(lowerKernel(warpTileTranspose), f, {})).toBe(0);
+    // Vulkan's subgroups may be narrower than the warp: a block barrier there.
+    const vk = lowerStages(s.func, TARGETS.vulkan!).find((st) => st.name === "barriers")!.func;
+    expect(printFunc(vk)).toContain("syncThreads();");
   });
 
   it("refuses shared-memory traffic between threads inside thread-dependent code", () => {

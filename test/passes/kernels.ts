@@ -198,3 +198,17 @@ export const scaleRowsPrefetched = kernel(function scaleRowsPrefetched(
     for (let t = 0; t < 64; t++) y[b][t] = x[b][t] * scale[0];
   }
 });
+
+/**
+ * Each warp transposes its 4 x 8 tile through its own slice of a shared buffer, addressed by the
+ * lane's bit fields (lane >> 3, lane & 7): a warp barrier orders it (the warp-private test looks
+ * only at the warp index's coefficient and bounds the rest).
+ */
+export const warpTileTranspose = kernel(function warpTileTranspose(
+  x: Tensor<f32, [4, 32]>,
+  y: Tensor<f32, [4, 32]>,
+) {
+  const sh = shared("f32", [4, 8, 4]);
+  for (let w = 0; w < 4; w++) for (let l = 0; l < 32; l++) sh[w][l & 7][l >> 3] = x[w][l];
+  for (let w2 = 0; w2 < 4; w2++) for (let l2 = 0; l2 < 32; l2++) y[w2][l2] = sh[w2][l2 >> 2][l2 & 3];
+});

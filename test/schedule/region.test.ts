@@ -88,6 +88,17 @@ describe("interval bounds", () => {
     expect(fmt(B.binary("max", f, B.i32c(5)), relax)).toBe("5 .. 11");
     expect(fmt(B.mul(f, ii), relax)).toBeUndefined();
   });
+  it("bounds shifts of non-negative values and masks by non-negative constants", () => {
+    const l = B.variable("l");
+    const relax = new Map([[l, range(32)]]);
+    expect(fmt(B.binary(">>", l, B.i32c(2)), relax)).toBe("0 .. 7");
+    expect(fmt(B.binary("<<", l, B.i32c(2)), relax)).toBe("0 .. 124");
+    expect(fmt(B.binary("&", l, B.i32c(3)), relax)).toBe("0 .. 3");
+    // A mask bounds even what is unbounded; a shift of a possibly negative value is not bounded.
+    expect(fmt(B.binary("&", n, B.i32c(7)), new Map())).toBe("0 .. 7");
+    expect(fmt(B.binary(">>", B.sub(l, B.i32c(4)), B.i32c(1)), relax)).toBeUndefined();
+    expect(fmt(B.binary(">>", l, n), relax)).toBeUndefined();
+  });
   it("proves inequalities over loop ranges", () => {
     const env = { relax: new Map([[io, range(3)]]) };
     expect(provablyLE(B.add(B.mul(io, B.i32c(3)), B.i32c(3)), B.i32c(9), env)).toBe(true);
