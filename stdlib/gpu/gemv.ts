@@ -220,7 +220,9 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
     for (const [w, l] of [
       ["wq", "lq"],
       ["wz", "lz"],
+      ["wx", "lx"],
       ["wa", "la"],
+      ["wg", "lg"],
       ["wf", "lf"],
       ["wp", "lane"],
       ["we", "le"],
@@ -251,7 +253,7 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       s.unroll(steps!);
     }
     s.tensorize("r", "mma_m16n8k16", "lane");
-    const unrolled = ["tq", "tz", "hz", "ta", "ra", "ha", "va", "hb", "vb", "sb", "jb", "tc", "rc"];
+    const unrolled = ["tq", "tz", "hz", "jx", "ta", "ra", "ha", "va", "tc", "rc"];
     unrolled.push("tt", "hh", "vv", "ss", "jf", "jg", "te", "re", "tr", "hr", "wo", "jo");
     for (const l of unrolled) s.unroll(l);
     if (p.unrollChunks > 1) {
