@@ -36,8 +36,12 @@ async function main(): Promise<number> {
       // --ab name=dir: one more 7B q4f16_1 library (under .device) for section 2c's A/B, with the
       // CUDA op choices, e.g. one built from another commit.
       ab: { type: "string", multiple: true, default: [] },
+      // --sections 2,3: run only those sections (1 stories15M, 2 7B q4f16_1, 2b 7B f16, 2c the
+      // decode A/B, 3 the per-op profiles), e.g. under a profiler.
+      sections: { type: "string", default: "1,2,2b,2c,3" },
     },
   });
+  const sections = new Set(values.sections!.split(","));
   const here = new URL(".", import.meta.url).pathname;
   const rt = createCudaRuntime();
   const copy = copyBandwidth(rt);
@@ -46,7 +50,7 @@ async function main(): Promise<number> {
   let failed = 0;
 
   // 1. stories15M, real weights.
-  {
+  if (sections.has("1")) {
     const dir = join(here, "models/stories15M-q4");
     const conv = loadConverted(dir);
     const src = fromConverted(conv, (n) => n in conv.manifest.tensors);
@@ -84,7 +88,7 @@ async function main(): Promise<number> {
   }
 
   // 2. Llama-2-7B shape, synthetic q4f16_1 weights.
-  {
+  if (sections.has("2")) {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
     const device = createCudaDevice({
       runtime: rt,
@@ -122,7 +126,7 @@ async function main(): Promise<number> {
   }
 
   // 2b. Llama-2-7B shape, synthetic f16 weights (13.5 GB): decode and a 512-token prefill.
-  {
+  if (sections.has("2b")) {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
     const device = createCudaDevice({
       runtime: rt,
@@ -160,7 +164,7 @@ async function main(): Promise<number> {
   //     and the four-rows FMA kernels
   //     (q4_gemv_rows*.ts, RMSNorm folded into QKV); each with and without programmatic dependent
   //     launch; alternating in this call: 7B q4f16_1, the same greedy decode as section 2.
-  {
+  if (sections.has("2c")) {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
     const kernels: { name: string; lib: string; choices: OpChoices }[] = [
       { name: "mma", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
@@ -214,7 +218,7 @@ async function main(): Promise<number> {
   // 3. Where a 7B decode step's time goes: each launch timed alone (after an L2 flush), at
   //    position 256, with its bytes (its tensors' sizes; for attention the len positions it reads)
   //    over the copy bandwidth; then the same for a 512-token prefill.
-  {
+  if (sections.has("3")) {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
     const device = createCudaDevice({
       runtime: rt,
