@@ -26,7 +26,7 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least total time over the 7B GEMV shapes, 106.1 us (bench/tune.ts)",
+      measured: "2026-11-27: least total time over the 7B GEMV shapes, 105.8 us (bench/tune.ts)",
     },
     gemvRows: {
       params: {
@@ -35,14 +35,14 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least total time over the 7B GEMV shapes, 89.3 us (bench/tune.ts)",
+      measured: "2026-11-27: least total time over the 7B GEMV shapes, 89.3 us (bench/tune.ts)",
     },
     rowReduce: {
       params: {
         threads: 1024,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least total time over RMSNorm of 4096, 2.2 us (bench/tune.ts)",
+      measured: "2026-11-27: least total time over RMSNorm of 4096, 2.3 us (bench/tune.ts)",
     },
     "gemv:4096x4096": {
       params: {
@@ -51,7 +51,7 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 7.2 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 7.2 us (bench/tune.ts)",
     },
     "gemv:12288x4096": {
       params: {
@@ -60,7 +60,7 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 16.6 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 16.6 us (bench/tune.ts)",
     },
     "gemv:22016x4096": {
       params: {
@@ -69,7 +69,7 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 27.4 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 27.5 us (bench/tune.ts)",
     },
     "gemv:4096x11008": {
       params: {
@@ -78,7 +78,7 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 16.0 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 15.9 us (bench/tune.ts)",
     },
     "gemv:32000x4096": {
       params: {
@@ -87,7 +87,7 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 38.6 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 38.5 us (bench/tune.ts)",
     },
     "gemvRows:4096x4096": {
       params: {
@@ -96,16 +96,16 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 6.4 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 6.4 us (bench/tune.ts)",
     },
     "gemvRows:12288x4096": {
       params: {
-        rows: 2,
+        rows: 1,
         lanes: 32,
-        unrollGroups: true,
+        unrollGroups: false,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 14.1 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 14.1 us (bench/tune.ts)",
     },
     "gemvRows:22016x4096": {
       params: {
@@ -114,7 +114,7 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 22.5 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 22.5 us (bench/tune.ts)",
     },
     "gemvRows:4096x11008": {
       params: {
@@ -123,7 +123,7 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 13.2 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 13.1 us (bench/tune.ts)",
     },
     "gemvRows:32000x4096": {
       params: {
@@ -132,25 +132,25 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollGroups: true,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 31.4 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 31.4 us (bench/tune.ts)",
     },
     "gemvMma:4096x4096": {
       params: {
-        warps: 16,
+        warps: 8,
         rows: 16,
         unrollChunks: 2,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 6.1 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 5.8 us (bench/tune.ts)",
     },
     "gemvMma:12288x4096": {
       params: {
-        warps: 8,
-        rows: 32,
+        warps: 4,
+        rows: 16,
         unrollChunks: 4,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 13.1 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 12.0 us (bench/tune.ts)",
     },
     "gemvMma:4096x11008": {
       params: {
@@ -159,16 +159,16 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollChunks: 4,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 12.8 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 12.2 us (bench/tune.ts)",
     },
     "gemvMma:32000x4096": {
       params: {
-        warps: 8,
-        rows: 32,
-        unrollChunks: 2,
+        warps: 4,
+        rows: 16,
+        unrollChunks: 4,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 30.3 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 27.6 us (bench/tune.ts)",
     },
     "gemvMma:22016x4096": {
       params: {
@@ -177,16 +177,16 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollChunks: 1,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least time at this shape, 21.7 us (bench/tune.ts)",
+      measured: "2026-11-27: least time at this shape, 20.8 us (bench/tune.ts)",
     },
     gemvMma: {
       params: {
-        warps: 16,
+        warps: 8,
         rows: 32,
         unrollChunks: 1,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-26: least total time over the 7B GEMV shapes, 88.2 us (bench/tune.ts)",
+      measured: "2026-11-27: least total time over the 7B GEMV shapes, 84.7 us (bench/tune.ts)",
     },
   },
 };
