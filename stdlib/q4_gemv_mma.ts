@@ -71,6 +71,11 @@ const TILES = MMA_ROWS / 16;
  * Measured slower on an H200 (llama/ops.ts, prefetchDecodeWeights).
  */
 const PREFETCH: number = 0;
+/**
+ * 1 in the kernels with RMSNorm folded in (q4GemvRmsMma, q4GateUpSiluRmsMma, by kernel()'s
+ * consts): q4MmaPartials stages x * wn and sums x's squares on the way; 0 elsewhere.
+ */
+const NORM: number = 0;
 
 /**
  * L2 prefetches of the codes and scales of a block's tiles (rows row0 + t * tileStride .. + 15,
@@ -101,11 +106,13 @@ function q4PrefetchTiles(
  */
 function q4MmaPartials(
   x: Tensor<f16, readonly [number]>,
+  wn: Tensor<f16, readonly [number]>,
   packed: Tensor<u32, readonly [number, number]>,
   scales: Tensor<f16, readonly [number, number]>,
   row0: i32,
   tileStride: i32,
   part: Tensor<f32, readonly [number, number, number, number]>,
+  ssw: Tensor<f32, readonly [number, number, number, number]>,
 ) {
   const chunks = idiv(scales.shape[1], CHUNK_GROUPS);
   const acc = local("f32", [WARPS, LANES, TILES, 2]);
@@ -118,10 +125,13 @@ function q4MmaPartials(
   // not their group read instead:
   // a lane's B registers for half h of its groups are one 16-byte shared load per word.
   const xb = shared("u32", [WARPS, CHUNK_GROUPS + 2, Q4_WORDS_PER_GROUP, 4]);
+  // With NORM: each lane's sum of the squares of the x it staged (every chunk once per block).
+  const sq = local("f32", [WARPS, LANES]);
   for (let wz = 0; wz < WARPS; wz++)
     for (let lz = 0; lz < LANES; lz++) {
       for (let tz = 0; tz < TILES; tz++) for (let hz = 0; hz < 2; hz++) acc[wz][lz][tz][hz] = f32(0);
       xb[wz][CHUNK_GROUPS + (lz >> 4)][(lz >> 2) & 3][lz & 3] = u32(0);
+      sq[wz][lz] = f32(0);
     }
   for (let ci = 0; ci < idiv(chunks + WARPS - 1, WARPS); ci++) {
     // This chunk's codes, in registers; a warp past the last chunk reloads the last one (its sums
@@ -140,13 +150,19 @@ function q4MmaPartials(
         for (let tc = 0; tc < TILES; tc++) for (let rc = 0; rc < 4; rc++) cacc[wa][la][tc][rc] = f32(0);
       }
     }
-    // Lane l packs word l & 3 of its warp's chunk's group l >> 2 (eight consecutive elements of x).
+    // Lane l packs word l & 3 of its warp's chunk's group l >> 2 (eight consecutive elements of x,
+    // times wn's with NORM, each product rounded to f16 as rmsNorm rounds its output).
     for (let wx = 0; wx < WARPS; wx++)
       for (let lx = 0; lx < LANES; lx++)
         for (let jx = 0; jx < 4; jx++) {
-          const k0 =
-            min(ci * WARPS + wx, chunks - 1) * MMA_GEMV_CHUNK + (lx >> 2) * Q4_GROUP + (lx & 3) * 8 + jx;
-          xb[wx][lx >> 2][lx & 3][jx] = packF16x2(x[k0], x[k0 + 4]);
+          const c = ci * WARPS + wx;
+          const k0 = min(c, chunks - 1) * MMA_GEMV_CHUNK + (lx >> 2) * Q4_GROUP + (lx & 3) * 8 + jx;
+          if (NORM === 1) {
+            const a = f32(x[k0]);
+            const b = f32(x[k0 + 4]);
+            xb[wx][lx >> 2][lx & 3][jx] = packF16x2(f16(a * f32(wn[k0])), f16(b * f32(wn[k0 + 4])));
+            sq[wx][lx] += select(c < chunks, a * a + b * b, f32(0));
+          } else xb[wx][lx >> 2][lx & 3][jx] = packF16x2(x[k0], x[k0 + 4]);
         }
     // One product per (half of the groups, word, pair of codes, tile): A's registers are rows g
     // and g + 8 with codes (2s, 2s + 4) and (2s + 1, 2s + 5) of the word; B's are x where the
@@ -201,6 +217,14 @@ function q4MmaPartials(
     for (let lr = 0; lr < LANES; lr++)
       for (let tr = 0; tr < TILES; tr++)
         for (let hr = 0; hr < 2; hr++) part[wr][lr][tr][hr] = acc[wr][lr][tr][hr];
+  // With NORM: each warp's sum of squares (its lanes' by shuffles), ssw[warp]; the warps' chunks
+  // cover x once, so sum(ssw) is x's.
+  if (NORM === 1)
+    for (let wv = 0; wv < WARPS; wv++) {
+      let s = f32(0);
+      for (let lv = 0; lv < LANES; lv++) s += sq[wv][lv];
+      ssw[wv][0][0][0] = s;
+    }
 }
 
 /**
@@ -246,7 +270,7 @@ export const q4GemvMma = kernel(function q4GemvMma(
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
     q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    q4MmaPartials(x, packed, scales, blk * MMA_ROWS, 16, part);
+    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, part, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
       const sum = local("f32", [1]);
       mmaRowSum(part, ro >> 4, ro & 15, sum);
@@ -266,7 +290,7 @@ export const q4GemvResidualMma = kernel(function q4GemvResidualMma(
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
     q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    q4MmaPartials(x, packed, scales, blk * MMA_ROWS, 16, part);
+    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, part, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
       const sum = local("f32", [1]);
       mmaRowSum(part, ro >> 4, ro & 15, sum);
@@ -286,7 +310,7 @@ export const q4GemvF32Mma = kernel(function q4GemvF32Mma(
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
     q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    q4MmaPartials(x, packed, scales, blk * MMA_ROWS, 16, part);
+    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, part, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
       const sum = local("f32", [1]);
       mmaRowSum(part, ro >> 4, ro & 15, sum);
@@ -309,7 +333,7 @@ export const q4GateUpSiluMma = kernel(function q4GateUpSiluMma(
   for (let blk = 0; blk < idiv(inter, 16); blk++) {
     q4PrefetchTiles(packed, scales, blk * 16, inter);
     const part = shared("f32", [WARPS, LANES, 2, 2]);
-    q4MmaPartials(x, packed, scales, blk * 16, inter, part);
+    q4MmaPartials(x, x, packed, scales, blk * 16, inter, part, part);
     for (let ro = 0; ro < 16; ro++) {
       const gate = local("f32", [1]);
       const up = local("f32", [1]);
@@ -318,74 +342,79 @@ export const q4GateUpSiluMma = kernel(function q4GateUpSiluMma(
     }
   }
 });
-
-/** The largest K the RMSNorm-folded kernels stage in shared memory (as f16: 16 KB). */
-export const MMA_RMS_MAX_K = 8192;
 
 /**
- * xs[0..K) = rmsNorm(x, wn, eps), each element rounded to f16 as rmsNorm stores it: every warp
- * sums the squares itself (its lanes, then shuffles: no barrier), the block's threads write xs.
+ * The RMSNorm-folded kernels' scale: rsqrt(mean(x^2) + eps) from the warps' sums of squares
+ * (ssw, q4MmaPartials with NORM), the same for every row, applied to each row's sum. The sums used
+ * x * wn rounded to f16 (rmsNorm's rounding, without its scale), so an output differs from rmsNorm
+ * followed by the plain kernel by roundings only.
  */
-function mmaRmsStage(
-  x: Tensor<f16, [Sym<"k">]>,
-  wn: Tensor<f16, [Sym<"k">]>,
+function mmaRmsScale(
+  ssw: Tensor<f32, readonly [number, number, number, number]>,
+  k: i32,
   eps: f32,
-  xs: Tensor<f16, readonly [number]>,
+  r: Tensor<f32, readonly [number]>,
 ) {
-  const kk = x.shape[0];
-  let sumSq = f32(0);
-  for (let j = 0; j < kk; j++) sumSq += f32(x[j]) * f32(x[j]);
-  const inv = rsqrt(sumSq / f32(kk) + eps);
-  for (let jn = 0; jn < kk; jn++) xs[jn] = f16(f32(x[jn]) * inv * f32(wn[jn]));
+  let ss = f32(0);
+  for (let wm = 0; wm < WARPS; wm++) ss += ssw[wm][0][0][0];
+  r[0] = rsqrt(ss / f32(k) + eps);
 }
 
-/** y = W rmsNorm(x, wn, eps) (as q4GemvRows4Rms), on tensor cores; K at most MMA_RMS_MAX_K. */
-export const q4GemvRmsMma = kernel(function q4GemvRmsMma(
-  x: Tensor<f16, [Sym<"k">]>,
-  wn: Tensor<f16, [Sym<"k">]>,
-  eps: f32,
-  packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
-  scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
-  y: Tensor<f16, [Sym<"n">]>,
-) {
-  for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
-    q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
-    const xs = shared("f16", [MMA_RMS_MAX_K]);
-    mmaRmsStage(x, wn, eps, xs);
-    const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    q4MmaPartials(xs, packed, scales, blk * MMA_ROWS, 16, part);
-    for (let ro = 0; ro < MMA_ROWS; ro++) {
-      const sum = local("f32", [1]);
-      mmaRowSum(part, ro >> 4, ro & 15, sum);
-      y[blk * MMA_ROWS + ro] = f16(sum[0]);
+/** y = W rmsNorm(x, wn, eps) (as q4GemvRows4Rms), on tensor cores. */
+export const q4GemvRmsMma = kernel(
+  function q4GemvRmsMma(
+    x: Tensor<f16, [Sym<"k">]>,
+    wn: Tensor<f16, [Sym<"k">]>,
+    eps: f32,
+    packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
+    scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
+    y: Tensor<f16, [Sym<"n">]>,
+  ) {
+    for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
+      q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
+      const part = shared("f32", [WARPS, LANES, TILES, 2]);
+      const ssw = shared("f32", [WARPS, 1, 1, 1]);
+      q4MmaPartials(x, wn, packed, scales, blk * MMA_ROWS, 16, part, ssw);
+      for (let ro = 0; ro < MMA_ROWS; ro++) {
+        const sum = local("f32", [1]);
+        const r = local("f32", [1]);
+        mmaRowSum(part, ro >> 4, ro & 15, sum);
+        mmaRmsScale(ssw, x.shape[0], eps, r);
+        y[blk * MMA_ROWS + ro] = f16(sum[0] * r[0]);
+      }
     }
-  }
-});
+  },
+  { consts: { NORM: 1 } },
+);
 
 /** out = SiLU(Wg x̂) * (Wu x̂) with x̂ = rmsNorm(x, wn, eps) (as q4GateUpSiluRms), on tensor cores. */
-export const q4GateUpSiluRmsMma = kernel(function q4GateUpSiluRmsMma(
-  x: Tensor<f16, [Sym<"k">]>,
-  wn: Tensor<f16, [Sym<"k">]>,
-  eps: f32,
-  packed: Tensor<u32, [Sym<"n2">, Sym<"kw">]>,
-  scales: Tensor<f16, [Sym<"n2">, Sym<"kg">]>,
-  out: Tensor<f16, [Sym<"i">]>,
-) {
-  const inter = out.shape[0];
-  for (let blk = 0; blk < idiv(inter, 16); blk++) {
-    q4PrefetchTiles(packed, scales, blk * 16, inter);
-    const xs = shared("f16", [MMA_RMS_MAX_K]);
-    mmaRmsStage(x, wn, eps, xs);
-    const part = shared("f32", [WARPS, LANES, 2, 2]);
-    q4MmaPartials(xs, packed, scales, blk * 16, inter, part);
-    for (let ro = 0; ro < 16; ro++) {
-      const gate = local("f32", [1]);
-      const up = local("f32", [1]);
-      mmaPairSums(part, ro, gate, up);
-      out[blk * 16 + ro] = f16(silu(f32(f16(gate[0]))) * f32(f16(up[0])));
+export const q4GateUpSiluRmsMma = kernel(
+  function q4GateUpSiluRmsMma(
+    x: Tensor<f16, [Sym<"k">]>,
+    wn: Tensor<f16, [Sym<"k">]>,
+    eps: f32,
+    packed: Tensor<u32, [Sym<"n2">, Sym<"kw">]>,
+    scales: Tensor<f16, [Sym<"n2">, Sym<"kg">]>,
+    out: Tensor<f16, [Sym<"i">]>,
+  ) {
+    const inter = out.shape[0];
+    for (let blk = 0; blk < idiv(inter, 16); blk++) {
+      q4PrefetchTiles(packed, scales, blk * 16, inter);
+      const part = shared("f32", [WARPS, LANES, 2, 2]);
+      const ssw = shared("f32", [WARPS, 1, 1, 1]);
+      q4MmaPartials(x, wn, packed, scales, blk * 16, inter, part, ssw);
+      for (let ro = 0; ro < 16; ro++) {
+        const gate = local("f32", [1]);
+        const up = local("f32", [1]);
+        const r = local("f32", [1]);
+        mmaPairSums(part, ro, gate, up);
+        mmaRmsScale(ssw, x.shape[0], eps, r);
+        out[blk * 16 + ro] = f16(silu(f32(f16(gate[0] * r[0]))) * f32(f16(up[0] * r[0])));
+      }
     }
-  }
-});
+  },
+  { consts: { NORM: 1 } },
+);
 
 /**
  * The decode step's QKV projection with RoPE (pairs (i, i + d/2), ropeHalfAppend's layout) and
@@ -415,7 +444,7 @@ export const q4QkvRopeAppendMma = kernel(function q4QkvRopeAppendMma(
     const i0 = (blk % perHead) * 16;
     q4PrefetchTiles(packed, scales, head * d + i0, half);
     const part = shared("f32", [WARPS, LANES, 2, 2]);
-    q4MmaPartials(x, packed, scales, head * d + i0, half, part);
+    q4MmaPartials(x, x, packed, scales, head * d + i0, half, part, part);
     for (let ro = 0; ro < 16; ro++) {
       const lo = local("f32", [1]);
       const hi = local("f32", [1]);

@@ -11,7 +11,7 @@ import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { tunedParams } from "./tuned.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
 import { ScheduleError, TargetUnsupportedError } from "../../lower/schedule/errors.ts";
-import { MMA_GEMV_CHUNK, MMA_RMS_MAX_K } from "../q4_gemv_mma.ts";
+import { MMA_GEMV_CHUNK } from "../q4_gemv_mma.ts";
 import { hasMma } from "./gemm.ts";
 
 export interface GemvSchedule {
@@ -182,7 +182,6 @@ export function mmaGemvKernel(
   const v = mmaGemvVariant(`${n}x${k}`);
   const rows = pairs ? 32 : v.rows;
   if (k % MMA_GEMV_CHUNK !== 0 || (gateUp ? (n / 2) % 16 : n % rows) !== 0) return undefined;
-  if (def.name.includes("Rms") && k > MMA_RMS_MAX_K) return undefined;
   const variant = withMmaVariant(def, { ...v, rows });
   return prefetch ? withConsts(variant, { PREFETCH: 1 }) : variant;
 }
@@ -232,25 +231,11 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       s.bind(l!, "threadIdx.x");
     }
     s.bind("ro", "threadIdx.x");
-    // RMSNorm folded in (q4GemvRmsMma, q4GateUpSiluRmsMma): each warp's lanes sum the squares
-    // (32 at a time, unrolled so the loads are in flight together) and the block writes xs.
+    // RMSNorm folded in (q4GemvRmsMma, q4GateUpSiluRmsMma): each warp's lanes' sums of squares
+    // meet by shuffles.
     if (s.func.params.some((p) => p.kind === "scalar" && p.v.name === "eps")) {
-      const k = s.func.params.find((p) => p.kind === "buffer" && p.buffer.name === "x");
-      const kk = k?.kind === "buffer" ? k.buffer.shape[0] : undefined;
-      if (kk?.kind === "const" && kk.value > MMA_RMS_MAX_K)
-        throw new ScheduleError(
-          "q4GemvMmaSchedule",
-          `K = ${kk.value} exceeds the ${MMA_RMS_MAX_K} elements the RMSNorm-folded kernels stage in shared memory: run rmsNorm first and the plain kernel`,
-        );
-      const warps = loopPath(s.func, "wz", "q4GemvMmaSchedule").loop.extent;
-      const [outer, lane] = s.split("j", [null, 32]);
-      s.reorder(lane!, outer!, { reassociate: true });
-      s.bind(lane!, "threadIdx.x");
-      s.unroll(outer!);
-      const [steps, warp, lane2] = s.split("jn", [null, warps.kind === "const" ? warps.value : 8, 32]);
-      s.bind(warp!, "threadIdx.y");
-      s.bind(lane2!, "threadIdx.x");
-      s.unroll(steps!);
+      s.bind("wv", "threadIdx.y");
+      s.bind("lv", "threadIdx.x");
     }
     s.tensorize("r", "mma_m16n8k16", "lane");
     const unrolled = ["tq", "tz", "hz", "jx", "ta", "ra", "ha", "va", "tc", "rc"];
