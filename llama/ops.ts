@@ -57,11 +57,13 @@ export interface OpChoices {
    */
   readonly decodeGemv?: "rows" | "mma";
   /**
-   * With decodeGemv "mma": RMSNorm folded into the QKV and gate/up GEMVs (true: each block sums
-   * the squares itself and stages the normalized x in shared memory) or each norm as its own
-   * launch (false, the default). On an H100 the two measured alike with plain launches; with
-   * programmatic dependent launch, which hides the small norm launch, separate norms were 5%
-   * faster (bench/results/decode-h100.json, decodeGemvAB).
+   * With decodeGemv "mma": RMSNorm folded into the QKV and gate/up GEMVs (true, CUDA's choice:
+   * the warps stage x * wn for their chunks and sum x's squares on the way, and each row's sum is
+   * scaled by rsqrt(mean(x^2) + eps) at the end, so the norm costs neither a launch nor a pass over
+   * x before the weights stream) or each norm as its own launch (false, the default). On an H100,
+   * in one call: 468 against 455 tok/s with programmatic dependent launch, 467 against 445 without
+   * (bench/results/decode-fold-ab-h100.json). The seventh session's fold replaced one that summed
+   * the squares of all of x in every block before its first weight load: 3-6% slower then.
    */
   readonly foldDecodeNorms?: boolean;
   /**
@@ -86,6 +88,7 @@ export interface OpChoices {
 export const CUDA_OP_CHOICES: OpChoices = {
   prefillGemm: "mma",
   decodeGemv: "mma",
+  foldDecodeNorms: true,
   decodeAttention: "warps",
   prefillAttention: "chunks",
 };

@@ -34,7 +34,8 @@ async function main(): Promise<number> {
       out: { type: "string", default: "bench/out" },
       steps: { type: "string", default: "512" },
       // --ab name=dir: one more 7B q4f16_1 library (under .device) for section 2c's A/B, with the
-      // CUDA op choices, e.g. one built from another commit.
+      // CUDA op choices, e.g. one built from another commit; name=dir#{"foldDecodeNorms":true}
+      // adds choices the library was built with.
       ab: { type: "string", multiple: true, default: [] },
       // --sections 2,3: run only those sections (1 stories15M, 2 7B q4f16_1, 2b 7B f16, 2c the
       // decode A/B, 3 the per-op profiles), e.g. under a profiler.
@@ -179,9 +180,10 @@ async function main(): Promise<number> {
         choices: { ...CUDA_OP_CHOICES, decodeGemv: "rows" },
       },
       ...values.ab.map((a) => {
-        const [name, lib] = a.split("=");
-        if (!name || !lib) throw new Error(`decode: --ab takes name=libdir, got ${a}`);
-        return { name, lib, choices: CUDA_OP_CHOICES };
+        const m = /^([^=]+)=([^#]+)(?:#(.*))?$/.exec(a);
+        if (!m) throw new Error(`decode: --ab takes name=libdir or name=libdir#{choices as JSON}, got ${a}`);
+        const extra = m[3] ? (JSON.parse(m[3]) as OpChoices) : {};
+        return { name: m[1]!, lib: m[2]!, choices: { ...CUDA_OP_CHOICES, ...extra } };
       }),
     ];
     const variants = kernels.flatMap((k) =>
@@ -283,7 +285,11 @@ async function main(): Promise<number> {
   }
   writeFileSync(
     join(values.out!, "decode.json"),
-    JSON.stringify({ command: "bash bench/device/run.sh decode", ...result, failed }, null, 1),
+    JSON.stringify(
+      { command: ["bash bench/device/run.sh decode", ...runnerArgs()].join(" "), ...result, failed },
+      null,
+      1,
+    ),
   );
   rt.dispose();
   return failed ? 1 : 0;
@@ -296,3 +302,15 @@ main().then(
     process.exit(2);
   },
 );
+
+/** This runner's arguments but --out, for the results' command line. */
+function runnerArgs(): string[] {
+  const args = process.argv.slice(2);
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === "--out") i++;
+    else if (!args[i]!.startsWith("--out="))
+      out.push(/[^\w=,./:-]/.test(args[i]!) ? `'${args[i]}'` : args[i]!);
+  }
+  return out;
+}
