@@ -45,13 +45,20 @@ const libs: [string, ReturnType<typeof llamaOps>][] = [
     "llama2-7b-q4",
     llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES),
   ],
-  // The tensor-core decode GEMVs with an L2 prefetch of each block's weights, and the four-rows
-  // FMA decode GEMVs, for decode.ts's A/B.
+  // The tensor-core decode GEMVs with an L2 prefetch of each block's weights, with each RMSNorm
+  // its own launch, and the four-rows FMA decode GEMVs, for decode.ts's A/B.
   [
     "llama2-7b-q4-prefetch",
     llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, {
       ...CUDA_OP_CHOICES,
       prefetchDecodeWeights: true,
+    }),
+  ],
+  [
+    "llama2-7b-q4-normlaunch",
+    llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, {
+      ...CUDA_OP_CHOICES,
+      foldDecodeNorms: false,
     }),
   ],
   [

@@ -159,12 +159,12 @@ async function main(): Promise<number> {
     device.dispose();
   }
 
-  // 2c. Decode GEMVs on tensor cores (q4_gemv_mma.ts: the CUDA default, each RMSNorm its own
-  //     launch, RoPE its own), the same with each block's weights prefetched into L2 before the
-  //     wait for the previous kernel (RoPE fused and RMSNorm folded measured no faster, ops.ts),
-  //     and the four-rows FMA kernels
-  //     (q4_gemv_rows*.ts, RMSNorm folded into QKV); each with and without programmatic dependent
-  //     launch; alternating in this call: 7B q4f16_1, the same greedy decode as section 2.
+  // 2c. Decode GEMVs on tensor cores (q4_gemv_mma.ts: the CUDA default, RMSNorm folded into QKV
+  //     and gate/up, RoPE its own launch), the same with each block's weights prefetched into L2
+  //     before the wait for the previous kernel, the same with each RMSNorm its own launch, and
+  //     the four-rows FMA kernels (q4_gemv_rows*.ts, RMSNorm folded into QKV); each with and
+  //     without programmatic dependent launch; alternating in this call: 7B q4f16_1, the same
+  //     greedy decode as section 2.
   if (sections.has("2c")) {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
     const kernels: { name: string; lib: string; choices: OpChoices }[] = [
@@ -173,6 +173,11 @@ async function main(): Promise<number> {
         name: "mmaPrefetch",
         lib: "lib/llama2-7b-q4-prefetch-sm_90",
         choices: { ...CUDA_OP_CHOICES, prefetchDecodeWeights: true },
+      },
+      {
+        name: "mmaNormLaunch",
+        lib: "lib/llama2-7b-q4-normlaunch-sm_90",
+        choices: { ...CUDA_OP_CHOICES, foldDecodeNorms: false },
       },
       {
         name: "rows",
