@@ -102,7 +102,9 @@ function q4PrefetchTiles(
 /**
  * Each (warp, lane)'s sums of its rows over its groups, into part[warp][lane][tile][g or g + 8]:
  * tile t holds weight rows row0 + t * tileStride .. + 15. The kernels add them up per row in
- * their epilogue (mmaRowSum, mmaPairSums).
+ * their epilogue (mmaRowSum, mmaPairSums). With NORM, x is multiplied by the norm weight wn as it
+ * is staged and each warp's sum of x's squares goes to ssw[warp][0][0][0] (mmaRmsScale); without,
+ * neither is touched, and the plain kernels pass x and part in their places.
  */
 function q4MmaPartials(
   x: Tensor<f16, readonly [number]>,
@@ -122,8 +124,8 @@ function q4MmaPartials(
   const bf = local("u32", [WARPS, LANES, 2]);
   // Each warp's chunk of x as B's f16 pairs (x[k], x[k + 4]), by group, word and pair, and a row
   // of zeros (group CHUNK_GROUPS; two rows, one element per lane) that the lanes whose column is
-  // not their group read instead:
-  // a lane's B registers for half h of its groups are one 16-byte shared load per word.
+  // not their group read instead: a lane's B registers for half h of its groups are one 16-byte
+  // shared load per word.
   const xb = shared("u32", [WARPS, CHUNK_GROUPS + 2, Q4_WORDS_PER_GROUP, 4]);
   // With NORM: each lane's sum of the squares of the x it staged (every chunk once per block).
   const sq = local("f32", [WARPS, LANES]);
