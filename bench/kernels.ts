@@ -16,7 +16,7 @@ import * as S from "../stdlib/index.ts";
 import type { KernelDef } from "../dsl/kernel.ts";
 import { bytesOf } from "../dsl/dtypes.ts";
 import { GPU_SCHEDULES } from "../stdlib/gpu/schedules.ts";
-import { decodeChunks } from "../stdlib/attention_decode_split.ts";
+import { DECODE_SPLITS } from "../stdlib/attention_decode_split.ts";
 import { specializedFunc } from "../llama/device/prepare.ts";
 import type { OpSpec } from "../llama/device/types.ts";
 import { compileOp } from "../llama/device/compile.ts";
@@ -68,9 +68,9 @@ const SIZES: Record<string, Record<string, number>> = {
   ropeInterleavedAppend: { hqk: 64, h: 32, kvh: 32, d: 128, ctx: CTX },
   attentionDecode: { h: 32, d: 128, ctx: CTX, kvh: 32 },
   attentionDecodeShared: { h: 32, d: 128, ctx: CTX, kvh: 32 },
-  attentionDecodeChunks: { h: 32, d: 128, ctx: CTX, kvh: 32, chunks: decodeChunks(CTX) },
+  attentionDecodeSplit: { h: 32, d: 128, ctx: CTX, kvh: 32, splits: DECODE_SPLITS },
   attentionDecodeWarps: { h: 32, d: 128, ctx: CTX, kvh: 32 },
-  attentionDecodeCombine: { h: 32, d: 128, chunks: decodeChunks(CTX) },
+  attentionDecodeCombine: { h: 32, d: 128, splits: DECODE_SPLITS },
   attentionPrefill: { n: PREFILL.n, h: 32, d: 128, ctx: CTX, kvh: 32 },
   attentionPrefillWarps: { n: PREFILL.n, h: 32, d: 128, ctx: CTX, kvh: 32 },
   softmax: { m: 32, n: CTX },

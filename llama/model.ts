@@ -7,7 +7,7 @@
 import { f16FromBits, toF16Array } from "../dsl/dtypes.ts";
 import { headDim, kvDim, validateConfig, type LlamaConfig } from "./config.ts";
 import type { LanguageModel } from "./generate.ts";
-import { decodeChunks } from "../stdlib/attention_decode_split.ts";
+import { DECODE_SPLITS } from "../stdlib/attention_decode_split.ts";
 import type { LlamaWeights } from "./weights/types.ts";
 import { fromLlamaWeights, matrixShape, type MatrixName, type WeightSource } from "./weights/source.ts";
 import type { Device, DeviceTensor, Op, OpSpec, Recording } from "./device/types.ts";
@@ -112,10 +112,9 @@ export class KernelLlama implements LanguageModel {
     this.act.k = d.view(this.act.qkv!, [1, c.nKvHeads, headDim(c)], c.dim);
     this.act.v = d.view(this.act.qkv!, [1, c.nKvHeads, headDim(c)], c.dim + kvDim(c));
     a("attn", [c.nHeads, headDim(c)]);
-    const chunks = decodeChunks(c.contextLength);
-    a("partAcc", [c.nHeads, chunks, headDim(c)], "f32");
-    a("partMax", [c.nHeads, chunks], "f32");
-    a("partSum", [c.nHeads, chunks], "f32");
+    a("partAcc", [c.nHeads, DECODE_SPLITS, headDim(c)], "f32");
+    a("partMax", [c.nHeads, DECODE_SPLITS], "f32");
+    a("partSum", [c.nHeads, DECODE_SPLITS], "f32");
     a("h", [c.hiddenDim]);
     a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
   }
@@ -238,8 +237,8 @@ export class KernelLlama implements LanguageModel {
       if (o.attention) this.run(o.attention, { ...attnIn, out: A.attn! });
       else {
         const parts = { partAcc: A.partAcc!, partMax: A.partMax!, partSum: A.partSum! };
-        this.run(o.attentionChunks!, { ...attnIn, ...parts });
-        this.run(o.attentionCombine!, { ...parts, len_mem: A.len!, out: A.attn! });
+        this.run(o.attentionSplit!, { ...attnIn, ...parts });
+        this.run(o.attentionCombine!, { ...parts, out: A.attn! });
       }
       const attn = flat(A.attn!, c.dim);
       const xv = flat(x, c.dim);

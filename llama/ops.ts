@@ -37,12 +37,14 @@ export interface OpChoices {
    */
   readonly prefillGemm?: "tiled" | "mma";
   /**
-   * Decode attention: "chunks" (default: attentionDecodeChunks + attentionDecodeCombine, a block
-   * per head and chunk of 32 positions, then a combining launch) or "warps" (attentionDecodeWarps:
-   * one launch, a block per head whose warps take the chunks in turn; head dimensions that are
-   * multiples of 32 up to 256).
+   * Decode attention: "split" (default: attentionDecodeSplit + attentionDecodeCombine, a block per
+   * head and split of the positions, 8 splits a head, then a combining launch) or "warps"
+   * (attentionDecodeWarps: one launch, a block per head whose warps take the chunks in turn; head
+   * dimensions that are multiples of 32 up to 256). On an H200 at position 256, the 7B decode
+   * step's graph took 1627.5 us with "split" (4.7 + 1.4 us a layer) and 1639.7 us with "warps"
+   * (7.2 us a layer; bench/results/decode-attention-split-h200.json).
    */
-  readonly decodeAttention?: "chunks" | "warps";
+  readonly decodeAttention?: "split" | "warps";
   /**
    * Prefill attention: "rows" (default: attentionPrefill, a warp per (token, head) walking the
    * positions one at a time) or "chunks" (attentionPrefillWarps: a block per head and 8 tokens, a
@@ -89,7 +91,6 @@ export const CUDA_OP_CHOICES: OpChoices = {
   prefillGemm: "mma",
   decodeGemv: "mma",
   foldDecodeNorms: true,
-  decodeAttention: "warps",
   prefillAttention: "chunks",
 };
 
@@ -148,19 +149,18 @@ export function llamaOps(
           ),
         }
       : {
-          // Flash-decoding: a block per (head, chunk of positions), then the chunks combined.
-          attentionChunks: op(
-            "attnchunks1",
-            S.attentionDecodeChunks,
-            { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads, chunks: S.decodeChunks(ctx) },
+          // Flash-decoding: a block per (head, split of the positions), then the splits combined.
+          attentionSplit: op(
+            "attnsplit1",
+            S.attentionDecodeSplit,
+            { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads, splits: S.DECODE_SPLITS },
             { scalarsInMemory: ["len"] },
           ),
-          attentionCombine: op(
-            "attncombine1",
-            S.attentionDecodeCombine,
-            { h: c.nHeads, d: hd, chunks: S.decodeChunks(ctx) },
-            { scalarsInMemory: ["len"] },
-          ),
+          attentionCombine: op("attncombine1", S.attentionDecodeCombine, {
+            h: c.nHeads,
+            d: hd,
+            splits: S.DECODE_SPLITS,
+          }),
         }),
   };
   const prefill: Record<string, OpSpec> = {

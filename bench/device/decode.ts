@@ -13,6 +13,7 @@ import { loadConverted } from "../../llama/convert/format.ts";
 import { loadModelTokenizer } from "../../llama/convert/tokenizer.ts";
 import { fromConverted, syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { KernelLlama } from "../../llama/model.ts";
+import type { Device, Op, Recording } from "../../llama/device/types.ts";
 import { CUDA_OP_CHOICES, type OpChoices } from "../../llama/ops.ts";
 import { generateText } from "../../llama/generate.ts";
 import { headDim } from "../../llama/config.ts";
@@ -38,11 +39,18 @@ async function main(): Promise<number> {
       // adds choices the library was built with.
       ab: { type: "string", multiple: true, default: [] },
       // --sections 2,3: run only those sections (1 stories15M, 2 7B q4f16_1, 2b 7B f16, 2c the
-      // decode A/B, 3 the per-op profiles), e.g. under a profiler.
-      sections: { type: "string", default: "1,2,2b,2c,3" },
+      // decode A/B, 3 the per-op profiles, 4 each op's cost inside the decode graph), e.g. under a
+      // profiler.
+      sections: { type: "string", default: "1,2,2b,2c,3,4" },
     },
   });
   const sections = new Set(values.sections!.split(","));
+  const abLibraries = values.ab.map((a) => {
+    const m = /^([^=]+)=([^#]+)(?:#(.*))?$/.exec(a);
+    if (!m) throw new Error(`decode: --ab takes name=libdir or name=libdir#{choices as JSON}, got ${a}`);
+    const extra = m[3] ? (JSON.parse(m[3]) as OpChoices) : {};
+    return { name: m[1]!, lib: m[2]!, choices: { ...CUDA_OP_CHOICES, ...extra } };
+  });
   const here = new URL(".", import.meta.url).pathname;
   const rt = createCudaRuntime();
   const copy = copyBandwidth(rt);
@@ -184,12 +192,7 @@ async function main(): Promise<number> {
         lib: "lib/llama2-7b-q4-rowsgemv-sm_90",
         choices: { ...CUDA_OP_CHOICES, decodeGemv: "rows" },
       },
-      ...values.ab.map((a) => {
-        const m = /^([^=]+)=([^#]+)(?:#(.*))?$/.exec(a);
-        if (!m) throw new Error(`decode: --ab takes name=libdir or name=libdir#{choices as JSON}, got ${a}`);
-        const extra = m[3] ? (JSON.parse(m[3]) as OpChoices) : {};
-        return { name: m[1]!, lib: m[2]!, choices: { ...CUDA_OP_CHOICES, ...extra } };
-      }),
+      ...abLibraries,
     ];
     const variants = kernels.flatMap((k) =>
       [false, true].map((programmatic) => ({
@@ -241,7 +244,7 @@ async function main(): Promise<number> {
     const table = [...profileOf(device)].map(([key, v]) => {
       const op = key.split("_")[0]!;
       // The caches are passed whole; a step reads len = position + 1 of their rows.
-      const bytes = op.startsWith("attnchunks")
+      const bytes = op.startsWith("attnsplit") || op.startsWith("attnwarps")
         ? v.launches * (2 * (position + 1) * kvRow + config.nHeads * headDim(config) * 2)
         : v.bytes;
       const us = (v.ms * 1e3) / v.launches;
@@ -288,6 +291,62 @@ async function main(): Promise<number> {
     result.profile7bPrefill = { tokens: 512, kernelMs: prefillTotal, ops: prefillOps };
     device.dispose();
   }
+  // 4. What each decode op costs inside the step's graph, where launches overlap (programmatic
+  //    dependent launch) and nothing is flushed: the step's graph at position 256 replayed back to
+  //    back (no host work between steps) with all of that op's launches left out, against the
+  //    whole graph, alternating in one process on one model (the values computed then are not the
+  //    model's; the time hardly depends on them). For the CUDA library and each --ab one.
+  if (sections.has("4")) {
+    const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
+    const libraries = [{ name: "mma", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES }, ...abLibraries];
+    const position = 256;
+    const reps = 200;
+    result.decodeOmissions = {};
+    for (const v of libraries) {
+      const inner = createCudaDevice({ runtime: rt, library: readLibrary(join(here, v.lib)) });
+      const { device, skip, launches, replayed } = omittable(inner);
+      const model = new KernelLlama(device, syntheticQ4(config), { format: "q4f16_1", opChoices: v.choices });
+      model.decode(1, position);
+      const roles = [...launches.keys()];
+      const time: Record<string, number[]> = Object.fromEntries(["none", ...roles].map((r) => [r, []]));
+      for (let round = 0; round < 3; round++)
+        for (const r of ["none", ...roles]) {
+          skip.clear();
+          if (r !== "none") skip.add(r);
+          model.decode(1, position); // records this omission's graph (and warms it up)
+          const graph = replayed()!;
+          const t0 = performance.now();
+          for (let i = 0; i < reps; i++) graph.replay();
+          device.sync();
+          time[r]!.push(((performance.now() - t0) * 1e3) / reps);
+        }
+      const best = (xs: number[]) => Math.min(...xs);
+      const whole = best(time.none!);
+      const ops = roles
+        .map((r) => ({
+          op: r,
+          launchesPerStep: launches.get(r)!,
+          usPerStep: whole - best(time[r]!),
+          usPerLaunch: (whole - best(time[r]!)) / launches.get(r)!,
+          stepUsWithout: time[r]!,
+        }))
+        .sort((a, b) => b.usPerStep - a.usPerStep);
+      console.log(
+        `7B q4f16_1 decode step's graph at position ${position} (${v.name}): ${whole.toFixed(1)} us (best of 3 x ${reps} replays: ${time.none!.map((t) => t.toFixed(1)).join(", ")}); without each op:`,
+      );
+      for (const o of ops)
+        console.log(
+          `  ${o.op.padEnd(14)} ${o.usPerStep.toFixed(1).padStart(7)} us/step  ${o.launchesPerStep} x ${o.usPerLaunch.toFixed(2)} us`,
+        );
+      (result.decodeOmissions as Record<string, unknown>)[v.name] = {
+        position,
+        stepUs: whole,
+        stepUsRuns: time.none,
+        ops,
+      };
+      device.dispose();
+    }
+  }
   writeFileSync(
     join(values.out!, "decode.json"),
     JSON.stringify(
@@ -307,6 +366,51 @@ main().then(
     process.exit(2);
   },
 );
+
+/**
+ * A device whose recordings leave out the launches of the ops in `skip` (by role: an op key's part
+ * before "_"), recorded again whenever `skip` changes; `launches` counts each role's launches in
+ * the first recording; `replayed` is the recording last replayed.
+ */
+function omittable(inner: Device): {
+  device: Device;
+  skip: Set<string>;
+  launches: Map<string, number>;
+  replayed: () => Recording | undefined;
+} {
+  const skip = new Set<string>();
+  let last: Recording | undefined;
+  const launches = new Map<string, number>();
+  let counting = true;
+  const role = (op: Op) => op.spec.key.split("_")[0]!;
+  const device: Device = {
+    ...inner,
+    run(op, args) {
+      if (counting) launches.set(role(op), (launches.get(role(op)) ?? 0) + 1);
+      if (!skip.has(role(op))) inner.run(op, args);
+    },
+    record(body): Recording {
+      const recordings = new Map<string, Recording>();
+      return {
+        replay() {
+          const key = [...skip].sort().join(",");
+          let r = recordings.get(key);
+          if (!r) {
+            r = inner.record(body);
+            counting = false;
+            recordings.set(key, r);
+          }
+          last = r;
+          r.replay();
+        },
+        dispose() {
+          for (const r of recordings.values()) r.dispose();
+        },
+      };
+    },
+  };
+  return { device, skip, launches, replayed: () => last };
+}
 
 /** This runner's arguments but --out, for the results' command line. */
 function runnerArgs(): string[] {

@@ -69,21 +69,19 @@ function attentionDecodeSchedule(s: Schedule, target: string): void {
 }
 
 /**
- * Split decode attention (attention_decode_split.ts): a block per (head, chunk); the chunk's
- * positions across the threads for the scores, the max and the sum (cross-thread reductions), the
- * head's channels across the threads for the weighted sum, whose loop over the chunk is unrolled so
- * every value load is in flight at once. The dot products are unrolled too (LLVM merges the key
- * loads into 16-byte loads).
+ * Split decode attention (attentionDecodeSplit): a block per (head, split), warps on threadIdx.y,
+ * lanes (a position each, then a slice of channels each) on threadIdx.x; the per-lane loops
+ * unrolled so a lane's key and value loads are in flight at once (LLVM merges them into 16-byte
+ * loads), the warps' combination spread over the block.
  */
-function attentionChunksSchedule(s: Schedule): void {
-  s.bind(s.fuse("h", "c"), "blockIdx.x");
-  s.bind("t", "threadIdx.x");
-  s.unroll("i");
-  s.bind("t_1", "threadIdx.x");
-  s.bind("t_2", "threadIdx.x");
-  s.bind("i_1", "threadIdx.x");
-  s.unroll("t_3");
-  s.bind("i_2", "threadIdx.x"); // an empty chunk's zeros
+function attentionSplitSchedule(s: Schedule): void {
+  s.bind(s.fuse("h", "s"), "blockIdx.x");
+  s.bind("w", "threadIdx.y");
+  for (const lane of ["lz", "lp", "t", "t1", "t2", "t3", "lv", "ls"]) s.bind(lane, "threadIdx.x");
+  for (const l of ["iz", "tp", "ip", "i", "iv", "tv", "is", "w1", "w2", "w3"]) s.unroll(l);
+  const [rows, lanes] = s.split("i_1", [null, 32]);
+  s.bind(rows!, "threadIdx.y");
+  s.bind(lanes!, "threadIdx.x");
 }
 
 /**
@@ -115,12 +113,12 @@ function attentionPrefillWarpsSchedule(s: Schedule): void {
   for (const l of ["iz", "tp", "ip", "i", "iv", "tv", "io"]) s.unroll(l);
 }
 
-/** The combination of the chunks: a block per head, a thread per channel, the chunks unrolled. */
+/** The combination of the splits: a block per head, a thread per channel, the splits unrolled. */
 function attentionCombineSchedule(s: Schedule): void {
   s.bind("h", "blockIdx.x");
   s.bind("i", "threadIdx.x");
   s.unroll("c");
-  s.unroll("c_1");
+  s.unroll("c1");
 }
 
 /** Lanes per (token, head) row of prefill attention: one warp (AMD's wave64 runs two rows' worth). */
@@ -226,7 +224,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   siluMul: rowsAndColumns("m", "i"),
   attentionDecode: (s) => s.bind("h", "blockIdx.x"),
   attentionDecodeShared: attentionDecodeSchedule,
-  attentionDecodeChunks: attentionChunksSchedule,
+  attentionDecodeSplit: attentionSplitSchedule,
   attentionDecodeCombine: attentionCombineSchedule,
   attentionDecodeWarps: attentionWarpsSchedule,
   attentionPrefillWarps: attentionPrefillWarpsSchedule,

@@ -86,7 +86,7 @@ describe("the kernel-built Llama on the CPU device", () => {
   });
 });
 
-describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, decode and prefill attention by chunks), run on the CPU", () => {
+describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, prefill attention by chunks), run on the CPU", () => {
   test("q4f16_1: the same logits as the default kernels, up to f32 rounding, over a 40-token prefill and decode", () => {
     // K multiples of 256 and N of 32: every decode GEMV takes the tensor-core kernels.
     const config = { ...TINY_GQA, dim: 256, hiddenDim: 512, vocabSize: 64, contextLength: 80 };
@@ -95,7 +95,7 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, dec
       format: "q4f16_1",
       opChoices: CUDA_OP_CHOICES,
     });
-    expect(Object.keys(cuda.ops.decode)).toContain("attention");
+    expect(Object.keys(cuda.ops.decode)).toContain("attentionSplit");
     expect(cuda.ops.prefill.attention!.kernel.name).toBe("attentionPrefillWarps");
     // RMSNorm folded into QKV and gate/up (CUDA's choice), and each norm its own launch.
     expect(cuda.ops.decode.qkv!.kernel.name).toBe("q4GemvRmsMma");
@@ -113,12 +113,13 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, dec
       "q4GemvResidualMma",
       "q4GemvF32Mma",
     ]);
-    // RoPE and the cache append in the QKV GEMV's epilogue.
+    // RoPE and the cache append in the QKV GEMV's epilogue; decode attention in one launch.
     const fusedRope = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
       format: "q4f16_1",
-      opChoices: { ...CUDA_OP_CHOICES, foldDecodeNorms: false, fuseDecodeRope: true },
+      opChoices: { ...CUDA_OP_CHOICES, foldDecodeNorms: false, fuseDecodeRope: true, decodeAttention: "warps" },
     });
     expect(fusedRope.ops.decode.qkvRope!.kernel.name).toBe("q4QkvRopeAppendMma");
+    expect(fusedRope.ops.decode.attention!.kernel.name).toBe("attentionDecodeWarps");
     expect(fusedRope.ops.decode.ropeAppend).toBeUndefined();
     fusedRope.prefill(
       Array.from({ length: 40 }, (_, i) => (i * 7) % config.vocabSize),

@@ -9,13 +9,15 @@ import { MAX_HEAD_DIM, attentionDecode, attentionPrefill } from "../../stdlib/at
 import { kvAppend } from "../../stdlib/kv_cache.ts";
 import {
   DECODE_CHUNK,
-  attentionDecodeChunks,
+  DECODE_SPLITS,
+  SPLIT_WARPS,
   attentionDecodeCombine,
-  decodeChunks,
+  attentionDecodeSplit,
 } from "../../stdlib/attention_decode_split.ts";
 import { DECODE_WARPS, attentionDecodeWarps } from "../../stdlib/attention_decode_warps.ts";
 import { attentionPrefillWarps } from "../../stdlib/attention_prefill_warps.ts";
 import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
+import type { KernelDef } from "../../dsl/kernel.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
@@ -131,17 +133,22 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
     }
   });
 
-  test("split decode attention (chunks, then their combination), with and without GQA, lengths within, at and across chunk edges", () => {
-    const chunksRun = cpuKernel(attentionDecodeChunks);
+  test("split decode attention (splits, then their combination): GQA, head dimensions not multiples of 32, lengths within, at and across chunk and split edges, CPU and scheduled for sm_90", () => {
+    const splitRun = cpuKernel(attentionDecodeSplit);
     const combineRun = cpuKernel(attentionDecodeCombine);
-    const cases: (readonly [number, number, number, number, number])[] = [
-      ...SHAPES,
-      [4, 2, 8, 3 * DECODE_CHUNK + 5, 1],
-      [4, 2, 8, 3 * DECODE_CHUNK + 5, DECODE_CHUNK],
-      [4, 2, 8, 3 * DECODE_CHUNK + 5, DECODE_CHUNK + 1],
-      [4, 4, 16, 3 * DECODE_CHUNK + 5, 3 * DECODE_CHUNK + 5],
+    const C = DECODE_CHUNK;
+    // heads, kv heads, head dim, cache length, len, splits
+    const cases: (readonly [number, number, number, number, number, number])[] = [
+      ...SHAPES.map(([h, kvh, d, ctx, len]) => [h, kvh, d, ctx, len, 3] as const),
+      [4, 2, 8, 3 * C + 5, 1, 3],
+      [4, 2, 32, 3 * C + 5, C, 3],
+      [4, 2, 32, 3 * C + 5, C + 1, 3],
+      [4, 4, 16, 3 * C + 5, 3 * C + 5, 2],
+      // More chunks than splits x SPLIT_WARPS: several rounds per warp.
+      [2, 1, 64, 2 * SPLIT_WARPS * C + 40, 2 * SPLIT_WARPS * C + 33, 2],
+      [2, 2, 48, 40, 37, DECODE_SPLITS],
     ];
-    for (const [heads, kvh, d, ctx, len] of cases) {
+    for (const [heads, kvh, d, ctx, len, splits] of cases) {
       const r = rng(SEED + 3 * heads * d + len);
       const cache = randomCache(ctx, kvh, d, r);
       const q = ndarray(
@@ -149,18 +156,18 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
         [heads, d],
         toNumbers(randomF16([heads, d], r)).map((v) => 4 * v),
       );
-      const chunks = decodeChunks(ctx);
-      // Poisoned partials: every chunk, used or not, must be written.
+      // Poisoned partials: every split, used or not, must be written.
       const poison = (shape: number[]) =>
         ndarray("f32", shape, new Array(shape.reduce((a, b) => a * b)).fill(NaN));
-      const parts = {
-        partAcc: poison([heads, chunks, d]),
-        partMax: poison([heads, chunks]),
-        partSum: poison([heads, chunks]),
-      };
-      chunksRun({ q, kCache: cache.k, vCache: cache.v, len, ...parts });
+      const parts = () => ({
+        partAcc: poison([heads, splits, d]),
+        partMax: poison([heads, splits]),
+        partSum: poison([heads, splits]),
+      });
+      const cpuParts = parts();
+      splitRun({ q, kCache: cache.k, vCache: cache.v, len, ...cpuParts });
       const out = zeros("f16", [heads, d]);
-      combineRun({ ...parts, len, out });
+      combineRun({ ...cpuParts, out });
       const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
       const got = toNumbers(out);
       for (let h = 0; h < heads; h++) {
@@ -169,9 +176,32 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
           got.subarray(h * d, (h + 1) * d),
           ref,
           attentionBound(ref),
-          `split decode ${heads}/${kvh}x${d} len ${len} head ${h}`,
+          `split decode ${heads}/${kvh}x${d} len ${len} splits ${splits} head ${h}`,
         );
       }
+      // The GPU schedules (warps on threadIdx.y, lanes on threadIdx.x, shuffles) on the device emulation.
+      const onDevice = (def: KernelDef, shapes: Record<string, number>) => {
+        const s = new Schedule(specialize(lowerKernel(def), shapes));
+        GPU_SCHEDULES[def.name]!(s, "sm_90");
+        return cpuDeviceKernel(lowerToDevice(s.func, TARGETS.sm_90));
+      };
+      const devParts = parts();
+      onDevice(attentionDecodeSplit, { h: heads, d, ctx, kvh, splits })({
+        q,
+        kCache: cache.k,
+        vCache: cache.v,
+        len,
+        ...devParts,
+      });
+      const dev = zeros("f16", [heads, d]);
+      onDevice(attentionDecodeCombine, { h: heads, d, splits })({ ...devParts, out: dev });
+      // The chunk's max and sum are warp shuffles there: another order of f32 additions.
+      expectWithin(
+        toNumbers(dev),
+        Float64Array.from(got),
+        2 * F16_EPS,
+        `split on the device emulation, ${heads}/${kvh}x${d} len ${len} splits ${splits}`,
+      );
     }
   });
 

@@ -36,7 +36,7 @@ describe("stdlib", () => {
         "argmax",
         "attentionDecode",
         "attentionDecodeShared",
-        "attentionDecodeChunks",
+        "attentionDecodeSplit",
         "attentionDecodeCombine",
         "attentionDecodeWarps",
         "attentionPrefillWarps",

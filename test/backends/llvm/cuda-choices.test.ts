@@ -1,6 +1,6 @@
 /**
  * The kernels CUDA's choices (llama/ops.ts CUDA_OP_CHOICES) add to a model, compiled for sm_90 at
- * Llama-2-7B's shapes: the one-launch decode attention, whose loop over chunks is bounded by the
+ * Llama-2-7B's shapes: the split decode attention, whose loop over chunks is bounded by the
  * length read from device memory (uniform: a never-written buffer read at a uniform index, so its
  * shuffles and barriers may sit in that loop), and the tensor-core prefill GEMMs (one mma.sync per
  * product; f16GemmMma asks ptxas for two blocks per multiprocessor).
@@ -17,10 +17,11 @@ const config = { ...LLAMA2_7B, contextLength: 1100 };
 describe.skipIf(llvmMissing !== "")(
   "CUDA's kernel choices at Llama-2-7B's shapes, compiled for sm_90",
   () => {
-    it("decode attention in one launch: shuffles in a loop bounded by the length in memory", () => {
+    it("split decode attention: shuffles in a loop bounded by the length in memory", () => {
       const ops = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES);
-      expect(ops.decode.attentionChunks).toBeUndefined();
-      const ptx = compileOp(ops.decode.attention!, "sm_90").image;
+      expect(ops.decode.attention).toBeUndefined();
+      expect(ops.decode.attentionCombine).toBeDefined();
+      const ptx = compileOp(ops.decode.attentionSplit!, "sm_90").image;
       expect(ptx).toMatch(/shfl\.sync\.bfly/);
       expect(ptx).toMatch(/bar\.sync/);
     });
