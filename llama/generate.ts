@@ -25,6 +25,11 @@ export interface LanguageModel {
   prefill(tokens: readonly number[], startPos: number): MaybePromise<Float32Array>;
   /** Runs one token at `pos`; returns the logits for the next position. */
   decode(token: number, pos: number): MaybePromise<Float32Array>;
+  /**
+   * Optional: runs one token at `pos` and returns the next token by greedy decoding (argmax of the
+   * logits, the lowest index on ties), where the model can choose it without handing out logits.
+   */
+  decodeGreedy?(token: number, pos: number): MaybePromise<number>;
 }
 
 export interface GenerateOptions {
@@ -129,8 +134,11 @@ export async function* generate(
   prefillSeconds = (performance.now() - t0) / 1000;
   // Position of the token that the next sample will be.
   let pos = prompt.length;
+  // Greedy decoding on the model's device where it can: one token id comes back a step.
+  const greedy = options.temperature === 0 && model.decodeGreedy ? model.decodeGreedy.bind(model) : undefined;
+  let next = sampler.sample(logits);
   for (;;) {
-    const token = sampler.sample(logits);
+    const token = next;
     if (stop.has(token)) {
       stopReason = "eos";
       stopToken = token;
@@ -152,8 +160,10 @@ export async function* generate(
       break;
     }
     t0 = performance.now();
-    logits = await model.decode(token, pos);
+    if (greedy) next = await greedy(token, pos);
+    else logits = await model.decode(token, pos);
     decodeSeconds += (performance.now() - t0) / 1000;
+    if (!greedy) next = sampler.sample(logits);
     decodeSteps++;
     pos++;
   }

@@ -61,6 +61,7 @@ export class KernelLlama implements LanguageModel {
   private readonly lmHead: Matrix;
   private readonly chunk: number;
   private decodeRecording?: Recording;
+  private greedyRecording?: Recording;
   private prefillBuffers?: { t: number; bufs: Record<string, DeviceTensor> };
 
   constructor(
@@ -99,9 +100,12 @@ export class KernelLlama implements LanguageModel {
     else this.embedHost = src.matrixF32("embed", 0);
     const a = (name: string, shape: number[], dtype: "f16" | "f32" | "i32" = actDtype) =>
       (this.act[name] = d.tensor(dtype, shape));
-    a("ids", [1], "i32");
-    a("pos", [1], "i32");
-    a("len", [1], "i32");
+    // The step's token, position and length in one buffer: one upload a step.
+    a("step", [3], "i32");
+    this.act.ids = d.view(this.act.step!, [1], 0);
+    this.act.pos = d.view(this.act.step!, [1], 1);
+    this.act.len = d.view(this.act.step!, [1], 2);
+    a("next", [1], "i32");
     a("x", [1, c.dim]);
     a("xn", [1, c.dim]);
     // q, k and v are views of one buffer, so the fused projection is one plain GEMV.
@@ -292,9 +296,7 @@ export class KernelLlama implements LanguageModel {
     if (pos < 0 || pos >= c.contextLength)
       throw new RangeError(`tkc: position ${pos} is outside the context of ${c.contextLength}`);
     const d = this.device;
-    d.write(this.act.ids!, new Int32Array([token]));
-    d.write(this.act.pos!, new Int32Array([pos]));
-    d.write(this.act.len!, new Int32Array([pos + 1]));
+    d.write(this.act.step!, new Int32Array([token, pos, pos + 1]));
     if (this.embedHost) {
       const row = this.embedHost.subarray(token * c.dim, (token + 1) * c.dim);
       d.write(this.act.x!, this.options.format === "f16" ? toF16Array(row) : row);
@@ -319,6 +321,33 @@ export class KernelLlama implements LanguageModel {
     } else this.decodeLaunches();
     this.device.sync();
     return this.readLogits();
+  }
+
+  /**
+   * Runs one token at `pos` and returns the most likely next token (the first on ties), chosen on
+   * the device: only its id leaves it, not the vocabulary of logits (greedy decoding's step: one
+   * 12-byte upload, the recorded launches with argmax at the end, a 4-byte read).
+   */
+  decodeGreedy(token: number, pos: number): number {
+    this.setStep(token, pos);
+    const o = this.ops.decode;
+    const logits = this.device.view(this.act.logits!, [1, this.config.vocabSize]);
+    const argmax = () => this.run(o.argmax!, { logits, out: this.act.next! });
+    const record = this.options.recordDecode ?? this.device.kind !== "cpu";
+    if (record) {
+      this.greedyRecording ??= this.device.record(() => {
+        this.decodeLaunches();
+        argmax();
+      });
+      this.greedyRecording.replay();
+    } else {
+      this.decodeLaunches();
+      argmax();
+    }
+    const next = (this.device.read(this.act.next!) as Int32Array)[0]!;
+    if (next < 0 || next >= this.config.vocabSize)
+      throw new Error(`tkc: the logits after position ${pos} hold a NaN (argmax gave ${next})`);
+    return next;
   }
 
   prefill(tokens: readonly number[], startPos: number): Float32Array {
@@ -444,6 +473,7 @@ export class KernelLlama implements LanguageModel {
 
   dispose(): void {
     this.decodeRecording?.dispose();
+    this.greedyRecording?.dispose();
     this.device.dispose();
   }
 }

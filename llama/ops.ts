@@ -131,6 +131,13 @@ export function llamaOps(
   const rope = c.ropeLayout === "half" ? S.ropeHalf : S.ropeInterleaved;
   const decode: Record<string, OpSpec> = {
     rmsNorm: op("rmsnorm1", S.rmsNorm, { m: 1, d: dim }),
+    // Greedy decoding's choice on the device (f16 models' logits are f16).
+    argmax: op(
+      "argmax1",
+      S.argmax,
+      { m: 1, v: c.vocabSize },
+      format === "f16" ? { retype: { from: "f32", to: "f16" } } : {},
+    ),
     // q and k are adjacent in the fused qkv buffer: one launch rotates both and appends k and v
     // to the cache (RoPE then kvAppend, as prefill runs them, in one kernel).
     ropeAppend: op(

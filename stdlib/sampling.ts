@@ -20,24 +20,29 @@
  * probabilities below about 2^-39 are not resolved by 64 halvings of [0, 2 * max p].
  * The kernel is sequential per row; each pass over V is a reduction a GPU schedule can split.
  */
-import { kernel, exp, f32, i32, local, max, select, type Tensor, type Sym } from "../dsl/index.ts";
+import { kernel, exp, f32, i32, local, max, min, select, type Tensor, type Sym } from "../dsl/index.ts";
 import { ROW_REDUCE_DEFAULTS, type PerTarget, type RowReduceParams } from "./params.ts";
 
 /** Halvings of the threshold interval; see the file comment for the precision this gives. */
 export const BISECT_STEPS = 64;
 
-/** logits f32 [M, V] -> out i32 [M]: the index of each row's largest value, the first on ties. */
+/**
+ * logits f32 [M, V] -> out i32 [M]: the index of each row's largest value, the first on ties, or -1
+ * where the row holds a NaN (a broken model; the host says so). Two passes, each a plain reduction
+ * a GPU schedule spreads over a block: the row's max, then the least index holding it.
+ */
 export const argmax = kernel(function argmax(
   logits: Tensor<f32, [Sym<"m">, Sym<"v">]>,
   out: Tensor<i32, [Sym<"m">]>,
 ) {
+  const vocab = logits.shape[1];
   for (let m = 0; m < logits.shape[0]; m++) {
     let best = f32(-Infinity);
-    let at = i32(0);
-    for (let j = 0; j < logits.shape[1]; j++) {
-      const better = logits[m][j] > best;
-      at = select(better, j, at);
-      best = select(better, logits[m][j], best);
+    for (let j = 0; j < vocab; j++) best = max(best, logits[m][j]);
+    let at = vocab;
+    for (let j1 = 0; j1 < vocab; j1++) {
+      const x = logits[m][j1];
+      at = min(at, select(x != x, i32(-1), select(x == best, j1, vocab)));
     }
     out[m] = at;
   }

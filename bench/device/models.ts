@@ -25,15 +25,22 @@ export function decodeBytesPerToken(config: LlamaConfig, format: "q4f16_1" | "f1
   return weights + config.nLayers * 2 * avgPos * config.nKvHeads * headDim(config) * 2;
 }
 
-/** Greedy decode from token 1 at positions 1..steps (argmax on the host); tokens per second. */
-export function greedyDecodeTokPerS(model: KernelLlama, steps: number): number {
+/**
+ * Greedy decode from token 1 at positions 1..steps; tokens per second. "device": argmax on the
+ * device, the token id read back (KernelLlama.decodeGreedy, what generation uses); "host": the
+ * logits read back and argmax on the host (earlier sessions' measure).
+ */
+export function greedyDecodeTokPerS(model: KernelLlama, steps: number, argmaxOn: "device" | "host" = "device"): number {
   let token = 1;
   const start = performance.now();
   for (let pos = 1; pos <= steps; pos++) {
-    const logits = model.decode(token, pos);
-    let best = 0;
-    for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
-    token = best;
+    if (argmaxOn === "device") token = model.decodeGreedy(token, pos);
+    else {
+      const logits = model.decode(token, pos);
+      let best = 0;
+      for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
+      token = best;
+    }
   }
   return steps / ((performance.now() - start) / 1e3);
 }

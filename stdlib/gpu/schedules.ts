@@ -49,6 +49,27 @@ export function rowReduction(row: string, reduce: string, out: string, threads?:
 }
 
 /**
+ * Threads of argmax's block (one per row): at a 32,000-token vocabulary 1,024 threads read 32
+ * logits each, unrolled (one round trip); through Vulkan, whose guaranteed workgroup size is 128,
+ * ROW_THREADS.
+ */
+const ARGMAX_THREADS: Readonly<Record<string, number>> = { sm_90: 1024, sm_80: 1024, gfx1100: 1024, gfx942: 1024 };
+
+/** argmax: a block per row, both passes (the max, then the first index holding it) across its threads. */
+function argmaxSchedule(s: Schedule, target: string): void {
+  const t = ARGMAX_THREADS[target] ?? threadsFor(target);
+  s.bind("m", "blockIdx.x");
+  for (const pass of ["j", "j1"]) {
+    // Adjacent threads on adjacent logits, each thread's loop inside: only the last of its loads
+    // needs the bounds guard, so the others are in flight at once.
+    const [serial, thread] = s.split(pass, [null, t]);
+    s.reorder(thread!, serial!, { reassociate: true });
+    s.bind(thread!, "threadIdx.x");
+    if (constantExtent(s, serial!)) s.unroll(serial!);
+  }
+}
+
+/**
  * One block per head; each stage over positions spread across the threads (adjacent threads on
  * adjacent positions; the max and the sum reduce across threads), the weighted sum one thread per
  * channel. Barriers between the stages come from the lowering passes (the scores are shared).
@@ -213,6 +234,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   q4QkvGemv: q4GemvSchedule("n"),
   q4GateUpSilu: q4GemvSchedule("i"),
   rmsNorm: rowReduction("m", "i", "i_1"),
+  argmax: argmaxSchedule,
   ropeInterleaved: rowsAndLanes("t", "h", "i"),
   // A thread per pair: bind's range test proves y[i] and y[i' + half] apart (i, i' < half).
   ropeHalf: rowsAndLanes("t", "h", "i"),

@@ -1,4 +1,7 @@
-/** softmax, siluMul, residualAdd, the q4 embedding lookup and argmax on the CPU against plain TypeScript. */
+/**
+ * softmax, siluMul, residualAdd, the q4 embedding lookup and argmax on the CPU against plain
+ * TypeScript; argmax's GPU schedule on the device emulation against the CPU.
+ */
 import { describe, expect, test } from "vitest";
 import { cpuKernel } from "../../backends/cpu/runtime.ts";
 import { roundF16 } from "../../dsl/dtypes.ts";
@@ -8,6 +11,13 @@ import { residualAdd, siluMul } from "../../stdlib/elementwise.ts";
 import { q4Embedding } from "../../stdlib/embedding.ts";
 import { argmax } from "../../stdlib/sampling.ts";
 import { softmax } from "../../stdlib/softmax.ts";
+import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
+import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
+import { lowerKernel } from "../../lower/frontend/lower.ts";
+import { specialize } from "../../lower/ir/specialize.ts";
+import { lowerToDevice } from "../../lower/passes/pipeline.ts";
+import { TARGETS } from "../../lower/passes/target.ts";
+import { Schedule } from "../../lower/schedule/index.ts";
 import { F16_EPS, F32_EPS, SEED, expectWithin, randomArray, randomF16, randomQ4, rng } from "./helpers.ts";
 
 describe(`small kernels on the CPU (seed ${SEED})`, () => {
@@ -120,5 +130,33 @@ describe(`small kernels on the CPU (seed ${SEED})`, () => {
     const out = zeros("i32", [3]);
     run({ logits: ties, out });
     expect(Array.from(out.data)).toEqual([1, 0, 0]);
+    // A NaN anywhere in a row gives -1.
+    const nan = fromStorage("f32", [2, 3], Float32Array.from([1, NaN, 2, NaN, NaN, NaN]));
+    const nanOut = zeros("i32", [2]);
+    run({ logits: nan, out: nanOut });
+    expect(Array.from(nanOut.data)).toEqual([-1, -1]);
+  });
+
+  test("argmax scheduled for sm_90 and Vulkan (a block per row, both passes across its threads) equals the CPU's", () => {
+    for (const target of ["sm_90", "vulkan"] as const) {
+      for (const [m, n] of [
+        [1, 32000],
+        [3, 1000],
+        [2, 5],
+      ] as const) {
+        const r = rng(SEED + 7 * n);
+        // Few distinct values: ties across threads' slices.
+        const x = ndarray("f32", [m, n], Array.from({ length: m * n }, () => Math.floor(r() * 50)));
+        if (m === 3) x.data[1 * n + 777] = NaN;
+        const want = zeros("i32", [m]);
+        cpuKernel(argmax)({ logits: x, out: want });
+        const s = new Schedule(specialize(lowerKernel(argmax), { m, v: n }));
+        GPU_SCHEDULES.argmax!(s, target);
+        const got = zeros("i32", [m]);
+        cpuDeviceKernel(lowerToDevice(s.func, TARGETS[target]))({ logits: x, out: got });
+        expect(Array.from(got.data), `${target} ${m}x${n}`).toEqual(Array.from(want.data));
+        if (m === 3) expect(got.data[1]).toBe(-1);
+      }
+    }
   });
 });
