@@ -99,7 +99,8 @@ export const attentionDecodeSplit = kernel(function attentionDecodeSplit(
       const wacc = shared("f32", [SPLIT_WARPS, DECODE_CHUNK * LANE_CHANNELS]);
       for (let w = 0; w < SPLIT_WARPS; w++) {
         const acc = local("f32", [SPLIT_WARPS, DECODE_CHUNK, LANE_CHANNELS]);
-        for (let lz = 0; lz < DECODE_CHUNK; lz++) for (let iz = 0; iz < perLane; iz++) acc[w][lz][iz] = f32(0);
+        for (let lz = 0; lz < DECODE_CHUNK; lz++)
+          for (let iz = 0; iz < perLane; iz++) acc[w][lz][iz] = f32(0);
         let m = f32(-Infinity);
         let l = f32(0);
         for (let r = 0; r < rounds; r++) {

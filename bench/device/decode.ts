@@ -250,9 +250,10 @@ async function main(): Promise<number> {
     const table = [...profileOf(device)].map(([key, v]) => {
       const op = key.split("_")[0]!;
       // The caches are passed whole; a step reads len = position + 1 of their rows.
-      const bytes = op.startsWith("attnsplit") || op.startsWith("attnwarps")
-        ? v.launches * (2 * (position + 1) * kvRow + config.nHeads * headDim(config) * 2)
-        : v.bytes;
+      const bytes =
+        op.startsWith("attnsplit") || op.startsWith("attnwarps")
+          ? v.launches * (2 * (position + 1) * kvRow + config.nHeads * headDim(config) * 2)
+          : v.bytes;
       const us = (v.ms * 1e3) / v.launches;
       return {
         op,
@@ -304,7 +305,10 @@ async function main(): Promise<number> {
   //    model's; the time hardly depends on them). For the CUDA library and each --ab one.
   if (sections.has("4")) {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
-    const libraries = [{ name: "mma", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES }, ...abLibraries];
+    const libraries = [
+      { name: "mma", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
+      ...abLibraries,
+    ];
     const position = 256;
     const reps = 200;
     result.decodeOmissions = {};

@@ -30,7 +30,11 @@ export function decodeBytesPerToken(config: LlamaConfig, format: "q4f16_1" | "f1
  * device, the token id read back (KernelLlama.decodeGreedy, what generation uses); "host": the
  * logits read back and argmax on the host (earlier sessions' measure).
  */
-export function greedyDecodeTokPerS(model: KernelLlama, steps: number, argmaxOn: "device" | "host" = "device"): number {
+export function greedyDecodeTokPerS(
+  model: KernelLlama,
+  steps: number,
+  argmaxOn: "device" | "host" = "device",
+): number {
   let token = 1;
   const start = performance.now();
   for (let pos = 1; pos <= steps; pos++) {

@@ -53,7 +53,12 @@ export function rowReduction(row: string, reduce: string, out: string, threads?:
  * logits each, unrolled (one round trip); through Vulkan, whose guaranteed workgroup size is 128,
  * ROW_THREADS.
  */
-const ARGMAX_THREADS: Readonly<Record<string, number>> = { sm_90: 1024, sm_80: 1024, gfx1100: 1024, gfx942: 1024 };
+const ARGMAX_THREADS: Readonly<Record<string, number>> = {
+  sm_90: 1024,
+  sm_80: 1024,
+  gfx1100: 1024,
+  gfx942: 1024,
+};
 
 /** argmax: a block per row, both passes (the max, then the first index holding it) across its threads. */
 function argmaxSchedule(s: Schedule, target: string): void {
@@ -99,7 +104,8 @@ function attentionSplitSchedule(s: Schedule): void {
   s.bind(s.fuse("h", "s"), "blockIdx.x");
   s.bind("w", "threadIdx.y");
   for (const lane of ["lz", "lp", "lk", "lq", "t", "t1", "t2", "t3", "lv", "ls"]) s.bind(lane, "threadIdx.x");
-  for (const l of ["iz", "tp", "ip", "tk", "ik", "tq", "iq", "ld", "iv", "tv", "is", "w1", "w2", "w3"]) s.unroll(l);
+  for (const l of ["iz", "tp", "ip", "tk", "ik", "tq", "iq", "ld", "iv", "tv", "is", "w1", "w2", "w3"])
+    s.unroll(l);
   const [rows, lanes] = s.split("io", [null, 32]);
   s.bind(rows!, "threadIdx.y");
   s.bind(lanes!, "threadIdx.x");

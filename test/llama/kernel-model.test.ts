@@ -87,22 +87,25 @@ describe("the kernel-built Llama on the CPU device", () => {
 });
 
 describe("greedy decoding on the device (decodeGreedy: argmax after the step, one token id read back)", () => {
-  test.each(["f32", "f16", "q4f16_1"] as const)("%s: the argmax of decode's logits, step by step", (format) => {
-    const config = { ...TINY_GQA, contextLength: 40 };
-    // A synthetic source draws its weights as it is read: one each, with the same seed; f32 has
-    // none (stories15M's weights then).
-    const source = () =>
-      format === "f32" ? weights : format === "q4f16_1" ? syntheticQ4(config, 5) : syntheticF16(config, 5);
-    const logitsModel = new KernelLlama(createCpuDevice(), source(), { format });
-    const greedyModel = new KernelLlama(createCpuDevice(), source(), { format });
-    let token = 1;
-    for (let p = 0; p < (format === "f32" ? 4 : 12); p++) {
-      const want = argmax(logitsModel.decode(token, p));
-      const got = greedyModel.decodeGreedy(token, p);
-      expect(got, `position ${p}`).toBe(want);
-      token = got;
-    }
-  });
+  test.each(["f32", "f16", "q4f16_1"] as const)(
+    "%s: the argmax of decode's logits, step by step",
+    (format) => {
+      const config = { ...TINY_GQA, contextLength: 40 };
+      // A synthetic source draws its weights as it is read: one each, with the same seed; f32 has
+      // none (stories15M's weights then).
+      const source = () =>
+        format === "f32" ? weights : format === "q4f16_1" ? syntheticQ4(config, 5) : syntheticF16(config, 5);
+      const logitsModel = new KernelLlama(createCpuDevice(), source(), { format });
+      const greedyModel = new KernelLlama(createCpuDevice(), source(), { format });
+      let token = 1;
+      for (let p = 0; p < (format === "f32" ? 4 : 12); p++) {
+        const want = argmax(logitsModel.decode(token, p));
+        const got = greedyModel.decodeGreedy(token, p);
+        expect(got, `position ${p}`).toBe(want);
+        token = got;
+      }
+    },
+  );
 });
 
 describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, prefill attention by chunks), run on the CPU", () => {
@@ -135,7 +138,12 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, pre
     // RoPE and the cache append in the QKV GEMV's epilogue; decode attention in one launch.
     const fusedRope = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
       format: "q4f16_1",
-      opChoices: { ...CUDA_OP_CHOICES, foldDecodeNorms: false, fuseDecodeRope: true, decodeAttention: "warps" },
+      opChoices: {
+        ...CUDA_OP_CHOICES,
+        foldDecodeNorms: false,
+        fuseDecodeRope: true,
+        decodeAttention: "warps",
+      },
     });
     expect(fusedRope.ops.decode.qkvRope!.kernel.name).toBe("q4QkvRopeAppendMma");
     expect(fusedRope.ops.decode.attention!.kernel.name).toBe("attentionDecodeWarps");

@@ -146,7 +146,11 @@ describe(`small kernels on the CPU (seed ${SEED})`, () => {
       ] as const) {
         const r = rng(SEED + 7 * n);
         // Few distinct values: ties across threads' slices.
-        const x = ndarray("f32", [m, n], Array.from({ length: m * n }, () => Math.floor(r() * 50)));
+        const x = ndarray(
+          "f32",
+          [m, n],
+          Array.from({ length: m * n }, () => Math.floor(r() * 50)),
+        );
         if (m === 3) x.data[1 * n + 777] = NaN;
         const want = zeros("i32", [m]);
         cpuKernel(argmax)({ logits: x, out: want });
