@@ -91,9 +91,6 @@ export const attentionDecodeSplit = kernel(function attentionDecodeSplit(
       // This split's positions: [s * run * DECODE_CHUNK, end).
       const end = min(len, (s + 1) * run * DECODE_CHUNK);
       const p = shared("f32", [SPLIT_WARPS, DECODE_CHUNK]);
-      // Each lane's partial q . k per position; rows padded to 33 words so that both the lanes'
-      // writes (one row) and their reads (one column each) hit 32 different banks.
-      const dots = shared("f32", [SPLIT_WARPS, DECODE_CHUNK, DECODE_CHUNK + 1]);
       const wm = shared("f32", [SPLIT_WARPS]);
       const wl = shared("f32", [SPLIT_WARPS]);
       const wacc = shared("f32", [SPLIT_WARPS, DECODE_CHUNK * LANE_CHANNELS]);
@@ -111,28 +108,10 @@ export const attentionDecodeSplit = kernel(function attentionDecodeSplit(
             for (let tp = 0; tp < DECODE_CHUNK; tp++)
               for (let ip = 0; ip < perLane; ip++)
                 vr[w][lp][tp][ip] = vCache[min(start + tp, len - 1)][kvh][min(lp * perLane + ip, d - 1)];
-          // The keys as the values: a lane owns the same channels of every position, so each
-          // lane's products are short independent sums (not one chain of D), summed across the
-          // lanes through shared memory.
-          const kr = local("f16", [SPLIT_WARPS, DECODE_CHUNK, DECODE_CHUNK, LANE_CHANNELS]);
-          for (let lk = 0; lk < DECODE_CHUNK; lk++)
-            for (let tk = 0; tk < DECODE_CHUNK; tk++)
-              for (let ik = 0; ik < perLane; ik++)
-                kr[w][lk][tk][ik] = kCache[min(start + tk, len - 1)][kvh][min(lk * perLane + ik, d - 1)];
-          for (let lq = 0; lq < DECODE_CHUNK; lq++)
-            for (let tq = 0; tq < DECODE_CHUNK; tq++) {
-              let part = f32(0);
-              for (let iq = 0; iq < perLane; iq++)
-                part += select(
-                  lq * perLane + iq < d,
-                  f32(q[h][min(lq * perLane + iq, d - 1)]) * f32(kr[w][lq][tq][iq]),
-                  f32(0),
-                );
-              dots[w][tq][lq] = part;
-            }
           for (let t = 0; t < DECODE_CHUNK; t++) {
+            const pos = min(start + t, len - 1);
             let dot = f32(0);
-            for (let ld = 0; ld < DECODE_CHUNK; ld++) dot += dots[w][t][ld];
+            for (let i = 0; i < d; i++) dot += f32(q[h][i]) * f32(kCache[pos][kvh][i]);
             p[w][t] = select(start + t < end, dot * scale, f32(-Infinity));
           }
           let mc = f32(-Infinity);
@@ -167,11 +146,11 @@ export const attentionDecodeSplit = kernel(function attentionDecodeSplit(
         den += select(wm[w2] == f32(-Infinity), f32(0), exp(wm[w2] - mAll)) * wl[w2];
       partMax[h][s] = mAll;
       partSum[h][s] = den;
-      for (let io = 0; io < d; io++) {
+      for (let i = 0; i < d; i++) {
         let num = f32(0);
         for (let w3 = 0; w3 < SPLIT_WARPS; w3++)
-          num += select(wm[w3] == f32(-Infinity), f32(0), exp(wm[w3] - mAll)) * wacc[w3][io];
-        partAcc[h][s][io] = num;
+          num += select(wm[w3] == f32(-Infinity), f32(0), exp(wm[w3] - mAll)) * wacc[w3][i];
+        partAcc[h][s][i] = num;
       }
     }
   }

@@ -103,10 +103,9 @@ function attentionDecodeSchedule(s: Schedule, target: string): void {
 function attentionSplitSchedule(s: Schedule): void {
   s.bind(s.fuse("h", "s"), "blockIdx.x");
   s.bind("w", "threadIdx.y");
-  for (const lane of ["lz", "lp", "lk", "lq", "t", "t1", "t2", "t3", "lv", "ls"]) s.bind(lane, "threadIdx.x");
-  for (const l of ["iz", "tp", "ip", "tk", "ik", "tq", "iq", "ld", "iv", "tv", "is", "w1", "w2", "w3"])
-    s.unroll(l);
-  const [rows, lanes] = s.split("io", [null, 32]);
+  for (const lane of ["lz", "lp", "t", "t1", "t2", "t3", "lv", "ls"]) s.bind(lane, "threadIdx.x");
+  for (const l of ["iz", "tp", "ip", "i", "iv", "tv", "is", "w1", "w2", "w3"]) s.unroll(l);
+  const [rows, lanes] = s.split("i_1", [null, 32]);
   s.bind(rows!, "threadIdx.y");
   s.bind(lanes!, "threadIdx.x");
 }
