@@ -42,6 +42,9 @@ async function main(): Promise<number> {
       // decode A/B, 3 the per-op profiles, 4 each op's cost inside the decode graph), e.g. under a
       // profiler.
       sections: { type: "string", default: "1,2,2b,2c,3,4" },
+      // --whole-steps: section 4 times only the whole steps (no omissions), e.g. to compare many
+      // --ab libraries.
+      "whole-steps": { type: "boolean", default: false },
     },
   });
   const sections = new Set(values.sections!.split(","));
@@ -317,7 +320,7 @@ async function main(): Promise<number> {
       const { device, skip, launches, replayed } = omittable(inner);
       const model = new KernelLlama(device, syntheticQ4(config), { format: "q4f16_1", opChoices: v.choices });
       model.decodeGreedy(1, position);
-      const roles = [...launches.keys()];
+      const roles = values["whole-steps"] ? [] : [...launches.keys()];
       const time: Record<string, number[]> = Object.fromEntries(["none", ...roles].map((r) => [r, []]));
       for (let round = 0; round < 3; round++)
         for (const r of ["none", ...roles]) {

@@ -1,8 +1,10 @@
 /**
  * Schedule parameters measured best on a GPU, per target and kernel family: data written by
  * `npx tsx bench/tune.ts apply <results>` from a bench/tune run on the device (do not edit by hand;
- * rerun the tuner). The GPU schedules (gemv.ts, schedules.ts) take a family's entry here over their
- * defaults.
+ * rerun the tuner), or, where the kernels the model runs measured otherwise inside the decode
+ * step's graph than the tuner's stand-ins alone, taken from that measurement (the entry's
+ * `measured` names its results file). The GPU schedules (gemv.ts, schedules.ts) take a family's
+ * entry here over their defaults.
  *
  * Families: "gemv" (the one-row q4 GEMVs: q4Gemv, q4GemvF32, q4GemvResidual, q4QkvGemv,
  * q4GateUpSilu), "gemvRows" (the rows-per-thread ones: q4GemvRows4, q4GemvResidualRows4,
@@ -172,12 +174,13 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
     },
     "gemvMma:22016x4096": {
       params: {
-        warps: 4,
+        warps: 8,
         rows: 32,
         unrollChunks: 1,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-27: least time at this shape, 20.8 us (bench/tune.ts)",
+      measured:
+        "2026-11-27: least 7B decode step in its graph with the RMSNorm-folded gate/up kernel, 1900.2 against 1931.2 us with 4 warps (bench/device/decode.ts --sections 4 --whole-steps; bench/results/decode-gemv-params-ab-h100.json); bench/tune.ts's plain kernel measured 4 warps best alone (20.8 us)",
     },
     gemvMma: {
       params: {
