@@ -26,10 +26,13 @@ export interface LanguageModel {
   /** Runs one token at `pos`; returns the logits for the next position. */
   decode(token: number, pos: number): MaybePromise<Float32Array>;
   /**
-   * Optional: runs one token at `pos` and returns the next token by greedy decoding (argmax of the
-   * logits, the lowest index on ties), where the model can choose it without handing out logits.
+   * Optional greedy decoding without handing out logits: runs `token` at `pos`, then `steps - 1`
+   * more steps each fed the token the one before chose (argmax of the logits, the lowest index on
+   * ties), and returns the `steps` tokens chosen.
    */
-  decodeGreedy?(token: number, pos: number): MaybePromise<number>;
+  decodeGreedy?(token: number, pos: number, steps?: number): MaybePromise<ArrayLike<number>>;
+  /** With decodeGreedy: how many steps a call should run when the caller wants many. */
+  readonly greedySteps?: number;
 }
 
 export interface GenerateOptions {
@@ -134,8 +137,11 @@ export async function* generate(
   prefillSeconds = (performance.now() - t0) / 1000;
   // Position of the token that the next sample will be.
   let pos = prompt.length;
-  // Greedy decoding on the model's device where it can: one token id comes back a step.
+  // Greedy decoding on the model's device where it can: only token ids come back, greedySteps of
+  // them a call (the steps past a stop token are wasted, and the cache positions they wrote are
+  // rewritten before anything reads them).
   const greedy = options.temperature === 0 && model.decodeGreedy ? model.decodeGreedy.bind(model) : undefined;
+  const queued: number[] = [];
   let next = sampler.sample(logits);
   for (;;) {
     const token = next;
@@ -160,10 +166,12 @@ export async function* generate(
       break;
     }
     t0 = performance.now();
-    if (greedy) next = await greedy(token, pos);
-    else logits = await model.decode(token, pos);
+    if (greedy && queued.length === 0) {
+      const steps = Math.max(1, Math.min(model.greedySteps ?? 1, maxTokens - generated, ctx - pos));
+      queued.push(...Array.from(await greedy(token, pos, steps)));
+    } else if (!greedy) logits = await model.decode(token, pos);
     decodeSeconds += (performance.now() - t0) / 1000;
-    if (!greedy) next = sampler.sample(logits);
+    next = greedy ? queued.shift()! : sampler.sample(logits);
     decodeSteps++;
     pos++;
   }

@@ -26,6 +26,11 @@ export interface KernelLlamaOptions {
   readonly opChoices?: OpChoices;
   /** Record decode once and replay it (default: true on GPUs). */
   readonly recordDecode?: boolean;
+  /**
+   * Greedy steps a decodeGreedy call runs back to back when the caller wants many (default:
+   * GREEDY_STEPS on GPUs with the embedding on the device, 1 elsewhere).
+   */
+  readonly greedySteps?: number;
 }
 
 interface Matrix {
@@ -47,6 +52,13 @@ interface Layer {
   readonly kCache: DeviceTensor;
   readonly vCache: DeviceTensor;
 }
+
+/**
+ * Greedy steps run back to back per host wait on GPUs: each wait costs the GPU about 50 µs idle
+ * (the host reads the tokens, then launches again; Llama-2-7B, H100 and H200), which 8 steps
+ * share; tokens then reach a streaming caller 8 at a time.
+ */
+export const GREEDY_STEPS = 8;
 
 export class KernelLlama implements LanguageModel {
   readonly config: LlamaConfig;
@@ -106,6 +118,8 @@ export class KernelLlama implements LanguageModel {
     this.act.pos = d.view(this.act.step!, [1], 1);
     this.act.len = d.view(this.act.step!, [1], 2);
     a("next", [1], "i32");
+    // The tokens greedy decoding chose, by the position of the step that chose them.
+    a("history", [c.contextLength], "i32");
     a("x", [1, c.dim]);
     a("xn", [1, c.dim]);
     // q, k and v are views of one buffer, so the fused projection is one plain GEMV.
@@ -324,30 +338,57 @@ export class KernelLlama implements LanguageModel {
   }
 
   /**
-   * Runs one token at `pos` and returns the most likely next token (the first on ties), chosen on
-   * the device: only its id leaves it, not the vocabulary of logits (greedy decoding's step: one
-   * 12-byte upload, the recorded launches with argmax at the end, a 4-byte read).
+   * Greedy decoding on the device: runs `token` at `pos`, then `steps - 1` more steps each fed the
+   * token the one before chose (the argmax of its logits, the first on ties), and returns the
+   * `steps` tokens chosen; only token ids leave the device. With the embedding table on the device
+   * (q4f16_1) the steps run back to back, each advancing the next one's token, position and length
+   * itself (stdlib recordToken), and the host waits once for all of them; otherwise (the host
+   * uploads f16 and f32 models' embedding rows) it waits for each. `greedySteps` is how many a
+   * call should run when the caller wants many.
    */
-  decodeGreedy(token: number, pos: number): number {
-    this.setStep(token, pos);
+  decodeGreedy(token: number, pos: number, steps = 1): Int32Array {
+    const c = this.config;
+    if (!Number.isInteger(steps) || steps < 1 || pos + steps > c.contextLength)
+      throw new RangeError(
+        `tkc: ${steps} greedy steps from position ${pos} do not fit the context of ${c.contextLength}`,
+      );
     const o = this.ops.decode;
-    const logits = this.device.view(this.act.logits!, [1, this.config.vocabSize]);
-    const argmax = () => this.run(o.argmax!, { logits, out: this.act.next! });
-    const record = this.options.recordDecode ?? this.device.kind !== "cpu";
-    if (record) {
-      this.greedyRecording ??= this.device.record(() => {
-        this.decodeLaunches();
-        argmax();
-      });
-      this.greedyRecording.replay();
-    } else {
+    const A = this.act;
+    const d = this.device;
+    const launches = () => {
       this.decodeLaunches();
-      argmax();
+      this.run(o.argmax!, { logits: d.view(A.logits!, [1, c.vocabSize]), out: A.next! });
+      this.run(o.recordToken!, { next: A.next!, step: A.step!, history: A.history! });
+    };
+    const record = this.options.recordDecode ?? d.kind !== "cpu";
+    const runStep = () => {
+      if (record) (this.greedyRecording ??= d.record(launches)).replay();
+      else launches();
+    };
+    const chosen = (from: number, n: number) => d.read(d.view(A.history!, [n], from)) as Int32Array;
+    let out: Int32Array;
+    if (this.embedHost) {
+      out = new Int32Array(steps);
+      for (let i = 0, t = token; i < steps; i++) {
+        this.setStep(t, pos + i);
+        runStep();
+        t = out[i] = chosen(pos + i, 1)[0]!;
+        if (t < 0) break;
+      }
+    } else {
+      this.setStep(token, pos);
+      for (let i = 0; i < steps; i++) runStep();
+      out = Int32Array.from(chosen(pos, steps));
     }
-    const next = (this.device.read(this.act.next!) as Int32Array)[0]!;
-    if (next < 0 || next >= this.config.vocabSize)
-      throw new Error(`tkc: the logits after position ${pos} hold a NaN (argmax gave ${next})`);
-    return next;
+    const bad = out.findIndex((t) => t < 0 || t >= c.vocabSize);
+    if (bad >= 0)
+      throw new Error(`tkc: the logits after position ${pos + bad} hold a NaN (argmax gave ${out[bad]})`);
+    return out;
+  }
+
+  /** How many steps a decodeGreedy call should run when more are wanted (see decodeGreedy). */
+  get greedySteps(): number {
+    return this.options.greedySteps ?? (this.embedHost || this.device.kind === "cpu" ? 1 : GREEDY_STEPS);
   }
 
   prefill(tokens: readonly number[], startPos: number): Float32Array {

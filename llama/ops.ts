@@ -138,6 +138,8 @@ export function llamaOps(
       { m: 1, v: c.vocabSize },
       format === "f16" ? { retype: { from: "f32", to: "f16" } } : {},
     ),
+    // ... and its bookkeeping, so that greedy steps run back to back.
+    recordToken: op("recordtoken1", S.recordToken, { m: 1, ctx }),
     // q and k are adjacent in the fused qkv buffer: one launch rotates both and appends k and v
     // to the cache (RoPE then kvAppend, as prefill runs them, in one kernel).
     ropeAppend: op(

@@ -49,6 +49,26 @@ export const argmax = kernel(function argmax(
 });
 
 /**
+ * Greedy decoding's bookkeeping on the device, after argmax, so that decode steps can run back to
+ * back without the host: step = [token, pos, len] of the step just run; next[0], the token it
+ * chose, is recorded at history[pos] and becomes the next step's token (a NaN's -1 as token 0, so
+ * the next step reads inside the embedding table; history keeps the -1 for the host to report),
+ * and the position and length advance by one.
+ */
+export const recordToken = kernel(function recordToken(
+  next: Tensor<i32, [Sym<"m">]>,
+  step: Tensor<i32, readonly [3]>,
+  history: Tensor<i32, [Sym<"ctx">]>,
+) {
+  const t = next[0];
+  const pos = step[1];
+  history[pos] = t;
+  step[0] = max(t, i32(0));
+  step[1] = pos + 1;
+  step[2] = pos + 2;
+});
+
+/**
  * Narrows bounds = [lo, hi], given mass(lo) > target >= mass(hi) where mass(tau) is the sum of the
  * row's probabilities p >= tau, keeping that invariant while halving hi - lo.
  */

@@ -41,6 +41,8 @@ function fixedArgs(
     const name = p.kind === "buffer" ? p.buffer.name : p.v.name;
     if (name === "pos_mem" || name === "offset_mem") fixed[name] = { dtype: "i32", shape: [1], values: [5] };
     if (name === "len_mem") fixed[name] = { dtype: "i32", shape: [1], values: [6] };
+    // recordToken's [token, position, length]: a position inside the history.
+    if (name === "step") fixed[name] = { dtype: "i32", shape: [3], values: [5, 2, 3] };
     if (name === "ids") {
       const n = symbols.t ?? 1;
       fixed[name] = {
@@ -133,6 +135,8 @@ function stdlibChecks(schedules: ScheduleTable): CheckSource[] {
       if (p.kind === "scalar" && p.v.name in STDLIB_SCALARS) fixed[p.v.name] = STDLIB_SCALARS[p.v.name]!;
       if (p.kind === "buffer" && p.buffer.name === "ids")
         fixed.ids = { dtype: "i32", shape: [3], values: [0, 17, 39] };
+      if (p.kind === "buffer" && p.buffer.name === "step")
+        fixed.step = { dtype: "i32", shape: [3], values: [5, 1, 2] };
     }
     out.push({
       name: `stdlib ${name}${schedules[name] ? "" : " (unscheduled: one thread)"}`,

@@ -86,9 +86,9 @@ describe("the kernel-built Llama on the CPU device", () => {
   });
 });
 
-describe("greedy decoding on the device (decodeGreedy: argmax after the step, one token id read back)", () => {
+describe("greedy decoding on the device (decodeGreedy: argmax after each step, token ids read back)", () => {
   test.each(["f32", "f16", "q4f16_1"] as const)(
-    "%s: the argmax of decode's logits, step by step",
+    "%s: the argmax of decode's logits, step by step and several steps a call",
     (format) => {
       const config = { ...TINY_GQA, contextLength: 40 };
       // A synthetic source draws its weights as it is read: one each, with the same seed; f32 has
@@ -96,16 +96,46 @@ describe("greedy decoding on the device (decodeGreedy: argmax after the step, on
       const source = () =>
         format === "f32" ? weights : format === "q4f16_1" ? syntheticQ4(config, 5) : syntheticF16(config, 5);
       const logitsModel = new KernelLlama(createCpuDevice(), source(), { format });
-      const greedyModel = new KernelLlama(createCpuDevice(), source(), { format });
+      const stepModel = new KernelLlama(createCpuDevice(), source(), { format });
+      const batchModel = new KernelLlama(createCpuDevice(), source(), { format });
+      const steps = format === "f32" ? 4 : 12;
+      const want: number[] = [];
       let token = 1;
-      for (let p = 0; p < (format === "f32" ? 4 : 12); p++) {
-        const want = argmax(logitsModel.decode(token, p));
-        const got = greedyModel.decodeGreedy(token, p);
-        expect(got, `position ${p}`).toBe(want);
-        token = got;
+      for (let p = 0; p < steps; p++) {
+        token = argmax(logitsModel.decode(token, p));
+        want.push(token);
+        expect(stepModel.decodeGreedy(p === 0 ? 1 : want[p - 1]!, p)[0], `position ${p}`).toBe(token);
       }
+      // Back to back on the device (q4f16_1: the embedding table is there), in two calls.
+      const half = steps / 2;
+      const first = Array.from(batchModel.decodeGreedy(1, 0, half));
+      const rest = Array.from(batchModel.decodeGreedy(first[half - 1]!, half, steps - half));
+      expect([...first, ...rest]).toEqual(want);
     },
   );
+
+  test("generate() with several greedy steps a call: the same tokens as one a call, to the budget and to a stop token", async () => {
+    const one = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1", greedySteps: 1 });
+    const five = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1", greedySteps: 5 });
+    const options = { maxTokens: 13, temperature: 0, topP: 1, seed: 1 };
+    const a = await generateText(one, tokenizer, options);
+    expect(a.tokens).toHaveLength(13);
+    expect((await generateText(five, tokenizer, options)).tokens).toEqual(a.tokens);
+    // A stop token inside a call's steps: generation ends there, the later steps are dropped.
+    const stop = { ...options, stopTokens: [a.tokens[6]!] };
+    const stopped = await generateText(five, tokenizer, stop);
+    expect(stopped.tokens).toEqual(a.tokens.slice(0, a.tokens.indexOf(a.tokens[6]!)));
+    expect(stopped.stats.stopReason).toBe("eos");
+  });
+
+  test("steps past the context are refused", () => {
+    const config = { ...TINY_GQA, contextLength: 10 };
+    const model = new KernelLlama(createCpuDevice(), syntheticQ4(config, 5), { format: "q4f16_1" });
+    expect(() => model.decodeGreedy(1, 8, 3)).toThrow(
+      /3 greedy steps from position 8 do not fit the context of 10/,
+    );
+    expect(model.decodeGreedy(1, 8, 2)).toHaveLength(2);
+  });
 });
 
 describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, prefill attention by chunks), run on the CPU", () => {

@@ -27,6 +27,8 @@ function fixArgs(f: PrimFunc, args: Record<string, unknown>): void {
     const name = p.kind === "buffer" ? p.buffer.name : p.v.name;
     if (name === "pos_mem" || name === "offset_mem") args[name] = ndarray("i32", [1], [5]);
     if (name === "len_mem") args[name] = ndarray("i32", [1], [6]);
+    // recordToken's [token, position, length].
+    if (name === "step") args[name] = ndarray("i32", [3], [5, 2, 3]);
     if (name === "ids" && p.kind === "buffer") {
       const n = (args[name] as { data: Int32Array }).data.length;
       args[name] = ndarray(

@@ -14,6 +14,8 @@ const TARGETS = ["gfx1100", "sm_90", "vulkan"];
 // mmaGemvVariant: bench/tune.ts family "gemvMma"), not per target.
 const PARAMETERLESS = [
   "attentionDecodeCombine",
+  // Five scalars on one thread: nothing to tune.
+  "recordToken",
   "q4GemmMma",
   "f16GemmMma",
   "q4GemvMma",
@@ -79,6 +81,7 @@ describe("stdlib", () => {
         "ropeHalfAppend",
         "ropeInterleavedAppend",
         "ropeInterleaved",
+        "recordToken",
         "sampleTopP",
         "siluMul",
         "softmax",

@@ -59,6 +59,8 @@ function inputs(f: PrimFunc, seed: number): Record<string, NDArray | number> {
   for (const [name, v] of Object.entries(args)) {
     if (typeof v === "number") continue;
     if (name in IN_MEMORY) v.data.fill(IN_MEMORY[name]!);
+    // recordToken's [token, position, length].
+    else if (name === "step") v.data.set([5, IN_MEMORY.pos_mem!, IN_MEMORY.pos_mem! + 1]);
     else if (name === "ids")
       for (let i = 0; i < v.data.length; i++) v.data[i] = Math.floor(rand() * config.vocabSize);
   }
