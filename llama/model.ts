@@ -7,7 +7,6 @@
 import { f16FromBits, toF16Array } from "../dsl/dtypes.ts";
 import { headDim, kvDim, validateConfig, type LlamaConfig } from "./config.ts";
 import type { LanguageModel } from "./generate.ts";
-import { DECODE_SPLITS } from "../stdlib/attention_decode_split.ts";
 import type { LlamaWeights } from "./weights/types.ts";
 import { fromLlamaWeights, matrixShape, type MatrixName, type WeightSource } from "./weights/source.ts";
 import type { Device, DeviceTensor, Op, OpSpec, Recording } from "./device/types.ts";
@@ -130,9 +129,11 @@ export class KernelLlama implements LanguageModel {
     this.act.k = d.view(this.act.qkv!, [1, c.nKvHeads, headDim(c)], c.dim);
     this.act.v = d.view(this.act.qkv!, [1, c.nKvHeads, headDim(c)], c.dim + kvDim(c));
     a("attn", [c.nHeads, headDim(c)]);
-    a("partAcc", [c.nHeads, DECODE_SPLITS, headDim(c)], "f32");
-    a("partMax", [c.nHeads, DECODE_SPLITS], "f32");
-    a("partSum", [c.nHeads, DECODE_SPLITS], "f32");
+    // Split decode attention's partial results, as many splits as its op was compiled for.
+    const splits = this.ops.decode.attentionSplit?.specialize?.splits ?? 1;
+    a("partAcc", [c.nHeads, splits, headDim(c)], "f32");
+    a("partMax", [c.nHeads, splits], "f32");
+    a("partSum", [c.nHeads, splits], "f32");
     a("h", [c.hiddenDim]);
     a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
   }

@@ -46,6 +46,14 @@ export interface OpChoices {
    */
   readonly decodeAttention?: "split" | "warps";
   /**
+   * With decodeAttention "split": splits per head (default DECODE_SPLITS, 8). CUDA takes 4: on an
+   * H100 the 7B step's graph (positions 157-356 of a 1,100-position cache) took 1874.0 us with 4,
+   * 1908.3 with 2, 1909.0 with 8 and 1981.5 with 16 (bench/results/decode-attention-splits-ab-h100.json):
+   * 4 x 32 heads = 128 blocks, one a multiprocessor. Each split's 4 warps take 128 positions a
+   * round, so at 4,096 positions 4 splits take 8 rounds (8 splits: 4); not measured there.
+   */
+  readonly decodeSplits?: number;
+  /**
    * Prefill attention: "rows" (default: attentionPrefill, a warp per (token, head) walking the
    * positions one at a time) or "chunks" (attentionPrefillWarps: a block per head and 8 tokens, a
    * warp per token walking the positions 32 at a time; head dimensions as for decodeAttention).
@@ -91,6 +99,7 @@ export const CUDA_OP_CHOICES: OpChoices = {
   prefillGemm: "mma",
   decodeGemv: "mma",
   foldDecodeNorms: true,
+  decodeSplits: 4,
   prefillAttention: "chunks",
 };
 
@@ -109,6 +118,9 @@ export function llamaOps(
   const mma = choices.prefillGemm === "mma" && format !== "f32";
   const warpsFit = hd % 32 === 0 && hd <= 256;
   const decodeWarps = choices.decodeAttention === "warps" && warpsFit;
+  const splits = choices.decodeSplits ?? S.DECODE_SPLITS;
+  if (!Number.isInteger(splits) || splits < 1)
+    throw new Error(`tkc: decodeSplits must be a positive integer, got ${splits}`);
   const prefillChunks = choices.prefillAttention === "chunks" && warpsFit;
   const q4Gemm = mma ? S.q4GemmMma : S.q4GemmTiled;
   const f16Gemm = mma ? S.f16GemmMma : S.f16GemmTiled;
@@ -162,13 +174,13 @@ export function llamaOps(
           attentionSplit: op(
             "attnsplit1",
             S.attentionDecodeSplit,
-            { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads, splits: S.DECODE_SPLITS },
+            { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads, splits },
             { scalarsInMemory: ["len"] },
           ),
           attentionCombine: op("attncombine1", S.attentionDecodeCombine, {
             h: c.nHeads,
             d: hd,
-            splits: S.DECODE_SPLITS,
+            splits,
           }),
         }),
   };

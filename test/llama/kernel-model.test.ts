@@ -154,9 +154,10 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, pre
     expect(cuda.ops.decode.gateUpRms!.kernel.name).toBe("q4GateUpSiluRmsMma");
     const unfolded = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
       format: "q4f16_1",
-      opChoices: { ...CUDA_OP_CHOICES, foldDecodeNorms: false },
+      opChoices: { ...CUDA_OP_CHOICES, foldDecodeNorms: false, decodeSplits: 3 },
     });
     const d = unfolded.ops.decode;
+    expect(d.attentionSplit!.specialize!.splits).toBe(3);
     expect(d.qkv).toBeUndefined();
     expect([d.qkvNormed, d.oRes, d.gateUp, d.downRes, d.lmHead].map((o) => o!.kernel.name)).toEqual([
       "q4GemvMma",
