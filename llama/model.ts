@@ -329,8 +329,7 @@ export class KernelLlama implements LanguageModel {
 
   decode(token: number, pos: number): Float32Array {
     this.setStep(token, pos);
-    const record = this.options.recordDecode ?? this.device.kind !== "cpu";
-    if (record) {
+    if (this.recordsDecode) {
       this.decodeRecording ??= this.device.record(() => this.decodeLaunches());
       this.decodeRecording.replay();
     } else this.decodeLaunches();
@@ -361,9 +360,8 @@ export class KernelLlama implements LanguageModel {
       this.run(o.argmax!, { logits: d.view(A.logits!, [1, c.vocabSize]), out: A.next! });
       this.run(o.recordToken!, { next: A.next!, step: A.step!, history: A.history! });
     };
-    const record = this.options.recordDecode ?? d.kind !== "cpu";
     const runStep = () => {
-      if (record) (this.greedyRecording ??= d.record(launches)).replay();
+      if (this.recordsDecode) (this.greedyRecording ??= d.record(launches)).replay();
       else launches();
     };
     const chosen = (from: number, n: number) => d.read(d.view(A.history!, [n], from)) as Int32Array;
@@ -385,6 +383,11 @@ export class KernelLlama implements LanguageModel {
     if (bad >= 0)
       throw new Error(`tkc: the logits after position ${pos + bad} hold a NaN (argmax gave ${out[bad]})`);
     return out;
+  }
+
+  /** Whether decode steps are recorded once and replayed (options.recordDecode; GPUs by default). */
+  private get recordsDecode(): boolean {
+    return this.options.recordDecode ?? this.device.kind !== "cpu";
   }
 
   /** How many steps a decodeGreedy call should run when more are wanted (see decodeGreedy). */

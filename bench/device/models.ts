@@ -1,5 +1,6 @@
 import { headDim, type LlamaConfig } from "../../llama/config.ts";
 import type { KernelLlama } from "../../llama/model.ts";
+import { argmax } from "../../llama/sampler.ts";
 import { matrixShape, type MatrixName } from "../../llama/weights/source.ts";
 
 export { LLAMA2_7B } from "../../llama/presets.ts";
@@ -40,10 +41,7 @@ export function greedyDecodeTokPerS(
   const start = performance.now();
   for (let pos = 1; pos <= steps;) {
     if (argmaxOn === "host") {
-      const logits = model.decode(token, pos);
-      let best = 0;
-      for (let i = 1; i < logits.length; i++) if (logits[i]! > logits[best]!) best = i;
-      token = best;
+      token = argmax(model.decode(token, pos));
       pos++;
     } else {
       const n = Math.min(argmaxOn === "device" ? model.greedySteps : 1, steps + 1 - pos);

@@ -49,6 +49,17 @@ export function rowReduction(row: string, reduce: string, out: string, threads?:
 }
 
 /**
+ * A reduction loop across t threads of threadIdx.x, adjacent threads on adjacent elements, each
+ * thread's share (reassociated) inside: the serial loop's name.
+ */
+function reduceAcrossThreads(s: Schedule, loop: string, t: number): string {
+  const [serial, thread] = s.split(loop, [null, t]);
+  s.reorder(thread!, serial!, { reassociate: true });
+  s.bind(thread!, "threadIdx.x");
+  return serial!;
+}
+
+/**
  * Threads of argmax's block (one per row): at a 32,000-token vocabulary 1,024 threads read 32
  * logits each, unrolled (one round trip); through Vulkan, whose guaranteed workgroup size is 128,
  * ROW_THREADS.
@@ -65,12 +76,10 @@ function argmaxSchedule(s: Schedule, target: string): void {
   const t = ARGMAX_THREADS[target] ?? threadsFor(target);
   s.bind("m", "blockIdx.x");
   for (const pass of ["j", "j1"]) {
-    // Adjacent threads on adjacent logits, each thread's loop inside: only the last of its loads
-    // needs the bounds guard, so the others are in flight at once.
-    const [serial, thread] = s.split(pass, [null, t]);
-    s.reorder(thread!, serial!, { reassociate: true });
-    s.bind(thread!, "threadIdx.x");
-    if (constantExtent(s, serial!)) s.unroll(serial!);
+    // Adjacent threads on adjacent logits: only the last of a thread's loads needs the bounds
+    // guard, so the others are in flight at once.
+    const serial = reduceAcrossThreads(s, pass, t);
+    if (constantExtent(s, serial)) s.unroll(serial);
   }
 }
 
@@ -84,11 +93,7 @@ function attentionDecodeSchedule(s: Schedule, target: string): void {
   s.bind("h", "blockIdx.x");
   const [, scoreThread] = s.split("t", [null, t]);
   s.bind(scoreThread!, "threadIdx.x");
-  for (const loop of ["t_1", "t_2"]) {
-    const [outer, inner] = s.split(loop, [null, t]);
-    s.reorder(inner!, outer!, { reassociate: true });
-    s.bind(inner!, "threadIdx.x");
-  }
+  for (const loop of ["t_1", "t_2"]) reduceAcrossThreads(s, loop, t);
   s.bind("i_1", "threadIdx.x");
   // The dot products' loop unrolled: LLVM then merges the key loads into 16-byte loads.
   s.unroll("i");
