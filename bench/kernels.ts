@@ -73,6 +73,7 @@ const SIZES: Record<string, Record<string, number>> = {
   attentionDecodeCombine: { h: 32, d: 128, splits: DECODE_SPLITS },
   attentionPrefill: { n: PREFILL.n, h: 32, d: 128, ctx: CTX, kvh: 32 },
   attentionPrefillWarps: { n: PREFILL.n, h: 32, d: 128, ctx: CTX, kvh: 32 },
+  attentionPrefillMma: { n: PREFILL.n, h: 32, d: 128, ctx: CTX, kvh: 32 },
   softmax: { m: 32, n: CTX },
   residualAdd: { m: 1, d: 4096 },
   siluMul: { m: 1, d: 11008 },
@@ -95,7 +96,7 @@ const SCALARS: Record<string, number> = {
 /** Rows of a cache a kernel reads, where it reads only some. */
 function cacheRows(name: string): number | undefined {
   if (name.startsWith("attentionDecode") && name !== "attentionDecodeCombine") return LEN;
-  if (name === "attentionPrefill") return PREFILL.start + PREFILL.n;
+  if (name.startsWith("attentionPrefill")) return PREFILL.start + PREFILL.n;
   if (name === "kvAppend" || name.endsWith("Append")) return 1;
   return undefined;
 }

@@ -55,10 +55,12 @@ export interface OpChoices {
   readonly decodeSplits?: number;
   /**
    * Prefill attention: "rows" (default: attentionPrefill, a warp per (token, head) walking the
-   * positions one at a time) or "chunks" (attentionPrefillWarps: a block per head and 8 tokens, a
-   * warp per token walking the positions 32 at a time; head dimensions as for decodeAttention).
+   * positions one at a time), "chunks" (attentionPrefillWarps: a block per head and 8 tokens, a
+   * warp per token walking the positions 32 at a time; head dimensions as for decodeAttention) or
+   * "mma" (attentionPrefillMma: flash attention on tensor cores, a block per head and 64 tokens;
+   * NVIDIA sm_80 and later, head dimensions that are multiples of 16 up to 128, else "chunks").
    */
-  readonly prefillAttention?: "rows" | "chunks";
+  readonly prefillAttention?: "rows" | "chunks" | "mma";
   /**
    * The q4f16_1 decode GEMVs: "rows" (default: the four-rows FMA kernels, q4_gemv_rows*.ts, with
    * RMSNorm folded into QKV) or "mma" (q4_gemv_mma.ts: codes decoded into f16 pairs and
@@ -100,7 +102,7 @@ export const CUDA_OP_CHOICES: OpChoices = {
   decodeGemv: "mma",
   foldDecodeNorms: true,
   decodeSplits: 4,
-  prefillAttention: "chunks",
+  prefillAttention: "mma",
 };
 
 export function llamaOps(
@@ -121,7 +123,15 @@ export function llamaOps(
   const splits = choices.decodeSplits ?? S.DECODE_SPLITS;
   if (!Number.isInteger(splits) || splits < 1)
     throw new Error(`tkc: decodeSplits must be a positive integer, got ${splits}`);
-  const prefillChunks = choices.prefillAttention === "chunks" && warpsFit;
+  // Tensor cores take f16 operands: f32 models keep attention by chunks.
+  const prefillMma = choices.prefillAttention === "mma" && format !== "f32" && S.prefillMmaFits(hd);
+  const prefillChunks =
+    (choices.prefillAttention === "chunks" || choices.prefillAttention === "mma") && warpsFit;
+  const prefillAttention = prefillMma
+    ? S.attentionPrefillMma
+    : prefillChunks
+      ? S.attentionPrefillWarps
+      : S.attentionPrefill;
   const q4Gemm = mma ? S.q4GemmMma : S.q4GemmTiled;
   const f16Gemm = mma ? S.f16GemmMma : S.f16GemmTiled;
   const retype = format === "f32" ? ({ from: "f16", to: "f32" } as const) : undefined;
@@ -189,7 +199,7 @@ export function llamaOps(
     ropeQ: op("ropeqT", rope, { h: c.nHeads, d: hd }),
     ropeK: op("ropekT", rope, { h: c.nKvHeads, d: hd }),
     kvAppend: op("kvappendT", S.kvAppend, { kvh: c.nKvHeads, d: hd, ctx }),
-    attention: op("attnT", prefillChunks ? S.attentionPrefillWarps : S.attentionPrefill, {
+    attention: op("attnT", prefillAttention, {
       h: c.nHeads,
       d: hd,
       ctx,

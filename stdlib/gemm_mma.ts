@@ -9,29 +9,33 @@
  * each 32 x 32 as 2 x 4 tiles. In each 16 x 8 tile a lane holds four outputs,
  * field r at row (lane >> 2) + 8 (r >> 1) and column 2 (lane & 3) + (r & 1): the accumulator layout
  * of the PTX instruction mma.m16n8k16, so the tensorized nest needs no data movement between lanes.
- * Per step of K (MMA_BK = 32, one q4 group), the block's x tile (and f16GemmMma's weight tile)
- * is staged in shared memory, which every lane of every warp reads; q4GemmMma's weights go from
- * global memory to registers.
+ * Per stage of K (q4GemmMma: 64, two q4 groups; f16GemmMma: MMA_BK = 32), the block's x tile
+ * (and f16GemmMma's weight tile) is staged in shared memory, which every lane of every warp reads;
+ * q4GemmMma's weights go from global memory to registers.
  *
  * On the CPU, without a schedule, the nest is plain sequential arithmetic; every access stays in
- * bounds (rows past M or N read the last row and their outputs are not stored; K past the end of
- * an f16 weight reads zeros).
+ * bounds (rows past M or N read the last row and their outputs are not stored; K past the end
+ * reads zeros for f16 weights, and weights scaled by 0 for q4f16_1).
  *
- * q4f16_1 arithmetic: the weight tile holds the codes q - 7 as f16 (exact, -7..8); each group's
- * products x * (q - 7) (exact in f32) are summed in f32 and the sum scaled once by f32(scale), the
- * GEMVs' arithmetic (q4_common.ts). The weight is never rounded to f16.
+ * q4f16_1 arithmetic: each weight is dequantized to f16 once, f16((q - 7) * scale), as MLC's
+ * q4f16_1 kernels do, and the products summed in f32 by the tensor cores; the GEMVs (q4_common.ts)
+ * keep the exact codes and scale each group's f32 sum instead. The two agree to the f16 rounding of
+ * the weights (relative 2^-11 each, random in sign).
  */
 import {
   kernel,
   f16,
   f32,
+  fmaF16x2,
   idiv,
   local,
   min,
+  packF16x2,
+  select,
   shared,
+  u32,
   unpackF16x2,
   type i32,
-  type u32,
   type Tensor,
   type Sym,
 } from "../dsl/index.ts";
@@ -51,32 +55,42 @@ const MMA_WARP_M = MMA_TILES_M * 16;
 const MMA_WARP_N = MMA_TILES_N * 8;
 const MMA_WARPS_N = MMA_BN / MMA_WARP_N;
 export const MMA_WARPS = (MMA_BM / MMA_WARP_M) * MMA_WARPS_N;
-/** K per shared-memory stage. */
+/** K per shared-memory stage of f16GemmMma. */
 export const MMA_BK = 32;
 
-/** Threads per block. */
+/** Threads per block (q4GemmMma). */
 const MMA_THREADS = MMA_WARPS * MMA_LANES;
-/** 16-byte chunks (8 halves) of the x tile each thread copies per K step (q4GemmMma). */
-const X_CHUNKS = (MMA_BM * MMA_BK) / 8 / MMA_THREADS;
+/** q4GemmMma's stage: two q4 groups (64 of K, eight words a weight row), each quad lane's words all of one group. */
+const STAGE_GROUPS = 2;
+const STAGE_K = Q4_GROUP * STAGE_GROUPS;
+const STAGE_WORDS = Q4_WORDS_PER_GROUP * STAGE_GROUPS;
+/** 16-byte chunks (8 halves) of the x tile each thread copies per stage. */
+const STAGE_X_CHUNKS = (MMA_BM * STAGE_K) / 8 / MMA_THREADS;
 
 /**
- * y[m][n] = sum_g f32(scale[n][g]) * sum_{k in g} x[m][k] * (q[n][k] - 7), W in q4f16_1.
+ * y[m][n] = sum_k x[m][k] * w[n][k], with W in q4f16_1 dequantized as MLC's q4f16_1 does it:
+ * w[n][k] = f16((q[n][k] - 7) * scale[n][k / 32]), rounded once (the exact code as an f16 pair,
+ * then one HFMA2 by the group's scale).
  *
- * The weights never pass through shared memory: lane (g, t) of a warp loads, for each of its
- * 16 x 8 tiles along N, the four words of weight row g of the tile in the K step's group, and
- * turns codes t and t + 4 of a word into one f16 pair (q4PairF16x2Lane: a shift, a LOP3 and an
- * HADD2), which is exactly a B register of mma.m16n8k16 once the 16 k-slots of each half-group
- * are ordered (0, 4, 1, 5, 2, 6, 3, 7) within each 8: slot s holds element (s >> 1) + 4 (s & 1).
- * x's tile is stored in shared memory in that order, so A and B agree and the products are those
- * of the plain order. (Shared memory was the bound with both tiles there: Nsight Compute on an
- * H200 measured the L1/shared pipe 82% busy at 18% of PyTorch's f16 matmul.)
+ * The weights never pass through shared memory. Per stage of STAGE_K = 64 (two groups), the four
+ * lanes of a quad (t = lane & 3) that hold column g = lane >> 2 of a 16 x 8 tile's B operand load
+ * words 2t and 2t + 1 of weight row g's stage (eight contiguous words a quad, no word loaded
+ * twice), all of group t >> 1, and turn them into the lane's eight B registers of the stage's
+ * four K steps, each scaled by that group's scale: K step j, register r, element e is code
+ * 8 (2t + (j >> 1)) + 2 (j & 1) + r + 4 e of the stage (a shift, a LOP3 and two HFMA2s a register).
+ * x's tile is stored in shared memory in the same order (slot s of K step j holds that element
+ * for t = (s & 7) >> 1, r = s >> 3, e = s & 1), so A and B agree and the products are those of
+ * the plain order. Because the scale is applied to each weight before the products, the tensor
+ * cores accumulate across groups in their own registers, and a lane's codes may come from any
+ * group: that is what lets each quad load its row's words once (a layout that kept the exact
+ * codes and scaled each group's partial sums in f32 loaded every word four times, spent four
+ * FFMAs a tile and group and 64 registers on the partial sums, and was 1.29x slower at
+ * 512 x 4096 x 4096 on an H100: bench/results/gemm-h100.json).
  *
- * Software-pipelined: each thread's share of the next K step (X_CHUNKS chunks of x, its tiles'
- * weight words, its lanes' scales) is loaded into registers before the products of this step;
- * x goes to shared memory and the words become B registers after them, so the global loads'
- * latency hides behind the tensor-core work. The copies name their thread (warp, lane)
- * explicitly: chunk c = s * threads + warp * 32 + lane is row xChunkRow(c), eight halves at
- * column (c & 3) * 8.
+ * Software-pipelined: each thread's share of the next stage (STAGE_X_CHUNKS 16-byte chunks of x,
+ * its tiles' weight words and scales) is loaded into registers before the products of this stage;
+ * x goes to shared memory and the words become B registers after them. A last stage past the end
+ * of K (an odd number of groups) reads the last words and x's last chunk, with a scale of 0.
  */
 export const q4GemmMma = kernel(function q4GemmMma(
   x: Tensor<f16, [Sym<"m">, Sym<"k">]>,
@@ -86,111 +100,95 @@ export const q4GemmMma = kernel(function q4GemmMma(
 ) {
   const M = y.shape[0];
   const N = y.shape[1];
+  const K = x.shape[1];
+  const KW = packed.shape[1];
   const KG = scales.shape[1];
+  const stages = idiv(KG + STAGE_GROUPS - 1, STAGE_GROUPS);
   for (let bm = 0; bm < idiv(M + MMA_BM - 1, MMA_BM); bm++) {
     for (let bn = 0; bn < idiv(N + MMA_BN - 1, MMA_BN); bn++) {
       const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
-      const part = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
-      // The next step's x chunks, weight words and scales, in registers.
-      const xr = local("f16", [MMA_WARPS, MMA_LANES, X_CHUNKS, 8]);
-      const wr = local("u32", [MMA_WARPS, MMA_LANES, MMA_TILES_N, Q4_WORDS_PER_GROUP]);
-      const sc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_N, 2]);
-      const scn = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_N, 2]);
-      // This step's B registers: per tile along N and half-group, lane, register.
-      const bf = local("u32", [MMA_WARPS, MMA_TILES_N, MMA_BK / 16, MMA_LANES, 2]);
-      const xs = shared("f16", [MMA_BM, MMA_BK]);
+      // The next stage's x chunks, weight words and scales, in registers.
+      const xr = local("f16", [MMA_WARPS, MMA_LANES, STAGE_X_CHUNKS, 8]);
+      const wr = local("u32", [MMA_WARPS, MMA_LANES, MMA_TILES_N, STAGE_GROUPS]);
+      const sr = local("f16", [MMA_WARPS, MMA_LANES, MMA_TILES_N]);
+      // This stage's B registers: per tile along N and K step, lane, register.
+      const bf = local("u32", [MMA_WARPS, MMA_TILES_N, STAGE_K / 16, MMA_LANES, 2]);
+      const xs = shared("f16", [MMA_BM, STAGE_K]);
       for (let wz = 0; wz < MMA_WARPS; wz++)
         for (let lz = 0; lz < MMA_LANES; lz++)
           for (let mz = 0; mz < MMA_TILES_M; mz++)
             for (let nz = 0; nz < MMA_TILES_N; nz++)
               for (let rz = 0; rz < 4; rz++) acc[wz][lz][mz][nz][rz] = f32(0);
-      // Step 0 into registers.
-      for (let wa = 0; wa < MMA_WARPS; wa++) {
-        for (let la = 0; la < MMA_LANES; la++) {
-          for (let sa = 0; sa < X_CHUNKS; sa++) {
-            for (let va = 0; va < 8; va++) {
-              const c = sa * MMA_THREADS + wa * MMA_LANES + la;
-              xr[wa][la][sa][va] = x[min(bm * MMA_BM + xChunkRow(c), M - 1)][(c & 3) * 8 + va];
-            }
-          }
-          for (let sb = 0; sb < MMA_TILES_N; sb++)
-            for (let vb = 0; vb < Q4_WORDS_PER_GROUP; vb++)
-              wr[wa][la][sb][vb] = packed[min(weightRow(bn, wa, sb, la), N - 1)][vb];
-          for (let na = 0; na < MMA_TILES_N; na++)
-            for (let ja = 0; ja < 2; ja++)
-              sc[wa][la][na][ja] = f32(scales[min(outputColumn(bn, wa, na, la, ja), N - 1)][0]);
-        }
-      }
-      for (let g = 0; g < KG; g++) {
-        // This step's x to shared memory, each 8 halves in the B registers' k order, and its
-        // weight words to B registers.
-        for (let wc = 0; wc < MMA_WARPS; wc++) {
-          for (let lc = 0; lc < MMA_LANES; lc++) {
-            for (let sx = 0; sx < X_CHUNKS; sx++) {
-              for (let vx = 0; vx < 8; vx++) {
-                const c = sx * MMA_THREADS + wc * MMA_LANES + lc;
-                xs[xChunkRow(c)][(c & 3) * 8 + vx] = xr[wc][lc][sx][(vx >> 1) + 4 * (vx & 1)];
+      // Stage g into registers: the loads of stage 0 here, of stage g + 1 inside the loop.
+      for (let g = 0; g < stages + 1; g++) {
+        if (g > 0) {
+          // Stage g - 1's x to shared memory in the B registers' order; its words to B registers.
+          for (let wc = 0; wc < MMA_WARPS; wc++) {
+            for (let lc = 0; lc < MMA_LANES; lc++) {
+              for (let sx = 0; sx < STAGE_X_CHUNKS; sx++) {
+                for (let vx = 0; vx < 8; vx++) {
+                  const c = sx * MMA_THREADS + wc * MMA_LANES + lc;
+                  xs[c >> 3][stageColumn(c, vx)] = xr[wc][lc][sx][vx];
+                }
               }
+              for (let nw = 0; nw < MMA_TILES_N; nw++)
+                for (let hw = 0; hw < STAGE_K / 16; hw++)
+                  for (let jw = 0; jw < 2; jw++)
+                    bf[wc][nw][hw][lc][jw] = fmaF16x2(
+                      q4PairF16x2Lane(wr[wc][lc][nw][hw >> 1], 2 * (hw & 1) + jw),
+                      packF16x2(sr[wc][lc][nw], sr[wc][lc][nw]),
+                      u32(0),
+                    );
             }
-            for (let nw = 0; nw < MMA_TILES_N; nw++)
-              for (let hw = 0; hw < MMA_BK / 16; hw++)
-                for (let jw = 0; jw < 2; jw++)
-                  bf[wc][nw][hw][lc][jw] = q4PairF16x2Lane(wr[wc][lc][nw][2 * hw + jw], lc & 3);
           }
         }
-        // The next step's loads, issued before this step's products (the last step reloads itself).
-        const gn = min(g + 1, KG - 1);
+        // Stage g's loads, issued before stage g - 1's products (the last round reloads the last stage).
+        const gl = min(g, stages - 1);
         for (let wf = 0; wf < MMA_WARPS; wf++) {
           for (let lf = 0; lf < MMA_LANES; lf++) {
-            for (let sf = 0; sf < X_CHUNKS; sf++) {
+            for (let sf = 0; sf < STAGE_X_CHUNKS; sf++) {
               for (let vf = 0; vf < 8; vf++) {
                 const c = sf * MMA_THREADS + wf * MMA_LANES + lf;
                 xr[wf][lf][sf][vf] =
-                  x[min(bm * MMA_BM + xChunkRow(c), M - 1)][gn * Q4_GROUP + (c & 3) * 8 + vf];
+                  x[min(bm * MMA_BM + (c >> 3), M - 1)][min(gl * STAGE_K + (c & 7) * 8, K - 8) + vf];
               }
             }
-            for (let sg = 0; sg < MMA_TILES_N; sg++)
-              for (let vg = 0; vg < Q4_WORDS_PER_GROUP; vg++)
+            for (let sg = 0; sg < MMA_TILES_N; sg++) {
+              const row = min(weightRow(bn, wf, sg, lf), N - 1);
+              for (let vg = 0; vg < STAGE_GROUPS; vg++)
                 wr[wf][lf][sg][vg] =
-                  packed[min(weightRow(bn, wf, sg, lf), N - 1)][gn * Q4_WORDS_PER_GROUP + vg];
-            for (let nf = 0; nf < MMA_TILES_N; nf++)
-              for (let jf = 0; jf < 2; jf++)
-                scn[wf][lf][nf][jf] = f32(scales[min(outputColumn(bn, wf, nf, lf, jf), N - 1)][gn]);
+                  packed[row][min(gl * STAGE_WORDS + STAGE_GROUPS * (lf & 3), KW - STAGE_GROUPS) + vg];
+              const group = gl * STAGE_GROUPS + ((lf & 3) >> 1);
+              sr[wf][lf][sg] = select(group < KG, scales[row][min(group, KG - 1)], f16(0));
+            }
           }
         }
-        for (let wp = 0; wp < MMA_WARPS; wp++) {
-          for (let lane = 0; lane < MMA_LANES; lane++) {
-            for (let mp = 0; mp < MMA_TILES_M; mp++)
-              for (let np = 0; np < MMA_TILES_N; np++)
-                for (let rp = 0; rp < 4; rp++) part[wp][lane][mp][np][rp] = f32(0);
-            for (let kt = 0; kt < MMA_BK / 16; kt++) {
-              for (let mt = 0; mt < MMA_TILES_M; mt++) {
-                for (let nt = 0; nt < MMA_TILES_N; nt++) {
-                  for (let r = 0; r < 4; r++) {
-                    for (let kk = 0; kk < 16; kk++) {
-                      part[wp][lane][mt][nt][r] +=
-                        f32(
-                          xs[idiv(wp, MMA_WARPS_N) * MMA_WARP_M + mt * 16 + (lane >> 2) + 8 * (r >> 1)][
-                            kt * 16 + kk
-                          ],
-                        ) *
-                        f32(
-                          unpackF16x2(
-                            bf[wp][nt][kt][L.mmaBLane(L.mmaCCol(lane, r), kk)][L.mmaBReg(kk)],
-                            kk & 1,
-                          ),
-                        );
+        if (g > 0) {
+          for (let wp = 0; wp < MMA_WARPS; wp++) {
+            for (let lane = 0; lane < MMA_LANES; lane++) {
+              for (let kt = 0; kt < STAGE_K / 16; kt++) {
+                for (let mt = 0; mt < MMA_TILES_M; mt++) {
+                  for (let nt = 0; nt < MMA_TILES_N; nt++) {
+                    for (let r = 0; r < 4; r++) {
+                      for (let kk = 0; kk < 16; kk++) {
+                        acc[wp][lane][mt][nt][r] +=
+                          f32(
+                            xs[idiv(wp, MMA_WARPS_N) * MMA_WARP_M + mt * 16 + (lane >> 2) + 8 * (r >> 1)][
+                              kt * 16 + kk
+                            ],
+                          ) *
+                          f32(
+                            unpackF16x2(
+                              bf[wp][nt][kt][L.mmaBLane(L.mmaCCol(lane, r), kk)][L.mmaBReg(kk)],
+                              kk & 1,
+                            ),
+                          );
+                      }
                     }
                   }
                 }
               }
             }
-            for (let me = 0; me < MMA_TILES_M; me++)
-              for (let ne = 0; ne < MMA_TILES_N; ne++)
-                for (let re = 0; re < 4; re++)
-                  acc[wp][lane][me][ne][re] += part[wp][lane][me][ne][re] * sc[wp][lane][ne][re & 1];
-            for (let ns = 0; ns < MMA_TILES_N; ns++)
-              for (let js = 0; js < 2; js++) sc[wp][lane][ns][js] = scn[wp][lane][ns][js];
           }
         }
       }
@@ -209,13 +207,13 @@ export const q4GemmMma = kernel(function q4GemmMma(
 });
 
 /**
- * The row of x's tile that chunk c (16 bytes, column c & 3) belongs to: a warp's 32 chunks are
- * rows 8 (c >> 5) .. + 7 whole (coalesced loads), and each 16-byte store phase (8 threads) writes
- * rows r and r + 4, 16 banks apart in the padded tile (rows r and r + 1, as c >> 2 gave, share
- * four banks: Nsight Compute counted a quarter of the shared wavefronts as conflicts).
+ * Where element vx of x's chunk c (row c >> 3, stage words w = c & 7: quad lane t = w >> 1, K-step
+ * pair w & 1) goes in the staged tile: K step 2 (w & 1) + ((vx >> 1) & 1), slot 2t + (vx >> 2) +
+ * 8 (vx & 1). A warp's stores of one (step, register) land on 32 different banks (row stride 36
+ * words once padded: 4 row + 16 (w & 1) + t are distinct).
  */
-function xChunkRow(c: i32): i32 {
-  return 8 * (c >> 5) + ((c >> 3) & 3) + 4 * ((c >> 2) & 1);
+function stageColumn(c: i32, vx: i32): i32 {
+  return (2 * (c & 1) + ((vx >> 1) & 1)) * 16 + 2 * ((c >> 1) & 3) + (vx >> 2) + 8 * (vx & 1);
 }
 
 /** The first output column (weight row) of warp `warp`'s 16 x 8 tile `tile` along N, in block bn. */

@@ -24,3 +24,4 @@ export * from "./attention_decode_split.ts";
 export * from "./gemm_mma.ts";
 export * from "./attention_decode_warps.ts";
 export * from "./attention_prefill_warps.ts";
+export * from "./attention_prefill_mma.ts";

@@ -20,6 +20,7 @@ import { Schedule } from "../../lower/schedule/index.ts";
 import { f16Gemm } from "../../stdlib/f16_gemv.ts";
 import {
   GEMM_SCHEDULES,
+  MMA_GEMM_SCHEDULE,
   f16GemmSchedule,
   mmaGemmSchedule,
   q4GemmSchedule,
@@ -101,6 +102,12 @@ function variants(): Variant[] {
       schedule: mmaGemmSchedule(),
     },
     { format: "f16", kernel: f16GemmMma, label: "tensor cores (mma.m16n8k16)", schedule: mmaGemmSchedule() },
+    {
+      format: "q4f16_1",
+      kernel: q4GemmMma,
+      label: "tensor cores (mma.m16n8k16), registers for 3 blocks/SM",
+      schedule: mmaGemmSchedule({ ...MMA_GEMM_SCHEDULE, minBlocksPerSM: { q4: 3, f16: 2 } }),
+    },
   );
   return out;
 }

@@ -39,8 +39,8 @@ async function main(): Promise<number> {
       // adds choices the library was built with.
       ab: { type: "string", multiple: true, default: [] },
       // --sections 2,3: run only those sections (1 stories15M, 2 7B q4f16_1, 2b 7B f16, 2c the
-      // decode A/B, 3 the per-op profiles, 4 each op's cost inside the decode graph), e.g. under a
-      // profiler.
+      // decode A/B, 2p the prefill A/B (not by default), 3 the per-op profiles, 4 each op's cost
+      // inside the decode graph), e.g. under a profiler.
       sections: { type: "string", default: "1,2,2b,2c,3,4" },
       // --whole-steps: section 4 times only the whole steps (no omissions), e.g. to compare many
       // --ab libraries.
@@ -239,6 +239,33 @@ async function main(): Promise<number> {
         .join("; ")}`,
     );
     result.decodeGemvAB = ab;
+  }
+
+  // 2p. Prefill A/B: the 512-token prefill with the default library and each --ab library,
+  //     alternating over three rounds (each round a fresh device and model per library).
+  if (sections.has("2p")) {
+    const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
+    const kernels = [
+      { name: "default", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
+      ...abLibraries,
+    ];
+    const ab: Record<string, number[]> = Object.fromEntries(kernels.map((k) => [k.name, []]));
+    for (let round = 0; round < 3; round++)
+      for (const k of kernels) {
+        const device = createCudaDevice({ runtime: rt, library: readLibrary(join(here, k.lib)) });
+        const model = new KernelLlama(device, syntheticQ4(config), {
+          format: "q4f16_1",
+          opChoices: k.choices,
+        });
+        ab[k.name]!.push(prefillTokPerS(model, PROMPT).warm);
+        device.dispose();
+      }
+    console.log(
+      `7B q4f16_1 prefill A/B, 512 tokens (tok/s): ${Object.entries(ab)
+        .map(([k, xs]) => `${k} ${xs.map((x) => x.toFixed(1)).join(", ")}`)
+        .join("; ")}`,
+    );
+    result.prefillAB = ab;
   }
 
   // 3. Where a 7B decode step's time goes: each launch timed alone (after an L2 flush), at

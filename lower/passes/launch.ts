@@ -13,10 +13,11 @@
  *   have the same extent: the inner loop's variable is the same thread index;
  * - the threads per block stay within the target's limit.
  */
-import type { Expr, For, LaunchConfig, PrimFunc, Stmt, ThreadTag } from "../ir/nodes.ts";
+import type { Expr, For, LaunchConfig, PrimFunc, Stmt, ThreadTag, Var } from "../ir/nodes.ts";
 import { constant } from "../ir/build.ts";
 import { sameExpr } from "../ir/equal.ts";
 import { printExpr } from "../ir/printer.ts";
+import { collectVars, substitute, walk } from "../ir/transform.ts";
 import { LoweringError } from "./errors.ts";
 import type { Target } from "./target.ts";
 
@@ -39,15 +40,22 @@ interface Binding {
 
 const describe = (b: Binding): string => `loop ${b.loop.loopVar.name} (extent ${printExpr(b.loop.extent)})`;
 
-/** Every loop bound to a thread axis, with the bound loops enclosing it, checked for nesting. */
+/**
+ * Every loop bound to a thread axis, with the bound loops enclosing it, checked for nesting. A
+ * blockIdx loop's extent is read with the `let`s around it substituted (a kernel may name its
+ * block count: `const blocks = idiv(n + 63, 64)`), since the host computes the grid from the
+ * arguments alone.
+ */
 function collectBindings(body: Stmt): Binding[] {
   const out: Binding[] = [];
-  const visit = (s: Stmt, around: readonly Binding[]): void => {
+  const visit = (s: Stmt, around: readonly Binding[], lets: ReadonlyMap<Var, Expr>): void => {
     let inner = around;
+    if (s.kind === "let") lets = new Map([...lets, [s.v, substitute(s.value, lets)]]);
     if (s.kind === "for" && s.forKind === "thread") {
       if (!s.thread)
         throw new LoweringError(P, `loop ${s.loopVar.name} is bound to threads but names no axis`);
-      const b: Binding = { loop: s, tag: s.thread };
+      const loop = isBlockTag(s.thread) && lets.size ? { ...s, extent: substitute(s.extent, lets) } : s;
+      const b: Binding = { loop, tag: s.thread };
       if (isBlockTag(b.tag)) {
         const t = around.find((a) => !isBlockTag(a.tag));
         if (t)
@@ -74,9 +82,9 @@ function collectBindings(body: Stmt): Binding[] {
           `loop ${t.loopVar.name} bound to ${t.thread} is inside vectorized loop ${s.loopVar.name}`,
         );
     }
-    for (const k of children(s)) visit(k, inner);
+    for (const k of children(s)) visit(k, inner, lets);
   };
-  visit(body, []);
+  visit(body, [], new Map());
   return out;
 }
 
@@ -127,6 +135,24 @@ function axisExtent(tag: ThreadTag, bs: readonly Binding[]): Expr {
   return constant(widest, "i32");
 }
 
+/** A grid extent, which the host evaluates from the scalar arguments and the shapes' symbols alone. */
+function gridExtent(f: PrimFunc, tag: ThreadTag, e: Expr): Expr {
+  const known = new Set<Var>(f.symbols);
+  for (const p of f.params) if (p.kind === "scalar") known.add(p.v);
+  let loaded: string | undefined;
+  walk(e, (n) => {
+    if (n.kind === "load") loaded ??= n.buffer.name;
+    return true;
+  });
+  const other = loaded ?? [...collectVars(e)].find((v) => !known.has(v))?.name;
+  if (other !== undefined)
+    throw new LoweringError(
+      P,
+      `${tag}'s extent ${printExpr(e)} depends on ${other}, which is ${loaded !== undefined ? "read from memory" : "computed inside the kernel"}; the grid may depend only on scalar parameters and shape symbols (bind a loop whose extent is written with them)`,
+    );
+  return e;
+}
+
 /** The blockIdx-loop annotation asking for that many blocks per multiprocessor (LaunchConfig.minBlocksPerSM). */
 export const MIN_BLOCKS_PER_SM = "min_blocks_per_sm";
 
@@ -140,7 +166,7 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
     const bs = bindings.filter((b) => b.tag === tag);
     if (!bs.length) continue;
     const e = axisExtent(tag, bs);
-    if (isBlockTag(tag)) grid[AXIS_OF[tag]] = e;
+    if (isBlockTag(tag)) grid[AXIS_OF[tag]] = gridExtent(f, tag, e);
     else block[AXIS_OF[tag]] = (e as { value: number }).value;
   }
   const threads = block[0] * block[1] * block[2];

@@ -193,8 +193,9 @@ export interface MmaGemmSchedule {
   /**
    * Blocks per multiprocessor the registers must allow (0: no cap), for q4GemmMma (four warps) and
    * f16GemmMma (eight warps). H100: f16GemmMma capped to 128 registers (two blocks) ran 3x faster
-   * than uncapped; q4GemmMma capped to 168 (three blocks, a few spills) was no faster than its
-   * 244-246 registers (two blocks) (bench/results/gemm-h100.json).
+   * than uncapped; q4GemmMma, when it staged one group a step, capped to 168 (three blocks, a few
+   * spills) was no faster than its 244-246 registers (two blocks) (bench/results/gemm-h100.json);
+   * with two groups a stage it takes 228 (two blocks).
    */
   readonly minBlocksPerSM: { readonly q4: number; readonly f16: number };
 }
@@ -234,7 +235,6 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     const threadLoops = q4
       ? [
           ["wz", "lz"],
-          ["wa", "la"],
           ["wc", "lc"],
           ["wf", "lf"],
           ["wp", "lane"],
@@ -252,11 +252,10 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     const unrolled = ["mz", "nz", "rz", "kt", "mt", "nt", "my", "ny", "ry"];
     if (q4) {
       // x's chunks load as 16-byte vectors; their stores to shared memory reorder the halves
-      // (stdlib/gemm_mma.ts), unrolled, and LLVM merges the eight stores into one.
-      for (const v of ["va", "vf"]) if (p.vec > 1) s.vectorize(v);
-      unrolled.push("mp", "np", "rp", "me", "ne", "re", "ns", "js");
-      unrolled.push("sa", "sb", "vb", "na", "ja", "sx", "vx", "nw", "hw", "jw", "sf", "sg", "vg", "nf", "jf");
-      if (p.vec <= 1) unrolled.push("va", "vf");
+      // (stdlib/gemm_mma.ts), unrolled, and LLVM merges each pair into one 32-bit store.
+      if (p.vec > 1) s.vectorize("vf");
+      unrolled.push("sx", "vx", "nw", "hw", "jw", "sf", "sg", "vg");
+      if (p.vec <= 1) unrolled.push("vf");
     } else {
       const [ty, tx] = [MMA_WARPS_OF(s), 32];
       // f16GemmMma's copies guard the end of K (a select per element), which does not vectorize.

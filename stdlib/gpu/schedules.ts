@@ -11,7 +11,8 @@ import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
 import { q4GemvMmaSchedule, q4GemvRmsSchedule, q4GemvSchedule } from "./gemv.ts";
 import { tunedParams } from "./tuned.ts";
-import { f16GemmSchedule, mmaGemmSchedule, q4GemmSchedule } from "./gemm.ts";
+import { f16GemmSchedule, hasMma, mmaGemmSchedule, q4GemmSchedule } from "./gemm.ts";
+import { TargetUnsupportedError } from "../../lower/schedule/errors.ts";
 
 /** Threads per block for row-wise and elementwise kernels. */
 export const ROW_THREADS: Readonly<Record<string, number>> = {
@@ -144,6 +145,45 @@ function attentionPrefillWarpsSchedule(s: Schedule): void {
   for (const l of ["iz", "tp", "ip", "i", "iv", "tv", "io"]) s.unroll(l);
 }
 
+/**
+ * Causal prefill attention on tensor cores (attentionPrefillMma): a block per (64 query rows,
+ * head), warps on threadIdx.y and lanes on threadIdx.x; the key and value copies as 16-byte loads,
+ * the shared tiles padded so a warp's fragment reads hit distinct banks (rows 8 halves, or 2 f32
+ * for the scores, past a multiple of 32 banks), the two 16 x 8 x 16 nests tensorized into
+ * mma.m16n8k16 and the per-lane loops unrolled (fragments and accumulators in registers).
+ */
+function attentionPrefillMmaSchedule(s: Schedule, target: string): void {
+  if (!hasMma(target))
+    throw new TargetUnsupportedError(
+      "attentionPrefillMmaSchedule",
+      `attentionPrefillMma needs NVIDIA sm_80 or later (mma.m16n8k16); ${target} has none: use attentionPrefillWarps`,
+    );
+  s.bind("nb", "blockIdx.y");
+  s.bind("h", "blockIdx.x");
+  for (const [w, l] of [
+    ["wq", "lq"],
+    ["wk", "lk"],
+    ["wm", "lm"],
+    ["wx", "lx"],
+    ["wy", "ly"],
+    ["wv", "lv"],
+    ["wl", "ll"],
+    ["wo", "lo"],
+  ] as const) {
+    s.bind(w, "threadIdx.y");
+    s.bind(l, "threadIdx.x");
+  }
+  s.vectorize("vk");
+  s.vectorize("vv");
+  for (const buffer of ["ks", "vt", "ps"]) s.storageAlign(buffer, 0, 32, 8);
+  s.storageAlign("ss", 0, 32, 2);
+  s.tensorize("rm", "mma_m16n8k16", "lm");
+  s.tensorize("rv", "mma_m16n8k16", "lv");
+  const unrolled = ["kq", "jq", "nz", "rz", "sk", "sv", "st", "vs", "nm", "rs", "km", "ns", "ne", "re"];
+  unrolled.push("tx", "ty", "tp", "na", "ra", "kv", "nv", "no", "ro");
+  for (const l of unrolled) s.unroll(l);
+}
+
 /** The combination of the splits: a block per head, a thread per channel, the splits unrolled. */
 function attentionCombineSchedule(s: Schedule): void {
   s.bind("h", "blockIdx.x");
@@ -260,6 +300,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   attentionDecodeCombine: attentionCombineSchedule,
   attentionDecodeWarps: attentionWarpsSchedule,
   attentionPrefillWarps: attentionPrefillWarpsSchedule,
+  attentionPrefillMma: attentionPrefillMmaSchedule,
   attentionPrefill: attentionPrefillSchedule,
   q4Gemm: q4GemmSchedule(),
   q4GemmTiled: q4GemmSchedule(),

@@ -138,7 +138,7 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
   });
 });
 
-describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, prefill attention by chunks), run on the CPU", () => {
+describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and prefill attention), run on the CPU", () => {
   test("q4f16_1: the same logits as the default kernels, up to f32 rounding, over a 40-token prefill and decode", () => {
     // K multiples of 256 and N of 32: every decode GEMV takes the tensor-core kernels.
     const config = { ...TINY_GQA, dim: 256, hiddenDim: 512, vocabSize: 64, contextLength: 80 };
@@ -148,7 +148,7 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, pre
       opChoices: CUDA_OP_CHOICES,
     });
     expect(Object.keys(cuda.ops.decode)).toContain("attentionSplit");
-    expect(cuda.ops.prefill.attention!.kernel.name).toBe("attentionPrefillWarps");
+    expect(cuda.ops.prefill.attention!.kernel.name).toBe("attentionPrefillMma");
     // RMSNorm folded into QKV and gate/up (CUDA's choice), and each norm its own launch.
     expect(cuda.ops.decode.qkv!.kernel.name).toBe("q4GemvRmsMma");
     expect(cuda.ops.decode.gateUpRms!.kernel.name).toBe("q4GateUpSiluRmsMma");
@@ -174,11 +174,13 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs and decode GEMVs, pre
         foldDecodeNorms: false,
         fuseDecodeRope: true,
         decodeAttention: "warps",
+        prefillAttention: "chunks",
       },
     });
     expect(fusedRope.ops.decode.qkvRope!.kernel.name).toBe("q4QkvRopeAppendMma");
     expect(fusedRope.ops.decode.attention!.kernel.name).toBe("attentionDecodeWarps");
     expect(fusedRope.ops.decode.ropeAppend).toBeUndefined();
+    expect(fusedRope.ops.prefill.attention!.kernel.name).toBe("attentionPrefillWarps");
     fusedRope.prefill(
       Array.from({ length: 40 }, (_, i) => (i * 7) % config.vocabSize),
       0,

@@ -212,3 +212,19 @@ export const warpTileTranspose = kernel(function warpTileTranspose(
   for (let w = 0; w < 4; w++) for (let l = 0; l < 32; l++) sh[w][l & 7][l >> 3] = x[w][l];
   for (let w2 = 0; w2 < 4; w2++) for (let l2 = 0; l2 < 32; l2++) y[w2][l2] = sh[w2][l2 >> 2][l2 & 3];
 });
+
+/** A block count named by a `const` (the grid is read with it substituted): y = x + 1 in blocks of 4. */
+export const namedBlocks = kernel(function namedBlocks(
+  x: Tensor<f32, [Sym<"n">]>,
+  y: Tensor<f32, [Sym<"n">]>,
+) {
+  const blocks = idiv(x.shape[0] + 3, 4);
+  for (let b = 0; b < blocks; b++)
+    for (let t = 0; t < 4; t++) if (b * 4 + t < x.shape[0]) y[b * 4 + t] = x[b * 4 + t] + 1;
+});
+
+/** A loop whose extent is read from memory: no grid can be sized by it. */
+export const loadedBlocks = kernel(function loadedBlocks(n: Tensor<i32, [1]>, y: Tensor<f32, [Sym<"m">]>) {
+  const count = n[0];
+  for (let b = 0; b < count; b++) if (b < y.shape[0]) y[b] = f32(1);
+});

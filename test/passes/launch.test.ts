@@ -5,7 +5,7 @@ import { MIN_BLOCKS_PER_SM, launchPass } from "../../lower/passes/launch.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
 import { bindRaw, expectDeviceMatches, matmulGpu } from "./helpers.ts";
-import { matmulTiled, rmsNormRows, scaleRows, twoShapes } from "./kernels.ts";
+import { loadedBlocks, matmulTiled, namedBlocks, rmsNormRows, scaleRows, twoShapes } from "./kernels.ts";
 
 const header = (f: ReturnType<typeof launchPass>): string => printFunc(f).split("\n")[0]!;
 
@@ -40,6 +40,22 @@ describe("launch (bound inference)", () => {
     // The body is unchanged: the loops stay until thread_guards.
     expect(printFunc(launchPass(s.func, TARGETS.gfx942)).split("\n").slice(1).join("\n")).toBe(
       printFunc(s.func),
+    );
+  });
+
+  it("reads a block count named by a const with it substituted, and refuses a grid read from memory", () => {
+    const s = Schedule.of(namedBlocks);
+    s.bind("b", "blockIdx.x");
+    s.bind("t", "threadIdx.x");
+    const f = launchPass(s.func, TARGETS.sm_90);
+    expect(header(f)).toBe(
+      "// launch: grid [idiv(n + 3, 4), 1, 1], block [4, 1, 1], warp 32, shared 0 bytes",
+    );
+    expectDeviceMatches(lowerKernel(namedBlocks), f, { n: 13 });
+    const loaded = Schedule.of(loadedBlocks);
+    loaded.bind("b", "blockIdx.x");
+    expect(() => launchPass(loaded.func, TARGETS.sm_90)).toThrow(
+      /blockIdx.x's extent n\[0\] depends on n, which is read from memory; the grid may depend only on scalar parameters and shape symbols/,
     );
   });
 

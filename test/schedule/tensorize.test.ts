@@ -11,6 +11,7 @@ import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
 import { cpuKernel } from "../../backends/cpu/runtime.ts";
 import { compileLLVM } from "../../backends/llvm/compile.ts";
 import { renderLLVM } from "../../backends/llvm/render.ts";
+import { specialize } from "../../lower/ir/specialize.ts";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { printFunc } from "../../lower/ir/printer.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
@@ -113,7 +114,8 @@ describe("tensorize mma_m16n8k16", () => {
 describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
   // Odd M and N: the last tiles read clamped rows and store nothing past the edge.
   const cases: [string, KernelDef, KernelDef, Record<string, number>][] = [
-    ["q4GemmMma", q4GemmMma, q4Gemm, { m: 19, n: 70, k: 64, kw: 8, kg: 2 }],
+    // Three groups: the last stage of two holds one group and one scaled by 0.
+    ["q4GemmMma", q4GemmMma, q4Gemm, { m: 19, n: 70, k: 96, kw: 12, kg: 3 }],
     ["f16GemmMma", f16GemmMma, f16Gemm, { m: 19, n: 70, k: 40 }],
   ];
   for (const [name, k, reference, symbols] of cases) {
@@ -132,12 +134,13 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
       const b = cloneArgs(args);
       cpuKernel(plain)(a as never);
       cpuKernel(lowerKernel(reference))(b as never);
-      // f16GemmMma: the same sums; q4GemmMma scales each group's sum once (f16 output rounding apart).
-      expect(compareResults(b, a, name === "f16GemmMma" ? 0 : 1e-3).mismatches).toEqual([]);
+      // f16GemmMma: the same sums; q4GemmMma rounds each weight to f16 (MLC's q4f16_1), q4Gemm
+      // scales each group's exact sum once.
+      expect(compareResults(b, a, name === "f16GemmMma" ? 0 : 2e-3).mismatches).toEqual([]);
     });
   }
 
-  it("stages each K step behind two barriers: the copy steps write different elements (disjoint_writes)", () => {
+  it("stages each K stage behind two barriers: the copy steps write different elements (disjoint_writes)", () => {
     const s = Schedule.of(q4GemmMma);
     mmaGemmSchedule()(s, "sm_90");
     const device = printFunc(lowerToDevice(s.func, TARGETS.sm_90));
@@ -161,15 +164,19 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
   it.skipIf(llvmMissing !== "")(
     "compiles to one mma.sync per product and 32-bit shared loads of fragment pairs",
     () => {
-      const s = Schedule.of(q4GemmMma);
+      // K specialized, as the model's operations are (the loads' widths follow from it).
+      const s = new Schedule(specialize(lowerKernel(q4GemmMma), { n: 4096, k: 4096, kw: 512, kg: 128 }));
       mmaGemmSchedule()(s, "sm_90");
       const t = { kind: "nvptx", arch: "sm_90" } as const;
       const ptx = compileLLVM(renderLLVM(lowerToDevice(s.func, TARGETS.sm_90), t).text, t).ptx!;
-      // Per group of 32: 2 K steps x 4 x 4 tiles per warp.
-      expect(ptx.match(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/g)?.length).toBe(32);
+      // Per stage of two groups: 4 K steps x 4 x 4 tiles per warp.
+      expect(ptx.match(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/g)?.length).toBe(64);
       expect(ptx).not.toMatch(/ld\.shared\.(u16|b16)/);
-      // Only x passes through shared memory: 4 x 2 A registers per K step of 16, per tile along M.
-      expect(ptx.match(/ld\.shared\.b32/g)?.length).toBe(32);
+      // Only x passes through shared memory: 4 A registers per K step of 16 (4), per tile along M (4).
+      expect(ptx.match(/ld\.shared\.b32/g)?.length).toBe(64);
+      // Each lane loads its two words of a weight row's stage once (8 bytes), x in 16-byte chunks.
+      expect(ptx.match(/ld\.global\.v2\.u32/g)?.length).toBe(4);
+      expect(ptx.match(/ld\.global\.v4\.b32/g)?.length).toBe(8);
     },
   );
 

@@ -16,6 +16,7 @@ import {
 } from "../../stdlib/attention_decode_split.ts";
 import { DECODE_WARPS, attentionDecodeWarps } from "../../stdlib/attention_decode_warps.ts";
 import { attentionPrefillWarps } from "../../stdlib/attention_prefill_warps.ts";
+import { attentionPrefillMma } from "../../stdlib/attention_prefill_mma.ts";
 import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
 import type { KernelDef } from "../../dsl/kernel.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
@@ -286,6 +287,38 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
       // The chunk's max and sum are warp shuffles there: another order of f32 additions.
       expect(compareResults(got, dev, 2e-3).mismatches).toEqual([]);
     }
+  });
+
+  test("prefill attention on tensor cores (64 tokens a block, chunks of 32 positions): GQA, from offsets, CPU and scheduled for sm_90", () => {
+    const cases: (readonly [number, number, number, number, number, number])[] = [
+      [11, 4, 2, 64, 120, 0],
+      [70, 2, 2, 48, 200, 37],
+      [9, 2, 1, 128, 80, 37],
+    ];
+    for (const [n, heads, kvh, d, ctx, start] of cases) {
+      const sym = { n, h: heads, d, ctx, kvh };
+      const f = specialize(lowerKernel(attentionPrefillMma), sym);
+      const ref = specialize(lowerKernel(attentionPrefill), sym);
+      const args = randomArgs(f, {}, n + start, { start });
+      const got = cloneArgs(args);
+      const want = cloneArgs(args);
+      cpuKernel(f)(got as never);
+      cpuKernel(ref)(want as never);
+      // Probabilities rounded to f16 before P V (the tensor cores' operand), as FlashAttention does.
+      expect(compareResults(want, got, 2e-3).mismatches, `n ${n} start ${start}`).toEqual([]);
+      const s = new Schedule(f);
+      GPU_SCHEDULES.attentionPrefillMma!(s, "sm_90");
+      const dev = cloneArgs(args);
+      cpuDeviceKernel(lowerToDevice(s.func, TARGETS.sm_90))(dev as never);
+      // mma.m16n8k16 emulated from the 32 lanes' fragments: a wrong layout gives wrong numbers.
+      expect(compareResults(want, dev, 2e-3).mismatches, `device emulation, n ${n} start ${start}`).toEqual(
+        [],
+      );
+    }
+    const s = new Schedule(specialize(lowerKernel(attentionPrefillMma), { h: 2, d: 64, ctx: 40, kvh: 2 }));
+    expect(() => GPU_SCHEDULES.attentionPrefillMma!(s, "gfx1100")).toThrow(
+      /needs NVIDIA sm_80 or later \(mma.m16n8k16\); gfx1100 has none: use attentionPrefillWarps/,
+    );
   });
 
   test("attentionDecode at Llama-2-7B's 32 heads x 128, 1500 of 2048 positions", () => {

@@ -2,8 +2,8 @@
  * The kernels CUDA's choices (llama/ops.ts CUDA_OP_CHOICES) add to a model, compiled for sm_90 at
  * Llama-2-7B's shapes: the split decode attention, whose loop over chunks is bounded by the
  * length read from device memory (uniform: a never-written buffer read at a uniform index, so its
- * shuffles and barriers may sit in that loop), and the tensor-core prefill GEMMs (one mma.sync per
- * product; f16GemmMma asks ptxas for two blocks per multiprocessor).
+ * shuffles and barriers may sit in that loop), the tensor-core prefill GEMMs (one mma.sync per
+ * product; f16GemmMma asks ptxas for two blocks per multiprocessor) and prefill attention.
  */
 import { describe, expect, it } from "vitest";
 import { compileOp } from "../../../llama/device/compile.ts";
@@ -37,6 +37,19 @@ describe.skipIf(llvmMissing !== "")(
         expect(ptx).toMatch(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/);
       expect(f16Ptx).toMatch(/\.minnctapersm 2/);
       expect(q4Ptx).not.toMatch(/\.minnctapersm/);
+    });
+
+    it("prefill attention on tensor cores for f16 activations; f32 models and other head sizes keep chunks", () => {
+      const attention = (format: "q4f16_1" | "f16" | "f32", c = config) =>
+        llamaOps(c, format, GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.attention!;
+      expect(attention("q4f16_1").kernel.name).toBe("attentionPrefillMma");
+      expect(attention("f16").kernel.name).toBe("attentionPrefillMma");
+      expect(attention("f32").kernel.name).toBe("attentionPrefillWarps");
+      // Head dimension 160: not at most 128 (the kernel's fragments), a multiple of 32 (chunks').
+      expect(attention("q4f16_1", { ...config, dim: 5120 }).kernel.name).toBe("attentionPrefillWarps");
+      const ptx = compileOp(attention("q4f16_1"), "sm_90").image;
+      // Per chunk of 32 positions and warp: 4 x 8 products for the scores, 2 x 16 for the output.
+      expect(ptx.match(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/g)?.length).toBe(64);
     });
   },
 );

@@ -120,8 +120,12 @@ function tool(cmd: string, args: (file: string) => string[], input: string | Uin
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
-/** The tensor-core GEMVs (stdlib/q4_gemv_mma.ts): NVIDIA only, their schedule refuses AMD targets. */
-const needsMma = (spec: OpSpec): boolean => /^q4(Gemv|GateUp|QkvRope|Gemm)\w*Mma$/.test(spec.kernel.name);
+/**
+ * The tensor-core GEMVs (stdlib/q4_gemv_mma.ts), the q4 GEMM and prefill attention: NVIDIA only,
+ * their schedules refuse AMD targets.
+ */
+const needsMma = (spec: OpSpec): boolean =>
+  /^(q4(Gemv|GateUp|QkvRope|Gemm)\w*|attentionPrefill)Mma$/.test(spec.kernel.name);
 
 const device = (spec: OpSpec, target: string): PrimFunc =>
   lowerToDevice(scheduledFunc(spec, target), GPU_TARGETS[target]!.lowering);
@@ -152,12 +156,12 @@ describe.skipIf(llvmMissing !== "")(
       },
     );
 
-    it("refuses the q4 tensor-core GEMVs and GEMM for AMD targets, naming the kernels to use", () => {
+    it("refuses the q4 tensor-core GEMVs and GEMM and prefill attention for AMD targets, naming the kernels to use", () => {
       const mma = CASES.filter(needsMma);
-      expect(mma.length).toBe(8);
+      expect(mma.length).toBe(9);
       for (const spec of mma)
         expect(() => device(spec, "gfx1100")).toThrow(
-          /gfx1100 has none: use (the four-rows kernels|q4GemmTiled)/,
+          /gfx1100 has none: use (the four-rows kernels|q4GemmTiled|attentionPrefillWarps)/,
         );
     });
 

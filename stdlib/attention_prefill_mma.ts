@@ -1,0 +1,246 @@
+/**
+ * Causal prefill attention on tensor cores (flash attention, FlashAttention-2's split of the
+ * work): a block per head and PREFILL_MMA_ROWS (64) query rows, four warps of 16 rows each; the
+ * block walks the positions in chunks of PREFILL_MMA_KEYS (32), and each warp computes its
+ * rows' scores S = Q K^T and its output O += P V with mma.m16n8k16 (16 x 8 x 16 nests written in
+ * the instruction's accumulator layout, tensorized by the GPU schedule, as in gemm_mma.ts).
+ *
+ * Per chunk: the block stages the chunk's keys (K [position][channel]) and values transposed
+ * (V^T [channel][position], so that both products read their B operand as [n][k]) in shared
+ * memory; each warp's scores go to shared memory scaled and masked (positions past a row's own
+ * weigh exactly 0), two lanes a row take the row's max and the new running max, write the
+ * probabilities P = exp(S - max) rounded to f16 (the A operand of P V), and sum the rounded
+ * values (so the output is exactly the weighted mean that the products form); the output
+ * accumulators are rescaled by exp(old max - new max) before the chunk's products are added. Q's
+ * fragments stay in registers for the whole walk.
+ *
+ * Rows past N repeat the last row (not stored); every position read is clamped to the block's
+ * last, so every access stays in bounds. Arithmetic is attentionPrefill's but for the f16
+ * rounding of the probabilities (as FlashAttention's) and the grouping of f32 sums; results agree
+ * to about 1e-3. Head dimensions: multiples of 16, at most PREFILL_MMA_MAX_D (128). On the CPU,
+ * without a schedule, the nests are plain loops; with its schedule it needs NVIDIA sm_80 or later.
+ */
+import {
+  kernel,
+  exp,
+  f16,
+  f32,
+  idiv,
+  local,
+  max,
+  min,
+  packF16x2,
+  rsqrt,
+  select,
+  shared,
+  unpackF16x2,
+  type i32,
+  type Tensor,
+  type Sym,
+} from "../dsl/index.ts";
+import * as L from "./mma_layout.ts";
+
+/** Warps per block, 16 query rows each. */
+export const PREFILL_MMA_WARPS = 4;
+/** Query rows per block. */
+export const PREFILL_MMA_ROWS = 16 * PREFILL_MMA_WARPS;
+/** Positions per chunk (four 16 x 8 score tiles a warp, two K steps of P V). */
+export const PREFILL_MMA_KEYS = 32;
+/** The largest head dimension: Q's fragments (d / 4 registers) and the output's (d / 2) per lane. */
+export const PREFILL_MMA_MAX_D = 128;
+
+const W = PREFILL_MMA_WARPS;
+const ROWS = PREFILL_MMA_ROWS;
+const KEYS = PREFILL_MMA_KEYS;
+const MAX_D = PREFILL_MMA_MAX_D;
+const LANES = 32;
+const THREADS = W * LANES;
+/** 16-byte pieces (8 channels) of the staged keys or values each thread copies per chunk, at most. */
+const COPIES = (KEYS * MAX_D) / 8 / THREADS;
+
+/** Whether attentionPrefillMma takes a head dimension. */
+export const prefillMmaFits = (headDim: number): boolean => headDim % 16 === 0 && headDim <= MAX_D;
+
+/**
+ * N query tokens at positions start..start+N-1, each attending to positions 0..its own (their keys
+ * and values appended to the cache first). q, out f16 [N, H, D]; kCache, vCache f16 [maxLen, kvH, D].
+ */
+export const attentionPrefillMma = kernel(function attentionPrefillMma(
+  q: Tensor<f16, [Sym<"n">, Sym<"h">, Sym<"d">]>,
+  kCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+  vCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+  start: i32,
+  out: Tensor<f16, [Sym<"n">, Sym<"h">, Sym<"d">]>,
+) {
+  const N = q.shape[0];
+  const d = q.shape[2];
+  const kSteps = idiv(d, 16);
+  const dTiles = idiv(d, 8);
+  const pieces = idiv(d, 8);
+  const group = idiv(q.shape[1], kCache.shape[1]);
+  const scale = rsqrt(f32(d));
+  for (let nb = 0; nb < idiv(N + ROWS - 1, ROWS); nb++) {
+    for (let h = 0; h < q.shape[1]; h++) {
+      // The last rows first: they walk the most positions, so the grid's tail is short.
+      const r0 = (idiv(N + ROWS - 1, ROWS) - 1 - nb) * ROWS;
+      const kvh = idiv(h, group);
+      // Positions up to the block's last row: the same for every thread of the block.
+      const seen = start + min(r0 + ROWS, N);
+      const rounds = idiv(seen + KEYS - 1, KEYS);
+      const ks = shared("f16", [KEYS, MAX_D]);
+      const vt = shared("f16", [MAX_D, KEYS]);
+      const ss = shared("f32", [ROWS, KEYS]);
+      const ps = shared("f16", [ROWS, KEYS]);
+      const rowMax = shared("f32", [W, LANES]);
+      const rowSum = shared("f32", [W, LANES]);
+      const alphas = shared("f32", [W, LANES]);
+      const sums = shared("f32", [W, LANES]);
+      // Per lane: Q's A fragments, the output's and the chunk's score accumulators, its row's
+      // running max and sum (two lanes a row hold the same values).
+      const qf = local("u32", [W, MAX_D / 16, LANES, 4]);
+      const oacc = local("f32", [W, LANES, MAX_D / 8, 4]);
+      const sacc = local("f32", [W, LANES, KEYS / 8, 4]);
+      const mrun = local("f32", [W, LANES]);
+      const lrun = local("f32", [W, LANES]);
+      const vr = local("f16", [W, LANES, COPIES, 8]);
+      const pr = local("f16", [W, LANES, KEYS / 2]);
+      for (let wq = 0; wq < W; wq++) {
+        for (let lq = 0; lq < LANES; lq++) {
+          for (let kq = 0; kq < kSteps; kq++) {
+            for (let jq = 0; jq < 4; jq++) {
+              const row = min(r0 + wq * 16 + L.mmaARow(lq, jq), N - 1);
+              const k0 = kq * 16 + L.mmaAK(lq, jq, 0);
+              qf[wq][kq][lq][jq] = packF16x2(q[row][h][k0], q[row][h][k0 + 1]);
+            }
+          }
+          for (let nz = 0; nz < dTiles; nz++) for (let rz = 0; rz < 4; rz++) oacc[wq][lq][nz][rz] = f32(0);
+          mrun[wq][lq] = f32(-Infinity);
+          lrun[wq][lq] = f32(0);
+        }
+      }
+      for (let c = 0; c < rounds; c++) {
+        const c0 = c * KEYS;
+        // The chunk's keys, 16 bytes a copy (a warp's copies are whole rows), and its values,
+        // transposed on the way (a warp's lanes are consecutive positions of one channel run).
+        for (let wk = 0; wk < W; wk++) {
+          for (let lk = 0; lk < LANES; lk++) {
+            for (let sk = 0; sk < COPIES; sk++) {
+              const e = sk * THREADS + wk * LANES + lk;
+              if (e < KEYS * pieces)
+                for (let vk = 0; vk < 8; vk++)
+                  ks[idiv(e, pieces)][(e % pieces) * 8 + vk] =
+                    kCache[min(c0 + idiv(e, pieces), seen - 1)][kvh][(e % pieces) * 8 + vk];
+            }
+            for (let sv = 0; sv < COPIES; sv++) {
+              const e = sv * THREADS + wk * LANES + lk;
+              for (let vv = 0; vv < 8; vv++)
+                vr[wk][lk][sv][vv] =
+                  vCache[min(c0 + (e % KEYS), seen - 1)][kvh][min(idiv(e, KEYS), pieces - 1) * 8 + vv];
+            }
+            for (let st = 0; st < COPIES; st++) {
+              const e = st * THREADS + wk * LANES + lk;
+              if (e < KEYS * pieces)
+                for (let vs = 0; vs < 8; vs++) vt[idiv(e, KEYS) * 8 + vs][e % KEYS] = vr[wk][lk][st][vs];
+            }
+          }
+        }
+        // S = Q K^T for the warp's 16 rows and the chunk's 32 positions.
+        for (let wm = 0; wm < W; wm++) {
+          for (let lm = 0; lm < LANES; lm++) {
+            for (let nm = 0; nm < KEYS / 8; nm++)
+              for (let rs = 0; rs < 4; rs++) sacc[wm][lm][nm][rs] = f32(0);
+            for (let km = 0; km < kSteps; km++) {
+              for (let ns = 0; ns < KEYS / 8; ns++) {
+                for (let rm = 0; rm < 4; rm++) {
+                  for (let kkm = 0; kkm < 16; kkm++) {
+                    sacc[wm][lm][ns][rm] +=
+                      f32(
+                        unpackF16x2(
+                          qf[wm][km][L.mmaALane(L.mmaCRow(lm, rm), kkm)][L.mmaAReg(L.mmaCRow(lm, rm), kkm)],
+                          kkm & 1,
+                        ),
+                      ) * f32(ks[ns * 8 + L.mmaCCol(lm, rm)][km * 16 + kkm]);
+                  }
+                }
+              }
+            }
+            // Scaled, and masked past each row's own position.
+            for (let ne = 0; ne < KEYS / 8; ne++) {
+              for (let re = 0; re < 4; re++) {
+                const row = wm * 16 + L.mmaCRow(lm, re);
+                const col = ne * 8 + L.mmaCCol(lm, re);
+                ss[row][col] = select(
+                  c0 + col <= start + min(r0 + row, N - 1),
+                  sacc[wm][lm][ne][re] * scale,
+                  f32(-Infinity),
+                );
+              }
+            }
+          }
+        }
+        // Two lanes a row (lane & 15), each over every other position (lane >> 4 first).
+        for (let wx = 0; wx < W; wx++) {
+          for (let lx = 0; lx < LANES; lx++) {
+            let part = f32(-Infinity);
+            for (let tx = 0; tx < KEYS / 2; tx++)
+              part = max(part, ss[wx * 16 + (lx & 15)][2 * tx + (lx >> 4)]);
+            rowMax[wx][lx] = part;
+          }
+        }
+        for (let wy = 0; wy < W; wy++) {
+          for (let ly = 0; ly < LANES; ly++) {
+            const row = ly & 15;
+            // Every row sees position 0 in the first chunk, so the running max is finite from then on.
+            const mNew = max(mrun[wy][ly], max(rowMax[wy][row], rowMax[wy][row + 16]));
+            const alpha = exp(mrun[wy][ly] - mNew);
+            let psum = f32(0);
+            for (let ty = 0; ty < KEYS / 2; ty++) {
+              pr[wy][ly][ty] = f16(exp(ss[wy * 16 + row][2 * ty + (ly >> 4)] - mNew));
+              psum += f32(pr[wy][ly][ty]);
+            }
+            // Stored apart from the reads of the scores, so the stores need no barrier between them.
+            for (let tp = 0; tp < KEYS / 2; tp++) ps[wy * 16 + row][2 * tp + (ly >> 4)] = pr[wy][ly][tp];
+            rowSum[wy][ly] = psum;
+            if (ly < 16) alphas[wy][ly] = alpha;
+            lrun[wy][ly] = lrun[wy][ly] * alpha;
+            mrun[wy][ly] = mNew;
+          }
+        }
+        // O = O * alpha + P V.
+        for (let wv = 0; wv < W; wv++) {
+          for (let lv = 0; lv < LANES; lv++) {
+            lrun[wv][lv] += rowSum[wv][lv & 15] + rowSum[wv][(lv & 15) + 16];
+            for (let na = 0; na < dTiles; na++)
+              for (let ra = 0; ra < 4; ra++) oacc[wv][lv][na][ra] *= alphas[wv][L.mmaCRow(lv, ra)];
+            for (let kv = 0; kv < KEYS / 16; kv++) {
+              for (let nv = 0; nv < dTiles; nv++) {
+                for (let rv = 0; rv < 4; rv++) {
+                  for (let kkv = 0; kkv < 16; kkv++) {
+                    oacc[wv][lv][nv][rv] +=
+                      f32(ps[wv * 16 + L.mmaCRow(lv, rv)][kv * 16 + kkv]) *
+                      f32(vt[nv * 8 + L.mmaCCol(lv, rv)][kv * 16 + kkv]);
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+      for (let wl = 0; wl < W; wl++)
+        for (let ll = 0; ll < LANES; ll++) if (ll < 16) sums[wl][ll] = lrun[wl][ll];
+      for (let wo = 0; wo < W; wo++) {
+        for (let lo = 0; lo < LANES; lo++) {
+          for (let no = 0; no < dTiles; no++) {
+            for (let ro = 0; ro < 4; ro++) {
+              const row = wo * 16 + L.mmaCRow(lo, ro);
+              if (r0 + row < N)
+                out[r0 + row][h][no * 8 + L.mmaCCol(lo, ro)] = f16(
+                  oacc[wo][lo][no][ro] / sums[wo][L.mmaCRow(lo, ro)],
+                );
+            }
+          }
+        }
+      }
+    }
+  }
+});
