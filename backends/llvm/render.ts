@@ -8,7 +8,7 @@
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, For, Prefetch, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
-import { hasLoad } from "../../lower/ir/transform.ts";
+import { hasLoad, walk } from "../../lower/ir/transform.ts";
 import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
@@ -353,9 +353,9 @@ class Emitter {
           v = z;
         }
         const p = this.address(s.buffer, s.indices);
-        this.emit(
-          `store ${memType(s.buffer.dtype)} ${v}, ptr addrspace(${p.space}) ${p.ptr}, align ${alignOf(s.buffer.dtype)}`,
-        );
+        const line = `store ${memType(s.buffer.dtype)} ${v}, ptr addrspace(${p.space}) ${p.ptr}, align ${alignOf(s.buffer.dtype)}`;
+        if (this.deferredStores) this.deferredStores.push(line);
+        else this.emit(line);
         return;
       }
       case "allocate":
@@ -404,9 +404,34 @@ class Emitter {
         return;
       case "for":
         if (s.forKind === "thread") this.threadLoop(s);
+        else if (s.forKind === "vectorized" && !this.deferredStores && storesLast(s)) this.lanes(s);
         else this.serialLoop(s);
         return;
     }
+  }
+
+  /** Stores of a vectorized loop's lanes held back until every lane's loads are emitted (lanes()). */
+  private deferredStores: string[] | undefined;
+
+  /**
+   * A vectorized loop (lower/passes/vectorize.ts: straight-line, lanes independent) as its lanes
+   * one after another, every lane's stores after every lane's loads: the order of a vector
+   * instruction, which lets LLVM's load/store vectorizer merge the lanes' loads of a buffer that
+   * the loop also stores to (an output that may alias an input, as an in-place residual add's does)
+   * into one wide load. Lanes touch different elements of what they store, so holding the stores
+   * back reorders no dependent accesses.
+   */
+  private lanes(s: For): void {
+    const min = this.expr(s.min);
+    const extent = (s.extent as { value: number }).value;
+    this.deferredStores = [];
+    for (let lane = 0; lane < extent; lane++) {
+      this.vars.set(s.loopVar, lane === 0 ? min : this.addI32(min, String(lane)));
+      this.stmt(s.body);
+    }
+    const stores = this.deferredStores;
+    this.deferredStores = undefined;
+    stores.forEach((l) => this.emit(l));
   }
 
   private threadLoop(s: For): void {
@@ -569,6 +594,32 @@ const UCMP: Record<string, string> = {
   ">": "ugt",
   ">=": "uge",
 };
+
+/**
+ * Whether a loop's lanes may run all loads first: a constant extent, and no buffer loaded after a
+ * store to it in the body (a lane reading back what it stored would read the old value).
+ */
+function storesLast(s: For): boolean {
+  if (s.extent.kind !== "const") return false;
+  const stored = new Set<Buffer>();
+  let ok = true;
+  walk(s.body, (n) => {
+    if (n.kind === "store") {
+      walk(n.value, (e) => {
+        if (e.kind === "load" && stored.has(e.buffer)) ok = false;
+      });
+      for (const i of n.indices)
+        walk(i, (e) => {
+          if (e.kind === "load" && stored.has(e.buffer)) ok = false;
+        });
+      stored.add(n.buffer);
+      return false;
+    }
+    if (n.kind === "load" && stored.has(n.buffer)) ok = false;
+    return ok;
+  });
+  return ok;
+}
 
 const alignOf = (d: DType): number => (d === "bool" ? 1 : DTYPES[d].bits / 8);
 const isZero = (e: Expr): boolean => e.kind === "const" && e.value === 0;

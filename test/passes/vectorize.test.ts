@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
+import { specialize } from "../../lower/ir/specialize.ts";
 import { binary, constant, forLoop, load, store, buffer, variable, call } from "../../lower/ir/build.ts";
 import type { For, PrimFunc } from "../../lower/ir/nodes.ts";
 import { printFunc } from "../../lower/ir/printer.ts";
@@ -73,6 +74,22 @@ describe("vectorize", () => {
     expect(classifyVectorAccess(binary("*", v, c(2)), v, 4)).toEqual({ kind: "gather" });
     expect(classifyVectorAccess(binary("floormod", v, c(2)), v, 4)).toEqual({ kind: "gather" });
     expect(divisibleBy(binary("+", binary("*", call("thread_id", [c(0)]), c(8)), c(4)), 4)).toBe(true);
+  });
+
+  it("hoists a guard free of the lane out of the loop, so it stays vectorized (golden)", () => {
+    // 13 runs of 4 over 8 threads: the split of the runs guards j_0_0 * 8 + j_0_1 < 13.
+    const s = new Schedule(specialize(lowerKernel(scaleRows), { n: 52 }));
+    s.bind("i", "blockIdx.y");
+    const [runs, lanes] = s.split("j", [null, 4]);
+    const [bo, ti] = s.split(runs!, [null, 8]);
+    s.bind(bo!, "blockIdx.x");
+    s.bind(ti!, "threadIdx.x");
+    s.vectorize(lanes!);
+    const f = s.func;
+    const staged = lowerStages(f, TARGETS.sm_90, "vectorize").at(-1)!.func;
+    expect(printFunc(staged)).toContain(`if (j_0_0 * 8 + j_0_1 < 13) {
+    for (let j_1 = 0; j_1 < 4; j_1++) { // vectorized`);
+    expectDeviceMatches(lowerKernel(scaleRows), lowerToDevice(f, TARGETS.sm_90), { m: 3, n: 52 });
   });
 
   it("demotes loops a renderer could not vectorize: tail guards, dependent lanes, odd lane counts", () => {

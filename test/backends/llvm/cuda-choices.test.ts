@@ -39,6 +39,17 @@ describe.skipIf(llvmMissing !== "")(
       expect(q4Ptx).not.toMatch(/\.minnctapersm/);
     });
 
+    it("prefill element-wise kernels take 16 bytes a thread: the residual add and the SwiGLU gate (11008 = 1376 runs of 8)", () => {
+      const ops = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill;
+      for (const op of [ops.residual!, ops.siluMul!]) {
+        const ptx = compileOp(op, "sm_90").image;
+        // The output may alias an input: every lane's loads come before the lanes' stores.
+        expect(ptx, op.key).toMatch(/ld\.global(\.nc)?\.v4\.b32/);
+        expect(ptx, op.key).toMatch(/st\.global\.v4\.b32/);
+        expect(ptx, op.key).not.toMatch(/ld\.global(\.nc)?\.b16/);
+      }
+    });
+
     it("prefill attention on tensor cores for f16 activations; f32 models and other head sizes keep chunks", () => {
       const attention = (format: "q4f16_1" | "f16" | "f32", c = config) =>
         llamaOps(c, format, GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.attention!;
