@@ -2,10 +2,10 @@
  * GPU schedules for every stdlib kernel, by kernel name: what `tkc compile` applies. Parameters
  * per target are data (GEMV_SCHEDULES, ROW_THREADS); the schedules are functions of them.
  *
- * Status: the GEMV family has a tuned schedule (gemv.ts). Row reductions (rmsNorm) reduce across
- * threads. Attention runs one block per head with a single thread per block, and the prefill GEMMs
- * one thread per output: correct on every target, but far from the hardware's limits (see the
- * README's performance section).
+ * The GEMV family's parameters are tuned per shape (gemv.ts, tuned.ts); the GEMMs' are in gemm.ts.
+ * Row reductions (rmsNorm, argmax) reduce across threads; attention runs warps over chunks of
+ * positions, and on NVIDIA sm_80+ prefill attention runs on tensor cores (the README's performance
+ * section says how far each is from the hardware's limits).
  */
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
