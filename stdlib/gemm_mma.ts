@@ -242,8 +242,12 @@ const F16_MMA_WARP_M = F16_MMA_TILES_M * 16;
 const F16_MMA_WARP_N = F16_MMA_TILES_N * 8;
 const F16_MMA_WARPS_N = MMA_BN / F16_MMA_WARP_N;
 const F16_MMA_WARPS = (MMA_BM / F16_MMA_WARP_M) * F16_MMA_WARPS_N;
+const F16_THREADS = F16_MMA_WARPS * MMA_LANES;
+/** 16-byte chunks of the x and weight tiles each thread copies per K step. */
+const F16_X_CHUNKS = (MMA_BM * MMA_BK) / 8 / F16_THREADS;
+const F16_W_CHUNKS = (MMA_BN * MMA_BK) / 8 / F16_THREADS;
 
-/** y[m][n] = sum_k x[m][k] * w[n][k]: x f16 [M, K], w f16 [N, K], y f16 [M, N] (f32 sums). */
+/** y[m][n] = sum_k x[m][k] * w[n][k]: x f16 [M, K], w f16 [N, K], y f16 [M, N] (f32 sums); K a multiple of 8. */
 export const f16GemmMma = kernel(function f16GemmMma(
   x: Tensor<f16, [Sym<"m">, Sym<"k">]>,
   w: Tensor<f16, [Sym<"n">, Sym<"k">]>,
@@ -263,16 +267,32 @@ export const f16GemmMma = kernel(function f16GemmMma(
       const xs = shared("f16", [MMA_BM, MMA_BK]);
       const ws = shared("f16", [MMA_BN, MMA_BK]);
       for (let ks = 0; ks < idiv(K + MMA_BK - 1, MMA_BK); ks++) {
-        for (let xr = 0; xr < MMA_BM; xr++)
-          for (let xc = 0; xc < MMA_BK; xc++) {
-            const k = ks * MMA_BK + xc;
-            xs[xr][xc] = k < K ? x[min(bm * MMA_BM + xr, M - 1)][min(k, K - 1)] : f16(0);
+        // The step's tiles in 16-byte chunks, chunk c = s * threads + warp * 32 + lane at row c >> 2,
+        // column (c & 3) * 8; a chunk past the end of K (K is a multiple of 8) reads zeros.
+        for (let wx = 0; wx < F16_MMA_WARPS; wx++) {
+          for (let lx = 0; lx < MMA_LANES; lx++) {
+            for (let sx = 0; sx < F16_X_CHUNKS; sx++) {
+              const c = sx * F16_THREADS + wx * MMA_LANES + lx;
+              const kb = ks * MMA_BK + (c & 3) * 8;
+              for (let vx = 0; vx < 8; vx++)
+                xs[c >> 2][(c & 3) * 8 + vx] = select(
+                  kb < K,
+                  x[min(bm * MMA_BM + (c >> 2), M - 1)][min(kb, K - 8) + vx],
+                  f16(0),
+                );
+            }
+            for (let sw = 0; sw < F16_W_CHUNKS; sw++) {
+              const c = sw * F16_THREADS + wx * MMA_LANES + lx;
+              const kb = ks * MMA_BK + (c & 3) * 8;
+              for (let vw = 0; vw < 8; vw++)
+                ws[c >> 2][(c & 3) * 8 + vw] = select(
+                  kb < K,
+                  w[min(bn * MMA_BN + (c >> 2), N - 1)][min(kb, K - 8) + vw],
+                  f16(0),
+                );
+            }
           }
-        for (let wr = 0; wr < MMA_BN; wr++)
-          for (let wc = 0; wc < MMA_BK; wc++) {
-            const k = ks * MMA_BK + wc;
-            ws[wr][wc] = k < K ? w[min(bn * MMA_BN + wr, N - 1)][min(k, K - 1)] : f16(0);
-          }
+        }
         for (let wp = 0; wp < F16_MMA_WARPS; wp++) {
           for (let lane = 0; lane < MMA_LANES; lane++) {
             for (let kt = 0; kt < MMA_BK / 16; kt++) {

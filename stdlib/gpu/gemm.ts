@@ -242,6 +242,7 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
         ]
       : [
           ["wz", "lz"],
+          ["wx", "lx"],
           ["wp", "lane"],
           ["wy", "ly"],
         ];
@@ -257,10 +258,10 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
       unrolled.push("sx", "vx", "nw", "hw", "jw", "sf", "sg", "vg");
       if (p.vec <= 1) unrolled.push("vf");
     } else {
-      const [ty, tx] = [MMA_WARPS_OF(s), 32];
-      // f16GemmMma's copies guard the end of K (a select per element), which does not vectorize.
-      spreadCopy(s, "xs", ["xr", "xc"], ty, tx, 1);
-      spreadCopy(s, "ws", ["wr", "wc"], ty, tx, 1);
+      // f16GemmMma's copies: 16-byte chunks, each thread's named by the kernel.
+      for (const v of ["vx", "vw"]) if (p.vec > 1) s.vectorize(v);
+      unrolled.push("sx", "sw");
+      if (p.vec <= 1) unrolled.push("vx", "vw");
     }
     if (p.padRows) {
       s.storageAlign("xs", 0, 32, 8);
@@ -269,12 +270,4 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     if (hasMma(target)) s.tensorize("r", "mma_m16n8k16", "lane");
     for (const l of unrolled) s.unroll(l);
   };
-}
-
-/** The warps per block: the extent of the kernel's warp loop. */
-function MMA_WARPS_OF(s: Schedule): number {
-  const { extent } = loopPath(s.func, "wp", "mmaGemmSchedule").loop;
-  if (extent.kind !== "const")
-    throw new ScheduleError("mmaGemmSchedule", "the warp loop wp has no constant extent");
-  return extent.value;
 }
