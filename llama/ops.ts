@@ -116,8 +116,12 @@ export function llamaOps(
   const kvd = kvDim(c);
   const hidden = c.hiddenDim;
   const ctx = c.contextLength;
-  // Tensor cores take f16 operands: f32 weights keep the tiled kernels.
-  const mma = choices.prefillGemm === "mma" && format !== "f32";
+  // Tensor cores take f16 operands: f32 weights keep the tiled kernels; f16GemmMma copies K in
+  // runs of 8 (q4f16_1's K is a multiple of 32 already).
+  const mma =
+    choices.prefillGemm === "mma" &&
+    format !== "f32" &&
+    (format !== "f16" || (dim % 8 === 0 && hidden % 8 === 0));
   const warpsFit = hd % 32 === 0 && hd <= 256;
   const decodeWarps = choices.decodeAttention === "warps" && warpsFit;
   const splits = choices.decodeSplits ?? S.DECODE_SPLITS;

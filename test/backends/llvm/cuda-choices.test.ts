@@ -36,6 +36,9 @@ describe.skipIf(llvmMissing !== "")(
       for (const ptx of [q4Ptx, f16Ptx])
         expect(ptx).toMatch(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/);
       expect(f16Ptx).toMatch(/\.minnctapersm 2/);
+      // f16GemmMma copies K in 16-byte runs: a hidden size not a multiple of 8 keeps the tiled GEMMs.
+      const odd = llamaOps({ ...config, hiddenDim: 11004 }, "f16", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill;
+      expect(odd.gemmDown!.kernel.name).toBe("f16GemmTiled");
       expect(q4Ptx).not.toMatch(/\.minnctapersm/);
     });
 
