@@ -258,63 +258,52 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
     }
   });
 
-  test("prefill attention by chunks (a warp per token, 8 tokens a block): GQA, from offsets, CPU and scheduled for sm_90", () => {
-    const sym = (n: number, heads: number, kvh: number, d: number, ctx: number) => ({
-      n,
-      h: heads,
-      d,
-      ctx,
-      kvh,
-    });
-    const cases: (readonly [number, number, number, number, number, number])[] = [
-      [11, 4, 2, 64, 120, 0],
-      [11, 4, 2, 64, 120, 109],
-      [9, 2, 2, 32, 80, 37],
-    ];
-    for (const [n, heads, kvh, d, ctx, start] of cases) {
-      const f = specialize(lowerKernel(attentionPrefillWarps), sym(n, heads, kvh, d, ctx));
-      const ref = specialize(lowerKernel(attentionPrefill), sym(n, heads, kvh, d, ctx));
-      const args = randomArgs(f, {}, n + start, { start });
-      const got = cloneArgs(args);
-      const want = cloneArgs(args);
-      cpuKernel(f)(got as never);
-      cpuKernel(ref)(want as never);
-      expect(compareResults(want, got, 2e-3).mismatches, `n ${n} start ${start}`).toEqual([]);
-      const s = new Schedule(f);
-      GPU_SCHEDULES.attentionPrefillWarps!(s, "sm_90");
-      const dev = cloneArgs(args);
-      cpuDeviceKernel(lowerToDevice(s.func, TARGETS.sm_90))(dev as never);
-      // The chunk's max and sum are warp shuffles there: another order of f32 additions.
-      expect(compareResults(got, dev, 2e-3).mismatches).toEqual([]);
-    }
-  });
-
-  test("prefill attention on tensor cores (64 tokens a block, chunks of 32 positions): GQA, from offsets, CPU and scheduled for sm_90", () => {
-    const cases: (readonly [number, number, number, number, number, number])[] = [
-      [11, 4, 2, 64, 120, 0],
-      [70, 2, 2, 48, 200, 37],
-      [9, 2, 1, 128, 80, 37],
-    ];
+  /**
+   * A prefill attention kernel against attentionPrefill, on the CPU and scheduled for sm_90 on the
+   * device emulation, for cases [n, heads, kvh, d, ctx, start].
+   */
+  function checkPrefillKernel(
+    kernel: KernelDef,
+    cases: readonly (readonly [number, number, number, number, number, number])[],
+  ): void {
     for (const [n, heads, kvh, d, ctx, start] of cases) {
       const sym = { n, h: heads, d, ctx, kvh };
-      const f = specialize(lowerKernel(attentionPrefillMma), sym);
+      const f = specialize(lowerKernel(kernel), sym);
       const ref = specialize(lowerKernel(attentionPrefill), sym);
       const args = randomArgs(f, {}, n + start, { start });
       const got = cloneArgs(args);
       const want = cloneArgs(args);
       cpuKernel(f)(got as never);
       cpuKernel(ref)(want as never);
-      // Probabilities rounded to f16 before P V (the tensor cores' operand), as FlashAttention does.
       expect(compareResults(want, got, 2e-3).mismatches, `n ${n} start ${start}`).toEqual([]);
       const s = new Schedule(f);
-      GPU_SCHEDULES.attentionPrefillMma!(s, "sm_90");
+      GPU_SCHEDULES[kernel.name]!(s, "sm_90");
       const dev = cloneArgs(args);
       cpuDeviceKernel(lowerToDevice(s.func, TARGETS.sm_90))(dev as never);
-      // mma.m16n8k16 emulated from the 32 lanes' fragments: a wrong layout gives wrong numbers.
+      // Warp shuffles and tensor-core products group the f32 sums in other orders.
       expect(compareResults(want, dev, 2e-3).mismatches, `device emulation, n ${n} start ${start}`).toEqual(
         [],
       );
     }
+  }
+
+  test("prefill attention by chunks (a warp per token, 8 tokens a block): GQA, from offsets, CPU and scheduled for sm_90", () => {
+    checkPrefillKernel(attentionPrefillWarps, [
+      [11, 4, 2, 64, 120, 0],
+      [11, 4, 2, 64, 120, 109],
+      [9, 2, 2, 32, 80, 37],
+    ]);
+  });
+
+  test("prefill attention on tensor cores (64 tokens a block, chunks of 32 positions): GQA, from offsets, CPU and scheduled for sm_90", () => {
+    // Probabilities are rounded to f16 before P V (the tensor cores' operand), as FlashAttention
+    // does; on the emulation mma.m16n8k16 is computed from the 32 lanes' fragments, so a wrong
+    // layout gives wrong numbers.
+    checkPrefillKernel(attentionPrefillMma, [
+      [11, 4, 2, 64, 120, 0],
+      [70, 2, 2, 48, 200, 37],
+      [9, 2, 1, 128, 80, 37],
+    ]);
     const s = new Schedule(specialize(lowerKernel(attentionPrefillMma), { h: 2, d: 64, ctx: 40, kvh: 2 }));
     expect(() => GPU_SCHEDULES.attentionPrefillMma!(s, "gfx1100")).toThrow(
       /needs NVIDIA sm_80 or later \(mma.m16n8k16\); gfx1100 has none: use attentionPrefillWarps/,
