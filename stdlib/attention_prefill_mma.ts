@@ -12,7 +12,8 @@
  * probabilities P = exp(S - max) rounded to f16 (the A operand of P V), and sum the rounded
  * values (so the output is exactly the weighted mean that the products form); the output
  * accumulators are rescaled by exp(old max - new max) before the chunk's products are added. Q's
- * fragments stay in registers for the whole walk.
+ * fragments stay in registers for the whole walk, and the next chunk's keys and values are loaded
+ * into registers before this chunk's products (software pipelining, as q4GemmMma does).
  *
  * Rows past N repeat the last row (not stored); every position read is clamped to the block's
  * last, so every access stays in bounds. Arithmetic is attentionPrefill's but for the f16
@@ -102,6 +103,7 @@ export const attentionPrefillMma = kernel(function attentionPrefillMma(
       const sacc = local("f32", [W, LANES, KEYS / 8, 4]);
       const mrun = local("f32", [W, LANES]);
       const lrun = local("f32", [W, LANES]);
+      const kr = local("f16", [W, LANES, COPIES, 8]);
       const vr = local("f16", [W, LANES, COPIES, 8]);
       const pr = local("f16", [W, LANES, KEYS / 2]);
       for (let wq = 0; wq < W; wq++) {
@@ -118,107 +120,127 @@ export const attentionPrefillMma = kernel(function attentionPrefillMma(
           lrun[wq][lq] = f32(0);
         }
       }
-      for (let c = 0; c < rounds; c++) {
-        const c0 = c * KEYS;
-        // The chunk's keys, 16 bytes a copy (a warp's copies are whole rows), and its values,
-        // transposed on the way (a warp's lanes are consecutive positions of one channel run).
-        for (let wk = 0; wk < W; wk++) {
-          for (let lk = 0; lk < LANES; lk++) {
-            for (let sk = 0; sk < COPIES; sk++) {
-              const e = sk * THREADS + wk * LANES + lk;
-              if (e < KEYS * pieces)
-                for (let vk = 0; vk < 8; vk++)
-                  ks[idiv(e, pieces)][(e % pieces) * 8 + vk] =
-                    kCache[min(c0 + idiv(e, pieces), seen - 1)][kvh][(e % pieces) * 8 + vk];
-            }
-            for (let sv = 0; sv < COPIES; sv++) {
-              const e = sv * THREADS + wk * LANES + lk;
-              for (let vv = 0; vv < 8; vv++)
-                vr[wk][lk][sv][vv] =
-                  vCache[min(c0 + (e % KEYS), seen - 1)][kvh][min(idiv(e, KEYS), pieces - 1) * 8 + vv];
-            }
-            for (let st = 0; st < COPIES; st++) {
-              const e = st * THREADS + wk * LANES + lk;
-              if (e < KEYS * pieces)
-                for (let vs = 0; vs < 8; vs++) vt[idiv(e, KEYS) * 8 + vs][e % KEYS] = vr[wk][lk][st][vs];
+      // Chunk c - 1's products while chunk c's keys and values load into registers (software
+      // pipelining: the loads' latency hides behind the tensor-core work; the last round reloads
+      // the last chunk).
+      for (let c = 0; c < rounds + 1; c++) {
+        if (c > 0) {
+          // Chunk c - 1's keys to shared memory (a warp's copies are whole rows) and its values
+          // transposed (a warp's lanes are consecutive positions of one channel run).
+          for (let wk = 0; wk < W; wk++) {
+            for (let lk = 0; lk < LANES; lk++) {
+              for (let sk = 0; sk < COPIES; sk++) {
+                const e = sk * THREADS + wk * LANES + lk;
+                if (e < KEYS * pieces)
+                  for (let vs = 0; vs < 8; vs++)
+                    ks[idiv(e, pieces)][(e % pieces) * 8 + vs] = kr[wk][lk][sk][vs];
+              }
+              for (let st = 0; st < COPIES; st++) {
+                const e = st * THREADS + wk * LANES + lk;
+                if (e < KEYS * pieces)
+                  for (let vt2 = 0; vt2 < 8; vt2++)
+                    vt[idiv(e, KEYS) * 8 + vt2][e % KEYS] = vr[wk][lk][st][vt2];
+              }
             }
           }
         }
-        // S = Q K^T for the warp's 16 rows and the chunk's 32 positions.
-        for (let wm = 0; wm < W; wm++) {
-          for (let lm = 0; lm < LANES; lm++) {
-            for (let nm = 0; nm < KEYS / 8; nm++)
-              for (let rs = 0; rs < 4; rs++) sacc[wm][lm][nm][rs] = f32(0);
-            for (let km = 0; km < kSteps; km++) {
-              for (let ns = 0; ns < KEYS / 8; ns++) {
-                for (let rm = 0; rm < 4; rm++) {
-                  for (let kkm = 0; kkm < 16; kkm++) {
-                    sacc[wm][lm][ns][rm] +=
-                      f32(
-                        unpackF16x2(
-                          qf[wm][km][L.mmaALane(L.mmaCRow(lm, rm), kkm)][L.mmaAReg(L.mmaCRow(lm, rm), kkm)],
-                          kkm & 1,
-                        ),
-                      ) * f32(ks[ns * 8 + L.mmaCCol(lm, rm)][km * 16 + kkm]);
+        // Chunk c's keys and values into registers, 16 bytes a load (reads past the head
+        // dimension's pieces are clamped in bounds and not stored).
+        const cl = min(c, rounds - 1) * KEYS;
+        for (let wg = 0; wg < W; wg++) {
+          for (let lg = 0; lg < LANES; lg++) {
+            for (let sg = 0; sg < COPIES; sg++) {
+              const e = sg * THREADS + wg * LANES + lg;
+              for (let vk = 0; vk < 8; vk++)
+                kr[wg][lg][sg][vk] =
+                  kCache[min(cl + idiv(e, pieces), seen - 1)][kvh][min(e % pieces, pieces - 1) * 8 + vk];
+            }
+            for (let sv = 0; sv < COPIES; sv++) {
+              const e = sv * THREADS + wg * LANES + lg;
+              for (let vv = 0; vv < 8; vv++)
+                vr[wg][lg][sv][vv] =
+                  vCache[min(cl + (e % KEYS), seen - 1)][kvh][min(idiv(e, KEYS), pieces - 1) * 8 + vv];
+            }
+          }
+        }
+        if (c > 0) {
+          const c0 = (c - 1) * KEYS;
+          // S = Q K^T for the warp's 16 rows and the chunk's 32 positions.
+          for (let wm = 0; wm < W; wm++) {
+            for (let lm = 0; lm < LANES; lm++) {
+              for (let nm = 0; nm < KEYS / 8; nm++)
+                for (let rs = 0; rs < 4; rs++) sacc[wm][lm][nm][rs] = f32(0);
+              for (let km = 0; km < kSteps; km++) {
+                for (let ns = 0; ns < KEYS / 8; ns++) {
+                  for (let rm = 0; rm < 4; rm++) {
+                    for (let kkm = 0; kkm < 16; kkm++) {
+                      sacc[wm][lm][ns][rm] +=
+                        f32(
+                          unpackF16x2(
+                            qf[wm][km][L.mmaALane(L.mmaCRow(lm, rm), kkm)][L.mmaAReg(L.mmaCRow(lm, rm), kkm)],
+                            kkm & 1,
+                          ),
+                        ) * f32(ks[ns * 8 + L.mmaCCol(lm, rm)][km * 16 + kkm]);
+                    }
                   }
                 }
               }
-            }
-            // Scaled, and masked past each row's own position.
-            for (let ne = 0; ne < KEYS / 8; ne++) {
-              for (let re = 0; re < 4; re++) {
-                const row = wm * 16 + L.mmaCRow(lm, re);
-                const col = ne * 8 + L.mmaCCol(lm, re);
-                ss[row][col] = select(
-                  c0 + col <= start + min(r0 + row, N - 1),
-                  sacc[wm][lm][ne][re] * scale,
-                  f32(-Infinity),
-                );
+              // Scaled, and masked past each row's own position.
+              for (let ne = 0; ne < KEYS / 8; ne++) {
+                for (let re = 0; re < 4; re++) {
+                  const row = wm * 16 + L.mmaCRow(lm, re);
+                  const col = ne * 8 + L.mmaCCol(lm, re);
+                  ss[row][col] = select(
+                    c0 + col <= start + min(r0 + row, N - 1),
+                    sacc[wm][lm][ne][re] * scale,
+                    f32(-Infinity),
+                  );
+                }
               }
             }
           }
-        }
-        // Two lanes a row (lane & 15), each over every other position (lane >> 4 first).
-        for (let wx = 0; wx < W; wx++) {
-          for (let lx = 0; lx < LANES; lx++) {
-            let part = f32(-Infinity);
-            for (let tx = 0; tx < KEYS / 2; tx++)
-              part = max(part, ss[wx * 16 + (lx & 15)][2 * tx + (lx >> 4)]);
-            rowMax[wx][lx] = part;
-          }
-        }
-        for (let wy = 0; wy < W; wy++) {
-          for (let ly = 0; ly < LANES; ly++) {
-            const row = ly & 15;
-            // Every row sees position 0 in the first chunk, so the running max is finite from then on.
-            const mNew = max(mrun[wy][ly], max(rowMax[wy][row], rowMax[wy][row + 16]));
-            const alpha = exp(mrun[wy][ly] - mNew);
-            let psum = f32(0);
-            for (let ty = 0; ty < KEYS / 2; ty++) {
-              pr[wy][ly][ty] = f16(exp(ss[wy * 16 + row][2 * ty + (ly >> 4)] - mNew));
-              psum += f32(pr[wy][ly][ty]);
+          // Two lanes a row (lane & 15), each over every other position (lane >> 4 first).
+          for (let wx = 0; wx < W; wx++) {
+            for (let lx = 0; lx < LANES; lx++) {
+              let part = f32(-Infinity);
+              for (let tx = 0; tx < KEYS / 2; tx++)
+                part = max(part, ss[wx * 16 + (lx & 15)][2 * tx + (lx >> 4)]);
+              rowMax[wx][lx] = part;
             }
-            // Stored apart from the reads of the scores, so the stores need no barrier between them.
-            for (let tp = 0; tp < KEYS / 2; tp++) ps[wy * 16 + row][2 * tp + (ly >> 4)] = pr[wy][ly][tp];
-            rowSum[wy][ly] = psum;
-            if (ly < 16) alphas[wy][ly] = alpha;
-            lrun[wy][ly] = lrun[wy][ly] * alpha;
-            mrun[wy][ly] = mNew;
           }
-        }
-        // O = O * alpha + P V.
-        for (let wv = 0; wv < W; wv++) {
-          for (let lv = 0; lv < LANES; lv++) {
-            lrun[wv][lv] += rowSum[wv][lv & 15] + rowSum[wv][(lv & 15) + 16];
-            for (let na = 0; na < dTiles; na++)
-              for (let ra = 0; ra < 4; ra++) oacc[wv][lv][na][ra] *= alphas[wv][L.mmaCRow(lv, ra)];
-            for (let kv = 0; kv < KEYS / 16; kv++) {
-              for (let nv = 0; nv < dTiles; nv++) {
-                for (let rv = 0; rv < 4; rv++) {
-                  for (let kkv = 0; kkv < 16; kkv++) {
-                    oacc[wv][lv][nv][rv] +=
-                      f32(ps[wv * 16 + L.mmaCRow(lv, rv)][kv * 16 + kkv]) *
-                      f32(vt[nv * 8 + L.mmaCCol(lv, rv)][kv * 16 + kkv]);
+          for (let wy = 0; wy < W; wy++) {
+            for (let ly = 0; ly < LANES; ly++) {
+              const row = ly & 15;
+              // Every row sees position 0 in the first chunk, so the running max is finite from then on.
+              const mNew = max(mrun[wy][ly], max(rowMax[wy][row], rowMax[wy][row + 16]));
+              const alpha = exp(mrun[wy][ly] - mNew);
+              let psum = f32(0);
+              for (let ty = 0; ty < KEYS / 2; ty++) {
+                pr[wy][ly][ty] = f16(exp(ss[wy * 16 + row][2 * ty + (ly >> 4)] - mNew));
+                psum += f32(pr[wy][ly][ty]);
+              }
+              // Stored apart from the reads of the scores, so the stores need no barrier between them.
+              for (let tp = 0; tp < KEYS / 2; tp++) ps[wy * 16 + row][2 * tp + (ly >> 4)] = pr[wy][ly][tp];
+              rowSum[wy][ly] = psum;
+              if (ly < 16) alphas[wy][ly] = alpha;
+              lrun[wy][ly] = lrun[wy][ly] * alpha;
+              mrun[wy][ly] = mNew;
+            }
+          }
+          // O = O * alpha + P V.
+          for (let wv = 0; wv < W; wv++) {
+            for (let lv = 0; lv < LANES; lv++) {
+              lrun[wv][lv] += rowSum[wv][lv & 15] + rowSum[wv][(lv & 15) + 16];
+              for (let na = 0; na < dTiles; na++)
+                for (let ra = 0; ra < 4; ra++) oacc[wv][lv][na][ra] *= alphas[wv][L.mmaCRow(lv, ra)];
+              for (let kv = 0; kv < KEYS / 16; kv++) {
+                for (let nv = 0; nv < dTiles; nv++) {
+                  for (let rv = 0; rv < 4; rv++) {
+                    for (let kkv = 0; kkv < 16; kkv++) {
+                      oacc[wv][lv][nv][rv] +=
+                        f32(ps[wv * 16 + L.mmaCRow(lv, rv)][kv * 16 + kkv]) *
+                        f32(vt[nv * 8 + L.mmaCCol(lv, rv)][kv * 16 + kkv]);
+                    }
                   }
                 }
               }

@@ -163,6 +163,7 @@ function attentionPrefillMmaSchedule(s: Schedule, target: string): void {
   for (const [w, l] of [
     ["wq", "lq"],
     ["wk", "lk"],
+    ["wg", "lg"],
     ["wm", "lm"],
     ["wx", "lx"],
     ["wy", "ly"],
@@ -179,7 +180,24 @@ function attentionPrefillMmaSchedule(s: Schedule, target: string): void {
   s.storageAlign("ss", 0, 32, 2);
   s.tensorize("rm", "mma_m16n8k16", "lm");
   s.tensorize("rv", "mma_m16n8k16", "lv");
-  const unrolled = ["kq", "jq", "nz", "rz", "sk", "sv", "st", "vs", "nm", "rs", "km", "ns", "ne", "re"];
+  const unrolled = [
+    "kq",
+    "jq",
+    "nz",
+    "rz",
+    "sk",
+    "vs",
+    "st",
+    "vt2",
+    "sg",
+    "sv",
+    "nm",
+    "rs",
+    "km",
+    "ns",
+    "ne",
+    "re",
+  ];
   unrolled.push("tx", "ty", "tp", "na", "ra", "kv", "nv", "no", "ro");
   for (const l of unrolled) s.unroll(l);
 }
