@@ -266,51 +266,77 @@ export const f16GemmMma = kernel(function f16GemmMma(
               for (let rz = 0; rz < 4; rz++) acc[wz][lz][mz][nz][rz] = f32(0);
       const xs = shared("f16", [MMA_BM, MMA_BK]);
       const ws = shared("f16", [MMA_BN, MMA_BK]);
-      for (let ks = 0; ks < idiv(K + MMA_BK - 1, MMA_BK); ks++) {
-        // The step's tiles in 16-byte chunks, chunk c = s * threads + warp * 32 + lane at row c >> 2,
-        // column (c & 3) * 8; a chunk past the end of K (K is a multiple of 8) reads zeros.
-        for (let wx = 0; wx < F16_MMA_WARPS; wx++) {
-          for (let lx = 0; lx < MMA_LANES; lx++) {
-            for (let sx = 0; sx < F16_X_CHUNKS; sx++) {
-              const c = sx * F16_THREADS + wx * MMA_LANES + lx;
-              const kb = ks * MMA_BK + (c & 3) * 8;
-              for (let vx = 0; vx < 8; vx++)
-                xs[c >> 2][(c & 3) * 8 + vx] = select(
+      // The next step's chunks of x and of the weights, in registers.
+      const xr = local("f16", [F16_MMA_WARPS, MMA_LANES, F16_X_CHUNKS, 8]);
+      const wr = local("f16", [F16_MMA_WARPS, MMA_LANES, F16_W_CHUNKS, 8]);
+      const steps = idiv(K + MMA_BK - 1, MMA_BK);
+      // Step ks - 1's products while step ks's chunks load into registers (software pipelining;
+      // the last round reloads the last step). Chunk c = s * threads + warp * 32 + lane is row
+      // c >> 2, column (c & 3) * 8 of a tile; a chunk past the end of K (K is a multiple of 8)
+      // reads zeros.
+      for (let ks = 0; ks < steps + 1; ks++) {
+        if (ks > 0) {
+          for (let wx = 0; wx < F16_MMA_WARPS; wx++) {
+            for (let lx = 0; lx < MMA_LANES; lx++) {
+              for (let sx = 0; sx < F16_X_CHUNKS; sx++) {
+                const c = sx * F16_THREADS + wx * MMA_LANES + lx;
+                for (let vx = 0; vx < 8; vx++) xs[c >> 2][(c & 3) * 8 + vx] = xr[wx][lx][sx][vx];
+              }
+              for (let sw = 0; sw < F16_W_CHUNKS; sw++) {
+                const c = sw * F16_THREADS + wx * MMA_LANES + lx;
+                for (let vw = 0; vw < 8; vw++) ws[c >> 2][(c & 3) * 8 + vw] = wr[wx][lx][sw][vw];
+              }
+            }
+          }
+        }
+        const kl = min(ks, steps - 1) * MMA_BK;
+        for (let wl = 0; wl < F16_MMA_WARPS; wl++) {
+          for (let ll = 0; ll < MMA_LANES; ll++) {
+            for (let sl = 0; sl < F16_X_CHUNKS; sl++) {
+              const c = sl * F16_THREADS + wl * MMA_LANES + ll;
+              const kb = kl + (c & 3) * 8;
+              for (let vl = 0; vl < 8; vl++)
+                xr[wl][ll][sl][vl] = select(
                   kb < K,
-                  x[min(bm * MMA_BM + (c >> 2), M - 1)][min(kb, K - 8) + vx],
+                  x[min(bm * MMA_BM + (c >> 2), M - 1)][min(kb, K - 8) + vl],
                   f16(0),
                 );
             }
-            for (let sw = 0; sw < F16_W_CHUNKS; sw++) {
-              const c = sw * F16_THREADS + wx * MMA_LANES + lx;
-              const kb = ks * MMA_BK + (c & 3) * 8;
-              for (let vw = 0; vw < 8; vw++)
-                ws[c >> 2][(c & 3) * 8 + vw] = select(
+            for (let sm = 0; sm < F16_W_CHUNKS; sm++) {
+              const c = sm * F16_THREADS + wl * MMA_LANES + ll;
+              const kb = kl + (c & 3) * 8;
+              for (let vm = 0; vm < 8; vm++)
+                wr[wl][ll][sm][vm] = select(
                   kb < K,
-                  w[min(bn * MMA_BN + (c >> 2), N - 1)][min(kb, K - 8) + vw],
+                  w[min(bn * MMA_BN + (c >> 2), N - 1)][min(kb, K - 8) + vm],
                   f16(0),
                 );
             }
           }
         }
-        for (let wp = 0; wp < F16_MMA_WARPS; wp++) {
-          for (let lane = 0; lane < MMA_LANES; lane++) {
-            for (let kt = 0; kt < MMA_BK / 16; kt++) {
-              for (let mt = 0; mt < F16_MMA_TILES_M; mt++) {
-                for (let nt = 0; nt < F16_MMA_TILES_N; nt++) {
-                  for (let r = 0; r < 4; r++) {
-                    for (let kk = 0; kk < 16; kk++) {
-                      acc[wp][lane][mt][nt][r] +=
-                        f32(
-                          xs[
-                            idiv(wp, F16_MMA_WARPS_N) * F16_MMA_WARP_M + mt * 16 + (lane >> 2) + 8 * (r >> 1)
-                          ][kt * 16 + kk],
-                        ) *
-                        f32(
-                          ws[(wp % F16_MMA_WARPS_N) * F16_MMA_WARP_N + nt * 8 + (lane & 3) * 2 + (r & 1)][
-                            kt * 16 + kk
-                          ],
-                        );
+        if (ks > 0) {
+          for (let wp = 0; wp < F16_MMA_WARPS; wp++) {
+            for (let lane = 0; lane < MMA_LANES; lane++) {
+              for (let kt = 0; kt < MMA_BK / 16; kt++) {
+                for (let mt = 0; mt < F16_MMA_TILES_M; mt++) {
+                  for (let nt = 0; nt < F16_MMA_TILES_N; nt++) {
+                    for (let r = 0; r < 4; r++) {
+                      for (let kk = 0; kk < 16; kk++) {
+                        acc[wp][lane][mt][nt][r] +=
+                          f32(
+                            xs[
+                              idiv(wp, F16_MMA_WARPS_N) * F16_MMA_WARP_M +
+                                mt * 16 +
+                                (lane >> 2) +
+                                8 * (r >> 1)
+                            ][kt * 16 + kk],
+                          ) *
+                          f32(
+                            ws[(wp % F16_MMA_WARPS_N) * F16_MMA_WARP_N + nt * 8 + (lane & 3) * 2 + (r & 1)][
+                              kt * 16 + kk
+                            ],
+                          );
+                      }
                     }
                   }
                 }

@@ -243,6 +243,7 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
       : [
           ["wz", "lz"],
           ["wx", "lx"],
+          ["wl", "ll"],
           ["wp", "lane"],
           ["wy", "ly"],
         ];
@@ -258,10 +259,11 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
       unrolled.push("sx", "vx", "nw", "hw", "jw", "sf", "sg", "vg");
       if (p.vec <= 1) unrolled.push("vf");
     } else {
-      // f16GemmMma's copies: 16-byte chunks, each thread's named by the kernel.
-      for (const v of ["vx", "vw"]) if (p.vec > 1) s.vectorize(v);
-      unrolled.push("sx", "sw");
-      if (p.vec <= 1) unrolled.push("vx", "vw");
+      // f16GemmMma's copies: 16-byte chunks, each thread's named by the kernel, loaded into
+      // registers a step ahead and stored from them (vectorized when the stores are too).
+      for (const v of ["vl", "vm", "vx", "vw"]) if (p.vec > 1) s.vectorize(v);
+      unrolled.push("sx", "sw", "sl", "sm");
+      if (p.vec <= 1) unrolled.push("vl", "vm", "vx", "vw");
     }
     if (p.padRows) {
       s.storageAlign("xs", 0, 32, 8);
