@@ -178,9 +178,20 @@ export function f16BitsOfF32Bits(b: number): number {
 }
 
 export function fromF16Array(bits: ArrayLike<number>): Float32Array {
+  const table = f16Table();
   const out = new Float32Array(bits.length);
-  for (let i = 0; i < bits.length; i++) out[i] = f16FromBits(bits[i]!);
+  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]! & 0xffff]!;
   return out;
+}
+
+/** Every f16 bit pattern's value (256 KiB, made on first use): reading f16 logits every step. */
+let f16Values: Float32Array | undefined;
+function f16Table(): Float32Array {
+  if (!f16Values) {
+    f16Values = new Float32Array(0x10000);
+    for (let b = 0; b < 0x10000; b++) f16Values[b] = f16FromBits(b);
+  }
+  return f16Values;
 }
 
 export function toBF16Array(values: ArrayLike<number>): Uint16Array {

@@ -4,7 +4,7 @@
  * as one recorded launch sequence (a CUDA graph on NVIDIA) whose per-step values (token id,
  * position) live in device memory, and prefill through GEMM kernels.
  */
-import { f16FromBits, toF16Array } from "../dsl/dtypes.ts";
+import { fromF16Array, toF16Array } from "../dsl/dtypes.ts";
 import { headDim, kvDim, validateConfig, type LlamaConfig } from "./config.ts";
 import type { LanguageModel } from "./generate.ts";
 import type { LlamaWeights } from "./weights/types.ts";
@@ -321,10 +321,7 @@ export class KernelLlama implements LanguageModel {
   private readLogits(): Float32Array {
     const raw = this.device.read(this.act.logits!);
     if (raw instanceof Float32Array) return raw;
-    const out = new Float32Array(raw.length);
-    const f16 = raw as Uint16Array;
-    for (let i = 0; i < out.length; i++) out[i] = f16FromBits(f16[i]!);
-    return out;
+    return fromF16Array(raw as Uint16Array);
   }
 
   decode(token: number, pos: number): Float32Array {

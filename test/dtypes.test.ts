@@ -1,7 +1,14 @@
 // dsl/dtypes.ts's f16 conversion of f32 arrays (integer rounding on the f32 bits) against the
 // reference rounding from the double, f16Bits.
 import { describe, expect, it } from "vitest";
-import { f16Bits, f16BitsOfF32Bits, f32FromBits, toF16Array } from "../dsl/dtypes.ts";
+import {
+  f16Bits,
+  f16BitsOfF32Bits,
+  f16FromBits,
+  f32FromBits,
+  fromF16Array,
+  toF16Array,
+} from "../dsl/dtypes.ts";
 
 describe("f16 from f32 bits", () => {
   it("rounds every f32 exponent as f16Bits does: ties, subnormals, overflow, infinities, NaN, -0", () => {
@@ -28,5 +35,17 @@ describe("f16 from f32 bits", () => {
     // A view into a larger buffer reads its own elements.
     const big = Float32Array.from([9, 1.5, -1.5, 9]);
     expect(Array.from(toF16Array(big.subarray(1, 3)))).toEqual([0x3e00, 0xbe00]);
+  });
+});
+
+describe("f32 from f16 bits", () => {
+  it("reads every bit pattern as f16FromBits does (through its table)", () => {
+    const all = Uint16Array.from({ length: 0x10000 }, (_, b) => b);
+    const got = fromF16Array(all);
+    for (let b = 0; b < 0x10000; b++) {
+      const want = f16FromBits(b);
+      if (Number.isNaN(want)) expect(got[b]).toBeNaN();
+      else expect(Object.is(got[b], want), b.toString(16)).toBe(true);
+    }
   });
 });
