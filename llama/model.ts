@@ -394,17 +394,34 @@ export class KernelLlama implements LanguageModel {
 
   prefill(tokens: readonly number[], startPos: number): Float32Array {
     if (tokens.length === 0) throw new Error("tkc: prefill needs at least one token");
-    // Token by token for now for every chunk's last token logits; GEMM prefill below for the rest.
-    let logits: Float32Array | undefined;
-    for (let i = 0; i < tokens.length; i += this.chunk) {
+    // Every token through the GEMMs, chunk by chunk, and the logits of the last one only, from the
+    // last row of the final chunk (a decode step for it would read every weight once more); a
+    // final chunk of one token is a decode step (it needs no prefill kernels).
+    for (let i = 0; ; i += this.chunk) {
       const part = tokens.slice(i, i + this.chunk);
       if (i + part.length < tokens.length) this.prefillChunk(part, startPos + i);
+      else if (part.length === 1) return this.decode(part[0]!, startPos + i);
       else {
-        if (part.length > 1) this.prefillChunk(part.slice(0, -1), startPos + i);
-        logits = this.decode(part[part.length - 1]!, startPos + i + part.length - 1);
+        this.prefillChunk(part, startPos + i);
+        return this.prefillLogits(part.length - 1);
       }
     }
-    return logits!;
+  }
+
+  /** The logits of row `row` of the prefill buffers' x: the final RMSNorm and the LM head. */
+  private prefillLogits(row: number): Float32Array {
+    const c = this.config;
+    const o = this.ops.decode;
+    const A = this.act;
+    const d = this.device;
+    const x = d.view(this.prefillBuffers!.bufs.x!, [1, c.dim], row * c.dim);
+    this.run(o.rmsNorm!, { x, w: this.finalNorm, y: A.xn!, eps: c.normEps });
+    const xn = d.view(A.xn!, [c.dim]);
+    if (this.lmHead.packed)
+      this.run(o.lmHead!, { x: xn, packed: this.lmHead.packed, scales: this.lmHead.scales!, y: A.logits! });
+    else this.run(o.lmHead!, { x: xn, w: this.lmHead.w!, y: A.logits! });
+    d.sync();
+    return this.readLogits();
   }
 
   /** Runs T tokens through every layer with GEMMs, filling the KV cache (no logits). */
