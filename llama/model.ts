@@ -293,15 +293,19 @@ export class KernelLlama implements LanguageModel {
         this.run(o.gemvDownRes!, { x: A.h!, w: L.down.w!, residual: xv, y: xv });
       }
     }
+    this.logitsLaunches(x);
+  }
+
+  /** The final RMSNorm of one row x [1, dim] and the LM head on it, into act.logits. */
+  private logitsLaunches(x: DeviceTensor): void {
+    const c = this.config;
+    const o = this.ops.decode;
+    const A = this.act;
     this.run(o.rmsNorm!, { x, w: this.finalNorm, y: A.xn!, eps: c.normEps });
+    const xn = this.device.view(A.xn!, [c.dim]);
     if (this.lmHead.packed)
-      this.run(o.lmHead!, {
-        x: flat(A.xn!, c.dim),
-        packed: this.lmHead.packed,
-        scales: this.lmHead.scales!,
-        y: A.logits!,
-      });
-    else this.run(o.lmHead!, { x: flat(A.xn!, c.dim), w: this.lmHead.w!, y: A.logits! });
+      this.run(o.lmHead!, { x: xn, packed: this.lmHead.packed, scales: this.lmHead.scales!, y: A.logits! });
+    else this.run(o.lmHead!, { x: xn, w: this.lmHead.w!, y: A.logits! });
   }
 
   private setStep(token: number, pos: number): void {
@@ -408,19 +412,11 @@ export class KernelLlama implements LanguageModel {
     }
   }
 
-  /** The logits of row `row` of the prefill buffers' x: the final RMSNorm and the LM head. */
+  /** The logits of row `row` of the prefill buffers' x. */
   private prefillLogits(row: number): Float32Array {
-    const c = this.config;
-    const o = this.ops.decode;
-    const A = this.act;
-    const d = this.device;
-    const x = d.view(this.prefillBuffers!.bufs.x!, [1, c.dim], row * c.dim);
-    this.run(o.rmsNorm!, { x, w: this.finalNorm, y: A.xn!, eps: c.normEps });
-    const xn = d.view(A.xn!, [c.dim]);
-    if (this.lmHead.packed)
-      this.run(o.lmHead!, { x: xn, packed: this.lmHead.packed, scales: this.lmHead.scales!, y: A.logits! });
-    else this.run(o.lmHead!, { x: xn, w: this.lmHead.w!, y: A.logits! });
-    d.sync();
+    const dim = this.config.dim;
+    this.logitsLaunches(this.device.view(this.prefillBuffers!.bufs.x!, [1, dim], row * dim));
+    this.device.sync();
     return this.readLogits();
   }
 
