@@ -178,20 +178,23 @@ export function f16BitsOfF32Bits(b: number): number {
 }
 
 export function fromF16Array(bits: ArrayLike<number>): Float32Array {
-  const table = f16Table();
+  const table = f16Values();
   const out = new Float32Array(bits.length);
   for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]! & 0xffff]!;
   return out;
 }
 
-/** Every f16 bit pattern's value (256 KiB, made on first use): reading f16 logits every step. */
-let f16Values: Float32Array | undefined;
-function f16Table(): Float32Array {
-  if (!f16Values) {
-    f16Values = new Float32Array(0x10000);
-    for (let b = 0; b < 0x10000; b++) f16Values[b] = f16FromBits(b);
+let f16Table: Float64Array | undefined;
+/**
+ * Every f16 bit pattern's value, indexed by the pattern (made on first use): decoding f16 by a
+ * look-up (f16 logits every step, the CPU backend's f16 rounding, q4f16_1 scales).
+ */
+export function f16Values(): Float64Array {
+  if (!f16Table) {
+    f16Table = new Float64Array(0x10000);
+    for (let b = 0; b < 0x10000; b++) f16Table[b] = f16FromBits(b);
   }
-  return f16Values;
+  return f16Table;
 }
 
 export function toBF16Array(values: ArrayLike<number>): Uint16Array {

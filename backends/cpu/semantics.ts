@@ -16,18 +16,14 @@ import {
   bf16Bits,
   bf16FromBits,
   f16Bits,
-  f16FromBits,
+  f16Values,
   f32Bits,
   f32FromBits,
   roundHalfEven,
 } from "../../dsl/dtypes.ts";
 
-const F16_TABLE = new Float64Array(65536);
-const BF16_TABLE = new Float64Array(65536);
-for (let i = 0; i < 65536; i++) {
-  F16_TABLE[i] = f16FromBits(i);
-  BF16_TABLE[i] = bf16FromBits(i);
-}
+const F16_TABLE = f16Values();
+const BF16_TABLE = Float64Array.from({ length: 65536 }, (_, i) => bf16FromBits(i));
 
 const INT_RANGE: Record<string, [number, number]> = {
   i32: [-2147483648, 2147483647],

@@ -17,7 +17,7 @@
  * dequantizes to exactly 0 (the shared test vectors do the same). A group whose max|w| is so small
  * that max|w| / 7 rounds to f16 zero (max|w| < 2^-22.2, subnormal f16) is treated the same way.
  */
-import { f16FromBits } from "../../dsl/dtypes.ts";
+import { f16Values } from "../../dsl/dtypes.ts";
 
 export const Q4_GROUP_SIZE = 32;
 /** 4-bit codes per packed u32 word. */
@@ -72,7 +72,7 @@ function roundHalfEvenSmall(x: number): number {
 }
 
 // Every f16 bit pattern's value, so f16 inputs and scales decode by a table look-up.
-const F16_VALUES = Float64Array.from({ length: 65536 }, (_, b) => f16FromBits(b));
+const F16_VALUES = f16Values();
 
 export interface Q4f16_1 {
   /** [N, K/8]: element r of each word at bits 4r. */
