@@ -1,7 +1,8 @@
 /**
- * Integer division and conversions for the LLVM renderer: tkc's floor division and modulo (the
- * truncating results corrected where the signs differ) and casts between every pair of dtypes
- * (float to integer saturating with NaN to zero, half and bfloat through float).
+ * Integer division, comparisons and conversions for the LLVM renderer: tkc's floor division and
+ * modulo (the truncating results corrected where the signs differ), the predicates of fcmp/icmp,
+ * integer constants as LLVM writes them, and casts between every pair of dtypes (float to integer
+ * saturating with NaN to zero, half and bfloat through float).
  */
 import type { DType } from "../../dsl/dtypes.ts";
 import type { MathBuilder } from "./render-math.ts";
@@ -88,4 +89,49 @@ export function castValue(b: ArithBuilder, v: string, from: DType, to: DType): s
   if (fb > tb) b.emit(`${t} = trunc ${ft} ${v} to ${tt}`);
   else b.emit(`${t} = ${isUnsigned(from) ? "zext" : "sext"} ${ft} ${v} to ${tt}`);
   return t;
+}
+
+const FCMP: Record<string, string> = {
+  "==": "oeq",
+  "!=": "une",
+  "<": "olt",
+  "<=": "ole",
+  ">": "ogt",
+  ">=": "oge",
+};
+const SCMP: Record<string, string> = {
+  "==": "eq",
+  "!=": "ne",
+  "<": "slt",
+  "<=": "sle",
+  ">": "sgt",
+  ">=": "sge",
+};
+const UCMP: Record<string, string> = {
+  "==": "eq",
+  "!=": "ne",
+  "<": "ult",
+  "<=": "ule",
+  ">": "ugt",
+  ">=": "uge",
+};
+
+/** fcmp (ordered; != unordered) or icmp (signed or unsigned) predicate of a comparison operator. */
+export function comparePredicate(op: string, float: boolean, unsigned: boolean): string | undefined {
+  return (float ? FCMP : unsigned ? UCMP : SCMP)[op];
+}
+
+/** An integer constant of dtype d as LLVM writes it (i32 and i8 constants signed). */
+export function wrapInt(v: number, d: DType): number {
+  switch (d) {
+    case "i32":
+      return v | 0;
+    case "u32":
+      return v | 0; // LLVM i32 constants are written signed
+    case "i8":
+    case "u8":
+      return (v << 24) >> 24;
+    default:
+      return Math.trunc(v);
+  }
 }

@@ -8,12 +8,13 @@
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, For, Prefetch, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
-import { hasLoad, walk } from "../../lower/ir/transform.ts";
+import { hasLoad } from "../../lower/ir/transform.ts";
+import { loadsBeforeStores } from "../../lower/passes/vectorize.ts";
 import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { flavorFor, type Flavor } from "./flavor.ts";
-import { castValue, floorDivMod } from "./render-arith.ts";
+import { castValue, comparePredicate, floorDivMod, wrapInt } from "./render-arith.ts";
 import { f16x2Op, mathF32 } from "./render-math.ts";
 import { prefetchL2 } from "./render-prefetch.ts";
 import { isFloatT, isUnsigned, llvmType, memType, ovl } from "./render-types.ts";
@@ -203,7 +204,7 @@ class Emitter {
         this.n--;
         return floorDivMod(this, e.op, a, b, d);
       default: {
-        const pred = fl ? FCMP[e.op] : uns ? UCMP[e.op] : SCMP[e.op];
+        const pred = comparePredicate(e.op, fl, uns);
         if (!pred) throw new Error(`tkc llvm: unsupported operator ${e.op}`);
         this.emit(`${t} = ${fl ? "fcmp" : "icmp"} ${pred} ${ty} ${a}, ${b}`);
         return t;
@@ -404,7 +405,7 @@ class Emitter {
         return;
       case "for":
         if (s.forKind === "thread") this.threadLoop(s);
-        else if (s.forKind === "vectorized" && !this.deferredStores && storesLast(s)) this.lanes(s);
+        else if (s.forKind === "vectorized" && !this.deferredStores && loadsBeforeStores(s)) this.lanes(s);
         else this.serialLoop(s);
         return;
     }
@@ -570,73 +571,8 @@ class Emitter {
   }
 }
 
-const FCMP: Record<string, string> = {
-  "==": "oeq",
-  "!=": "une",
-  "<": "olt",
-  "<=": "ole",
-  ">": "ogt",
-  ">=": "oge",
-};
-const SCMP: Record<string, string> = {
-  "==": "eq",
-  "!=": "ne",
-  "<": "slt",
-  "<=": "sle",
-  ">": "sgt",
-  ">=": "sge",
-};
-const UCMP: Record<string, string> = {
-  "==": "eq",
-  "!=": "ne",
-  "<": "ult",
-  "<=": "ule",
-  ">": "ugt",
-  ">=": "uge",
-};
-
-/**
- * Whether a loop's lanes may run all loads first: a constant extent, and no buffer loaded after a
- * store to it in the body (a lane reading back what it stored would read the old value).
- */
-function storesLast(s: For): boolean {
-  if (s.extent.kind !== "const") return false;
-  const stored = new Set<Buffer>();
-  let ok = true;
-  walk(s.body, (n) => {
-    if (n.kind === "store") {
-      walk(n.value, (e) => {
-        if (e.kind === "load" && stored.has(e.buffer)) ok = false;
-      });
-      for (const i of n.indices)
-        walk(i, (e) => {
-          if (e.kind === "load" && stored.has(e.buffer)) ok = false;
-        });
-      stored.add(n.buffer);
-      return false;
-    }
-    if (n.kind === "load" && stored.has(n.buffer)) ok = false;
-    return ok;
-  });
-  return ok;
-}
-
 const alignOf = (d: DType): number => (d === "bool" ? 1 : DTYPES[d].bits / 8);
 const isZero = (e: Expr): boolean => e.kind === "const" && e.value === 0;
-
-function wrapInt(v: number, d: DType): number {
-  switch (d) {
-    case "i32":
-      return v | 0;
-    case "u32":
-      return v | 0; // LLVM i32 constants are written signed
-    case "i8":
-    case "u8":
-      return (v << 24) >> 24;
-    default:
-      return Math.trunc(v);
-  }
-}
 
 /** Renders a device-IR function (flat buffers, thread-bound loops) for an LLVM target. */
 export function renderLLVM(f: PrimFunc, target: LLVMTarget): RenderedKernel {

@@ -130,6 +130,34 @@ function vectorizeLoop(loop: For): For {
   return canon;
 }
 
+/**
+ * Whether a vectorized loop may run every lane's loads before any lane's stores (the order of a
+ * vector instruction, which renderers use to merge the lanes' accesses): a constant extent, and
+ * no buffer loaded after a store to it in the body (a lane reading back what it stored would read
+ * the old value); lanes touch different elements of what they store (canonical form above).
+ */
+export function loadsBeforeStores(s: For): boolean {
+  if (s.extent.kind !== "const") return false;
+  const stored = new Set<Buffer>();
+  let ok = true;
+  walk(s.body, (n) => {
+    if (n.kind === "store") {
+      walk(n.value, (e) => {
+        if (e.kind === "load" && stored.has(e.buffer)) ok = false;
+      });
+      for (const i of n.indices)
+        walk(i, (e) => {
+          if (e.kind === "load" && stored.has(e.buffer)) ok = false;
+        });
+      stored.add(n.buffer);
+      return false;
+    }
+    if (n.kind === "load" && stored.has(n.buffer)) ok = false;
+    return ok;
+  });
+  return ok;
+}
+
 export function vectorizePass(f: PrimFunc, _target?: Target): PrimFunc {
   const body = rewriteStmt(f.body, {
     stmt: (s) => (s.kind === "for" && s.forKind === "vectorized" ? hoistGuards(s) : s),
