@@ -15,7 +15,7 @@
  * the thread index (and skip the threads past their extent), multi-index accesses still work.
  */
 import type { Buffer, Expr, PrimFunc, Stmt } from "../../lower/ir/nodes.ts";
-import { buffer, constant, mul } from "../../lower/ir/build.ts";
+import { add, buffer, constant, load, mul } from "../../lower/ir/build.ts";
 import { replaceBuffers, walk } from "../../lower/ir/transform.ts";
 import { JsRenderer, storageCtor } from "./render.ts";
 import { bindArgs, type KernelArgs } from "./runtime.ts";
@@ -39,6 +39,17 @@ class DeviceJsRenderer extends JsRenderer {
       }
       if (e.name === "mma_m16n8k16")
         return `(yield { mma: [${e.args.map((a) => this.expr(a)).join(", ")}] })`;
+      if (e.name === "ldmatrix") {
+        // The lane hands over the eight halves of the row it names; the scheduler deals them out.
+        const [row, count, reg] = e.args as [Expr, Expr, Expr];
+        if (row.kind !== "load") throw new Error("tkc cpu device: ldmatrix needs a load naming the row");
+        const halves = Array.from({ length: 8 }, (_, i) =>
+          this.expr(
+            load(row.buffer, [...row.indices.slice(0, -1), add(row.indices.at(-1)!, constant(i, "i32"))]),
+          ),
+        );
+        return `(yield { ldmatrix: [${halves.join(", ")}], count: ${this.expr(count)}, reg: ${this.expr(reg)} })`;
+      }
     }
     return super.expr(e);
   }
@@ -135,8 +146,10 @@ export function renderDeviceJs(f: PrimFunc): string {
   return lines.filter((l) => l.trim() !== "").join("\n");
 }
 
-/** Where a thread waits: a block barrier, a warp barrier, a shuffle, or a tensor-core product. */
-type SyncPoint = null | "warp" | readonly [number, number, number] | { readonly mma: readonly number[] };
+/** Where a thread waits: a block barrier, a warp barrier, a shuffle, a tensor-core product or an ldmatrix. */
+type Ldmatrix = { readonly ldmatrix: readonly number[]; readonly count: number; readonly reg: number };
+type SyncPoint =
+  null | "warp" | readonly [number, number, number] | { readonly mma: readonly number[] } | Ldmatrix;
 type Thread = Generator<SyncPoint, void, number | undefined>;
 
 /** Runs the threads of one block to completion, honouring barriers and warp shuffles. */
@@ -177,6 +190,9 @@ export function runBlock(
             w0 / W,
           );
           lanes.forEach((i, k) => (at[i] = threads[i]!.next(values[k])));
+        } else if (points.every((p) => typeof p === "object" && "ldmatrix" in p)) {
+          const values = ldmatrixM8n8(points as Ldmatrix[], w0 / W);
+          lanes.forEach((i, k) => (at[i] = threads[i]!.next(values[k])));
         } else if (points.every((p) => Array.isArray(p) && p[1] === (points[0] as readonly number[])[1])) {
           const values = points.map((p, k) => {
             const partner = (k ^ (p as readonly number[])[1]!) + 0;
@@ -200,6 +216,22 @@ export function runBlock(
       );
     for (let i = 0; i < n; i++) at[i] = threads[i]!.next();
   }
+}
+
+/**
+ * One warp's ldmatrix.m8n8.x{count}.b16: lane 8j + i handed over row i of matrix j (eight f16
+ * values); lane l receives row l >> 2, elements 2 (l & 3) and + 1 of matrix `reg`, packed.
+ */
+function ldmatrixM8n8(lanes: readonly Ldmatrix[], warp: number): number[] {
+  const { count, reg } = lanes[0]!;
+  if (lanes.length !== 32 || lanes.some((l) => l.count !== count || l.reg !== reg) || reg >= count)
+    throw new Error(
+      `tkc cpu device: warp ${warp}: ldmatrix needs 32 lanes asking for the same register of the same x${count} load`,
+    );
+  return lanes.map((_, lane) => {
+    const row = lanes[8 * reg + (lane >> 2)]!.ldmatrix;
+    return runtime.packF16x2(row[2 * (lane & 3)]!, row[2 * (lane & 3) + 1]!);
+  });
 }
 
 /**

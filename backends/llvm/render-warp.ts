@@ -1,13 +1,14 @@
 /**
  * Warp-level operations for the LLVM renderer: butterfly shuffles (NVIDIA's shfl.sync, AMD's
- * ds_bpermute) and tensor-core products (NVIDIA's mma.sync m16n8k16). Both need every lane of the
+ * ds_bpermute), tensor-core products (NVIDIA's mma.sync m16n8k16) and their operand loads from
+ * shared memory (ldmatrix). All need every lane of the
  * warp; the lowering passes keep them out of divergent code (lower/passes/barriers.ts).
  */
 import type { DType } from "../../dsl/dtypes.ts";
 import { DTYPES } from "../../dsl/dtypes.ts";
 import { sameExpr } from "../../lower/ir/equal.ts";
 import type { LaunchDims } from "../../lower/ir/launch.ts";
-import type { Expr } from "../../lower/ir/nodes.ts";
+import type { Buffer, Expr } from "../../lower/ir/nodes.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import type { MathBuilder } from "./render-math.ts";
 
@@ -17,6 +18,8 @@ export interface WarpBuilder extends MathBuilder {
   /** The basic block being emitted. */
   readonly label: string;
   expr(e: Expr): string;
+  /** A pointer to buffer[indices]. */
+  address(buf: Buffer, indices: readonly Expr[]): { readonly ptr: string; readonly space: number };
   cast(v: string, from: DType, to: DType): string;
   bitcast(v: string, from: string, to: string): string;
 }
@@ -65,9 +68,52 @@ export function shuffleXor(b: WarpBuilder, args: readonly Expr[], d: DType): str
  */
 export class MmaIssuer {
   private issued: { label: string; args: readonly Expr[]; result: string }[] = [];
+  private loaded: { label: string; args: readonly Expr[]; result: string }[] = [];
 
   forget(): void {
     this.issued = [];
+    this.loaded = [];
+  }
+
+  /**
+   * Register args[2] of ldmatrix.sync.aligned.m8n8.x{args[1]}.b16 from the row args[0] names (a
+   * load of f16 in shared memory): one instruction for the registers of a load, as for products.
+   */
+  ldmatrix(b: WarpBuilder, args: readonly Expr[]): string {
+    const [row, countE, regE] = args as [Expr, Expr, Expr];
+    const count = (countE as { value: number }).value;
+    const reg = (regE as { value: number }).value;
+    if (b.fl.target.kind !== "nvptx")
+      throw new Error(
+        `tkc llvm: ldmatrix (a tensor-core operand load) needs NVIDIA sm_80 or later; ${b.fl.target.arch} has none`,
+      );
+    if (row.kind !== "load" || row.buffer.scope !== "shared" || row.buffer.dtype !== "f16")
+      throw new Error(`tkc llvm: ldmatrix reads rows of f16 in shared memory; found ${printExpr(row)}`);
+    const dims = row.buffer.allocShape ?? row.buffer.shape;
+    const inner = dims.at(-1)!;
+    if (dims.length > 1 && (inner.kind !== "const" || inner.value % 8 !== 0))
+      throw new Error(
+        `tkc llvm: ldmatrix reads 16-byte rows, so the rows of ${row.buffer.name} (${printExpr(inner)} halves) must be a multiple of 8 halves long: pad them with storageAlign`,
+      );
+    let done = this.loaded.find(
+      (m) => m.label === b.label && m.args.every((a, i) => sameExpr(a, args[i]!) || i === 2),
+    );
+    if (!done) {
+      const p = b.address(row.buffer, row.indices);
+      const ret = count === 1 ? "i32" : `{ ${Array(count).fill("i32").join(", ")} }`;
+      const result = b.callIntrinsic(
+        ret,
+        `llvm.nvvm.ldmatrix.sync.aligned.m8n8.x${count}.b16.p3`,
+        [p.ptr],
+        [`ptr addrspace(${p.space})`],
+      );
+      done = { label: b.label, args, result };
+      this.loaded.push(done);
+    }
+    if (count === 1) return done.result;
+    const t = b.tmp();
+    b.emit(`${t} = extractvalue { ${Array(count).fill("i32").join(", ")} } ${done.result}, ${reg}`);
+    return t;
   }
 
   /** Field args[16] of the product of args[0..15] (a0..a7, b0..b3 f16; c0..c3 f32). */

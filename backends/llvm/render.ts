@@ -229,6 +229,7 @@ class Emitter {
     }
     if (name === "shfl_xor") return shuffleXor(this, args, d);
     if (name === "mma_m16n8k16") return this.mmas.field(this, args);
+    if (name === "ldmatrix") return this.mmas.ldmatrix(this, args);
     if (name === "bitcast") {
       const a = args[0]!;
       return this.bitcast(this.expr(a), llvmType(a.dtype), llvmType(d));
@@ -283,7 +284,7 @@ class Emitter {
   }
 
   /** A pointer to buffer[indices] (device IR buffers are flat: one index). */
-  private address(buf: Buffer, indices: readonly Expr[]): BufferRef {
+  address(buf: Buffer, indices: readonly Expr[]): BufferRef {
     const ref = this.buffers.get(buf);
     if (!ref) throw new Error(`tkc llvm: buffer ${buf.name} used outside its allocation`);
     const i64 = this.flatIndex(buf, indices);

@@ -78,6 +78,11 @@ export type CallName =
   // (a0..a7 f16, b0..b3 f16, c0..c3 f32, field): field of a warp's 16x8x16 tensor-core product
   // (lower/schedule/tensorize.ts has the register layout; one instruction per warp on NVIDIA)
   | "mma_m16n8k16"
+  // (row f16 load from shared memory, count 1 | 2 | 4, register): register `register` of a warp's
+  // ldmatrix.m8n8.x{count}.b16. Lane 8j + i names, by the load, the first of the eight contiguous
+  // halves of row i of matrix j; lane l receives row l >> 2, halves 2 (l & 3) and + 1 of matrix
+  // `register`, packed as pack_f16x2 packs them (the mma.m16n8k16 operand layout)
+  | "ldmatrix"
   | "thread_id" // (axis 0..2) threadIdx
   | "block_id" // (axis 0..2) blockIdx
   | "bitcast" // (value): the same 32 bits as another dtype (f32 <-> u32/i32)

@@ -215,6 +215,26 @@ function checkLayout(u: Update, lane: Var, r: Var, kk: Var): void {
   }
 }
 
+/**
+ * Whether a tensor operand is read with ldmatrix: it lives in shared memory, and its tile's first
+ * column is a multiple of 8 at random values of the other variables (so each 8-half row of an 8 x 8
+ * matrix starts on 16 bytes, given rows a multiple of 8 halves long, which the renderer checks).
+ */
+function viaLdmatrix(o: Operand, u: Update, lane: Var, r: Var, kk: Var): boolean {
+  if (o.kind !== "tensor" || o.load.buffer.scope !== "shared") return false;
+  const others = new Set<Var>();
+  for (const e of [...u.accIndex, ...operandExprs(u.a), ...operandExprs(u.b)])
+    for (const v of collectVars(e)) others.add(v);
+  const rand = lcg(0x1d3);
+  for (let trial = 0; trial < 8; trial++) {
+    const env: Record<string, number> = {};
+    for (const v of others) env[v.name] = rand();
+    Object.assign(env, { [lane.name]: 0, [r.name]: 0, [kk.name]: 0 });
+    if (evalInt(o.load.indices[1]!, env) % 8 !== 0) return false;
+  }
+  return true;
+}
+
 function tensorize(f: PrimFunc, loopName: string, intrinsic: string, laneName: string): PrimitiveResult {
   if (!(TENSOR_INTRINSICS as readonly string[]).includes(intrinsic))
     fail(`unknown intrinsic ${JSON.stringify(intrinsic)}; tkc has ${TENSOR_INTRINSICS.join(", ")}`);
@@ -257,19 +277,55 @@ function tensorize(f: PrimFunc, loopName: string, intrinsic: string, laneName: s
       ),
     ).flat();
   };
+  // An operand tile in shared memory whose rows start on 16 bytes is read with ldmatrix: lane
+  // 8j + i names row i of 8 x 8 matrix j, and the lanes receive the instruction's registers (one
+  // shared-memory instruction for A's four registers, where lane-by-lane loads take four).
+  // Matrix j of A is rows 8 (j & 1), columns 8 (j >> 1) (register order a0..a3); of B, columns 8j.
+  const ldmatrix = (o: Operand, rowOf: (m: Expr) => Expr[], count: number): Expr[] => {
+    const m = count === 4 ? lane : B.binary("&", lane, i32(15));
+    const rowLoad = at(o.load, ...(rowOf(m) as [Expr, Expr, Expr]));
+    return Array.from({ length: count }, (_, j) =>
+      [0, 1].map((h) =>
+        B.call("unpack_f16x2", [B.call("ldmatrix", [rowLoad, i32(count), i32(j)], "u32"), i32(h)], "f16"),
+      ),
+    ).flat();
+  };
+  const row8 = (m: Expr) => B.binary("&", m, i32(7));
   const aFrag =
     u.a.kind === "fragment"
       ? fragment(u.a, 4)
-      : [0, 8].flatMap((ko) =>
-          [0, 2].flatMap((rr) => [0, 1].map((j) => at(u.a.load, lane, i32(rr), kOf(ko + j)))),
-        );
+      : viaLdmatrix(u.a, u, lane, r, kk)
+        ? // Row 8 ((m >> 3) & 1) + (m & 7) of A is lane' = 4 (m & 7), r' = 2 ((m >> 3) & 1); column 8 (m >> 4).
+          ldmatrix(
+            u.a,
+            (m) => [
+              B.mul(row8(m), i32(4)),
+              B.mul(B.binary("&", B.binary(">>", m, i32(3)), i32(1)), i32(2)),
+              B.mul(B.binary(">>", m, i32(4)), i32(8)),
+            ],
+            4,
+          )
+        : [0, 8].flatMap((ko) =>
+            [0, 2].flatMap((rr) => [0, 1].map((j) => at(u.a.load, lane, i32(rr), kOf(ko + j)))),
+          );
   // The lane whose field (r & 1) sits in column g of the tile: lane' & 3 = g >> 1, r' = g & 1.
   const bLane = B.binary(">>", lane, i32(3));
   const bField = B.binary("&", B.binary(">>", lane, i32(2)), i32(1));
   const bFrag =
     u.b.kind === "fragment"
       ? fragment(u.b, 2)
-      : [0, 8].flatMap((ko) => [0, 1].map((j) => at(u.b.load, bLane, bField, kOf(ko + j))));
+      : viaLdmatrix(u.b, u, lane, r, kk)
+        ? // Column n = m & 7 of B is lane' = n >> 1, r' = n & 1; k from 8 ((m >> 3) & 1).
+          ldmatrix(
+            u.b,
+            (m) => [
+              B.binary(">>", row8(m), i32(1)),
+              B.binary("&", m, i32(1)),
+              B.mul(B.binary("&", B.binary(">>", m, i32(3)), i32(1)), i32(8)),
+            ],
+            2,
+          )
+        : [0, 8].flatMap((ko) => [0, 1].map((j) => at(u.b.load, bLane, bField, kOf(ko + j))));
   const used = new Set<string>();
   const cVars = [0, 1, 2, 3].map((i) => {
     let name = freshName(f, `${u.acc.name}_c${i}`);

@@ -140,6 +140,24 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
     });
   }
 
+  it("reads operand tiles staged in shared memory with ldmatrix: x4 for A, x2 for B", () => {
+    const q4 = Schedule.of(q4GemmMma);
+    mmaGemmSchedule()(q4, "sm_90");
+    const q4Text = printFunc(q4.func);
+    // x's tile in shared memory (A); the weights are register fragments (B).
+    expect(q4Text).toMatch(/ldmatrix\(xs\[[^\n]*, 4, 3\)/);
+    expect(q4Text).not.toMatch(/ldmatrix\([^\n]*, 2, /);
+    const f16 = Schedule.of(f16GemmMma);
+    mmaGemmSchedule()(f16, "sm_90");
+    const f16Text = printFunc(f16.func);
+    expect(f16Text).toMatch(/ldmatrix\([^\n]*, 4, 0\)/);
+    expect(f16Text).toMatch(/ldmatrix\([^\n]*, 2, 1\)/);
+    // Operands read from global memory keep their lane-by-lane loads.
+    const tile = tileSchedule(mmaTile);
+    tile.tensorize("r", "mma_m16n8k16", "lane");
+    expect(printFunc(tile.func)).not.toContain("ldmatrix(");
+  });
+
   it("stages each K stage behind two barriers: the copy steps write different elements (disjoint_writes)", () => {
     const s = Schedule.of(q4GemmMma);
     mmaGemmSchedule()(s, "sm_90");
@@ -162,7 +180,7 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
   });
 
   it.skipIf(llvmMissing !== "")(
-    "compiles to one mma.sync per product and 32-bit shared loads of fragment pairs",
+    "compiles to one mma.sync per product and one ldmatrix per A fragment",
     () => {
       // K specialized, as the model's operations are (the loads' widths follow from it).
       const s = new Schedule(specialize(lowerKernel(q4GemmMma), { n: 4096, k: 4096, kw: 512, kg: 128 }));
@@ -171,9 +189,10 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
       const ptx = compileLLVM(renderLLVM(lowerToDevice(s.func, TARGETS.sm_90), t).text, t).ptx!;
       // Per stage of two groups: 4 K steps x 4 x 4 tiles per warp.
       expect(ptx.match(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/g)?.length).toBe(64);
-      expect(ptx).not.toMatch(/ld\.shared\.(u16|b16)/);
-      // Only x passes through shared memory: 4 A registers per K step of 16 (4), per tile along M (4).
-      expect(ptx.match(/ld\.shared\.b32/g)?.length).toBe(64);
+      expect(ptx).not.toMatch(/ld\.shared/);
+      // Only x passes through shared memory: an ldmatrix.x4 (A's four registers) per K step of 16
+      // (4) and tile along M (4).
+      expect(ptx.match(/ldmatrix\.sync\.aligned\.m8n8\.x4\.shared\.b16/g)?.length).toBe(16);
       // Each lane loads its two words of a weight row's stage once (8 bytes), x in 16-byte chunks.
       expect(ptx.match(/ld\.global\.v2\.u32/g)?.length).toBe(4);
       expect(ptx.match(/ld\.global\.v4\.b32/g)?.length).toBe(8);
