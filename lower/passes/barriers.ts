@@ -17,7 +17,8 @@
  * or when the branch admits one thread only; otherwise the pass refuses, as it does for barriers
  * and warp shuffles that already sit in divergent code.
  */
-import type { Buffer, Expr, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
+import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
+import { DOUBLE_BUFFER_KEY } from "../schedule/cache_read_write.ts";
 import { barrier, isWarpCollective, seq } from "../ir/build.ts";
 import { sameExpr } from "../ir/equal.ts";
 import { printExpr } from "../ir/printer.ts";
@@ -65,6 +66,46 @@ function sharedAccesses(n: Stmt | Expr): {
     }
   });
   return out;
+}
+
+/** The names of the buffers a loop double-buffers (lower/schedule doubleBuffer's annotation). */
+function doubleBuffered(s: For): Set<string> {
+  return new Set(
+    Object.keys(s.annotations)
+      .filter((k) => k.startsWith(DOUBLE_BUFFER_KEY) && s.annotations[k] === true)
+      .map((k) => k.slice(DOUBLE_BUFFER_KEY.length)),
+  );
+}
+
+const without = (p: Pending, names: ReadonlySet<string>): Pending => ({
+  reads: new Set([...p.reads].filter((b) => !names.has(b.name))),
+  writes: new Set([...p.writes].filter((b) => !names.has(b.name))),
+});
+
+/**
+ * Whether every iteration of `loop` but (possibly) the first runs a block barrier: one at the top
+ * level of its body, or of a branch `if (v > min)` there (v the loop variable; a software-pipelined
+ * loop's first iteration only loads).
+ */
+function barrierAfterFirst(body: Stmt, loop: For): boolean {
+  switch (body.kind) {
+    case "barrier":
+      return body.scope === "shared";
+    case "seq":
+      return body.body.some((c) => barrierAfterFirst(c, loop));
+    case "let":
+    case "allocate":
+    case "block":
+      return barrierAfterFirst(body.body, loop);
+    case "if": {
+      const c = body.cond;
+      const afterFirst =
+        c.kind === "binary" && c.op === ">" && c.a === loop.loopVar && sameExpr(c.b, loop.min);
+      return afterFirst && !body.else && barrierAfterFirst(body.then, loop);
+    }
+    default:
+      return false;
+  }
 }
 
 /** The buffers whose accesses in `a` conflict with the pending ones (empty: none). */
@@ -146,10 +187,15 @@ class Sync {
         const pre = clash.length ? [this.barrierFor(clash)] : [];
         const before = pre.length ? this.after(pre[0]!, pending, EMPTY) : pending;
         // Walk the body until what flows around the back edge is covered by what it started with.
+        const doubled = doubleBuffered(s);
         let entry = before;
         for (;;) {
           const [body, end] = this.walk(s.body, entry);
-          const next = union(entry, end);
+          // The next iteration touches the other half of a double buffer (doubleBuffer): what this
+          // one leaves pending there conflicts only with the iteration after, and a block barrier
+          // that every iteration but the first runs orders it before that one.
+          const carried = doubled.size && barrierAfterFirst(body, s) ? without(end, doubled) : end;
+          const next = union(entry, carried);
           if (samePending(entry, next)) return [seq([...pre, { ...s, body }]), union(before, end)];
           entry = next;
         }

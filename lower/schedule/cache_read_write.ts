@@ -1,5 +1,5 @@
 /**
- * Caches and storage: cacheRead, cacheWrite, setScope, storageAlign.
+ * Caches and storage: cacheRead, cacheWrite, setScope, storageAlign, doubleBuffer.
  *
  * A cache is a new buffer of the original's shape in a faster scope, with a copy block between
  * it and the original; computeAt / reverseComputeAt then move the copy next to its use, which
@@ -11,7 +11,7 @@ import { replaceBuffers, rewriteStmt, someNode, walk } from "../ir/transform.ts"
 import { allocatedIn, loadsIn, storesIn } from "./analysis.ts";
 import { ScheduleError } from "./errors.ts";
 import { registerPrimitives, type PrimitiveResult } from "./registry.ts";
-import { blockPath, freshName, namesIn, type Path } from "./state.ts";
+import { blockPath, freshName, loopPath, namesIn, replaceStmt, type Path } from "./state.ts";
 import {
   accessesOf,
   accessIntervals,
@@ -259,4 +259,79 @@ function storageAlign(
   return { func: { ...f, body: replaceBuffers(f.body, new Map([[buffer, aligned]])) } };
 }
 
-registerPrimitives({ cacheRead, cacheWrite, setScope, storageAlign });
+/**
+ * The loop annotation doubleBuffer leaves, one key per buffer: `double_buffer:<name>`. The barriers
+ * pass (lower/passes/barriers.ts) reads it: iterations i and i + 1 of the loop touch different
+ * halves of the buffer, so only a barrier inside the body orders iteration i's accesses before
+ * iteration i + 2's.
+ */
+export const DOUBLE_BUFFER_KEY = "double_buffer:";
+
+/**
+ * Doubles a shared buffer written and read inside a loop, as TVM's double_buffer: iteration i
+ * uses half i & 1 (a new first dimension of 2), so a thread may fill the next iteration's half
+ * while others still read this one. In a software-pipelined loop (stage i staged, then used, in
+ * iteration i) that removes the barrier before each stage's writes; the barrier between a stage's
+ * writes and its reads stays. Every access to the buffer must be inside the loop.
+ */
+function doubleBuffer(f: PrimFunc, bufferName: string, loopName: string): PrimitiveResult {
+  const P = "doubleBuffer";
+  const { buffer, alloc } = findBuffer(f, bufferName, P);
+  if (!alloc)
+    throw new ScheduleError(P, `${bufferName} is a parameter: only buffers the kernel allocates can double`);
+  if (buffer.scope !== "shared")
+    throw new ScheduleError(
+      P,
+      `${bufferName} is ${buffer.scope}; doubleBuffer is for shared buffers, which threads share across iterations`,
+    );
+  const { loop, path } = loopPath(f, loopName, P);
+  if (!path.includes(alloc))
+    throw new ScheduleError(
+      P,
+      `loop ${loopName} is not inside ${bufferName}'s allocation: allocate the buffer outside the loop`,
+    );
+  if (loop.forKind === "thread" || loop.forKind === "vectorized" || loop.forKind === "parallel")
+    throw new ScheduleError(
+      P,
+      `loop ${loopName} is ${loop.forKind}; double buffering alternates along a serial loop`,
+    );
+  const count = (n: Stmt) => {
+    let c = 0;
+    walk(n, (x) => {
+      if ((x.kind === "load" || x.kind === "store") && x.buffer === buffer) c++;
+    });
+    return c;
+  };
+  const inside = count(loop.body);
+  if (inside === 0) throw new ScheduleError(P, `loop ${loopName} does not access ${bufferName}`);
+  if (count(alloc.body) !== inside)
+    throw new ScheduleError(
+      P,
+      `${bufferName} is also accessed outside loop ${loopName}; every access must be inside it so that each iteration has its half`,
+    );
+  const doubled = B.buffer(
+    buffer.name,
+    buffer.dtype,
+    [B.i32c(2), ...buffer.shape],
+    buffer.scope,
+    buffer.allocShape ? [B.i32c(2), ...buffer.allocShape] : undefined,
+  );
+  const half = B.binary("&", loop.loopVar, B.i32c(1));
+  const body = rewriteStmt(loop.body, {
+    expr: (e) =>
+      e.kind === "load" && e.buffer === buffer ? { ...e, buffer: doubled, indices: [half, ...e.indices] } : e,
+    stmt: (st) =>
+      st.kind === "store" && st.buffer === buffer
+        ? { ...st, buffer: doubled, indices: [half, ...st.indices] }
+        : st,
+  });
+  const annotated: Stmt = {
+    ...loop,
+    body,
+    annotations: { ...loop.annotations, [DOUBLE_BUFFER_KEY + buffer.name]: true },
+  };
+  const inAlloc = replaceStmt({ ...f, body: alloc.body }, loop, annotated).body;
+  return { func: replaceStmt(f, alloc, { ...alloc, buffer: doubled, body: inAlloc }) };
+}
+
+registerPrimitives({ cacheRead, cacheWrite, setScope, storageAlign, doubleBuffer });

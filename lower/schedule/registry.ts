@@ -20,6 +20,7 @@ export type PrimitiveName =
   | "cacheWrite"
   | "setScope"
   | "storageAlign"
+  | "doubleBuffer"
   | "computeAt"
   | "reverseComputeAt"
   | "computeInline"
@@ -52,6 +53,7 @@ export const PRIMITIVES: Record<PrimitiveName, Primitive> = {
   cacheWrite: notYet("cacheWrite"),
   setScope: notYet("setScope"),
   storageAlign: notYet("storageAlign"),
+  doubleBuffer: notYet("doubleBuffer"),
   computeAt: notYet("computeAt"),
   reverseComputeAt: notYet("reverseComputeAt"),
   computeInline: notYet("computeInline"),

@@ -100,6 +100,10 @@ export class Schedule {
   storageAlign(buffer: string, axis: number, factor: number, offset: number): void {
     this.apply("storageAlign", buffer, axis, factor, offset);
   }
+  /** Doubles a shared buffer along a loop (iteration i uses half i & 1): see cache_read_write.ts. */
+  doubleBuffer(buffer: string, loop: string): void {
+    this.apply("doubleBuffer", buffer, loop);
+  }
   computeAt(block: string, loop: string): void {
     this.apply("computeAt", block, loop);
   }

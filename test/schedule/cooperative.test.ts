@@ -193,6 +193,40 @@ describe("cooperative fetching: the classic GPU matmul", () => {
     expect(text.match(/syncThreads\(\)/g)?.length).toBeGreaterThanOrEqual(2);
   });
 
+  it("doubleBuffer: each K step stages into the other half of the tiles, one barrier a step", () => {
+    const barriers = (x: Schedule) =>
+      printFunc(lowerToDevice(x.func, TARGETS.sm_90)).match(/syncThreads\(\)/g)?.length;
+    const single = classic({ ty: 8, tx: 8, kt: 8 });
+    const s = classic({ ty: 8, tx: 8, kt: 8 });
+    s.doubleBuffer("a_shared", "k_0");
+    s.doubleBuffer("b_shared", "k_0");
+    const text = printFunc(s.func);
+    expect(text).toContain("const a_shared = shared(f32, [2, 8, 8]);");
+    expect(text).toMatch(/a_shared\[k_0 & 1\]\[/);
+    // Before: one before the copies (the previous step's readers), one before the products.
+    expect(barriers(single)).toBe(2);
+    expect(barriers(s)).toBe(1);
+    // The emulation runs each thread to its next barrier: a thread that overwrote a half another
+    // still reads would change the results.
+    checkOnDevice(s);
+    expectSameResults(s.original, s.func, { m: 13, n: 11, k: 10 });
+    expectTraceRoundTrip(s);
+  });
+
+  it("doubleBuffer refuses parameters, local buffers, loops that do not hold every access", () => {
+    const s = classic({ ty: 4, tx: 4, kt: 4 });
+    expect(() => s.doubleBuffer("a", "k_0")).toThrow(/a is a parameter/);
+    const t = classic({ ty: 4, tx: 4, kt: 4, kernel: accMatmul, localC: true });
+    expect(() => t.doubleBuffer("c_local", "k_0")).toThrow(
+      /c_local is local; doubleBuffer is for shared buffers/,
+    );
+    // The products read a_shared in k_1, the copies write it outside k_1.
+    expect(() => s.doubleBuffer("a_shared", "k_1")).toThrow(
+      /a_shared is also accessed outside loop k_1; every access must be inside it/,
+    );
+    expect(() => s.doubleBuffer("a_shared", "i_0")).toThrow(/loop i_0 is thread/);
+  });
+
   it("binds an outer thread loop after the copy inside it is bound (either order)", () => {
     // Only A is staged: B's tile would depend on j_1 while j_1 is still serial.
     const s = Schedule.of(matmul);

@@ -19,7 +19,7 @@ import { TARGETS } from "../../lower/passes/target.ts";
 import { Schedule, ScheduleError, TargetUnsupportedError, replay } from "../../lower/schedule/index.ts";
 import { f16Gemm } from "../../stdlib/f16_gemv.ts";
 import { f16GemmMma, q4GemmMma } from "../../stdlib/gemm_mma.ts";
-import { mmaGemmSchedule } from "../../stdlib/gpu/gemm.ts";
+import { MMA_GEMM_SCHEDULE, mmaGemmSchedule } from "../../stdlib/gpu/gemm.ts";
 import { q4Gemm } from "../../stdlib/q4_gemv.ts";
 import {
   mmaTile,
@@ -158,12 +158,22 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
     expect(printFunc(tile.func)).not.toContain("ldmatrix(");
   });
 
-  it("stages each K stage behind two barriers: the copy steps write different elements (disjoint_writes)", () => {
-    const s = Schedule.of(q4GemmMma);
-    mmaGemmSchedule()(s, "sm_90");
-    const device = printFunc(lowerToDevice(s.func, TARGETS.sm_90));
-    // One before the copies (the previous step's readers), one before the products read them.
-    expect(device.match(/syncThreads\(\)/g)?.length).toBe(2);
+  it("stages each K stage behind barriers: the copy steps write different elements (disjoint_writes); with doubleBuffer into the half of the tiles the previous stage's products do not read", () => {
+    const barriers = (k: KernelDef, doubleBuffer: { q4: boolean; f16: boolean }) => {
+      const s = Schedule.of(k);
+      mmaGemmSchedule({ ...MMA_GEMM_SCHEDULE, doubleBuffer })(s, "sm_90");
+      return printFunc(lowerToDevice(s.func, TARGETS.sm_90)).match(/syncThreads\(\)/g)?.length;
+    };
+    // One before the copies (the previous step's readers), one before the products read them;
+    // double-buffered, only the second.
+    expect(barriers(q4GemmMma, { q4: false, f16: false })).toBe(2);
+    expect(barriers(q4GemmMma, { q4: true, f16: false })).toBe(1);
+    expect(barriers(f16GemmMma, { q4: false, f16: false })).toBe(2);
+    expect(barriers(f16GemmMma, { q4: false, f16: true })).toBe(1);
+    const doubled = Schedule.of(q4GemmMma);
+    mmaGemmSchedule({ ...MMA_GEMM_SCHEDULE, doubleBuffer: { q4: true, f16: true } })(doubled, "sm_90");
+    const { want, got } = runBoth(q4GemmMma, doubled, { m: 19, n: 70, k: 96, kw: 12, kg: 3 });
+    expect(compareResults(want, got, 0).mismatches).toEqual([]);
   });
 
   it("elsewhere keeps f16GemmMma's per-lane multiply-adds (no tensorize) with the same results", () => {
