@@ -510,18 +510,37 @@ export class KernelLlama implements LanguageModel {
         start,
         out: v("attn", [T, c.nHeads, hd]),
       });
-      gemm(o.gemmO!, v("attn", [T, c.dim]), L.o, 0, c.dim, v("tmp", [T, c.dim]));
-      this.run(o.residual!, { a: x, b: v("tmp", [T, c.dim]), y: x });
+      // x += attn Wo^T, and later x += SwiGLU(xn) Wdown^T: in the GEMMs' epilogues where fused.
+      const addProduct = (
+        fused: OpSpec | undefined,
+        plain: OpSpec | undefined,
+        input: DeviceTensor,
+        m: Matrix,
+      ) => {
+        if (fused) this.run(fused, { x: input, ...this.rows(m, 0, c.dim), residual: x, y: x });
+        else {
+          gemm(plain!, input, m, 0, c.dim, v("tmp", [T, c.dim]));
+          this.run(o.residual!, { a: x, b: v("tmp", [T, c.dim]), y: x });
+        }
+      };
+      addProduct(o.gemmORes, o.gemmO, v("attn", [T, c.dim]), L.o);
       this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: xn, eps: c.normEps });
-      gemm(o.gemmGateUp!, xn, L.gateUp, 0, c.hiddenDim, v("gate", [T, c.hiddenDim]));
-      gemm(o.gemmGateUp!, xn, L.gateUp, c.hiddenDim, c.hiddenDim, v("up", [T, c.hiddenDim]));
-      this.run(o.siluMul!, {
-        gate: v("gate", [T, c.hiddenDim]),
-        up: v("up", [T, c.hiddenDim]),
-        out: v("gate", [T, c.hiddenDim]),
-      });
-      gemm(o.gemmDown!, v("gate", [T, c.hiddenDim]), L.down, 0, c.dim, v("tmp", [T, c.dim]));
-      this.run(o.residual!, { a: x, b: v("tmp", [T, c.dim]), y: x });
+      if (o.gemmGateUpSilu)
+        this.run(o.gemmGateUpSilu, {
+          x: xn,
+          ...this.rows(L.gateUp, 0, 2 * c.hiddenDim),
+          out: v("gate", [T, c.hiddenDim]),
+        });
+      else {
+        gemm(o.gemmGateUp!, xn, L.gateUp, 0, c.hiddenDim, v("gate", [T, c.hiddenDim]));
+        gemm(o.gemmGateUp!, xn, L.gateUp, c.hiddenDim, c.hiddenDim, v("up", [T, c.hiddenDim]));
+        this.run(o.siluMul!, {
+          gate: v("gate", [T, c.hiddenDim]),
+          up: v("up", [T, c.hiddenDim]),
+          out: v("gate", [T, c.hiddenDim]),
+        });
+      }
+      addProduct(o.gemmDownRes, o.gemmDown, v("gate", [T, c.hiddenDim]), L.down);
     }
     this.device.sync();
   }

@@ -94,6 +94,13 @@ export interface OpChoices {
    * prefetches and as one bulk prefetch per tile (bench/results/decode-prefetch-ab-h200.json).
    */
   readonly prefetchDecodeWeights?: boolean;
+  /**
+   * With prefillGemm "mma" and q4f16_1 weights: the prefill's residual adds in the O and down
+   * GEMMs' epilogues (q4GemmResidualMma) and gate, up and SwiGLU in one GEMM whose warps pair gate
+   * and up tiles (q4GateUpSiluGemmMma): three launches fewer a layer, the same values (true); or
+   * the separate launches (false, the default).
+   */
+  readonly fusePrefillEpilogues?: boolean;
 }
 
 /** Kernel choices for CUDA (sm_80 and later): tensor-core prefill GEMMs and decode GEMVs. */
@@ -103,6 +110,7 @@ export const CUDA_OP_CHOICES: OpChoices = {
   foldDecodeNorms: true,
   decodeSplits: 4,
   prefillAttention: "mma",
+  fusePrefillEpilogues: true,
 };
 
 export function llamaOps(
@@ -277,6 +285,19 @@ export function llamaOps(
       gemmGateUp: op("gemmgateT", q4Gemm, q4(dim, hidden)),
       gemmDown: op("gemmdownT", q4Gemm, q4(hidden, dim)),
     });
+    if (mma && (choices.fusePrefillEpilogues ?? false)) {
+      // The O, gate/up and down products, residual adds and SwiGLU in three launches instead of 7.
+      for (const replaced of ["gemmO", "gemmGateUp", "gemmDown", "residual", "siluMul"])
+        delete prefill[replaced];
+      Object.assign(prefill, {
+        gemmORes: op("gemmoresT", S.q4GemmResidualMma, q4(dim, dim)),
+        gemmDownRes: op("gemmdownresT", S.q4GemmResidualMma, q4(hidden, dim)),
+        gemmGateUpSilu: op("gemmgateupT", S.q4GateUpSiluGemmMma, {
+          ...withN2(q4(dim, 2 * hidden)),
+          i: hidden,
+        }),
+      });
+    }
   } else {
     const g = (k: number, n: number) => ({ k, n });
     Object.assign(decode, {

@@ -39,6 +39,7 @@ import {
   type Tensor,
   type Sym,
 } from "../dsl/index.ts";
+import { silu } from "./elementwise.ts";
 import * as L from "./mma_layout.ts";
 import { Q4_GROUP, Q4_WORDS_PER_GROUP, q4PairF16x2Lane } from "./q4_common.ts";
 
@@ -55,6 +56,11 @@ const MMA_WARP_M = MMA_TILES_M * 16;
 const MMA_WARP_N = MMA_TILES_N * 8;
 const MMA_WARPS_N = MMA_BN / MMA_WARP_N;
 export const MMA_WARPS = (MMA_BM / MMA_WARP_M) * MMA_WARPS_N;
+/**
+ * 1 in q4GateUpSiluGemmMma (by kernel()'s consts): each warp's tiles pair gate and up rows
+ * (tileRow); 0 elsewhere.
+ */
+const PAIRED: number = 0;
 /** K per shared-memory stage of f16GemmMma. */
 export const MMA_BK = 32;
 
@@ -91,7 +97,113 @@ const STAGE_X_CHUNKS = (MMA_BM * STAGE_K) / 8 / MMA_THREADS;
  * its tiles' weight words and scales) is loaded into registers before the products of this stage;
  * x goes to shared memory and the words become B registers after them. A last stage past the end
  * of K (an odd number of groups) reads the last words and x's last chunk, with a scale of 0.
+ *
+ * This is a block's tile in the accumulators (the mma.m16n8k16 layout; warp w's 16 x 8 tile
+ * (mt, nt) sums x's rows from outputRow(bm, w, mt, ..) and weight rows from tileRow(bn, w, nt,
+ * half)); q4GemmMma and its fused variants below each add their epilogue.
  */
+function q4MmaBlock(
+  x: Tensor<f16, readonly [number, number]>,
+  packed: Tensor<u32, readonly [number, number]>,
+  scales: Tensor<f16, readonly [number, number]>,
+  bm: i32,
+  bn: i32,
+  half: i32,
+  acc: Tensor<f32, readonly [number, number, number, number, number]>,
+) {
+  const M = x.shape[0];
+  const K = x.shape[1];
+  const NW = packed.shape[0];
+  const KW = packed.shape[1];
+  const KG = scales.shape[1];
+  const stages = idiv(KG + STAGE_GROUPS - 1, STAGE_GROUPS);
+  // The next stage's x chunks, weight words and scales, in registers.
+  const xr = local("f16", [MMA_WARPS, MMA_LANES, STAGE_X_CHUNKS, 8]);
+  const wr = local("u32", [MMA_WARPS, MMA_LANES, MMA_TILES_N, STAGE_GROUPS]);
+  const sr = local("f16", [MMA_WARPS, MMA_LANES, MMA_TILES_N]);
+  // This stage's B registers: per tile along N and K step, lane, register.
+  const bf = local("u32", [MMA_WARPS, MMA_TILES_N, STAGE_K / 16, MMA_LANES, 2]);
+  const xs = shared("f16", [MMA_BM, STAGE_K]);
+  for (let wz = 0; wz < MMA_WARPS; wz++)
+    for (let lz = 0; lz < MMA_LANES; lz++)
+      for (let mz = 0; mz < MMA_TILES_M; mz++)
+        for (let nz = 0; nz < MMA_TILES_N; nz++)
+          for (let rz = 0; rz < 4; rz++) acc[wz][lz][mz][nz][rz] = f32(0);
+  // Stage g into registers: the loads of stage 0 here, of stage g + 1 inside the loop.
+  for (let g = 0; g < stages + 1; g++) {
+    if (g > 0) {
+      // Stage g - 1's x to shared memory in the B registers' order; its words to B registers.
+      for (let wc = 0; wc < MMA_WARPS; wc++) {
+        for (let lc = 0; lc < MMA_LANES; lc++) {
+          for (let sx = 0; sx < STAGE_X_CHUNKS; sx++) {
+            for (let vx = 0; vx < 8; vx++) {
+              const c = sx * MMA_THREADS + wc * MMA_LANES + lc;
+              xs[c >> 3][stageColumn(c, vx)] = xr[wc][lc][sx][vx];
+            }
+          }
+          for (let nw = 0; nw < MMA_TILES_N; nw++)
+            for (let hw = 0; hw < STAGE_K / 16; hw++)
+              for (let jw = 0; jw < 2; jw++)
+                bf[wc][nw][hw][lc][jw] = fmaF16x2(
+                  q4PairF16x2Lane(wr[wc][lc][nw][hw >> 1], 2 * (hw & 1) + jw),
+                  packF16x2(sr[wc][lc][nw], sr[wc][lc][nw]),
+                  u32(0),
+                );
+        }
+      }
+    }
+    // Stage g's loads, issued before stage g - 1's products (the last round reloads the last stage).
+    const gl = min(g, stages - 1);
+    for (let wf = 0; wf < MMA_WARPS; wf++) {
+      for (let lf = 0; lf < MMA_LANES; lf++) {
+        for (let sf = 0; sf < STAGE_X_CHUNKS; sf++) {
+          for (let vf = 0; vf < 8; vf++) {
+            const c = sf * MMA_THREADS + wf * MMA_LANES + lf;
+            xr[wf][lf][sf][vf] =
+              x[min(bm * MMA_BM + (c >> 3), M - 1)][min(gl * STAGE_K + (c & 7) * 8, K - 8) + vf];
+          }
+        }
+        for (let sg = 0; sg < MMA_TILES_N; sg++) {
+          const row = min(tileRow(bn, wf, sg, half) + (lf >> 2), NW - 1);
+          for (let vg = 0; vg < STAGE_GROUPS; vg++)
+            wr[wf][lf][sg][vg] =
+              packed[row][min(gl * STAGE_WORDS + STAGE_GROUPS * (lf & 3), KW - STAGE_GROUPS) + vg];
+          const group = gl * STAGE_GROUPS + ((lf & 3) >> 1);
+          sr[wf][lf][sg] = select(group < KG, scales[row][min(group, KG - 1)], f16(0));
+        }
+      }
+    }
+    if (g > 0) {
+      for (let wp = 0; wp < MMA_WARPS; wp++) {
+        for (let lane = 0; lane < MMA_LANES; lane++) {
+          for (let kt = 0; kt < STAGE_K / 16; kt++) {
+            for (let mt = 0; mt < MMA_TILES_M; mt++) {
+              for (let nt = 0; nt < MMA_TILES_N; nt++) {
+                for (let r = 0; r < 4; r++) {
+                  for (let kk = 0; kk < 16; kk++) {
+                    acc[wp][lane][mt][nt][r] +=
+                      f32(
+                        xs[idiv(wp, MMA_WARPS_N) * MMA_WARP_M + mt * 16 + (lane >> 2) + 8 * (r >> 1)][
+                          kt * 16 + kk
+                        ],
+                      ) *
+                      f32(
+                        unpackF16x2(
+                          bf[wp][nt][kt][L.mmaBLane(L.mmaCCol(lane, r), kk)][L.mmaBReg(kk)],
+                          kk & 1,
+                        ),
+                      );
+                  }
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
 export const q4GemmMma = kernel(function q4GemmMma(
   x: Tensor<f16, [Sym<"m">, Sym<"k">]>,
   packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
@@ -100,111 +212,106 @@ export const q4GemmMma = kernel(function q4GemmMma(
 ) {
   const M = y.shape[0];
   const N = y.shape[1];
-  const K = x.shape[1];
-  const KW = packed.shape[1];
-  const KG = scales.shape[1];
-  const stages = idiv(KG + STAGE_GROUPS - 1, STAGE_GROUPS);
   for (let bm = 0; bm < idiv(M + MMA_BM - 1, MMA_BM); bm++) {
     for (let bn = 0; bn < idiv(N + MMA_BN - 1, MMA_BN); bn++) {
       const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
-      // The next stage's x chunks, weight words and scales, in registers.
-      const xr = local("f16", [MMA_WARPS, MMA_LANES, STAGE_X_CHUNKS, 8]);
-      const wr = local("u32", [MMA_WARPS, MMA_LANES, MMA_TILES_N, STAGE_GROUPS]);
-      const sr = local("f16", [MMA_WARPS, MMA_LANES, MMA_TILES_N]);
-      // This stage's B registers: per tile along N and K step, lane, register.
-      const bf = local("u32", [MMA_WARPS, MMA_TILES_N, STAGE_K / 16, MMA_LANES, 2]);
-      const xs = shared("f16", [MMA_BM, STAGE_K]);
-      for (let wz = 0; wz < MMA_WARPS; wz++)
-        for (let lz = 0; lz < MMA_LANES; lz++)
-          for (let mz = 0; mz < MMA_TILES_M; mz++)
-            for (let nz = 0; nz < MMA_TILES_N; nz++)
-              for (let rz = 0; rz < 4; rz++) acc[wz][lz][mz][nz][rz] = f32(0);
-      // Stage g into registers: the loads of stage 0 here, of stage g + 1 inside the loop.
-      for (let g = 0; g < stages + 1; g++) {
-        if (g > 0) {
-          // Stage g - 1's x to shared memory in the B registers' order; its words to B registers.
-          for (let wc = 0; wc < MMA_WARPS; wc++) {
-            for (let lc = 0; lc < MMA_LANES; lc++) {
-              for (let sx = 0; sx < STAGE_X_CHUNKS; sx++) {
-                for (let vx = 0; vx < 8; vx++) {
-                  const c = sx * MMA_THREADS + wc * MMA_LANES + lc;
-                  xs[c >> 3][stageColumn(c, vx)] = xr[wc][lc][sx][vx];
-                }
-              }
-              for (let nw = 0; nw < MMA_TILES_N; nw++)
-                for (let hw = 0; hw < STAGE_K / 16; hw++)
-                  for (let jw = 0; jw < 2; jw++)
-                    bf[wc][nw][hw][lc][jw] = fmaF16x2(
-                      q4PairF16x2Lane(wr[wc][lc][nw][hw >> 1], 2 * (hw & 1) + jw),
-                      packF16x2(sr[wc][lc][nw], sr[wc][lc][nw]),
-                      u32(0),
-                    );
-            }
-          }
-        }
-        // Stage g's loads, issued before stage g - 1's products (the last round reloads the last stage).
-        const gl = min(g, stages - 1);
-        for (let wf = 0; wf < MMA_WARPS; wf++) {
-          for (let lf = 0; lf < MMA_LANES; lf++) {
-            for (let sf = 0; sf < STAGE_X_CHUNKS; sf++) {
-              for (let vf = 0; vf < 8; vf++) {
-                const c = sf * MMA_THREADS + wf * MMA_LANES + lf;
-                xr[wf][lf][sf][vf] =
-                  x[min(bm * MMA_BM + (c >> 3), M - 1)][min(gl * STAGE_K + (c & 7) * 8, K - 8) + vf];
-              }
-            }
-            for (let sg = 0; sg < MMA_TILES_N; sg++) {
-              const row = min(weightRow(bn, wf, sg, lf), N - 1);
-              for (let vg = 0; vg < STAGE_GROUPS; vg++)
-                wr[wf][lf][sg][vg] =
-                  packed[row][min(gl * STAGE_WORDS + STAGE_GROUPS * (lf & 3), KW - STAGE_GROUPS) + vg];
-              const group = gl * STAGE_GROUPS + ((lf & 3) >> 1);
-              sr[wf][lf][sg] = select(group < KG, scales[row][min(group, KG - 1)], f16(0));
-            }
-          }
-        }
-        if (g > 0) {
-          for (let wp = 0; wp < MMA_WARPS; wp++) {
-            for (let lane = 0; lane < MMA_LANES; lane++) {
-              for (let kt = 0; kt < STAGE_K / 16; kt++) {
-                for (let mt = 0; mt < MMA_TILES_M; mt++) {
-                  for (let nt = 0; nt < MMA_TILES_N; nt++) {
-                    for (let r = 0; r < 4; r++) {
-                      for (let kk = 0; kk < 16; kk++) {
-                        acc[wp][lane][mt][nt][r] +=
-                          f32(
-                            xs[idiv(wp, MMA_WARPS_N) * MMA_WARP_M + mt * 16 + (lane >> 2) + 8 * (r >> 1)][
-                              kt * 16 + kk
-                            ],
-                          ) *
-                          f32(
-                            unpackF16x2(
-                              bf[wp][nt][kt][L.mmaBLane(L.mmaCCol(lane, r), kk)][L.mmaBReg(kk)],
-                              kk & 1,
-                            ),
-                          );
-                      }
-                    }
-                  }
-                }
-              }
-            }
-          }
-        }
-      }
+      q4MmaBlock(x, packed, scales, bm, bn, 0, acc);
       for (let wy = 0; wy < MMA_WARPS; wy++)
         for (let ly = 0; ly < MMA_LANES; ly++)
           for (let my = 0; my < MMA_TILES_M; my++)
             for (let ny = 0; ny < MMA_TILES_N; ny++)
               for (let ry = 0; ry < 4; ry++) {
-                const row =
-                  bm * MMA_BM + idiv(wy, MMA_WARPS_N) * MMA_WARP_M + my * 16 + (ly >> 2) + 8 * (ry >> 1);
-                const col = outputColumn(bn, wy, ny, ly, ry & 1);
+                const row = outputRow(bm, wy, my, ly, ry);
+                const col = tileRow(bn, wy, ny, 0) + (ly & 3) * 2 + (ry & 1);
                 if (row < M && col < N) y[row][col] = f16(acc[wy][ly][my][ny][ry]);
               }
     }
   }
 });
+
+/**
+ * y = residual + x W^T (as q4GemmMma, then residualAdd: the product rounded to f16 first, so the
+ * same values as the two launches). y may alias residual.
+ */
+export const q4GemmResidualMma = kernel(function q4GemmResidualMma(
+  x: Tensor<f16, [Sym<"m">, Sym<"k">]>,
+  packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
+  scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
+  residual: Tensor<f16, [Sym<"m">, Sym<"n">]>,
+  y: Tensor<f16, [Sym<"m">, Sym<"n">]>,
+) {
+  const M = y.shape[0];
+  const N = y.shape[1];
+  for (let bm = 0; bm < idiv(M + MMA_BM - 1, MMA_BM); bm++) {
+    for (let bn = 0; bn < idiv(N + MMA_BN - 1, MMA_BN); bn++) {
+      const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
+      const res = local("f16", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
+      q4MmaBlock(x, packed, scales, bm, bn, 0, acc);
+      for (let wy = 0; wy < MMA_WARPS; wy++)
+        for (let ly = 0; ly < MMA_LANES; ly++) {
+          // Every residual load before the first store: y may alias residual, so a load after a
+          // store cannot start before it (64 round trips one after another, 110 against 77 us at
+          // 512 x 4096 x 4096 on an H100).
+          for (let mr = 0; mr < MMA_TILES_M; mr++)
+            for (let nr = 0; nr < MMA_TILES_N; nr++)
+              for (let rr = 0; rr < 4; rr++)
+                res[wy][ly][mr][nr][rr] =
+                  residual[min(outputRow(bm, wy, mr, ly, rr), M - 1)][
+                    min(tileRow(bn, wy, nr, 0) + (ly & 3) * 2 + (rr & 1), N - 1)
+                  ];
+          for (let my = 0; my < MMA_TILES_M; my++)
+            for (let ny = 0; ny < MMA_TILES_N; ny++)
+              for (let ry = 0; ry < 4; ry++) {
+                const row = outputRow(bm, wy, my, ly, ry);
+                const col = tileRow(bn, wy, ny, 0) + (ly & 3) * 2 + (ry & 1);
+                if (row < M && col < N)
+                  y[row][col] = f16(f32(res[wy][ly][my][ny][ry]) + f32(f16(acc[wy][ly][my][ny][ry])));
+              }
+        }
+    }
+  }
+});
+
+/**
+ * out = SiLU(x Wg^T) * (x Wu^T), W = [Wg; Wu] ([2 I, K], as q4GemmMma twice, then siluMul: each
+ * product rounded to f16 first, so the same values as the three launches). A warp's tiles 0 and 1
+ * are 16 gate rows and tiles 2 and 3 the same outputs' up rows (I further), so each lane holds the
+ * gate and the up sum of its outputs; a block computes MMA_BN / 2 outputs of MMA_BM rows.
+ */
+export const q4GateUpSiluGemmMma = kernel(
+  function q4GateUpSiluGemmMma(
+    x: Tensor<f16, [Sym<"m">, Sym<"k">]>,
+    packed: Tensor<u32, [Sym<"n2">, Sym<"kw">]>,
+    scales: Tensor<f16, [Sym<"n2">, Sym<"kg">]>,
+    out: Tensor<f16, [Sym<"m">, Sym<"i">]>,
+  ) {
+    const M = out.shape[0];
+    const I = out.shape[1];
+    for (let bm = 0; bm < idiv(M + MMA_BM - 1, MMA_BM); bm++) {
+      for (let bn = 0; bn < idiv(I + MMA_BN / 2 - 1, MMA_BN / 2); bn++) {
+        const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
+        q4MmaBlock(x, packed, scales, bm, bn, I, acc);
+        for (let wy = 0; wy < MMA_WARPS; wy++)
+          for (let ly = 0; ly < MMA_LANES; ly++)
+            for (let my = 0; my < MMA_TILES_M; my++)
+              for (let ny = 0; ny < MMA_TILES_N / 2; ny++)
+                for (let ry = 0; ry < 4; ry++) {
+                  const row = outputRow(bm, wy, my, ly, ry);
+                  const col =
+                    bn * (MMA_BN / 2) +
+                    (wy % MMA_WARPS_N) * (MMA_WARP_N / 2) +
+                    ny * 8 +
+                    (ly & 3) * 2 +
+                    (ry & 1);
+                  const gate = f32(f16(acc[wy][ly][my][ny][ry]));
+                  const up = f32(f16(acc[wy][ly][my][ny + MMA_TILES_N / 2][ry]));
+                  if (row < M && col < I) out[row][col] = f16(silu(gate) * up);
+                }
+      }
+    }
+  },
+  { consts: { PAIRED: 1 } },
+);
 
 /**
  * Where element vx of x's chunk c (row c >> 3, stage words w = c & 7: quad lane t = w >> 1, K-step
@@ -216,19 +323,23 @@ function stageColumn(c: i32, vx: i32): i32 {
   return (2 * (c & 1) + ((vx >> 1) & 1)) * 16 + 2 * ((c >> 1) & 3) + (vx >> 2) + 8 * (vx & 1);
 }
 
-/** The first output column (weight row) of warp `warp`'s 16 x 8 tile `tile` along N, in block bn. */
-function tileColumn(bn: i32, warp: i32, tile: i32): i32 {
-  return bn * MMA_BN + (warp % MMA_WARPS_N) * MMA_WARP_N + tile * 8;
+/**
+ * The first weight row of warp `warp`'s 16 x 8 tile `tile` along N, in block bn (also its first
+ * output column). With PAIRED (q4GateUpSiluGemmMma), tiles 0 and 1 are gate rows and tiles 2 and 3
+ * the up rows `half` further, of MMA_BN / 2 outputs a block.
+ */
+function tileRow(bn: i32, warp: i32, tile: i32, half: i32): i32 {
+  return (
+    (tile >> 1) * (PAIRED * half) +
+    bn * (MMA_BN >> PAIRED) +
+    (warp % MMA_WARPS_N) * (MMA_WARP_N >> PAIRED) +
+    (tile & (3 - 2 * PAIRED)) * 8
+  );
 }
 
-/** The weight row whose words lane `lane` loads for the tile: B's column g = lane >> 2. */
-function weightRow(bn: i32, warp: i32, tile: i32, lane: i32): i32 {
-  return tileColumn(bn, warp, tile) + (lane >> 2);
-}
-
-/** The output column of the lane's accumulator field 2 (lane & 3) + j in the tile (also its scale's row). */
-function outputColumn(bn: i32, warp: i32, tile: i32, lane: i32, j: i32): i32 {
-  return tileColumn(bn, warp, tile) + (lane & 3) * 2 + j;
+/** The output row of the lane's accumulator field r in warp `warp`'s tile `mt` along M, in block bm. */
+function outputRow(bm: i32, warp: i32, mt: i32, lane: i32, r: i32): i32 {
+  return bm * MMA_BM + idiv(warp, MMA_WARPS_N) * MMA_WARP_M + mt * 16 + (lane >> 2) + 8 * (r >> 1);
 }
 
 /**

@@ -20,7 +20,7 @@
 import { ScheduleError, TargetUnsupportedError } from "../../lower/schedule/errors.ts";
 import { MIN_BLOCKS_PER_SM } from "../../lower/passes/launch.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
-import { loopPath } from "../../lower/schedule/state.ts";
+import { loopPath, namesIn } from "../../lower/schedule/state.ts";
 
 export interface GemmSchedule {
   /** Threads per block along threadIdx.y, each over GEMM_TILE_M rows of x (one row unless tiled). */
@@ -213,6 +213,13 @@ export const MMA_GEMM_SCHEDULE: MmaGemmSchedule = {
   doubleBuffer: { q4: false, f16: true },
 };
 
+/** The kernel to use where q4GemmMma and its fused variants are refused (no mma). */
+const Q4_MMA_FALLBACK: Readonly<Record<string, string>> = {
+  q4GemmMma: "q4GemmTiled",
+  q4GemmResidualMma: "q4GemmResidual",
+  q4GateUpSiluGemmMma: "q4GateUpSiluGemm",
+};
+
 /** Targets with the tensor-core instruction mma.m16n8k16 (NVIDIA sm_80 and later). */
 export const hasMma = (target: string): boolean => /^sm_(8\d|9\d|1\d\d)$/.test(target);
 
@@ -232,7 +239,7 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     if (q4 && !hasMma(target))
       throw new TargetUnsupportedError(
         "mmaGemmSchedule",
-        `q4GemmMma needs NVIDIA sm_80 or later (mma.m16n8k16); ${target} has none: use q4GemmTiled`,
+        `${s.func.name} needs NVIDIA sm_80 or later (mma.m16n8k16); ${target} has none: use ${Q4_MMA_FALLBACK[s.func.name] ?? "q4GemmTiled"}`,
       );
     s.bind("bm", "blockIdx.y");
     s.bind("bn", "blockIdx.x");
@@ -283,6 +290,8 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
       const stage = q4 ? "g" : "ks";
       for (const b of q4 ? ["xs"] : ["xs", "ws"]) s.doubleBuffer(b, stage);
     }
-    for (const l of unrolled) s.unroll(l);
+    // q4GemmResidualMma loads its residuals in a nest of their own.
+    const names = namesIn(s.func);
+    for (const l of [...unrolled, "mr", "nr", "rr"]) if (names.has(l)) s.unroll(l);
   };
 }

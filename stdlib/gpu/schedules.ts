@@ -352,5 +352,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   f16GemmTiled: f16GemmSchedule(),
   f16Gemm: f16GemmSchedule(),
   q4GemmMma: mmaGemmSchedule(),
+  q4GemmResidualMma: mmaGemmSchedule(),
+  q4GateUpSiluGemmMma: mmaGemmSchedule(),
   f16GemmMma: mmaGemmSchedule(),
 };

@@ -215,7 +215,7 @@ describe.skipIf(llvmMissing !== "")(`tkc compile for GPUs${skipped(llvmMissing)}
     expect((await runInProcess(args)).code).toBe(0);
     const files = fs.readdirSync(out).filter((f) => f !== "manifest.json");
     expect(files.every((f) => f.includes("_q4f16_1_"))).toBe(true);
-    expect(files).toHaveLength(storiesOps("q4f16_1").length);
+    expect(files).toHaveLength(storiesOps("q4f16_1", CUDA_OP_CHOICES).length);
   });
 });
 

@@ -190,6 +190,20 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
       0,
     );
     const prompt = Array.from({ length: 40 }, (_, i) => (i * 7) % config.vocabSize);
+    // The prefill's residual adds and SwiGLU in the GEMMs' epilogues: the same values as the
+    // separate launches.
+    const p = cuda.ops.prefill;
+    expect([p.gemmORes, p.gemmDownRes, p.gemmGateUpSilu].map((o) => o!.kernel.name)).toEqual([
+      "q4GemmResidualMma",
+      "q4GemmResidualMma",
+      "q4GateUpSiluGemmMma",
+    ]);
+    const separate = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
+      format: "q4f16_1",
+      opChoices: { ...CUDA_OP_CHOICES, fusePrefillEpilogues: false },
+    });
+    expect(separate.ops.prefill.gemmGateUpSilu).toBeUndefined();
+    expect(Array.from(separate.prefill(prompt, 0))).toEqual(Array.from(cuda.prefill(prompt, 0)));
     expect(relErr(base.prefill(prompt, 0), cuda.prefill(prompt, 0))).toBeLessThan(2e-3);
     for (let p = 40; p < 44; p++) {
       const want = base.decode(p % 40, p).slice();

@@ -18,7 +18,8 @@ import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
 import { Schedule, ScheduleError, TargetUnsupportedError, replay } from "../../lower/schedule/index.ts";
 import { f16Gemm } from "../../stdlib/f16_gemv.ts";
-import { f16GemmMma, q4GemmMma } from "../../stdlib/gemm_mma.ts";
+import { f16GemmMma, q4GateUpSiluGemmMma, q4GemmMma, q4GemmResidualMma } from "../../stdlib/gemm_mma.ts";
+import { q4GateUpSiluGemm, q4GemmResidual } from "../../stdlib/q4_fused_gemm.ts";
 import { MMA_GEMM_SCHEDULE, mmaGemmSchedule } from "../../stdlib/gpu/gemm.ts";
 import { q4Gemm } from "../../stdlib/q4_gemv.ts";
 import {
@@ -117,6 +118,15 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
     // Three groups: the last stage of two holds one group and one scaled by 0.
     ["q4GemmMma", q4GemmMma, q4Gemm, { m: 19, n: 70, k: 96, kw: 12, kg: 3 }],
     ["f16GemmMma", f16GemmMma, f16Gemm, { m: 19, n: 70, k: 40 }],
+    // The epilogues: residual added to the f16 product; gate and up tiles paired in each warp
+    // (I = 40: the last block's gate rows past I read up rows, their outputs are not stored).
+    ["q4GemmResidualMma", q4GemmResidualMma, q4GemmResidual, { m: 19, n: 70, k: 96, kw: 12, kg: 3 }],
+    [
+      "q4GateUpSiluGemmMma",
+      q4GateUpSiluGemmMma,
+      q4GateUpSiluGemm,
+      { m: 19, n2: 80, i: 40, k: 64, kw: 8, kg: 2 },
+    ],
   ];
   for (const [name, k, reference, symbols] of cases) {
     it(`${name} tensorized for sm_90 equals the unscheduled kernel on the device emulation`, () => {

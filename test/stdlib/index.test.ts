@@ -17,6 +17,8 @@ const PARAMETERLESS = [
   // Five scalars on one thread: nothing to tune.
   "recordToken",
   "q4GemmMma",
+  "q4GemmResidualMma",
+  "q4GateUpSiluGemmMma",
   "f16GemmMma",
   "attentionPrefillMma",
   "q4GemvMma",
@@ -67,6 +69,8 @@ describe("stdlib", () => {
         "q4Gemm",
         "q4GemmTiled",
         "q4GemmMma",
+        "q4GemmResidualMma",
+        "q4GateUpSiluGemmMma",
         "q4GemmResidual",
         "q4Gemv",
         "q4GemvF32",
