@@ -481,9 +481,19 @@ export class KernelLlama implements LanguageModel {
     ) => this.run(spec, { x: input, ...this.rows(m, from, count), y: out });
     for (const L of this.layers) {
       this.run(o.rmsNorm!, { x, w: L.attnNorm, y: xn, eps: c.normEps });
-      gemm(o.gemmQ!, xn, L.qkv, 0, c.dim, v("q", [T, c.dim]));
-      gemm(o.gemmKV!, xn, L.qkv, c.dim, kv, v("k", [T, kv]));
-      gemm(o.gemmKV!, xn, L.qkv, c.dim + kv, kv, v("v", [T, kv]));
+      if (o.gemmQKV)
+        this.run(o.gemmQKV, {
+          x: xn,
+          ...this.rows(L.qkv, 0, c.dim + 2 * kv),
+          q: v("q", [T, c.dim]),
+          k: v("k", [T, kv]),
+          v: v("v", [T, kv]),
+        });
+      else {
+        gemm(o.gemmQ!, xn, L.qkv, 0, c.dim, v("q", [T, c.dim]));
+        gemm(o.gemmKV!, xn, L.qkv, c.dim, kv, v("k", [T, kv]));
+        gemm(o.gemmKV!, xn, L.qkv, c.dim + kv, kv, v("v", [T, kv]));
+      }
       this.run(o.ropeQ!, {
         x: v("q", [T, c.nHeads, hd]),
         y: v("qr", [T, c.nHeads, hd]),

@@ -95,10 +95,10 @@ export interface OpChoices {
    */
   readonly prefetchDecodeWeights?: boolean;
   /**
-   * With prefillGemm "mma" and q4f16_1 weights: the prefill's residual adds in the O and down
-   * GEMMs' epilogues (q4GemmResidualMma) and gate, up and SwiGLU in one GEMM whose warps pair gate
-   * and up tiles (q4GateUpSiluGemmMma): three launches fewer a layer, the same values (true); or
-   * the separate launches (false, the default).
+   * With prefillGemm "mma" and q4f16_1 weights: the prefill's Q, K and V in one GEMM
+   * (q4QkvGemmMma), the residual adds in the O and down GEMMs' epilogues (q4GemmResidualMma) and
+   * gate, up and SwiGLU in one GEMM whose warps pair gate and up tiles (q4GateUpSiluGemmMma): six
+   * launches fewer a layer, the same values (true); or the separate launches (false, the default).
    */
   readonly fusePrefillEpilogues?: boolean;
 }
@@ -286,10 +286,12 @@ export function llamaOps(
       gemmDown: op("gemmdownT", q4Gemm, q4(hidden, dim)),
     });
     if (mma && (choices.fusePrefillEpilogues ?? false)) {
-      // The O, gate/up and down products, residual adds and SwiGLU in three launches instead of 7.
-      for (const replaced of ["gemmO", "gemmGateUp", "gemmDown", "residual", "siluMul"])
+      // Q, K and V in one launch; the O, gate/up and down products, residual adds and SwiGLU in
+      // three instead of seven.
+      for (const replaced of ["gemmQ", "gemmKV", "gemmO", "gemmGateUp", "gemmDown", "residual", "siluMul"])
         delete prefill[replaced];
       Object.assign(prefill, {
+        gemmQKV: op("gemmqkvT", S.q4QkvGemmMma, { ...q4(dim, dim + 2 * kvd), qd: dim, kvd }),
         gemmORes: op("gemmoresT", S.q4GemmResidualMma, q4(dim, dim)),
         gemmDownRes: op("gemmdownresT", S.q4GemmResidualMma, q4(hidden, dim)),
         gemmGateUpSilu: op("gemmgateupT", S.q4GateUpSiluGemmMma, {

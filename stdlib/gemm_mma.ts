@@ -230,6 +230,44 @@ export const q4GemmMma = kernel(function q4GemmMma(
 });
 
 /**
+ * [q | k | v] = x W^T with W = [Wq; Wk; Wv] (as q4QkvGemm: q4GemmMma over the three with each
+ * output column stored in its own tensor), one launch instead of three.
+ */
+export const q4QkvGemmMma = kernel(function q4QkvGemmMma(
+  x: Tensor<f16, [Sym<"m">, Sym<"k">]>,
+  packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
+  scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
+  q: Tensor<f16, [Sym<"m">, Sym<"qd">]>,
+  k: Tensor<f16, [Sym<"m">, Sym<"kvd">]>,
+  v: Tensor<f16, [Sym<"m">, Sym<"kvd">]>,
+) {
+  const M = x.shape[0];
+  const qDim = q.shape[1];
+  const kvDim = k.shape[1];
+  const N = qDim + 2 * kvDim;
+  for (let bm = 0; bm < idiv(M + MMA_BM - 1, MMA_BM); bm++) {
+    for (let bn = 0; bn < idiv(N + MMA_BN - 1, MMA_BN); bn++) {
+      const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
+      q4MmaBlock(x, packed, scales, bm, bn, 0, acc);
+      for (let wy = 0; wy < MMA_WARPS; wy++)
+        for (let ly = 0; ly < MMA_LANES; ly++)
+          for (let my = 0; my < MMA_TILES_M; my++)
+            for (let ny = 0; ny < MMA_TILES_N; ny++)
+              for (let ry = 0; ry < 4; ry++) {
+                const row = outputRow(bm, wy, my, ly, ry);
+                const col = tileRow(bn, wy, ny, 0) + (ly & 3) * 2 + (ry & 1);
+                const value = f16(acc[wy][ly][my][ny][ry]);
+                if (row < M) {
+                  if (col < qDim) q[row][col] = value;
+                  else if (col < qDim + kvDim) k[row][col - qDim] = value;
+                  else if (col < N) v[row][col - qDim - kvDim] = value;
+                }
+              }
+    }
+  }
+});
+
+/**
  * y = residual + x W^T (as q4GemmMma, then residualAdd: the product rounded to f16 first, so the
  * same values as the two launches). y may alias residual.
  */

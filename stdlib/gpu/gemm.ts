@@ -217,6 +217,7 @@ export const MMA_GEMM_SCHEDULE: MmaGemmSchedule = {
 const Q4_MMA_FALLBACK: Readonly<Record<string, string>> = {
   q4GemmMma: "q4GemmTiled",
   q4GemmResidualMma: "q4GemmResidual",
+  q4QkvGemmMma: "q4QkvGemm",
   q4GateUpSiluGemmMma: "q4GateUpSiluGemm",
 };
 

@@ -353,6 +353,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   f16Gemm: f16GemmSchedule(),
   q4GemmMma: mmaGemmSchedule(),
   q4GemmResidualMma: mmaGemmSchedule(),
+  q4QkvGemmMma: mmaGemmSchedule(),
   q4GateUpSiluGemmMma: mmaGemmSchedule(),
   f16GemmMma: mmaGemmSchedule(),
 };

@@ -193,7 +193,8 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
     // The prefill's residual adds and SwiGLU in the GEMMs' epilogues: the same values as the
     // separate launches.
     const p = cuda.ops.prefill;
-    expect([p.gemmORes, p.gemmDownRes, p.gemmGateUpSilu].map((o) => o!.kernel.name)).toEqual([
+    expect([p.gemmQKV, p.gemmORes, p.gemmDownRes, p.gemmGateUpSilu].map((o) => o!.kernel.name)).toEqual([
+      "q4QkvGemmMma",
       "q4GemmResidualMma",
       "q4GemmResidualMma",
       "q4GateUpSiluGemmMma",

@@ -18,8 +18,14 @@ import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
 import { Schedule, ScheduleError, TargetUnsupportedError, replay } from "../../lower/schedule/index.ts";
 import { f16Gemm } from "../../stdlib/f16_gemv.ts";
-import { f16GemmMma, q4GateUpSiluGemmMma, q4GemmMma, q4GemmResidualMma } from "../../stdlib/gemm_mma.ts";
-import { q4GateUpSiluGemm, q4GemmResidual } from "../../stdlib/q4_fused_gemm.ts";
+import {
+  f16GemmMma,
+  q4GateUpSiluGemmMma,
+  q4GemmMma,
+  q4GemmResidualMma,
+  q4QkvGemmMma,
+} from "../../stdlib/gemm_mma.ts";
+import { q4GateUpSiluGemm, q4GemmResidual, q4QkvGemm } from "../../stdlib/q4_fused_gemm.ts";
 import { MMA_GEMM_SCHEDULE, mmaGemmSchedule } from "../../stdlib/gpu/gemm.ts";
 import { q4Gemm } from "../../stdlib/q4_gemv.ts";
 import {
@@ -127,6 +133,8 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
       q4GateUpSiluGemm,
       { m: 19, n2: 80, i: 40, k: 64, kw: 8, kg: 2 },
     ],
+    // Q, K and V tiles: 16 + 2 x 24 outputs, blocks that straddle q, k and v.
+    ["q4QkvGemmMma", q4QkvGemmMma, q4QkvGemm, { m: 19, n: 64, qd: 16, kvd: 24, k: 64, kw: 8, kg: 2 }],
   ];
   for (const [name, k, reference, symbols] of cases) {
     it(`${name} tensorized for sm_90 equals the unscheduled kernel on the device emulation`, () => {

@@ -125,7 +125,7 @@ function tool(cmd: string, args: (file: string) => string[], input: string | Uin
  * their schedules refuse AMD targets.
  */
 const needsMma = (spec: OpSpec): boolean =>
-  /^(q4(Gemv|GateUp|QkvRope|Gemm)\w*|attentionPrefill)Mma$/.test(spec.kernel.name);
+  /^(q4(Gemv|GateUp|QkvRope|Qkv|Gemm)\w*|attentionPrefill)Mma$/.test(spec.kernel.name);
 
 const device = (spec: OpSpec, target: string): PrimFunc =>
   lowerToDevice(scheduledFunc(spec, target), GPU_TARGETS[target]!.lowering);
@@ -158,10 +158,10 @@ describe.skipIf(llvmMissing !== "")(
 
     it("refuses the q4 tensor-core GEMVs and GEMM and prefill attention for AMD targets, naming the kernels to use", () => {
       const mma = CASES.filter(needsMma);
-      expect(mma.length).toBe(11);
+      expect(mma.length).toBe(12);
       for (const spec of mma)
         expect(() => device(spec, "gfx1100")).toThrow(
-          /gfx1100 has none: use (the four-rows kernels|q4GemmTiled|q4GemmResidual|q4GateUpSiluGemm|attentionPrefillWarps)/,
+          /gfx1100 has none: use (the four-rows kernels|q4GemmTiled|q4GemmResidual|q4GateUpSiluGemm|q4QkvGemm|attentionPrefillWarps)/,
         );
     });
 
