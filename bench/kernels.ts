@@ -58,6 +58,7 @@ const SIZES: Record<string, Record<string, number>> = {
   q4GateUpSiluGemm: { m: 512, k: 4096, n2: 22016, kw: 512, kg: 128, i: 11008 },
   q4GemmResidualMma: gemm(512, 4096, 11008),
   q4QkvGemmMma: { ...gemm(512, 12288, 4096), qd: 4096, kvd: 4096 },
+  q4QkvRopeAppendGemmMma: { ...gemm(512, 12288, 4096), h: 32, kvh: 32, d: 128, ctx: CTX },
   q4GateUpSiluGemmMma: { m: 512, k: 4096, n2: 22016, kw: 512, kg: 128, i: 11008 },
   q4QkvGemm: { ...gemm(512, 12288, 4096), qd: 4096, kvd: 4096 },
   f16Gemm: { m: 512, k: 4096, n: 4096 },

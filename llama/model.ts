@@ -481,38 +481,51 @@ export class KernelLlama implements LanguageModel {
     ) => this.run(spec, { x: input, ...this.rows(m, from, count), y: out });
     for (const L of this.layers) {
       this.run(o.rmsNorm!, { x, w: L.attnNorm, y: xn, eps: c.normEps });
-      if (o.gemmQKV)
-        this.run(o.gemmQKV, {
+      // Q, K and V rotated and appended to the cache in one launch where fused.
+      if (o.gemmQkvRope)
+        this.run(o.gemmQkvRope, {
           x: xn,
           ...this.rows(L.qkv, 0, c.dim + 2 * kv),
-          q: v("q", [T, c.dim]),
-          k: v("k", [T, kv]),
-          v: v("v", [T, kv]),
+          qr: v("qr", [T, c.nHeads, hd]),
+          kCache: L.kCache,
+          vCache: L.vCache,
+          start,
+          theta: c.ropeTheta,
         });
       else {
-        gemm(o.gemmQ!, xn, L.qkv, 0, c.dim, v("q", [T, c.dim]));
-        gemm(o.gemmKV!, xn, L.qkv, c.dim, kv, v("k", [T, kv]));
-        gemm(o.gemmKV!, xn, L.qkv, c.dim + kv, kv, v("v", [T, kv]));
+        if (o.gemmQKV)
+          this.run(o.gemmQKV, {
+            x: xn,
+            ...this.rows(L.qkv, 0, c.dim + 2 * kv),
+            q: v("q", [T, c.dim]),
+            k: v("k", [T, kv]),
+            v: v("v", [T, kv]),
+          });
+        else {
+          gemm(o.gemmQ!, xn, L.qkv, 0, c.dim, v("q", [T, c.dim]));
+          gemm(o.gemmKV!, xn, L.qkv, c.dim, kv, v("k", [T, kv]));
+          gemm(o.gemmKV!, xn, L.qkv, c.dim + kv, kv, v("v", [T, kv]));
+        }
+        this.run(o.ropeQ!, {
+          x: v("q", [T, c.nHeads, hd]),
+          y: v("qr", [T, c.nHeads, hd]),
+          offset: start,
+          theta: c.ropeTheta,
+        });
+        this.run(o.ropeK!, {
+          x: v("k", [T, c.nKvHeads, hd]),
+          y: v("kr", [T, c.nKvHeads, hd]),
+          offset: start,
+          theta: c.ropeTheta,
+        });
+        this.run(o.kvAppend!, {
+          k: v("kr", [T, c.nKvHeads, hd]),
+          v: v("v", [T, c.nKvHeads, hd]),
+          kCache: L.kCache,
+          vCache: L.vCache,
+          pos: start,
+        });
       }
-      this.run(o.ropeQ!, {
-        x: v("q", [T, c.nHeads, hd]),
-        y: v("qr", [T, c.nHeads, hd]),
-        offset: start,
-        theta: c.ropeTheta,
-      });
-      this.run(o.ropeK!, {
-        x: v("k", [T, c.nKvHeads, hd]),
-        y: v("kr", [T, c.nKvHeads, hd]),
-        offset: start,
-        theta: c.ropeTheta,
-      });
-      this.run(o.kvAppend!, {
-        k: v("kr", [T, c.nKvHeads, hd]),
-        v: v("v", [T, c.nKvHeads, hd]),
-        kCache: L.kCache,
-        vCache: L.vCache,
-        pos: start,
-      });
       this.run(o.attention!, {
         q: v("qr", [T, c.nHeads, hd]),
         kCache: L.kCache,

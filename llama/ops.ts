@@ -96,7 +96,8 @@ export interface OpChoices {
   readonly prefetchDecodeWeights?: boolean;
   /**
    * With prefillGemm "mma" and q4f16_1 weights: the prefill's Q, K and V in one GEMM
-   * (q4QkvGemmMma), the residual adds in the O and down GEMMs' epilogues (q4GemmResidualMma) and
+   * (q4QkvGemmMma; with RoPE and the KV-cache append in its epilogue, q4QkvRopeAppendGemmMma, for
+   * "half" RoPE and head sizes multiple of 64), the residual adds in the O and down GEMMs' epilogues (q4GemmResidualMma) and
    * gate, up and SwiGLU in one GEMM whose warps pair gate and up tiles (q4GateUpSiluGemmMma): six
    * launches fewer a layer, the same values (true); or the separate launches (false, the default).
    */
@@ -290,8 +291,18 @@ export function llamaOps(
       // three instead of seven.
       for (const replaced of ["gemmQ", "gemmKV", "gemmO", "gemmGateUp", "gemmDown", "residual", "siluMul"])
         delete prefill[replaced];
+      // RoPE and the KV append too, where a block's 32 rotation pairs fit a head (Llama-2's 64).
+      if (c.ropeLayout === "half" && (hd / 2) % 32 === 0) {
+        for (const replaced of ["ropeQ", "ropeK", "kvAppend"]) delete prefill[replaced];
+        prefill.gemmQkvRope = op("gemmqkvropeT", S.q4QkvRopeAppendGemmMma, {
+          ...q4(dim, dim + 2 * kvd),
+          h: c.nHeads,
+          kvh: c.nKvHeads,
+          d: hd,
+          ctx,
+        });
+      } else prefill.gemmQKV = op("gemmqkvT", S.q4QkvGemmMma, { ...q4(dim, dim + 2 * kvd), qd: dim, kvd });
       Object.assign(prefill, {
-        gemmQKV: op("gemmqkvT", S.q4QkvGemmMma, { ...q4(dim, dim + 2 * kvd), qd: dim, kvd }),
         gemmORes: op("gemmoresT", S.q4GemmResidualMma, q4(dim, dim)),
         gemmDownRes: op("gemmdownresT", S.q4GemmResidualMma, q4(hidden, dim)),
         gemmGateUpSilu: op("gemmgateupT", S.q4GateUpSiluGemmMma, {

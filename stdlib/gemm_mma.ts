@@ -24,6 +24,7 @@
  */
 import {
   kernel,
+  cos,
   f16,
   f32,
   fmaF16x2,
@@ -33,6 +34,7 @@ import {
   packF16x2,
   select,
   shared,
+  sin,
   u32,
   unpackF16x2,
   type i32,
@@ -40,6 +42,7 @@ import {
   type Sym,
 } from "../dsl/index.ts";
 import { silu } from "./elementwise.ts";
+import { ropeAngle } from "./rope.ts";
 import * as L from "./mma_layout.ts";
 import { Q4_GROUP, Q4_WORDS_PER_GROUP, q4PairF16x2Lane } from "./q4_common.ts";
 
@@ -57,8 +60,8 @@ const MMA_WARP_N = MMA_TILES_N * 8;
 const MMA_WARPS_N = MMA_BN / MMA_WARP_N;
 export const MMA_WARPS = (MMA_BM / MMA_WARP_M) * MMA_WARPS_N;
 /**
- * 1 in q4GateUpSiluGemmMma (by kernel()'s consts): each warp's tiles pair gate and up rows
- * (tileRow); 0 elsewhere.
+ * 1 in q4GateUpSiluGemmMma and q4QkvRopeAppendGemmMma (by kernel()'s consts): each warp's tiles
+ * pair rows `half` apart (tileRow); 0 elsewhere.
  */
 const PAIRED: number = 0;
 /** K per shared-memory stage of f16GemmMma. */
@@ -109,6 +112,7 @@ function q4MmaBlock(
   bm: i32,
   bn: i32,
   half: i32,
+  groupBlocks: i32,
   acc: Tensor<f32, readonly [number, number, number, number, number]>,
 ) {
   const M = x.shape[0];
@@ -164,7 +168,7 @@ function q4MmaBlock(
           }
         }
         for (let sg = 0; sg < MMA_TILES_N; sg++) {
-          const row = min(tileRow(bn, wf, sg, half) + (lf >> 2), NW - 1);
+          const row = min(tileRow(bn, wf, sg, half, groupBlocks) + (lf >> 2), NW - 1);
           for (let vg = 0; vg < STAGE_GROUPS; vg++)
             wr[wf][lf][sg][vg] =
               packed[row][min(gl * STAGE_WORDS + STAGE_GROUPS * (lf & 3), KW - STAGE_GROUPS) + vg];
@@ -215,14 +219,14 @@ export const q4GemmMma = kernel(function q4GemmMma(
   for (let bm = 0; bm < idiv(M + MMA_BM - 1, MMA_BM); bm++) {
     for (let bn = 0; bn < idiv(N + MMA_BN - 1, MMA_BN); bn++) {
       const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
-      q4MmaBlock(x, packed, scales, bm, bn, 0, acc);
+      q4MmaBlock(x, packed, scales, bm, bn, 0, 1, acc);
       for (let wy = 0; wy < MMA_WARPS; wy++)
         for (let ly = 0; ly < MMA_LANES; ly++)
           for (let my = 0; my < MMA_TILES_M; my++)
             for (let ny = 0; ny < MMA_TILES_N; ny++)
               for (let ry = 0; ry < 4; ry++) {
                 const row = outputRow(bm, wy, my, ly, ry);
-                const col = tileRow(bn, wy, ny, 0) + (ly & 3) * 2 + (ry & 1);
+                const col = tileColumn(bn, wy, ny) + (ly & 3) * 2 + (ry & 1);
                 if (row < M && col < N) y[row][col] = f16(acc[wy][ly][my][ny][ry]);
               }
     }
@@ -248,14 +252,14 @@ export const q4QkvGemmMma = kernel(function q4QkvGemmMma(
   for (let bm = 0; bm < idiv(M + MMA_BM - 1, MMA_BM); bm++) {
     for (let bn = 0; bn < idiv(N + MMA_BN - 1, MMA_BN); bn++) {
       const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
-      q4MmaBlock(x, packed, scales, bm, bn, 0, acc);
+      q4MmaBlock(x, packed, scales, bm, bn, 0, 1, acc);
       for (let wy = 0; wy < MMA_WARPS; wy++)
         for (let ly = 0; ly < MMA_LANES; ly++)
           for (let my = 0; my < MMA_TILES_M; my++)
             for (let ny = 0; ny < MMA_TILES_N; ny++)
               for (let ry = 0; ry < 4; ry++) {
                 const row = outputRow(bm, wy, my, ly, ry);
-                const col = tileRow(bn, wy, ny, 0) + (ly & 3) * 2 + (ry & 1);
+                const col = tileColumn(bn, wy, ny) + (ly & 3) * 2 + (ry & 1);
                 const value = f16(acc[wy][ly][my][ny][ry]);
                 if (row < M) {
                   if (col < qDim) q[row][col] = value;
@@ -266,6 +270,77 @@ export const q4QkvGemmMma = kernel(function q4QkvGemmMma(
     }
   }
 });
+
+/**
+ * The prefill's Q, K and V with RoPE and the KV-cache append in the epilogue (as q4QkvGemm, then
+ * ropeHalf on the q and k heads and kvAppend at start, computing the same values): W = [Wq; Wk; Wv]
+ * rows of heads of D, q heads rotated into qr [M, H, D], k heads rotated and v heads into the
+ * caches' rows start .. start + M - 1. Each warp's tiles pair dims i and i + D / 2 of one head
+ * (tileRow, a group per head), so a lane holds both elements of its rotation pairs; D / 2 must be
+ * a multiple of MMA_BN / 2 (32), as Llama-2-7B's 128 is (the model keeps separate launches
+ * otherwise).
+ */
+export const q4QkvRopeAppendGemmMma = kernel(
+  function q4QkvRopeAppendGemmMma(
+    x: Tensor<f16, [Sym<"m">, Sym<"k">]>,
+    packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
+    scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
+    qr: Tensor<f16, [Sym<"m">, Sym<"h">, Sym<"d">]>,
+    kCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+    vCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+    start: i32,
+    theta: f32,
+  ) {
+    const M = x.shape[0];
+    const heads = qr.shape[1];
+    const d = qr.shape[2];
+    const half = idiv(d, 2);
+    const kvHeads = kCache.shape[1];
+    const perHead = idiv(half, MMA_BN / 2);
+    for (let bm = 0; bm < idiv(M + MMA_BM - 1, MMA_BM); bm++) {
+      for (let bn = 0; bn < (heads + 2 * kvHeads) * perHead; bn++) {
+        const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
+        q4MmaBlock(x, packed, scales, bm, bn, half, perHead, acc);
+        const head = idiv(bn, perHead);
+        for (let wy = 0; wy < MMA_WARPS; wy++)
+          for (let ly = 0; ly < MMA_LANES; ly++)
+            for (let my = 0; my < MMA_TILES_M; my++)
+              for (let ny = 0; ny < MMA_TILES_N / 2; ny++)
+                for (let ry = 0; ry < 4; ry++) {
+                  const row = outputRow(bm, wy, my, ly, ry);
+                  const i =
+                    (bn % perHead) * (MMA_BN / 2) +
+                    (wy % MMA_WARPS_N) * (MMA_WARP_N / 2) +
+                    ny * 8 +
+                    (ly & 3) * 2 +
+                    (ry & 1);
+                  const lo = f16(acc[wy][ly][my][ny][ry]);
+                  const hi = f16(acc[wy][ly][my][ny + MMA_TILES_N / 2][ry]);
+                  if (row < M) {
+                    if (head < heads + kvHeads) {
+                      const angle = ropeAngle(start + row, i, d, theta);
+                      const c = cos(angle);
+                      const sn = sin(angle);
+                      const y0 = f16(f32(lo) * c - f32(hi) * sn);
+                      const y1 = f16(f32(lo) * sn + f32(hi) * c);
+                      if (head < heads) {
+                        qr[row][head][i] = y0;
+                        qr[row][head][i + half] = y1;
+                      } else {
+                        kCache[start + row][head - heads][i] = y0;
+                        kCache[start + row][head - heads][i + half] = y1;
+                      }
+                    } else {
+                      vCache[start + row][head - heads - kvHeads][i] = lo;
+                      vCache[start + row][head - heads - kvHeads][i + half] = hi;
+                    }
+                  }
+                }
+      }
+    }
+  },
+  { consts: { PAIRED: 1 } },
+);
 
 /**
  * y = residual + x W^T (as q4GemmMma, then residualAdd: the product rounded to f16 first, so the
@@ -284,7 +359,7 @@ export const q4GemmResidualMma = kernel(function q4GemmResidualMma(
     for (let bn = 0; bn < idiv(N + MMA_BN - 1, MMA_BN); bn++) {
       const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
       const res = local("f16", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
-      q4MmaBlock(x, packed, scales, bm, bn, 0, acc);
+      q4MmaBlock(x, packed, scales, bm, bn, 0, 1, acc);
       for (let wy = 0; wy < MMA_WARPS; wy++)
         for (let ly = 0; ly < MMA_LANES; ly++) {
           // Every residual load before the first store: y may alias residual, so a load after a
@@ -295,13 +370,13 @@ export const q4GemmResidualMma = kernel(function q4GemmResidualMma(
               for (let rr = 0; rr < 4; rr++)
                 res[wy][ly][mr][nr][rr] =
                   residual[min(outputRow(bm, wy, mr, ly, rr), M - 1)][
-                    min(tileRow(bn, wy, nr, 0) + (ly & 3) * 2 + (rr & 1), N - 1)
+                    min(tileColumn(bn, wy, nr) + (ly & 3) * 2 + (rr & 1), N - 1)
                   ];
           for (let my = 0; my < MMA_TILES_M; my++)
             for (let ny = 0; ny < MMA_TILES_N; ny++)
               for (let ry = 0; ry < 4; ry++) {
                 const row = outputRow(bm, wy, my, ly, ry);
-                const col = tileRow(bn, wy, ny, 0) + (ly & 3) * 2 + (ry & 1);
+                const col = tileColumn(bn, wy, ny) + (ly & 3) * 2 + (ry & 1);
                 if (row < M && col < N)
                   y[row][col] = f16(f32(res[wy][ly][my][ny][ry]) + f32(f16(acc[wy][ly][my][ny][ry])));
               }
@@ -328,7 +403,7 @@ export const q4GateUpSiluGemmMma = kernel(
     for (let bm = 0; bm < idiv(M + MMA_BM - 1, MMA_BM); bm++) {
       for (let bn = 0; bn < idiv(I + MMA_BN / 2 - 1, MMA_BN / 2); bn++) {
         const acc = local("f32", [MMA_WARPS, MMA_LANES, MMA_TILES_M, MMA_TILES_N, 4]);
-        q4MmaBlock(x, packed, scales, bm, bn, I, acc);
+        q4MmaBlock(x, packed, scales, bm, bn, I, idiv(I + MMA_BN / 2 - 1, MMA_BN / 2), acc);
         for (let wy = 0; wy < MMA_WARPS; wy++)
           for (let ly = 0; ly < MMA_LANES; ly++)
             for (let my = 0; my < MMA_TILES_M; my++)
@@ -363,16 +438,26 @@ function stageColumn(c: i32, vx: i32): i32 {
 
 /**
  * The first weight row of warp `warp`'s 16 x 8 tile `tile` along N, in block bn (also its first
- * output column). With PAIRED (q4GateUpSiluGemmMma), tiles 0 and 1 are gate rows and tiles 2 and 3
- * the up rows `half` further, of MMA_BN / 2 outputs a block.
+ * output column). With PAIRED (q4GateUpSiluGemmMma, q4QkvRopeAppendGemmMma), a warp's tiles 0 and
+ * 1 are 16 rows and tiles 2 and 3 the rows `half` further, of MMA_BN / 2 outputs a block, in groups
+ * of groupBlocks blocks 2 half rows apart (gate and up rows: one group; each head's rotation
+ * pairs: a group per head).
  */
-function tileRow(bn: i32, warp: i32, tile: i32, half: i32): i32 {
-  return (
-    (tile >> 1) * (PAIRED * half) +
-    bn * (MMA_BN >> PAIRED) +
-    (warp % MMA_WARPS_N) * (MMA_WARP_N >> PAIRED) +
-    (tile & (3 - 2 * PAIRED)) * 8
+function tileRow(bn: i32, warp: i32, tile: i32, half: i32, groupBlocks: i32): i32 {
+  return select(
+    PAIRED === 1,
+    idiv(bn, groupBlocks) * (2 * half) +
+      (bn % groupBlocks) * (MMA_BN / 2) +
+      (tile >> 1) * half +
+      (warp % MMA_WARPS_N) * (MMA_WARP_N / 2) +
+      (tile & 1) * 8,
+    tileColumn(bn, warp, tile),
   );
+}
+
+/** The first output column (weight row) of warp `warp`'s 16 x 8 tile `tile` along N, in block bn. */
+function tileColumn(bn: i32, warp: i32, tile: i32): i32 {
+  return bn * MMA_BN + (warp % MMA_WARPS_N) * MMA_WARP_N + tile * 8;
 }
 
 /** The output row of the lane's accumulator field r in warp `warp`'s tile `mt` along M, in block bm. */

@@ -21,6 +21,7 @@ import { ScheduleError, TargetUnsupportedError } from "../../lower/schedule/erro
 import { MIN_BLOCKS_PER_SM } from "../../lower/passes/launch.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { loopPath, namesIn } from "../../lower/schedule/state.ts";
+import { printExpr } from "../../lower/ir/printer.ts";
 
 export interface GemmSchedule {
   /** Threads per block along threadIdx.y, each over GEMM_TILE_M rows of x (one row unless tiled). */
@@ -218,6 +219,7 @@ const Q4_MMA_FALLBACK: Readonly<Record<string, string>> = {
   q4GemmMma: "q4GemmTiled",
   q4GemmResidualMma: "q4GemmResidual",
   q4QkvGemmMma: "q4QkvGemm",
+  q4QkvRopeAppendGemmMma: "q4QkvGemm, ropeHalf and kvAppend",
   q4GateUpSiluGemmMma: "q4GateUpSiluGemm",
 };
 
@@ -242,6 +244,15 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
         "mmaGemmSchedule",
         `${s.func.name} needs NVIDIA sm_80 or later (mma.m16n8k16); ${target} has none: use ${Q4_MMA_FALLBACK[s.func.name] ?? "q4GemmTiled"}`,
       );
+    if (s.func.name === "q4QkvRopeAppendGemmMma") {
+      const d = s.func.params.find((x) => x.kind === "buffer" && x.buffer.name === "qr");
+      const dim = d?.kind === "buffer" ? d.buffer.shape[2] : undefined;
+      if (dim?.kind !== "const" || dim.value % 64 !== 0)
+        throw new ScheduleError(
+          "mmaGemmSchedule",
+          `q4QkvRopeAppendGemmMma pairs a block's 32 rotations in one head: it needs the head size specialized to a multiple of 64 (${dim ? printExpr(dim) : "?"}); use q4QkvGemmMma with ropeHalf and kvAppend`,
+        );
+    }
     s.bind("bm", "blockIdx.y");
     s.bind("bn", "blockIdx.x");
     const minBlocks = q4 ? p.minBlocksPerSM.q4 : p.minBlocksPerSM.f16;

@@ -354,6 +354,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   q4GemmMma: mmaGemmSchedule(),
   q4GemmResidualMma: mmaGemmSchedule(),
   q4QkvGemmMma: mmaGemmSchedule(),
+  q4QkvRopeAppendGemmMma: mmaGemmSchedule(),
   q4GateUpSiluGemmMma: mmaGemmSchedule(),
   f16GemmMma: mmaGemmSchedule(),
 };

@@ -12,7 +12,7 @@ import { generateText } from "../../llama/generate.ts";
 import type { LlamaWeights } from "../../llama/weights/types.ts";
 import { syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
-import { CUDA_OP_CHOICES } from "../../llama/ops.ts";
+import { CUDA_OP_CHOICES, llamaOps } from "../../llama/ops.ts";
 
 const { weights, tokenizer } = loadBundledStories15M();
 const TOKENS = [1, 9038, 2501, 263, 931, 29892, 727, 471];
@@ -193,8 +193,8 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
     // The prefill's residual adds and SwiGLU in the GEMMs' epilogues: the same values as the
     // separate launches.
     const p = cuda.ops.prefill;
-    expect([p.gemmQKV, p.gemmORes, p.gemmDownRes, p.gemmGateUpSilu].map((o) => o!.kernel.name)).toEqual([
-      "q4QkvGemmMma",
+    expect([p.gemmQkvRope, p.gemmORes, p.gemmDownRes, p.gemmGateUpSilu].map((o) => o!.kernel.name)).toEqual([
+      "q4QkvRopeAppendGemmMma",
       "q4GemmResidualMma",
       "q4GemmResidualMma",
       "q4GateUpSiluGemmMma",
@@ -204,6 +204,13 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
       opChoices: { ...CUDA_OP_CHOICES, fusePrefillEpilogues: false },
     });
     expect(separate.ops.prefill.gemmGateUpSilu).toBeUndefined();
+    // Heads of 32: RoPE keeps its own launches after one QKV GEMM.
+    const narrow = llamaOps({ ...config, nHeads: 8, nKvHeads: 4 }, "q4f16_1", {}, CUDA_OP_CHOICES).prefill;
+    expect([narrow.gemmQkvRope, narrow.gemmQKV?.kernel.name, narrow.ropeQ?.kernel.name]).toEqual([
+      undefined,
+      "q4QkvGemmMma",
+      "ropeHalf",
+    ]);
     expect(Array.from(separate.prefill(prompt, 0))).toEqual(Array.from(cuda.prefill(prompt, 0)));
     expect(relErr(base.prefill(prompt, 0), cuda.prefill(prompt, 0))).toBeLessThan(2e-3);
     for (let p = 40; p < 44; p++) {

@@ -24,7 +24,11 @@ import {
   q4GemmMma,
   q4GemmResidualMma,
   q4QkvGemmMma,
+  q4QkvRopeAppendGemmMma,
 } from "../../stdlib/gemm_mma.ts";
+import { kvAppend } from "../../stdlib/kv_cache.ts";
+import { ropeHalf } from "../../stdlib/rope.ts";
+import { zeros, type NDArray } from "../../dsl/ndarray.ts";
 import { q4GateUpSiluGemm, q4GemmResidual, q4QkvGemm } from "../../stdlib/q4_fused_gemm.ts";
 import { MMA_GEMM_SCHEDULE, mmaGemmSchedule } from "../../stdlib/gpu/gemm.ts";
 import { q4Gemm } from "../../stdlib/q4_gemv.ts";
@@ -157,6 +161,44 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
       expect(compareResults(b, a, name === "f16GemmMma" ? 0 : 2e-3).mismatches).toEqual([]);
     });
   }
+
+  it("q4QkvRopeAppendGemmMma: tensorized equals unscheduled on the emulation, which equals q4QkvGemmMma, ropeHalf and kvAppend", () => {
+    // Two q heads and one k/v head of 64 (32 rotation pairs: one block a head), 19 tokens from 5.
+    const symbols = { m: 19, k: 64, kw: 8, kg: 2, h: 2, kvh: 1, d: 64, ctx: 30, n: 4 * 64 };
+    const plain = lowerKernel(q4QkvRopeAppendGemmMma);
+    const args = randomArgs(plain, symbols, 7, { start: 5, theta: 10000 });
+    const want = cloneArgs(args);
+    const got = cloneArgs(args);
+    cpuKernel(plain)(want as never);
+    // Heads specialized, as the model's operations are: the bind's race check then sees that
+    // dims i and i + D / 2 of a head are different elements.
+    const s = new Schedule(specialize(plain, { h: 2, kvh: 1, d: 64 }));
+    mmaGemmSchedule()(s, "sm_90");
+    cpuDeviceKernel(lowerToDevice(s.func, TARGETS.sm_90))(got as never);
+    expect(compareResults(want, got, 0).mismatches).toEqual([]);
+    // The three launches it replaces.
+    const arr = (name: string) => args[name] as NDArray;
+    const q = zeros("f16", [19, 128]);
+    const k = zeros("f16", [19, 64]);
+    const v = zeros("f16", [19, 64]);
+    cpuKernel(q4QkvGemmMma)({ x: arr("x"), packed: arr("packed"), scales: arr("scales"), q, k, v } as never);
+    const view = (a: NDArray, shape: number[]): NDArray => ({ ...a, shape });
+    const qr = zeros("f16", [19, 2, 64]);
+    const kr = zeros("f16", [19, 1, 64]);
+    cpuKernel(ropeHalf)({ x: view(q, [19, 2, 64]), y: qr, offset: 5, theta: 10000 } as never);
+    cpuKernel(ropeHalf)({ x: view(k, [19, 1, 64]), y: kr, offset: 5, theta: 10000 } as never);
+    const caches = cloneArgs({ kCache: arr("kCache"), vCache: arr("vCache") });
+    cpuKernel(kvAppend)({ k: kr, v: view(v, [19, 1, 64]), ...caches, pos: 5 } as never);
+    expect(
+      compareResults({ qr, ...caches }, { qr: want.qr!, kCache: want.kCache!, vCache: want.vCache! }, 0)
+        .mismatches,
+    ).toEqual([]);
+    // A head size the schedule cannot see, or not a multiple of 64, is refused, naming the others.
+    for (const f of [plain, specialize(plain, { d: 32 })])
+      expect(() => mmaGemmSchedule()(new Schedule(f), "sm_90")).toThrow(
+        /needs the head size specialized to a multiple of 64 \((d|32)\); use q4QkvGemmMma with ropeHalf and kvAppend/,
+      );
+  });
 
   it("reads operand tiles staged in shared memory with ldmatrix: x4 for A, x2 for B", () => {
     const q4 = Schedule.of(q4GemmMma);

@@ -27,9 +27,9 @@ describe.skipIf(llvmMissing !== "")(
     });
 
     it("prefill GEMMs on tensor cores; f16GemmMma capped for two blocks per multiprocessor", () => {
-      const q4 = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQKV!;
+      const q4 = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQkvRope!;
       const f16 = llamaOps(config, "f16", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQ!;
-      expect(q4.kernel.name).toBe("q4QkvGemmMma");
+      expect(q4.kernel.name).toBe("q4QkvRopeAppendGemmMma");
       expect(f16.kernel.name).toBe("f16GemmMma");
       const q4Ptx = compileOp(q4, "sm_90").image;
       const f16Ptx = compileOp(f16, "sm_90").image;
