@@ -89,12 +89,7 @@ export class MmaIssuer {
       );
     if (row.kind !== "load" || row.buffer.scope !== "shared" || row.buffer.dtype !== "f16")
       throw new Error(`tkc llvm: ldmatrix reads rows of f16 in shared memory; found ${printExpr(row)}`);
-    const dims = row.buffer.allocShape ?? row.buffer.shape;
-    const inner = dims.at(-1)!;
-    if (dims.length > 1 && (inner.kind !== "const" || inner.value % 8 !== 0))
-      throw new Error(
-        `tkc llvm: ldmatrix reads 16-byte rows, so the rows of ${row.buffer.name} (${printExpr(inner)} halves) must be a multiple of 8 halves long: pad them with storageAlign`,
-      );
+    // Rows start on 16 bytes: the flatten pass checked the tile's row length.
     let done = this.loaded.find(
       (m) => m.label === b.label && m.args.every((a, i) => sameExpr(a, args[i]!) || i === 2),
     );

@@ -6,7 +6,8 @@
  * Parameter buffers keep their declared N-D shape: it is the host's contract (argument checks,
  * binding symbolic dimensions). Their accesses carry the flat offset like every other buffer.
  *
- * Device allocations need constant sizes (registers and static shared memory); the shared memory
+ * An ldmatrix call's tile must have rows of a multiple of 8 halves (16 bytes), checked here while
+ * the rows are still visible. Device allocations need constant sizes (registers and static shared memory); the shared memory
  * a block allocates is summed (no reuse between buffers) into `launch.sharedBytes` and checked
  * against the target's limit.
  */
@@ -58,6 +59,19 @@ export function flattenPass(f: PrimFunc, target: Target): PrimFunc {
   const access = (b: Buffer, indices: readonly Expr[]): { buffer: Buffer; indices: Expr[] } => ({
     buffer: flat.get(b) ?? b,
     indices: [flatIndex(indices, storageDims(b))],
+  });
+  // ldmatrix reads 16-byte rows: the row it names must start on 16 bytes in every lane, so the
+  // tile's rows (its allocated inner extent) must be a multiple of 8 halves.
+  walk(f.body, (n) => {
+    if (n.kind !== "call" || n.name !== "ldmatrix") return;
+    const row = n.args[0]!;
+    if (row.kind !== "load") return;
+    const inner = storageDims(row.buffer).at(-1)!;
+    if (storageDims(row.buffer).length > 1 && (inner.kind !== "const" || inner.value % 8 !== 0))
+      throw new LoweringError(
+        P,
+        `ldmatrix reads 16-byte rows, so the rows of ${row.buffer.name} (${printExpr(inner)} halves) must be a multiple of 8 halves long: pad them with storageAlign`,
+      );
   });
   const body = rewriteStmt(f.body, {
     expr: (e) => (e.kind === "load" ? { ...e, ...access(e.buffer, e.indices) } : e),

@@ -4,6 +4,7 @@ import {
   f32,
   local,
   packF16x2,
+  shared,
   unpackF16x2,
   withConsts,
   type f16,
@@ -97,3 +98,28 @@ export const mmaTileFragments = kernel(function mmaTileFragments(
 
 /** As mmaTileFragments with A's registers 1 and 2 swapped in the reads: not the instruction's layout. */
 export const mmaTileFragmentsWrong = withConsts(mmaTileFragments, { SWAP_A: 1 });
+
+/** Rows of mmaTileShared's staged copy of a, in halves (ROW_HALVES). */
+const ROW_HALVES: number = 16;
+
+/** mmaTile with a staged in shared memory first (tensorize reads it with ldmatrix). */
+export const mmaTileShared = kernel(function mmaTileShared(
+  a: Tensor<f16, [16, 16]>,
+  b: Tensor<f16, [8, 16]>,
+  c: Tensor<f32, [16, 8]>,
+) {
+  const as = shared("f16", [16, ROW_HALVES]);
+  for (let lc = 0; lc < 32; lc++)
+    for (let e = 0; e < 8; e++) as[lc >> 1][(lc & 1) * 8 + e] = a[lc >> 1][(lc & 1) * 8 + e];
+  for (let lane = 0; lane < 32; lane++) {
+    const acc = local("f32", [32, 4]);
+    for (let rz = 0; rz < 4; rz++) acc[lane][rz] = f32(0);
+    for (let r = 0; r < 4; r++)
+      for (let kk = 0; kk < 16; kk++)
+        acc[lane][r] += f32(as[(lane >> 2) + 8 * (r >> 1)][kk]) * f32(b[(lane & 3) * 2 + (r & 1)][kk]);
+    for (let ry = 0; ry < 4; ry++) c[(lane >> 2) + 8 * (ry >> 1)][(lane & 3) * 2 + (ry & 1)] = acc[lane][ry];
+  }
+});
+
+/** Rows of 20 halves: ldmatrix's 16-byte rows would be misaligned, which the renderer refuses. */
+export const mmaTileSharedOddRows = withConsts(mmaTileShared, { ROW_HALVES: 20 });

@@ -37,6 +37,8 @@ import {
   mmaTileF32,
   mmaTileFragments,
   mmaTileFragmentsWrong,
+  mmaTileShared,
+  mmaTileSharedOddRows,
   mmaTileWrongLayout,
 } from "./mma_kernels.ts";
 import { llvmMissing } from "../backends/llvm/helpers.ts";
@@ -112,6 +114,33 @@ describe("tensorize mma_m16n8k16", () => {
     const s = tileSchedule(mmaTile);
     expect(() => s.tensorize("r", "wmma" as never, "lane")).toThrow(ScheduleError);
     expect(() => s.tensorize("kk", "mma_m16n8k16", "lane")).toThrow(/loop from 0 to 4/);
+  });
+
+  it("reads an operand tile in shared memory with ldmatrix; the lowering refuses rows that are not 16-byte multiples", () => {
+    const scheduled = (k: KernelDef) => {
+      const s = Schedule.of(k);
+      s.bind("lc", "threadIdx.x");
+      s.bind("lane", "threadIdx.x");
+      s.tensorize("r", "mma_m16n8k16", "lane");
+      return s;
+    };
+    const s = scheduled(mmaTileShared);
+    const text = printFunc(s.func);
+    // A's eight halves in each of the product's four fields, from one x4 load (registers 0..3).
+    expect(text.match(/ldmatrix\(as\[/g)?.length).toBe(32);
+    expect(new Set(text.match(/ldmatrix\(as\[[^\n]*?\], 4, \d\)/g)).size).toBe(4);
+    expect(text).not.toContain("ldmatrix(b[");
+    const { want, got } = runBoth(mmaTileShared, s, {});
+    expect(compareResults(want, got, 0).mismatches).toEqual([]);
+    const t = { kind: "nvptx", arch: "sm_90" } as const;
+    if (llvmMissing === "")
+      expect(compileLLVM(renderLLVM(lowerToDevice(s.func, TARGETS.sm_90), t).text, t).ptx).toMatch(
+        /ldmatrix\.sync\.aligned\.m8n8\.x4\.shared\.b16/,
+      );
+    const odd = scheduled(mmaTileSharedOddRows);
+    expect(() => lowerToDevice(odd.func, TARGETS.sm_90)).toThrow(
+      /rows of as \(20 halves\) must be a multiple of 8 halves long: pad them with storageAlign/,
+    );
   });
 
   it("is recorded in the trace and replays", () => {
