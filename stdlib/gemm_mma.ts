@@ -94,7 +94,7 @@ const STAGE_X_CHUNKS = (MMA_BM * STAGE_K) / 8 / MMA_THREADS;
  * group: that is what lets each quad load its row's words once (a layout that kept the exact
  * codes and scaled each group's partial sums in f32 loaded every word four times, spent four
  * FFMAs a tile and group and 64 registers on the partial sums, and was 1.29x slower at
- * 512 x 4096 x 4096 on an H100: bench/results/gemm-h100.json).
+ * 512 x 4096 x 4096 on an H100: bench/results/gemm-q4-stages-ab-h100.json).
  *
  * Software-pipelined: each thread's share of the next stage (STAGE_X_CHUNKS 16-byte chunks of x,
  * its tiles' weight words and scales) is loaded into registers before the products of this stage;
@@ -103,7 +103,7 @@ const STAGE_X_CHUNKS = (MMA_BM * STAGE_K) / 8 / MMA_THREADS;
  *
  * This is a block's tile in the accumulators (the mma.m16n8k16 layout; warp w's 16 x 8 tile
  * (mt, nt) sums x's rows from outputRow(bm, w, mt, ..) and weight rows from tileRow(bn, w, nt,
- * half)); q4GemmMma and its fused variants below each add their epilogue.
+ * ..)); q4GemmMma and its fused variants below each add their epilogue.
  */
 function q4MmaBlock(
   x: Tensor<f16, readonly [number, number]>,
@@ -468,7 +468,7 @@ function outputRow(bm: i32, warp: i32, mt: i32, lane: i32, r: i32): i32 {
 /**
  * f16GemmMma's warps: eight, each a 32 x 32 tile (2 x 4 tiles of 16 x 8), whose 128 registers let
  * two blocks share a multiprocessor; measured 3x faster than q4GemmMma's four 64 x 32 warps for
- * f16 weights, and 10-20% slower for q4f16_1 (bench/results/gemm-h100.json).
+ * f16 weights, and 10-20% slower for q4f16_1 (bench/results/gemm-h100.json as of the sixth session, in git history).
  */
 const F16_MMA_TILES_M = 2;
 const F16_MMA_TILES_N = 4;

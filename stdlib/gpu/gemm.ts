@@ -194,9 +194,8 @@ export interface MmaGemmSchedule {
   /**
    * Blocks per multiprocessor the registers must allow (0: no cap), for q4GemmMma (four warps) and
    * f16GemmMma (eight warps). H100: f16GemmMma capped to 128 registers (two blocks) ran 3x faster
-   * than uncapped; q4GemmMma, when it staged one group a step, capped to 168 (three blocks, a few
-   * spills) was no faster than its 244-246 registers (two blocks) (bench/results/gemm-h100.json);
-   * with two groups a stage it takes 228 (two blocks).
+   * than uncapped; q4GemmMma takes 222 (two blocks), and capped to 168 for three it is 6-21%
+   * slower (bench/results/gemm-h100.json's "registers for 3 blocks/SM" variant).
    */
   readonly minBlocksPerSM: { readonly q4: number; readonly f16: number };
   /**
