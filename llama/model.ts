@@ -479,6 +479,19 @@ export class KernelLlama implements LanguageModel {
       count: number,
       out: DeviceTensor,
     ) => this.run(spec, { x: input, ...this.rows(m, from, count), y: out });
+    // x += attn Wo^T, and x += SwiGLU(xn) Wdown^T: in the GEMMs' epilogues where fused.
+    const addProduct = (
+      fused: OpSpec | undefined,
+      plain: OpSpec | undefined,
+      input: DeviceTensor,
+      m: Matrix,
+    ) => {
+      if (fused) this.run(fused, { x: input, ...this.rows(m, 0, c.dim), residual: x, y: x });
+      else {
+        gemm(plain!, input, m, 0, c.dim, v("tmp", [T, c.dim]));
+        this.run(o.residual!, { a: x, b: v("tmp", [T, c.dim]), y: x });
+      }
+    };
     for (const L of this.layers) {
       this.run(o.rmsNorm!, { x, w: L.attnNorm, y: xn, eps: c.normEps });
       // Q, K and V rotated and appended to the cache in one launch where fused.
@@ -533,19 +546,6 @@ export class KernelLlama implements LanguageModel {
         start,
         out: v("attn", [T, c.nHeads, hd]),
       });
-      // x += attn Wo^T, and later x += SwiGLU(xn) Wdown^T: in the GEMMs' epilogues where fused.
-      const addProduct = (
-        fused: OpSpec | undefined,
-        plain: OpSpec | undefined,
-        input: DeviceTensor,
-        m: Matrix,
-      ) => {
-        if (fused) this.run(fused, { x: input, ...this.rows(m, 0, c.dim), residual: x, y: x });
-        else {
-          gemm(plain!, input, m, 0, c.dim, v("tmp", [T, c.dim]));
-          this.run(o.residual!, { a: x, b: v("tmp", [T, c.dim]), y: x });
-        }
-      };
       addProduct(o.gemmORes, o.gemmO, v("attn", [T, c.dim]), L.o);
       this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: xn, eps: c.normEps });
       if (o.gemmGateUpSilu)

@@ -98,8 +98,9 @@ export interface OpChoices {
    * With prefillGemm "mma" and q4f16_1 weights: the prefill's Q, K and V in one GEMM
    * (q4QkvGemmMma; with RoPE and the KV-cache append in its epilogue, q4QkvRopeAppendGemmMma, for
    * "half" RoPE and head sizes multiple of 64), the residual adds in the O and down GEMMs' epilogues (q4GemmResidualMma) and
-   * gate, up and SwiGLU in one GEMM whose warps pair gate and up tiles (q4GateUpSiluGemmMma): six
-   * launches fewer a layer, the same values (true); or the separate launches (false, the default).
+   * gate, up and SwiGLU in one GEMM whose warps pair gate and up tiles (q4GateUpSiluGemmMma): 7
+   * launches a layer instead of 16 (10 without RoPE fused), the same values (true); or the separate
+   * launches (false, the default).
    */
   readonly fusePrefillEpilogues?: boolean;
 }

@@ -67,12 +67,23 @@ export function shuffleXor(b: WarpBuilder, args: readonly Expr[], d: DType): str
  * store to shared or global memory and no barrier in between (the renderer calls forget()).
  */
 export class MmaIssuer {
-  private issued: { label: string; args: readonly Expr[]; result: string }[] = [];
-  private loaded: { label: string; args: readonly Expr[]; result: string }[] = [];
+  private issued: { label: string; key: readonly Expr[]; result: string }[] = [];
 
   forget(): void {
     this.issued = [];
-    this.loaded = [];
+  }
+
+  /** The result of the instruction `issue` emits for `key` (its operands), issued once per block. */
+  private once(b: WarpBuilder, key: readonly Expr[], issue: () => string): string {
+    let done = this.issued.find(
+      (m) =>
+        m.label === b.label && m.key.length === key.length && m.key.every((a, i) => sameExpr(a, key[i]!)),
+    );
+    if (!done) {
+      done = { label: b.label, key, result: issue() };
+      this.issued.push(done);
+    }
+    return done.result;
   }
 
   /**
@@ -89,25 +100,21 @@ export class MmaIssuer {
       );
     if (row.kind !== "load" || row.buffer.scope !== "shared" || row.buffer.dtype !== "f16")
       throw new Error(`tkc llvm: ldmatrix reads rows of f16 in shared memory; found ${printExpr(row)}`);
-    // Rows start on 16 bytes: the flatten pass checked the tile's row length.
-    let done = this.loaded.find(
-      (m) => m.label === b.label && m.args.every((a, i) => sameExpr(a, args[i]!) || i === 2),
-    );
-    if (!done) {
+    // Rows start on 16 bytes: the flatten pass checked the tile's row length. Every register of
+    // one load (row and count) comes from the same instruction.
+    const ret = count === 1 ? "i32" : `{ ${Array(count).fill("i32").join(", ")} }`;
+    const result = this.once(b, [row, countE], () => {
       const p = b.address(row.buffer, row.indices);
-      const ret = count === 1 ? "i32" : `{ ${Array(count).fill("i32").join(", ")} }`;
-      const result = b.callIntrinsic(
+      return b.callIntrinsic(
         ret,
         `llvm.nvvm.ldmatrix.sync.aligned.m8n8.x${count}.b16.p3`,
         [p.ptr],
         [`ptr addrspace(${p.space})`],
       );
-      done = { label: b.label, args, result };
-      this.loaded.push(done);
-    }
-    if (count === 1) return done.result;
+    });
+    if (count === 1) return result;
     const t = b.tmp();
-    b.emit(`${t} = extractvalue { ${Array(count).fill("i32").join(", ")} } ${done.result}, ${reg}`);
+    b.emit(`${t} = extractvalue ${ret} ${result}, ${reg}`);
     return t;
   }
 
@@ -125,10 +132,7 @@ export class MmaIssuer {
       );
     const operands = args.slice(0, 16);
     const field = (args[16] as { value: number }).value;
-    let done = this.issued.find(
-      (m) => m.label === b.label && m.args.every((a, i) => sameExpr(a, operands[i]!)),
-    );
-    if (!done) {
+    const result = this.once(b, operands, () => {
       const vals = operands.map((a) => b.expr(a));
       const pairs: string[] = [];
       for (let i = 0; i < 12; i += 2) {
@@ -138,17 +142,15 @@ export class MmaIssuer {
         b.emit(`${pair} = insertelement <2 x half> ${lo}, half ${vals[i + 1]}, i32 1`);
         pairs.push(pair);
       }
-      const result = b.callIntrinsic(
+      return b.callIntrinsic(
         "{ float, float, float, float }",
         "llvm.nvvm.mma.m16n8k16.row.col.f32.f32",
         [...pairs, ...vals.slice(12)],
         [...pairs.map(() => "<2 x half>"), "float", "float", "float", "float"],
       );
-      done = { label: b.label, args: operands, result };
-      this.issued.push(done);
-    }
+    });
     const t = b.tmp();
-    b.emit(`${t} = extractvalue { float, float, float, float } ${done.result}, ${field}`);
+    b.emit(`${t} = extractvalue { float, float, float, float } ${result}, ${field}`);
     return t;
   }
 }

@@ -147,13 +147,32 @@ function fragmentSlot(which: "A" | "B", i: number, k: number): [number, number, 
   return [lane, reg, k & 1];
 }
 
-/** Checks the access layout by evaluation at every (lane, r, kk) over random values of the rest. */
-function checkLayout(u: Update, lane: Var, r: Var, kk: Var): void {
+/**
+ * `trials` environments giving every variable of the update's indices but lane, r and kk a random
+ * value (the same ones for a seed), for the checks that evaluate the indices.
+ */
+function randomEnvs(
+  u: Update,
+  lane: Var,
+  r: Var,
+  kk: Var,
+  seed: number,
+  trials: number,
+): Record<string, number>[] {
   const others = new Set<Var>();
   for (const e of [...u.accIndex, ...operandExprs(u.a), ...operandExprs(u.b)])
     for (const v of collectVars(e)) others.add(v);
   for (const v of [lane, r, kk]) others.delete(v);
-  const rand = lcg(0x7c3);
+  const rand = lcg(seed);
+  return Array.from({ length: trials }, () => {
+    const env: Record<string, number> = {};
+    for (const v of others) env[v.name] = rand();
+    return env;
+  });
+}
+
+/** Checks the access layout by evaluation at every (lane, r, kk) over random values of the rest. */
+function checkLayout(u: Update, lane: Var, r: Var, kk: Var): void {
   const idx = (es: readonly Expr[], env: Record<string, number>) => es.map((e) => evalInt(e, env));
   /** Checks one operand's access at (l, rr, k) against element (i, k) of the instruction's operand. */
   const checkOperand = (
@@ -186,9 +205,7 @@ function checkLayout(u: Update, lane: Var, r: Var, kk: Var): void {
           `(the indices before the lane must not change with ${lane.name}, ${r.name} or ${kk.name})`,
       );
   };
-  for (let trial = 0; trial < 4; trial++) {
-    const env: Record<string, number> = {};
-    for (const v of others) env[v.name] = rand();
+  for (const env of randomEnvs(u, lane, r, kk, 0x7c3, 4)) {
     const at = (l: number, rr: number, k: number) => ({ ...env, [lane.name]: l, [r.name]: rr, [kk.name]: k });
     const a0 = idx(operandExprs(u.a), at(0, 0, 0));
     const b0 = idx(operandExprs(u.b), at(0, 0, 0));
@@ -218,21 +235,14 @@ function checkLayout(u: Update, lane: Var, r: Var, kk: Var): void {
 /**
  * Whether a tensor operand is read with ldmatrix: it lives in shared memory, and its tile's first
  * column is a multiple of 8 at random values of the other variables (so each 8-half row of an 8 x 8
- * matrix starts on 16 bytes, given rows a multiple of 8 halves long, which the renderer checks).
+ * matrix starts on 16 bytes, given rows a multiple of 8 halves long, which the flatten pass checks).
  */
 function viaLdmatrix(o: Operand, u: Update, lane: Var, r: Var, kk: Var): boolean {
   if (o.kind !== "tensor" || o.load.buffer.scope !== "shared") return false;
-  const others = new Set<Var>();
-  for (const e of [...u.accIndex, ...operandExprs(u.a), ...operandExprs(u.b)])
-    for (const v of collectVars(e)) others.add(v);
-  const rand = lcg(0x1d3);
-  for (let trial = 0; trial < 8; trial++) {
-    const env: Record<string, number> = {};
-    for (const v of others) env[v.name] = rand();
-    Object.assign(env, { [lane.name]: 0, [r.name]: 0, [kk.name]: 0 });
-    if (evalInt(o.load.indices[1]!, env) % 8 !== 0) return false;
-  }
-  return true;
+  const column = o.load.indices[1]!;
+  return randomEnvs(u, lane, r, kk, 0x1d3, 8).every(
+    (env) => evalInt(column, { ...env, [lane.name]: 0, [r.name]: 0, [kk.name]: 0 }) % 8 === 0,
+  );
 }
 
 function tensorize(f: PrimFunc, loopName: string, intrinsic: string, laneName: string): PrimitiveResult {
