@@ -54,6 +54,7 @@ const SIZES: Record<string, Record<string, number>> = {
   q4Gemm: gemm(512, 4096, 4096),
   q4GemmTiled: gemm(512, 4096, 4096),
   q4GemmMma: gemm(512, 4096, 4096),
+  q4GemmWgmma: gemm(512, 4096, 4096),
   q4GemmResidual: gemm(512, 4096, 11008),
   q4GateUpSiluGemm: { m: 512, k: 4096, n2: 22016, kw: 512, kg: 128, i: 11008 },
   q4GemmResidualMma: gemm(512, 4096, 11008),

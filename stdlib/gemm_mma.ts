@@ -432,7 +432,7 @@ export const q4GateUpSiluGemmMma = kernel(
  * 8 (vx & 1). A warp's stores of one (step, register) land on 32 different banks (row stride 36
  * words once padded: 4 row + 16 (w & 1) + t are distinct).
  */
-function stageColumn(c: i32, vx: i32): i32 {
+export function stageColumn(c: i32, vx: i32): i32 {
   return (2 * (c & 1) + ((vx >> 1) & 1)) * 16 + 2 * ((c >> 1) & 3) + (vx >> 2) + 8 * (vx & 1);
 }
 

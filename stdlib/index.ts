@@ -22,6 +22,7 @@ export * from "./q4_gemv_mma.ts";
 export * from "./mma_layout.ts";
 export * from "./attention_decode_split.ts";
 export * from "./gemm_mma.ts";
+export * from "./gemm_wgmma.ts";
 export * from "./attention_decode_warps.ts";
 export * from "./attention_prefill_warps.ts";
 export * from "./attention_prefill_mma.ts";

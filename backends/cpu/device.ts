@@ -39,6 +39,13 @@ class DeviceJsRenderer extends JsRenderer {
       }
       if (e.name === "mma_m16n8k16")
         return `(yield { mma: [${e.args.map((a) => this.expr(a)).join(", ")}] })`;
+      if (e.name === "wgmma_m64n128k16") {
+        // The B tile stays in shared memory: the lane names its buffer and the origin's flat index.
+        const origin = e.args[8]!;
+        if (origin.kind !== "load") throw new Error("tkc cpu device: wgmma needs a load naming B's tile");
+        const ops = [...e.args.slice(0, 8), ...e.args.slice(9)].map((a) => this.expr(a));
+        return `(yield { wgmma: [${ops.join(", ")}], b: ${this.name(origin.buffer)}, at: ${this.index(origin.buffer, origin.indices)} })`;
+      }
       if (e.name === "ldmatrix") {
         // The lane hands over the eight halves of the row it names; the scheduler deals them out.
         const [row, count, reg] = e.args as [Expr, Expr, Expr];
@@ -148,8 +155,10 @@ export function renderDeviceJs(f: PrimFunc): string {
 
 /** Where a thread waits: a block barrier, a warp barrier, a shuffle, a tensor-core product or an ldmatrix. */
 type Ldmatrix = { readonly ldmatrix: readonly number[]; readonly count: number; readonly reg: number };
+/** A lane's wgmma operands (a0..a7, c0..c63, field) and the shared buffer and flat index of B's tile. */
+type Wgmma = { readonly wgmma: readonly number[]; readonly b: ArrayLike<number>; readonly at: number };
 type SyncPoint =
-  null | "warp" | readonly [number, number, number] | { readonly mma: readonly number[] } | Ldmatrix;
+  null | "warp" | readonly [number, number, number] | { readonly mma: readonly number[] } | Ldmatrix | Wgmma;
 type Thread = Generator<SyncPoint, void, number | undefined>;
 
 /** Runs the threads of one block to completion, honouring barriers and warp shuffles. */
@@ -189,6 +198,9 @@ export function runBlock(
             points.map((p) => (p as { mma: readonly number[] }).mma),
             w0 / W,
           );
+          lanes.forEach((i, k) => (at[i] = threads[i]!.next(values[k])));
+        } else if (points.every((p) => typeof p === "object" && "wgmma" in p)) {
+          const values = wgmmaWarp(points as Wgmma[], w0 / W);
           lanes.forEach((i, k) => (at[i] = threads[i]!.next(values[k])));
         } else if (points.every((p) => typeof p === "object" && "ldmatrix" in p)) {
           const values = ldmatrixM8n8(points as Ldmatrix[], w0 / W);
@@ -270,6 +282,53 @@ function mmaM16n8k16(lanes: readonly (readonly number[])[], warp: number): numbe
     const col = 2 * (lane & 3) + (field! & 1);
     let acc = C[row]![col]!;
     for (let k = 0; k < 16; k++) acc = Math.fround(acc + A[row]![k]! * Bm[k]![col]!);
+    return acc;
+  });
+}
+
+/**
+ * One warp's share of a warpgroup's wgmma.mma_async m64n128k16 (f16 operands, f32 accumulators):
+ * its 16 rows of D from its lanes' A fragments (mma.m16n8k16's A layout) and the B tile in shared
+ * memory, rows of 64 halves 128-byte swizzled from the tile's origin (lower/schedule/tensorize.ts).
+ * The rows of D are independent of the other warps, so each warp computes its own when its lanes
+ * arrive; B is read then, as the instruction reads it before the wait that follows it. Each lane
+ * gets the field it asked for, summed in f32 in increasing k.
+ */
+function wgmmaWarp(lanes: readonly Wgmma[], warp: number): number[] {
+  const first = lanes[0]!;
+  const field = first.wgmma[8 + 64]!;
+  if (lanes.length !== 32 || lanes.some((l) => l.wgmma[72] !== field || l.at !== first.at || l.b !== first.b))
+    throw new Error(
+      `tkc cpu device: warp ${warp}: wgmma_m64n128k16 needs 32 lanes asking for the same field of one product`,
+    );
+  const col0 = first.at & 63;
+  const rowBase = first.at - col0;
+  if ((rowBase / 64) % 8 !== 0 || col0 % 16 !== 0)
+    throw new Error(
+      `tkc cpu device: warp ${warp}: wgmma_m64n128k16's B tile must start on a row that is a multiple of 8 (1024 bytes) and a column that is a multiple of 16 (element ${first.at})`,
+    );
+  const A = Array.from({ length: 16 }, () => new Array<number>(16).fill(0));
+  lanes.forEach((v, lane) => {
+    const g = lane >> 2;
+    const t = lane & 3;
+    for (let j = 0; j < 2; j++) {
+      A[g]![2 * t + j] = v.wgmma[j]!;
+      A[g + 8]![2 * t + j] = v.wgmma[2 + j]!;
+      A[g]![2 * t + 8 + j] = v.wgmma[4 + j]!;
+      A[g + 8]![2 * t + 8 + j] = v.wgmma[6 + j]!;
+    }
+  });
+  const nt = field! >> 2;
+  const r = field! & 3;
+  return lanes.map((v, lane) => {
+    const row = (lane >> 2) + 8 * (r >> 1);
+    const n = 8 * nt + 2 * (lane & 3) + (r & 1);
+    let acc = v.wgmma[8 + field!]!;
+    for (let k = 0; k < 16; k++) {
+      const c = col0 + k;
+      const b = runtime.F16[first.b[rowBase + n * 64 + ((((c >> 3) ^ (n & 7)) << 3) | (c & 7))]!]!;
+      acc = Math.fround(acc + A[row]![k]! * b);
+    }
     return acc;
   });
 }

@@ -245,7 +245,7 @@ export class JsRenderer {
   }
 
   /** Row-major flat index (honouring storageAlign strides), bounds-checked when asked. */
-  private index(buf: Buffer, indices: readonly Expr[]): string {
+  protected index(buf: Buffer, indices: readonly Expr[]): string {
     const idx = indices.map((i) => this.expr(i));
     if (this.check) return `ix_${this.name(buf)}(${idx.join(", ")})`;
     return flatIndex(idx, this.strideExprs(buf));

@@ -60,17 +60,19 @@ export function compileLLVM(irText: string, target: LLVMTarget, options: Compile
     const tMsg: unknown[] = [null];
     if (a.GetTargetFromTriple(spec.triple, tRef, tMsg)) throw new LLVMError("target", takeMessage(tMsg[0]));
     takeMessage(tMsg[0]);
+    // wgmma (inline assembly the renderer emits for Hopper) exists only in sm_90a, the
+    // architecture-specific variant of sm_90: such kernels are compiled for it.
+    const cpu = spec.cpu === "sm_90" && irText.includes("wgmma.mma_async") ? "sm_90a" : spec.cpu;
     tm = a.CreateTargetMachine(
       tRef[0],
       spec.triple,
-      spec.cpu,
+      cpu,
       spec.features,
       options.codegenLevel ?? 3,
       spec.reloc,
       0,
     );
-    if (!tm)
-      throw new LLVMError("target", `could not create a target machine for ${spec.triple} ${spec.cpu}`);
+    if (!tm) throw new LLVMError("target", `could not create a target machine for ${spec.triple} ${cpu}`);
     // The target machine owns the data layout; a renderer need not spell it out.
     const dl = a.CreateTargetDataLayout(tm);
     a.SetModuleDataLayout(mod, dl);

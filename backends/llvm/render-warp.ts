@@ -68,9 +68,26 @@ export function shuffleXor(b: WarpBuilder, args: readonly Expr[], d: DType): str
  */
 export class MmaIssuer {
   private issued: { label: string; key: readonly Expr[]; result: string }[] = [];
+  /** wgmma products issued and not yet committed and waited for (closeGroup). */
+  private pendingWgmma = false;
 
   forget(): void {
     this.issued = [];
+  }
+
+  /**
+   * The line that commits and waits for the open group of wgmma products, if one is open:
+   * wgmma.mma_async runs asynchronously, and the IR's semantics are those of a product that is
+   * done when it is issued. Consecutive products in a basic block (a K stage's chain on the same
+   * accumulators) are one group; the renderer closes it before anything that could read the
+   * results or overwrite the operands behind the instruction's back: a store to shared or global
+   * memory, a barrier, a branch. Reading an accumulator register early is ptxas's to guard (it
+   * waits, and says the products were serialized).
+   */
+  closeGroup(): string | undefined {
+    if (!this.pendingWgmma) return undefined;
+    this.pendingWgmma = false;
+    return 'call void asm sideeffect "wgmma.commit_group.sync.aligned;\\0A\\09wgmma.wait_group.sync.aligned 0;", "~{memory}"()';
   }
 
   /** The result of the instruction `issue` emits for `key` (its operands), issued once per block. */
@@ -115,6 +132,83 @@ export class MmaIssuer {
     if (count === 1) return result;
     const t = b.tmp();
     b.emit(`${t} = extractvalue ${ret} ${result}, ${reg}`);
+    return t;
+  }
+
+  /**
+   * Field args[73] of a warpgroup's wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16: A from
+   * registers (args[0..7], this lane's eight halves as four f16x2), B through a matrix descriptor
+   * of the tile whose origin args[8] loads (rows of 128 bytes, 128-byte swizzle, 1024-byte
+   * aligned: the renderer aligns such shared buffers), accumulators args[9..72] tied to the results.
+   */
+  wgmma(b: WarpBuilder, args: readonly Expr[]): string {
+    const target = b.fl.target;
+    if (target.kind !== "nvptx" || target.arch !== "sm_90")
+      throw new Error(
+        `tkc llvm: wgmma_m64n128k16 (Hopper's warpgroup product) needs NVIDIA sm_90; ${target.arch} has none: use the mma.m16n8k16 kernel (q4GemmMma) there`,
+      );
+    const [x, y, z] = b.launch.block;
+    const warps = y!.kind === "const" && z!.kind === "const" ? y!.value * z!.value : Number.NaN;
+    if (x!.kind !== "const" || x!.value !== 32 || warps % 4 !== 0)
+      throw new Error(
+        `tkc llvm: wgmma_m64n128k16 needs threadIdx.x to be the lane (32 threads) and whole warpgroups (warps a multiple of 4); this kernel launches ${b.launch.block.map(printExpr).join(" x ")}`,
+      );
+    const origin = args[8]!;
+    if (origin.kind !== "load" || origin.buffer.scope !== "shared" || origin.buffer.dtype !== "f16")
+      throw new Error(
+        `tkc llvm: wgmma_m64n128k16 reads B from f16 in shared memory; found ${printExpr(origin)}`,
+      );
+    const key = args.slice(0, 73);
+    const field = (args[73] as { value: number }).value;
+    const ret = `{ ${Array(64).fill("float").join(", ")} }`;
+    const result = this.once(b, key, () => {
+      const halves = args.slice(0, 8).map((a) => b.expr(a));
+      const regs: string[] = [];
+      for (let i = 0; i < 8; i += 2) {
+        const lo = b.tmp();
+        b.emit(`${lo} = insertelement <2 x half> undef, half ${halves[i]}, i32 0`);
+        const pair = b.tmp();
+        b.emit(`${pair} = insertelement <2 x half> ${lo}, half ${halves[i + 1]}, i32 1`);
+        regs.push(b.bitcast(pair, "<2 x half>", "i32"));
+      }
+      const acc = args.slice(9, 73).map((a) => b.expr(a));
+      const p = b.address(origin.buffer, origin.indices);
+      const addr = b.tmp();
+      b.emit(`${addr} = ptrtoint ptr addrspace(${p.space}) ${p.ptr} to i64`);
+      const start = b.tmp();
+      b.emit(`${start} = and i64 ${addr}, 262143`);
+      const field14 = b.tmp();
+      b.emit(`${field14} = lshr i64 ${start}, 4`);
+      // Leading byte offset 1 (unused by a K-major swizzled operand), stride byte offset 1024 (8
+      // rows of 128 bytes) >> 4, layout 1 = 128-byte swizzle in bits 62..63.
+      const desc = b.tmp();
+      b.emit(`${desc} = or i64 ${field14}, ${(1n << 16n) | (64n << 32n) | (1n << 62n)}`);
+      // A's registers were written by ordinary instructions: fence them before the product reads them.
+      b.emit('call void asm sideeffect "wgmma.fence.sync.aligned;", "~{memory}"()');
+      const d = Array.from({ length: 64 }, (_, i) => `$${i}`).join(", ");
+      const asm =
+        "{\\0A\\09.reg .pred p;\\0A\\09setp.ne.b32 p, $69, 0;\\0A\\09" +
+        `wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16 {${d}}, {$64, $65, $66, $67}, $68, p, 1, 1, 0;\\0A\\09}`;
+      const constraints = [
+        ...Array(64).fill("=f"),
+        "r,r,r,r,l,r",
+        ...Array.from({ length: 64 }, (_, i) => String(i)),
+        "~{memory}",
+      ].join(",");
+      const out = b.tmp();
+      b.emit(
+        `${out} = call ${ret} asm sideeffect "${asm}", "${constraints}"(${[
+          ...regs.map((r) => `i32 ${r}`),
+          `i64 ${desc}`,
+          "i32 1",
+          ...acc.map((c) => `float ${c}`),
+        ].join(", ")})`,
+      );
+      this.pendingWgmma = true;
+      return out;
+    });
+    const t = b.tmp();
+    b.emit(`${t} = extractvalue ${ret} ${result}, ${field}`);
     return t;
   }
 

@@ -8,7 +8,7 @@
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, For, Prefetch, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
-import { hasLoad } from "../../lower/ir/transform.ts";
+import { hasLoad, walk } from "../../lower/ir/transform.ts";
 import { loadsBeforeStores } from "../../lower/passes/vectorize.ts";
 import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
@@ -56,11 +56,19 @@ class Emitter {
    */
   fm = " contract";
 
+  /** Shared buffers that wgmma reads through matrix descriptors. */
+  private readonly wgmmaTiles = new Set<Buffer>();
+
   constructor(
     readonly fl: Flavor,
     private readonly fn: PrimFunc,
     readonly launch: LaunchDims,
-  ) {}
+  ) {
+    walk(fn.body, (n) => {
+      if (n.kind === "call" && n.name === "wgmma_m64n128k16" && n.args[8]?.kind === "load")
+        this.wgmmaTiles.add(n.args[8].buffer);
+    });
+  }
 
   tmp(hint = "t"): string {
     return `%${hint}${this.n++}`;
@@ -69,7 +77,13 @@ class Emitter {
     return `${hint}${this.n++}`;
   }
   emit(line: string): void {
+    // An open group of wgmma products is committed and waited for before its block ends.
+    if (line.startsWith("br ")) this.closeWgmma();
     this.body.push(`  ${line}`);
+  }
+  private closeWgmma(): void {
+    const close = this.mmas.closeGroup();
+    if (close) this.body.push(`  ${close}`);
   }
   startBlock(label: string): void {
     this.body.push(`${label}:`);
@@ -229,6 +243,7 @@ class Emitter {
     }
     if (name === "shfl_xor") return shuffleXor(this, args, d);
     if (name === "mma_m16n8k16") return this.mmas.field(this, args);
+    if (name === "wgmma_m64n128k16") return this.mmas.wgmma(this, args);
     if (name === "ldmatrix") return this.mmas.ldmatrix(this, args);
     if (name === "bitcast") {
       const a = args[0]!;
@@ -347,7 +362,10 @@ class Emitter {
         this.stmt(s.body);
         return;
       case "store": {
-        if (s.buffer.scope !== "local") this.mmas.forget();
+        if (s.buffer.scope !== "local") {
+          this.closeWgmma();
+          this.mmas.forget();
+        }
         let v = this.expr(s.value);
         if (s.buffer.dtype === "bool") {
           const z = this.tmp();
@@ -385,7 +403,12 @@ class Emitter {
         if (this.fl.target.kind === "nvptx") this.prefetch(s);
         return;
       case "barrier":
+        this.closeWgmma();
         this.mmas.forget();
+        // Shared memory written by threads (the generic proxy) is read by wgmma through the async
+        // proxy: the writes are made visible to it before the barrier that publishes them.
+        if (s.scope === "shared" && this.wgmmaTiles.size)
+          this.emit('call void asm sideeffect "fence.proxy.async.shared::cta;", "~{memory}"()');
         if (s.scope === "grid") {
           for (const l of this.fl.gridDependencyWait()) this.emit(l);
         } else if (s.scope === "shared") {
@@ -506,7 +529,9 @@ class Emitter {
     const ty = `[${count} x ${memType(buf.dtype)}]`;
     const name = `${buf.name.replace(/[^A-Za-z0-9_]/g, "_")}_${buf.id}`;
     if (buf.scope === "shared") {
-      this.globals.push(`@${name} = internal addrspace(3) global ${ty} poison, align 16`);
+      // A wgmma operand tile is 128-byte swizzled by address bits, from a 1024-byte boundary.
+      const align = this.wgmmaTiles.has(buf) ? 1024 : 16;
+      this.globals.push(`@${name} = internal addrspace(3) global ${ty} poison, align ${align}`);
       this.buffers.set(buf, { ptr: `@${name}`, space: 3 });
       this.sharedBytes += count * (memType(buf.dtype) === "i8" ? 1 : DTYPES[buf.dtype].bits / 8);
     } else if (buf.scope === "local") {
@@ -539,6 +564,7 @@ class Emitter {
       abi.push({ name: s.name, kind: "symbol", dtype: "i32" });
     }
     this.stmt(this.fn.body);
+    this.closeWgmma();
     const name = this.fn.name.replace(/[^A-Za-z0-9_]/g, "_");
     const attrs = this.fl.kernelAttributes(maxThreads);
     const md = this.fl.kernelMetadata(name, maxThreads, this.fn.launch?.minBlocksPerSM);

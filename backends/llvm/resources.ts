@@ -35,6 +35,9 @@ export function ptxasPath(): string {
 
 /** Runs `ptxas -v` on PTX text and parses its report; throws if ptxas is missing or rejects it. */
 export function ptxResources(ptx: string, arch = "sm_90"): KernelResources[] {
+  // PTX for an architecture-specific target (sm_90a: kernels with wgmma) compiles only for it.
+  const specific = /^\.target\s+(sm_\d+a)\b/m.exec(ptx)?.[1];
+  if (specific && specific.startsWith(arch)) arch = specific;
   return parsePtxasVerbose(
     runTool(ptxasPath(), (f) => [`-arch=${arch}`, "-v", f, "-o", "/dev/null"], ptx, "ptx"),
   );

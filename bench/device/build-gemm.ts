@@ -21,6 +21,8 @@ import { f16Gemm } from "../../stdlib/f16_gemv.ts";
 import {
   GEMM_SCHEDULES,
   MMA_GEMM_SCHEDULE,
+  WGMMA_GEMM_SCHEDULE,
+  wgmmaGemmSchedule,
   f16GemmSchedule,
   mmaGemmSchedule,
   q4GemmSchedule,
@@ -29,6 +31,7 @@ import {
 import { f16GemmTiled, q4GemmTiled } from "../../stdlib/q4_gemm_tiled.ts";
 import { q4Gemm } from "../../stdlib/q4_gemv.ts";
 import { f16GemmMma, q4GemmMma } from "../../stdlib/gemm_mma.ts";
+import { q4GemmWgmma } from "../../stdlib/gemm_wgmma.ts";
 
 export const GEMM_M = 512;
 export const GEMM_SHAPES: readonly [number, number][] = [
@@ -107,6 +110,24 @@ function variants(): Variant[] {
       kernel: q4GemmMma,
       label: "tensor cores (mma.m16n8k16), registers for 3 blocks/SM",
       schedule: mmaGemmSchedule({ ...MMA_GEMM_SCHEDULE, minBlocksPerSM: { q4: 3, f16: 2 } }),
+    },
+    {
+      format: "q4f16_1",
+      kernel: q4GemmWgmma,
+      label: "tensor cores (wgmma.m64n128k16)",
+      schedule: wgmmaGemmSchedule(),
+    },
+    {
+      format: "q4f16_1",
+      kernel: q4GemmWgmma,
+      label: "tensor cores (wgmma.m64n128k16), registers for 2 blocks/SM",
+      schedule: wgmmaGemmSchedule({ ...WGMMA_GEMM_SCHEDULE, minBlocksPerSM: 2 }),
+    },
+    {
+      format: "q4f16_1",
+      kernel: q4GemmWgmma,
+      label: "tensor cores (wgmma.m64n128k16), one x buffer",
+      schedule: wgmmaGemmSchedule({ ...WGMMA_GEMM_SCHEDULE, doubleBuffer: false }),
     },
   );
   return out;

@@ -57,7 +57,12 @@ const COMPARE: ReadonlySet<BinaryOp> = new Set(["==", "!=", "<", "<=", ">", ">="
 export const isCompare = (op: BinaryOp): boolean => COMPARE.has(op);
 
 /** Calls every lane of a warp must run together (converged): shuffles, tensor-core products and their operand loads. */
-const WARP_COLLECTIVE: ReadonlySet<string> = new Set(["shfl_xor", "mma_m16n8k16", "ldmatrix"]);
+const WARP_COLLECTIVE: ReadonlySet<string> = new Set([
+  "shfl_xor",
+  "mma_m16n8k16",
+  "wgmma_m64n128k16",
+  "ldmatrix",
+]);
 export const isWarpCollective = (name: string): boolean => WARP_COLLECTIVE.has(name);
 
 export function binary(op: BinaryOp, a: Expr, b: Expr): Binary {

@@ -78,6 +78,11 @@ export type CallName =
   // (a0..a7 f16, b0..b3 f16, c0..c3 f32, field): field of a warp's 16x8x16 tensor-core product
   // (lower/schedule/tensorize.ts has the register layout; one instruction per warp on NVIDIA)
   | "mma_m16n8k16"
+  // (a0..a7 f16, b: f16 load of the B tile's origin in shared memory, c0..c63 f32, field): field of
+  // a warpgroup's 64x128x16 tensor-core product (wgmma.mma_async m64n128k16, A from registers in
+  // each warp's mma.m16n8k16 A layout, B read by the instruction from a tile of 128 rows of 64
+  // halves in shared memory, 128-byte swizzled; lower/schedule/tensorize.ts has the layouts)
+  | "wgmma_m64n128k16"
   // (row f16 load from shared memory, count 1 | 2 | 4, register): register `register` of a warp's
   // ldmatrix.m8n8.x{count}.b16. Lane 8j + i names, by the load, the first of the eight contiguous
   // halves of row i of matrix j; lane l receives row l >> 2, halves 2 (l & 3) and + 1 of matrix

@@ -123,7 +123,7 @@ export class Schedule {
     return this.apply("decomposeReduction", block, loop) as string;
   }
   /** Replaces the nest at `loop` with a tensor-core instruction (tensorize.ts); `lane` names the warp-lane loop. */
-  tensorize(loop: string, intrinsic: "mma_m16n8k16", lane: string): void {
+  tensorize(loop: string, intrinsic: "mma_m16n8k16" | "wgmma_m64n128k16", lane: string): void {
     this.apply("tensorize", loop, intrinsic, lane);
   }
 }

@@ -31,14 +31,14 @@
 import * as B from "../ir/build.ts";
 import type { Buffer, Expr, For, Load, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { sameExpr } from "../ir/equal.ts";
-import { evalInt } from "../ir/eval.ts";
+import { compileInt, evalInt } from "../ir/eval.ts";
 import { printExpr } from "../ir/printer.ts";
 import { collectVars, substitute } from "../ir/transform.ts";
 import { ScheduleError } from "./errors.ts";
 import { registerPrimitives, type PrimitiveResult } from "./registry.ts";
 import { freshName, loopPath, replaceStmt } from "./state.ts";
 
-export const TENSOR_INTRINSICS = ["mma_m16n8k16"] as const;
+export const TENSOR_INTRINSICS = ["mma_m16n8k16", "wgmma_m64n128k16"] as const;
 export type TensorIntrinsic = (typeof TENSOR_INTRINSICS)[number];
 
 const P = "tensorize";
@@ -158,11 +158,12 @@ function randomEnvs(
   kk: Var,
   seed: number,
   trials: number,
+  ...fixed: Var[]
 ): Record<string, number>[] {
   const others = new Set<Var>();
   for (const e of [...u.accIndex, ...operandExprs(u.a), ...operandExprs(u.b)])
     for (const v of collectVars(e)) others.add(v);
-  for (const v of [lane, r, kk]) others.delete(v);
+  for (const v of [lane, r, kk, ...fixed]) others.delete(v);
   const rand = lcg(seed);
   return Array.from({ length: trials }, () => {
     const env: Record<string, number> = {};
@@ -245,6 +246,185 @@ function viaLdmatrix(o: Operand, u: Update, lane: Var, r: Var, kk: Var): boolean
   );
 }
 
+/** Halves in a row of a wgmma B tile: 128 bytes, one row of the 128-byte swizzle. */
+export const WGMMA_ROW_HALVES = 64;
+/** Columns (N) of wgmma_m64n128k16. */
+const WGMMA_N = 128;
+
+/**
+ * Where the 128-byte swizzle keeps element (n, c) of a tile of rows of 64 halves, as a column of
+ * the same row: the 16-byte chunk c >> 3 is exchanged with chunk (c >> 3) ^ (n & 7) (address bits
+ * 4..6 XOR bits 7..9, for a tile that starts on 1024 bytes).
+ */
+export const swizzle128 = (n: number, c: number): number => (((c >> 3) ^ (n & 7)) << 3) | (c & 7);
+
+/**
+ * wgmma_m64n128k16 (NVIDIA sm_90a: wgmma.mma_async.sync.aligned.m64n128k16.f32.f16.f16, A from
+ * registers): D[64 x 128] += A[64 x 16] B[16 x 128] for a warpgroup (four consecutive warps).
+ * Warp w of the group holds rows 16 (w & 3) .. + 15 of A and D, each in mma.m16n8k16's layout
+ * for 16 rows; D's 128 columns are 16 tiles of 8, field 4 nt + r of a lane the accumulator layout
+ * of tile nt. The nest it replaces:
+ *
+ *   for (nt < 16) for (r < 4) for (kk < 16)
+ *     C[c(nt, r)] = C[c(nt, r)] + f32(unpackF16x2(F[..., lane', register], element)) * f32(S[b0 + n][swizzled(b0 + n, bk + kk)])
+ *
+ * with A a fragment (the mma.m16n8k16 A layout for row (lane >> 2) + 8 (r >> 1) and column kk; the
+ * indices before the lane may depend on the warp, not on the lane, nt, r or kk) and B read from a
+ * shared f16 tile S of rows of 64 halves (128 bytes), row n = 8 nt + 2 (lane & 3) + (r & 1) of the
+ * tile, column bk + kk stored 128-byte swizzled (swizzle128), b0 a multiple of 8 and bk of 16, the
+ * same for the four warps of a group: the layout the instruction reads through a matrix descriptor.
+ */
+function tensorizeWgmma(f: PrimFunc, ntLoop: For, path: readonly Stmt[], laneLoop: For): PrimitiveResult {
+  const warpLoop = path.find((s): s is For => s.kind === "for" && s.thread === "threadIdx.y");
+  if (
+    !warpLoop ||
+    !B.isConst(warpLoop.min, 0) ||
+    warpLoop.extent.kind !== "const" ||
+    warpLoop.extent.value % 4 !== 0
+  )
+    return fail(
+      `wgmma_m64n128k16 runs on warpgroups of four warps: bind a loop over the warps, a multiple of 4 of them, to threadIdx.y around loop ${ntLoop.loopVar.name}`,
+    );
+  const warps = warpLoop.extent.value;
+  loopOf(ntLoop, WGMMA_N / 8, `loop ${ntLoop.loopVar.name} (the 8-column tile of the 128 columns)`);
+  const rLoop = loopOf(
+    unblock(ntLoop.body),
+    4,
+    `the loop inside ${ntLoop.loopVar.name} (the accumulator field)`,
+  );
+  const kLoop = loopOf(unblock(rLoop.body), 16, `the loop inside ${rLoop.loopVar.name} (the K step)`);
+  const u = matchUpdate(unlet(kLoop.body));
+  const [lane, warp, nt, r, kk] = [
+    laneLoop.loopVar,
+    warpLoop.loopVar,
+    ntLoop.loopVar,
+    rLoop.loopVar,
+    kLoop.loopVar,
+  ];
+  if (u.a.kind !== "fragment")
+    fail(`wgmma_m64n128k16 takes A from registers: A must be a fragment, ${FRAGMENT}`);
+  const bLoad = u.b.load;
+  if (u.b.kind !== "tensor" || bLoad.buffer.scope !== "shared")
+    fail(`wgmma_m64n128k16 reads B from shared memory: B must be a 2-D f16 shared tensor`);
+  const row = bLoad.buffer.allocShape?.[1] ?? bLoad.buffer.shape[1]!;
+  if (row.kind !== "const" || row.value !== WGMMA_ROW_HALVES)
+    fail(
+      `wgmma_m64n128k16's B tile ${bLoad.buffer.name} must have rows of exactly ${WGMMA_ROW_HALVES} halves (128 bytes, the swizzle's row), not ${printExpr(row)}; do not pad it`,
+    );
+  const compiled = new Map<Expr, (env: Record<string, number>) => number>();
+  const idx = (es: readonly Expr[], env: Record<string, number>) =>
+    es.map((e) => {
+      let c = compiled.get(e);
+      if (!c) compiled.set(e, (c = compileInt(e)));
+      return c(env);
+    });
+  const access = (o: Operand) => `${o.load.buffer.name}[${o.load.indices.map(printExpr).join("][")}]`;
+  // Two environments (not mma's four): the nest is 64 times larger. One object, updated in place.
+  const aExprs = operandExprs(u.a);
+  for (const [trial, env] of randomEnvs(u, lane, r, kk, 0x9e1, 2, nt, warp).entries()) {
+    const wg = (trial * 4) % warps;
+    const at = (ww: number, l: number, t: number, rr: number, k: number) => {
+      env[warp.name] = ww;
+      env[lane.name] = l;
+      env[nt.name] = t;
+      env[r.name] = rr;
+      env[kk.name] = k;
+      return env;
+    };
+    const [or, oc] = idx(bLoad.indices, at(wg, 0, 0, 0, 0)) as [number, number];
+    if (or % 8 !== 0 || oc % 16 !== 0)
+      fail(
+        `${access(u.b)} must start its tile on a row that is a multiple of 8 and a column that is a multiple of 16 (found row ${or}, column ${oc})`,
+      );
+    for (let ww = wg; ww < wg + 4; ww++) {
+      const prefix = idx(aExprs.slice(0, -3), at(ww, 0, 0, 0, 0));
+      for (let l = 0; l < 32; l++) {
+        const cells = new Set<string>();
+        for (let t = 0; t < WGMMA_N / 8; t++) {
+          for (let rr = 0; rr < 4; rr++) {
+            const c = idx(u.accIndex, at(ww, l, t, rr, 0)).join(",");
+            cells.add(c);
+            const n = 8 * t + 2 * (l & 3) + (rr & 1);
+            for (let k = 0; k < 16; k++) {
+              const e = at(ww, l, t, rr, k);
+              if (idx(u.accIndex, e).join(",") !== c)
+                fail(
+                  `the accumulator index ${u.accIndex.map(printExpr).join("][")} changes with ${kk.name}; it must not`,
+                );
+              const [br, bc] = idx(bLoad.indices, e) as [number, number];
+              if (br !== or + n || bc !== swizzle128(n, oc + k))
+                fail(
+                  `${access(u.b)} is not the B layout of wgmma_m64n128k16 shared by a warpgroup's four warps: row 8 * ${nt.name} + 2 * (${lane.name} & 3) + (${r.name} & 1) and column bk + ${kk.name} 128-byte swizzled ((column >> 3) ^ (row & 7)) << 3 | (column & 7), plus a tile origin`,
+                );
+              const at2 = idx(aExprs, e);
+              const m = at2.length;
+              const want = fragmentSlot("A", (l >> 2) + 8 * (rr >> 1), k);
+              if (
+                at2.slice(0, m - 3).some((x, d) => x !== prefix[d]) ||
+                want.some((x, d) => at2[m - 3 + d] !== x)
+              )
+                fail(
+                  `${access(u.a)}, element ${printExpr((u.a as Operand & { kind: "fragment" }).element)}, is not the A fragment layout of wgmma_m64n128k16 (each warp's 16 rows as mma.m16n8k16's A): element (${(l >> 2) + 8 * (rr >> 1)}, ${k}) is lane ${want[0]}, register ${want[1]}, element ${want[2]} (the indices before the lane must not change with ${lane.name}, ${nt.name}, ${r.name} or ${kk.name})`,
+                );
+            }
+          }
+        }
+        if (cells.size !== 4 * (WGMMA_N / 8))
+          fail(
+            `the accumulator index ${u.accIndex.map(printExpr).join("][")} must name ${4 * (WGMMA_N / 8)} different elements for ${nt.name} and ${r.name}`,
+          );
+      }
+    }
+  }
+  const i32 = B.i32c;
+  const zero = (e: Expr, keepWarp: boolean) =>
+    substitute(
+      e,
+      new Map<Var, Expr>([
+        [lane, i32(0)],
+        [nt, i32(0)],
+        [r, i32(0)],
+        [kk, i32(0)],
+        ...(keepWarp ? [] : [[warp, B.binary("&", warp, i32(~3))] as [Var, Expr]]),
+      ]),
+    );
+  const aLoad = u.a.load;
+  const prefix = aLoad.indices.slice(0, -2).map((e) => zero(e, true));
+  const aFrag = [0, 1, 2, 3].flatMap((j) =>
+    [0, 1].map((h) =>
+      B.call("unpack_f16x2", [B.load(aLoad.buffer, [...prefix, lane, i32(j)]), i32(h)], "f16"),
+    ),
+  );
+  // The tile's origin, as the first warp of the group names it (the same for all four: checked).
+  const origin = B.load(
+    bLoad.buffer,
+    bLoad.indices.map((e) => zero(e, false)),
+  );
+  const fields = 4 * (WGMMA_N / 8);
+  const used = new Set<string>();
+  const cVars = Array.from({ length: fields }, (_, i) => {
+    let name = freshName(f, `${u.acc.name}_c${i}`);
+    while (used.has(name)) name += "_";
+    used.add(name);
+    return B.variable(name, "f32");
+  });
+  const cIndex = (i: number) =>
+    u.accIndex.map((e) =>
+      substitute(
+        e,
+        new Map<Var, Expr>([
+          [nt, i32(i >> 2)],
+          [r, i32(i & 3)],
+          [kk, i32(0)],
+        ]),
+      ),
+    );
+  const call = (field: number) => B.call("wgmma_m64n128k16", [...aFrag, origin, ...cVars, i32(field)], "f32");
+  let out: Stmt = B.seq(cVars.map((_, i) => B.store(u.acc, cIndex(i), call(i))));
+  for (let i = fields - 1; i >= 0; i--) out = B.letStmt(cVars[i]!, B.load(u.acc, cIndex(i)), out);
+  return { func: replaceStmt(f, ntLoop, out) };
+}
+
 function tensorize(f: PrimFunc, loopName: string, intrinsic: string, laneName: string): PrimitiveResult {
   if (!(TENSOR_INTRINSICS as readonly string[]).includes(intrinsic))
     fail(`unknown intrinsic ${JSON.stringify(intrinsic)}; tkc has ${TENSOR_INTRINSICS.join(", ")}`);
@@ -255,6 +435,7 @@ function tensorize(f: PrimFunc, loopName: string, intrinsic: string, laneName: s
     fail(
       `the lane loop ${laneName} must be bound to threadIdx.x over exactly 32 lanes (bind it first), so that it is the lane of the warp the instruction runs on`,
     );
+  if (intrinsic === "wgmma_m64n128k16") return tensorizeWgmma(f, rLoop, path, laneLoop);
   loopOf(rLoop, 4, `loop ${loopName} (the accumulator field)`);
   const kLoop = loopOf(unblock(rLoop.body), 16, `the loop inside ${loopName} (the K step)`);
   const u = matchUpdate(unlet(kLoop.body));

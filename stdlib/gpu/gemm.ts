@@ -306,3 +306,68 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     for (const l of [...unrolled, "mr", "nr", "rr"]) if (names.has(l)) s.unroll(l);
   };
 }
+
+/** Targets with Hopper's warpgroup instruction wgmma.mma_async (sm_90a: H100, H200). */
+export const hasWgmma = (target: string): boolean => target === "sm_90";
+
+/** Parameters of the wgmma GEMM schedule (the tile shape is the kernel's: stdlib/gemm_wgmma.ts). */
+export interface WgmmaGemmSchedule {
+  /** Two halves of the x tile, alternating by K stage: one barrier a stage instead of two. */
+  readonly doubleBuffer: boolean;
+  /** Blocks per multiprocessor the registers must allow (0: no cap). */
+  readonly minBlocksPerSM: number;
+}
+
+/**
+ * H100, 512 tokens (bench/results/gemm-wgmma-h100.json): double-buffered and capped to 128
+ * registers for two blocks per multiprocessor, 306-319 TFLOP/s at the three 7B shapes; uncapped
+ * (159 registers, one block) 286-327; one buffer 267-345 (best at 4096 x 4096, worst at 11008 x 4096,
+ * the shape of the larger GEMMs).
+ */
+export const WGMMA_GEMM_SCHEDULE: WgmmaGemmSchedule = { doubleBuffer: true, minBlocksPerSM: 2 };
+
+/**
+ * q4GemmWgmma (stdlib/gemm_wgmma.ts): tiles of y to blocks, warps to threadIdx.y (a warpgroup is
+ * four consecutive warps) and lanes to threadIdx.x, the per-lane nests unrolled, each stage's
+ * 64 x 128 x 16 nests tensorized into one wgmma.mma_async per warpgroup. Hopper only: elsewhere
+ * q4GemmMma does the same work with mma.m16n8k16.
+ */
+export function wgmmaGemmSchedule(p: WgmmaGemmSchedule = WGMMA_GEMM_SCHEDULE) {
+  return (s: Schedule, target: string): void => {
+    if (!hasWgmma(target))
+      throw new TargetUnsupportedError(
+        "wgmmaGemmSchedule",
+        `${s.func.name} needs NVIDIA sm_90 (wgmma.mma_async, sm_90a); ${target} has none: use q4GemmMma`,
+      );
+    // q4QkvRopeAppendGemmWgmma (the kernel with a rotated-q output).
+    const d = s.func.params.find((x) => x.kind === "buffer" && x.buffer.name === "qr");
+    if (d) {
+      const dim = d.kind === "buffer" ? d.buffer.shape[2] : undefined;
+      if (dim?.kind !== "const" || dim.value % 128 !== 0)
+        throw new ScheduleError(
+          "wgmmaGemmSchedule",
+          `q4QkvRopeAppendGemmWgmma pairs a block's 64 rotations in one head: it needs the head size specialized to a multiple of 128 (${dim ? printExpr(dim) : "?"}); use q4QkvGemmWgmma with ropeHalf and kvAppend`,
+        );
+    }
+    s.bind("bm", "blockIdx.y");
+    s.bind("bn", "blockIdx.x");
+    if (p.minBlocksPerSM > 0) s.annotate("bm", MIN_BLOCKS_PER_SM, p.minBlocksPerSM);
+    for (const [w, l] of [
+      ["wz", "lz"],
+      ["wc", "lc"],
+      ["wf", "lf"],
+      ["wp", "lane"],
+      ["wy", "ly"],
+    ]) {
+      s.bind(w!, "threadIdx.y");
+      s.bind(l!, "threadIdx.x");
+    }
+    s.vectorize("vf");
+    s.tensorize("nt", "wgmma_m64n128k16", "lane");
+    if (p.doubleBuffer) s.doubleBuffer("xs", "g");
+    // q4GemmResidualWgmma loads its residuals in a nest of their own.
+    const names = namesIn(s.func);
+    for (const l of ["nz", "rz", "kt", "ny", "ry", "sx", "vx", "hw", "jw", "sf", "sg", "vg", "nr", "rr"])
+      if (names.has(l)) s.unroll(l);
+  };
+}

@@ -11,7 +11,7 @@ import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
 import { q4GemvMmaSchedule, q4GemvRmsSchedule, q4GemvSchedule } from "./gemv.ts";
 import { tunedParams } from "./tuned.ts";
-import { f16GemmSchedule, hasMma, mmaGemmSchedule, q4GemmSchedule } from "./gemm.ts";
+import { f16GemmSchedule, hasMma, mmaGemmSchedule, q4GemmSchedule, wgmmaGemmSchedule } from "./gemm.ts";
 import { TargetUnsupportedError } from "../../lower/schedule/errors.ts";
 
 /** Threads per block for row-wise and elementwise kernels. */
@@ -357,4 +357,9 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   q4QkvRopeAppendGemmMma: mmaGemmSchedule(),
   q4GateUpSiluGemmMma: mmaGemmSchedule(),
   f16GemmMma: mmaGemmSchedule(),
+  q4GemmWgmma: wgmmaGemmSchedule(),
+  q4GemmResidualWgmma: wgmmaGemmSchedule(),
+  q4QkvGemmWgmma: wgmmaGemmSchedule(),
+  q4QkvRopeAppendGemmWgmma: wgmmaGemmSchedule(),
+  q4GateUpSiluGemmWgmma: wgmmaGemmSchedule(),
 };

@@ -92,6 +92,11 @@ describe("the dependence test", () => {
     expect(messages(lowerKernel(K.digitsRepeated), "c")).toHaveLength(1);
   });
 
+  test("a swizzle (column chunk XOR a function of the row) pins the chunk once the row is pinned", () => {
+    expect(messages(lowerKernel(K.swizzledRows), "c")).toEqual([]);
+    expect(messages(lowerKernel(K.swizzledSelf), "c")).toHaveLength(1);
+  });
+
   test("floordiv alone does not pin its argument; floordiv with floormod does", () => {
     expect(messages(lowerKernel(K.pick), "i")).toHaveLength(1);
     const s = Schedule.of(K.scale3);

@@ -171,3 +171,17 @@ export const digitsPermuted = kernel(function digitsPermuted(x: Tensor<i32, [64]
 export const digitsRepeated = kernel(function digitsRepeated(x: Tensor<i32, [64]>, y: Tensor<i32, [16, 4]>) {
   for (let c = 0; c < 64; c++) y[8 * (c >> 5) + ((c >> 3) & 3) + 4 * ((c >> 3) & 1)][c & 3] = x[c];
 });
+
+/**
+ * A 128-byte swizzle: row c >> 3, the column's chunk XOR the row's low bits. Each (row, column)
+ * once: c pinned by the row and the column's chunk and element once the row is known.
+ */
+export const swizzledRows = kernel(function swizzledRows(x: Tensor<i32, [64, 8]>, y: Tensor<i32, [8, 64]>) {
+  for (let c = 0; c < 64; c++)
+    for (let v = 0; v < 8; v++) y[c >> 3][((c & 7) ^ ((c >> 3) & 7)) * 8 + v] = x[c][v];
+});
+
+/** XOR with the chunk's own low bit instead of the row's: chunks 0 and 1 of a row land on one element. */
+export const swizzledSelf = kernel(function swizzledSelf(x: Tensor<i32, [64, 8]>, y: Tensor<i32, [8, 64]>) {
+  for (let c = 0; c < 64; c++) for (let v = 0; v < 8; v++) y[c >> 3][((c & 7) ^ (c & 1)) * 8 + v] = x[c][v];
+});

@@ -30,7 +30,19 @@ import { kvAppend } from "../../stdlib/kv_cache.ts";
 import { ropeHalf } from "../../stdlib/rope.ts";
 import { zeros, type NDArray } from "../../dsl/ndarray.ts";
 import { q4GateUpSiluGemm, q4GemmResidual, q4QkvGemm } from "../../stdlib/q4_fused_gemm.ts";
-import { MMA_GEMM_SCHEDULE, mmaGemmSchedule } from "../../stdlib/gpu/gemm.ts";
+import {
+  MMA_GEMM_SCHEDULE,
+  WGMMA_GEMM_SCHEDULE,
+  mmaGemmSchedule,
+  wgmmaGemmSchedule,
+} from "../../stdlib/gpu/gemm.ts";
+import {
+  q4GateUpSiluGemmWgmma,
+  q4GemmResidualWgmma,
+  q4GemmWgmma,
+  q4QkvGemmWgmma,
+  q4QkvRopeAppendGemmWgmma,
+} from "../../stdlib/gemm_wgmma.ts";
 import { q4Gemm } from "../../stdlib/q4_gemv.ts";
 import {
   mmaTile,
@@ -41,7 +53,11 @@ import {
   mmaTileSharedOddRows,
   mmaTileWrongLayout,
 } from "./mma_kernels.ts";
-import { llvmMissing } from "../backends/llvm/helpers.ts";
+import { hasTool, llvmMissing } from "../backends/llvm/helpers.ts";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 function tileSchedule(k: KernelDef): Schedule {
   const s = Schedule.of(k);
@@ -306,4 +322,113 @@ describe("tensor-core GEMMs (stdlib/gemm_mma.ts)", () => {
       /needs NVIDIA sm_80 or later/,
     );
   });
+});
+
+describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
+  // Odd M and N (the last tiles clamp their rows and store nothing past the edge), three groups
+  // (the last stage holds one group and one scaled by 0).
+  const symbols = { m: 19, n: 70, k: 96, kw: 12, kg: 3 };
+
+  for (const [label, params] of [
+    ["double-buffered x", WGMMA_GEMM_SCHEDULE],
+    ["one x buffer", { ...WGMMA_GEMM_SCHEDULE, doubleBuffer: false }],
+  ] as const)
+    it(`q4GemmWgmma tensorized (${label}) equals the unscheduled kernel on the device emulation`, () => {
+      const s = Schedule.of(q4GemmWgmma);
+      wgmmaGemmSchedule(params)(s, "sm_90");
+      // One product per K step of the (unrolled) stage, a field per accumulator.
+      expect(printFunc(s.func).match(/wgmma_m64n128k16\(/g)?.length).toBe(64);
+      const { want, got } = runBoth(q4GemmWgmma, s, symbols);
+      expect(compareResults(want, got, 0).mismatches).toEqual([]);
+    });
+
+  // Each kernel and its mma.m16n8k16 twin compute the same values, bit for bit; tensorized on the
+  // emulation, the same as unscheduled. The fused shapes: a last block whose gate rows past I
+  // read up rows; Q, K and V tiles straddled by blocks; two q heads and one k/v head of 128.
+  const twins: [string, KernelDef, KernelDef, Record<string, number>, Record<string, number>?][] = [
+    ["q4GemmWgmma", q4GemmWgmma, q4GemmMma, symbols],
+    ["q4GemmResidualWgmma", q4GemmResidualWgmma, q4GemmResidualMma, symbols],
+    [
+      "q4GateUpSiluGemmWgmma",
+      q4GateUpSiluGemmWgmma,
+      q4GateUpSiluGemmMma,
+      { m: 19, n2: 160, i: 80, k: 64, kw: 8, kg: 2 },
+    ],
+    ["q4QkvGemmWgmma", q4QkvGemmWgmma, q4QkvGemmMma, { m: 19, n: 208, qd: 80, kvd: 64, k: 64, kw: 8, kg: 2 }],
+    [
+      "q4QkvRopeAppendGemmWgmma",
+      q4QkvRopeAppendGemmWgmma,
+      q4QkvRopeAppendGemmMma,
+      { m: 19, n: 512, h: 2, kvh: 1, d: 128, ctx: 24, k: 64, kw: 8, kg: 2 },
+      { start: 5, theta: 10000 },
+    ],
+  ];
+  for (const [name, k, twin, sym, scalars] of twins) {
+    it(`${name} unscheduled computes what its mma twin computes, bit for bit`, () => {
+      const a = randomArgs(lowerKernel(k), sym, 5, scalars);
+      const b = cloneArgs(a);
+      cpuKernel(lowerKernel(k))(a as never);
+      cpuKernel(lowerKernel(twin))(b as never);
+      expect(compareResults(b, a, 0).mismatches).toEqual([]);
+    });
+    if (name !== "q4GemmWgmma")
+      it(`${name} tensorized equals the unscheduled kernel on the device emulation`, () => {
+        // Heads specialized, as the model's operations are (the bind's race check needs them).
+        const s = new Schedule(specialize(lowerKernel(k), scalars ? { h: 2, kvh: 1, d: 128 } : {}));
+        wgmmaGemmSchedule()(s, "sm_90");
+        const plain = lowerKernel(k);
+        const args = randomArgs(plain, sym, 3, scalars);
+        const want = cloneArgs(args);
+        const got = cloneArgs(args);
+        cpuKernel(plain)(want as never);
+        cpuDeviceKernel(lowerToDevice(s.func, TARGETS.sm_90))(got as never);
+        expect(compareResults(want, got, 0).mismatches).toEqual([]);
+      });
+  }
+
+  it("refuses q4QkvRopeAppendGemmWgmma for heads that are not a multiple of 128", () => {
+    const s = new Schedule(specialize(lowerKernel(q4QkvRopeAppendGemmWgmma), { h: 2, kvh: 1, d: 64 }));
+    expect(() => wgmmaGemmSchedule()(s, "sm_90")).toThrow(/multiple of 128/);
+  });
+
+  it("refuses a nest without whole warpgroups bound, and targets without wgmma", () => {
+    const s = Schedule.of(q4GemmWgmma);
+    s.bind("lane", "threadIdx.x");
+    expect(() => s.tensorize("nt", "wgmma_m64n128k16", "lane")).toThrow(/runs on warpgroups of four warps/);
+    for (const target of ["sm_80", "gfx1100", "vulkan"])
+      expect(() => wgmmaGemmSchedule()(Schedule.of(q4GemmWgmma), target)).toThrow(TargetUnsupportedError);
+  });
+
+  it.skipIf(llvmMissing !== "")(
+    "compiles for sm_90a to one wgmma per K step, a fence before each, one commit and wait a stage",
+    () => {
+      const s = new Schedule(specialize(lowerKernel(q4GemmWgmma), { n: 4096, k: 4096, kw: 512, kg: 128 }));
+      wgmmaGemmSchedule()(s, "sm_90");
+      const t = { kind: "nvptx", arch: "sm_90" } as const;
+      const ptx = compileLLVM(renderLLVM(lowerToDevice(s.func, TARGETS.sm_90), t).text, t).ptx!;
+      expect(ptx).toMatch(/^\.target sm_90a/m);
+      expect(ptx.match(/wgmma\.mma_async\.sync\.aligned\.m64n128k16\.f32\.f16\.f16/g)?.length).toBe(4);
+      expect(ptx.match(/wgmma\.fence\.sync\.aligned/g)?.length).toBe(4);
+      expect(ptx.match(/wgmma\.commit_group/g)?.length).toBe(1);
+      expect(ptx.match(/wgmma\.wait_group\.sync\.aligned 0/g)?.length).toBe(1);
+      // Threads' stores to the x tile are made visible to the instruction's reads before the barrier.
+      expect(ptx).toMatch(/fence\.proxy\.async\.shared::cta;\s*\/\/ end inline asm\s*bar\.sync/);
+      // The descriptor's tile starts on 1024 bytes (the swizzle is by address bits).
+      expect(ptx).toMatch(/\.shared \.align 1024 \.b8 \S*xs/);
+      if (hasTool("ptxas")) {
+        const dir = mkdtempSync(join(tmpdir(), "tkc-wgmma-"));
+        writeFileSync(join(dir, "k.ptx"), ptx);
+        // ptxas says so when it has to serialize the products (an accumulator read before the wait).
+        const log = execFileSync(
+          "ptxas",
+          ["-arch=sm_90a", "-v", join(dir, "k.ptx"), "-o", join(dir, "k.cubin")],
+          {
+            encoding: "utf8",
+            stdio: ["ignore", "pipe", "pipe"],
+          },
+        );
+        expect(log).not.toMatch(/serialized/i);
+      }
+    },
+  );
 });
