@@ -222,7 +222,7 @@ async function instantiateCuda(
   log: (line: string) => void,
 ): Promise<{ model: KernelLlama; on: string }> {
   // The kernel-built model and its stdlib load only for a GPU device (a tenth of a second).
-  const [{ KernelLlama }, { createCudaDevice }, { allOps, llamaOps, CUDA_OP_CHOICES }, { GPU_SCHEDULES }] =
+  const [{ KernelLlama }, { createCudaDevice }, { allOps, llamaOps, cudaOpChoices }, { GPU_SCHEDULES }] =
     await Promise.all([
       import("../llama/model.ts"),
       import("../llama/device/cuda.ts"),
@@ -231,8 +231,10 @@ async function instantiateCuda(
     ]);
   const format = spec.format ?? src.gpuFormat;
   const config = gpuConfig(src.config());
-  const ops = allOps(llamaOps(config, format, GPU_SCHEDULES, CUDA_OP_CHOICES));
   const arch = cudaArchFor(rt);
+  const ops = allOps(
+    llamaOps(config, format, GPU_SCHEDULES, cudaOpChoices(arch, rt.device.computeCapability)),
+  );
   let library: Library;
   let from: string;
   if (spec.library !== undefined) {

@@ -32,10 +32,11 @@ export interface OpChoices {
    */
   readonly downRowsPerThread?: 1 | 4;
   /**
-   * The prefill GEMMs: "tiled" (default: q4GemmTiled / f16GemmTiled, FMA register tiles) or "mma"
-   * (q4GemmMma / f16GemmMma, tensorized into mma.m16n8k16 on NVIDIA sm_80 and later).
+   * The prefill GEMMs: "tiled" (default: q4GemmTiled / f16GemmTiled, FMA register tiles), "mma"
+   * (q4GemmMma / f16GemmMma, tensorized into mma.m16n8k16 on NVIDIA sm_80 and later) or "wgmma"
+   * (Hopper, sm_90 only: the q4f16_1 GEMMs on wgmma.mma_async, stdlib/gemm_wgmma.ts; f16 as "mma").
    */
-  readonly prefillGemm?: "tiled" | "mma";
+  readonly prefillGemm?: "tiled" | "mma" | "wgmma";
   /**
    * Decode attention: "split" (default: attentionDecodeSplit + attentionDecodeCombine, a block per
    * head and split of the positions, 8 splits a head, then a combining launch) or "warps"
@@ -105,15 +106,27 @@ export interface OpChoices {
   readonly fusePrefillEpilogues?: boolean;
 }
 
-/** Kernel choices for CUDA (sm_80 and later): tensor-core prefill GEMMs and decode GEMVs. */
+/**
+ * Kernel choices for CUDA on Hopper (sm_90): tensor-core prefill GEMMs (the q4f16_1 ones on
+ * wgmma) and decode GEMVs. cudaOpChoices gives other architectures' (sm_80: mma.m16n8k16).
+ */
 export const CUDA_OP_CHOICES: OpChoices = {
-  prefillGemm: "mma",
+  prefillGemm: "wgmma",
   decodeGemv: "mma",
   foldDecodeNorms: true,
   decodeSplits: 4,
   prefillAttention: "mma",
   fusePrefillEpilogues: true,
 };
+
+/**
+ * CUDA_OP_CHOICES for a CUDA architecture: wgmma only where there is one, sm_90 (its sm_90a
+ * kernels run on Hopper alone: a newer GPU given sm_90 PTX, compute capability 10 or more, gets mma).
+ */
+export function cudaOpChoices(arch: string, computeCapability?: readonly [number, number]): OpChoices {
+  const hopper = arch === "sm_90" && (computeCapability === undefined || computeCapability[0] === 9);
+  return hopper ? CUDA_OP_CHOICES : { ...CUDA_OP_CHOICES, prefillGemm: "mma" };
+}
 
 export function llamaOps(
   c: LlamaConfig,
@@ -129,9 +142,11 @@ export function llamaOps(
   // Tensor cores take f16 operands: f32 weights keep the tiled kernels; f16GemmMma copies K in
   // runs of 8 (q4f16_1's K is a multiple of 32 already).
   const mma =
-    choices.prefillGemm === "mma" &&
+    (choices.prefillGemm === "mma" || choices.prefillGemm === "wgmma") &&
     format !== "f32" &&
     (format !== "f16" || (dim % 8 === 0 && hidden % 8 === 0));
+  // Hopper's warpgroup kernels exist for q4f16_1 (stdlib/gemm_wgmma.ts).
+  const wgmma = mma && choices.prefillGemm === "wgmma" && format === "q4f16_1";
   const warpsFit = hd % 32 === 0 && hd <= 256;
   const decodeWarps = choices.decodeAttention === "warps" && warpsFit;
   const splits = choices.decodeSplits ?? S.DECODE_SPLITS;
@@ -146,7 +161,7 @@ export function llamaOps(
     : prefillChunks
       ? S.attentionPrefillWarps
       : S.attentionPrefill;
-  const q4Gemm = mma ? S.q4GemmMma : S.q4GemmTiled;
+  const q4Gemm = wgmma ? S.q4GemmWgmma : mma ? S.q4GemmMma : S.q4GemmTiled;
   const f16Gemm = mma ? S.f16GemmMma : S.f16GemmTiled;
   const retype = format === "f32" ? ({ from: "f16", to: "f32" } as const) : undefined;
   const tag = `${format}_${dim}x${hidden}_${c.nHeads}h${c.nKvHeads}kv_${c.vocabSize}v_${ctx}ctx`;
@@ -292,21 +307,32 @@ export function llamaOps(
       // three instead of seven.
       for (const replaced of ["gemmQ", "gemmKV", "gemmO", "gemmGateUp", "gemmDown", "residual", "siluMul"])
         delete prefill[replaced];
-      // RoPE and the KV append too, where a block's 32 rotation pairs fit a head (Llama-2's 64).
-      if (c.ropeLayout === "half" && (hd / 2) % 32 === 0) {
+      // RoPE and the KV append too, where a block's rotation pairs fit a head (32 with mma, 64
+      // with wgmma; Llama-2's 64).
+      if (c.ropeLayout === "half" && (hd / 2) % (wgmma ? 64 : 32) === 0) {
         for (const replaced of ["ropeQ", "ropeK", "kvAppend"]) delete prefill[replaced];
-        prefill.gemmQkvRope = op("gemmqkvropeT", S.q4QkvRopeAppendGemmMma, {
+        prefill.gemmQkvRope = op(
+          "gemmqkvropeT",
+          wgmma ? S.q4QkvRopeAppendGemmWgmma : S.q4QkvRopeAppendGemmMma,
+          {
+            ...q4(dim, dim + 2 * kvd),
+            h: c.nHeads,
+            kvh: c.nKvHeads,
+            d: hd,
+            ctx,
+          },
+        );
+      } else
+        prefill.gemmQKV = op("gemmqkvT", wgmma ? S.q4QkvGemmWgmma : S.q4QkvGemmMma, {
           ...q4(dim, dim + 2 * kvd),
-          h: c.nHeads,
-          kvh: c.nKvHeads,
-          d: hd,
-          ctx,
+          qd: dim,
+          kvd,
         });
-      } else prefill.gemmQKV = op("gemmqkvT", S.q4QkvGemmMma, { ...q4(dim, dim + 2 * kvd), qd: dim, kvd });
+      const residual = wgmma ? S.q4GemmResidualWgmma : S.q4GemmResidualMma;
       Object.assign(prefill, {
-        gemmORes: op("gemmoresT", S.q4GemmResidualMma, q4(dim, dim)),
-        gemmDownRes: op("gemmdownresT", S.q4GemmResidualMma, q4(hidden, dim)),
-        gemmGateUpSilu: op("gemmgateupT", S.q4GateUpSiluGemmMma, {
+        gemmORes: op("gemmoresT", residual, q4(dim, dim)),
+        gemmDownRes: op("gemmdownresT", residual, q4(hidden, dim)),
+        gemmGateUpSilu: op("gemmgateupT", wgmma ? S.q4GateUpSiluGemmWgmma : S.q4GateUpSiluGemmMma, {
           ...withN2(q4(dim, 2 * hidden)),
           i: hidden,
         }),

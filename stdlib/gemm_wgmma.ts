@@ -125,6 +125,9 @@ function q4WgmmaBlock(
   const xr = local("f16", [WARPS, LANES, X_CHUNKS, 8]);
   const wr = local("u32", [WARPS, LANES, 2, STAGE_GROUPS]);
   const sr = local("f16", [WARPS, LANES, 2]);
+  // The words and scales of the stage whose products come next.
+  const wq = local("u32", [WARPS, LANES, 2, STAGE_GROUPS]);
+  const sk = local("f16", [WARPS, LANES, 2]);
   // This stage's A registers: per K step, lane, register.
   const af = local("u32", [WARPS, STAGE_K / 16, LANES, 4]);
   const xs = shared("f16", [WGMMA_BT, STAGE_K]);
@@ -133,7 +136,7 @@ function q4WgmmaBlock(
       for (let nz = 0; nz < TILES; nz++) for (let rz = 0; rz < 4; rz++) acc[wz][lz][nz][rz] = f32(0);
   for (let g = 0; g < stages + 1; g++) {
     if (g > 0) {
-      // Stage g - 1's x to shared memory, its words to A registers.
+      // Stage g - 1's x to shared memory; its words and scales kept for the A registers.
       for (let wc = 0; wc < WARPS; wc++) {
         for (let lc = 0; lc < LANES; lc++) {
           for (let sx = 0; sx < X_CHUNKS; sx++) {
@@ -142,13 +145,10 @@ function q4WgmmaBlock(
               xs[c >> 3][swizzled(c >> 3, stageColumn(c, vx))] = xr[wc][lc][sx][vx];
             }
           }
-          for (let hw = 0; hw < STAGE_K / 16; hw++)
-            for (let jw = 0; jw < 4; jw++)
-              af[wc][hw][lc][jw] = fmaF16x2(
-                q4PairF16x2Lane(wr[wc][lc][jw & 1][hw >> 1], 2 * (hw & 1) + (jw >> 1)),
-                packF16x2(sr[wc][lc][jw & 1], sr[wc][lc][jw & 1]),
-                u32(0),
-              );
+          for (let sq = 0; sq < 2; sq++) {
+            for (let vq = 0; vq < STAGE_GROUPS; vq++) wq[wc][lc][sq][vq] = wr[wc][lc][sq][vq];
+            sk[wc][lc][sq] = sr[wc][lc][sq];
+          }
         }
       }
     }
@@ -174,6 +174,17 @@ function q4WgmmaBlock(
       }
     }
     if (g > 0) {
+      // Stage g - 1's words to A registers, after the next stage's loads are issued: products
+      // still running (wgmma is asynchronous) read the previous stage's, which the renderer waits for.
+      for (let wa = 0; wa < WARPS; wa++)
+        for (let la = 0; la < LANES; la++)
+          for (let hw = 0; hw < STAGE_K / 16; hw++)
+            for (let jw = 0; jw < 4; jw++)
+              af[wa][hw][la][jw] = fmaF16x2(
+                q4PairF16x2Lane(wq[wa][la][jw & 1][hw >> 1], 2 * (hw & 1) + (jw >> 1)),
+                packF16x2(sk[wa][la][jw & 1], sk[wa][la][jw & 1]),
+                u32(0),
+              );
       for (let wp = 0; wp < WARPS; wp++) {
         for (let lane = 0; lane < LANES; lane++) {
           for (let kt = 0; kt < STAGE_K / 16; kt++) {

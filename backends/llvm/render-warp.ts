@@ -66,28 +66,55 @@ export function shuffleXor(b: WarpBuilder, args: readonly Expr[], d: DType): str
  * its result reused while the operands cannot have changed: in the same basic block, with no
  * store to shared or global memory and no barrier in between (the renderer calls forget()).
  */
+const COMMIT = 'call void asm sideeffect "wgmma.commit_group.sync.aligned;", "~{memory}"()';
+const WAIT = 'call void asm sideeffect "wgmma.wait_group.sync.aligned 0;", "~{memory}"()';
+
 export class MmaIssuer {
   private issued: { label: string; key: readonly Expr[]; result: string }[] = [];
-  /** wgmma products issued and not yet committed and waited for (closeGroup). */
+  /** wgmma products issued and not yet committed (a group being formed). */
   private pendingWgmma = false;
+  /** Committed groups not yet waited for. */
+  private inFlight = false;
 
   forget(): void {
     this.issued = [];
   }
 
   /**
-   * The line that commits and waits for the open group of wgmma products, if one is open:
-   * wgmma.mma_async runs asynchronously, and the IR's semantics are those of a product that is
-   * done when it is issued. Consecutive products in a basic block (a K stage's chain on the same
-   * accumulators) are one group; the renderer closes it before anything that could read the
-   * results or overwrite the operands behind the instruction's back: a store to shared or global
-   * memory, a barrier, a branch. Reading an accumulator register early is ptxas's to guard (it
-   * waits, and says the products were serialized).
+   * The line that commits the open group of wgmma products, if one is open. wgmma.mma_async runs
+   * asynchronously, while the IR's semantics are those of a product done when issued: consecutive
+   * products in a basic block (a K stage's chain on the same accumulators) are one group,
+   * committed where the block ends, and waited for (waitAll) only before what could observe it
+   * running: a barrier (after which other threads may overwrite its tile), a store to its A
+   * registers or to memory other than its tiles, a loop's exit, the kernel's end. Until then the
+   * products overlap what follows them, such as the next stage's copies and loads
+   * (bench/results/gemm-wgmma-ab-h100.json: 2-21% faster than waiting at the end of each stage).
    */
-  closeGroup(): string | undefined {
-    if (!this.pendingWgmma) return undefined;
+  closeGroup(): string[] {
+    if (!this.pendingWgmma) return [];
     this.pendingWgmma = false;
-    return 'call void asm sideeffect "wgmma.commit_group.sync.aligned;\\0A\\09wgmma.wait_group.sync.aligned 0;", "~{memory}"()';
+    this.inFlight = true;
+    return [COMMIT];
+  }
+
+  /**
+   * Whether committed products may still be in flight where rendering stands. Control flow moves
+   * it: at a loop's head a previous iteration's products may be (the renderer sets it), after an
+   * if they may be when they may be at the end of either branch.
+   */
+  get mayBeInFlight(): boolean {
+    return this.inFlight;
+  }
+  set mayBeInFlight(v: boolean) {
+    this.inFlight = v;
+  }
+
+  /** The lines that wait for every product issued: before a barrier, a store that is not a product's tile, a loop's exit. */
+  waitAll(): string[] {
+    const out = this.closeGroup();
+    if (this.inFlight) out.push(WAIT);
+    this.inFlight = false;
+    return out;
   }
 
   /** The result of the instruction `issue` emits for `key` (its operands), issued once per block. */
@@ -183,7 +210,9 @@ export class MmaIssuer {
       // rows of 128 bytes) >> 4, layout 1 = 128-byte swizzle in bits 62..63.
       const desc = b.tmp();
       b.emit(`${desc} = or i64 ${field14}, ${(1n << 16n) | (64n << 32n) | (1n << 62n)}`);
-      // A's registers were written by ordinary instructions: fence them before the product reads them.
+      // A's registers were written by ordinary instructions: fence them before the product reads
+      // them (before each product, not only a group's first: LLVM may place a later product's A
+      // computation between products; as fast in bench/results/gemm-wgmma-ab-h100.json).
       b.emit('call void asm sideeffect "wgmma.fence.sync.aligned;", "~{memory}"()');
       const d = Array.from({ length: 64 }, (_, i) => `$${i}`).join(", ");
       const asm =

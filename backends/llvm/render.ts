@@ -9,6 +9,15 @@
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, For, Prefetch, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
 import { hasLoad, walk } from "../../lower/ir/transform.ts";
+
+/** Whether `s` calls `name` anywhere. */
+function hasCall(s: Stmt, name: string): boolean {
+  let found = false;
+  walk(s, (n) => {
+    if (n.kind === "call" && n.name === name) found = true;
+  });
+  return found;
+}
 import { loadsBeforeStores } from "../../lower/passes/vectorize.ts";
 import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
@@ -58,6 +67,8 @@ class Emitter {
 
   /** Shared buffers that wgmma reads through matrix descriptors. */
   private readonly wgmmaTiles = new Set<Buffer>();
+  /** Local buffers whose registers wgmma reads as A (in flight until waited for). */
+  private readonly wgmmaRegisters = new Set<Buffer>();
 
   constructor(
     readonly fl: Flavor,
@@ -65,8 +76,12 @@ class Emitter {
     readonly launch: LaunchDims,
   ) {
     walk(fn.body, (n) => {
-      if (n.kind === "call" && n.name === "wgmma_m64n128k16" && n.args[8]?.kind === "load")
-        this.wgmmaTiles.add(n.args[8].buffer);
+      if (n.kind !== "call" || n.name !== "wgmma_m64n128k16") return;
+      if (n.args[8]?.kind === "load") this.wgmmaTiles.add(n.args[8].buffer);
+      for (const a of n.args.slice(0, 8))
+        walk(a, (m) => {
+          if (m.kind === "load" && m.buffer.scope === "local") this.wgmmaRegisters.add(m.buffer);
+        });
     });
   }
 
@@ -82,8 +97,10 @@ class Emitter {
     this.body.push(`  ${line}`);
   }
   private closeWgmma(): void {
-    const close = this.mmas.closeGroup();
-    if (close) this.body.push(`  ${close}`);
+    for (const l of this.mmas.closeGroup()) this.body.push(`  ${l}`);
+  }
+  private waitWgmma(): void {
+    for (const l of this.mmas.waitAll()) this.body.push(`  ${l}`);
   }
   startBlock(label: string): void {
     this.body.push(`${label}:`);
@@ -362,8 +379,13 @@ class Emitter {
         this.stmt(s.body);
         return;
       case "store": {
+        // A products in flight read their A registers until waited for.
+        if (this.wgmmaRegisters.has(s.buffer)) this.waitWgmma();
         if (s.buffer.scope !== "local") {
-          this.closeWgmma();
+          // A product's tile is written only past a barrier (which waits) or into the other half
+          // of a double buffer than the products in flight read; any other store waits for them.
+          if (this.wgmmaTiles.has(s.buffer)) this.closeWgmma();
+          else this.waitWgmma();
           this.mmas.forget();
         }
         let v = this.expr(s.value);
@@ -388,14 +410,19 @@ class Emitter {
         const le = this.newLabel("else");
         const lend = this.newLabel("endif");
         this.emit(`br i1 ${c}, label %${lt}, label %${s.else ? le : lend}`);
+        // Products may be in flight after the if where they may be at the end of either path.
+        const before = this.mmas.mayBeInFlight;
         this.startBlock(lt);
         this.stmt(s.then);
         this.emit(`br label %${lend}`);
+        let after = this.mmas.mayBeInFlight;
+        this.mmas.mayBeInFlight = before;
         if (s.else) {
           this.startBlock(le);
           this.stmt(s.else);
           this.emit(`br label %${lend}`);
         }
+        this.mmas.mayBeInFlight = after || this.mmas.mayBeInFlight;
         this.startBlock(lend);
         return;
       }
@@ -403,7 +430,7 @@ class Emitter {
         if (this.fl.target.kind === "nvptx") this.prefetch(s);
         return;
       case "barrier":
-        this.closeWgmma();
+        this.waitWgmma();
         this.mmas.forget();
         // Shared memory written by threads (the generic proxy) is read by wgmma through the async
         // proxy: the writes are made visible to it before the barrier that publishes them.
@@ -506,6 +533,9 @@ class Emitter {
     this.emit(`br i1 ${c}, label %${body}, label %${exit}`);
     this.startBlock(body);
     this.vars.set(s.loopVar, iv);
+    const products = this.wgmmaTiles.size > 0 && hasCall(s.body, "wgmma_m64n128k16");
+    // The previous iteration's products may still run when this one starts.
+    if (products) this.mmas.mayBeInFlight = true;
     this.stmt(s.body);
     this.emit(`br label %${latch}`);
     this.startBlock(latch);
@@ -517,6 +547,11 @@ class Emitter {
         : "";
     this.emit(`br label %${head}${md}`);
     this.startBlock(exit);
+    // Products in flight are done before anything after the loop reads their accumulators.
+    if (products) {
+      this.mmas.mayBeInFlight = true;
+      this.waitWgmma();
+    }
   }
 
   private allocate(buf: Buffer): void {
@@ -564,7 +599,7 @@ class Emitter {
       abi.push({ name: s.name, kind: "symbol", dtype: "i32" });
     }
     this.stmt(this.fn.body);
-    this.closeWgmma();
+    this.waitWgmma();
     const name = this.fn.name.replace(/[^A-Za-z0-9_]/g, "_");
     const attrs = this.fl.kernelAttributes(maxThreads);
     const md = this.fl.kernelMetadata(name, maxThreads, this.fn.launch?.minBlocksPerSM);

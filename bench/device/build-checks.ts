@@ -98,6 +98,13 @@ const STDLIB_OVERRIDES: Record<string, Record<string, number>> = {
   q4GateUpSiluRmsMma: { n2: 64, i: 32, k: 768, kw: 96, kg: 24 },
   // Heads of 64 (a block's 32 rotation pairs a head), two q heads, one k/v head.
   q4QkvRopeAppendGemmMma: { n: 256, k: 64, kw: 8, kg: 2, h: 2, kvh: 1, d: 64, ctx: 12 },
+  // wgmma: two blocks of 128 tokens, blocks of weight rows cut at the edge, three K stages (a
+  // stage's x tile in each half of the double buffer and back); heads of 128 for RoPE.
+  q4GemmWgmma: { m: 130, n: 200, k: 192, kw: 24, kg: 6 },
+  q4GemmResidualWgmma: { m: 130, n: 200, k: 192, kw: 24, kg: 6 },
+  q4QkvGemmWgmma: { m: 130, n: 208, qd: 80, kvd: 64, k: 192, kw: 24, kg: 6 },
+  q4GateUpSiluGemmWgmma: { m: 130, n2: 160, i: 80, k: 192, kw: 24, kg: 6 },
+  q4QkvRopeAppendGemmWgmma: { m: 130, n: 512, k: 192, kw: 24, kg: 6, h: 2, kvh: 1, d: 128, ctx: 140 },
 };
 const STDLIB_SCALARS: Record<string, number> = {
   eps: 1e-5,

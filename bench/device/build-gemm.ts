@@ -120,8 +120,8 @@ function variants(): Variant[] {
     {
       format: "q4f16_1",
       kernel: q4GemmWgmma,
-      label: "tensor cores (wgmma.m64n128k16), registers for 2 blocks/SM",
-      schedule: wgmmaGemmSchedule({ ...WGMMA_GEMM_SCHEDULE, minBlocksPerSM: 2 }),
+      label: "tensor cores (wgmma.m64n128k16), neighbouring blocks along weights",
+      schedule: wgmmaGemmSchedule({ ...WGMMA_GEMM_SCHEDULE, blocksAlong: "weights" }),
     },
     {
       format: "q4f16_1",
@@ -136,13 +136,16 @@ function variants(): Variant[] {
 const label = (p: GemmSchedule): string =>
   `${p.threadsM}x${p.threadsN} threads, k ${p.kTile}, vec ${p.vec}, unroll ${p.unrollK}`;
 
-export function buildGemm(log: (line: string) => void = console.log): {
+export function buildGemm(
+  log: (line: string) => void = console.log,
+  only?: string,
+): {
   entries: GemmEntry[];
   skipped: string[];
 } {
   const entries: GemmEntry[] = [];
   const skipped: string[] = [];
-  for (const v of variants())
+  for (const v of variants().filter((x) => !only || `${x.kernel.name} ${x.label}`.includes(only)))
     for (const [n, k] of GEMM_SHAPES) {
       const dims: Record<string, number> =
         v.format === "q4f16_1" ? { n, k, kw: k / 8, kg: k / 32 } : { n, k };
@@ -179,7 +182,9 @@ export function buildGemm(log: (line: string) => void = console.log): {
 if (process.argv[1] && /build-gemm\.ts$/.test(process.argv[1])) {
   const outDir = resolve(process.argv[2] ?? ".device/kernels");
   mkdirSync(outDir, { recursive: true });
-  const { entries, skipped } = buildGemm();
+  // An optional second argument keeps only the variants whose kernel and label contain it.
+  const only = process.argv[3];
+  const { entries, skipped } = buildGemm(console.log, only);
   for (const s of skipped) console.log(`gemm: skipped ${s.split("\n")[0]}`);
   writeFileSync(join(outDir, "gemm.json"), JSON.stringify({ m: GEMM_M, entries, skipped }));
   console.log(`gemm: ${entries.length} kernels (${skipped.length} skipped) -> ${join(outDir, "gemm.json")}`);

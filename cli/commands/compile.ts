@@ -55,7 +55,7 @@ async function loadCompiler() {
     /** What the Vulkan device schedules its ops with (GPU_SCHEDULES, and more). */
     VULKAN_SCHEDULES: vulkanDevice.VULKAN_SCHEDULES,
     VULKAN_OP_CHOICES: vulkanDevice.VULKAN_OP_CHOICES,
-    CUDA_OP_CHOICES: ops.CUDA_OP_CHOICES,
+    cudaOpChoices: ops.cudaOpChoices,
   };
 }
 type Compiler = Awaited<ReturnType<typeof loadCompiler>>;
@@ -140,7 +140,7 @@ Example:
     const ops =
       kind === "vulkan"
         ? C.llamaOps(config, format, C.VULKAN_SCHEDULES, C.VULKAN_OP_CHOICES)
-        : C.llamaOps(config, format, C.GPU_SCHEDULES, kind === "cuda" ? C.CUDA_OP_CHOICES : {});
+        : C.llamaOps(config, format, C.GPU_SCHEDULES, kind === "cuda" ? C.cudaOpChoices(arch!) : {});
     const specs = C.allOps(ops);
     const out = values.out;
     if (kind === "cuda" || kind === "rocm") requireLLVM(kind);

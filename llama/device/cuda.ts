@@ -20,7 +20,7 @@ import type {
 } from "../../backends/gpu-common/runtime.ts";
 import type { Device, DeviceTensor, Op, OpArgs, OpSpec, Recording } from "./types.ts";
 import type { Library } from "./library.ts";
-import { CUDA_OP_CHOICES } from "../ops.ts";
+import { cudaOpChoices } from "../ops.ts";
 
 interface CudaTensor extends DeviceTensor {
   readonly ptr: DevicePtr;
@@ -93,7 +93,7 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
     kind: "cuda",
     name: `${rt.device.name} (CUDA)`,
     // What tkc's CUDA libraries are compiled with (tkc compile, the on-the-fly cache, bench).
-    opChoices: CUDA_OP_CHOICES,
+    opChoices: cudaOpChoices(library.target, rt.device.computeCapability),
     tensor(dtype: DType, shape: readonly number[]): DeviceTensor {
       const ptr = rt.alloc(Math.max(16, count(shape) * bytesOf(dtype)));
       allocations.push(ptr);

@@ -316,15 +316,26 @@ export interface WgmmaGemmSchedule {
   readonly doubleBuffer: boolean;
   /** Blocks per multiprocessor the registers must allow (0: no cap). */
   readonly minBlocksPerSM: number;
+  /**
+   * Which tiles neighbouring blocks take: "tokens" (blockIdx.x over the blocks of tokens: the
+   * blocks that read one tile of weights run together, so it comes from DRAM once) or "weights"
+   * (blockIdx.x over weight rows: the blocks that read one x tile run together).
+   */
+  readonly blocksAlong: "tokens" | "weights";
 }
 
 /**
- * H100, 512 tokens (bench/results/gemm-wgmma-h100.json): double-buffered and capped to 128
- * registers for two blocks per multiprocessor, 306-319 TFLOP/s at the three 7B shapes; uncapped
- * (159 registers, one block) 286-327; one buffer 267-345 (best at 4096 x 4096, worst at 11008 x 4096,
- * the shape of the larger GEMMs).
+ * H100, 512 tokens (bench/results/gemm-wgmma-ab-h100.json): double-buffered, registers uncapped
+ * (157-159: one block of two warpgroups per multiprocessor), 339-417 TFLOP/s at the three 7B
+ * shapes with neighbouring blocks along tokens (the 512-token prefill 6% faster than along
+ * weights); capped to 128 registers for two blocks it spills and runs at 254-302; one x buffer
+ * 267-358.
  */
-export const WGMMA_GEMM_SCHEDULE: WgmmaGemmSchedule = { doubleBuffer: true, minBlocksPerSM: 2 };
+export const WGMMA_GEMM_SCHEDULE: WgmmaGemmSchedule = {
+  doubleBuffer: true,
+  minBlocksPerSM: 0,
+  blocksAlong: "tokens",
+};
 
 /**
  * q4GemmWgmma (stdlib/gemm_wgmma.ts): tiles of y to blocks, warps to threadIdx.y (a warpgroup is
@@ -349,13 +360,21 @@ export function wgmmaGemmSchedule(p: WgmmaGemmSchedule = WGMMA_GEMM_SCHEDULE) {
           `q4QkvRopeAppendGemmWgmma pairs a block's 64 rotations in one head: it needs the head size specialized to a multiple of 128 (${dim ? printExpr(dim) : "?"}); use q4QkvGemmWgmma with ropeHalf and kvAppend`,
         );
     }
-    s.bind("bm", "blockIdx.y");
-    s.bind("bn", "blockIdx.x");
-    if (p.minBlocksPerSM > 0) s.annotate("bm", MIN_BLOCKS_PER_SM, p.minBlocksPerSM);
+    if (p.blocksAlong === "tokens") {
+      s.reorder("bn", "bm");
+      s.bind("bn", "blockIdx.y");
+      s.bind("bm", "blockIdx.x");
+    } else {
+      s.bind("bm", "blockIdx.y");
+      s.bind("bn", "blockIdx.x");
+    }
+    if (p.minBlocksPerSM > 0)
+      s.annotate(p.blocksAlong === "tokens" ? "bn" : "bm", MIN_BLOCKS_PER_SM, p.minBlocksPerSM);
     for (const [w, l] of [
       ["wz", "lz"],
       ["wc", "lc"],
       ["wf", "lf"],
+      ["wa", "la"],
       ["wp", "lane"],
       ["wy", "ly"],
     ]) {
@@ -367,7 +386,24 @@ export function wgmmaGemmSchedule(p: WgmmaGemmSchedule = WGMMA_GEMM_SCHEDULE) {
     if (p.doubleBuffer) s.doubleBuffer("xs", "g");
     // q4GemmResidualWgmma loads its residuals in a nest of their own.
     const names = namesIn(s.func);
-    for (const l of ["nz", "rz", "kt", "ny", "ry", "sx", "vx", "hw", "jw", "sf", "sg", "vg", "nr", "rr"])
+    for (const l of [
+      "nz",
+      "rz",
+      "kt",
+      "ny",
+      "ry",
+      "sx",
+      "vx",
+      "sq",
+      "vq",
+      "hw",
+      "jw",
+      "sf",
+      "sg",
+      "vg",
+      "nr",
+      "rr",
+    ])
       if (names.has(l)) s.unroll(l);
   };
 }

@@ -12,7 +12,7 @@ import { generateText } from "../../llama/generate.ts";
 import type { LlamaWeights } from "../../llama/weights/types.ts";
 import { syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
-import { CUDA_OP_CHOICES, llamaOps } from "../../llama/ops.ts";
+import { CUDA_OP_CHOICES, cudaOpChoices, llamaOps } from "../../llama/ops.ts";
 
 const { weights, tokenizer } = loadBundledStories15M();
 const TOKENS = [1, 9038, 2501, 263, 931, 29892, 727, 471];
@@ -143,9 +143,11 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
     // K multiples of 256 and N of 32: every decode GEMV takes the tensor-core kernels.
     const config = { ...TINY_GQA, dim: 256, hiddenDim: 512, vocabSize: 64, contextLength: 80 };
     const base = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), { format: "q4f16_1" });
+    // Heads of 64: the mma kernels (Hopper's wgmma ones pair 64 rotations a block; below).
+    const mmaChoices = { ...CUDA_OP_CHOICES, prefillGemm: "mma" } as const;
     const cuda = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
       format: "q4f16_1",
-      opChoices: CUDA_OP_CHOICES,
+      opChoices: mmaChoices,
     });
     expect(Object.keys(cuda.ops.decode)).toContain("attentionSplit");
     expect(cuda.ops.prefill.attention!.kernel.name).toBe("attentionPrefillMma");
@@ -154,7 +156,7 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
     expect(cuda.ops.decode.gateUpRms!.kernel.name).toBe("q4GateUpSiluRmsMma");
     const unfolded = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
       format: "q4f16_1",
-      opChoices: { ...CUDA_OP_CHOICES, foldDecodeNorms: false, decodeSplits: 3 },
+      opChoices: { ...mmaChoices, foldDecodeNorms: false, decodeSplits: 3 },
     });
     const d = unfolded.ops.decode;
     expect(d.attentionSplit!.specialize!.splits).toBe(3);
@@ -170,7 +172,7 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
     const fusedRope = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
       format: "q4f16_1",
       opChoices: {
-        ...CUDA_OP_CHOICES,
+        ...mmaChoices,
         foldDecodeNorms: false,
         fuseDecodeRope: true,
         decodeAttention: "warps",
@@ -201,11 +203,11 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
     ]);
     const separate = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
       format: "q4f16_1",
-      opChoices: { ...CUDA_OP_CHOICES, fusePrefillEpilogues: false },
+      opChoices: { ...mmaChoices, fusePrefillEpilogues: false },
     });
     expect(separate.ops.prefill.gemmGateUpSilu).toBeUndefined();
     // Heads of 32: RoPE keeps its own launches after one QKV GEMM.
-    const narrow = llamaOps({ ...config, nHeads: 8, nKvHeads: 4 }, "q4f16_1", {}, CUDA_OP_CHOICES).prefill;
+    const narrow = llamaOps({ ...config, nHeads: 8, nKvHeads: 4 }, "q4f16_1", {}, mmaChoices).prefill;
     expect([narrow.gemmQkvRope, narrow.gemmQKV?.kernel.name, narrow.ropeQ?.kernel.name]).toEqual([
       undefined,
       "q4QkvGemmMma",
@@ -213,6 +215,29 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
     ]);
     expect(Array.from(separate.prefill(prompt, 0))).toEqual(Array.from(cuda.prefill(prompt, 0)));
     expect(relErr(base.prefill(prompt, 0), cuda.prefill(prompt, 0))).toBeLessThan(2e-3);
+    // CUDA's choices on Hopper: the q4f16_1 GEMMs on wgmma, the same values as mma's (heads of
+    // 128 fuse RoPE; heads of 64 keep it apart, after one QKV GEMM).
+    const wide = { ...config, nHeads: 2, nKvHeads: 1 };
+    const hopper = new KernelLlama(createCpuDevice(), syntheticQ4(wide, 3), {
+      format: "q4f16_1",
+      opChoices: CUDA_OP_CHOICES,
+    });
+    const ampere = new KernelLlama(createCpuDevice(), syntheticQ4(wide, 3), {
+      format: "q4f16_1",
+      opChoices: cudaOpChoices("sm_80"),
+    });
+    const h = hopper.ops.prefill;
+    expect([h.gemmQkvRope, h.gemmORes, h.gemmDownRes, h.gemmGateUpSilu].map((o) => o!.kernel.name)).toEqual([
+      "q4QkvRopeAppendGemmWgmma",
+      "q4GemmResidualWgmma",
+      "q4GemmResidualWgmma",
+      "q4GateUpSiluGemmWgmma",
+    ]);
+    expect(ampere.ops.prefill.gemmQkvRope!.kernel.name).toBe("q4QkvRopeAppendGemmMma");
+    expect(llamaOps(config, "q4f16_1", {}, CUDA_OP_CHOICES).prefill.gemmQKV!.kernel.name).toBe(
+      "q4QkvGemmWgmma",
+    );
+    expect(Array.from(hopper.prefill(prompt, 0))).toEqual(Array.from(ampere.prefill(prompt, 0)));
     for (let p = 40; p < 44; p++) {
       const want = base.decode(p % 40, p).slice();
       expect(relErr(want, cuda.decode(p % 40, p))).toBeLessThan(2e-3);

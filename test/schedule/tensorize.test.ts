@@ -400,7 +400,7 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
   });
 
   it.skipIf(llvmMissing !== "")(
-    "compiles for sm_90a to one wgmma per K step, a fence before each, one commit and wait a stage",
+    "compiles for sm_90a to one wgmma per K step, a fence before each, a commit a stage, waited for after the next stage's loads",
     () => {
       const s = new Schedule(specialize(lowerKernel(q4GemmWgmma), { n: 4096, k: 4096, kw: 512, kg: 128 }));
       wgmmaGemmSchedule()(s, "sm_90");
@@ -410,7 +410,14 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
       expect(ptx.match(/wgmma\.mma_async\.sync\.aligned\.m64n128k16\.f32\.f16\.f16/g)?.length).toBe(4);
       expect(ptx.match(/wgmma\.fence\.sync\.aligned/g)?.length).toBe(4);
       expect(ptx.match(/wgmma\.commit_group/g)?.length).toBe(1);
-      expect(ptx.match(/wgmma\.wait_group\.sync\.aligned 0/g)?.length).toBe(1);
+      // One wait in the loop, one after it (before the epilogue reads the accumulators). The
+      // stage's products run while the next stage's x is stored and its loads are issued; the
+      // wait comes before the A registers are rewritten.
+      expect(ptx.match(/wgmma\.wait_group\.sync\.aligned 0/g)?.length).toBe(2);
+      const at = (re: RegExp) => ptx.search(re);
+      expect(at(/ld\.global\.v4/)).toBeLessThan(at(/wgmma\.wait_group/));
+      expect(at(/wgmma\.wait_group/)).toBeLessThan(at(/fma\.rn\.f16x2/));
+      expect(at(/wgmma\.mma_async/)).toBeLessThan(at(/wgmma\.commit_group/));
       // Threads' stores to the x tile are made visible to the instruction's reads before the barrier.
       expect(ptx).toMatch(/fence\.proxy\.async\.shared::cta;\s*\/\/ end inline asm\s*bar\.sync/);
       // The descriptor's tile starts on 1024 bytes (the swizzle is by address bits).
