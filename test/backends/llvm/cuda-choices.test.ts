@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { compileOp } from "../../../llama/device/compile.ts";
-import { CUDA_OP_CHOICES, llamaOps } from "../../../llama/ops.ts";
+import { CUDA_OP_CHOICES, cudaOpChoices, llamaOps } from "../../../llama/ops.ts";
 import { LLAMA2_7B } from "../../../llama/presets.ts";
 import { GPU_SCHEDULES } from "../../../stdlib/gpu/schedules.ts";
 import { llvmMissing } from "./helpers.ts";
@@ -29,12 +29,17 @@ describe.skipIf(llvmMissing !== "")(
     it("prefill GEMMs on tensor cores; f16GemmMma capped for two blocks per multiprocessor", () => {
       const q4 = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQkvRope!;
       const f16 = llamaOps(config, "f16", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQ!;
-      expect(q4.kernel.name).toBe("q4QkvRopeAppendGemmMma");
+      // Hopper's q4f16_1 GEMMs on wgmma (sm_90a); sm_80's on mma.m16n8k16, as f16's everywhere.
+      expect(q4.kernel.name).toBe("q4QkvRopeAppendGemmWgmma");
       expect(f16.kernel.name).toBe("f16GemmMma");
+      const ampere = llamaOps(config, "q4f16_1", GPU_SCHEDULES, cudaOpChoices("sm_80")).prefill.gemmQkvRope!;
+      expect(ampere.kernel.name).toBe("q4QkvRopeAppendGemmMma");
+      expect(cudaOpChoices("sm_90", [10, 0]).prefillGemm).toBe("mma");
       const q4Ptx = compileOp(q4, "sm_90").image;
       const f16Ptx = compileOp(f16, "sm_90").image;
-      for (const ptx of [q4Ptx, f16Ptx])
-        expect(ptx).toMatch(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/);
+      expect(q4Ptx).toMatch(/^\.target sm_90a/m);
+      expect(q4Ptx).toMatch(/wgmma\.mma_async\.sync\.aligned\.m64n128k16\.f32\.f16\.f16/);
+      expect(f16Ptx).toMatch(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/);
       expect(f16Ptx).toMatch(/\.minnctapersm 2/);
       // f16GemmMma copies K in 16-byte runs: a hidden size not a multiple of 8 keeps the tiled GEMMs.
       const odd = llamaOps({ ...config, hiddenDim: 11004 }, "f16", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill;

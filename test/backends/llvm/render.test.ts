@@ -66,9 +66,13 @@ const SIZES: Readonly<Record<string, number>> = {
   dg: 8,
 };
 
-/** Where a kernel needs other sizes: q4QkvRopeAppendGemmMma's heads hold a block's 32 rotation pairs. */
+/**
+ * Where a kernel needs other sizes: q4QkvRopeAppendGemmMma's heads hold a block's 32 rotation
+ * pairs, q4QkvRopeAppendGemmWgmma's 64.
+ */
 const KERNEL_SIZES: Readonly<Record<string, Readonly<Record<string, number>>>> = {
   q4QkvRopeAppendGemmMma: { d: 64, n: 512 },
+  q4QkvRopeAppendGemmWgmma: { d: 128, n: 1024 },
 };
 
 const kernels = Object.entries(stdlib).filter(
@@ -134,7 +138,7 @@ function tool(cmd: string, args: (file: string) => string[], input: string | Uin
  * their schedules refuse AMD targets.
  */
 const needsMma = (spec: OpSpec): boolean =>
-  /^(q4(Gemv|GateUp|QkvRope|Qkv|Gemm)\w*|attentionPrefill)Mma$/.test(spec.kernel.name);
+  /^(q4(Gemv|GateUp|QkvRope|Qkv|Gemm)\w*|attentionPrefill)(Mma|Wgmma)$/.test(spec.kernel.name);
 
 const device = (spec: OpSpec, target: string): PrimFunc =>
   lowerToDevice(scheduledFunc(spec, target), GPU_TARGETS[target]!.lowering);
@@ -159,7 +163,15 @@ describe.skipIf(llvmMissing !== "")(
         const c = compileLLVM(r.text, GPU_TARGETS.sm_90!.llvm); // runs LLVM's verifier first
         expect(c.ptx).toContain(`.visible .entry ${r.name}(`);
         if (!ptxas) return;
-        const p = tool("ptxas", (file) => ["-arch=sm_90", file, "-o", "/dev/null"], c.ptx!, `${r.name}.ptx`);
+        // Kernels with wgmma are compiled for sm_90a (its architecture-specific features).
+        const arch = /^\.target sm_90a/m.test(c.ptx!) ? "sm_90a" : "sm_90";
+        expect(arch === "sm_90a").toBe(spec.kernel.name.endsWith("Wgmma"));
+        const p = tool(
+          "ptxas",
+          (file) => [`-arch=${arch}`, file, "-o", "/dev/null"],
+          c.ptx!,
+          `${r.name}.ptx`,
+        );
         expect(p.out).toBe("");
         expect(p.status).toBe(0);
       },
@@ -167,10 +179,10 @@ describe.skipIf(llvmMissing !== "")(
 
     it("refuses the q4 tensor-core GEMVs and GEMM and prefill attention for AMD targets, naming the kernels to use", () => {
       const mma = CASES.filter(needsMma);
-      expect(mma.length).toBe(13);
+      expect(mma.length).toBe(18);
       for (const spec of mma)
         expect(() => device(spec, "gfx1100")).toThrow(
-          /gfx1100 has none: use (the four-rows kernels|q4GemmTiled|q4GemmResidual|q4GateUpSiluGemm|q4QkvGemm|attentionPrefillWarps)/,
+          /gfx1100 has none: use (the four-rows kernels|q4GemmTiled|q4GemmResidual|q4GateUpSiluGemm|q4QkvGemm|attentionPrefillWarps|q4\w*Mma)/,
         );
     });
 
