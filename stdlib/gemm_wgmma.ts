@@ -174,20 +174,21 @@ function q4WgmmaBlock(
       }
     }
     if (g > 0) {
-      // Stage g - 1's words to A registers, after the next stage's loads are issued: products
-      // still running (wgmma is asynchronous) read the previous stage's, which the renderer waits for.
-      for (let wa = 0; wa < WARPS; wa++)
-        for (let la = 0; la < LANES; la++)
-          for (let hw = 0; hw < STAGE_K / 16; hw++)
+      for (let kt = 0; kt < STAGE_K / 16; kt++) {
+        // K step kt's A registers from stage g - 1's words, just before its products: the
+        // products run asynchronously (wgmma), so the next step's registers are formed while
+        // this step's product runs, and a stage's while the previous stage's last ones finish
+        // (the renderer waits where registers still being read would be rewritten).
+        for (let wa = 0; wa < WARPS; wa++)
+          for (let la = 0; la < LANES; la++)
             for (let jw = 0; jw < 4; jw++)
-              af[wa][hw][la][jw] = fmaF16x2(
-                q4PairF16x2Lane(wq[wa][la][jw & 1][hw >> 1], 2 * (hw & 1) + (jw >> 1)),
+              af[wa][kt][la][jw] = fmaF16x2(
+                q4PairF16x2Lane(wq[wa][la][jw & 1][kt >> 1], 2 * (kt & 1) + (jw >> 1)),
                 packF16x2(sk[wa][la][jw & 1], sk[wa][la][jw & 1]),
                 u32(0),
               );
-      for (let wp = 0; wp < WARPS; wp++) {
-        for (let lane = 0; lane < LANES; lane++) {
-          for (let kt = 0; kt < STAGE_K / 16; kt++) {
+        for (let wp = 0; wp < WARPS; wp++) {
+          for (let lane = 0; lane < LANES; lane++) {
             for (let nt = 0; nt < TILES; nt++) {
               for (let r = 0; r < 4; r++) {
                 for (let kk = 0; kk < 16; kk++) {

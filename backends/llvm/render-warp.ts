@@ -8,7 +8,7 @@ import type { DType } from "../../dsl/dtypes.ts";
 import { DTYPES } from "../../dsl/dtypes.ts";
 import { sameExpr } from "../../lower/ir/equal.ts";
 import type { LaunchDims } from "../../lower/ir/launch.ts";
-import type { Buffer, Expr } from "../../lower/ir/nodes.ts";
+import type { Buffer, Expr, Load } from "../../lower/ir/nodes.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import type { MathBuilder } from "./render-math.ts";
 
@@ -75,6 +75,10 @@ export class MmaIssuer {
   private pendingWgmma = false;
   /** Committed groups not yet waited for. */
   private inFlight = false;
+  /** The A registers (local loads) products issued and not waited for read. */
+  private aRegisters: Load[] = [];
+  /** Whether products of unknown A registers may run (a loop's previous iteration's). */
+  private unknownRegisters = false;
 
   forget(): void {
     this.issued = [];
@@ -109,11 +113,37 @@ export class MmaIssuer {
     this.inFlight = v;
   }
 
+  /** At a loop's head: the previous iteration's products, whatever registers they read, may run. */
+  enterLoop(): void {
+    this.inFlight = true;
+    this.unknownRegisters = true;
+  }
+
+  /**
+   * Whether a store to buffer[indices] may rewrite an A register of a product not yet waited for
+   * (local buffers are per thread: the same constant index is the same register; other indices
+   * are taken to meet).
+   */
+  mayRewriteA(buffer: Buffer, indices: readonly Expr[]): boolean {
+    if (!this.pendingWgmma && !this.inFlight) return false;
+    if (this.unknownRegisters) return true;
+    return this.aRegisters.some(
+      (l) =>
+        l.buffer === buffer &&
+        !l.indices.some((e, d) => {
+          const o = indices[d]!;
+          return e.kind === "const" && o.kind === "const" && e.value !== o.value;
+        }),
+    );
+  }
+
   /** The lines that wait for every product issued: before a barrier, a store that is not a product's tile, a loop's exit. */
   waitAll(): string[] {
     const out = this.closeGroup();
     if (this.inFlight) out.push(WAIT);
     this.inFlight = false;
+    this.aRegisters = [];
+    this.unknownRegisters = false;
     return out;
   }
 
@@ -234,6 +264,8 @@ export class MmaIssuer {
         ].join(", ")})`,
       );
       this.pendingWgmma = true;
+      for (const a of args.slice(0, 8))
+        if (a.kind === "call" && a.args[0]?.kind === "load") this.aRegisters.push(a.args[0]);
       return out;
     });
     const t = b.tmp();

@@ -379,8 +379,8 @@ class Emitter {
         this.stmt(s.body);
         return;
       case "store": {
-        // A products in flight read their A registers until waited for.
-        if (this.wgmmaRegisters.has(s.buffer)) this.waitWgmma();
+        // Products read their A registers until waited for.
+        if (this.wgmmaRegisters.has(s.buffer) && this.mmas.mayRewriteA(s.buffer, s.indices)) this.waitWgmma();
         if (s.buffer.scope !== "local") {
           // A product's tile is written only past a barrier (which waits) or into the other half
           // of a double buffer than the products in flight read; any other store waits for them.
@@ -535,7 +535,7 @@ class Emitter {
     this.vars.set(s.loopVar, iv);
     const products = this.wgmmaTiles.size > 0 && hasCall(s.body, "wgmma_m64n128k16");
     // The previous iteration's products may still run when this one starts.
-    if (products) this.mmas.mayBeInFlight = true;
+    if (products) this.mmas.enterLoop();
     this.stmt(s.body);
     this.emit(`br label %${latch}`);
     this.startBlock(latch);
@@ -549,7 +549,7 @@ class Emitter {
     this.startBlock(exit);
     // Products in flight are done before anything after the loop reads their accumulators.
     if (products) {
-      this.mmas.mayBeInFlight = true;
+      this.mmas.enterLoop();
       this.waitWgmma();
     }
   }
