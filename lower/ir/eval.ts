@@ -2,59 +2,7 @@
 import type { Expr } from "./nodes.ts";
 import { printExpr } from "./printer.ts";
 
-export function evalInt(e: Expr, env: Readonly<Record<string, number>>): number {
-  const ev = (x: Expr) => evalInt(x, env);
-  switch (e.kind) {
-    case "const":
-      return e.value;
-    case "var": {
-      const v = env[e.name];
-      if (v === undefined) throw new Error(`tkc: no value for ${e.name} in ${printExpr(e)}`);
-      return v;
-    }
-    case "binary": {
-      const a = ev(e.a);
-      const b = ev(e.b);
-      switch (e.op) {
-        case "+":
-          return a + b;
-        case "-":
-          return a - b;
-        case "*":
-          return a * b;
-        case "/":
-          return Math.trunc(a / b);
-        case "%":
-          return a % b;
-        case "floordiv":
-          return Math.floor(a / b);
-        case "floormod":
-          return a - Math.floor(a / b) * b;
-        case "min":
-          return Math.min(a, b);
-        case "max":
-          return Math.max(a, b);
-        case "<<":
-          return a << b;
-        case ">>":
-          return a >> b;
-        case "&":
-          return a & b;
-        case "|":
-          return a | b;
-        case "^":
-          return a ^ b;
-      }
-      break;
-    }
-    case "select":
-      return evalInt(e.cond, env) ? ev(e.t) : ev(e.f);
-    case "cast":
-      return ev(e.value);
-  }
-  throw new Error(`tkc: cannot evaluate ${printExpr(e)} on the host`);
-}
-
+/** The integer operators evalInt and compileInt evaluate (others are not host-evaluable). */
 const BINARY: Record<string, (a: number, b: number) => number> = {
   "+": (a, b) => a + b,
   "-": (a, b) => a - b,
@@ -71,6 +19,29 @@ const BINARY: Record<string, (a: number, b: number) => number> = {
   "|": (a, b) => a | b,
   "^": (a, b) => a ^ b,
 };
+
+export function evalInt(e: Expr, env: Readonly<Record<string, number>>): number {
+  const ev = (x: Expr) => evalInt(x, env);
+  switch (e.kind) {
+    case "const":
+      return e.value;
+    case "var": {
+      const v = env[e.name];
+      if (v === undefined) throw new Error(`tkc: no value for ${e.name} in ${printExpr(e)}`);
+      return v;
+    }
+    case "binary": {
+      const op = BINARY[e.op];
+      if (op) return op(ev(e.a), ev(e.b));
+      break;
+    }
+    case "select":
+      return evalInt(e.cond, env) ? ev(e.t) : ev(e.f);
+    case "cast":
+      return ev(e.value);
+  }
+  throw new Error(`tkc: cannot evaluate ${printExpr(e)} on the host`);
+}
 
 /**
  * evalInt compiled once into closures, for checks that evaluate one expression at many points

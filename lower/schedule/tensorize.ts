@@ -128,6 +128,17 @@ function matchUpdate(s: Stmt): Update {
   return { acc: s.buffer, accIndex: s.indices, a, b };
 }
 
+/** Fresh f32 variables for the `count` accumulator fields a replacement reads before it stores them. */
+function fieldVars(f: PrimFunc, acc: Buffer, count: number): Var[] {
+  const used = new Set<string>();
+  return Array.from({ length: count }, (_, i) => {
+    let name = freshName(f, `${acc.name}_c${i}`);
+    while (used.has(name)) name += "_";
+    used.add(name);
+    return B.variable(name, "f32");
+  });
+}
+
 /** A tiny deterministic generator, so a refused schedule is refused the same way every time. */
 function lcg(seed: number): () => number {
   let x = seed >>> 0;
@@ -401,13 +412,7 @@ function tensorizeWgmma(f: PrimFunc, ntLoop: For, path: readonly Stmt[], laneLoo
     bLoad.indices.map((e) => zero(e, false)),
   );
   const fields = 4 * (WGMMA_N / 8);
-  const used = new Set<string>();
-  const cVars = Array.from({ length: fields }, (_, i) => {
-    let name = freshName(f, `${u.acc.name}_c${i}`);
-    while (used.has(name)) name += "_";
-    used.add(name);
-    return B.variable(name, "f32");
-  });
+  const cVars = fieldVars(f, u.acc, fields);
   const cIndex = (i: number) =>
     u.accIndex.map((e) =>
       substitute(
@@ -517,13 +522,7 @@ function tensorize(f: PrimFunc, loopName: string, intrinsic: string, laneName: s
             2,
           )
         : [0, 8].flatMap((ko) => [0, 1].map((j) => at(u.b.load, bLane, bField, kOf(ko + j))));
-  const used = new Set<string>();
-  const cVars = [0, 1, 2, 3].map((i) => {
-    let name = freshName(f, `${u.acc.name}_c${i}`);
-    while (used.has(name)) name += "_";
-    used.add(name);
-    return B.variable(name, "f32");
-  });
+  const cVars = fieldVars(f, u.acc, 4);
   const cIndex = (i: number) =>
     u.accIndex.map((e) =>
       substitute(

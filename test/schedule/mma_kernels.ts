@@ -4,10 +4,12 @@ import {
   f32,
   local,
   packF16x2,
+  select,
   shared,
   unpackF16x2,
   withConsts,
   type f16,
+  type i32,
   type Tensor,
 } from "../../dsl/index.ts";
 import * as L from "../../stdlib/mma_layout.ts";
@@ -123,3 +125,57 @@ export const mmaTileShared = kernel(function mmaTileShared(
 
 /** Rows of 20 halves: ldmatrix's 16-byte rows would be misaligned, which the renderer refuses. */
 export const mmaTileSharedOddRows = withConsts(mmaTileShared, { ROW_HALVES: 20 });
+
+/** 1: wgmmaTile stages b 128-byte swizzled (wgmma's layout); 0: row by row (wgmmaTilePlain). */
+const SWIZZLE: number = 1;
+
+/** Column c of row n of wgmmaTile's staged tile. */
+function stagedColumn(n: i32, c: i32): i32 {
+  return select(SWIZZLE === 1, ((c >> 3) ^ (n & 7)) * 8 + (c & 7), c);
+}
+
+/**
+ * c = a b^T for a [64, 16] (four warps' 16 rows as mma.m16n8k16 A fragments), b [128, 16] staged
+ * in a shared tile of rows of 64 halves: one warpgroup's wgmma_m64n128k16 written lane by lane.
+ */
+export const wgmmaTile = kernel(function wgmmaTile(
+  a: Tensor<f16, [64, 16]>,
+  b: Tensor<f16, [128, 16]>,
+  c: Tensor<f32, [64, 128]>,
+) {
+  const bs = shared("f16", [128, 64]);
+  const af = local("u32", [4, 32, 4]);
+  const acc = local("f32", [4, 32, 16, 4]);
+  for (let wc = 0; wc < 4; wc++)
+    for (let lc = 0; lc < 32; lc++)
+      for (let e = 0; e < 16; e++) {
+        const n = wc * 32 + lc;
+        bs[n][stagedColumn(n, e)] = b[n][e];
+      }
+  for (let wf = 0; wf < 4; wf++)
+    for (let lf = 0; lf < 32; lf++)
+      for (let j = 0; j < 4; j++)
+        af[wf][lf][j] = packF16x2(
+          a[wf * 16 + L.mmaARow(lf, j)][L.mmaAK(lf, j, 0)],
+          a[wf * 16 + L.mmaARow(lf, j)][L.mmaAK(lf, j, 1)],
+        );
+  for (let wp = 0; wp < 4; wp++)
+    for (let lane = 0; lane < 32; lane++) {
+      for (let nz = 0; nz < 16; nz++) for (let rz = 0; rz < 4; rz++) acc[wp][lane][nz][rz] = f32(0);
+      for (let nt = 0; nt < 16; nt++)
+        for (let r = 0; r < 4; r++)
+          for (let kk = 0; kk < 16; kk++) {
+            const row = L.mmaCRow(lane, r);
+            const n = nt * 8 + L.mmaCCol(lane, r);
+            acc[wp][lane][nt][r] +=
+              f32(unpackF16x2(af[wp][L.mmaALane(row, kk)][L.mmaAReg(row, kk)], kk & 1)) *
+              f32(bs[n][stagedColumn(n, kk)]);
+          }
+      for (let ny = 0; ny < 16; ny++)
+        for (let ry = 0; ry < 4; ry++)
+          c[wp * 16 + L.mmaCRow(lane, ry)][ny * 8 + L.mmaCCol(lane, ry)] = acc[wp][lane][ny][ry];
+    }
+});
+
+/** wgmmaTile with b staged row by row: a correct product, not the layout wgmma reads. */
+export const wgmmaTilePlain = withConsts(wgmmaTile, { SWIZZLE: 0 });

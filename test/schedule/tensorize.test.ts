@@ -52,6 +52,8 @@ import {
   mmaTileShared,
   mmaTileSharedOddRows,
   mmaTileWrongLayout,
+  wgmmaTile,
+  wgmmaTilePlain,
 } from "./mma_kernels.ts";
 import { hasTool, llvmMissing } from "../backends/llvm/helpers.ts";
 import { execFileSync } from "node:child_process";
@@ -389,6 +391,39 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
   it("refuses q4QkvRopeAppendGemmWgmma for heads that are not a multiple of 128", () => {
     const s = new Schedule(specialize(lowerKernel(q4QkvRopeAppendGemmWgmma), { h: 2, kvh: 1, d: 64 }));
     expect(() => wgmmaGemmSchedule()(s, "sm_90")).toThrow(/multiple of 128/);
+  });
+
+  /** wgmmaTile's threads bound (warps to threadIdx.y, lanes to threadIdx.x). */
+  const wgmmaTileSchedule = (k: KernelDef): Schedule => {
+    const s = Schedule.of(k);
+    for (const [w, l] of [
+      ["wc", "lc"],
+      ["wf", "lf"],
+      ["wp", "lane"],
+    ]) {
+      s.bind(w!, "threadIdx.y");
+      s.bind(l!, "threadIdx.x");
+    }
+    return s;
+  };
+
+  it("replaces a warpgroup's lane-by-lane 64 x 128 x 16 nest with one product's 64 fields, which the emulation computes", () => {
+    const s = wgmmaTileSchedule(wgmmaTile);
+    s.tensorize("nt", "wgmma_m64n128k16", "lane");
+    expect(printFunc(s.func).match(/wgmma_m64n128k16\(/g)?.length).toBe(64);
+    const { want, got } = runBoth(wgmmaTile, s, {});
+    expect(compareResults(want, got, 0).mismatches).toEqual([]);
+  });
+
+  it("refuses a B tile staged row by row (not 128-byte swizzled), naming the layout", () => {
+    const s = wgmmaTileSchedule(wgmmaTilePlain);
+    expect(() => s.tensorize("nt", "wgmma_m64n128k16", "lane")).toThrow(
+      /is not the B layout of wgmma_m64n128k16 .*128-byte swizzled/,
+    );
+    // The nest itself is right: unscheduled, both tiles give the same product.
+    const { want } = runBoth(wgmmaTilePlain, Schedule.of(wgmmaTilePlain), {});
+    const other = runBoth(wgmmaTile, Schedule.of(wgmmaTile), {}).want;
+    expect(compareResults(want, other, 0).mismatches).toEqual([]);
   });
 
   it("refuses a nest without whole warpgroups bound, and targets without wgmma", () => {
