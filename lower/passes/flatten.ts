@@ -6,8 +6,8 @@
  * Parameter buffers keep their declared N-D shape: it is the host's contract (argument checks,
  * binding symbolic dimensions). Their accesses carry the flat offset like every other buffer.
  *
- * An ldmatrix call's tile must have rows of a multiple of 8 halves (16 bytes), checked here while
- * the rows are still visible. Device allocations need constant sizes (registers and static shared memory); the shared memory
+ * An ldmatrix call's tile must have rows of a multiple of 8 halves (16 bytes), and a wgmma call's B
+ * tile rows of exactly 64 (the 128-byte swizzle's), checked here while the rows are still visible. Device allocations need constant sizes (registers and static shared memory); the shared memory
  * a block allocates is summed (no reuse between buffers) into `launch.sharedBytes` and checked
  * against the target's limit.
  */
@@ -62,6 +62,19 @@ export function flattenPass(f: PrimFunc, target: Target): PrimFunc {
   });
   // ldmatrix reads 16-byte rows: the row it names must start on 16 bytes in every lane, so the
   // tile's rows (its allocated inner extent) must be a multiple of 8 halves.
+  // wgmma reads its B tile through a descriptor of 128-byte rows (the swizzle's): a tile padded
+  // after tensorize checked it (storageAlign, in a schedule that ran later) would be read wrong.
+  walk(f.body, (n) => {
+    if (n.kind !== "call" || n.name !== "wgmma_m64n128k16") return;
+    const tile = n.args[8]!;
+    if (tile.kind !== "load") return;
+    const inner = storageDims(tile.buffer).at(-1)!;
+    if (inner.kind !== "const" || inner.value !== 64)
+      throw new LoweringError(
+        P,
+        `wgmma reads ${tile.buffer.name} as rows of 64 halves (128 bytes, 128-byte swizzled), but its rows are ${printExpr(inner)} halves: do not pad a wgmma tile with storageAlign`,
+      );
+  });
   walk(f.body, (n) => {
     if (n.kind !== "call" || n.name !== "ldmatrix") return;
     const row = n.args[0]!;

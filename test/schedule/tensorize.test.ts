@@ -415,6 +415,15 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
     expect(compareResults(want, got, 0).mismatches).toEqual([]);
   });
 
+  it("refuses to lower a wgmma tile padded after tensorize (its descriptor reads 128-byte rows)", () => {
+    const s = wgmmaTileSchedule(wgmmaTile);
+    s.tensorize("nt", "wgmma_m64n128k16", "lane");
+    s.storageAlign("bs", 0, 32, 8);
+    expect(() => lowerToDevice(s.func, TARGETS.sm_90)).toThrow(
+      /wgmma reads bs as rows of 64 halves .* but its rows are 72 halves: do not pad a wgmma tile with storageAlign/,
+    );
+  });
+
   it("refuses a B tile staged row by row (not 128-byte swizzled), naming the layout", () => {
     const s = wgmmaTileSchedule(wgmmaTilePlain);
     expect(() => s.tensorize("nt", "wgmma_m64n128k16", "lane")).toThrow(
