@@ -59,15 +59,25 @@ export function shuffleXor(b: WarpBuilder, args: readonly Expr[], d: DType): str
   return b.cast(back, wide, d);
 }
 
+const COMMIT = 'call void asm sideeffect "wgmma.commit_group.sync.aligned;", "~{memory}"()';
+const WAIT = 'call void asm sideeffect "wgmma.wait_group.sync.aligned 0;", "~{memory}"()';
+
+/** Where asynchronous products stand at a point of the kernel (MmaIssuer.flow, merge). */
+export interface WgmmaFlow {
+  readonly inFlight: boolean;
+  readonly aRegisters: readonly Load[];
+  readonly unknownRegisters: boolean;
+}
+
 /**
+ * Tensor-core instructions, each issued once for the fields (or registers) the IR asks of it.
  * mma_m16n8k16 fields as mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32: the f16 operands go in
  * pairs (<2 x half>, the instruction's 32-bit registers). The four fields of one product are four
  * calls with the same operands (lower/schedule/tensorize.ts); the instruction is issued once and
  * its result reused while the operands cannot have changed: in the same basic block, with no
  * store to shared or global memory and no barrier in between (the renderer calls forget()).
+ * wgmma_m64n128k16's 64 fields likewise, plus the bookkeeping of its asynchronous execution.
  */
-const COMMIT = 'call void asm sideeffect "wgmma.commit_group.sync.aligned;", "~{memory}"()';
-const WAIT = 'call void asm sideeffect "wgmma.wait_group.sync.aligned 0;", "~{memory}"()';
 
 export class MmaIssuer {
   private issued: { label: string; key: readonly Expr[]; result: string }[] = [];
@@ -102,15 +112,26 @@ export class MmaIssuer {
   }
 
   /**
-   * Whether committed products may still be in flight where rendering stands. Control flow moves
-   * it: at a loop's head a previous iteration's products may be (the renderer sets it), after an
-   * if they may be when they may be at the end of either branch.
+   * Where committed products stand where rendering stands, for control flow: an if's branches
+   * start from the state before it and merge after it (flow, restore, merge).
    */
-  get mayBeInFlight(): boolean {
-    return this.inFlight;
+  flow(): WgmmaFlow {
+    return {
+      inFlight: this.inFlight,
+      aRegisters: [...this.aRegisters],
+      unknownRegisters: this.unknownRegisters,
+    };
   }
-  set mayBeInFlight(v: boolean) {
-    this.inFlight = v;
+  restore(f: WgmmaFlow): void {
+    this.inFlight = f.inFlight;
+    this.aRegisters = [...f.aRegisters];
+    this.unknownRegisters = f.unknownRegisters;
+  }
+  /** After two paths join: products may run if they may at the end of either, reading either's registers. */
+  merge(a: WgmmaFlow, b: WgmmaFlow): void {
+    this.inFlight = a.inFlight || b.inFlight;
+    this.aRegisters = [...(a.inFlight ? a.aRegisters : []), ...(b.inFlight ? b.aRegisters : [])];
+    this.unknownRegisters = (a.inFlight && a.unknownRegisters) || (b.inFlight && b.unknownRegisters);
   }
 
   /** At a loop's head: the previous iteration's products, whatever registers they read, may run. */

@@ -410,19 +410,19 @@ class Emitter {
         const le = this.newLabel("else");
         const lend = this.newLabel("endif");
         this.emit(`br i1 ${c}, label %${lt}, label %${s.else ? le : lend}`);
-        // Products may be in flight after the if where they may be at the end of either path.
-        const before = this.mmas.mayBeInFlight;
+        // Asynchronous products after the if: as at the end of either path.
+        const before = this.mmas.flow();
         this.startBlock(lt);
         this.stmt(s.then);
         this.emit(`br label %${lend}`);
-        let after = this.mmas.mayBeInFlight;
-        this.mmas.mayBeInFlight = before;
+        const afterThen = this.mmas.flow();
+        this.mmas.restore(before);
         if (s.else) {
           this.startBlock(le);
           this.stmt(s.else);
           this.emit(`br label %${lend}`);
         }
-        this.mmas.mayBeInFlight = after || this.mmas.mayBeInFlight;
+        this.mmas.merge(afterThen, this.mmas.flow());
         this.startBlock(lend);
         return;
       }
