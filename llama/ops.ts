@@ -5,6 +5,7 @@
  */
 import type { KernelDef } from "../dsl/kernel.ts";
 import * as S from "../stdlib/index.ts";
+import { hasWgmma } from "../stdlib/gpu/gemm.ts";
 import { mmaGemvKernel } from "../stdlib/gpu/gemv.ts";
 import { headDim, kvDim, type LlamaConfig } from "./config.ts";
 import type { OpSpec, ScheduleFn } from "./device/types.ts";
@@ -124,7 +125,7 @@ export const CUDA_OP_CHOICES: OpChoices = {
  * kernels run on Hopper alone: a newer GPU given sm_90 PTX, compute capability 10 or more, gets mma).
  */
 export function cudaOpChoices(arch: string, computeCapability?: readonly [number, number]): OpChoices {
-  const hopper = arch === "sm_90" && (computeCapability === undefined || computeCapability[0] === 9);
+  const hopper = hasWgmma(arch) && (computeCapability === undefined || computeCapability[0] === 9);
   return hopper ? CUDA_OP_CHOICES : { ...CUDA_OP_CHOICES, prefillGemm: "mma" };
 }
 
