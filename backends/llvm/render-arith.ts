@@ -1,5 +1,5 @@
 /**
- * Integer division, comparisons and conversions for the LLVM renderer: tkc's floor division and
+ * Binary operators, integer division, comparisons and conversions for the LLVM renderer: tkc's floor division and
  * modulo (the truncating results corrected where the signs differ), the predicates of fcmp/icmp,
  * integer constants as LLVM writes them, and casts between every pair of dtypes (float to integer
  * saturating with NaN to zero, half and bfloat through float).
@@ -12,6 +12,66 @@ import { floatBits, intBits, isFloatT, isUnsigned, llvmType, ovl } from "./rende
 export interface ArithBuilder extends MathBuilder {
   /** The last tmp() went unused: the next one takes its number (keeps value names dense). */
   releaseTmp(): void;
+}
+
+/**
+ * `a op y` for operands of dtype d (the result's for arithmetic, i1 for comparisons); `fastMath`
+ * the flags float add/sub/mul carry (the renderer's `contract`).
+ */
+export function binaryValue(
+  b: ArithBuilder,
+  op: string,
+  a: string,
+  y: string,
+  d: DType,
+  fastMath: string,
+): string {
+  const ty = llvmType(d);
+  const fl = isFloatT(d);
+  const uns = isUnsigned(d);
+  const t = b.tmp();
+  const simple = (inst: string) => {
+    b.emit(`${t} = ${inst} ${ty} ${a}, ${y}`);
+    return t;
+  };
+  switch (op) {
+    case "+":
+      return simple(fl ? `fadd${fastMath}` : "add");
+    case "-":
+      return simple(fl ? `fsub${fastMath}` : "sub");
+    case "*":
+      return simple(fl ? `fmul${fastMath}` : "mul");
+    case "/":
+      return simple(fl ? "fdiv" : uns ? "udiv" : "sdiv");
+    case "%":
+      return simple(fl ? "frem" : uns ? "urem" : "srem");
+    case "&":
+      return simple("and");
+    case "|":
+      return simple("or");
+    case "^":
+      return simple("xor");
+    case "<<":
+      return simple("shl");
+    case ">>":
+      return simple(uns ? "lshr" : "ashr");
+    case "min":
+    case "max": {
+      const name = fl ? `llvm.${op}num.${ovl(d)}` : `llvm.${uns ? "u" : "s"}${op}.${ty}`;
+      b.releaseTmp(); // the tmp above is unused; let the call take a fresh one
+      return b.callIntrinsic(ty, name, [a, y], [ty, ty]);
+    }
+    case "floordiv":
+    case "floormod":
+      b.releaseTmp();
+      return floorDivMod(b, op, a, y, d);
+    default: {
+      const pred = comparePredicate(op, fl, uns);
+      if (!pred) throw new Error(`tkc llvm: unsupported operator ${op}`);
+      b.emit(`${t} = ${fl ? "fcmp" : "icmp"} ${pred} ${ty} ${a}, ${y}`);
+      return t;
+    }
+  }
 }
 
 export function floorDivMod(

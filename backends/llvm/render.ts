@@ -8,26 +8,18 @@
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, For, Prefetch, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
-import { hasLoad, walk } from "../../lower/ir/transform.ts";
-
-/** Whether `s` calls `name` anywhere. */
-function hasCall(s: Stmt, name: string): boolean {
-  let found = false;
-  walk(s, (n) => {
-    if (n.kind === "call" && n.name === name) found = true;
-  });
-  return found;
-}
+import { hasLoad } from "../../lower/ir/transform.ts";
 import { loadsBeforeStores } from "../../lower/passes/vectorize.ts";
 import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { flavorFor, type Flavor } from "./flavor.ts";
-import { castValue, comparePredicate, floorDivMod, wrapInt } from "./render-arith.ts";
+import { binaryValue, castValue, wrapInt } from "./render-arith.ts";
 import { f16x2Op, mathF32 } from "./render-math.ts";
 import { prefetchL2 } from "./render-prefetch.ts";
 import { isFloatT, isUnsigned, llvmType, memType, ovl } from "./render-types.ts";
 import { MmaIssuer, shuffleXor } from "./render-warp.ts";
+import { WgmmaPipeline } from "./render-wgmma.ts";
 import { floatLiteral } from "./render-text.ts";
 import type { LLVMTarget } from "./target.ts";
 
@@ -65,24 +57,15 @@ class Emitter {
    */
   fm = " contract";
 
-  /** Shared buffers that wgmma reads through matrix descriptors. */
-  private readonly wgmmaTiles = new Set<Buffer>();
-  /** Local buffers whose registers wgmma reads as A (in flight until waited for). */
-  private readonly wgmmaRegisters = new Set<Buffer>();
+  /** Hopper's asynchronous products: the lines that commit or wait for them (render-wgmma.ts). */
+  private readonly wgmma: WgmmaPipeline;
 
   constructor(
     readonly fl: Flavor,
     private readonly fn: PrimFunc,
     readonly launch: LaunchDims,
   ) {
-    walk(fn.body, (n) => {
-      if (n.kind !== "call" || n.name !== "wgmma_m64n128k16") return;
-      if (n.args[8]?.kind === "load") this.wgmmaTiles.add(n.args[8].buffer);
-      for (const a of n.args.slice(0, 8))
-        walk(a, (m) => {
-          if (m.kind === "load" && m.buffer.scope === "local") this.wgmmaRegisters.add(m.buffer);
-        });
-    });
+    this.wgmma = new WgmmaPipeline(fn.body);
   }
 
   tmp(hint = "t"): string {
@@ -92,15 +75,11 @@ class Emitter {
     return `${hint}${this.n++}`;
   }
   emit(line: string): void {
-    // An open group of wgmma products is committed and waited for before its block ends.
-    if (line.startsWith("br ")) this.closeWgmma();
+    if (line.startsWith("br ")) this.emitAll(this.wgmma.beforeBranch());
     this.body.push(`  ${line}`);
   }
-  private closeWgmma(): void {
-    for (const l of this.mmas.closeGroup()) this.body.push(`  ${l}`);
-  }
-  private waitWgmma(): void {
-    for (const l of this.mmas.waitAll()) this.body.push(`  ${l}`);
+  private emitAll(lines: readonly string[]): void {
+    for (const l of lines) this.body.push(`  ${l}`);
   }
   startBlock(label: string): void {
     this.body.push(`${label}:`);
@@ -193,54 +172,7 @@ class Emitter {
     const d = e.a.dtype;
     if (e.op === "&&") return this.lazySelect(e.a, e.b, { kind: "const", dtype: "bool", value: 0 }, "bool");
     if (e.op === "||") return this.lazySelect(e.a, { kind: "const", dtype: "bool", value: 1 }, e.b, "bool");
-    const a = this.expr(e.a);
-    const b = this.expr(e.b);
-    const ty = llvmType(d);
-    const fl = isFloatT(d);
-    const uns = isUnsigned(d);
-    const t = this.tmp();
-    const simple = (op: string) => {
-      this.emit(`${t} = ${op} ${ty} ${a}, ${b}`);
-      return t;
-    };
-    switch (e.op) {
-      case "+":
-        return simple(fl ? `fadd${this.fm}` : "add");
-      case "-":
-        return simple(fl ? `fsub${this.fm}` : "sub");
-      case "*":
-        return simple(fl ? `fmul${this.fm}` : "mul");
-      case "/":
-        return simple(fl ? "fdiv" : uns ? "udiv" : "sdiv");
-      case "%":
-        return simple(fl ? "frem" : uns ? "urem" : "srem");
-      case "&":
-        return simple("and");
-      case "|":
-        return simple("or");
-      case "^":
-        return simple("xor");
-      case "<<":
-        return simple("shl");
-      case ">>":
-        return simple(uns ? "lshr" : "ashr");
-      case "min":
-      case "max": {
-        const name = fl ? `llvm.${e.op}num.${ovl(d)}` : `llvm.${uns ? "u" : "s"}${e.op}.${ty}`;
-        this.n--; // the tmp above is unused; let the call take a fresh one
-        return this.callIntrinsic(ty, name, [a, b], [ty, ty]);
-      }
-      case "floordiv":
-      case "floormod":
-        this.n--;
-        return floorDivMod(this, e.op, a, b, d);
-      default: {
-        const pred = comparePredicate(e.op, fl, uns);
-        if (!pred) throw new Error(`tkc llvm: unsupported operator ${e.op}`);
-        this.emit(`${t} = ${fl ? "fcmp" : "icmp"} ${pred} ${ty} ${a}, ${b}`);
-        return t;
-      }
-    }
+    return binaryValue(this, e.op, this.expr(e.a), this.expr(e.b), d, this.fm);
   }
 
   cast(v: string, from: DType, to: DType): string {
@@ -260,7 +192,7 @@ class Emitter {
     }
     if (name === "shfl_xor") return shuffleXor(this, args, d);
     if (name === "mma_m16n8k16") return this.mmas.field(this, args);
-    if (name === "wgmma_m64n128k16") return this.mmas.wgmma(this, args);
+    if (name === "wgmma_m64n128k16") return this.mmas.wgmma(this, args, this.wgmma);
     if (name === "ldmatrix") return this.mmas.ldmatrix(this, args);
     if (name === "bitcast") {
       const a = args[0]!;
@@ -379,15 +311,8 @@ class Emitter {
         this.stmt(s.body);
         return;
       case "store": {
-        // Products read their A registers until waited for.
-        if (this.wgmmaRegisters.has(s.buffer) && this.mmas.mayRewriteA(s.buffer, s.indices)) this.waitWgmma();
-        if (s.buffer.scope !== "local") {
-          // A product's tile is written only past a barrier (which waits) or into the other half
-          // of a double buffer than the products in flight read; any other store waits for them.
-          if (this.wgmmaTiles.has(s.buffer)) this.closeWgmma();
-          else this.waitWgmma();
-          this.mmas.forget();
-        }
+        this.emitAll(this.wgmma.beforeStore(s.buffer, s.indices));
+        if (s.buffer.scope !== "local") this.mmas.forget();
         let v = this.expr(s.value);
         if (s.buffer.dtype === "bool") {
           const z = this.tmp();
@@ -411,18 +336,18 @@ class Emitter {
         const lend = this.newLabel("endif");
         this.emit(`br i1 ${c}, label %${lt}, label %${s.else ? le : lend}`);
         // Asynchronous products after the if: as at the end of either path.
-        const before = this.mmas.flow();
+        const before = this.wgmma.flow();
         this.startBlock(lt);
         this.stmt(s.then);
         this.emit(`br label %${lend}`);
-        const afterThen = this.mmas.flow();
-        this.mmas.restore(before);
+        const afterThen = this.wgmma.flow();
+        this.wgmma.restore(before);
         if (s.else) {
           this.startBlock(le);
           this.stmt(s.else);
           this.emit(`br label %${lend}`);
         }
-        this.mmas.merge(afterThen, this.mmas.flow());
+        this.wgmma.merge(afterThen, this.wgmma.flow());
         this.startBlock(lend);
         return;
       }
@@ -430,12 +355,8 @@ class Emitter {
         if (this.fl.target.kind === "nvptx") this.prefetch(s);
         return;
       case "barrier":
-        this.waitWgmma();
+        this.emitAll(this.wgmma.beforeBarrier(s.scope));
         this.mmas.forget();
-        // Shared memory written by threads (the generic proxy) is read by wgmma through the async
-        // proxy: the writes are made visible to it before the barrier that publishes them.
-        if (s.scope === "shared" && this.wgmmaTiles.size)
-          this.emit('call void asm sideeffect "fence.proxy.async.shared::cta;", "~{memory}"()');
         if (s.scope === "grid") {
           for (const l of this.fl.gridDependencyWait()) this.emit(l);
         } else if (s.scope === "shared") {
@@ -533,9 +454,7 @@ class Emitter {
     this.emit(`br i1 ${c}, label %${body}, label %${exit}`);
     this.startBlock(body);
     this.vars.set(s.loopVar, iv);
-    const products = this.wgmmaTiles.size > 0 && hasCall(s.body, "wgmma_m64n128k16");
-    // The previous iteration's products may still run when this one starts.
-    if (products) this.mmas.enterLoop();
+    const products = this.wgmma.enterLoopBody(s.body);
     this.stmt(s.body);
     this.emit(`br label %${latch}`);
     this.startBlock(latch);
@@ -547,11 +466,7 @@ class Emitter {
         : "";
     this.emit(`br label %${head}${md}`);
     this.startBlock(exit);
-    // Products in flight are done before anything after the loop reads their accumulators.
-    if (products) {
-      this.mmas.enterLoop();
-      this.waitWgmma();
-    }
+    this.emitAll(this.wgmma.afterLoop(products));
   }
 
   private allocate(buf: Buffer): void {
@@ -565,7 +480,7 @@ class Emitter {
     const name = `${buf.name.replace(/[^A-Za-z0-9_]/g, "_")}_${buf.id}`;
     if (buf.scope === "shared") {
       // A wgmma operand tile is 128-byte swizzled by address bits, from a 1024-byte boundary.
-      const align = this.wgmmaTiles.has(buf) ? 1024 : 16;
+      const align = this.wgmma.isTile(buf) ? 1024 : 16;
       this.globals.push(`@${name} = internal addrspace(3) global ${ty} poison, align ${align}`);
       this.buffers.set(buf, { ptr: `@${name}`, space: 3 });
       this.sharedBytes += count * (memType(buf.dtype) === "i8" ? 1 : DTYPES[buf.dtype].bits / 8);
@@ -599,7 +514,7 @@ class Emitter {
       abi.push({ name: s.name, kind: "symbol", dtype: "i32" });
     }
     this.stmt(this.fn.body);
-    this.waitWgmma();
+    this.emitAll(this.wgmma.end());
     const name = this.fn.name.replace(/[^A-Za-z0-9_]/g, "_");
     const attrs = this.fl.kernelAttributes(maxThreads);
     const md = this.fl.kernelMetadata(name, maxThreads, this.fn.launch?.minBlocksPerSM);

@@ -128,15 +128,29 @@ function matchUpdate(s: Stmt): Update {
   return { acc: s.buffer, accIndex: s.indices, a, b };
 }
 
-/** Fresh f32 variables for the `count` accumulator fields a replacement reads before it stores them. */
-function fieldVars(f: PrimFunc, acc: Buffer, count: number): Var[] {
+/**
+ * The replacement of an update nest: each of the `count` accumulator fields read into a fresh f32
+ * variable (`fieldAt(i)` gives the loop values that name field i), then each stored from field i
+ * of the instruction `product(fields, i)` computes from them.
+ */
+function storeFields(
+  f: PrimFunc,
+  u: Update,
+  count: number,
+  fieldAt: (i: number) => ReadonlyMap<Var, Expr>,
+  product: (fields: readonly Var[], i: number) => Expr,
+): Stmt {
   const used = new Set<string>();
-  return Array.from({ length: count }, (_, i) => {
-    let name = freshName(f, `${acc.name}_c${i}`);
+  const fields = Array.from({ length: count }, (_, i) => {
+    let name = freshName(f, `${u.acc.name}_c${i}`);
     while (used.has(name)) name += "_";
     used.add(name);
     return B.variable(name, "f32");
   });
+  const index = (i: number) => u.accIndex.map((e) => substitute(e, new Map(fieldAt(i))));
+  let out: Stmt = B.seq(fields.map((_, i) => B.store(u.acc, index(i), product(fields, i))));
+  for (let i = count - 1; i >= 0; i--) out = B.letStmt(fields[i]!, B.load(u.acc, index(i)), out);
+  return out;
 }
 
 /** A tiny deterministic generator, so a refused schedule is refused the same way every time. */
@@ -411,22 +425,18 @@ function tensorizeWgmma(f: PrimFunc, ntLoop: For, path: readonly Stmt[], laneLoo
     bLoad.buffer,
     bLoad.indices.map((e) => zero(e, false)),
   );
-  const fields = 4 * (WGMMA_N / 8);
-  const cVars = fieldVars(f, u.acc, fields);
-  const cIndex = (i: number) =>
-    u.accIndex.map((e) =>
-      substitute(
-        e,
-        new Map<Var, Expr>([
-          [nt, i32(i >> 2)],
-          [r, i32(i & 3)],
-          [kk, i32(0)],
-        ]),
-      ),
-    );
-  const call = (field: number) => B.call("wgmma_m64n128k16", [...aFrag, origin, ...cVars, i32(field)], "f32");
-  let out: Stmt = B.seq(cVars.map((_, i) => B.store(u.acc, cIndex(i), call(i))));
-  for (let i = fields - 1; i >= 0; i--) out = B.letStmt(cVars[i]!, B.load(u.acc, cIndex(i)), out);
+  const out = storeFields(
+    f,
+    u,
+    4 * (WGMMA_N / 8),
+    (i) =>
+      new Map<Var, Expr>([
+        [nt, i32(i >> 2)],
+        [r, i32(i & 3)],
+        [kk, i32(0)],
+      ]),
+    (fields, i) => B.call("wgmma_m64n128k16", [...aFrag, origin, ...fields, i32(i)], "f32"),
+  );
   return { func: replaceStmt(f, ntLoop, out) };
 }
 
@@ -522,20 +532,17 @@ function tensorize(f: PrimFunc, loopName: string, intrinsic: string, laneName: s
             2,
           )
         : [0, 8].flatMap((ko) => [0, 1].map((j) => at(u.b.load, bLane, bField, kOf(ko + j))));
-  const cVars = fieldVars(f, u.acc, 4);
-  const cIndex = (i: number) =>
-    u.accIndex.map((e) =>
-      substitute(
-        e,
-        new Map<Var, Expr>([
-          [r, i32(i)],
-          [kk, i32(0)],
-        ]),
-      ),
-    );
-  const mma = (field: number) => B.call("mma_m16n8k16", [...aFrag, ...bFrag, ...cVars, i32(field)], "f32");
-  let out: Stmt = B.seq([0, 1, 2, 3].map((i) => B.store(u.acc, cIndex(i), mma(i))));
-  for (let i = 3; i >= 0; i--) out = B.letStmt(cVars[i]!, B.load(u.acc, cIndex(i)), out);
+  const out = storeFields(
+    f,
+    u,
+    4,
+    (i) =>
+      new Map<Var, Expr>([
+        [r, i32(i)],
+        [kk, i32(0)],
+      ]),
+    (fields, i) => B.call("mma_m16n8k16", [...aFrag, ...bFrag, ...fields, i32(i)], "f32"),
+  );
   return { func: replaceStmt(f, rLoop, out) };
 }
 

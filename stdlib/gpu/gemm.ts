@@ -226,6 +226,17 @@ const Q4_MMA_FALLBACK: Readonly<Record<string, string>> = {
 export const hasMma = (target: string): boolean => /^sm_(8\d|9\d|1\d\d)$/.test(target);
 
 /**
+ * Binds each (warp, lane) pair of loops to threadIdx.y and threadIdx.x: the tensor-core kernels
+ * name every nest's warp and lane loops themselves (copies, fragments, products, epilogues).
+ */
+export function bindWarpsAndLanes(s: Schedule, pairs: readonly (readonly [string, string])[]): void {
+  for (const [warp, lane] of pairs) {
+    s.bind(warp, "threadIdx.y");
+    s.bind(lane, "threadIdx.x");
+  }
+}
+
+/**
  * q4GemmMma and f16GemmMma (stdlib/gemm_mma.ts): tiles of y to blocks, warps to threadIdx.y and
  * lanes to threadIdx.x, the shared-memory copies spread over the block, the per-lane nests
  * unrolled (accumulators and fragments in registers) and, on NVIDIA sm_80 and later, each
@@ -257,7 +268,7 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     const minBlocks = q4 ? p.minBlocksPerSM.q4 : p.minBlocksPerSM.f16;
     if (minBlocks > 0) s.annotate("bm", MIN_BLOCKS_PER_SM, minBlocks);
     // q4GemmMma names each copy's thread itself (software pipelining through registers).
-    const threadLoops = q4
+    const threadLoops: [string, string][] = q4
       ? [
           ["wz", "lz"],
           ["wc", "lc"],
@@ -272,10 +283,7 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
           ["wp", "lane"],
           ["wy", "ly"],
         ];
-    for (const [w, l] of threadLoops) {
-      s.bind(w!, "threadIdx.y");
-      s.bind(l!, "threadIdx.x");
-    }
+    bindWarpsAndLanes(s, threadLoops);
     const unrolled = ["mz", "nz", "rz", "kt", "mt", "nt", "my", "ny", "ry"];
     if (q4) {
       // x's chunks load as 16-byte vectors; their stores to shared memory reorder the halves
@@ -370,17 +378,14 @@ export function wgmmaGemmSchedule(p: WgmmaGemmSchedule = WGMMA_GEMM_SCHEDULE) {
     }
     if (p.minBlocksPerSM > 0)
       s.annotate(p.blocksAlong === "tokens" ? "bn" : "bm", MIN_BLOCKS_PER_SM, p.minBlocksPerSM);
-    for (const [w, l] of [
+    bindWarpsAndLanes(s, [
       ["wz", "lz"],
       ["wc", "lc"],
       ["wf", "lf"],
       ["wa", "la"],
       ["wp", "lane"],
       ["wy", "ly"],
-    ]) {
-      s.bind(w!, "threadIdx.y");
-      s.bind(l!, "threadIdx.x");
-    }
+    ]);
     s.vectorize("vf");
     s.tensorize("nt", "wgmma_m64n128k16", "lane");
     if (p.doubleBuffer) s.doubleBuffer("xs", "g");

@@ -12,7 +12,7 @@ import { tunedParams } from "./tuned.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
 import { ScheduleError, TargetUnsupportedError } from "../../lower/schedule/errors.ts";
 import { MMA_GEMV_CHUNK } from "../q4_gemv_mma.ts";
-import { hasMma } from "./gemm.ts";
+import { bindWarpsAndLanes, hasMma } from "./gemm.ts";
 
 export interface GemvSchedule {
   /** Output rows per block (threadIdx.y). */
@@ -216,7 +216,7 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
         `the tensor-core GEMVs need NVIDIA sm_80 or later (mma.m16n8k16); ${target} has none: use the four-rows kernels (q4_gemv_rows*.ts)`,
       );
     s.bind("blk", "blockIdx.x");
-    for (const [w, l] of [
+    bindWarpsAndLanes(s, [
       ["wq", "lq"],
       ["wz", "lz"],
       ["wx", "lx"],
@@ -226,10 +226,7 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       ["wp", "lane"],
       ["we", "le"],
       ["wr", "lr"],
-    ]) {
-      s.bind(w!, "threadIdx.y");
-      s.bind(l!, "threadIdx.x");
-    }
+    ]);
     s.bind("ro", "threadIdx.x");
     // RMSNorm folded in (q4GemvRmsMma, q4GateUpSiluRmsMma): each warp's lanes' sums of squares
     // meet by shuffles.

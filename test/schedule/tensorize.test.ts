@@ -31,6 +31,7 @@ import { ropeHalf } from "../../stdlib/rope.ts";
 import { zeros, type NDArray } from "../../dsl/ndarray.ts";
 import { q4GateUpSiluGemm, q4GemmResidual, q4QkvGemm } from "../../stdlib/q4_fused_gemm.ts";
 import {
+  bindWarpsAndLanes,
   MMA_GEMM_SCHEDULE,
   WGMMA_GEMM_SCHEDULE,
   mmaGemmSchedule,
@@ -396,14 +397,11 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
   /** wgmmaTile's threads bound (warps to threadIdx.y, lanes to threadIdx.x). */
   const wgmmaTileSchedule = (k: KernelDef): Schedule => {
     const s = Schedule.of(k);
-    for (const [w, l] of [
+    bindWarpsAndLanes(s, [
       ["wc", "lc"],
       ["wf", "lf"],
       ["wp", "lane"],
-    ]) {
-      s.bind(w!, "threadIdx.y");
-      s.bind(l!, "threadIdx.x");
-    }
+    ]);
     return s;
   };
 
