@@ -18,7 +18,7 @@
  * and warp shuffles that already sit in divergent code.
  */
 import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
-import { DOUBLE_BUFFER_KEY } from "../schedule/cache_read_write.ts";
+import { bufferCopies } from "../schedule/cache_read_write.ts";
 import { barrier, isWarpCollective, seq } from "../ir/build.ts";
 import { sameExpr } from "../ir/equal.ts";
 import { printExpr } from "../ir/printer.ts";
@@ -70,11 +70,7 @@ function sharedAccesses(n: Stmt | Expr): {
 
 /** The names of the buffers a loop double-buffers (lower/schedule doubleBuffer's annotation). */
 function doubleBuffered(s: For): Set<string> {
-  return new Set(
-    Object.keys(s.annotations)
-      .filter((k) => k.startsWith(DOUBLE_BUFFER_KEY) && s.annotations[k] === true)
-      .map((k) => k.slice(DOUBLE_BUFFER_KEY.length)),
-  );
+  return new Set(bufferCopies(s.annotations).keys());
 }
 
 const without = (p: Pending, names: ReadonlySet<string>): Pending => ({

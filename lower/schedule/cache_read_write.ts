@@ -7,6 +7,7 @@
  */
 import * as B from "../ir/build.ts";
 import type { Allocate, Buffer, Expr, For, PrimFunc, Scope, Stmt, Var } from "../ir/nodes.ts";
+import { printExpr } from "../ir/printer.ts";
 import { replaceBuffers, rewriteStmt, someNode, walk } from "../ir/transform.ts";
 import { allocatedIn, loadsIn, storesIn } from "./analysis.ts";
 import { ScheduleError } from "./errors.ts";
@@ -260,12 +261,23 @@ function storageAlign(
 }
 
 /**
- * The loop annotation doubleBuffer leaves, one key per buffer: `double_buffer:<name>`. The barriers
- * pass (lower/passes/barriers.ts) reads it: iterations i and i + 1 of the loop touch different
- * halves of the buffer, so only a barrier inside the body orders iteration i's accesses before
- * iteration i + 2's.
+ * The loop annotation doubleBuffer leaves, one key per buffer: `double_buffer:<name>`, its value
+ * the number of copies (true: 2, as annotated before copies could be more). The barriers pass
+ * (lower/passes/barriers.ts) reads it: iterations i and i + 1 of the loop touch different copies of
+ * the buffer, so only a barrier inside the body orders iteration i's accesses before iteration
+ * i + copies'. The LLVM renderer's wgmma pipeline (backends/llvm/render-wgmma.ts) reads the count:
+ * with three copies, products reading one may still run past the next iteration's barrier.
  */
 export const DOUBLE_BUFFER_KEY = "double_buffer:";
+
+/** The copies of each buffer a loop's doubleBuffer annotation names (name to count). */
+export function bufferCopies(annotations: Readonly<Record<string, unknown>>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [k, v] of Object.entries(annotations))
+    if (k.startsWith(DOUBLE_BUFFER_KEY) && (v === true || typeof v === "number"))
+      out.set(k.slice(DOUBLE_BUFFER_KEY.length), v === true ? 2 : v);
+  return out;
+}
 
 /**
  * Doubles a shared buffer written and read inside a loop, as TVM's double_buffer: iteration i
@@ -273,9 +285,15 @@ export const DOUBLE_BUFFER_KEY = "double_buffer:";
  * while others still read this one. In a software-pipelined loop (stage i staged, then used, in
  * iteration i) that removes the barrier before each stage's writes; the barrier between a stage's
  * writes and its reads stays. Every access to the buffer must be inside the loop.
+ *
+ * `buffers` copies (3 or more) instead of 2: iteration i uses copy i % buffers. Plain loads and
+ * stores gain nothing from a third copy; asynchronous readers do (Hopper's wgmma products, which
+ * may then keep running while the next stage is staged past a barrier).
  */
-function doubleBuffer(f: PrimFunc, bufferName: string, loopName: string): PrimitiveResult {
+function doubleBuffer(f: PrimFunc, bufferName: string, loopName: string, buffers = 2): PrimitiveResult {
   const P = "doubleBuffer";
+  if (!Number.isInteger(buffers) || buffers < 2 || buffers > 8)
+    throw new ScheduleError(P, `buffers must be an integer from 2 to 8; got ${buffers}`);
   const { buffer, alloc } = findBuffer(f, bufferName, P);
   if (!alloc)
     throw new ScheduleError(P, `${bufferName} is a parameter: only buffers the kernel allocates can double`);
@@ -312,11 +330,20 @@ function doubleBuffer(f: PrimFunc, bufferName: string, loopName: string): Primit
   const doubled = B.buffer(
     buffer.name,
     buffer.dtype,
-    [B.i32c(2), ...buffer.shape],
+    [B.i32c(buffers), ...buffer.shape],
     buffer.scope,
-    buffer.allocShape ? [B.i32c(2), ...buffer.allocShape] : undefined,
+    buffer.allocShape ? [B.i32c(buffers), ...buffer.allocShape] : undefined,
   );
-  const half = B.binary("&", loop.loopVar, B.i32c(1));
+  if ((buffers & (buffers - 1)) !== 0 && !(loop.min.kind === "const" && loop.min.value >= 0))
+    throw new ScheduleError(
+      P,
+      `loop ${loopName} starts at ${printExpr(loop.min)}; ${buffers} copies are indexed by ${loopName} % ${buffers}, which needs a loop from a constant 0 or more (or a power-of-two count of copies)`,
+    );
+  const half =
+    (buffers & (buffers - 1)) === 0
+      ? B.binary("&", loop.loopVar, B.i32c(buffers - 1))
+      : // Unsigned (the loop counts from 0 up), so the index's range is known to the backends.
+        B.cast("i32", B.binary("%", B.cast("u32", loop.loopVar), B.constant(buffers, "u32")));
   const body = rewriteStmt(loop.body, {
     expr: (e) =>
       e.kind === "load" && e.buffer === buffer ? { ...e, buffer: doubled, indices: [half, ...e.indices] } : e,
@@ -328,7 +355,7 @@ function doubleBuffer(f: PrimFunc, bufferName: string, loopName: string): Primit
   const annotated: Stmt = {
     ...loop,
     body,
-    annotations: { ...loop.annotations, [DOUBLE_BUFFER_KEY + buffer.name]: true },
+    annotations: { ...loop.annotations, [DOUBLE_BUFFER_KEY + buffer.name]: buffers === 2 ? true : buffers },
   };
   const inAlloc = replaceStmt({ ...f, body: alloc.body }, loop, annotated).body;
   return { func: replaceStmt(f, alloc, { ...alloc, buffer: doubled, body: inAlloc }) };

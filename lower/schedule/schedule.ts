@@ -100,9 +100,13 @@ export class Schedule {
   storageAlign(buffer: string, axis: number, factor: number, offset: number): void {
     this.apply("storageAlign", buffer, axis, factor, offset);
   }
-  /** Doubles a shared buffer along a loop (iteration i uses half i & 1): see cache_read_write.ts. */
-  doubleBuffer(buffer: string, loop: string): void {
-    this.apply("doubleBuffer", buffer, loop);
+  /**
+   * Doubles (or multiplies: `buffers` copies) a shared buffer along a loop (iteration i uses copy
+   * i % buffers): see cache_read_write.ts.
+   */
+  doubleBuffer(buffer: string, loop: string, buffers = 2): void {
+    if (buffers === 2) this.apply("doubleBuffer", buffer, loop);
+    else this.apply("doubleBuffer", buffer, loop, buffers);
   }
   computeAt(block: string, loop: string): void {
     this.apply("computeAt", block, loop);

@@ -213,6 +213,24 @@ describe("cooperative fetching: the classic GPU matmul", () => {
     expectTraceRoundTrip(s);
   });
 
+  it("doubleBuffer with three copies: step k stages into copy k % 3, one barrier a step", () => {
+    const s = classic({ ty: 8, tx: 8, kt: 8 });
+    s.doubleBuffer("a_shared", "k_0", 3);
+    s.doubleBuffer("b_shared", "k_0", 4);
+    const text = printFunc(s.func);
+    expect(text).toContain("const a_shared = shared(f32, [3, 8, 8]);");
+    expect(text).toMatch(/a_shared\[i32\(u32\(k_0\) % u32\(3\)\)\]\[/);
+    expect(text).toMatch(/b_shared\[k_0 & 3\]\[/);
+    expect(text).toMatch(/double_buffer:a_shared=3/);
+    expect(printFunc(lowerToDevice(s.func, TARGETS.sm_90)).match(/syncThreads\(\)/g)?.length).toBe(1);
+    checkOnDevice(s);
+    expectSameResults(s.original, s.func, { m: 13, n: 11, k: 30 });
+    expectTraceRoundTrip(s);
+    expect(() => classic({ ty: 4, tx: 4, kt: 4 }).doubleBuffer("a_shared", "k_0", 1)).toThrow(
+      /buffers must be an integer from 2 to 8; got 1/,
+    );
+  });
+
   it("doubleBuffer refuses parameters, local buffers, loops that do not hold every access", () => {
     const s = classic({ ty: 4, tx: 4, kt: 4 });
     expect(() => s.doubleBuffer("a", "k_0")).toThrow(/a is a parameter/);
