@@ -8,42 +8,97 @@
 import type { Buffer, Call, Expr, Load, Node, Stmt } from "../../lower/ir/nodes.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { someNode, walk } from "../../lower/ir/transform.ts";
+import { bufferCopies } from "../../lower/schedule/cache_read_write.ts";
 import { halfPairs, type WarpBuilder } from "./render-warp.ts";
 
 /** The instruction's results: its 64 accumulator fields. */
 export const WGMMA_RESULT = `{ ${Array(64).fill("float").join(", ")} }`;
 const COMMIT = 'call void asm sideeffect "wgmma.commit_group.sync.aligned;", "~{memory}"()';
-const WAIT = 'call void asm sideeffect "wgmma.wait_group.sync.aligned 0;", "~{memory}"()';
+const wait = (n: number) => `call void asm sideeffect "wgmma.wait_group.sync.aligned ${n};", "~{memory}"()`;
 const FENCE_PROXY = 'call void asm sideeffect "fence.proxy.async.shared::cta;", "~{memory}"()';
+/** Groups counted after a product beyond this make no difference to a wait (and bound the loop analysis). */
+const MAX_NEWER = 7;
+
+/**
+ * A committed product (each product is its own group) that may still run: `newer` groups at
+ * least were committed after it on every path here (so wait_group(newer) retires it), and it was
+ * issued before `crossed` block barriers at most.
+ */
+interface InFlight {
+  readonly key: string;
+  readonly registers: readonly Load[];
+  readonly slack: number;
+  readonly newer: number;
+  readonly crossed: number;
+}
 
 /** Where asynchronous products stand at a point of the kernel (WgmmaPipeline.flow, merge). */
-export interface WgmmaFlow {
-  readonly inFlight: boolean;
-  readonly aRegisters: readonly Load[];
-  readonly unknownRegisters: boolean;
-}
+export type WgmmaFlow = readonly InFlight[];
 
 const isProduct = (n: Node): n is Call => n.kind === "call" && n.name === "wgmma_m64n128k16";
 
-/** The products of one kernel: where they may run, and what must wait for them. */
+/** A product's identity: its operands (the renderer issues one instruction for equal operands). */
+const productKey = (args: readonly Expr[]): string =>
+  args
+    .slice(0, 73)
+    .map((a) => printExpr(a))
+    .join("|");
+
+/** The A registers a product reads (the local loads under its first eight operands). */
+function aRegisters(args: readonly Expr[]): Load[] {
+  const out: Load[] = [];
+  for (const a of args.slice(0, 8)) if (a.kind === "call" && a.args[0]?.kind === "load") out.push(a.args[0]);
+  return out;
+}
+
+/** Products that may run at either of two points (an if's paths, a loop's entry and back edge). */
+function mergeFlows(a: WgmmaFlow, b: WgmmaFlow): WgmmaFlow {
+  const out = new Map<string, InFlight>(a.map((p) => [p.key, p]));
+  for (const p of b) {
+    const q = out.get(p.key);
+    out.set(
+      p.key,
+      q ? { ...p, newer: Math.min(p.newer, q.newer), crossed: Math.max(p.crossed, q.crossed) } : p,
+    );
+  }
+  return [...out.values()];
+}
+
+const sameFlow = (a: WgmmaFlow, b: WgmmaFlow): boolean =>
+  a.length === b.length &&
+  a.every((p) => b.some((q) => q.key === p.key && q.newer === p.newer && q.crossed === p.crossed));
+
+/**
+ * The products of one kernel: where they may run, and what must wait for them.
+ *
+ * wgmma.mma_async runs asynchronously, while the IR's semantics are those of a product done when
+ * issued. Each product is committed as its own group, and waited for only before what could
+ * observe it running, with wait_group(n) keeping the n newest groups running where they are not
+ * observed: a rewrite of its A registers, a store to memory other than its tiles, a loop's exit,
+ * the kernel's end, and a block barrier, after which other threads may overwrite its tile — unless
+ * the tile has three copies or more along the loop (doubleBuffer's count): then the next write to
+ * the copy it reads comes after copies - 1 barriers, and it may run past copies - 2 of them. A
+ * K loop whose x tile has three copies so keeps the tensor cores fed across its stages.
+ */
 export class WgmmaPipeline {
-  /** Shared buffers the products read through matrix descriptors (B tiles). */
-  private readonly tiles = new Set<Buffer>();
+  /** Shared buffers the products read through matrix descriptors (B tiles), with their copies. */
+  private readonly tiles = new Map<Buffer, number>();
   /** Local buffers whose registers the products read as A. */
   private readonly registers = new Set<Buffer>();
-  /** wgmma products issued and not yet committed (a group being formed). */
-  private pending = false;
-  /** Committed groups not yet waited for. */
-  private inFlight = false;
-  /** The A registers (local loads) products issued and not waited for read. */
-  private aRegisters: Load[] = [];
-  /** Whether products of unknown A registers may run (a loop's previous iteration's). */
-  private unknownRegisters = false;
+  /** Committed products not yet waited for. */
+  private inFlight: InFlight[] = [];
+  /** Products issued since the last point where the renderer issues anew (a loop analysis' dry run). */
+  private readonly dryIssued = new Set<string>();
 
   constructor(body: Stmt) {
+    const copies = new Map<string, number>();
+    walk(body, (n) => {
+      if (n.kind === "for") for (const [name, c] of bufferCopies(n.annotations)) copies.set(name, c);
+    });
     walk(body, (n) => {
       if (!isProduct(n)) return;
-      if (n.args[8]?.kind === "load") this.tiles.add(n.args[8].buffer);
+      const tile = n.args[8];
+      if (tile?.kind === "load") this.tiles.set(tile.buffer, copies.get(tile.buffer.name) ?? 1);
       for (const a of n.args.slice(0, 8))
         walk(a, (m) => {
           if (m.kind === "load" && m.buffer.scope === "local") this.registers.add(m.buffer);
@@ -57,65 +112,58 @@ export class WgmmaPipeline {
   }
 
   /**
-   * Before a store: a rewrite of an A register still being read waits; a product's tile is written
-   * only past a barrier (which waits) or into the other half of a double buffer than the products
-   * in flight read, so it just closes the group; any other store to memory waits.
+   * Before a store: a rewrite of an A register still being read waits for the products reading
+   * it; a product's tile is written only past the barriers that retire the products reading that
+   * copy (beforeBarrier); any other store to memory waits for all.
    */
   beforeStore(buffer: Buffer, indices: readonly Expr[]): string[] {
-    const out = this.registers.has(buffer) && this.mayRewriteA(buffer, indices) ? this.waitAll() : [];
-    if (buffer.scope !== "local") out.push(...(this.tiles.has(buffer) ? this.closeGroup() : this.waitAll()));
-    return out;
+    if (this.registers.has(buffer))
+      return this.waitFor((p) => p.registers.some((l) => l.buffer === buffer && mayMeet(l.indices, indices)));
+    if (buffer.scope !== "local" && !this.tiles.has(buffer)) return this.waitFor(() => true);
+    return [];
   }
 
   /**
-   * Before a barrier, after which other threads may overwrite the tiles: wait, and make threads'
-   * shared-memory writes (the generic proxy) visible to the products' reads (the async proxy).
+   * Before a block barrier, after which other threads may overwrite the tiles: wait for the
+   * products that may not run past it, and make threads' shared-memory writes (the generic proxy)
+   * visible to the products' reads (the async proxy).
    */
   beforeBarrier(scope: string): string[] {
-    const out = this.waitAll();
+    const out = this.waitFor((p) => p.crossed >= p.slack);
+    this.inFlight = this.inFlight.map((p) => ({ ...p, crossed: p.crossed + 1 }));
     if (scope === "shared" && this.tiles.size) out.push(FENCE_PROXY);
     return out;
   }
 
-  /** Before a branch: the group formed in the basic block ends. */
-  beforeBranch(): string[] {
-    return this.closeGroup();
-  }
-
-  /** At a loop body's start: whether it issues products (the previous iteration's may then run). */
+  /**
+   * At a loop body's start: whether it issues products. If so, the products that may run at its
+   * head are those before the loop and those its previous iteration left running, found by running
+   * the body's waits and products dry until they settle.
+   */
   enterLoopBody(body: Stmt): boolean {
     const products = this.tiles.size > 0 && someNode(body, isProduct);
-    if (products) this.enterLoop();
-    return products;
+    if (!products) return false;
+    const entry = this.flow();
+    let head = entry;
+    for (;;) {
+      this.restore(head);
+      this.dryRun(body);
+      const next = mergeFlows(entry, this.flow());
+      if (sameFlow(next, head)) break;
+      head = next;
+    }
+    this.restore(head);
+    return true;
   }
 
   /** After a loop whose body issues products: they are done before anything after it reads them. */
   afterLoop(products: boolean): string[] {
-    if (!products) return [];
-    this.enterLoop();
-    return this.waitAll();
+    return products ? this.waitFor(() => true) : [];
   }
 
   /** At the kernel's end. */
   end(): string[] {
-    return this.waitAll();
-  }
-
-  /**
-   * The line that commits the open group of wgmma products, if one is open. wgmma.mma_async runs
-   * asynchronously, while the IR's semantics are those of a product done when issued: consecutive
-   * products in a basic block (a K stage's chain on the same accumulators) are one group,
-   * committed where the block ends, and waited for (waitAll) only before what could observe it
-   * running: a barrier (after which other threads may overwrite its tile), a store to its A
-   * registers or to memory other than its tiles, a loop's exit, the kernel's end. Until then the
-   * products overlap what follows them, such as the next stage's copies and loads
-   * (bench/results/gemm-wgmma-ab-h100.json: 2-21% faster than waiting at the end of each stage).
-   */
-  private closeGroup(): string[] {
-    if (!this.pending) return [];
-    this.pending = false;
-    this.inFlight = true;
-    return [COMMIT];
+    return this.waitFor(() => true);
   }
 
   /**
@@ -123,56 +171,105 @@ export class WgmmaPipeline {
    * start from the state before it and merge after it (flow, restore, merge).
    */
   flow(): WgmmaFlow {
-    return {
-      inFlight: this.inFlight,
-      aRegisters: [...this.aRegisters],
-      unknownRegisters: this.unknownRegisters,
-    };
+    return [...this.inFlight];
   }
   restore(f: WgmmaFlow): void {
-    this.inFlight = f.inFlight;
-    this.aRegisters = [...f.aRegisters];
-    this.unknownRegisters = f.unknownRegisters;
+    this.inFlight = [...f];
   }
-  /** After two paths join: products may run if they may at the end of either, reading either's registers. */
+  /** After two paths join: a product may run if it may at the end of either. */
   merge(a: WgmmaFlow, b: WgmmaFlow): void {
-    this.inFlight = a.inFlight || b.inFlight;
-    this.aRegisters = [...(a.inFlight ? a.aRegisters : []), ...(b.inFlight ? b.aRegisters : [])];
-    this.unknownRegisters = (a.inFlight && a.unknownRegisters) || (b.inFlight && b.unknownRegisters);
-  }
-
-  /** At a loop's head: the previous iteration's products, whatever registers they read, may run. */
-  private enterLoop(): void {
-    this.inFlight = true;
-    this.unknownRegisters = true;
+    this.restore(mergeFlows(a, b));
   }
 
   /**
-   * Whether a store to buffer[indices] may rewrite an A register of a product not yet waited for
-   * (local buffers are per thread: the same constant index is the same register; other indices
-   * are taken to meet).
+   * The line that waits for every product `retire` names (and those committed before it):
+   * wait_group(n) for the fewest groups n committed after one of them.
    */
-  private mayRewriteA(buffer: Buffer, indices: readonly Expr[]): boolean {
-    if (!this.pending && !this.inFlight) return false;
-    if (this.unknownRegisters) return true;
-    return this.aRegisters.some(
-      (l) =>
-        l.buffer === buffer &&
-        !l.indices.some((e, d) => {
-          const o = indices[d]!;
-          return e.kind === "const" && o.kind === "const" && e.value !== o.value;
-        }),
-    );
+  private waitFor(retire: (p: InFlight) => boolean): string[] {
+    const named = this.inFlight.filter(retire);
+    if (!named.length) return [];
+    const n = Math.min(...named.map((p) => p.newer));
+    this.inFlight = this.inFlight.filter((p) => p.newer < n);
+    return [wait(n)];
   }
 
-  /** The lines that wait for every product issued: before a barrier, a store that is not a product's tile, a loop's exit. */
-  private waitAll(): string[] {
-    const out = this.closeGroup();
-    if (this.inFlight) out.push(WAIT);
-    this.inFlight = false;
-    this.aRegisters = [];
-    this.unknownRegisters = false;
-    return out;
+  /** A product committed (a group of its own). */
+  private committed(args: readonly Expr[]): void {
+    const key = productKey(args);
+    const slack = Math.max(0, (args[8]?.kind === "load" ? (this.tiles.get(args[8].buffer) ?? 1) : 1) - 2);
+    const older = this.inFlight.find((p) => p.key === key);
+    this.inFlight = this.inFlight
+      .filter((p) => p.key !== key)
+      .map((p) => ({ ...p, newer: Math.min(MAX_NEWER, p.newer + 1) }));
+    // An earlier instance of the same product still running is kept in this one's place: waits
+    // for it then wait for both (newer 0), and barriers count from the earlier (crossed).
+    this.inFlight.push({ key, registers: aRegisters(args), slack, newer: 0, crossed: older?.crossed ?? 0 });
+  }
+
+  /**
+   * The pipeline's changes as the renderer would make them along `s`, with no code: the products
+   * and the statements that wait for them (store, barrier, if, loop). A product counts once per
+   * run of the renderer's reuse (the same operands since the last barrier, store to memory or
+   * branch); the renderer issues anew at least there, so the dry run counts no group it does not
+   * commit.
+   */
+  private dryRun(s: Stmt): void {
+    switch (s.kind) {
+      case "seq":
+        for (const b of s.body) this.dryRun(b);
+        return;
+      case "block":
+      case "allocate":
+        this.dryRun(s.body);
+        return;
+      case "let":
+        this.dryExpr(s.value);
+        this.dryRun(s.body);
+        return;
+      case "store":
+        this.beforeStore(s.buffer, s.indices);
+        if (s.buffer.scope !== "local") this.dryIssued.clear();
+        this.dryExpr(s.value);
+        for (const i of s.indices) this.dryExpr(i);
+        return;
+      case "barrier":
+        this.beforeBarrier(s.scope);
+        this.dryIssued.clear();
+        return;
+      case "if": {
+        this.dryExpr(s.cond);
+        this.dryIssued.clear();
+        const before = this.flow();
+        this.dryRun(s.then);
+        const afterThen = this.flow();
+        this.restore(before);
+        this.dryIssued.clear();
+        if (s.else) this.dryRun(s.else);
+        this.merge(afterThen, this.flow());
+        this.dryIssued.clear();
+        return;
+      }
+      case "for": {
+        this.dryIssued.clear();
+        const products = this.enterLoopBody(s.body);
+        this.dryRun(s.body);
+        this.dryIssued.clear();
+        this.afterLoop(products);
+        return;
+      }
+      case "prefetch":
+        return;
+    }
+  }
+
+  private dryExpr(e: Expr): void {
+    walk(e, (n) => {
+      if (!isProduct(n)) return;
+      const key = productKey(n.args);
+      if (this.dryIssued.has(key)) return;
+      this.dryIssued.add(key);
+      this.committed(n.args);
+    });
   }
 
   /**
@@ -237,9 +334,19 @@ export class WgmmaPipeline {
         ...acc.map((c) => `float ${c}`),
       ].join(", ")})`,
     );
-    this.pending = true;
-    for (const a of args.slice(0, 8))
-      if (a.kind === "call" && a.args[0]?.kind === "load") this.aRegisters.push(a.args[0]);
+    b.emit(COMMIT);
+    this.committed(args);
     return out;
   }
+}
+
+/**
+ * Whether two accesses of a local buffer may be the same register: local buffers are per thread,
+ * so the same constant index is the same register; other indices are taken to meet.
+ */
+function mayMeet(a: readonly Expr[], b: readonly Expr[]): boolean {
+  return !a.some((e, d) => {
+    const o = b[d]!;
+    return e.kind === "const" && o.kind === "const" && e.value !== o.value;
+  });
 }

@@ -75,7 +75,6 @@ class Emitter {
     return `${hint}${this.n++}`;
   }
   emit(line: string): void {
-    if (line.startsWith("br ")) this.emitAll(this.wgmma.beforeBranch());
     this.body.push(`  ${line}`);
   }
   private emitAll(lines: readonly string[]): void {

@@ -126,8 +126,8 @@ function variants(): Variant[] {
     {
       format: "q4f16_1",
       kernel: q4GemmWgmma,
-      label: "tensor cores (wgmma.m64n128k16), one x buffer",
-      schedule: wgmmaGemmSchedule({ ...WGMMA_GEMM_SCHEDULE, doubleBuffer: false }),
+      label: "tensor cores (wgmma.m64n128k16), three x copies",
+      schedule: wgmmaGemmSchedule({ ...WGMMA_GEMM_SCHEDULE, xCopies: 3 }),
     },
   );
   return out;

@@ -320,8 +320,12 @@ export const hasWgmma = (target: string): boolean => target === "sm_90";
 
 /** Parameters of the wgmma GEMM schedule (the tile shape is the kernel's: stdlib/gemm_wgmma.ts). */
 export interface WgmmaGemmSchedule {
-  /** Two halves of the x tile, alternating by K stage: one barrier a stage instead of two. */
-  readonly doubleBuffer: boolean;
+  /**
+   * Copies of the x tile, taken in turn by K stage (doubleBuffer): 2, one barrier a stage instead
+   * of 1's two; 3, and the stage's products keep running past the next stage's barrier
+   * (backends/llvm/render-wgmma.ts), so the tensor cores need not drain between stages.
+   */
+  readonly xCopies: 1 | 2 | 3;
   /** Blocks per multiprocessor the registers must allow (0: no cap). */
   readonly minBlocksPerSM: number;
   /**
@@ -340,7 +344,7 @@ export interface WgmmaGemmSchedule {
  * 267-358.
  */
 export const WGMMA_GEMM_SCHEDULE: WgmmaGemmSchedule = {
-  doubleBuffer: true,
+  xCopies: 2,
   minBlocksPerSM: 0,
   blocksAlong: "tokens",
 };
@@ -388,7 +392,7 @@ export function wgmmaGemmSchedule(p: WgmmaGemmSchedule = WGMMA_GEMM_SCHEDULE) {
     ]);
     s.vectorize("vf");
     s.tensorize("nt", "wgmma_m64n128k16", "lane");
-    if (p.doubleBuffer) s.doubleBuffer("xs", "g");
+    if (p.xCopies > 1) s.doubleBuffer("xs", "g", p.xCopies);
     // q4GemmResidualWgmma loads its residuals in a nest of their own.
     const names = namesIn(s.func);
     for (const l of [

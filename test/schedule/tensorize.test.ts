@@ -334,7 +334,8 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
 
   for (const [label, params] of [
     ["double-buffered x", WGMMA_GEMM_SCHEDULE],
-    ["one x buffer", { ...WGMMA_GEMM_SCHEDULE, doubleBuffer: false }],
+    ["three x copies", { ...WGMMA_GEMM_SCHEDULE, xCopies: 3 }],
+    ["one x buffer", { ...WGMMA_GEMM_SCHEDULE, xCopies: 1 }],
   ] as const)
     it(`q4GemmWgmma tensorized (${label}) equals the unscheduled kernel on the device emulation`, () => {
       const s = Schedule.of(q4GemmWgmma);
@@ -441,43 +442,64 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
       expect(() => wgmmaGemmSchedule()(Schedule.of(q4GemmWgmma), target)).toThrow(TargetUnsupportedError);
   });
 
+  const wgmmaPtx = (params: typeof WGMMA_GEMM_SCHEDULE): string => {
+    const s = new Schedule(specialize(lowerKernel(q4GemmWgmma), { n: 4096, k: 4096, kw: 512, kg: 128 }));
+    wgmmaGemmSchedule(params)(s, "sm_90");
+    const t = { kind: "nvptx", arch: "sm_90" } as const;
+    return compileLLVM(renderLLVM(lowerToDevice(s.func, TARGETS.sm_90), t).text, t).ptx!;
+  };
+  const ptxasLog = (ptx: string): string => {
+    const dir = mkdtempSync(join(tmpdir(), "tkc-wgmma-"));
+    writeFileSync(join(dir, "k.ptx"), ptx);
+    return execFileSync("ptxas", ["-arch=sm_90a", "-v", join(dir, "k.ptx"), "-o", join(dir, "k.cubin")], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  };
+  const waits = (ptx: string) =>
+    [...ptx.matchAll(/wgmma\.wait_group\.sync\.aligned (\d+)/g)].map((m) => Number(m[1]));
+
   it.skipIf(llvmMissing !== "")(
-    "compiles for sm_90a to one wgmma per K step, a fence before each, a commit a stage, waited for after the next stage's loads",
+    "compiles for sm_90a to one wgmma per K step, a fence before each, a commit each, with three x copies no wait at the barrier",
     () => {
-      const s = new Schedule(specialize(lowerKernel(q4GemmWgmma), { n: 4096, k: 4096, kw: 512, kg: 128 }));
-      wgmmaGemmSchedule()(s, "sm_90");
-      const t = { kind: "nvptx", arch: "sm_90" } as const;
-      const ptx = compileLLVM(renderLLVM(lowerToDevice(s.func, TARGETS.sm_90), t).text, t).ptx!;
+      const ptx = wgmmaPtx({ ...WGMMA_GEMM_SCHEDULE, xCopies: 3 });
       expect(ptx).toMatch(/^\.target sm_90a/m);
       expect(ptx.match(/wgmma\.mma_async\.sync\.aligned\.m64n128k16\.f32\.f16\.f16/g)?.length).toBe(4);
       expect(ptx.match(/wgmma\.fence\.sync\.aligned/g)?.length).toBe(4);
-      expect(ptx.match(/wgmma\.commit_group/g)?.length).toBe(1);
-      // One wait in the loop, one after it (before the epilogue reads the accumulators). The
-      // stage's products run while the next stage's x is stored and its loads are issued; the
-      // wait comes before the A registers are rewritten.
-      expect(ptx.match(/wgmma\.wait_group\.sync\.aligned 0/g)?.length).toBe(2);
+      // Each product is a group of its own, committed as issued.
+      expect(ptx.match(/wgmma\.commit_group/g)?.length).toBe(4);
+      expect(ptx).toMatch(
+        /wgmma\.mma_async[^;]*;\s*\}\s*\/\/ end inline asm\s*\/\/ begin inline asm\s*wgmma\.commit_group/,
+      );
+      // With three copies of x, a stage's products run past the next stage's barrier: the only
+      // waits in the loop retire the previous stage's product of a K step before its A registers
+      // are rewritten, keeping the three newer products running; one wait for all after the loop.
+      expect(waits(ptx)).toEqual([3, 3, 3, 3, 0]);
       const at = (re: RegExp) => ptx.search(re);
-      expect(at(/ld\.global\.v4/)).toBeLessThan(at(/wgmma\.wait_group/));
+      expect(at(/bar\.sync/)).toBeLessThan(at(/wgmma\.wait_group/));
       expect(at(/wgmma\.wait_group/)).toBeLessThan(at(/fma\.rn\.f16x2/));
-      expect(at(/wgmma\.mma_async/)).toBeLessThan(at(/wgmma\.commit_group/));
       // Threads' stores to the x tile are made visible to the instruction's reads before the barrier.
       expect(ptx).toMatch(/fence\.proxy\.async\.shared::cta;\s*\/\/ end inline asm\s*bar\.sync/);
-      // The descriptor's tile starts on 1024 bytes (the swizzle is by address bits).
-      expect(ptx).toMatch(/\.shared \.align 1024 \.b8 \S*xs/);
-      if (hasTool("ptxas")) {
-        const dir = mkdtempSync(join(tmpdir(), "tkc-wgmma-"));
-        writeFileSync(join(dir, "k.ptx"), ptx);
-        // ptxas says so when it has to serialize the products (an accumulator read before the wait).
-        const log = execFileSync(
-          "ptxas",
-          ["-arch=sm_90a", "-v", join(dir, "k.ptx"), "-o", join(dir, "k.cubin")],
-          {
-            encoding: "utf8",
-            stdio: ["ignore", "pipe", "pipe"],
-          },
-        );
-        expect(log).not.toMatch(/serialized/i);
-      }
+      // The descriptor's tile starts on 1024 bytes (the swizzle is by address bits): three
+      // copies of 128 x 64 halves.
+      expect(ptx).toMatch(/\.shared \.align 1024 \.b8 \S*xs\S*\[49152\]/);
+      // ptxas says so when it has to serialize the products (an accumulator read before the wait).
+      if (hasTool("ptxas")) expect(ptxasLog(ptx)).not.toMatch(/serialized/i);
+    },
+  );
+
+  it.skipIf(llvmMissing !== "")(
+    "with two x copies, waits for the previous stage's products before the barrier (the next stage writes their copy)",
+    () => {
+      const ptx = wgmmaPtx(WGMMA_GEMM_SCHEDULE);
+      expect(ptx.match(/wgmma\.commit_group/g)?.length).toBe(4);
+      expect(waits(ptx)).toEqual([0, 0]);
+      const at = (re: RegExp) => ptx.search(re);
+      // The stage's products run while the next stage's x is stored and its loads are issued.
+      expect(at(/ld\.global\.v4/)).toBeLessThan(at(/wgmma\.wait_group/));
+      expect(at(/wgmma\.wait_group/)).toBeLessThan(at(/bar\.sync/));
+      expect(ptx).toMatch(/\.shared \.align 1024 \.b8 \S*xs\S*\[32768\]/);
+      if (hasTool("ptxas")) expect(ptxasLog(ptx)).not.toMatch(/serialized/i);
     },
   );
 });
