@@ -171,7 +171,28 @@ class Emitter {
     const d = e.a.dtype;
     if (e.op === "&&") return this.lazySelect(e.a, e.b, { kind: "const", dtype: "bool", value: 0 }, "bool");
     if (e.op === "||") return this.lazySelect(e.a, { kind: "const", dtype: "bool", value: 1 }, e.b, "bool");
+    const lop3 = this.maskOrConstant(e);
+    if (lop3) return lop3;
     return binaryValue(this, e.op, this.expr(e.a), this.expr(e.b), d, this.fm);
+  }
+
+  /**
+   * (x & C1) | C2 on NVIDIA as one lop3.b32: ptxas fuses an AND and an OR into one LOP3 only when
+   * at most one operand is an immediate, so the q4 dequantizations' mask-and-bias (the code
+   * masked into an f16 or f32 mantissa, then the exponent OR-ed in: q4_common.ts) would take two.
+   */
+  private maskOrConstant(e: Extract<Expr, { kind: "binary" }>): string | undefined {
+    if (this.fl.target.kind !== "nvptx" || e.op !== "|" || (e.dtype !== "u32" && e.dtype !== "i32")) return;
+    const [mask, bias] = e.a.kind === "binary" && e.a.op === "&" ? [e.a, e.b] : [e.b, e.a];
+    if (mask.kind !== "binary" || mask.op !== "&" || bias.kind !== "const") return;
+    if (mask.b.kind !== "const" || mask.a.kind === "const") return;
+    const x = this.expr(mask.a);
+    const t = this.tmp();
+    // LUT 0xEA: (a & b) | c over the operand patterns a = 0xF0, b = 0xCC, c = 0xAA.
+    this.emit(
+      `${t} = call i32 asm "lop3.b32 $0, $1, $2, $3, 0xEA;", "=r,r,r,r"(i32 ${x}, i32 ${wrapInt(mask.b.value, "i32")}, i32 ${wrapInt(bias.value, "i32")})`,
+    );
+    return t;
   }
 
   cast(v: string, from: DType, to: DType): string {

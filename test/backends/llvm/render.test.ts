@@ -177,6 +177,18 @@ describe.skipIf(llvmMissing !== "")(
       },
     );
 
+    it("renders the q4 dequantizations' mask-and-bias (x & C1) | C2 as one lop3 on NVIDIA, plain and/or elsewhere", () => {
+      // q4Gemv's codes: masked into the f32 2^23's mantissa, its exponent OR-ed in (q4_common.ts).
+      const spec = CASES.find((c) => c.kernel.name === "q4Gemv")!;
+      const ptx = renderLLVM(device(spec, "sm_90"), GPU_TARGETS.sm_90!.llvm).text;
+      expect(ptx).toMatch(
+        /asm "lop3\.b32 \$0, \$1, \$2, \$3, 0xEA;", "=r,r,r,r"\(i32 %\w+, i32 (-?\d+), i32 1258291200\)/,
+      );
+      const amd = renderLLVM(device(spec, "gfx1100"), GPU_TARGETS.gfx1100!.llvm).text;
+      expect(amd).not.toContain("lop3");
+      expect(amd).toMatch(/or i32 %\w+, 1258291200/);
+    });
+
     it("refuses the q4 tensor-core GEMVs and GEMM and prefill attention for AMD targets, naming the kernels to use", () => {
       const mma = CASES.filter(needsMma);
       expect(mma.length).toBe(18);
