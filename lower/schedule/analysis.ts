@@ -435,7 +435,65 @@ export function pinnedVars(a: Access, b: Access, spans: Spans): Set<Var> {
         }
     }
   }
+  for (const [v] of spans) if (!out.has(v) && tilePinned(a.expanded, b.expanded, v, spans)) out.add(v);
   return out;
+}
+
+/**
+ * The range of an atom over the whole range of its loops, where known: zero-based loop variables
+ * of constant extent, constants, masks by a constant (x & m is in [0, m]), and shifts of a
+ * non-negative value.
+ */
+function atomRange(e: Expr, spans: Spans): readonly [number, number] | undefined {
+  if (e.kind === "const") return [e.value, e.value];
+  if (e.kind === "var") {
+    const span = spans.get(e);
+    return span !== undefined && Number.isFinite(span) && spans.zeroBased?.has(e) ? [0, span] : undefined;
+  }
+  if (e.kind !== "binary" || e.b.kind !== "const") return undefined;
+  const c = e.b.value;
+  if (e.op === "&" && c >= 0) return [0, c];
+  if (e.op === ">>" && c >= 0 && c < 31) {
+    const r = linearRange(linearize(e.a), spans);
+    return r && r[0] >= 0 ? [Math.floor(r[0] / 2 ** c), Math.floor(r[1] / 2 ** c)] : undefined;
+  }
+  return undefined;
+}
+
+function linearRange(l: Linear, spans: Spans): readonly [number, number] | undefined {
+  let lo = l.constant;
+  let hi = l.constant;
+  for (const t of l.terms) {
+    const r = atomRange(t.atom, spans);
+    if (!r) return undefined;
+    lo += Math.min(t.coef * r[0], t.coef * r[1]);
+    hi += Math.max(t.coef * r[0], t.coef * r[1]);
+  }
+  return [lo, hi];
+}
+
+/**
+ * The tile test, for two accesses whose other terms need not match (an element written by two
+ * nests with loops of their own, say a guarded and an unguarded copy of one epilogue): in some
+ * dimension both indices are c v plus a rest in [0, |c|), so equal indices force equal v (c v +
+ * r = c v' + r' with |r - r'| < |c|).
+ */
+function tilePinned(a: readonly Expr[], b: readonly Expr[], v: Var, spans: Spans): boolean {
+  if (a.length !== b.length) return false;
+  const split = (e: Expr) => {
+    const l = linearize(e);
+    const own = l.terms.filter((t) => t.atom === v);
+    const rest = l.terms.filter((t) => t.atom !== v);
+    if (own.length !== 1 || rest.some((t) => dependsOn(t.atom, v))) return undefined;
+    return { coef: own[0]!.coef, range: linearRange({ terms: rest, constant: l.constant }, spans) };
+  };
+  return a.some((x, k) => {
+    const p = split(x);
+    const q = split(b[k]!);
+    if (!p?.range || !q?.range || p.coef !== q.coef) return false;
+    const c = Math.abs(p.coef);
+    return p.range[0] >= 0 && q.range[0] >= 0 && p.range[1] < c && q.range[1] < c;
+  });
 }
 
 const gcd = (a: number, b: number): number => (b === 0 ? Math.abs(a) : gcd(b, a % b));

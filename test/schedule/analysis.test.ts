@@ -17,6 +17,7 @@ import {
   storesIn,
 } from "../../lower/schedule/analysis.ts";
 import "../../lower/schedule/loop_transformation.ts";
+import "../../lower/schedule/for_kind.ts";
 import { Schedule } from "../../lower/schedule/schedule.ts";
 import { loopPath, replaceStmt } from "../../lower/schedule/state.ts";
 import { add, constant, sub, variable } from "../../lower/ir/build.ts";
@@ -95,6 +96,14 @@ describe("the dependence test", () => {
   test("a swizzle (column chunk XOR a function of the row) pins the chunk once the row is pinned", () => {
     expect(messages(lowerKernel(K.swizzledRows), "c")).toEqual([]);
     expect(messages(lowerKernel(K.swizzledSelf), "c")).toHaveLength(1);
+  });
+
+  test("two nests writing tiles of their own (c t + a rest in [0, c)) do not meet across t", () => {
+    expect(messages(lowerKernel(K.tilesTwoNests), "t")).toEqual([]);
+    expect(messages(lowerKernel(K.tilesTwoNestsOverlap), "t")).toHaveLength(1);
+    const s = Schedule.of(K.tilesTwoNests);
+    s.parallel("t");
+    expectSameResults(s.original, s.func, { n: 37 });
   });
 
   test("floordiv alone does not pin its argument; floordiv with floormod does", () => {

@@ -2,7 +2,7 @@
  * Small kernels the loop-transformation and loop-kind tests schedule. Odd sizes, so splits leave
  * tails; integer element types where the test wants results that match exactly.
  */
-import { kernel, f32, i32, floordiv, type Tensor, type Sym } from "../../dsl/index.ts";
+import { kernel, f32, i32, floordiv, min, type Tensor, type Sym } from "../../dsl/index.ts";
 
 /** C += A B on integers: exact under any loop order. */
 export const matmulInt = kernel(function matmulInt(
@@ -184,4 +184,43 @@ export const swizzledRows = kernel(function swizzledRows(x: Tensor<i32, [64, 8]>
 /** XOR with the chunk's own low bit instead of the row's: chunks 0 and 1 of a row land on one element. */
 export const swizzledSelf = kernel(function swizzledSelf(x: Tensor<i32, [64, 8]>, y: Tensor<i32, [8, 64]>) {
   for (let c = 0; c < 64; c++) for (let v = 0; v < 8; v++) y[c >> 3][((c & 7) ^ (c & 1)) * 8 + v] = x[c][v];
+});
+
+/**
+ * A tile of 16 per iteration of t, written by one nest or another (whole tiles unguarded, the
+ * last guarded): each nest's own loops, but both put t in 16 t + a rest in [0, 16), so
+ * different t never meet.
+ */
+export const tilesTwoNests = kernel(function tilesTwoNests(
+  x: Tensor<f32, [Sym<"n">]>,
+  y: Tensor<f32, [Sym<"n">]>,
+) {
+  const n = x.shape[0];
+  for (let t = 0; t < floordiv(n + 15, 16); t++) {
+    if (16 * t + 16 <= n) {
+      for (let a = 0; a < 4; a++) for (let b = 0; b < 4; b++) y[16 * t + 4 * a + b] = x[16 * t + 4 * a + b];
+    } else {
+      for (let c = 0; c < 2; c++)
+        for (let d = 0; d < 8; d++)
+          if (16 * t + 8 * c + d < n) y[16 * t + 8 * c + d] = f32(2) * x[16 * t + 8 * c + d];
+    }
+  }
+});
+
+/** The same with the guarded nest's rest reaching 16 (8 c + d over c < 3): tiles t and t + 1 meet. */
+export const tilesTwoNestsOverlap = kernel(function tilesTwoNestsOverlap(
+  x: Tensor<f32, [Sym<"n">]>,
+  y: Tensor<f32, [Sym<"n">]>,
+) {
+  const n = x.shape[0];
+  for (let t = 0; t < floordiv(n + 15, 16); t++) {
+    if (16 * t + 16 <= n) {
+      for (let a = 0; a < 4; a++) for (let b = 0; b < 4; b++) y[16 * t + 4 * a + b] = x[16 * t + 4 * a + b];
+    } else {
+      for (let c = 0; c < 3; c++)
+        for (let d = 0; d < 8; d++)
+          if (16 * t + 8 * c + d < n)
+            y[min(16 * t + 8 * c + d, n - 1)] = f32(2) * x[min(16 * t + 8 * c + d, n - 1)];
+    }
+  }
 });
