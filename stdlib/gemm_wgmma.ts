@@ -89,6 +89,15 @@ function columnOf(bn: i32, w: i32, l: i32, r: i32): i32 {
   return bn * WGMMA_BW + w * 16 + L.mmaCRow(l, r);
 }
 
+/**
+ * Whether block bm's tokens and the block's outputs up to `end` are all inside (M tokens, `n`
+ * outputs): its epilogue then stores without a guard per element, at addresses a constant apart
+ * (one instruction each instead of a branch and the address's arithmetic).
+ */
+function wholeTile(bm: i32, M: i32, end: i32, n: i32): boolean {
+  return bm * WGMMA_BT + WGMMA_BT <= M && end <= n;
+}
+
 /** The token of lane l's accumulator field (tile nt, field r) in block bm. */
 function tokenOf(bm: i32, nt: i32, l: i32, r: i32): i32 {
   return bm * WGMMA_BT + nt * 8 + L.mmaCCol(l, r);
@@ -220,14 +229,25 @@ export const q4GemmWgmma = kernel(function q4GemmWgmma(
     for (let bn = 0; bn < idiv(N + WGMMA_BW - 1, WGMMA_BW); bn++) {
       const acc = local("f32", [WARPS, LANES, TILES, 4]);
       q4WgmmaBlock(x, packed, scales, bm, bn, 0, 1, acc);
-      for (let wy = 0; wy < WARPS; wy++)
-        for (let ly = 0; ly < LANES; ly++)
-          for (let ny = 0; ny < TILES; ny++)
-            for (let ry = 0; ry < 4; ry++) {
-              const token = tokenOf(bm, ny, ly, ry);
-              const col = columnOf(bn, wy, ly, ry);
-              if (token < M && col < N) y[token][col] = f16(acc[wy][ly][ny][ry]);
-            }
+      if (wholeTile(bm, M, bn * WGMMA_BW + WGMMA_BW, N)) {
+        for (let wu = 0; wu < WARPS; wu++)
+          for (let lu = 0; lu < LANES; lu++)
+            for (let nu = 0; nu < TILES; nu++)
+              for (let ru = 0; ru < 4; ru++)
+                y[tokenOf(bm, nu, lu, ru)][columnOf(bn, wu, lu, ru)] = f16(acc[wu][lu][nu][ru]);
+      } else {
+        for (let wy = 0; wy < WARPS; wy++)
+          for (let ly = 0; ly < LANES; ly++)
+            for (let ny = 0; ny < TILES; ny++)
+              for (let ry = 0; ry < 4; ry++) {
+                const token = tokenOf(bm, ny, ly, ry);
+                const col = columnOf(bn, wy, ly, ry);
+                // The store's indices written out (not token, col): the schedule's dependence
+                // test compares them with the unguarded nest's.
+                if (token < M && col < N)
+                  y[tokenOf(bm, ny, ly, ry)][columnOf(bn, wy, ly, ry)] = f16(acc[wy][ly][ny][ry]);
+              }
+      }
     }
   }
 });
@@ -250,20 +270,36 @@ export const q4GemmResidualWgmma = kernel(function q4GemmResidualWgmma(
       const acc = local("f32", [WARPS, LANES, TILES, 4]);
       const res = local("f16", [WARPS, LANES, TILES, 4]);
       q4WgmmaBlock(x, packed, scales, bm, bn, 0, 1, acc);
-      for (let wy = 0; wy < WARPS; wy++)
-        for (let ly = 0; ly < LANES; ly++) {
-          for (let nr = 0; nr < TILES; nr++)
-            for (let rr = 0; rr < 4; rr++)
-              res[wy][ly][nr][rr] =
-                residual[min(tokenOf(bm, nr, ly, rr), M - 1)][min(columnOf(bn, wy, ly, rr), N - 1)];
-          for (let ny = 0; ny < TILES; ny++)
-            for (let ry = 0; ry < 4; ry++) {
-              const token = tokenOf(bm, ny, ly, ry);
-              const col = columnOf(bn, wy, ly, ry);
-              if (token < M && col < N)
-                y[token][col] = f16(f32(res[wy][ly][ny][ry]) + f32(f16(acc[wy][ly][ny][ry])));
-            }
-        }
+      if (wholeTile(bm, M, bn * WGMMA_BW + WGMMA_BW, N)) {
+        for (let wu = 0; wu < WARPS; wu++)
+          for (let lu = 0; lu < LANES; lu++) {
+            for (let nq = 0; nq < TILES; nq++)
+              for (let rq = 0; rq < 4; rq++)
+                res[wu][lu][nq][rq] = residual[tokenOf(bm, nq, lu, rq)][columnOf(bn, wu, lu, rq)];
+            for (let nu = 0; nu < TILES; nu++)
+              for (let ru = 0; ru < 4; ru++)
+                y[tokenOf(bm, nu, lu, ru)][columnOf(bn, wu, lu, ru)] = f16(
+                  f32(res[wu][lu][nu][ru]) + f32(f16(acc[wu][lu][nu][ru])),
+                );
+          }
+      } else {
+        for (let wy = 0; wy < WARPS; wy++)
+          for (let ly = 0; ly < LANES; ly++) {
+            for (let nr = 0; nr < TILES; nr++)
+              for (let rr = 0; rr < 4; rr++)
+                res[wy][ly][nr][rr] =
+                  residual[min(tokenOf(bm, nr, ly, rr), M - 1)][min(columnOf(bn, wy, ly, rr), N - 1)];
+            for (let ny = 0; ny < TILES; ny++)
+              for (let ry = 0; ry < 4; ry++) {
+                const token = tokenOf(bm, ny, ly, ry);
+                const col = columnOf(bn, wy, ly, ry);
+                if (token < M && col < N)
+                  y[tokenOf(bm, ny, ly, ry)][columnOf(bn, wy, ly, ry)] = f16(
+                    f32(res[wy][ly][ny][ry]) + f32(f16(acc[wy][ly][ny][ry])),
+                  );
+              }
+          }
+      }
     }
   }
 });
@@ -383,16 +419,32 @@ export const q4GateUpSiluGemmWgmma = kernel(
       for (let bn = 0; bn < blocks; bn++) {
         const acc = local("f32", [WARPS, LANES, TILES, 4]);
         q4WgmmaBlock(x, packed, scales, bm, bn, I, blocks, acc);
-        for (let wy = 0; wy < WARPS; wy++)
-          for (let ly = 0; ly < LANES; ly++)
-            for (let ny = 0; ny < TILES; ny++)
-              for (let ry = 0; ry < 2; ry++) {
-                const token = tokenOf(bm, ny, ly, ry);
-                const col = bn * (WGMMA_BW / 2) + wy * 8 + (ly >> 2);
-                const gate = f32(f16(acc[wy][ly][ny][ry]));
-                const up = f32(f16(acc[wy][ly][ny][ry + 2]));
-                if (token < M && col < I) out[token][col] = f16(silu(gate) * up);
-              }
+        if (wholeTile(bm, M, bn * (WGMMA_BW / 2) + WGMMA_BW / 2, I)) {
+          for (let wu = 0; wu < WARPS; wu++)
+            for (let lu = 0; lu < LANES; lu++)
+              for (let nu = 0; nu < TILES; nu++)
+                for (let ru = 0; ru < 2; ru++) {
+                  const gate = f32(f16(acc[wu][lu][nu][ru]));
+                  const up = f32(f16(acc[wu][lu][nu][ru + 2]));
+                  out[tokenOf(bm, nu, lu, ru)][bn * (WGMMA_BW / 2) + wu * 8 + (lu >> 2)] = f16(
+                    silu(gate) * up,
+                  );
+                }
+        } else {
+          for (let wy = 0; wy < WARPS; wy++)
+            for (let ly = 0; ly < LANES; ly++)
+              for (let ny = 0; ny < TILES; ny++)
+                for (let ry = 0; ry < 2; ry++) {
+                  const token = tokenOf(bm, ny, ly, ry);
+                  const col = bn * (WGMMA_BW / 2) + wy * 8 + (ly >> 2);
+                  const gate = f32(f16(acc[wy][ly][ny][ry]));
+                  const up = f32(f16(acc[wy][ly][ny][ry + 2]));
+                  if (token < M && col < I)
+                    out[tokenOf(bm, ny, ly, ry)][bn * (WGMMA_BW / 2) + wy * 8 + (ly >> 2)] = f16(
+                      silu(gate) * up,
+                    );
+                }
+        }
       }
     }
   },

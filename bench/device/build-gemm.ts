@@ -31,7 +31,7 @@ import {
 import { f16GemmTiled, q4GemmTiled } from "../../stdlib/q4_gemm_tiled.ts";
 import { q4Gemm } from "../../stdlib/q4_gemv.ts";
 import { f16GemmMma, q4GemmMma } from "../../stdlib/gemm_mma.ts";
-import { q4GemmWgmma } from "../../stdlib/gemm_wgmma.ts";
+import { q4GemmResidualWgmma, q4GemmWgmma } from "../../stdlib/gemm_wgmma.ts";
 
 export const GEMM_M = 512;
 export const GEMM_SHAPES: readonly [number, number][] = [
@@ -128,6 +128,14 @@ function variants(): Variant[] {
       kernel: q4GemmWgmma,
       label: "tensor cores (wgmma.m64n128k16), three x copies",
       schedule: wgmmaGemmSchedule({ ...WGMMA_GEMM_SCHEDULE, xCopies: 3 }),
+    },
+    {
+      // The model's O and down projections: the residual added in the epilogue (y = residual +
+      // x W^T), to tell the epilogue's cost from the products'.
+      format: "q4f16_1",
+      kernel: q4GemmResidualWgmma,
+      label: "tensor cores (wgmma.m64n128k16), residual epilogue",
+      schedule: wgmmaGemmSchedule(),
     },
   );
   return out;

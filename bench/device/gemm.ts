@@ -84,7 +84,8 @@ function main(): number {
     const fn = mod.getFunction(e.artifact.entry);
     let check: { ok: boolean; worst: number } | undefined;
     if (e.reference) {
-      const key = `${e.format} ${e.n}x${e.k}`;
+      // Kernels with other parameters (the residual) get references of their own.
+      const key = `${e.format} ${e.n}x${e.k} ${e.artifact.abi.map((a) => a.name).join(",")}`;
       if (!references.has(key)) {
         const ref = compileCpu(funcFromJson(e.reference), { boundsCheck: false });
         const args = randomArgs(ref.func, { m: CHECK_M }, 7);
@@ -105,7 +106,14 @@ function main(): number {
     const m = built.m;
     const bytes =
       e.format === "q4f16_1"
-        ? { x: m * e.k * 2, packed: (e.n * e.k) / 2, scales: (e.n * e.k) / 16, y: m * e.n * 2 }
+        ? {
+            x: m * e.k * 2,
+            packed: (e.n * e.k) / 2,
+            scales: (e.n * e.k) / 16,
+            // q4GemmResidualWgmma's residual (y = residual + x W^T).
+            ...(e.artifact.abi.some((p) => p.name === "residual") ? { residual: m * e.n * 2 } : {}),
+            y: m * e.n * 2,
+          }
         : { x: m * e.k * 2, w: e.n * e.k * 2, y: m * e.n * 2 };
     const ptr = Object.fromEntries(Object.entries(bytes).map(([name, b]) => [name, rt.alloc(b)]));
     try {

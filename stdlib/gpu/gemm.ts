@@ -382,19 +382,26 @@ export function wgmmaGemmSchedule(p: WgmmaGemmSchedule = WGMMA_GEMM_SCHEDULE) {
     }
     if (p.minBlocksPerSM > 0)
       s.annotate(p.blocksAlong === "tokens" ? "bn" : "bm", MIN_BLOCKS_PER_SM, p.minBlocksPerSM);
-    bindWarpsAndLanes(s, [
-      ["wz", "lz"],
-      ["wc", "lc"],
-      ["wf", "lf"],
-      ["wa", "la"],
-      ["wp", "lane"],
-      ["wy", "ly"],
-    ]);
+    const names = namesIn(s.func);
+    bindWarpsAndLanes(
+      s,
+      (
+        [
+          ["wz", "lz"],
+          ["wc", "lc"],
+          ["wf", "lf"],
+          ["wa", "la"],
+          ["wp", "lane"],
+          ["wy", "ly"],
+          // The epilogues' unguarded nests (whole tiles).
+          ["wu", "lu"],
+        ] as const
+      ).filter(([w]) => names.has(w)),
+    );
     s.vectorize("vf");
     s.tensorize("nt", "wgmma_m64n128k16", "lane");
     if (p.xCopies > 1) s.doubleBuffer("xs", "g", p.xCopies);
     // q4GemmResidualWgmma loads its residuals in a nest of their own.
-    const names = namesIn(s.func);
     for (const l of [
       "nz",
       "rz",
@@ -412,6 +419,10 @@ export function wgmmaGemmSchedule(p: WgmmaGemmSchedule = WGMMA_GEMM_SCHEDULE) {
       "vg",
       "nr",
       "rr",
+      "nq",
+      "rq",
+      "nu",
+      "ru",
     ])
       if (names.has(l)) s.unroll(l);
   };
