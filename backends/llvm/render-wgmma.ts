@@ -89,6 +89,8 @@ export class WgmmaPipeline {
   private inFlight: InFlight[] = [];
   /** Products issued since the last point where the renderer issues anew (a loop analysis' dry run). */
   private readonly dryIssued = new Set<string>();
+  /** The state at the head of each loop being rendered (or run dry), innermost last. */
+  private readonly heads: WgmmaFlow[] = [];
 
   constructor(body: Stmt) {
     const copies = new Map<string, number>();
@@ -142,22 +144,31 @@ export class WgmmaPipeline {
    */
   enterLoopBody(body: Stmt): boolean {
     const products = this.tiles.size > 0 && someNode(body, isProduct);
-    if (!products) return false;
     const entry = this.flow();
     let head = entry;
-    for (;;) {
-      this.restore(head);
-      this.dryRun(body);
-      const next = mergeFlows(entry, this.flow());
-      if (sameFlow(next, head)) break;
-      head = next;
-    }
+    // A loop without products matters too while products run: its barriers count once an
+    // iteration, and it may run no iteration at all.
+    if (products || entry.length)
+      for (;;) {
+        this.restore(head);
+        this.dryRun(body);
+        // Joined with the head so far: the states only grow (newer down, crossed up, more
+        // products; all bounded), so this ends.
+        const next = mergeFlows(head, this.flow());
+        if (sameFlow(next, head)) break;
+        head = next;
+      }
     this.restore(head);
-    return true;
+    this.heads.push(head);
+    return products;
   }
 
-  /** After a loop whose body issues products: they are done before anything after it reads them. */
+  /**
+   * After a loop: it leaves from its head, whose state covers every number of iterations; if its
+   * body issues products, they are done before anything after it reads them.
+   */
   afterLoop(products: boolean): string[] {
+    this.merge(this.heads.pop() ?? [], this.flow());
     return products ? this.waitFor(() => true) : [];
   }
 
