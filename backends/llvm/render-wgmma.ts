@@ -151,6 +151,8 @@ export class WgmmaPipeline {
     if (products || entry.length)
       for (;;) {
         this.restore(head);
+        // Each iteration starts a basic block of its own, where the renderer issues anew.
+        this.dryIssued.clear();
         this.dryRun(body);
         // Joined with the head so far: the states only grow (newer down, crossed up, more
         // products; all bounded), so this ends.
@@ -261,7 +263,6 @@ export class WgmmaPipeline {
         return;
       }
       case "for": {
-        this.dryIssued.clear();
         const products = this.enterLoopBody(s.body);
         this.dryRun(s.body);
         this.dryIssued.clear();
