@@ -334,22 +334,22 @@ function doubleBuffer(f: PrimFunc, bufferName: string, loopName: string, buffers
     buffer.scope,
     buffer.allocShape ? [B.i32c(buffers), ...buffer.allocShape] : undefined,
   );
-  if ((buffers & (buffers - 1)) !== 0 && !(loop.min.kind === "const" && loop.min.value >= 0))
+  const powerOfTwo = (buffers & (buffers - 1)) === 0;
+  if (!powerOfTwo && !(loop.min.kind === "const" && loop.min.value >= 0))
     throw new ScheduleError(
       P,
       `loop ${loopName} starts at ${printExpr(loop.min)}; ${buffers} copies are indexed by ${loopName} % ${buffers}, which needs a loop from a constant 0 or more (or a power-of-two count of copies)`,
     );
-  const half =
-    (buffers & (buffers - 1)) === 0
-      ? B.binary("&", loop.loopVar, B.i32c(buffers - 1))
-      : // Unsigned (the loop counts from 0 up), so the index's range is known to the backends.
-        B.cast("i32", B.binary("%", B.cast("u32", loop.loopVar), B.constant(buffers, "u32")));
+  const copy = powerOfTwo
+    ? B.binary("&", loop.loopVar, B.i32c(buffers - 1))
+    : // Unsigned (the loop counts from 0 up), so the index's range is known to the backends.
+      B.cast("i32", B.binary("%", B.cast("u32", loop.loopVar), B.constant(buffers, "u32")));
   const body = rewriteStmt(loop.body, {
     expr: (e) =>
-      e.kind === "load" && e.buffer === buffer ? { ...e, buffer: doubled, indices: [half, ...e.indices] } : e,
+      e.kind === "load" && e.buffer === buffer ? { ...e, buffer: doubled, indices: [copy, ...e.indices] } : e,
     stmt: (st) =>
       st.kind === "store" && st.buffer === buffer
-        ? { ...st, buffer: doubled, indices: [half, ...st.indices] }
+        ? { ...st, buffer: doubled, indices: [copy, ...st.indices] }
         : st,
   });
   const annotated: Stmt = {

@@ -18,6 +18,9 @@ import { expectSameResults } from "../helpers/random.ts";
 import { bindRaw, deviceError } from "../passes/helpers.ts";
 import { matmul } from "../passes/kernels.ts";
 import { expectTraceRoundTrip } from "./roundtrip.ts";
+import { variable } from "../../lower/ir/build.ts";
+import type { Expr } from "../../lower/ir/nodes.ts";
+import { loopPath, replaceStmt } from "../../lower/schedule/state.ts";
 import { accMatmul } from "./kernels_compute.ts";
 
 interface Classic {
@@ -229,6 +232,14 @@ describe("cooperative fetching: the classic GPU matmul", () => {
     expect(() => classic({ ty: 4, tx: 4, kt: 4 }).doubleBuffer("a_shared", "k_0", 1)).toThrow(
       /buffers must be an integer from 2 to 8; got 1/,
     );
+    // Copies indexed by k_0 % 3 need k_0 to count from a constant 0 or more; 4 copies (k_0 & 3) do not.
+    const shifted = classic({ ty: 4, tx: 4, kt: 4 });
+    const { loop } = loopPath(shifted.func, "k_0", "test");
+    const from = (min: Expr) => new Schedule(replaceStmt(shifted.func, loop, { ...loop, min }));
+    expect(() => from(variable("start")).doubleBuffer("a_shared", "k_0", 3)).toThrow(
+      /loop k_0 starts at start; 3 copies are indexed by k_0 % 3, which needs a loop from a constant 0 or more/,
+    );
+    expect(() => from(variable("start")).doubleBuffer("a_shared", "k_0", 4)).not.toThrow();
   });
 
   it("doubleBuffer refuses parameters, local buffers, loops that do not hold every access", () => {
