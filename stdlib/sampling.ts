@@ -8,7 +8,8 @@
  * The randomness comes from the host: `coins` holds one uniform f32 in [0, 1) per row, drawn from a
  * seeded generator (llama/sampler.ts's XorShift64Star, llama2.c's xorshift64*, whose nextFloat()
  * is 24 random bits / 2^24). Given the same seed, the kernel then picks what llama2.c picks, except
- * where f32 sums in a different order move a CDF boundary across the coin.
+ * where f32 sums in a different order move a CDF boundary across the coin (or the nucleus mass
+ * across topP, which lengthens or shortens the nucleus by a token).
  *
  * Top-p without sorting: llama2.c sorts the probabilities in decreasing order, keeps the shortest
  * prefix whose mass exceeds topP, and walks that prefix's CDF with r = coin * (its mass). Both steps

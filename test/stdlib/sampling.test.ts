@@ -27,8 +27,9 @@ const f = Math.fround;
  * p >= (1 - topP) / (n - 1) sorted most likely first (stably: C's qsort leaves ties in any order),
  * the shortest prefix whose float cumulative mass exceeds topP, r = coin * that mass, and the first
  * token whose float CDF exceeds r; otherwise the float CDF over the whole vocabulary in index order.
- * Also returns how close r came to a CDF boundary and how many terms the sums had: a kernel that
- * sums in another order may pick a neighbour within that rounding.
+ * Also returns how close r came to a CDF boundary, or the nucleus's cumulative mass to topP
+ * (whichever is closer), and how many terms the sums had: a kernel that sums in another order may
+ * pick a neighbour within that rounding (a nucleus one token longer or shorter moves r too).
  */
 function llama2c(logits: ArrayLike<number>, temperature: number, topP: number, coin: number) {
   const n = logits.length;
@@ -40,6 +41,7 @@ function llama2c(logits: ArrayLike<number>, temperature: number, topP: number, c
   const p = x.map((v) => f(v / sum));
   let order = Array.from(p.keys());
   let r = coin;
+  let cutMargin = Infinity;
   if (topP > 0 && topP < 1) {
     const cutoff = f((1 - topP) / (n - 1));
     order = order.filter((i) => p[i]! >= cutoff).sort((a, b) => p[b]! - p[a]! || a - b);
@@ -47,6 +49,7 @@ function llama2c(logits: ArrayLike<number>, temperature: number, topP: number, c
     let last = order.length - 1;
     for (let i = 0; i < order.length; i++) {
       mass = f(mass + p[order[i]!]!);
+      cutMargin = Math.min(cutMargin, Math.abs(mass - topP));
       if (mass > topP) {
         last = i;
         break;
@@ -56,7 +59,7 @@ function llama2c(logits: ArrayLike<number>, temperature: number, topP: number, c
     r = f(coin * mass);
   }
   let cdf = 0;
-  let margin = Infinity;
+  let margin = cutMargin;
   let pick = order[order.length - 1]!;
   let found = false;
   for (const j of order) {
