@@ -3,7 +3,7 @@
  * builds ahead of time and what the model asks its device for. Decode operations are specialised
  * to one token; prefill operations keep the token count symbolic.
  */
-import type { KernelDef } from "../dsl/kernel.ts";
+import { withConsts, type KernelDef } from "../dsl/kernel.ts";
 import * as S from "../stdlib/index.ts";
 import { hasWgmma } from "../stdlib/gpu/gemm.ts";
 import { mmaGemvKernel } from "../stdlib/gpu/gemv.ts";
@@ -97,6 +97,14 @@ export interface OpChoices {
    */
   readonly prefetchDecodeWeights?: boolean;
   /**
+   * With prefillGemm "wgmma": each block of a prefill GEMM first prefetches all of its weight rows
+   * into L2 (true: stdlib/gemm_wgmma.ts's PREFETCH), so its K loop reads the weights from L2
+   * rather than DRAM; or loads them as it goes (false, the default). On an H100 every prefill
+   * GEMM was 1.5-4.6% slower with it, even each launch timed after an L2 flush, and the 512-token
+   * prefill 1% slower (bench/results/prefill-prefetch-ab-h100.json).
+   */
+  readonly prefetchPrefillWeights?: boolean;
+  /**
    * With prefillGemm "mma" and q4f16_1 weights: the prefill's Q, K and V in one GEMM
    * (q4QkvGemmMma; with RoPE and the KV-cache append in its epilogue, q4QkvRopeAppendGemmMma, for
    * "half" RoPE and head sizes multiple of 64), the residual adds in the O and down GEMMs' epilogues (q4GemmResidualMma) and
@@ -162,7 +170,10 @@ export function llamaOps(
     : prefillChunks
       ? S.attentionPrefillWarps
       : S.attentionPrefill;
-  const q4Gemm = wgmma ? S.q4GemmWgmma : mma ? S.q4GemmMma : S.q4GemmTiled;
+  // The wgmma GEMMs, with the prefill's weight prefetch where chosen.
+  const wg = (k: KernelDef): KernelDef =>
+    choices.prefetchPrefillWeights === true ? withConsts(k, { PREFETCH: 1 }) : k;
+  const q4Gemm = wgmma ? wg(S.q4GemmWgmma) : mma ? S.q4GemmMma : S.q4GemmTiled;
   const f16Gemm = mma ? S.f16GemmMma : S.f16GemmTiled;
   const retype = format === "f32" ? ({ from: "f16", to: "f32" } as const) : undefined;
   const tag = `${format}_${dim}x${hidden}_${c.nHeads}h${c.nKvHeads}kv_${c.vocabSize}v_${ctx}ctx`;
@@ -314,7 +325,7 @@ export function llamaOps(
         for (const replaced of ["ropeQ", "ropeK", "kvAppend"]) delete prefill[replaced];
         prefill.gemmQkvRope = op(
           "gemmqkvropeT",
-          wgmma ? S.q4QkvRopeAppendGemmWgmma : S.q4QkvRopeAppendGemmMma,
+          wgmma ? wg(S.q4QkvRopeAppendGemmWgmma) : S.q4QkvRopeAppendGemmMma,
           {
             ...q4(dim, dim + 2 * kvd),
             h: c.nHeads,
@@ -324,16 +335,16 @@ export function llamaOps(
           },
         );
       } else
-        prefill.gemmQKV = op("gemmqkvT", wgmma ? S.q4QkvGemmWgmma : S.q4QkvGemmMma, {
+        prefill.gemmQKV = op("gemmqkvT", wgmma ? wg(S.q4QkvGemmWgmma) : S.q4QkvGemmMma, {
           ...q4(dim, dim + 2 * kvd),
           qd: dim,
           kvd,
         });
-      const residual = wgmma ? S.q4GemmResidualWgmma : S.q4GemmResidualMma;
+      const residual = wgmma ? wg(S.q4GemmResidualWgmma) : S.q4GemmResidualMma;
       Object.assign(prefill, {
         gemmORes: op("gemmoresT", residual, q4(dim, dim)),
         gemmDownRes: op("gemmdownresT", residual, q4(hidden, dim)),
-        gemmGateUpSilu: op("gemmgateupT", wgmma ? S.q4GateUpSiluGemmWgmma : S.q4GateUpSiluGemmMma, {
+        gemmGateUpSilu: op("gemmgateupT", wgmma ? wg(S.q4GateUpSiluGemmWgmma) : S.q4GateUpSiluGemmMma, {
           ...withN2(q4(dim, 2 * hidden)),
           i: hidden,
         }),

@@ -28,6 +28,7 @@ import {
   local,
   min,
   packF16x2,
+  prefetchL2,
   select,
   shared,
   sin,
@@ -50,6 +51,12 @@ const LANES = 32;
  * 0 elsewhere.
  */
 const PAIRED: number = 0;
+/**
+ * 1 (withConsts; llama/ops.ts's prefetchPrefillWeights): each block first asks L2 for all of its
+ * weight rows' codes and scales (one bulk prefetch per 8 rows on sm_90), so the K loop's weight
+ * loads find them there instead of waiting on DRAM at every stage; 0 (default) loads as it goes.
+ */
+const PREFETCH: number = 0;
 /** Warpgroups per block, each 64 weight rows of the block's tile and all of its tokens. */
 const WGMMA_GROUPS: number = 2;
 const WARPS = 4 * WGMMA_GROUPS;
@@ -140,6 +147,16 @@ function q4WgmmaBlock(
   // This stage's A registers: per K step, lane, register.
   const af = local("u32", [WARPS, STAGE_K / 16, LANES, 4]);
   const xs = shared("f16", [WGMMA_BT, STAGE_K]);
+  // Lane h of each warp: the warp's row half h (8 consecutive rows, contiguous in memory).
+  // Weights are written by no kernel: under programmatic launch the fetch starts before the wait.
+  for (let wh = 0; wh < WARPS; wh++)
+    for (let lh = 0; lh < LANES; lh++) {
+      const first = weightRow(bn, wh, lh, half, groupBlocks);
+      if (PREFETCH === 1 && lh < 2 && first + 8 <= NW) {
+        prefetchL2(packed[first][0], 8 * KW);
+        prefetchL2(scales[first][0], 8 * KG);
+      }
+    }
   for (let wz = 0; wz < WARPS; wz++)
     for (let lz = 0; lz < LANES; lz++)
       for (let nz = 0; nz < TILES; nz++) for (let rz = 0; rz < 4; rz++) acc[wz][lz][nz][rz] = f32(0);

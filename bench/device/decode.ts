@@ -312,28 +312,29 @@ async function main(): Promise<number> {
       );
     result.profile7b = { position, kernelMsPerStep: total, ops: table };
     // The same for a 512-token prefill (64-token chunks through the GEMMs, then the last token's
-    // decode step): every op the model runs, each with its tensors' bytes over its time.
+    // decode step): every op the model runs, each with its tensors' bytes over its time; then for
+    // each --ab library (a fresh profiling device and model each).
     model.reset();
-    model.prefill(PROMPT, 0);
-    const prefillOps = [...profileOf(device)].map(([key, v]) => ({
-      op: key.split("_")[0]!,
-      ms: v.ms,
-      launches: v.launches,
-      usPerLaunch: (v.ms * 1e3) / v.launches,
-      bytesPerLaunch: v.bytes / v.launches,
-      fractionOfCopy: v.bytes / (v.ms * 1e-3) / copy,
-    }));
-    prefillOps.sort((a, b) => b.ms - a.ms);
-    const prefillTotal = prefillOps.reduce((a, t) => a + t.ms, 0);
-    console.log(
-      `7B prefill of 512 tokens: ${prefillTotal.toFixed(1)} ms of kernel time (each launch timed alone)`,
-    );
-    for (const t of prefillOps)
-      console.log(
-        `  ${t.op.padEnd(14)} ${t.ms.toFixed(3)} ms  ${t.launches} x ${t.usPerLaunch.toFixed(2)} us  ${(t.bytesPerLaunch / 1e6).toFixed(2)} MB  ${(100 * t.fractionOfCopy).toFixed(0)}% of copy`,
-      );
-    result.profile7bPrefill = { tokens: 512, kernelMs: prefillTotal, ops: prefillOps };
+    result.profile7bPrefill = prefillProfile(model, device, "default", copy);
     device.dispose();
+    if (abLibraries.length > 0) {
+      const byLibrary: Record<string, unknown> = {};
+      for (const k of abLibraries) {
+        const abDevice = createCudaDevice({
+          runtime: rt,
+          library: readLibrary(join(here, k.lib)),
+          profile: true,
+        });
+        const abModel = new KernelLlama(abDevice, syntheticQ4(config), {
+          format: "q4f16_1",
+          recordDecode: false,
+          opChoices: k.choices,
+        });
+        byLibrary[k.name] = prefillProfile(abModel, abDevice, k.name, copy);
+        abDevice.dispose();
+      }
+      result.profile7bPrefillAB = byLibrary;
+    }
   }
   // 4. What each decode op costs inside the step's graph, where launches overlap (programmatic
   //    dependent launch) and nothing is flushed: the greedy step's graph replayed back to back from
@@ -420,6 +421,32 @@ main().then(
  * before "_"), recorded again whenever `skip` changes; `launches` counts each role's launches in
  * the first recording; `replayed` is the recording last replayed.
  */
+/**
+ * A 512-token prefill on a profiling device: each op's kernel time, launches and bytes (over the
+ * copy bandwidth, bytes/s), printed.
+ */
+function prefillProfile(model: KernelLlama, device: Device, label: string, copy: number) {
+  model.prefill(PROMPT, 0);
+  const prefillOps = [...profileOf(device)].map(([key, v]) => ({
+    op: key.split("_")[0]!,
+    ms: v.ms,
+    launches: v.launches,
+    usPerLaunch: (v.ms * 1e3) / v.launches,
+    bytesPerLaunch: v.bytes / v.launches,
+    fractionOfCopy: v.bytes / (v.ms * 1e-3) / copy,
+  }));
+  prefillOps.sort((a, b) => b.ms - a.ms);
+  const prefillTotal = prefillOps.reduce((a, t) => a + t.ms, 0);
+  console.log(
+    `7B prefill of 512 tokens (${label}): ${prefillTotal.toFixed(1)} ms of kernel time (each launch timed alone)`,
+  );
+  for (const t of prefillOps)
+    console.log(
+      `  ${t.op.padEnd(14)} ${t.ms.toFixed(3)} ms  ${t.launches} x ${t.usPerLaunch.toFixed(2)} us  ${(t.bytesPerLaunch / 1e6).toFixed(2)} MB  ${(100 * t.fractionOfCopy).toFixed(0)}% of copy`,
+    );
+  return { tokens: 512, kernelMs: prefillTotal, ops: prefillOps };
+}
+
 function omittable(inner: Device): {
   device: Device;
   skip: Set<string>;

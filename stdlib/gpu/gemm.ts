@@ -270,6 +270,7 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     // q4GemmMma names each copy's thread itself (software pipelining through registers).
     const threadLoops: [string, string][] = q4
       ? [
+          ["wh", "lh"],
           ["wz", "lz"],
           ["wc", "lc"],
           ["wf", "lf"],
@@ -387,6 +388,7 @@ export function wgmmaGemmSchedule(p: WgmmaGemmSchedule = WGMMA_GEMM_SCHEDULE) {
       s,
       (
         [
+          ["wh", "lh"],
           ["wz", "lz"],
           ["wc", "lc"],
           ["wf", "lf"],

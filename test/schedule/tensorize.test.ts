@@ -5,7 +5,7 @@
  * instruction's layout are refused; the PTX has one mma.sync per 16 x 8 x 16 product.
  */
 import { describe, expect, it } from "vitest";
-import type { KernelDef } from "../../dsl/kernel.ts";
+import { withConsts, type KernelDef } from "../../dsl/kernel.ts";
 import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
 import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
 import { cpuKernel } from "../../backends/cpu/runtime.ts";
@@ -402,6 +402,40 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
       const { want, got } = runBoth(k, s, sym);
       expect(compareResults(want, got, 0).mismatches).toEqual([]);
     });
+
+  // prefetchPrefillWeights: L2 prefetches first (no effect on values), plain and paired rows.
+  for (const [name, k, sym] of [
+    ["q4GemmWgmma", q4GemmWgmma, { m: 19, n: 136, k: 64, kw: 8, kg: 2 }],
+    ["q4GateUpSiluGemmWgmma", q4GateUpSiluGemmWgmma, { m: 19, n2: 160, i: 80, k: 64, kw: 8, kg: 2 }],
+  ] as const)
+    it(`${name} with its weight rows prefetched (PREFETCH) equals the unscheduled kernel on the device emulation`, () => {
+      const s = Schedule.of(withConsts(k, { PREFETCH: 1 }));
+      wgmmaGemmSchedule()(s, "sm_90");
+      expect(printFunc(s.func)).toMatch(/prefetch/);
+      const { want, got } = runBoth(k, s, sym);
+      expect(compareResults(want, got, 0).mismatches).toEqual([]);
+    });
+
+  it.skipIf(llvmMissing !== "")(
+    "with PREFETCH, two lanes of each warp prefetch its two 8-row ranges of codes and scales before the K loop",
+    () => {
+      const s = new Schedule(
+        specialize(lowerKernel(withConsts(q4GemmWgmma, { PREFETCH: 1 })), {
+          n: 4096,
+          k: 4096,
+          kw: 512,
+          kg: 128,
+        }),
+      );
+      wgmmaGemmSchedule()(s, "sm_90");
+      const t = { kind: "nvptx", arch: "sm_90" } as const;
+      const ptx = compileLLVM(renderLLVM(lowerToDevice(s.func, TARGETS.sm_90), t).text, t).ptx!;
+      expect(ptx.match(/cp\.async\.bulk\.prefetch\.L2\.global/g)?.length).toBe(2);
+      expect(ptx.search(/cp\.async\.bulk\.prefetch/)).toBeLessThan(ptx.search(/wgmma\.mma_async/));
+      // Without it, none.
+      expect(wgmmaPtx(WGMMA_GEMM_SCHEDULE)).not.toMatch(/prefetch/);
+    },
+  );
 
   it("refuses q4QkvRopeAppendGemmWgmma for heads that are not a multiple of 128", () => {
     const s = new Schedule(specialize(lowerKernel(q4QkvRopeAppendGemmWgmma), { h: 2, kvh: 1, d: 64 }));
