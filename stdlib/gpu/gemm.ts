@@ -270,7 +270,6 @@ export function mmaGemmSchedule(p: MmaGemmSchedule = MMA_GEMM_SCHEDULE) {
     // q4GemmMma names each copy's thread itself (software pipelining through registers).
     const threadLoops: [string, string][] = q4
       ? [
-          ["wh", "lh"],
           ["wz", "lz"],
           ["wc", "lc"],
           ["wf", "lf"],
