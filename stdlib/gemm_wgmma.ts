@@ -57,7 +57,11 @@ const PAIRED: number = 0;
  * loads find them there instead of waiting on DRAM at every stage; 0 (default) loads as it goes.
  */
 const PREFETCH: number = 0;
-/** Warpgroups per block, each 64 weight rows of the block's tile and all of its tokens. */
+/**
+ * Warpgroups per block, each 64 weight rows of the block's tile and all of its tokens. 1 (by
+ * withConsts) halves the weight rows a block: on an H100 16-28% slower, each block staging its own
+ * x tile for half the products (bench/results/gemm-wgmma-warpgroups-ab-h100.json).
+ */
 const WGMMA_GROUPS: number = 2;
 const WARPS = 4 * WGMMA_GROUPS;
 const THREADS = WARPS * LANES;

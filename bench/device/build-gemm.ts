@@ -7,7 +7,7 @@
 // M stays symbolic, as in the model; the runner passes 512. Writes <outDir>/gemm.json.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { KernelDef } from "../../dsl/kernel.ts";
+import { withConsts, type KernelDef } from "../../dsl/kernel.ts";
 import { buildArtifact } from "../../backends/llvm/artifact.ts";
 import type { KernelArtifact } from "../../backends/gpu-common/kernel.ts";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
@@ -128,6 +128,21 @@ function variants(): Variant[] {
       kernel: q4GemmWgmma,
       label: "tensor cores (wgmma.m64n128k16), three x copies",
       schedule: wgmmaGemmSchedule({ ...WGMMA_GEMM_SCHEDULE, xCopies: 3 }),
+    },
+    {
+      // Blocks of 64 weight rows (one warpgroup): twice the blocks, up to three a multiprocessor,
+      // for a shorter last wave (688 blocks of two warpgroups at the gate/up shape are 5.2 waves
+      // of 132).
+      format: "q4f16_1",
+      kernel: withConsts(q4GemmWgmma, { WGMMA_GROUPS: 1 }),
+      label: "tensor cores (wgmma.m64n128k16), one warpgroup a block",
+      schedule: wgmmaGemmSchedule(),
+    },
+    {
+      format: "q4f16_1",
+      kernel: withConsts(q4GemmWgmma, { WGMMA_GROUPS: 1 }),
+      label: "tensor cores (wgmma.m64n128k16), one warpgroup a block, registers for 3 blocks/SM",
+      schedule: wgmmaGemmSchedule({ ...WGMMA_GEMM_SCHEDULE, minBlocksPerSM: 3 }),
     },
     {
       // The model's O and down projections: the residual added in the epilogue (y = residual +

@@ -403,18 +403,25 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
       expect(compareResults(want, got, 0).mismatches).toEqual([]);
     });
 
-  // prefetchPrefillWeights: L2 prefetches first (no effect on values), plain and paired rows.
-  for (const [name, k, sym] of [
-    ["q4GemmWgmma", q4GemmWgmma, { m: 19, n: 136, k: 64, kw: 8, kg: 2 }],
-    ["q4GateUpSiluGemmWgmma", q4GateUpSiluGemmWgmma, { m: 19, n2: 160, i: 80, k: 64, kw: 8, kg: 2 }],
+  // prefetchPrefillWeights (L2 prefetches first, no effect on values) and blocks of one
+  // warpgroup (bench/device/build-gemm.ts's variant), plain and paired rows.
+  for (const [label, consts] of [
+    ["its weight rows prefetched (PREFETCH)", { PREFETCH: 1 }],
+    ["one warpgroup a block (WGMMA_GROUPS 1)", { WGMMA_GROUPS: 1 }],
   ] as const)
-    it(`${name} with its weight rows prefetched (PREFETCH) equals the unscheduled kernel on the device emulation`, () => {
-      const s = Schedule.of(withConsts(k, { PREFETCH: 1 }));
-      wgmmaGemmSchedule()(s, "sm_90");
-      expect(printFunc(s.func)).toMatch(/prefetch/);
-      const { want, got } = runBoth(k, s, sym);
-      expect(compareResults(want, got, 0).mismatches).toEqual([]);
-    });
+    for (const [name, k, sym] of [
+      ["q4GemmWgmma", q4GemmWgmma, { m: 19, n: 136, k: 64, kw: 8, kg: 2 }],
+      ["q4GateUpSiluGemmWgmma", q4GateUpSiluGemmWgmma, { m: 19, n2: 160, i: 80, k: 64, kw: 8, kg: 2 }],
+    ] as const)
+      it(`${name} with ${label} equals the unscheduled kernel on the device emulation`, () => {
+        const s = Schedule.of(withConsts(k, consts));
+        wgmmaGemmSchedule()(s, "sm_90");
+        const printed = printFunc(s.func);
+        expect(printed.match(/wgmma_m64n128k16\(/g)?.length).toBe(64);
+        if ("PREFETCH" in consts) expect(printed).toMatch(/prefetch/);
+        const { want, got } = runBoth(k, s, sym);
+        expect(compareResults(want, got, 0).mismatches).toEqual([]);
+      });
 
   it.skipIf(llvmMissing !== "")(
     "with PREFETCH, two lanes of each warp prefetch its two 8-row ranges of codes and scales before the K loop",
