@@ -414,7 +414,7 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
       ["q4GateUpSiluGemmWgmma", q4GateUpSiluGemmWgmma, { m: 19, n2: 160, i: 80, k: 64, kw: 8, kg: 2 }],
     ] as const)
       it(`${name} with ${label} equals the unscheduled kernel on the device emulation`, () => {
-        const s = Schedule.of(withConsts(k, consts));
+        const s = Schedule.of(withConsts(k as KernelDef, consts));
         wgmmaGemmSchedule()(s, "sm_90");
         const printed = printFunc(s.func);
         expect(printed.match(/wgmma_m64n128k16\(/g)?.length).toBe(64);
