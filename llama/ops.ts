@@ -105,6 +105,13 @@ export interface OpChoices {
    */
   readonly prefetchPrefillWeights?: boolean;
   /**
+   * With prefillGemm "wgmma": how many K stages ahead each block of a prefill GEMM prefetches its
+   * weight rows' next L2 lines (stdlib/gemm_wgmma.ts's PREFETCH_AHEAD; 4 is the next line), or 0
+   * (the default): none. CUDA's choice is 4: on an H100 the 512-token prefill 2.1-2.4% faster in
+   * two calls, 8 the same (bench/results/prefill-weights-ahead-ab-h100.json).
+   */
+  readonly prefillWeightsAhead?: number;
+  /**
    * With prefillGemm "mma" and q4f16_1 weights: the prefill's Q, K and V in one GEMM
    * (q4QkvGemmMma; with RoPE and the KV-cache append in its epilogue, q4QkvRopeAppendGemmMma, for
    * "half" RoPE and head sizes multiple of 64), the residual adds in the O and down GEMMs' epilogues (q4GemmResidualMma) and
@@ -126,6 +133,7 @@ export const CUDA_OP_CHOICES: OpChoices = {
   decodeSplits: 4,
   prefillAttention: "mma",
   fusePrefillEpilogues: true,
+  prefillWeightsAhead: 4,
 };
 
 /**
@@ -161,6 +169,9 @@ export function llamaOps(
   const splits = choices.decodeSplits ?? S.DECODE_SPLITS;
   if (!Number.isInteger(splits) || splits < 1)
     throw new Error(`tkc: decodeSplits must be a positive integer, got ${splits}`);
+  const ahead = choices.prefillWeightsAhead ?? 0;
+  if (!Number.isInteger(ahead) || ahead < 0)
+    throw new Error(`tkc: prefillWeightsAhead must be a whole number of K stages (0: none), got ${ahead}`);
   // Tensor cores take f16 operands: f32 models keep attention by chunks.
   const prefillMma = choices.prefillAttention === "mma" && format !== "f32" && S.prefillMmaFits(hd);
   const prefillChunks =
@@ -171,8 +182,13 @@ export function llamaOps(
       ? S.attentionPrefillWarps
       : S.attentionPrefill;
   // The wgmma GEMMs, with the prefill's weight prefetch where chosen.
-  const wg = (k: KernelDef): KernelDef =>
-    choices.prefetchPrefillWeights === true ? withConsts(k, { PREFETCH: 1 }) : k;
+  const wg = (k: KernelDef): KernelDef => {
+    const consts = {
+      ...(choices.prefetchPrefillWeights === true ? { PREFETCH: 1 } : {}),
+      ...(ahead > 0 ? { PREFETCH_AHEAD: ahead } : {}),
+    };
+    return Object.keys(consts).length > 0 ? withConsts(k, consts) : k;
+  };
   const q4Gemm = wgmma ? wg(S.q4GemmWgmma) : mma ? S.q4GemmMma : S.q4GemmTiled;
   const f16Gemm = mma ? S.f16GemmMma : S.f16GemmTiled;
   const retype = format === "f32" ? ({ from: "f16", to: "f32" } as const) : undefined;

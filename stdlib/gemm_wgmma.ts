@@ -58,6 +58,15 @@ const PAIRED: number = 0;
  */
 const PREFETCH: number = 0;
 /**
+ * Stages ahead (withConsts; llama/ops.ts's prefillWeightsAhead) that each weight row's L2 line
+ * of codes, and of scales, is prefetched: every fourth stage (a 128-byte line holds four stages
+ * of a row's codes), quad lane 0 of the row's lanes asks for the line that stage g + this reads,
+ * so the K loop's loads, issued one stage ahead, find weights coming from DRAM already in L2;
+ * 0 (default) none. CUDA's op choices take 4: the 512-token 7B prefill 2.1-2.4% faster on an H100
+ * (bench/results/prefill-weights-ahead-ab-h100.json).
+ */
+const PREFETCH_AHEAD: number = 0;
+/**
  * Warpgroups per block, each 64 weight rows of the block's tile and all of its tokens. 1 (by
  * withConsts) halves the weight rows a block: on an H100 16-28% slower, each block staging its own
  * x tile for half the products (bench/results/gemm-wgmma-warpgroups-ab-h100.json).
@@ -200,6 +209,14 @@ function q4WgmmaBlock(
               packed[row][min(gl * STAGE_WORDS + STAGE_GROUPS * (lf & 3), KW - STAGE_GROUPS) + vg];
           const group = gl * STAGE_GROUPS + ((lf & 3) >> 1);
           sr[wf][lf][sg] = select(group < KG, scales[row][min(group, KG - 1)], f16(0));
+        }
+        for (let sp = 0; sp < 2; sp++) {
+          const prow = min(weightRow(bn, wf, sp, half, groupBlocks) + (lf >> 2), NW - 1);
+          const ahead = min(g + PREFETCH_AHEAD, stages - 1);
+          if (PREFETCH_AHEAD > 0 && (lf & 3) === 0 && (g & 3) === 0) {
+            prefetchL2(packed[prow][min(ahead * STAGE_WORDS, KW - 1)]);
+            prefetchL2(scales[prow][min(ahead * STAGE_GROUPS, KG - 1)]);
+          }
         }
       }
     }

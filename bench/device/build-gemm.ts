@@ -130,6 +130,14 @@ function variants(): Variant[] {
       schedule: wgmmaGemmSchedule({ ...WGMMA_GEMM_SCHEDULE, xCopies: 3 }),
     },
     {
+      // As the model runs it (CUDA_OP_CHOICES' prefillWeightsAhead): each weight row's next L2
+      // line prefetched 4 stages ahead. Alone, the weights stay in L2 between repetitions.
+      format: "q4f16_1",
+      kernel: withConsts(q4GemmWgmma, { PREFETCH_AHEAD: 4 }),
+      label: "tensor cores (wgmma.m64n128k16), weights prefetched 4 stages ahead",
+      schedule: wgmmaGemmSchedule(),
+    },
+    {
       // Blocks of 64 weight rows (one warpgroup): twice the blocks, up to three a multiprocessor,
       // for a shorter last wave (688 blocks of two warpgroups at the gate/up shape are 5.2 waves
       // of 132).

@@ -418,6 +418,7 @@ export function wgmmaGemmSchedule(p: WgmmaGemmSchedule = WGMMA_GEMM_SCHEDULE) {
       "sf",
       "sg",
       "vg",
+      "sp",
       "nr",
       "rr",
       "nq",

@@ -234,6 +234,13 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
       "q4GateUpSiluGemmWgmma",
     ]);
     expect(ampere.ops.prefill.gemmQkvRope!.kernel.name).toBe("q4QkvRopeAppendGemmMma");
+    // Their weights' L2 lines prefetched 4 stages ahead (prefillWeightsAhead); an invalid count refused.
+    expect(
+      [h.gemmQkvRope, h.gemmORes, h.gemmGateUpSilu].map((o) => o!.kernel.consts?.PREFETCH_AHEAD),
+    ).toEqual([4, 4, 4]);
+    expect(() => llamaOps(config, "q4f16_1", {}, { ...CUDA_OP_CHOICES, prefillWeightsAhead: -1 })).toThrow(
+      /prefillWeightsAhead must be a whole number of K stages \(0: none\), got -1/,
+    );
     expect(llamaOps(config, "q4f16_1", {}, CUDA_OP_CHOICES).prefill.gemmQKV!.kernel.name).toBe(
       "q4QkvGemmWgmma",
     );

@@ -403,11 +403,12 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
       expect(compareResults(want, got, 0).mismatches).toEqual([]);
     });
 
-  // prefetchPrefillWeights (L2 prefetches first, no effect on values) and blocks of one
-  // warpgroup (bench/device/build-gemm.ts's variant), plain and paired rows.
+  // prefetchPrefillWeights and prefillWeightsAhead (L2 prefetches, no effect on values) and
+  // blocks of one warpgroup (bench/device/build-gemm.ts's variant), plain and paired rows.
   for (const [label, consts] of [
     ["its weight rows prefetched (PREFETCH)", { PREFETCH: 1 }],
     ["one warpgroup a block (WGMMA_GROUPS 1)", { WGMMA_GROUPS: 1 }],
+    ["its weight rows' lines prefetched 4 stages ahead (PREFETCH_AHEAD)", { PREFETCH_AHEAD: 4 }],
   ] as const)
     for (const [name, k, sym] of [
       ["q4GemmWgmma", q4GemmWgmma, { m: 19, n: 136, k: 64, kw: 8, kg: 2 }],
@@ -418,7 +419,7 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
         wgmmaGemmSchedule()(s, "sm_90");
         const printed = printFunc(s.func);
         expect(printed.match(/wgmma_m64n128k16\(/g)?.length).toBe(64);
-        if ("PREFETCH" in consts) expect(printed).toMatch(/prefetch/);
+        if (!("WGMMA_GROUPS" in consts)) expect(printed).toMatch(/prefetch/);
         const { want, got } = runBoth(k, s, sym);
         expect(compareResults(want, got, 0).mismatches).toEqual([]);
       });
