@@ -270,7 +270,8 @@ async function main(): Promise<number> {
 
   // 3. Where a 7B decode step's time goes: each launch timed alone (after an L2 flush), at
   //    position 256, with its bytes (its tensors' sizes; for attention the len positions it reads)
-  //    over the copy bandwidth; then the same for a 512-token prefill.
+  //    over the copy bandwidth; then the same for a 512-token prefill, and the prefill with each
+  //    launch timed in the model's order (no flush).
   if (sections.has("3")) {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
     const device = createCudaDevice({
@@ -315,7 +316,12 @@ async function main(): Promise<number> {
     // decode step): every op the model runs, each with its tensors' bytes over its time; then for
     // each --ab library (a fresh profiling device and model each).
     model.reset();
-    result.profile7bPrefill = prefillProfile(model, device, "default", copy);
+    result.profile7bPrefill = prefillProfile(
+      model,
+      device,
+      "default, each launch alone after an L2 flush",
+      copy,
+    );
     device.dispose();
     if (abLibraries.length > 0) {
       const byLibrary: Record<string, unknown> = {};
@@ -330,11 +336,41 @@ async function main(): Promise<number> {
           recordDecode: false,
           opChoices: k.choices,
         });
-        byLibrary[k.name] = prefillProfile(abModel, abDevice, k.name, copy);
+        byLibrary[k.name] = prefillProfile(
+          abModel,
+          abDevice,
+          `${k.name}, each launch alone after an L2 flush`,
+          copy,
+        );
         abDevice.dispose();
       }
       result.profile7bPrefillAB = byLibrary;
     }
+    // The prefill again with each launch timed in the order the model issues it (profile
+    // "inOrder": nothing flushed or replayed, so each launch finds the L2 contents its
+    // predecessors leave, as in an unprofiled prefill), for the CUDA library and each --ab one.
+    const inOrder: Record<string, unknown> = {};
+    for (const k of [
+      { name: "default", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
+      ...abLibraries,
+    ]) {
+      const d = createCudaDevice({
+        runtime: rt,
+        library: readLibrary(join(here, k.lib)),
+        profile: "inOrder",
+      });
+      const m = new KernelLlama(d, syntheticQ4(config), {
+        format: "q4f16_1",
+        recordDecode: false,
+        opChoices: k.choices,
+      });
+      m.prefill(PROMPT, 0); // the first prefill loads and compiles the kernels: not timed
+      profileOf(d);
+      m.reset();
+      inOrder[k.name] = prefillProfile(m, d, `${k.name}, launches timed in order`, copy);
+      d.dispose();
+    }
+    result.profile7bPrefillInOrder = inOrder;
   }
   // 4. What each decode op costs inside the step's graph, where launches overlap (programmatic
   //    dependent launch) and nothing is flushed: the greedy step's graph replayed back to back from
@@ -437,9 +473,7 @@ function prefillProfile(model: KernelLlama, device: Device, label: string, copy:
   }));
   prefillOps.sort((a, b) => b.ms - a.ms);
   const prefillTotal = prefillOps.reduce((a, t) => a + t.ms, 0);
-  console.log(
-    `7B prefill of 512 tokens (${label}): ${prefillTotal.toFixed(1)} ms of kernel time (each launch timed alone)`,
-  );
+  console.log(`7B prefill of 512 tokens (${label}): ${prefillTotal.toFixed(1)} ms of kernel time`);
   for (const t of prefillOps)
     console.log(
       `  ${t.op.padEnd(14)} ${t.ms.toFixed(3)} ms  ${t.launches} x ${t.usPerLaunch.toFixed(2)} us  ${(t.bytesPerLaunch / 1e6).toFixed(2)} MB  ${(100 * t.fractionOfCopy).toFixed(0)}% of copy`,

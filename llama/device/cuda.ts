@@ -36,11 +36,15 @@ export interface CudaDeviceOptions {
   readonly runtime: GpuRuntime;
   readonly library: Library;
   /**
-   * Time every launch (not inside recordings) on its own: each is also replayed PROFILE_REPS
-   * times in a graph, each after an L2 flush, so the time excludes host launch overhead. Read with profileOf(). Kernels that update in place (residual
-   * adds) then hold other values than an unprofiled run's.
+   * Time every launch (not inside recordings), read with profileOf(). true or "flushed": each
+   * launch is also replayed PROFILE_REPS times in a graph, each after an L2 flush, so the time
+   * excludes host launch overhead and any cache state the previous launches left (kernels that
+   * update in place, residual adds, then hold other values than an unprofiled run's). "inOrder":
+   * events around each launch as the model issues it, nothing replayed or flushed, so each time is
+   * that launch's in the model's own sequence, with the L2 contents its predecessors leave (and
+   * the gap an event adds between launches).
    */
-  readonly profile?: boolean;
+  readonly profile?: boolean | "flushed" | "inOrder";
   /**
    * Launch with programmatic dependent launch (sm_90 libraries only, whose kernels wait for their
    * predecessor themselves), so that each kernel's launch overlaps the previous one's tail: true
@@ -81,7 +85,8 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
   const timings: {
     key: string;
     events: ReturnType<GpuRuntime["createEvent"]>[];
-    graph: { destroy(): void };
+    /** The flushed replays' graph; none in order. */
+    graph?: { destroy(): void };
     bytes: number;
   }[] = [];
   const ops = new Map<string, CudaOp>();
@@ -89,6 +94,18 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
   const modules: { unload(): void }[] = [];
   const asT = (t: DeviceTensor) => t as CudaTensor;
   const count = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+  /** The tensors' sizes (views once each): the least traffic a launch can make. */
+  const tensorBytes = (args: OpArgs): number => {
+    const seen = new Set<string>();
+    let bytes = 0;
+    for (const v of Object.values(args))
+      if (typeof v !== "number") {
+        const id = `${asT(v).ptr}:${count(v.shape)}`;
+        if (!seen.has(id)) bytes += count(v.shape) * bytesOf(v.dtype);
+        seen.add(id);
+      }
+    return bytes;
+  };
   const device: Device & { profileTable(): Map<string, ProfileEntry> } = {
     kind: "cuda",
     name: `${rt.device.name} (CUDA)`,
@@ -155,13 +172,18 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
       const symbols = bindSymbols(op.art, shapes);
       const { grid, block } = launchConfig(op.art, symbols);
       const launchArgs = kernelArgs(op.art, ptrs, scalars, symbols);
+      const inOrder = profile === "inOrder" && !recording ? [rt.createEvent(), rt.createEvent()] : undefined;
+      inOrder?.[0]!.record(stream);
       rt.launch(op.fn, launchArgs, {
         grid,
         block,
         stream,
         programmatic: recording ? pdlInRecordings : pdlAlways,
       });
-      if (profile && !recording) {
+      if (inOrder) {
+        inOrder[1]!.record(stream);
+        timings.push({ key: op.spec.key, events: inOrder, bytes: tensorBytes(args) });
+      } else if (profile && !recording) {
         // Each timed launch follows a write of more than the L2 cache holds, so it reads its
         // weights from memory as it does in a real step (where 3.7 GB pass through a 50 MB L2).
         // Events recorded inside a graph cannot be timed: the graph of flushes and launches is
@@ -187,16 +209,7 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
         events[1]!.record(stream);
         graph.launch(stream);
         events[2]!.record(stream);
-        // The tensors' sizes (views once each): the least traffic a launch can make.
-        const seen = new Set<string>();
-        let bytes = 0;
-        for (const v of Object.values(args))
-          if (typeof v !== "number") {
-            const id = `${asT(v).ptr}:${count(v.shape)}`;
-            if (!seen.has(id)) bytes += count(v.shape) * bytesOf(v.dtype);
-            seen.add(id);
-          }
-        timings.push({ key: op.spec.key, events, graph, bytes });
+        timings.push({ key: op.spec.key, events, graph, bytes: tensorBytes(args) });
       }
     },
     record(body): Recording {
@@ -218,12 +231,17 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
       for (const t of timings) {
         const e = table.get(t.key) ?? { ms: 0, launches: 0, bytes: 0 };
         e.bytes += t.bytes;
-        const [e0, e1, e2] = t.events as [GpuEvent, GpuEvent, GpuEvent];
-        e.ms += Math.max(0, e2.elapsedSince(e1) - e1.elapsedSince(e0)) / PROFILE_REPS;
+        if (t.graph) {
+          const [e0, e1, e2] = t.events as [GpuEvent, GpuEvent, GpuEvent];
+          e.ms += Math.max(0, e2.elapsedSince(e1) - e1.elapsedSince(e0)) / PROFILE_REPS;
+        } else {
+          const [before, after] = t.events as [GpuEvent, GpuEvent];
+          e.ms += after.elapsedSince(before);
+        }
         e.launches++;
         table.set(t.key, e);
         for (const ev of t.events) ev.destroy();
-        t.graph.destroy();
+        t.graph?.destroy();
       }
       timings.length = 0;
       return table;
