@@ -11,7 +11,7 @@ import type { Expr, PrimFunc } from "../../lower/ir/nodes.ts";
 import { evalInt } from "../../lower/ir/eval.ts";
 import { walk } from "../../lower/ir/transform.ts";
 import { f16 as f16Arg, f32 as f32Arg, i32 as i32Arg, u32 as u32Arg, type KernelArg } from "./args.ts";
-import type { DevicePtr, GpuFunction, GpuRuntime, GpuStream } from "./runtime.ts";
+import type { DevicePtr, GpuFunction, GpuModule, GpuRuntime, GpuStream } from "./runtime.ts";
 
 export interface AbiEntry {
   readonly name: string;
@@ -32,6 +32,11 @@ export interface KernelArtifact {
   readonly abi: readonly AbiEntry[];
   readonly launch: { readonly grid: readonly Expr[]; readonly block: readonly Expr[] };
   readonly sharedBytes: number;
+  /**
+   * Dynamic shared memory every launch requests (NVIDIA kernels whose shared buffers exceed 48 KB:
+   * backends/llvm/render.ts places them there); absent where all of it is static.
+   */
+  readonly dynamicSharedBytes?: number;
   readonly registers?: number;
 }
 
@@ -82,9 +87,21 @@ export function bindSymbols(
   return symbols;
 }
 
+/**
+ * The kernel's entry in a loaded module, opted in to the dynamic shared memory its launches
+ * request (CUDA allows 48 KB without).
+ */
+export function kernelFunction(mod: GpuModule, art: KernelArtifact): GpuFunction {
+  const fn = mod.getFunction(art.entry);
+  if (art.dynamicSharedBytes) fn.setMaxDynamicSharedMemory(art.dynamicSharedBytes);
+  return fn;
+}
+
+/** Grid, block and dynamic shared memory of a launch, for the symbols' values. */
 export function launchConfig(art: KernelArtifact, symbols: Readonly<Record<string, number>>) {
   const ev = (e: Expr) => Math.max(1, evalInt(e, symbols));
   return {
+    sharedBytes: art.dynamicSharedBytes ?? 0,
     grid: [ev(art.launch.grid[0]!), ev(art.launch.grid[1]!), ev(art.launch.grid[2]!)] as [
       number,
       number,
@@ -163,8 +180,7 @@ export function runOnce(
       if (a.reads || !a.writes) rt.upload(p, arr.data);
       else rt.memset8(p, 0xff, bytes);
     }
-    const { grid, block } = launchConfig(art, symbols);
-    rt.launch(fn, kernelArgs(art, ptrs, scalars, symbols), { grid, block, stream });
+    rt.launch(fn, kernelArgs(art, ptrs, scalars, symbols), { ...launchConfig(art, symbols), stream });
     rt.synchronize();
     const out: Record<string, NDArray | number> = { ...scalars };
     for (const a of art.abi) {

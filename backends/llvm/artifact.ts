@@ -42,6 +42,7 @@ export function buildArtifact(
     })),
     launch: plain({ grid: r.launch.grid, block: r.launch.block }),
     sharedBytes: r.sharedBytes,
+    ...(r.dynamicSharedBytes > 0 ? { dynamicSharedBytes: r.dynamicSharedBytes } : {}),
     ...(registers !== undefined ? { registers } : {}),
     llvm: r.text,
   };

@@ -57,7 +57,7 @@ export function timeKernel(
   rt: GpuRuntime,
   fn: GpuFunction,
   argSets: readonly KernelArg[] | readonly (readonly KernelArg[])[],
-  launch: { grid: [number, number, number]; block: [number, number, number] },
+  launch: { grid: [number, number, number]; block: [number, number, number]; sharedBytes?: number },
   opts: { reps: number; warmup: number },
 ): number {
   const sets = (Array.isArray(argSets[0]) ? argSets : [argSets]) as readonly (readonly KernelArg[])[];

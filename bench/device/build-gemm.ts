@@ -130,6 +130,13 @@ function variants(): Variant[] {
       schedule: wgmmaGemmSchedule({ ...WGMMA_GEMM_SCHEDULE, xCopies: 3 }),
     },
     {
+      // 64 KB of x copies: dynamic shared memory (not yet run on a GPU).
+      format: "q4f16_1",
+      kernel: q4GemmWgmma,
+      label: "tensor cores (wgmma.m64n128k16), four x copies",
+      schedule: wgmmaGemmSchedule({ ...WGMMA_GEMM_SCHEDULE, xCopies: 4 }),
+    },
+    {
       // As the model runs it (CUDA_OP_CHOICES' prefillWeightsAhead): each weight row's next L2
       // line prefetched 4 stages ahead. Alone, the weights stay in L2 between repetitions.
       format: "q4f16_1",

@@ -6,7 +6,7 @@ import { parseArgs } from "node:util";
 import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
 import { compileCpu } from "../../backends/cpu/exec.ts";
 import { compareResults } from "../../backends/check.ts";
-import { runOnce } from "../../backends/gpu-common/kernel.ts";
+import { kernelFunction, runOnce } from "../../backends/gpu-common/kernel.ts";
 import { funcFromJson } from "../../lower/ir/serialize.ts";
 import { caseArgs, type CheckCase } from "./check-case.ts";
 
@@ -23,7 +23,7 @@ function main(): number {
   let failed = 0;
   for (const c of checks) {
     const mod = rt.loadModule(c.artifact.image);
-    const fn = mod.getFunction(c.artifact.entry);
+    const fn = kernelFunction(mod, c.artifact);
     const ref = compileCpu(funcFromJson(c.reference));
     c.cases.forEach((symbols, i) => {
       // Write-only outputs poisoned (0xFF) on both sides: see caseArgs.

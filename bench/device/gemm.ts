@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
 import { compileCpu } from "../../backends/cpu/exec.ts";
 import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
-import { kernelArgs, launchConfig, runOnce } from "../../backends/gpu-common/kernel.ts";
+import { kernelArgs, kernelFunction, launchConfig, runOnce } from "../../backends/gpu-common/kernel.ts";
 import type { NDArray } from "../../dsl/ndarray.ts";
 import { funcFromJson } from "../../lower/ir/serialize.ts";
 import type { GemmEntry } from "./build-gemm.ts";
@@ -81,7 +81,7 @@ function main(): number {
   let failed = 0;
   const measure = (e: GemmEntry): Measured => {
     const mod = rt.loadModule(e.artifact.image);
-    const fn = mod.getFunction(e.artifact.entry);
+    const fn = kernelFunction(mod, e.artifact);
     let check: { ok: boolean; worst: number } | undefined;
     if (e.reference) {
       // Kernels with other parameters (the residual) get references of their own.
@@ -121,9 +121,8 @@ function main(): number {
       for (const [name, b] of Object.entries(bytes))
         rt.memset8(ptr[name]!, name === "packed" ? 0x37 : name === "scales" ? 0x11 : 0x22, b);
       const symbols = { m };
-      const { grid, block } = launchConfig(e.artifact, symbols);
       const args = kernelArgs(e.artifact, ptr, {}, symbols);
-      const us = timeKernel(rt, fn, args, { grid, block }, { reps, warmup: 3 });
+      const us = timeKernel(rt, fn, args, launchConfig(e.artifact, symbols), { reps, warmup: 3 });
       const tflops = (2 * m * e.n * e.k) / (us * 1e-6) / 1e12;
       const ref = torch?.results?.find((t) => t.m === m && t.n === e.n && t.k === e.k);
       const line = {

@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
 import { compileCpu } from "../../backends/cpu/exec.ts";
 import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
-import { kernelArgs, launchConfig, runOnce, type KernelArtifact } from "../../backends/gpu-common/kernel.ts";
+import { kernelArgs, kernelFunction, launchConfig, runOnce, type KernelArtifact } from "../../backends/gpu-common/kernel.ts";
 import { funcFromJson, type FuncJson } from "../../lower/ir/serialize.ts";
 import { bufferCopies, copyBandwidth, freeCopies, timeKernel } from "./bandwidth.ts";
 
@@ -37,7 +37,7 @@ function main(): number {
   let failed = 0;
   for (const e of entries) {
     const mod = rt.loadModule(e.artifact.image);
-    const fn = mod.getFunction(e.artifact.entry);
+    const fn = kernelFunction(mod, e.artifact);
     if (e.reference) {
       const ref = compileCpu(funcFromJson(e.reference), { boundsCheck: false });
       const args = randomArgs(ref.func, {}, 7);
@@ -55,13 +55,12 @@ function main(): number {
     const fills: Record<string, number> = { packed: 0x37, scales: 0x11 };
     const sets = bufferCopies(rt, bytes, (name, p, n) => rt.memset8(p, fills[name] ?? 0x22, n));
     const symbols = {};
-    const { grid, block } = launchConfig(e.artifact, symbols);
     // Host launch overhead does not count: timeKernel replays a captured graph.
     const us = timeKernel(
       rt,
       fn,
       sets.map((ptr) => kernelArgs(e.artifact, ptr, {}, symbols)),
-      { grid, block },
+      launchConfig(e.artifact, symbols),
       { reps: 200, warmup: 20 },
     );
     const total = Object.values(bytes).reduce((a, b) => a + b, 0);

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
 import { parseArgs } from "node:util";
 import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
-import { kernelArgs, launchConfig } from "../../backends/gpu-common/kernel.ts";
+import { kernelArgs, kernelFunction, launchConfig } from "../../backends/gpu-common/kernel.ts";
 import type { TuneCandidate, TuneResult } from "../tune.ts";
 import { bufferCopies, copyBandwidth, freeCopies, timeKernel } from "./bandwidth.ts";
 
@@ -45,20 +45,20 @@ function main(): number {
     let us = Infinity;
     try {
       const mod = rt.loadModule(c.artifact.image);
-      const fn = mod.getFunction(c.artifact.entry);
+      const fn = kernelFunction(mod, c.artifact);
       const sets = bufferCopies(rt, c.buffers, (name, p, bytes) => {
         const fixed = c.fixedBuffers?.[name];
         if (fixed) rt.upload(p, new Int32Array(fixed));
         else rt.memset8(p, 0x22, bytes);
       });
       const symbols = {};
-      const { grid, block } = launchConfig(c.artifact, symbols);
+      const launch = launchConfig(c.artifact, symbols);
       const argSets = sets.map((ptr) => kernelArgs(c.artifact, ptr, c.scalars, symbols));
       // A first short measure sets the repetitions: about 50 ms of launches, 3 to 100 of them
       // (some stdlib kernels are one thread per row and take milliseconds).
-      const first = timeKernel(rt, fn, argSets, { grid, block }, { reps: 2, warmup: 1 });
+      const first = timeKernel(rt, fn, argSets, launch, { reps: 2, warmup: 1 });
       const reps = Math.max(3, Math.min(100, Math.round(50e3 / Math.max(first, 1))));
-      us = reps <= 3 ? first : timeKernel(rt, fn, argSets, { grid, block }, { reps, warmup: 5 });
+      us = reps <= 3 ? first : timeKernel(rt, fn, argSets, launch, { reps, warmup: 5 });
       freeCopies(rt, sets);
       mod.unload();
     } catch (e) {

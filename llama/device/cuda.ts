@@ -8,6 +8,7 @@ import { storageFor, type Storage } from "../../dsl/ndarray.ts";
 import {
   bindSymbols,
   kernelArgs,
+  kernelFunction,
   launchConfig,
   type KernelArtifact,
 } from "../../backends/gpu-common/kernel.ts";
@@ -152,7 +153,7 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
           );
         const mod = rt.loadModule(art.image);
         modules.push(mod);
-        op = { spec, art, fn: mod.getFunction(art.entry) };
+        op = { spec, art, fn: kernelFunction(mod, art) };
         ops.set(spec.key, op);
       }
       return op;
@@ -170,13 +171,14 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
         }
       }
       const symbols = bindSymbols(op.art, shapes);
-      const { grid, block } = launchConfig(op.art, symbols);
+      const { grid, block, sharedBytes } = launchConfig(op.art, symbols);
       const launchArgs = kernelArgs(op.art, ptrs, scalars, symbols);
       const inOrder = profile === "inOrder" && !recording ? [rt.createEvent(), rt.createEvent()] : undefined;
       inOrder?.[0]!.record(stream);
       rt.launch(op.fn, launchArgs, {
         grid,
         block,
+        sharedBytes,
         stream,
         programmatic: recording ? pdlInRecordings : pdlAlways,
       });
@@ -199,7 +201,7 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
         const graph = rt.captureGraph(stream, (st) => {
           for (let i = 0; i < PROFILE_REPS; i++) {
             rt.memset8(flushPtr, i, PROFILE_FLUSH_BYTES, st);
-            rt.launch(op.fn, launchArgs, { grid, block, stream: st });
+            rt.launch(op.fn, launchArgs, { grid, block, sharedBytes, stream: st });
           }
         });
         const events = Array.from({ length: 3 }, () => rt.createEvent());

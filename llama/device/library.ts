@@ -19,7 +19,7 @@ export const GPU_TARGETS: Readonly<Record<string, GpuTargetSpec>> = {
   sm_90: { name: "sm_90", lowering: TARGETS.sm_90, llvm: { kind: "nvptx", arch: "sm_90" } },
   sm_80: {
     name: "sm_80",
-    lowering: { ...TARGETS.sm_90, name: "sm_80" },
+    lowering: TARGETS.sm_80,
     llvm: { kind: "nvptx", arch: "sm_80" },
   },
   gfx1100: { name: "gfx1100", lowering: TARGETS.gfx1100, llvm: { kind: "amdgcn", arch: "gfx1100" } },

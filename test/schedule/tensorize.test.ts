@@ -57,7 +57,7 @@ import {
   wgmmaTilePlain,
 } from "./mma_kernels.ts";
 import { hasTool, llvmMissing } from "../backends/llvm/helpers.ts";
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -335,6 +335,7 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
   for (const [label, params] of [
     ["double-buffered x", WGMMA_GEMM_SCHEDULE],
     ["three x copies", { ...WGMMA_GEMM_SCHEDULE, xCopies: 3 }],
+    ["four x copies", { ...WGMMA_GEMM_SCHEDULE, xCopies: 4 }],
     ["one x buffer", { ...WGMMA_GEMM_SCHEDULE, xCopies: 1 }],
   ] as const)
     it(`q4GemmWgmma tensorized (${label}) equals the unscheduled kernel on the device emulation`, () => {
@@ -503,13 +504,17 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
     const t = { kind: "nvptx", arch: "sm_90" } as const;
     return compileLLVM(renderLLVM(lowerToDevice(s.func, TARGETS.sm_90), t).text, t).ptx!;
   };
+  /** ptxas -v's report (it writes it, and its warnings, to stderr), after a successful compile. */
   const ptxasLog = (ptx: string): string => {
     const dir = mkdtempSync(join(tmpdir(), "tkc-wgmma-"));
     writeFileSync(join(dir, "k.ptx"), ptx);
-    return execFileSync("ptxas", ["-arch=sm_90a", "-v", join(dir, "k.ptx"), "-o", join(dir, "k.cubin")], {
+    const p = spawnSync("ptxas", ["-arch=sm_90a", "-v", join(dir, "k.ptx"), "-o", join(dir, "k.cubin")], {
       encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
     });
+    expect(p.status, p.stderr).toBe(0);
+    const log = p.stdout + p.stderr;
+    expect(log).toMatch(/Used \d+ registers/);
+    return log;
   };
   const waits = (ptx: string) =>
     [...ptx.matchAll(/wgmma\.wait_group\.sync\.aligned (\d+)/g)].map((m) => Number(m[1]));
@@ -539,6 +544,17 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
       // copies of 128 x 64 halves.
       expect(ptx).toMatch(/\.shared \.align 1024 \.b8 \S*xs\S*\[49152\]/);
       // ptxas says so when it has to serialize the products (an accumulator read before the wait).
+      if (hasTool("ptxas")) expect(ptxasLog(ptx)).not.toMatch(/serialized/i);
+    },
+  );
+
+  it.skipIf(llvmMissing !== "")(
+    "with four x copies (64 KB), the tile in dynamic shared memory on 1024 bytes, the products two barriers ahead",
+    () => {
+      const ptx = wgmmaPtx({ ...WGMMA_GEMM_SCHEDULE, xCopies: 4 });
+      expect(ptx).toMatch(/\.extern \.shared \.align 1024 \.b8 tkc_dynamic_shared\[\];/);
+      expect(ptx).not.toMatch(/\.shared \.align 1024 \.b8 \S*xs/);
+      expect(waits(ptx)).toEqual([3, 3, 3, 3, 0]);
       if (hasTool("ptxas")) expect(ptxasLog(ptx)).not.toMatch(/serialized/i);
     },
   );
