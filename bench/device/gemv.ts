@@ -7,7 +7,13 @@ import { parseArgs } from "node:util";
 import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
 import { compileCpu } from "../../backends/cpu/exec.ts";
 import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
-import { kernelArgs, kernelFunction, launchConfig, runOnce, type KernelArtifact } from "../../backends/gpu-common/kernel.ts";
+import {
+  kernelArgs,
+  kernelFunction,
+  launchConfig,
+  runOnce,
+  type KernelArtifact,
+} from "../../backends/gpu-common/kernel.ts";
 import { funcFromJson, type FuncJson } from "../../lower/ir/serialize.ts";
 import { bufferCopies, copyBandwidth, freeCopies, timeKernel } from "./bandwidth.ts";
 
