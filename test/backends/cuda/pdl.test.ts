@@ -13,6 +13,7 @@ import type { OpSpec } from "../../../llama/device/types.ts";
 import * as S from "../../../stdlib/index.ts";
 import { GPU_SCHEDULES } from "../../../stdlib/gpu/schedules.ts";
 import { llvmMissing } from "../llvm/helpers.ts";
+import { stubRuntime } from "./stub-runtime.ts";
 
 const spec: OpSpec = {
   key: "residual",
@@ -21,29 +22,14 @@ const spec: OpSpec = {
   schedule: GPU_SCHEDULES.residualAdd!,
 };
 
-/** A runtime that allocates addresses and records each launch's programmatic flag. */
-function stubRuntime(launches: boolean[]): GpuRuntime {
-  let next = 0x1000n;
-  const stream = { synchronize() {} };
-  const stub: Partial<GpuRuntime> = {
-    device: { name: "stub" } as GpuRuntime["device"],
-    createStream: () => stream as never,
-    alloc: (bytes: number) => {
-      const p = next;
-      next += BigInt(bytes + 256);
-      return p;
-    },
+/** A runtime that records each launch's programmatic flag. */
+function recordingRuntime(launches: boolean[]): GpuRuntime {
+  return stubRuntime({
     loadModule: () => ({ getFunction: () => ({}) as never, unload() {} }) as never,
     launch: (_fn, _args, o: LaunchOptions) => void launches.push(o.programmatic ?? false),
     captureGraph: (s, body) => {
       body(s);
       return { launch() {}, destroy() {} } as never;
-    },
-  };
-  return new Proxy(stub as GpuRuntime, {
-    get: (t, k) => {
-      if (!(k in t)) throw new Error(`stub runtime: ${String(k)} is not stubbed`);
-      return t[k as keyof GpuRuntime];
     },
   });
 }
@@ -58,7 +44,7 @@ describe.skipIf(llvmMissing !== "")("programmatic dependent launch on the CUDA d
   /** One eager launch, then one inside a recording: their programmatic flags. */
   function launches(target: string, programmatic?: boolean): boolean[] {
     const out: boolean[] = [];
-    const d = createCudaDevice({ runtime: stubRuntime(out), library: library(target), programmatic });
+    const d = createCudaDevice({ runtime: recordingRuntime(out), library: library(target), programmatic });
     const t = (n: number) => d.tensor("f16", [1, n]);
     const args = { a: t(64), b: t(64), y: t(64) };
     d.run(d.op(spec), args);

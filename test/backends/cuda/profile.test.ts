@@ -11,6 +11,7 @@ import type { OpSpec } from "../../../llama/device/types.ts";
 import * as S from "../../../stdlib/index.ts";
 import { GPU_SCHEDULES } from "../../../stdlib/gpu/schedules.ts";
 import { llvmMissing } from "../llvm/helpers.ts";
+import { stubRuntime } from "./stub-runtime.ts";
 
 const specs: OpSpec[] = ["residualA", "residualB"].map((key) => ({
   key,
@@ -25,17 +26,8 @@ const specs: OpSpec[] = ["residualA", "residualB"].map((key) => ({
  * need neither graphs nor flushes).
  */
 function clockRuntime(durations: Record<string, number>, log: string[]): GpuRuntime {
-  let next = 0x1000n;
   let clock = 0;
-  const stub: Partial<GpuRuntime> = {
-    device: { name: "stub" } as GpuRuntime["device"],
-    createStream: () => ({ synchronize() {}, destroy() {} }) as never,
-    alloc: (bytes: number) => {
-      const p = next;
-      next += BigInt(bytes + 256);
-      return p;
-    },
-    free: () => {},
+  return stubRuntime({
     loadModule: (image: string) => ({ getFunction: () => ({ name: image }) as never, unload() {} }) as never,
     launch: (fn) => {
       const name = (fn as unknown as { name: string }).name;
@@ -59,12 +51,6 @@ function clockRuntime(durations: Record<string, number>, log: string[]): GpuRunt
       log.push("capture");
       body(s);
       return { launch() {}, destroy() {} } as never;
-    },
-  };
-  return new Proxy(stub as GpuRuntime, {
-    get: (t, k) => {
-      if (!(k in t)) throw new Error(`stub runtime: ${String(k)} is not stubbed`);
-      return t[k as keyof GpuRuntime];
     },
   });
 }

@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { f16, f32, kernel, shared, type Tensor } from "../../../dsl/index.ts";
-import type { GpuRuntime, LaunchOptions } from "../../../backends/gpu-common/runtime.ts";
+import type { LaunchOptions } from "../../../backends/gpu-common/runtime.ts";
 import { buildArtifact } from "../../../backends/llvm/artifact.ts";
 import { compileLLVM } from "../../../backends/llvm/compile.ts";
 import { NVIDIA_STATIC_SHARED_BYTES, renderLLVM } from "../../../backends/llvm/render.ts";
@@ -17,6 +17,7 @@ import { lowerKernel } from "../../../lower/frontend/lower.ts";
 import { lowerToDevice } from "../../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../../lower/passes/target.ts";
 import { hasTool, llvmMissing } from "./helpers.ts";
+import { stubRuntime } from "../cuda/stub-runtime.ts";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -98,25 +99,17 @@ describe("shared memory over 48 KB on NVIDIA", () => {
       const art = buildArtifact(big, nvptx);
       const optIns: number[] = [];
       const launches: LaunchOptions[] = [];
-      let next = 0x1000n;
-      const stub: Partial<GpuRuntime> = {
-        device: { name: "stub" } as GpuRuntime["device"],
-        createStream: () => ({ synchronize() {}, destroy() {} }) as never,
-        alloc: (bytes: number) => {
-          const p = next;
-          next += BigInt(bytes + 256);
-          return p;
-        },
+      const runtime = stubRuntime({
         loadModule: () =>
           ({
             getFunction: () => ({ setMaxDynamicSharedMemory: (b: number) => optIns.push(b) }) as never,
             unload() {},
           }) as never,
         launch: (_fn, _args, o) => void launches.push(o),
-      };
+      });
       const spec = { key: "threeTiles" } as OpSpec;
       const d = createCudaDevice({
-        runtime: stub as GpuRuntime,
+        runtime,
         library: { target: "sm_90", kernels: { threeTiles: art } },
       });
       const args = { x: d.tensor("f32", [10240]), y: d.tensor("f32", [10240]) };
