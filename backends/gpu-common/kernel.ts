@@ -34,7 +34,7 @@ export interface KernelArtifact {
   readonly sharedBytes: number;
   /**
    * Dynamic shared memory every launch requests (NVIDIA kernels whose shared buffers exceed 48 KB:
-   * backends/llvm/render.ts places them there); absent where all of it is static.
+   * backends/llvm/render-shared.ts places them there); absent where all of it is static.
    */
   readonly dynamicSharedBytes?: number;
   readonly registers?: number;

@@ -8,7 +8,7 @@
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, For, Prefetch, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
-import { hasLoad, walk } from "../../lower/ir/transform.ts";
+import { hasLoad } from "../../lower/ir/transform.ts";
 import { loadsBeforeStores } from "../../lower/passes/vectorize.ts";
 import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
@@ -17,6 +17,7 @@ import { flavorFor, type Flavor } from "./flavor.ts";
 import { binaryValue, castValue, wrapInt } from "./render-arith.ts";
 import { f16x2Op, mathF32 } from "./render-math.ts";
 import { prefetchL2 } from "./render-prefetch.ts";
+import { SharedMemoryLayout } from "./render-shared.ts";
 import { isFloatT, isUnsigned, llvmType, memType, ovl } from "./render-types.ts";
 import { MmaIssuer, shuffleXor } from "./render-warp.ts";
 import { WgmmaPipeline } from "./render-wgmma.ts";
@@ -38,22 +39,10 @@ export interface RenderedKernel {
   readonly sharedBytes: number;
   /**
    * NVIDIA, blocks over NVIDIA_STATIC_SHARED_BYTES: the shared buffers live in dynamic shared
-   * memory, this many bytes of it, which every launch must request (and the function opt in to
-   * beyond 48 KB); 0 where all of it is static.
+   * memory, this many bytes of it, which every launch must request (render-shared.ts); 0 where all
+   * of it is static.
    */
   readonly dynamicSharedBytes: number;
-}
-
-/** The most static shared memory a CUDA kernel may declare (ptxas refuses more). */
-export const NVIDIA_STATIC_SHARED_BYTES = 48 * 1024;
-
-/** The dynamic shared memory array that buffers are placed in when they do not fit statically. */
-const DYNAMIC_SHARED = "@tkc_dynamic_shared";
-
-/** Bytes of one allocation of a shared buffer. */
-function sharedBufferBytes(buf: Buffer): number {
-  const count = (buf.allocShape ?? buf.shape).reduce((a, d) => a * (d.kind === "const" ? d.value : 0), 1);
-  return count * (memType(buf.dtype) === "i8" ? 1 : DTYPES[buf.dtype].bits / 8);
 }
 
 class Emitter {
@@ -67,12 +56,8 @@ class Emitter {
   private currentLabel = "entry";
   /** Tensor-core products issued in this basic block (render-warp.ts). */
   private readonly mmas = new MmaIssuer();
-  sharedBytes = 0;
-  /**
-   * Where the next shared buffer starts in dynamic shared memory, or undefined where the block's
-   * shared buffers are static globals (they fit NVIDIA_STATIC_SHARED_BYTES, or the target is AMD).
-   */
-  private dynamicOffset: number | undefined;
+  /** Where the shared buffers live: static globals or one dynamic array (render-shared.ts). */
+  private readonly shared: SharedMemoryLayout;
   /**
    * Fast-math flags on float add/sub/mul: `contract` lets LLVM fuse a * b + c into one fma (as
    * nvcc and hipcc do by default), which rounds once instead of twice: GPU results may then differ
@@ -89,11 +74,7 @@ class Emitter {
     readonly launch: LaunchDims,
   ) {
     this.wgmma = new WgmmaPipeline(fn.body);
-    let shared = 0;
-    walk(fn.body, (n) => {
-      if (n.kind === "allocate" && n.buffer.scope === "shared") shared += sharedBufferBytes(n.buffer);
-    });
-    if (fl.target.kind === "nvptx" && shared > NVIDIA_STATIC_SHARED_BYTES) this.dynamicOffset = 0;
+    this.shared = new SharedMemoryLayout(fn.body, fl.target);
   }
 
   tmp(hint = "t"): string {
@@ -529,21 +510,9 @@ class Emitter {
     if (buf.scope === "shared") {
       // A wgmma operand tile is 128-byte swizzled by address bits, from a 1024-byte boundary.
       const align = this.wgmma.isTile(buf) ? 1024 : 16;
-      const bytes = sharedBufferBytes(buf);
-      if (this.dynamicOffset === undefined) {
-        this.globals.push(`@${name} = internal addrspace(3) global ${ty} poison, align ${align}`);
-        this.buffers.set(buf, { ptr: `@${name}`, space: 3 });
-        this.sharedBytes += bytes;
-      } else {
-        // Each buffer at its own aligned offset of the dynamic array (which starts on 1024 bytes).
-        const at = Math.ceil(this.dynamicOffset / align) * align;
-        this.dynamicOffset = at + bytes;
-        this.sharedBytes = this.dynamicOffset;
-        this.buffers.set(buf, {
-          ptr: `getelementptr inbounds (i8, ptr addrspace(3) ${DYNAMIC_SHARED}, i32 ${at})`,
-          space: 3,
-        });
-      }
+      const placed = this.shared.place(buf, name, ty, align);
+      if (placed.global) this.globals.push(placed.global);
+      this.buffers.set(buf, { ptr: placed.ptr, space: 3 });
     } else if (buf.scope === "local") {
       const sp = this.fl.allocaSpace;
       this.allocas.push(`  %${name} = alloca ${ty}, align 16${sp ? `, addrspace(${sp})` : ""}`);
@@ -578,12 +547,11 @@ class Emitter {
     const name = this.fn.name.replace(/[^A-Za-z0-9_]/g, "_");
     const attrs = this.fl.kernelAttributes(maxThreads);
     const md = this.fl.kernelMetadata(name, maxThreads, this.fn.launch?.minBlocksPerSM);
-    const dynamic = this.dynamicOffset !== undefined;
     const lines = [
       `; tkc kernel ${this.fn.name}`,
       `target triple = "${this.fl.triple}"`,
       "",
-      ...(dynamic ? [`${DYNAMIC_SHARED} = external addrspace(3) global [0 x i8], align 1024`] : []),
+      ...this.shared.declarations(),
       ...this.globals,
       "",
       `define ${this.fl.kernelPrefix}void @${name}(${params.join(", ")})${attrs ? " #0" : ""} {`,
@@ -611,8 +579,8 @@ class Emitter {
       text: lines.join("\n") + "\n",
       launch: this.launch,
       abi,
-      sharedBytes: this.sharedBytes,
-      dynamicSharedBytes: dynamic ? this.sharedBytes : 0,
+      sharedBytes: this.shared.bytes,
+      dynamicSharedBytes: this.shared.dynamicBytes,
     };
   }
 }
