@@ -54,6 +54,8 @@ async function main(): Promise<number> {
     const extra = m[3] ? (JSON.parse(m[3]) as OpChoices) : {};
     return { name: m[1]!, lib: m[2]!, choices: { ...CUDA_OP_CHOICES, ...extra } };
   });
+  /** The CUDA library prepare.sh builds, with CUDA's op choices: section 2p's and 3's baseline. */
+  const defaultLibrary = { name: "default", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES };
   const here = new URL(".", import.meta.url).pathname;
   const rt = createCudaRuntime();
   const copy = copyBandwidth(rt);
@@ -245,10 +247,7 @@ async function main(): Promise<number> {
   //     alternating over three rounds (each round a fresh device and model per library).
   if (sections.has("2p")) {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
-    const kernels = [
-      { name: "default", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
-      ...abLibraries,
-    ];
+    const kernels = [defaultLibrary, ...abLibraries];
     const ab: Record<string, number[]> = Object.fromEntries(kernels.map((k) => [k.name, []]));
     for (let round = 0; round < 3; round++)
       for (const k of kernels) {
@@ -323,54 +322,35 @@ async function main(): Promise<number> {
       copy,
     );
     device.dispose();
-    if (abLibraries.length > 0) {
-      const byLibrary: Record<string, unknown> = {};
-      for (const k of abLibraries) {
-        const abDevice = createCudaDevice({
-          runtime: rt,
-          library: readLibrary(join(here, k.lib)),
-          profile: true,
-        });
-        const abModel = new KernelLlama(abDevice, syntheticQ4(config), {
-          format: "q4f16_1",
-          recordDecode: false,
-          opChoices: k.choices,
-        });
-        byLibrary[k.name] = prefillProfile(
-          abModel,
-          abDevice,
-          `${k.name}, each launch alone after an L2 flush`,
-          copy,
-        );
-        abDevice.dispose();
-      }
-      result.profile7bPrefillAB = byLibrary;
-    }
-    // The prefill again with each launch timed in the order the model issues it (profile
-    // "inOrder": nothing flushed or replayed, so each launch finds the L2 contents its
-    // predecessors leave, as in an unprofiled prefill), for the CUDA library and each --ab one.
-    const inOrder: Record<string, unknown> = {};
-    for (const k of [
-      { name: "default", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
-      ...abLibraries,
-    ]) {
-      const d = createCudaDevice({
-        runtime: rt,
-        library: readLibrary(join(here, k.lib)),
-        profile: "inOrder",
-      });
+    // A library's prefill on a profiling device of its own (in order, after an untimed prefill
+    // that loads the kernels, as the first launch of each would otherwise pay for it).
+    const profiledPrefill = (k: (typeof abLibraries)[number], mode: "flushed" | "inOrder") => {
+      const d = createCudaDevice({ runtime: rt, library: readLibrary(join(here, k.lib)), profile: mode });
       const m = new KernelLlama(d, syntheticQ4(config), {
         format: "q4f16_1",
         recordDecode: false,
         opChoices: k.choices,
       });
-      m.prefill(PROMPT, 0); // the first prefill loads and compiles the kernels: not timed
-      profileOf(d);
-      m.reset();
-      inOrder[k.name] = prefillProfile(m, d, `${k.name}, launches timed in order`, copy);
+      if (mode === "inOrder") {
+        m.prefill(PROMPT, 0);
+        profileOf(d);
+        m.reset();
+      }
+      const label = mode === "inOrder" ? "launches timed in order" : "each launch alone after an L2 flush";
+      const out = prefillProfile(m, d, `${k.name}, ${label}`, copy);
       d.dispose();
-    }
-    result.profile7bPrefillInOrder = inOrder;
+      return out;
+    };
+    if (abLibraries.length > 0)
+      result.profile7bPrefillAB = Object.fromEntries(
+        abLibraries.map((k) => [k.name, profiledPrefill(k, "flushed")]),
+      );
+    // The prefill again with each launch timed in the order the model issues it (profile
+    // "inOrder": nothing flushed or replayed, so each launch finds the L2 contents its
+    // predecessors leave, as in an unprofiled prefill), for the CUDA library and each --ab one.
+    result.profile7bPrefillInOrder = Object.fromEntries(
+      [defaultLibrary, ...abLibraries].map((k) => [k.name, profiledPrefill(k, "inOrder")]),
+    );
   }
   // 4. What each decode op costs inside the step's graph, where launches overlap (programmatic
   //    dependent launch) and nothing is flushed: the greedy step's graph replayed back to back from

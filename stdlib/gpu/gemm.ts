@@ -324,7 +324,7 @@ export interface WgmmaGemmSchedule {
    * Copies of the x tile, taken in turn by K stage (doubleBuffer): 2, one barrier a stage instead
    * of 1's two; 3 or 4, and the stage's products keep running past the next stage's barriers
    * (backends/llvm/render-wgmma.ts), so the tensor cores need not drain between stages. Four
-   * copies (64 KB) go to dynamic shared memory on NVIDIA (backends/llvm/render.ts).
+   * copies (64 KB) go to dynamic shared memory on NVIDIA (backends/llvm/render-shared.ts).
    */
   readonly xCopies: 1 | 2 | 3 | 4;
   /** Blocks per multiprocessor the registers must allow (0: no cap). */
