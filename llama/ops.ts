@@ -59,7 +59,7 @@ export interface OpChoices {
    * Prefill attention: "rows" (default: attentionPrefill, a warp per (token, head) walking the
    * positions one at a time), "chunks" (attentionPrefillWarps: a block per head and 8 tokens, a
    * warp per token walking the positions 32 at a time; head dimensions as for decodeAttention) or
-   * "mma" (attentionPrefillMma: flash attention on tensor cores, a block per head and 64 tokens;
+   * "mma" (attentionPrefillMma: flash attention on tensor cores, a block per head and 128 tokens;
    * NVIDIA sm_80 and later, head dimensions that are multiples of 16 up to 128, else "chunks").
    */
   readonly prefillAttention?: "rows" | "chunks" | "mma";

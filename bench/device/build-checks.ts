@@ -84,8 +84,8 @@ const STDLIB_OVERRIDES: Record<string, Record<string, number>> = {
   kvAppend: { n: 3 },
   attentionPrefill: { n: 3 },
   attentionPrefillWarps: { n: 11, d: 64, h: 4, kvh: 2, ctx: 20 },
-  // Two blocks of 64 rows, three chunks of 32 positions.
-  attentionPrefillMma: { n: 70, d: 64, h: 4, kvh: 2, ctx: 80 },
+  // Two blocks of 128 rows, three chunks of 64 positions.
+  attentionPrefillMma: { n: 150, d: 64, h: 4, kvh: 2, ctx: 160 },
   // Head dimensions are multiples of 32 (a lane's share of channels).
   attentionDecodeWarps: { d: 64, h: 4, kvh: 2 },
   // Blocks of 32 rows, chunks of 256 along K (3 chunks: one warp reloads and drops the last).

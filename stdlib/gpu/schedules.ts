@@ -148,9 +148,9 @@ function attentionPrefillWarpsSchedule(s: Schedule): void {
 /**
  * Causal prefill attention on tensor cores (attentionPrefillMma): a block per (64 query rows,
  * head), warps on threadIdx.y and lanes on threadIdx.x; the key and value copies as 16-byte loads,
- * the shared tiles padded so a warp's fragment reads hit distinct banks (rows 8 halves, or 2 f32
- * for the scores, past a multiple of 32 banks), the two 16 x 8 x 16 nests tensorized into
- * mma.m16n8k16 and the per-lane loops unrolled (fragments and accumulators in registers).
+ * the shared tiles padded so a warp's fragment reads hit distinct banks (rows 8 halves past a
+ * multiple of 32 banks), the two 16 x 8 x 16 nests tensorized into mma.m16n8k16 and the per-lane
+ * loops unrolled (fragments, accumulators and the softmax's state in registers).
  */
 function attentionPrefillMmaSchedule(s: Schedule, target: string): void {
   if (!hasMma(target))
@@ -165,7 +165,6 @@ function attentionPrefillMmaSchedule(s: Schedule, target: string): void {
     ["wk", "lk"],
     ["wg", "lg"],
     ["wm", "lm"],
-    ["wx", "lx"],
     ["wy", "ly"],
     ["wv", "lv"],
     ["wl", "ll"],
@@ -176,8 +175,7 @@ function attentionPrefillMmaSchedule(s: Schedule, target: string): void {
   }
   s.vectorize("vk");
   s.vectorize("vv");
-  for (const buffer of ["ks", "vt", "ps"]) s.storageAlign(buffer, 0, 32, 8);
-  s.storageAlign("ss", 0, 32, 2);
+  for (const buffer of ["ks", "vt"]) s.storageAlign(buffer, 0, 32, 8);
   s.tensorize("rm", "mma_m16n8k16", "lm");
   s.tensorize("rv", "mma_m16n8k16", "lv");
   const unrolled = [
@@ -198,7 +196,7 @@ function attentionPrefillMmaSchedule(s: Schedule, target: string): void {
     "ne",
     "re",
   ];
-  unrolled.push("tx", "ty", "tp", "na", "ra", "kv", "nv", "no", "ro");
+  unrolled.push("hz", "hm", "hq", "hy", "kp", "jp", "na", "ra", "kv", "nv", "hl", "no", "ro");
   for (const l of unrolled) s.unroll(l);
 }
 

@@ -295,13 +295,14 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
     ]);
   });
 
-  test("prefill attention on tensor cores (64 tokens a block, chunks of 32 positions): GQA, from offsets, CPU and scheduled for sm_90", () => {
+  test("prefill attention on tensor cores (128 tokens a block, chunks of 64 positions): GQA, from offsets, CPU and scheduled for sm_90", () => {
     // Probabilities are rounded to f16 before P V (the tensor cores' operand), as FlashAttention
     // does; on the emulation mma.m16n8k16 is computed from the 32 lanes' fragments, so a wrong
     // layout gives wrong numbers.
     checkPrefillKernel(attentionPrefillMma, [
       [11, 4, 2, 64, 120, 0],
-      [70, 2, 2, 48, 200, 37],
+      // Two blocks of 128 rows (the second partial), three chunks of 64 positions.
+      [150, 2, 2, 48, 200, 37],
       [9, 2, 1, 128, 80, 37],
     ]);
     const s = new Schedule(specialize(lowerKernel(attentionPrefillMma), { h: 2, d: 64, ctx: 40, kvh: 2 }));
