@@ -475,8 +475,8 @@ function linearRange(l: Linear, spans: Spans): readonly [number, number] | undef
 /**
  * The tile test, for two accesses whose other terms need not match (an element written by two
  * nests with loops of their own, say a guarded and an unguarded copy of one epilogue): in some
- * dimension both indices are c v plus a rest in [0, |c|), so equal indices force equal v (c v +
- * r = c v' + r' with |r - r'| < |c|).
+ * dimension both indices are c v plus a rest, both rests within one window [L, L + |c|), so equal
+ * indices force equal v (c v + r = c v' + r' with |r - r'| < |c|).
  */
 function tilePinned(a: readonly Expr[], b: readonly Expr[], v: Var, spans: Spans): boolean {
   if (a.length !== b.length) return false;
@@ -491,8 +491,7 @@ function tilePinned(a: readonly Expr[], b: readonly Expr[], v: Var, spans: Spans
     const p = split(x);
     const q = split(b[k]!);
     if (!p?.range || !q?.range || p.coef !== q.coef) return false;
-    const c = Math.abs(p.coef);
-    return p.range[0] >= 0 && q.range[0] >= 0 && p.range[1] < c && q.range[1] < c;
+    return Math.max(p.range[1], q.range[1]) - Math.min(p.range[0], q.range[0]) < Math.abs(p.coef);
   });
 }
 

@@ -101,6 +101,10 @@ describe("the dependence test", () => {
   test("two nests writing tiles of their own (c t + a rest in [0, c)) do not meet across t", () => {
     expect(messages(lowerKernel(K.tilesTwoNests), "t")).toEqual([]);
     expect(messages(lowerKernel(K.tilesTwoNestsOverlap), "t")).toHaveLength(1);
+    // Tiles further along by the same offset in both nests (rests in one window of 16) never meet;
+    // by an offset in one nest only (rests spanning 21), they do.
+    expect(messages(lowerKernel(K.tilesTwoNestsOffset), "t")).toEqual([]);
+    expect(messages(lowerKernel(K.tilesTwoNestsShifted), "t")).toHaveLength(1);
     const s = Schedule.of(K.tilesTwoNests);
     s.parallel("t");
     expectSameResults(s.original, s.func, { n: 37 });

@@ -224,3 +224,41 @@ export const tilesTwoNestsOverlap = kernel(function tilesTwoNestsOverlap(
     }
   }
 });
+
+/**
+ * tilesTwoNests with both nests' tiles 5 further along (a launch of later tiles: 5 + 16 t + a
+ * rest in [0, 16)): tiles t still never meet.
+ */
+export const tilesTwoNestsOffset = kernel(function tilesTwoNestsOffset(
+  x: Tensor<f32, [Sym<"n">]>,
+  y: Tensor<f32, [Sym<"n">]>,
+) {
+  const n = x.shape[0];
+  for (let t = 0; t < floordiv(n + 10, 16); t++) {
+    if (5 + 16 * t + 16 <= n) {
+      for (let a = 0; a < 4; a++)
+        for (let b = 0; b < 4; b++) y[5 + 16 * t + 4 * a + b] = x[5 + 16 * t + 4 * a + b];
+    } else {
+      for (let c = 0; c < 2; c++)
+        for (let d = 0; d < 8; d++)
+          if (5 + 16 * t + 8 * c + d < n) y[5 + 16 * t + 8 * c + d] = f32(2) * x[5 + 16 * t + 8 * c + d];
+    }
+  }
+});
+
+/** Only the guarded nest's tiles 5 further along: its rests and the other's span 21 > 16, so t and t + 1 meet. */
+export const tilesTwoNestsShifted = kernel(function tilesTwoNestsShifted(
+  x: Tensor<f32, [Sym<"n">]>,
+  y: Tensor<f32, [Sym<"n">]>,
+) {
+  const n = x.shape[0];
+  for (let t = 0; t < floordiv(n + 10, 16); t++) {
+    if (5 + 16 * t + 16 <= n) {
+      for (let a = 0; a < 4; a++) for (let b = 0; b < 4; b++) y[16 * t + 4 * a + b] = x[16 * t + 4 * a + b];
+    } else {
+      for (let c = 0; c < 2; c++)
+        for (let d = 0; d < 8; d++)
+          if (5 + 16 * t + 8 * c + d < n) y[5 + 16 * t + 8 * c + d] = f32(2) * x[5 + 16 * t + 8 * c + d];
+    }
+  }
+});
