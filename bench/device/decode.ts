@@ -36,7 +36,7 @@ async function main(): Promise<number> {
       steps: { type: "string", default: "512" },
       // --ab name=dir: one more 7B q4f16_1 library (under .device) for section 2c's A/B, with the
       // CUDA op choices, e.g. one built from another commit; name=dir#{"foldDecodeNorms":true}
-      // adds choices the library was built with.
+      // adds choices the library was built with (null unsets one of CUDA's).
       ab: { type: "string", multiple: true, default: [] },
       // --sections 2,3: run only those sections (1 stories15M, 2 7B q4f16_1, 2b 7B f16, 2c the
       // decode A/B, 2p the prefill A/B (not by default), 3 the per-op profiles, 4 each op's cost
@@ -51,8 +51,11 @@ async function main(): Promise<number> {
   const abLibraries = values.ab.map((a) => {
     const m = /^([^=]+)=([^#]+)(?:#(.*))?$/.exec(a);
     if (!m) throw new Error(`decode: --ab takes name=libdir or name=libdir#{choices as JSON}, got ${a}`);
-    const extra = m[3] ? (JSON.parse(m[3]) as OpChoices) : {};
-    return { name: m[1]!, lib: m[2]!, choices: { ...CUDA_OP_CHOICES, ...extra } };
+    const extra = m[3] ? (JSON.parse(m[3]) as Record<string, unknown>) : {};
+    // null unsets a choice of CUDA's (a library built without it).
+    const choices: Record<string, unknown> = { ...CUDA_OP_CHOICES, ...extra };
+    for (const [k, v] of Object.entries(choices)) if (v === null) delete choices[k];
+    return { name: m[1]!, lib: m[2]!, choices: choices as OpChoices };
   });
   /** The CUDA library prepare.sh builds, with CUDA's op choices: section 2p's and 3's baseline. */
   const defaultLibrary = { name: "default", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES };
