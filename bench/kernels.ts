@@ -65,6 +65,9 @@ const SIZES: Record<string, Record<string, number>> = {
   q4QkvGemmWgmma: { ...gemm(512, 12288, 4096), qd: 4096, kvd: 4096 },
   q4QkvRopeAppendGemmWgmma: { ...gemm(512, 12288, 4096), h: 32, kvh: 32, d: 128, ctx: CTX },
   q4GateUpSiluGemmWgmma: { m: 512, k: 4096, n2: 22016, kw: 512, kg: 128, i: 11008 },
+  // The whole gate/up in 4 splits of K (the model splits only the last 448 outputs).
+  q4GateUpSplitKGemmWgmma: { m: 512, k: 4096, n2: 22016, kw: 512, kg: 128, s: 4, p: 11008 },
+  gateUpSiluSplitReduce: { m: 512, s: 4, p: 448, i: 11008 },
   q4QkvGemm: { ...gemm(512, 12288, 4096), qd: 4096, kvd: 4096 },
   f16Gemm: { m: 512, k: 4096, n: 4096 },
   f16GemmTiled: { m: 512, k: 4096, n: 4096 },

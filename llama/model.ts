@@ -449,6 +449,15 @@ export class KernelLlama implements LanguageModel {
           tmp: t([n, c.dim]),
           gate: t([n, c.hiddenDim]),
           up: t([n, c.hiddenDim]),
+          // gemmGateUpSplitK's f32 sums, [splits, gate/up, tokens, outputs].
+          ...(o.gemmGateUpSplitK
+            ? {
+                part: t(
+                  [o.gemmGateUpSplitK.specialize!.s! * 2 * n * o.gemmGateUpSplitK.specialize!.p!],
+                  "f32",
+                ),
+              }
+            : {}),
         },
       };
     }
@@ -548,13 +557,17 @@ export class KernelLlama implements LanguageModel {
       });
       addProduct(o.gemmORes, o.gemmO, v("attn", [T, c.dim]), L.o);
       this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: xn, eps: c.normEps });
-      if (o.gemmGateUpSilu)
-        this.run(o.gemmGateUpSilu, {
-          x: xn,
-          ...this.rows(L.gateUp, 0, 2 * c.hiddenDim),
-          out: v("gate", [T, c.hiddenDim]),
-        });
-      else {
+      if (o.gemmGateUpSilu) {
+        const args = { x: xn, ...this.rows(L.gateUp, 0, 2 * c.hiddenDim), out: v("gate", [T, c.hiddenDim]) };
+        this.run(o.gemmGateUpSilu, args);
+        // The outputs past the first launch's whole waves, K split (ops' prefillGateUpWave).
+        if (o.gemmGateUpSplitK && o.gateUpSplitReduce) {
+          const { s: splits, p } = o.gemmGateUpSplitK.specialize!;
+          const partial = v("part", [splits!, 2, T, p!]);
+          this.run(o.gemmGateUpSplitK, { ...args, partial });
+          this.run(o.gateUpSplitReduce, { partial, out: args.out });
+        }
+      } else {
         gemm(o.gemmGateUp!, xn, L.gateUp, 0, c.hiddenDim, v("gate", [T, c.hiddenDim]));
         gemm(o.gemmGateUp!, xn, L.gateUp, c.hiddenDim, c.hiddenDim, v("up", [T, c.hiddenDim]));
         this.run(o.siluMul!, {

@@ -112,6 +112,18 @@ export interface OpChoices {
    */
   readonly prefillWeightsAhead?: number;
   /**
+   * With prefillGemm "wgmma": the blocks a wave of the GPU runs (its multiprocessors: one block of
+   * two warpgroups each), for which gate/up's GEMM is cut: a launch of the most blocks of outputs
+   * that fill whole waves at a full prefill chunk of 512 tokens (four blocks of 128 tokens), then
+   * the rest of the outputs with K split so that they fit in one wave (q4GateUpSplitKGemmWgmma:
+   * f32 sums of each split; gateUpSiluSplitReduce adds them and applies SwiGLU). A block's time
+   * goes with its K stages, each waiting on its loads, not with its outputs. At Llama-2-7B's
+   * 11,008 outputs and 132 multiprocessors: 165 of 172 blocks (5 waves), then 7 blocks in 4
+   * splits (112 blocks of a quarter of K), instead of a sixth wave of 28 blocks. Unset (the
+   * default): one launch. CUDA's choice is 132 (H100 SXM, H200).
+   */
+  readonly prefillGateUpWave?: number;
+  /**
    * With prefillGemm "mma" and q4f16_1 weights: the prefill's Q, K and V in one GEMM
    * (q4QkvGemmMma; with RoPE and the KV-cache append in its epilogue, q4QkvRopeAppendGemmMma, for
    * "half" RoPE and head sizes multiple of 64), the residual adds in the O and down GEMMs' epilogues (q4GemmResidualMma) and
@@ -134,6 +146,7 @@ export const CUDA_OP_CHOICES: OpChoices = {
   prefillAttention: "mma",
   fusePrefillEpilogues: true,
   prefillWeightsAhead: 4,
+  prefillGateUpWave: 132,
 };
 
 /**
@@ -143,6 +156,32 @@ export const CUDA_OP_CHOICES: OpChoices = {
 export function cudaOpChoices(arch: string, computeCapability?: readonly [number, number]): OpChoices {
   const hopper = hasWgmma(arch) && (computeCapability === undefined || computeCapability[0] === 9);
   return hopper ? CUDA_OP_CHOICES : { ...CUDA_OP_CHOICES, prefillGemm: "mma" };
+}
+
+/** Outputs a block of two warpgroups of q4GateUpSiluGemmWgmma computes (WGMMA_BW / 2). */
+const GATE_UP_BLOCK_OUTPUTS = 64;
+/** Blocks of 128 tokens in a full prefill chunk (KernelLlama's default prefillChunk, 512). */
+const CHUNK_TOKEN_BLOCKS = 4;
+
+/**
+ * How prefillGateUpWave cuts gate/up: the outputs of the first launch (the most whole blocks,
+ * fewer than all, whose launch at a full chunk fills whole waves of `wave` blocks) and the splits
+ * of K for the rest (as many as fit the rest's blocks in one wave, at most 8); none (0 outputs)
+ * where no such cut exists or the rest would not split.
+ */
+export function gateUpCut(hidden: number, wave: number | undefined): { outputs: number; splits: number } {
+  const none = { outputs: 0, splits: 1 };
+  if (wave === undefined) return none;
+  if (!Number.isInteger(wave) || wave < 1)
+    throw new Error(`tkc: prefillGateUpWave must be a positive whole number of blocks, got ${wave}`);
+  const blocks = Math.ceil(hidden / GATE_UP_BLOCK_OUTPUTS);
+  if ((blocks * CHUNK_TOKEN_BLOCKS) % wave === 0) return none;
+  for (let main = blocks - 1; main > 0; main--)
+    if ((main * CHUNK_TOKEN_BLOCKS) % wave === 0) {
+      const splits = Math.min(8, Math.floor(wave / ((blocks - main) * CHUNK_TOKEN_BLOCKS)));
+      return splits > 1 ? { outputs: main * GATE_UP_BLOCK_OUTPUTS, splits } : none;
+    }
+  return none;
 }
 
 export function llamaOps(
@@ -360,11 +399,34 @@ export function llamaOps(
       Object.assign(prefill, {
         gemmORes: op("gemmoresT", residual, q4(dim, dim)),
         gemmDownRes: op("gemmdownresT", residual, q4(hidden, dim)),
-        gemmGateUpSilu: op("gemmgateupT", wgmma ? wg(S.q4GateUpSiluGemmWgmma) : S.q4GateUpSiluGemmMma, {
-          ...withN2(q4(dim, 2 * hidden)),
-          i: hidden,
-        }),
       });
+      const gateUpShape = { ...withN2(q4(dim, 2 * hidden)), i: hidden };
+      const cut = wgmma ? gateUpCut(hidden, choices.prefillGateUpWave) : { outputs: 0, splits: 1 };
+      if (cut.outputs > 0) {
+        // Whole waves, then the rest with K split (stdlib/gemm_wgmma.ts OUT_TO, OUT_FROM). A role
+        // of its own for the first: its kernel stores only its part of the outputs.
+        const rest = { s: cut.splits, p: hidden - cut.outputs };
+        prefill.gemmGateUpSilu = op(
+          "gemmgateupwavesT",
+          withConsts(wg(S.q4GateUpSiluGemmWgmma), { OUT_TO: cut.outputs }),
+          gateUpShape,
+        );
+        prefill.gemmGateUpSplitK = op(
+          "gemmgateupsplitkT",
+          withConsts(wg(S.q4GateUpSplitKGemmWgmma), { OUT_FROM: cut.outputs }),
+          { ...withN2(q4(dim, 2 * hidden)), ...rest },
+        );
+        prefill.gateUpSplitReduce = op(
+          "gateupreduceT",
+          withConsts(S.gateUpSiluSplitReduce, { OUT_FROM: cut.outputs }),
+          { ...rest, i: hidden },
+        );
+      } else
+        prefill.gemmGateUpSilu = op(
+          "gemmgateupT",
+          wgmma ? wg(S.q4GateUpSiluGemmWgmma) : S.q4GateUpSiluGemmMma,
+          gateUpShape,
+        );
     }
   } else {
     const g = (k: number, n: number) => ({ k, n });

@@ -72,6 +72,13 @@ const PREFETCH_AHEAD: number = 0;
  * x tile for half the products (bench/results/gemm-wgmma-warpgroups-ab-h100.json).
  */
 const WGMMA_GROUPS: number = 2;
+/**
+ * q4GateUpSiluGemmWgmma computes the outputs before OUT_TO (withConsts; 0: all of them);
+ * q4GateUpSplitKGemmWgmma and gateUpSiluSplitReduce those from OUT_FROM on. llama/ops.ts's
+ * prefillGateUpWave cuts gate/up so: whole waves of blocks, then the rest with K split.
+ */
+const OUT_TO: number = 0;
+const OUT_FROM: number = 0;
 const WARPS = 4 * WGMMA_GROUPS;
 const THREADS = WARPS * LANES;
 /** Tokens per block (the instruction's N) and weight rows per block. */
@@ -142,6 +149,8 @@ function q4WgmmaBlock(
   bn: i32,
   half: i32,
   groupBlocks: i32,
+  split: i32,
+  splits: i32,
   acc: Tensor<f32, readonly [number, number, number, number]>,
 ) {
   const M = x.shape[0];
@@ -149,7 +158,11 @@ function q4WgmmaBlock(
   const NW = packed.shape[0];
   const KW = packed.shape[1];
   const KG = scales.shape[1];
-  const stages = idiv(KG + STAGE_GROUPS - 1, STAGE_GROUPS);
+  // Split `split` of `splits` of the K stages (split K: q4GateUpSplitKGemmWgmma; 0 of 1 elsewhere).
+  const all = idiv(KG + STAGE_GROUPS - 1, STAGE_GROUPS);
+  const each = idiv(all + splits - 1, splits);
+  const from = split * each;
+  const stages = min(each, all - from);
   // The next stage's x chunks, weight words (two rows) and scales, in registers.
   const xr = local("f16", [WARPS, LANES, X_CHUNKS, 8]);
   const wr = local("u32", [WARPS, LANES, 2, STAGE_GROUPS]);
@@ -192,7 +205,7 @@ function q4WgmmaBlock(
       }
     }
     // Stage g's loads, issued before stage g - 1's products (the last round reloads the last stage).
-    const gl = min(g, stages - 1);
+    const gl = from + min(g, stages - 1);
     for (let wf = 0; wf < WARPS; wf++) {
       for (let lf = 0; lf < LANES; lf++) {
         for (let sf = 0; sf < X_CHUNKS; sf++) {
@@ -212,7 +225,7 @@ function q4WgmmaBlock(
         }
         for (let sp = 0; sp < 2; sp++) {
           const prow = min(weightRow(bn, wf, sp, half, groupBlocks) + (lf >> 2), NW - 1);
-          const ahead = min(g + PREFETCH_AHEAD, stages - 1);
+          const ahead = from + min(g + PREFETCH_AHEAD, stages - 1);
           if (PREFETCH_AHEAD > 0 && (lf & 3) === 0 && (g & 3) === 0) {
             prefetchL2(packed[prow][min(ahead * STAGE_WORDS, KW - 1)]);
             prefetchL2(scales[prow][min(ahead * STAGE_GROUPS, KG - 1)]);
@@ -266,7 +279,7 @@ export const q4GemmWgmma = kernel(function q4GemmWgmma(
   for (let bm = 0; bm < idiv(M + WGMMA_BT - 1, WGMMA_BT); bm++) {
     for (let bn = 0; bn < idiv(N + WGMMA_BW - 1, WGMMA_BW); bn++) {
       const acc = local("f32", [WARPS, LANES, TILES, 4]);
-      q4WgmmaBlock(x, packed, scales, bm, bn, 0, 1, acc);
+      q4WgmmaBlock(x, packed, scales, bm, bn, 0, 1, 0, 1, acc);
       if (wholeTile(bm, M, bn * WGMMA_BW + WGMMA_BW, N)) {
         for (let wu = 0; wu < WARPS; wu++)
           for (let lu = 0; lu < LANES; lu++)
@@ -307,7 +320,7 @@ export const q4GemmResidualWgmma = kernel(function q4GemmResidualWgmma(
     for (let bn = 0; bn < idiv(N + WGMMA_BW - 1, WGMMA_BW); bn++) {
       const acc = local("f32", [WARPS, LANES, TILES, 4]);
       const res = local("f16", [WARPS, LANES, TILES, 4]);
-      q4WgmmaBlock(x, packed, scales, bm, bn, 0, 1, acc);
+      q4WgmmaBlock(x, packed, scales, bm, bn, 0, 1, 0, 1, acc);
       if (wholeTile(bm, M, bn * WGMMA_BW + WGMMA_BW, N)) {
         for (let wu = 0; wu < WARPS; wu++)
           for (let lu = 0; lu < LANES; lu++) {
@@ -358,7 +371,7 @@ export const q4QkvGemmWgmma = kernel(function q4QkvGemmWgmma(
   for (let bm = 0; bm < idiv(M + WGMMA_BT - 1, WGMMA_BT); bm++) {
     for (let bn = 0; bn < idiv(N + WGMMA_BW - 1, WGMMA_BW); bn++) {
       const acc = local("f32", [WARPS, LANES, TILES, 4]);
-      q4WgmmaBlock(x, packed, scales, bm, bn, 0, 1, acc);
+      q4WgmmaBlock(x, packed, scales, bm, bn, 0, 1, 0, 1, acc);
       for (let wy = 0; wy < WARPS; wy++)
         for (let ly = 0; ly < LANES; ly++)
           for (let ny = 0; ny < TILES; ny++)
@@ -402,7 +415,7 @@ export const q4QkvRopeAppendGemmWgmma = kernel(
     for (let bm = 0; bm < idiv(M + WGMMA_BT - 1, WGMMA_BT); bm++) {
       for (let bn = 0; bn < (heads + 2 * kvHeads) * perHead; bn++) {
         const acc = local("f32", [WARPS, LANES, TILES, 4]);
-        q4WgmmaBlock(x, packed, scales, bm, bn, half, perHead, acc);
+        q4WgmmaBlock(x, packed, scales, bm, bn, half, perHead, 0, 1, acc);
         const head = idiv(bn, perHead);
         for (let wy = 0; wy < WARPS; wy++)
           for (let ly = 0; ly < LANES; ly++)
@@ -453,11 +466,13 @@ export const q4GateUpSiluGemmWgmma = kernel(
     const M = out.shape[0];
     const I = out.shape[1];
     const blocks = idiv(I + WGMMA_BW / 2 - 1, WGMMA_BW / 2);
+    // This launch's outputs: those before OUT_TO where it is set.
+    const end = select(OUT_TO > 0, min(OUT_TO, I), I);
     for (let bm = 0; bm < idiv(M + WGMMA_BT - 1, WGMMA_BT); bm++) {
-      for (let bn = 0; bn < blocks; bn++) {
+      for (let bn = 0; bn < idiv(end + WGMMA_BW / 2 - 1, WGMMA_BW / 2); bn++) {
         const acc = local("f32", [WARPS, LANES, TILES, 4]);
-        q4WgmmaBlock(x, packed, scales, bm, bn, I, blocks, acc);
-        if (wholeTile(bm, M, bn * (WGMMA_BW / 2) + WGMMA_BW / 2, I)) {
+        q4WgmmaBlock(x, packed, scales, bm, bn, I, blocks, 0, 1, acc);
+        if (wholeTile(bm, M, bn * (WGMMA_BW / 2) + WGMMA_BW / 2, end)) {
           for (let wu = 0; wu < WARPS; wu++)
             for (let lu = 0; lu < LANES; lu++)
               for (let nu = 0; nu < TILES; nu++)
@@ -477,7 +492,7 @@ export const q4GateUpSiluGemmWgmma = kernel(
                   const col = bn * (WGMMA_BW / 2) + wy * 8 + (ly >> 2);
                   const gate = f32(f16(acc[wy][ly][ny][ry]));
                   const up = f32(f16(acc[wy][ly][ny][ry + 2]));
-                  if (token < M && col < I)
+                  if (token < M && col < end)
                     out[tokenOf(bm, ny, ly, ry)][bn * (WGMMA_BW / 2) + wy * 8 + (ly >> 2)] = f16(
                       silu(gate) * up,
                     );
@@ -488,3 +503,80 @@ export const q4GateUpSiluGemmWgmma = kernel(
   },
   { consts: { PAIRED: 1 } },
 );
+
+/**
+ * Split K for q4GateUpSiluGemmWgmma's outputs from OUT_FROM on (the last wave's worth of a
+ * prefill, llama/ops.ts's prefillGateUpWave): block (bm, bn) takes split bn % S of the K stages
+ * for the outputs of block OUT_FROM / 64 + bn / S and stores its f32 sums, not yet rounded, in
+ * partial[split][0 gate, 1 up][token][output - OUT_FROM]; gateUpSiluSplitReduce adds the S splits
+ * and applies SwiGLU. A block's time goes with its stages, not its outputs (each stage waits on
+ * its loads), so S splits of a block take about 1 / S of its time.
+ */
+export const q4GateUpSplitKGemmWgmma = kernel(
+  function q4GateUpSplitKGemmWgmma(
+    x: Tensor<f16, [Sym<"m">, Sym<"k">]>,
+    packed: Tensor<u32, [Sym<"n2">, Sym<"kw">]>,
+    scales: Tensor<f16, [Sym<"n2">, Sym<"kg">]>,
+    partial: Tensor<f32, [Sym<"s">, 2, Sym<"m">, Sym<"p">]>,
+  ) {
+    const M = x.shape[0];
+    const I = idiv(packed.shape[0], 2);
+    const S = partial.shape[0];
+    const P = partial.shape[3];
+    const blocks = idiv(I + WGMMA_BW / 2 - 1, WGMMA_BW / 2);
+    for (let bm = 0; bm < idiv(M + WGMMA_BT - 1, WGMMA_BT); bm++) {
+      for (let bn = 0; bn < idiv(P + WGMMA_BW / 2 - 1, WGMMA_BW / 2) * S; bn++) {
+        const acc = local("f32", [WARPS, LANES, TILES, 4]);
+        q4WgmmaBlock(
+          x,
+          packed,
+          scales,
+          bm,
+          idiv(OUT_FROM, WGMMA_BW / 2) + idiv(bn, S),
+          I,
+          blocks,
+          bn % S,
+          S,
+          acc,
+        );
+        for (let wy = 0; wy < WARPS; wy++)
+          for (let ly = 0; ly < LANES; ly++)
+            for (let ny = 0; ny < TILES; ny++)
+              for (let ry = 0; ry < 2; ry++) {
+                const token = tokenOf(bm, ny, ly, ry);
+                const j = idiv(bn, S) * (WGMMA_BW / 2) + wy * 8 + (ly >> 2);
+                if (token < M && j < P) {
+                  partial[bn % S][0][tokenOf(bm, ny, ly, ry)][
+                    idiv(bn, S) * (WGMMA_BW / 2) + wy * 8 + (ly >> 2)
+                  ] = acc[wy][ly][ny][ry];
+                  partial[bn % S][1][tokenOf(bm, ny, ly, ry)][
+                    idiv(bn, S) * (WGMMA_BW / 2) + wy * 8 + (ly >> 2)
+                  ] = acc[wy][ly][ny][ry + 2];
+                }
+              }
+      }
+    }
+  },
+  { consts: { PAIRED: 1 } },
+);
+
+/**
+ * out[t][OUT_FROM + j] = SiLU(gate) * up, gate and up the sums of q4GateUpSplitKGemmWgmma's S
+ * splits, each rounded to f16 first (as q4GateUpSiluGemmWgmma rounds its products).
+ */
+export const gateUpSiluSplitReduce = kernel(function gateUpSiluSplitReduce(
+  partial: Tensor<f32, [Sym<"s">, 2, Sym<"m">, Sym<"p">]>,
+  out: Tensor<f16, [Sym<"m">, Sym<"i">]>,
+) {
+  for (let t = 0; t < partial.shape[2]; t++) {
+    for (let j = 0; j < partial.shape[3]; j++) {
+      let gate = f32(0);
+      let up = f32(0);
+      for (let s = 0; s < partial.shape[0]; s++) {
+        gate += partial[s][0][t][j];
+        up += partial[s][1][t][j];
+      }
+      out[t][OUT_FROM + j] = f16(silu(f32(f16(gate))) * f32(f16(up)));
+    }
+  }
+});

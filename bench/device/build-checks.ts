@@ -19,7 +19,7 @@ import type { KernelArtifact } from "../../backends/gpu-common/kernel.ts";
 import { buildVulkanArtifact, type VulkanArtifact } from "../../backends/vulkan/kernel.ts";
 import type { CheckCase, VulkanChecksFile } from "./check-case.ts";
 import * as S from "../../stdlib/index.ts";
-import type { KernelDef } from "../../dsl/kernel.ts";
+import { withConsts, type KernelDef } from "../../dsl/kernel.ts";
 import { llamaOps, allOps, CUDA_OP_CHOICES, type OpChoices, type ScheduleTable } from "../../llama/ops.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
@@ -104,6 +104,9 @@ const STDLIB_OVERRIDES: Record<string, Record<string, number>> = {
   q4GemmResidualWgmma: { m: 130, n: 200, k: 192, kw: 24, kg: 6 },
   q4QkvGemmWgmma: { m: 130, n: 208, qd: 80, kvd: 64, k: 192, kw: 24, kg: 6 },
   q4GateUpSiluGemmWgmma: { m: 130, n2: 160, i: 80, k: 192, kw: 24, kg: 6 },
+  // Three splits of three K stages (one each); p: the outputs from OUT_FROM (80, or 16 from 64).
+  q4GateUpSplitKGemmWgmma: { m: 130, n2: 160, k: 192, kw: 24, kg: 6, s: 3, p: 80 },
+  gateUpSiluSplitReduce: { m: 5, s: 3, p: 80, i: 80 },
   q4QkvRopeAppendGemmWgmma: { m: 130, n: 512, k: 192, kw: 24, kg: 6, h: 2, kvh: 1, d: 128, ctx: 140 },
 };
 const STDLIB_SCALARS: Record<string, number> = {
@@ -124,18 +127,43 @@ interface CheckSource extends Omit<CheckCase, "reference" | "artifact"> {
   scheduled(target: string): PrimFunc;
 }
 
+/**
+ * Stdlib kernels with constants of their own as the model takes them (llama/ops.ts), at the sizes
+ * of the kernel they vary: [label, kernel name, constants].
+ */
+const STDLIB_VARIANTS: readonly (readonly [
+  string,
+  string,
+  Readonly<Record<string, number>>,
+  Readonly<Record<string, number>>?,
+])[] = [
+  // prefillGateUpWave: the outputs before 64, then the rest (16 of 80) with K split.
+  ["outputs to 64", "q4GateUpSiluGemmWgmma", { OUT_TO: 64 }],
+  ["outputs from 64", "q4GateUpSplitKGemmWgmma", { OUT_FROM: 64 }, { p: 16 }],
+  ["outputs from 64", "gateUpSiluSplitReduce", { OUT_FROM: 64 }, { p: 16 }],
+];
+
 /** Every stdlib kernel at small sizes, with its GPU schedule where it has one (else one thread). */
 function stdlibChecks(schedules: ScheduleTable): CheckSource[] {
   const out: CheckSource[] = [];
-  for (const [name, k] of Object.entries(S)) {
-    if (typeof k !== "object" || (k as { kind?: string }).kind !== "kernel") continue;
-    const def = k as KernelDef;
+  const kernels: [string, string, KernelDef, Readonly<Record<string, number>>][] = [];
+  for (const [name, k] of Object.entries(S))
+    if (typeof k === "object" && (k as { kind?: string }).kind === "kernel")
+      kernels.push([name, name, k as KernelDef, STDLIB_OVERRIDES[name] ?? {}]);
+  for (const [label, name, consts, symbols] of STDLIB_VARIANTS)
+    kernels.push([
+      `${name} (${label})`,
+      name,
+      withConsts((S as Record<string, unknown>)[name] as KernelDef, consts),
+      { ...STDLIB_OVERRIDES[name], ...symbols },
+    ]);
+  for (const [label, name, def, overrides] of kernels) {
     const base = lowerKernel(def);
     const values = Object.fromEntries(
-      base.symbols.map((s) => [s.name, STDLIB_OVERRIDES[name]?.[s.name] ?? STDLIB_SYMBOLS[s.name] ?? 3]),
+      base.symbols.map((s) => [s.name, overrides[s.name] ?? STDLIB_SYMBOLS[s.name] ?? 3]),
     );
     const spec = {
-      key: `stdlib_${name}`,
+      key: `stdlib_${label.replace(/[^A-Za-z0-9]+/g, "_")}`,
       kernel: def,
       specialize: values,
       ...(schedules[name] ? { schedule: schedules[name] } : {}),
@@ -150,7 +178,7 @@ function stdlibChecks(schedules: ScheduleTable): CheckSource[] {
         fixed.step = { dtype: "i32", shape: [3], values: [5, 1, 2] };
     }
     out.push({
-      name: `stdlib ${name}${schedules[name] ? "" : " (unscheduled: one thread)"}`,
+      name: `stdlib ${label}${schedules[name] ? "" : " (unscheduled: one thread)"}`,
       reference,
       scheduled: (target) => scheduledFunc(spec, target),
       cases: [{}],

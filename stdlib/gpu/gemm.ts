@@ -361,7 +361,7 @@ export function wgmmaGemmSchedule(p: WgmmaGemmSchedule = WGMMA_GEMM_SCHEDULE) {
     if (!hasWgmma(target))
       throw new TargetUnsupportedError(
         "wgmmaGemmSchedule",
-        `${s.func.name} needs NVIDIA sm_90 (wgmma.mma_async, sm_90a); ${target} has none: use ${s.func.name.replace(/Wgmma.*$/, "Mma")}`,
+        `${s.func.name} needs NVIDIA sm_90 (wgmma.mma_async, sm_90a); ${target} has none: use ${s.func.name === "q4GateUpSplitKGemmWgmma" ? "q4GateUpSiluGemmMma (whole, K not split)" : s.func.name.replace(/Wgmma.*$/, "Mma")}`,
       );
     // q4QkvRopeAppendGemmWgmma (the kernel with a rotated-q output).
     const d = s.func.params.find((x) => x.kind === "buffer" && x.buffer.name === "qr");

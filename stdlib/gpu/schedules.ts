@@ -278,6 +278,12 @@ function rowsAndColumns(outer: string, inner: string, vectorRuns = false) {
   };
 }
 
+/** gateUpSiluSplitReduce: rows and columns as the element-wise kernels, each thread's splits unrolled. */
+function splitReduceSchedule(s: Schedule, target: string): void {
+  rowsAndColumns("t", "j")(s, target);
+  if (constantExtent(s, "s")) s.unroll("s");
+}
+
 /** Elements per thread of NVIDIA's element-wise schedules: 16 bytes of f16. */
 const ELEMENT_RUN = 8;
 
@@ -360,4 +366,6 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   q4QkvGemmWgmma: wgmmaGemmSchedule(),
   q4QkvRopeAppendGemmWgmma: wgmmaGemmSchedule(),
   q4GateUpSiluGemmWgmma: wgmmaGemmSchedule(),
+  q4GateUpSplitKGemmWgmma: wgmmaGemmSchedule(),
+  gateUpSiluSplitReduce: splitReduceSchedule,
 };

@@ -12,7 +12,7 @@ import { generateText } from "../../llama/generate.ts";
 import type { LlamaWeights } from "../../llama/weights/types.ts";
 import { syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
-import { CUDA_OP_CHOICES, cudaOpChoices, llamaOps } from "../../llama/ops.ts";
+import { CUDA_OP_CHOICES, cudaOpChoices, gateUpCut, llamaOps } from "../../llama/ops.ts";
 
 const { weights, tokenizer } = loadBundledStories15M();
 const TOKENS = [1, 9038, 2501, 263, 931, 29892, 727, 471];
@@ -245,6 +245,29 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
       "q4QkvGemmWgmma",
     );
     expect(Array.from(hopper.prefill(prompt, 0))).toEqual(Array.from(ampere.prefill(prompt, 0)));
+    // Gate/up cut (prefillGateUpWave 24): 6 of the 8 blocks of 64 outputs fill one wave at a full
+    // chunk of 4 token blocks; the other 2 blocks go in 24 / 8 = 3 splits of K. At 12 the other 2
+    // would fit only 1 split: no cut. The same values up to the grouping of f32 sums.
+    const cut = new KernelLlama(createCpuDevice(), syntheticQ4(wide, 3), {
+      format: "q4f16_1",
+      opChoices: { ...CUDA_OP_CHOICES, prefillGateUpWave: 24 },
+    });
+    const c2 = cut.ops.prefill;
+    expect([
+      c2.gemmGateUpSilu!.kernel.consts?.OUT_TO,
+      c2.gemmGateUpSplitK!.kernel.consts?.OUT_FROM,
+      c2.gemmGateUpSplitK!.specialize,
+    ]).toEqual([384, 384, expect.objectContaining({ s: 3, p: 128 })]);
+    expect([gateUpCut(512, 12), gateUpCut(11008, 132), gateUpCut(11008, undefined)]).toEqual([
+      { outputs: 0, splits: 1 },
+      { outputs: 10560, splits: 4 },
+      { outputs: 0, splits: 1 },
+    ]);
+    expect(h.gemmGateUpSplitK).toBeUndefined(); // 132 a wave: no cut of 8 blocks fills whole waves
+    expect(relErr(hopper.prefill(prompt, 0), cut.prefill(prompt, 0))).toBeLessThan(2e-3);
+    expect(() => llamaOps(config, "q4f16_1", {}, { ...CUDA_OP_CHOICES, prefillGateUpWave: 0 })).toThrow(
+      /prefillGateUpWave must be a positive whole number of blocks, got 0/,
+    );
     for (let p = 40; p < 44; p++) {
       const want = base.decode(p % 40, p).slice();
       expect(relErr(want, cuda.decode(p % 40, p))).toBeLessThan(2e-3);

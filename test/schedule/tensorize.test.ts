@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { withConsts, type KernelDef } from "../../dsl/kernel.ts";
-import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
+import { cloneArgs, compareResults, randomArgs, randomArray, rng } from "../../backends/check.ts";
+import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
 import { cpuKernel } from "../../backends/cpu/runtime.ts";
 import { compileLLVM } from "../../backends/llvm/compile.ts";
@@ -38,6 +39,8 @@ import {
   wgmmaGemmSchedule,
 } from "../../stdlib/gpu/gemm.ts";
 import {
+  gateUpSiluSplitReduce,
+  q4GateUpSplitKGemmWgmma,
   q4GateUpSiluGemmWgmma,
   q4GemmResidualWgmma,
   q4GemmWgmma,
@@ -424,6 +427,43 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
         const { want, got } = runBoth(k, s, sym);
         expect(compareResults(want, got, 0).mismatches).toEqual([]);
       });
+
+  // prefillGateUpWave's cut (llama/ops.ts): outputs to 128 by q4GateUpSiluGemmWgmma (OUT_TO), the
+  // rest (a whole block of 64 and a cut one) by q4GateUpSplitKGemmWgmma in 3 splits of K and
+  // gateUpSiluSplitReduce (OUT_FROM).
+  describe("q4GateUpSiluGemmWgmma cut at an output, the rest with K split", () => {
+    const sym = { m: 19, n2: 368, i: 184, k: 192, kw: 24, kg: 6 };
+    const rest = { s: 3, p: 184 - 128 };
+    const scheduled = (k: KernelDef, consts: Record<string, number>, specialized: Record<string, number>) => {
+      const s = new Schedule(specialize(lowerKernel(withConsts(k, consts)), specialized));
+      (k === gateUpSiluSplitReduce ? GPU_SCHEDULES.gateUpSiluSplitReduce! : wgmmaGemmSchedule())(s, "sm_90");
+      return cpuDeviceKernel(lowerToDevice(s.func, TARGETS.sm_90));
+    };
+    const args = randomArgs(lowerKernel(q4GateUpSiluGemmWgmma), sym, 4);
+    const partial = () => ({ partial: randomArray("f32", [rest.s, 2, sym.m, rest.p], rng(9)) });
+
+    it("tensorized, each split's sums equal the unscheduled kernel's, bit for bit", () => {
+      const splitK = withConsts(q4GateUpSplitKGemmWgmma, { OUT_FROM: 128 });
+      const want = { ...cloneArgs(args), ...partial() };
+      const got = cloneArgs(want);
+      cpuKernel(specialize(lowerKernel(splitK), rest))(want as never);
+      scheduled(q4GateUpSplitKGemmWgmma, { OUT_FROM: 128 }, rest)(got as never);
+      expect(compareResults(want, got, 0).mismatches).toEqual([]);
+    });
+
+    it("the three launches store what the uncut kernel stores, up to the grouping of f32 sums", () => {
+      const want = cloneArgs(args);
+      cpuKernel(lowerKernel(q4GateUpSiluGemmWgmma))(want as never);
+      const got: Record<string, NDArray | number> = { ...cloneArgs(args), ...partial() };
+      scheduled(q4GateUpSiluGemmWgmma, { OUT_TO: 128 }, {})(got as never);
+      // Before the rest: its outputs still as they were.
+      expect(compareResults(want, got, 2e-3).mismatches.length).toBeGreaterThan(0);
+      scheduled(q4GateUpSplitKGemmWgmma, { OUT_FROM: 128 }, rest)(got as never);
+      scheduled(gateUpSiluSplitReduce, { OUT_FROM: 128 }, { ...rest, i: sym.i })(got as never);
+      delete got.partial;
+      expect(compareResults(want, got, 2e-3).mismatches).toEqual([]);
+    });
+  });
 
   it.skipIf(llvmMissing !== "")(
     "with PREFETCH, two lanes of each warp prefetch its two 8-row ranges of codes and scales before the K loop",

@@ -69,8 +69,8 @@ describe.skipIf(llvmMissing !== "")(
       // Head dimension 160: not at most 128 (the kernel's fragments), a multiple of 32 (chunks').
       expect(attention("q4f16_1", { ...config, dim: 5120 }).kernel.name).toBe("attentionPrefillWarps");
       const ptx = compileOp(attention("q4f16_1"), "sm_90").image;
-      // Per chunk of 32 positions and warp: 4 x 8 products for the scores, 2 x 16 for the output.
-      expect(ptx.match(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/g)?.length).toBe(64);
+      // Per chunk of 64 positions and warp: 8 x 8 products for the scores, 4 x 16 for the output.
+      expect(ptx.match(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/g)?.length).toBe(128);
     });
   },
 );
