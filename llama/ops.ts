@@ -400,8 +400,7 @@ export function llamaOps(
         gemmORes: op("gemmoresT", residual, q4(dim, dim)),
         gemmDownRes: op("gemmdownresT", residual, q4(hidden, dim)),
       });
-      const gateUpShape = { ...withN2(q4(dim, 2 * hidden)), i: hidden };
-      const cut = wgmma ? gateUpCut(hidden, choices.prefillGateUpWave) : { outputs: 0, splits: 1 };
+      const cut = gateUpCut(hidden, wgmma ? choices.prefillGateUpWave : undefined);
       if (cut.outputs > 0) {
         // Whole waves, then the rest with K split (stdlib/gemm_wgmma.ts OUT_TO, OUT_FROM). A role
         // of its own for the first: its kernel stores only its part of the outputs.
