@@ -17,6 +17,7 @@ import { flavorFor, type Flavor } from "./flavor.ts";
 import { binaryValue, castValue, wrapInt } from "./render-arith.ts";
 import { f16x2Op, mathF32 } from "./render-math.ts";
 import { prefetchL2 } from "./render-prefetch.ts";
+import { kernelName, kernelSignature, type LLVMAbiEntry } from "./render-abi.ts";
 import { SharedMemoryLayout } from "./render-shared.ts";
 import { isFloatT, isUnsigned, llvmType, memType, ovl } from "./render-types.ts";
 import { MmaIssuer, shuffleXor } from "./render-warp.ts";
@@ -33,8 +34,8 @@ export interface RenderedKernel {
   readonly name: string;
   readonly text: string;
   readonly launch: LaunchDims;
-  /** Kernel parameters in ABI order. */
-  readonly abi: readonly { name: string; kind: "buffer" | "scalar" | "symbol"; dtype: DType }[];
+  /** Kernel parameters in ABI order (render-abi.ts). */
+  readonly abi: readonly LLVMAbiEntry[];
   /** Bytes of shared memory a block allocates (static and dynamic together). */
   readonly sharedBytes: number;
   /**
@@ -521,30 +522,12 @@ class Emitter {
   }
 
   render(maxThreads: number): RenderedKernel {
-    const params: string[] = [];
-    const abi: { name: string; kind: "buffer" | "scalar" | "symbol"; dtype: DType }[] = [];
-    for (const p of this.fn.params) {
-      if (p.kind === "buffer") {
-        const n = `%${p.buffer.name.replace(/[^A-Za-z0-9_]/g, "_")}`;
-        params.push(`ptr addrspace(1) align 16 ${n}`);
-        this.buffers.set(p.buffer, { ptr: n, space: 1 });
-        abi.push({ name: p.buffer.name, kind: "buffer", dtype: p.buffer.dtype });
-      } else {
-        const n = `%${p.v.name.replace(/[^A-Za-z0-9_]/g, "_")}`;
-        params.push(`${llvmType(p.v.dtype)} ${n}`);
-        this.vars.set(p.v, n);
-        abi.push({ name: p.v.name, kind: "scalar", dtype: p.v.dtype });
-      }
-    }
-    for (const s of this.fn.symbols) {
-      const n = `%sym.${s.name.replace(/[^A-Za-z0-9_]/g, "_")}`;
-      params.push(`i32 ${n}`);
-      this.vars.set(s, n);
-      abi.push({ name: s.name, kind: "symbol", dtype: "i32" });
-    }
+    const { params, abi, buffers, vars } = kernelSignature(this.fn);
+    for (const [buf, ptr] of buffers) this.buffers.set(buf, { ptr, space: 1 });
+    for (const [v, n] of vars) this.vars.set(v, n);
     this.stmt(this.fn.body);
     this.emitAll(this.wgmma.end());
-    const name = this.fn.name.replace(/[^A-Za-z0-9_]/g, "_");
+    const name = kernelName(this.fn);
     const attrs = this.fl.kernelAttributes(maxThreads);
     const md = this.fl.kernelMetadata(name, maxThreads, this.fn.launch?.minBlocksPerSM);
     const lines = [
