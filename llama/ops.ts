@@ -112,6 +112,15 @@ export interface OpChoices {
    */
   readonly prefillWeightsAhead?: number;
   /**
+   * With prefillGemm "wgmma": q4 groups of 32 per K stage of its GEMMs (stdlib/gemm_wgmma.ts's
+   * STAGE_GROUPS): 2 (the default: stages of 64) or 4 (stages of 128: half the stages and their
+   * waits and barriers, each with twice the products and loads; K a multiple of 128 wastes none).
+   * CUDA's choice is 4: on an H100 the 512-token prefill 3.3% faster (26,007-26,196 against
+   * 25,082-25,271 tok/s in one call), the down projection (K = 11,008) 136 -> 114 us, the others
+   * (K = 4,096) unchanged (bench/results/prefill-stage-groups-ab-h100.json).
+   */
+  readonly prefillStageGroups?: 2 | 4;
+  /**
    * With prefillGemm "wgmma": the blocks a wave of the GPU runs (its multiprocessors: one block of
    * two warpgroups each), for which gate/up's GEMM is cut: a launch of the most blocks of outputs
    * that fill whole waves at a full prefill chunk of 512 tokens (four blocks of 128 tokens), then
@@ -147,6 +156,7 @@ export const CUDA_OP_CHOICES: OpChoices = {
   fusePrefillEpilogues: true,
   prefillWeightsAhead: 4,
   prefillGateUpWave: 132,
+  prefillStageGroups: 4,
 };
 
 /**
@@ -211,6 +221,11 @@ export function llamaOps(
   const ahead = choices.prefillWeightsAhead ?? 0;
   if (!Number.isInteger(ahead) || ahead < 0)
     throw new Error(`tkc: prefillWeightsAhead must be a whole number of K stages (0: none), got ${ahead}`);
+  const stageGroups = choices.prefillStageGroups ?? 2;
+  if (stageGroups !== 2 && stageGroups !== 4)
+    throw new Error(
+      `tkc: prefillStageGroups must be 2 or 4 (q4 groups a K stage), got ${String(stageGroups)}`,
+    );
   // Tensor cores take f16 operands: f32 models keep attention by chunks.
   const prefillMma = choices.prefillAttention === "mma" && format !== "f32" && S.prefillMmaFits(hd);
   const prefillChunks =
@@ -225,6 +240,7 @@ export function llamaOps(
     const consts = {
       ...(choices.prefetchPrefillWeights === true ? { PREFETCH: 1 } : {}),
       ...(ahead > 0 ? { PREFETCH_AHEAD: ahead } : {}),
+      ...(stageGroups !== 2 ? { STAGE_GROUPS: stageGroups } : {}),
     };
     return Object.keys(consts).length > 0 ? withConsts(k, consts) : k;
   };

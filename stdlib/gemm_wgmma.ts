@@ -10,8 +10,9 @@
  * field 4 nt + r is weight row (l >> 2) + 8 (r >> 1) and token 8 nt + 2 (l & 3) + (r & 1) (the
  * mma.m16n8k16 accumulator layout of 16 tiles of 8 tokens). Per stage of K (64, two q4 groups) the
  * block's x tile (128 tokens of 64 halves) is staged in shared memory in the weights' K order
- * (stageColumn, as q4GemmMma stages it) and 128-byte swizzled (swizzle128), the layout the
- * instruction's matrix descriptor names.
+ * (stagedColumn, as q4GemmMma stages it) and 128-byte swizzled (swizzle128), the layout the
+ * instruction's matrix descriptor names; at four groups a stage (STAGE_GROUPS, CUDA's choice),
+ * K 128 as two such tiles.
  *
  * q4GemmWgmma's fused variants add the epilogues of gemm_mma.ts's (the same values): the
  * residual add (q4GemmResidualWgmma), SwiGLU of paired gate and up rows (q4GateUpSiluGemmWgmma),
@@ -42,7 +43,6 @@ import { silu } from "./elementwise.ts";
 import * as L from "./mma_layout.ts";
 import { ropeAngle } from "./rope.ts";
 import { Q4_GROUP, Q4_WORDS_PER_GROUP, q4PairF16x2Lane } from "./q4_common.ts";
-import { stageColumn } from "./gemm_mma.ts";
 
 const LANES = 32;
 /**
@@ -59,8 +59,9 @@ const PAIRED: number = 0;
 const PREFETCH: number = 0;
 /**
  * Stages ahead (withConsts; llama/ops.ts's prefillWeightsAhead) that each weight row's L2 line
- * of codes, and of scales, is prefetched: every fourth stage (a 128-byte line holds four stages
- * of a row's codes), quad lane 0 of the row's lanes asks for the line that stage g + this reads,
+ * of codes, and of scales, is prefetched: every LINE_STAGES-th stage (a 128-byte line holds four
+ * stages of a row's codes at two groups a stage, two at four), quad lane 0 of the row's lanes
+ * asks for the line that stage g + this reads,
  * so the K loop's loads, issued one stage ahead, find weights coming from DRAM already in L2;
  * 0 (default) none. CUDA's op choices take 4: the 512-token 7B prefill 2.1-2.4% faster on an H100
  * (bench/results/prefill-weights-ahead-ab-h100.json).
@@ -86,11 +87,44 @@ export const WGMMA_BT = 128;
 const WGMMA_BW = 64 * WGMMA_GROUPS;
 /** 8-token tiles of a warp's accumulators. */
 const TILES = WGMMA_BT / 8;
-const STAGE_GROUPS = 2;
+/**
+ * q4 groups of 32 per K stage (withConsts): 2 (a stage of 64, one 128-byte swizzled row of x per
+ * token) or 4 (128: half the stages, each with twice the products and loads; x staged as two
+ * tiles of 64-half rows, one after the other). No other value.
+ */
+const STAGE_GROUPS: number = 2;
 const STAGE_K = Q4_GROUP * STAGE_GROUPS;
 const STAGE_WORDS = Q4_WORDS_PER_GROUP * STAGE_GROUPS;
+/** log2 of the 16-byte chunks of x (8 halves: one code word's K) in a token's row of a stage. */
+const ROW_CHUNK_BITS = 2 + STAGE_GROUPS / 2;
+/** 64-half tiles of the staged x (each WGMMA_BT rows of 128 bytes, the instruction's B). */
+const X_TILES = STAGE_K / 64;
+/** Stages of a weight row's codes in one 128-byte L2 line. */
+const LINE_STAGES = 32 / STAGE_WORDS;
 /** 16-byte chunks of the x tile each thread copies per stage. */
 const X_CHUNKS = (WGMMA_BT * STAGE_K) / 8 / THREADS;
+
+/**
+ * Where x's chunk c of a stage (token c >> ROW_CHUNK_BITS, stage word w = c mod STAGE_WORDS, which
+ * quad lane t = w / STAGE_GROUPS loads as its word j = w mod STAGE_GROUPS) goes in the staged
+ * tiles: its elements belong to K steps 2 j and 2 j + 1, in x tile j >> 1 (of 64 halves, 4 K
+ * steps), at the row of its token. Written with shifts and masks of c (bit fields), which the
+ * schedule's dependence test takes apart.
+ */
+function stagedRow(c: i32): i32 {
+  return select(STAGE_GROUPS === 4, ((c >> 1) & 1) * WGMMA_BT + (c >> ROW_CHUNK_BITS), c >> ROW_CHUNK_BITS);
+}
+
+/**
+ * The column in its tile of element vx of chunk c (stagedRow): K step 2 (j & 1) + ((vx >> 1) & 1)
+ * of the tile, slot 2 t + 8 (vx & 1) + (vx >> 2), where the A registers formed from the word put it
+ * (q4PairF16x2Lane's pairs of codes p and p + 4). At two groups a stage, gemm_mma.ts's stageColumn.
+ */
+function stagedColumn(c: i32, vx: i32): i32 {
+  return (
+    (2 * (c & 1) + ((vx >> 1) & 1)) * 16 + 2 * ((c >> (STAGE_GROUPS / 2)) & 3) + (vx >> 2) + 8 * (vx & 1)
+  );
+}
 
 /** Column c of row n of a tile of 64-half rows, 128-byte swizzled (lower/schedule/tensorize.ts swizzle128). */
 function swizzled(n: i32, c: i32): i32 {
@@ -172,7 +206,8 @@ function q4WgmmaBlock(
   const sk = local("f16", [WARPS, LANES, 2]);
   // This stage's A registers: per K step, lane, register.
   const af = local("u32", [WARPS, STAGE_K / 16, LANES, 4]);
-  const xs = shared("f16", [WGMMA_BT, STAGE_K]);
+  // X_TILES tiles of 64 halves a row, one after the other.
+  const xs = shared("f16", [X_TILES * WGMMA_BT, 64]);
   // Lane h of each warp: the warp's row half h (8 consecutive rows, contiguous in memory).
   // Weights are written by no kernel: under programmatic launch the fetch starts before the wait.
   for (let wh = 0; wh < WARPS; wh++)
@@ -194,7 +229,7 @@ function q4WgmmaBlock(
           for (let sx = 0; sx < X_CHUNKS; sx++) {
             for (let vx = 0; vx < 8; vx++) {
               const c = sx * THREADS + wc * LANES + lc;
-              xs[c >> 3][swizzled(c >> 3, stageColumn(c, vx))] = xr[wc][lc][sx][vx];
+              xs[stagedRow(c)][swizzled(c >> ROW_CHUNK_BITS, stagedColumn(c, vx))] = xr[wc][lc][sx][vx];
             }
           }
           for (let sq = 0; sq < 2; sq++) {
@@ -212,7 +247,9 @@ function q4WgmmaBlock(
           for (let vf = 0; vf < 8; vf++) {
             const c = sf * THREADS + wf * LANES + lf;
             xr[wf][lf][sf][vf] =
-              x[min(bm * WGMMA_BT + (c >> 3), M - 1)][min(gl * STAGE_K + (c & 7) * 8, K - 8) + vf];
+              x[min(bm * WGMMA_BT + (c >> ROW_CHUNK_BITS), M - 1)][
+                min(gl * STAGE_K + (c & (STAGE_WORDS - 1)) * 8, K - 8) + vf
+              ];
           }
         }
         for (let sg = 0; sg < 2; sg++) {
@@ -220,13 +257,14 @@ function q4WgmmaBlock(
           for (let vg = 0; vg < STAGE_GROUPS; vg++)
             wr[wf][lf][sg][vg] =
               packed[row][min(gl * STAGE_WORDS + STAGE_GROUPS * (lf & 3), KW - STAGE_GROUPS) + vg];
-          const group = gl * STAGE_GROUPS + ((lf & 3) >> 1);
+          // Quad lane t's words belong to group t / (4 / STAGE_GROUPS) of the stage.
+          const group = gl * STAGE_GROUPS + idiv((lf & 3) * STAGE_GROUPS, 4);
           sr[wf][lf][sg] = select(group < KG, scales[row][min(group, KG - 1)], f16(0));
         }
         for (let sp = 0; sp < 2; sp++) {
           const prow = min(weightRow(bn, wf, sp, half, groupBlocks) + (lf >> 2), NW - 1);
           const ahead = from + min(g + PREFETCH_AHEAD, stages - 1);
-          if (PREFETCH_AHEAD > 0 && (lf & 3) === 0 && (g & 3) === 0) {
+          if (PREFETCH_AHEAD > 0 && (lf & 3) === 0 && g % LINE_STAGES === 0) {
             prefetchL2(packed[prow][min(ahead * STAGE_WORDS, KW - 1)]);
             prefetchL2(scales[prow][min(ahead * STAGE_GROUPS, KG - 1)]);
           }
@@ -256,7 +294,7 @@ function q4WgmmaBlock(
                   const col = nt * 8 + L.mmaCCol(lane, r);
                   acc[wp][lane][nt][r] +=
                     f32(unpackF16x2(af[wp][kt][L.mmaALane(row, kk)][L.mmaAReg(row, kk)], kk & 1)) *
-                    f32(xs[col][swizzled(col, kt * 16 + kk)]);
+                    f32(xs[(kt >> 2) * WGMMA_BT + col][swizzled(col, (kt & 3) * 16 + kk)]);
                 }
               }
             }

@@ -145,6 +145,14 @@ function variants(): Variant[] {
       schedule: wgmmaGemmSchedule(),
     },
     {
+      // As the model runs it (CUDA_OP_CHOICES' prefillStageGroups 4 with prefillWeightsAhead 4):
+      // K stages of 128, half as many.
+      format: "q4f16_1",
+      kernel: withConsts(q4GemmWgmma, { PREFETCH_AHEAD: 4, STAGE_GROUPS: 4 }),
+      label: "tensor cores (wgmma.m64n128k16), K stages of 128, weights prefetched 4 stages ahead",
+      schedule: wgmmaGemmSchedule(),
+    },
+    {
       // Blocks of 64 weight rows (one warpgroup): twice the blocks, up to three a multiprocessor,
       // for a shorter last wave (688 blocks of two warpgroups at the gate/up shape are 5.2 waves
       // of 132).

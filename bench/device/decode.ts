@@ -252,6 +252,10 @@ async function main(): Promise<number> {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
     const kernels = [defaultLibrary, ...abLibraries];
     const ab: Record<string, number[]> = Object.fromEntries(kernels.map((k) => [k.name, []]));
+    // Each library's last-token logits against the first's (the default): the largest difference
+    // over the largest logit, so that a faster variant is also seen to compute the same thing.
+    let reference: Float32Array | undefined;
+    const logitsVsDefault: Record<string, number> = {};
     for (let round = 0; round < 3; round++)
       for (const k of kernels) {
         const device = createCudaDevice({ runtime: rt, library: readLibrary(join(here, k.lib)) });
@@ -260,14 +264,32 @@ async function main(): Promise<number> {
           opChoices: k.choices,
         });
         ab[k.name]!.push(prefillTokPerS(model, PROMPT).warm);
+        if (round === 0) {
+          model.reset();
+          const logits = Float32Array.from(model.prefill(PROMPT, 0));
+          reference ??= logits;
+          let [diff, top] = [0, 0];
+          for (let i = 0; i < logits.length; i++) {
+            diff = Math.max(diff, Math.abs(logits[i]! - reference[i]!));
+            top = Math.max(top, Math.abs(reference[i]!));
+          }
+          logitsVsDefault[k.name] = diff / top;
+        }
         device.dispose();
       }
     console.log(
       `7B q4f16_1 prefill A/B, 512 tokens (tok/s): ${Object.entries(ab)
         .map(([k, xs]) => `${k} ${xs.map((x) => x.toFixed(1)).join(", ")}`)
-        .join("; ")}`,
+        .join(
+          "; ",
+        )}; last-token logits against ${kernels[0]!.name}'s (largest difference / largest logit): ${Object.entries(
+        logitsVsDefault,
+      )
+        .map(([k, e]) => `${k} ${e.toExponential(2)}`)
+        .join(", ")}`,
     );
     result.prefillAB = ab;
+    result.prefillABLogitsVsDefault = logitsVsDefault;
   }
 
   // 3. Where a 7B decode step's time goes: each launch timed alone (after an L2 flush), at

@@ -404,12 +404,25 @@ export function pinnedVars(a: Access, b: Access, spans: Spans): Set<Var> {
   const queue = a.expanded.filter((x, k) => sameExpr(x, b.expanded[k]!));
   const atoms: Expr[] = [];
   const seen: Expr[] = [];
-  // Equal in both accesses: constant over the varying loops, known equal, or a mask or shift of one.
+  // Equal in both accesses: constant over the varying loops, known equal (a value or a pinned
+  // atom), or a mask or shift of one.
   const knownEqual = (e: Expr): boolean =>
     spanOf(e, spans) === 0 ||
-    [...seen, ...queue].some((x) => sameExpr(x, e)) ||
+    [...seen, ...queue, ...atoms].some((x) => sameExpr(x, e)) ||
     (e.kind === "binary" && (e.op === "&" || e.op === ">>") && e.b.kind === "const" && knownEqual(e.a));
-  while (queue.length) {
+  // x ^ y with y equal makes x equal (a swizzle: a column exchanged by a function of its row); y
+  // may be known only once another dimension (the row) has been taken apart: kept until then.
+  const xors: Expr[] = [];
+  const resolveXors = () => {
+    for (let k = xors.length - 1; k >= 0; k--) {
+      const x = xors[k]! as Expr & { kind: "binary" };
+      const other = knownEqual(x.b) ? x.a : knownEqual(x.a) ? x.b : undefined;
+      if (!other) continue;
+      queue.push(other);
+      xors.splice(k, 1);
+    }
+  };
+  for (resolveXors(); queue.length; resolveXors()) {
     const value = queue.pop()!;
     if (seen.some((x) => sameExpr(x, value))) continue;
     seen.push(value);
@@ -417,11 +430,7 @@ export function pinnedVars(a: Access, b: Access, spans: Spans): Set<Var> {
       if (atom.kind === "var") out.add(atom);
       if (atoms.some((x) => sameExpr(x, atom))) continue;
       atoms.push(atom);
-      // x ^ y with y equal makes x equal (a swizzle: a column exchanged by a function of its row).
-      if (atom.kind === "binary" && atom.op === "^") {
-        if (knownEqual(atom.b)) queue.push(atom.a);
-        else if (knownEqual(atom.a)) queue.push(atom.b);
-      }
+      if (atom.kind === "binary" && atom.op === "^") xors.push(atom);
       const d = divPart(atom);
       if (!d || spanOf(d.d, spans) !== 0) continue;
       // The partner is equal too: constant over the varying loops, or pinned itself.

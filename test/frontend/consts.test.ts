@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { cpuKernel } from "../../backends/cpu/runtime.ts";
-import { f32, kernel, local, withConsts, type Tensor } from "../../dsl/index.ts";
+import { f32, kernel, local, select, withConsts, type Tensor } from "../../dsl/index.ts";
 import { ndarray, zeros } from "../../dsl/ndarray.ts";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { printFunc } from "../../lower/ir/printer.ts";
@@ -23,7 +23,30 @@ const staged = kernel(function staged(x: Tensor<f32, [16]>, y: Tensor<f32, [1]>)
   y[0] = s;
 });
 
+const MODE: number = 0;
+
+/** y[i] = x[2 i] or x[i + 1], by a select on a compile-time constant. */
+const picked = kernel(function picked(x: Tensor<f32, [16]>, y: Tensor<f32, [4]>) {
+  for (let i = 0; i < 4; i++) y[i] = x[select(MODE === 1, i + 1, 2 * i)];
+});
+
 describe("kernel consts", () => {
+  it("pick a select's branch when its condition is known at compile time (no select left in the IR)", () => {
+    const x = ndarray(
+      "f32",
+      [16],
+      Array.from({ length: 16 }, (_, i) => i),
+    );
+    const y = zeros("f32", [4]);
+    expect(printFunc(lowerKernel(picked))).toContain("y[i] = x[2 * i];");
+    cpuKernel(picked)({ x, y });
+    expect(Array.from(y.data)).toEqual([0, 2, 4, 6]);
+    const other = withConsts(picked, { MODE: 1 });
+    expect(printFunc(lowerKernel(other))).toContain("y[i] = x[i + 1];");
+    cpuKernel(other)({ x, y });
+    expect(Array.from(y.data)).toEqual([1, 2, 3, 4]);
+  });
+
   const x = ndarray(
     "f32",
     [16],

@@ -98,6 +98,11 @@ describe("the dependence test", () => {
     expect(messages(lowerKernel(K.swizzledSelf), "c")).toHaveLength(1);
   });
 
+  test("a swizzle whose row is known only once another index (tile and row) is taken apart", () => {
+    expect(messages(lowerKernel(K.swizzledTiles), "c")).toEqual([]);
+    expect(messages(lowerKernel(K.swizzledTilesSame), "c")).toHaveLength(1);
+  });
+
   test("two nests writing tiles of their own (c t + a rest in [0, c)) do not meet across t", () => {
     expect(messages(lowerKernel(K.tilesTwoNests), "t")).toEqual([]);
     expect(messages(lowerKernel(K.tilesTwoNestsOverlap), "t")).toHaveLength(1);

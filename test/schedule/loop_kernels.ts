@@ -187,6 +187,30 @@ export const swizzledSelf = kernel(function swizzledSelf(x: Tensor<i32, [64, 8]>
 });
 
 /**
+ * Two swizzled tiles one after the other (stdlib/gemm_wgmma.ts at four groups a stage): tile
+ * (c >> 1) & 1 and row c >> 4 make the row index; the column's chunk XORs the row's low bits,
+ * which are known only once the row index is taken apart. Each element once.
+ */
+export const swizzledTiles = kernel(function swizzledTiles(
+  x: Tensor<i32, [256, 8]>,
+  y: Tensor<i32, [32, 64]>,
+) {
+  for (let c = 0; c < 256; c++)
+    for (let v = 0; v < 8; v++)
+      y[((c >> 1) & 1) * 16 + (c >> 4)][((4 * (c & 1) + ((c >> 2) & 3)) ^ ((c >> 4) & 7)) * 8 + v] = x[c][v];
+});
+
+/** The same without bit 1 of c (the tile): chunks c and c + 2 land on one element. */
+export const swizzledTilesSame = kernel(function swizzledTilesSame(
+  x: Tensor<i32, [256, 8]>,
+  y: Tensor<i32, [32, 64]>,
+) {
+  for (let c = 0; c < 256; c++)
+    for (let v = 0; v < 8; v++)
+      y[(c >> 4) + 16 * ((c >> 3) & 1)][((4 * (c & 1) + ((c >> 2) & 3)) ^ ((c >> 4) & 7)) * 8 + v] = x[c][v];
+});
+
+/**
  * A tile of 16 per iteration of t, written by one nest or another (whole tiles unguarded, the
  * last guarded): each nest's own loops, but both put t in 16 t + a rest in [0, 16), so
  * different t never meet.

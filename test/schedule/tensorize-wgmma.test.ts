@@ -143,6 +143,31 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
         expect(compareResults(want, got, 0).mismatches).toEqual([]);
       });
 
+  // Four groups a K stage (STAGE_GROUPS 4: half the stages, x staged as two tiles of 64-half
+  // rows): tensorized, the same as unscheduled, bit for bit (K of 96: one stage whose last group,
+  // past K, weighs 0; 288: three stages; whole and cut tiles), and within f32 rounding of two
+  // groups a stage (the products of a stage are summed in another order).
+  for (const [name, k, sym] of [
+    ["q4GemmWgmma", q4GemmWgmma, { m: 19, n: 136, k: 96, kw: 12, kg: 3 }],
+    ["q4GemmResidualWgmma", q4GemmResidualWgmma, { m: 131, n: 136, k: 288, kw: 36, kg: 9 }],
+    ["q4GateUpSiluGemmWgmma", q4GateUpSiluGemmWgmma, { m: 19, n2: 160, i: 80, k: 256, kw: 32, kg: 8 }],
+    ["q4QkvGemmWgmma", q4QkvGemmWgmma, { m: 19, n: 208, qd: 80, kvd: 64, k: 128, kw: 16, kg: 4 }],
+  ] as const)
+    it(`${name} with four groups a K stage (STAGE_GROUPS 4) tensorized equals the unscheduled kernel, and two groups a stage to f32 rounding`, () => {
+      const four = withConsts(k as KernelDef, { STAGE_GROUPS: 4 });
+      const s = Schedule.of(four);
+      wgmmaGemmSchedule()(s, "sm_90");
+      // Eight K steps a stage (twice two groups'), each a product per accumulator field.
+      const printed = printFunc(s.func);
+      expect(printed).toMatch(/for \(let kt = 0; kt < 8; kt\+\+\)/);
+      expect(printed.match(/wgmma_m64n128k16\(/g)?.length).toBe(64);
+      const { want, got } = runBoth(four, s, sym);
+      expect(compareResults(want, got, 0).mismatches).toEqual([]);
+      const two = cloneArgs(randomArgs(lowerKernel(k as KernelDef), sym, 3));
+      cpuKernel(lowerKernel(k as KernelDef))(two as never);
+      expect(compareResults(two, want, 1e-3).mismatches).toEqual([]);
+    });
+
   // prefillGateUpWave's cut (llama/ops.ts): outputs to 128 by q4GateUpSiluGemmWgmma (OUT_TO), the
   // rest (a whole block of 64 and a cut one) by q4GateUpSplitKGemmWgmma in 3 splits of K and
   // gateUpSiluSplitReduce (OUT_FROM).
