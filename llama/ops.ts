@@ -112,14 +112,16 @@ export interface OpChoices {
    */
   readonly prefillWeightsAhead?: number;
   /**
-   * With prefillGemm "wgmma": q4 groups of 32 per K stage of its GEMMs (stdlib/gemm_wgmma.ts's
-   * STAGE_GROUPS): 2 (the default: stages of 64) or 4 (stages of 128: half the stages and their
-   * waits and barriers, each with twice the products and loads; K a multiple of 128 wastes none).
-   * CUDA's choice is 4: on an H100 the 512-token prefill 3.3% faster (26,007-26,196 against
-   * 25,082-25,271 tok/s in one call), the down projection (K = 11,008) 136 -> 114 us, the others
-   * (K = 4,096) unchanged (bench/results/prefill-stage-groups-ab-h100.json).
+   * With prefillGemm "wgmma": the GEMMs whose K is at least this take K stages of 128 (four q4
+   * groups: stdlib/gemm_wgmma.ts's STAGE_GROUPS 4) instead of 64: half the stages and their waits
+   * and barriers, each with twice the products and loads, against a longer first stage before the
+   * products start; 0 (the default): none, 1: all. CUDA's choice is 8192, the down projection at
+   * Llama-2-7B's sizes (K = 11,008): on an H100 it took 114 against 136 us inside the 512-token
+   * prefill and 107 against 125 alone, while at K = 4,096 (32 stages of 128) the GEMMs were 1-4%
+   * slower alone and within 2% inside the prefill; the prefill 3.3% faster with every GEMM so
+   * (bench/results/prefill-stage-groups-ab-h100.json, gemm-h100.json).
    */
-  readonly prefillStageGroups?: 2 | 4;
+  readonly prefillWideStagesFromK?: number;
   /**
    * With prefillGemm "wgmma": the blocks a wave of the GPU runs (its multiprocessors: one block of
    * two warpgroups each), for which gate/up's GEMM is cut: a launch of the most blocks of outputs
@@ -156,7 +158,7 @@ export const CUDA_OP_CHOICES: OpChoices = {
   fusePrefillEpilogues: true,
   prefillWeightsAhead: 4,
   prefillGateUpWave: 132,
-  prefillStageGroups: 4,
+  prefillWideStagesFromK: 8192,
 };
 
 /**
@@ -221,11 +223,9 @@ export function llamaOps(
   const ahead = choices.prefillWeightsAhead ?? 0;
   if (!Number.isInteger(ahead) || ahead < 0)
     throw new Error(`tkc: prefillWeightsAhead must be a whole number of K stages (0: none), got ${ahead}`);
-  const stageGroups = choices.prefillStageGroups ?? 2;
-  if (stageGroups !== 2 && stageGroups !== 4)
-    throw new Error(
-      `tkc: prefillStageGroups must be 2 or 4 (q4 groups a K stage), got ${String(stageGroups)}`,
-    );
+  const wideFrom = choices.prefillWideStagesFromK ?? 0;
+  if (!Number.isInteger(wideFrom) || wideFrom < 0)
+    throw new Error(`tkc: prefillWideStagesFromK must be a whole K (0: no GEMM), got ${wideFrom}`);
   // Tensor cores take f16 operands: f32 models keep attention by chunks.
   const prefillMma = choices.prefillAttention === "mma" && format !== "f32" && S.prefillMmaFits(hd);
   const prefillChunks =
@@ -235,16 +235,16 @@ export function llamaOps(
     : prefillChunks
       ? S.attentionPrefillWarps
       : S.attentionPrefill;
-  // The wgmma GEMMs, with the prefill's weight prefetch where chosen.
-  const wg = (k: KernelDef): KernelDef => {
+  // The wgmma GEMMs over K, with the prefill's weight prefetch and wide stages where chosen.
+  const wg = (k: KernelDef, K: number): KernelDef => {
     const consts = {
       ...(choices.prefetchPrefillWeights === true ? { PREFETCH: 1 } : {}),
       ...(ahead > 0 ? { PREFETCH_AHEAD: ahead } : {}),
-      ...(stageGroups !== 2 ? { STAGE_GROUPS: stageGroups } : {}),
+      ...(wideFrom > 0 && K >= wideFrom ? { STAGE_GROUPS: 4 } : {}),
     };
     return Object.keys(consts).length > 0 ? withConsts(k, consts) : k;
   };
-  const q4Gemm = wgmma ? wg(S.q4GemmWgmma) : mma ? S.q4GemmMma : S.q4GemmTiled;
+  const q4Gemm = (K: number) => (wgmma ? wg(S.q4GemmWgmma, K) : mma ? S.q4GemmMma : S.q4GemmTiled);
   const f16Gemm = mma ? S.f16GemmMma : S.f16GemmTiled;
   const retype = format === "f32" ? ({ from: "f16", to: "f32" } as const) : undefined;
   const tag = `${format}_${dim}x${hidden}_${c.nHeads}h${c.nKvHeads}kv_${c.vocabSize}v_${ctx}ctx`;
@@ -379,11 +379,11 @@ export function llamaOps(
     });
     Object.assign(prefill, {
       embed: op("embedT", S.q4Embedding, { vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
-      gemmQ: op("gemmqT", q4Gemm, q4(dim, dim)),
-      gemmKV: op("gemmkvT", q4Gemm, q4(dim, kvd)),
-      gemmO: op("gemmoT", q4Gemm, q4(dim, dim)),
-      gemmGateUp: op("gemmgateT", q4Gemm, q4(dim, hidden)),
-      gemmDown: op("gemmdownT", q4Gemm, q4(hidden, dim)),
+      gemmQ: op("gemmqT", q4Gemm(dim), q4(dim, dim)),
+      gemmKV: op("gemmkvT", q4Gemm(dim), q4(dim, kvd)),
+      gemmO: op("gemmoT", q4Gemm(dim), q4(dim, dim)),
+      gemmGateUp: op("gemmgateT", q4Gemm(dim), q4(dim, hidden)),
+      gemmDown: op("gemmdownT", q4Gemm(hidden), q4(hidden, dim)),
     });
     if (mma && (choices.fusePrefillEpilogues ?? false)) {
       // Q, K and V in one launch; the O, gate/up and down products, residual adds and SwiGLU in
@@ -396,7 +396,7 @@ export function llamaOps(
         for (const replaced of ["ropeQ", "ropeK", "kvAppend"]) delete prefill[replaced];
         prefill.gemmQkvRope = op(
           "gemmqkvropeT",
-          wgmma ? wg(S.q4QkvRopeAppendGemmWgmma) : S.q4QkvRopeAppendGemmMma,
+          wgmma ? wg(S.q4QkvRopeAppendGemmWgmma, dim) : S.q4QkvRopeAppendGemmMma,
           {
             ...q4(dim, dim + 2 * kvd),
             h: c.nHeads,
@@ -406,15 +406,15 @@ export function llamaOps(
           },
         );
       } else
-        prefill.gemmQKV = op("gemmqkvT", wgmma ? wg(S.q4QkvGemmWgmma) : S.q4QkvGemmMma, {
+        prefill.gemmQKV = op("gemmqkvT", wgmma ? wg(S.q4QkvGemmWgmma, dim) : S.q4QkvGemmMma, {
           ...q4(dim, dim + 2 * kvd),
           qd: dim,
           kvd,
         });
-      const residual = wgmma ? wg(S.q4GemmResidualWgmma) : S.q4GemmResidualMma;
+      const residual = (K: number) => (wgmma ? wg(S.q4GemmResidualWgmma, K) : S.q4GemmResidualMma);
       Object.assign(prefill, {
-        gemmORes: op("gemmoresT", residual, q4(dim, dim)),
-        gemmDownRes: op("gemmdownresT", residual, q4(hidden, dim)),
+        gemmORes: op("gemmoresT", residual(dim), q4(dim, dim)),
+        gemmDownRes: op("gemmdownresT", residual(hidden), q4(hidden, dim)),
       });
       const cut = gateUpCut(hidden, wgmma ? choices.prefillGateUpWave : undefined);
       if (cut.outputs > 0) {
@@ -423,12 +423,12 @@ export function llamaOps(
         const rest = { s: cut.splits, p: hidden - cut.outputs };
         prefill.gemmGateUpSilu = op(
           "gemmgateupwavesT",
-          withConsts(wg(S.q4GateUpSiluGemmWgmma), { OUT_TO: cut.outputs }),
+          withConsts(wg(S.q4GateUpSiluGemmWgmma, dim), { OUT_TO: cut.outputs }),
           gateUpShape,
         );
         prefill.gemmGateUpSplitK = op(
           "gemmgateupsplitkT",
-          withConsts(wg(S.q4GateUpSplitKGemmWgmma), { OUT_FROM: cut.outputs }),
+          withConsts(wg(S.q4GateUpSplitKGemmWgmma, dim), { OUT_FROM: cut.outputs }),
           { ...withN2(q4(dim, 2 * hidden)), ...rest },
         );
         prefill.gateUpSplitReduce = op(
@@ -439,7 +439,7 @@ export function llamaOps(
       } else
         prefill.gemmGateUpSilu = op(
           "gemmgateupT",
-          wgmma ? wg(S.q4GateUpSiluGemmWgmma) : S.q4GateUpSiluGemmMma,
+          wgmma ? wg(S.q4GateUpSiluGemmWgmma, dim) : S.q4GateUpSiluGemmMma,
           gateUpShape,
         );
     }

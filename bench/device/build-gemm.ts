@@ -145,8 +145,8 @@ function variants(): Variant[] {
       schedule: wgmmaGemmSchedule(),
     },
     {
-      // As the model runs it (CUDA_OP_CHOICES' prefillStageGroups 4 with prefillWeightsAhead 4):
-      // K stages of 128, half as many.
+      // As the model runs the GEMMs of K = 11,008 (CUDA_OP_CHOICES' prefillWideStagesFromK with
+      // prefillWeightsAhead 4): K stages of 128, half as many.
       format: "q4f16_1",
       kernel: withConsts(q4GemmWgmma, { PREFETCH_AHEAD: 4, STAGE_GROUPS: 4 }),
       label: "tensor cores (wgmma.m64n128k16), K stages of 128, weights prefetched 4 stages ahead",

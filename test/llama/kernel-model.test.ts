@@ -234,29 +234,41 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
       "q4GateUpSiluGemmWgmma",
     ]);
     expect(ampere.ops.prefill.gemmQkvRope!.kernel.name).toBe("q4QkvRopeAppendGemmMma");
-    // Their weights' L2 lines prefetched 4 stages ahead (prefillWeightsAhead), stages of four
-    // groups (prefillStageGroups); invalid values refused.
+    // Their weights' L2 lines prefetched 4 stages ahead (prefillWeightsAhead); stages of four
+    // groups from K = 8192 on (prefillWideStagesFromK): none at these sizes; invalid values refused.
     expect([h.gemmQkvRope, h.gemmORes, h.gemmGateUpSilu].map((o) => o!.kernel.consts)).toEqual(
-      new Array(3).fill(expect.objectContaining({ PREFETCH_AHEAD: 4, STAGE_GROUPS: 4 })),
+      new Array(3).fill(expect.objectContaining({ PREFETCH_AHEAD: 4 })),
     );
+    expect(h.gemmDownRes!.kernel.consts).toEqual({ PREFETCH_AHEAD: 4 });
     expect(() => llamaOps(config, "q4f16_1", {}, { ...CUDA_OP_CHOICES, prefillWeightsAhead: -1 })).toThrow(
       /prefillWeightsAhead must be a whole number of K stages \(0: none\), got -1/,
     );
     expect(() =>
-      llamaOps(config, "q4f16_1", {}, { ...CUDA_OP_CHOICES, prefillStageGroups: 3 as never }),
-    ).toThrow(/prefillStageGroups must be 2 or 4 \(q4 groups a K stage\), got 3/);
+      llamaOps(config, "q4f16_1", {}, { ...CUDA_OP_CHOICES, prefillWideStagesFromK: 0.5 }),
+    ).toThrow(/prefillWideStagesFromK must be a whole K \(0: no GEMM\), got 0.5/);
+    // From K = 512 on: the down projection (K = hidden = 512) alone.
+    const fromHidden = llamaOps(
+      wide,
+      "q4f16_1",
+      {},
+      { ...CUDA_OP_CHOICES, prefillWideStagesFromK: 512 },
+    ).prefill;
+    expect([fromHidden.gemmDownRes, fromHidden.gemmORes].map((o) => o!.kernel.consts?.STAGE_GROUPS)).toEqual([
+      4,
+      undefined,
+    ]);
     expect(llamaOps(config, "q4f16_1", {}, CUDA_OP_CHOICES).prefill.gemmQKV!.kernel.name).toBe(
       "q4QkvGemmWgmma",
     );
-    // Two groups a K stage: mma's values bit for bit; four: the products of a stage summed in
-    // another order.
-    const hopper2 = new KernelLlama(createCpuDevice(), syntheticQ4(wide, 3), {
+    // Two groups a K stage: mma's values bit for bit; four in every GEMM: the products of a stage
+    // summed in another order.
+    expect(Array.from(hopper.prefill(prompt, 0))).toEqual(Array.from(ampere.prefill(prompt, 0)));
+    const wideStages = new KernelLlama(createCpuDevice(), syntheticQ4(wide, 3), {
       format: "q4f16_1",
-      opChoices: { ...CUDA_OP_CHOICES, prefillStageGroups: 2 },
+      opChoices: { ...CUDA_OP_CHOICES, prefillWideStagesFromK: 1 },
     });
-    expect(hopper2.ops.prefill.gemmORes!.kernel.consts).toEqual({ PREFETCH_AHEAD: 4 });
-    expect(Array.from(hopper2.prefill(prompt, 0))).toEqual(Array.from(ampere.prefill(prompt, 0)));
-    expect(relErr(ampere.prefill(prompt, 0), hopper.prefill(prompt, 0))).toBeLessThan(1e-3);
+    expect(wideStages.ops.prefill.gemmORes!.kernel.consts).toEqual({ PREFETCH_AHEAD: 4, STAGE_GROUPS: 4 });
+    expect(relErr(ampere.prefill(prompt, 0), wideStages.prefill(prompt, 0))).toBeLessThan(1e-3);
     // Gate/up cut (prefillGateUpWave 24): 6 of the 8 blocks of 64 outputs fill one wave at a full
     // chunk of 4 token blocks; the other 2 blocks go in 24 / 8 = 3 splits of K. At 12 the other 2
     // would fit only 1 split: no cut. The same values up to the grouping of f32 sums.
