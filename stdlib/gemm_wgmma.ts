@@ -11,8 +11,8 @@
  * mma.m16n8k16 accumulator layout of 16 tiles of 8 tokens). Per stage of K (64, two q4 groups) the
  * block's x tile (128 tokens of 64 halves) is staged in shared memory in the weights' K order
  * (stagedColumn, as q4GemmMma stages it) and 128-byte swizzled (swizzle128), the layout the
- * instruction's matrix descriptor names; at four groups a stage (STAGE_GROUPS, CUDA's choice),
- * K 128 as two such tiles.
+ * instruction's matrix descriptor names; at four groups a stage (STAGE_GROUPS: CUDA's choice for
+ * long K), K 128 as two such tiles.
  *
  * q4GemmWgmma's fused variants add the epilogues of gemm_mma.ts's (the same values): the
  * residual add (q4GemmResidualWgmma), SwiGLU of paired gate and up rows (q4GateUpSiluGemmWgmma),
@@ -90,7 +90,7 @@ const TILES = WGMMA_BT / 8;
 /**
  * q4 groups of 32 per K stage (withConsts): 2 (a stage of 64, one 128-byte swizzled row of x per
  * token) or 4 (128: half the stages, each with twice the products and loads; x staged as two
- * tiles of 64-half rows, one after the other). No other value.
+ * tiles of 64-half rows, one after the other). No other value (the GPU schedule refuses it).
  */
 const STAGE_GROUPS: number = 2;
 const STAGE_K = Q4_GROUP * STAGE_GROUPS;

@@ -21,6 +21,7 @@ import { ScheduleError, TargetUnsupportedError } from "../../lower/schedule/erro
 import { MIN_BLOCKS_PER_SM } from "../../lower/passes/launch.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { loopPath, namesIn } from "../../lower/schedule/state.ts";
+import { allocatedIn } from "../../lower/schedule/analysis.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 
 export interface GemmSchedule {
@@ -373,6 +374,13 @@ export function wgmmaGemmSchedule(p: WgmmaGemmSchedule = WGMMA_GEMM_SCHEDULE) {
           `q4QkvRopeAppendGemmWgmma pairs a block's 64 rotations in one head: it needs the head size specialized to a multiple of 128 (${dim ? printExpr(dim) : "?"}); use q4QkvGemmWgmma with ropeHalf and kvAppend`,
         );
     }
+    // stdlib/gemm_wgmma.ts stages x as one tile of 128 tokens (two q4 groups a K stage) or two.
+    const xRows = [...allocatedIn(s.func.body)].find((b) => b.name === "xs")?.shape[0];
+    if (xRows?.kind === "const" && xRows.value !== 128 && xRows.value !== 256)
+      throw new ScheduleError(
+        "wgmmaGemmSchedule",
+        `${s.func.name} stages ${xRows.value} rows of x a K stage: its STAGE_GROUPS must be 2 or 4 (q4 groups of 32 a stage)`,
+      );
     if (p.blocksAlong === "tokens") {
       s.reorder("bn", "bm");
       s.bind("bn", "blockIdx.y");

@@ -168,6 +168,17 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
       expect(compareResults(two, want, 1e-3).mismatches).toEqual([]);
     });
 
+  it("refuses K stages of other than two or four groups, naming STAGE_GROUPS or the line", () => {
+    const s = Schedule.of(withConsts(q4GemmWgmma, { STAGE_GROUPS: 8 }));
+    expect(() => wgmmaGemmSchedule()(s, "sm_90")).toThrow(
+      /stages 512 rows of x a K stage: its STAGE_GROUPS must be 2 or 4 \(q4 groups of 32 a stage\)/,
+    );
+    // An odd count: a fraction where the kernel needs an integer, at its line.
+    expect(() => Schedule.of(withConsts(q4GemmWgmma, { STAGE_GROUPS: 3 }))).toThrow(
+      /stdlib\/gemm_wgmma\.ts:\d+:\d+: this value \(3\.5\) is not an integer but i32 is needed/,
+    );
+  });
+
   // prefillGateUpWave's cut (llama/ops.ts): outputs to 128 by q4GateUpSiluGemmWgmma (OUT_TO), the
   // rest (a whole block of 64 and a cut one) by q4GateUpSplitKGemmWgmma in 3 splits of K and
   // gateUpSiluSplitReduce (OUT_FROM).
