@@ -24,9 +24,15 @@ export const ROW_THREADS: Readonly<Record<string, number>> = {
 };
 
 const threadsFor = (target: string) => ROW_THREADS[target] ?? 128;
-/** Threads per row of the row reductions (rmsNorm): tuned (tuned.ts) over ROW_THREADS. */
-const rowReduceThreads = (target: string) =>
-  tunedParams<{ threads: number }>(target, "rowReduce")?.threads ?? threadsFor(target);
+/**
+ * Threads per row of the row reductions (rmsNorm): tuned (tuned.ts) over ROW_THREADS, for one row
+ * (decode) and for many (the prefill's "rowReduceRows", where a row's block shares the GPU with
+ * hundreds of others), else the one-row count.
+ */
+const rowReduceThreads = (target: string, manyRows: boolean) =>
+  (manyRows ? tunedParams<{ threads: number }>(target, "rowReduceRows")?.threads : undefined) ??
+  tunedParams<{ threads: number }>(target, "rowReduce")?.threads ??
+  threadsFor(target);
 
 /** Whether a loop has a constant trip count of at most 64 (worth unrolling). */
 function constantExtent(s: Schedule, name: string): boolean {
@@ -37,15 +43,26 @@ function constantExtent(s: Schedule, name: string): boolean {
 /** Rows to blocks; the row's reduction loop split across threads; its output loop too. */
 export function rowReduction(row: string, reduce: string, out: string, threads?: number) {
   return (s: Schedule, target: string) => {
-    const t = threads ?? rowReduceThreads(target);
+    const rows = loopPath(s.func, row, "rowReduction").loop.extent;
+    const t = threads ?? rowReduceThreads(target, !(rows.kind === "const" && rows.value === 1));
     s.bind(row, "blockIdx.x");
     const [kt, kSerial] = s.split(reduce, [t, null]);
     s.bind(kt!, "threadIdx.x");
-    const [oSerial, ot] = s.split(out, [null, t]);
-    s.bind(ot!, "threadIdx.x");
     // Each thread's few loads in flight at once, not one latency after another.
     if (constantExtent(s, kSerial!)) s.unroll(kSerial!);
-    if (constantExtent(s, oSerial!)) s.unroll(oSerial!);
+    // The output loop, where the row's length is known, as the reduction's (each thread its
+    // contiguous run of the row), vectorized where the run is a power of two up to 16: the run's
+    // loads (x, w) in one instruction each before its store. Interleaved (adjacent threads on
+    // adjacent elements, unrolled), a thread's loads waited each for the store before it (y may
+    // alias x): one latency after another; kept for a symbolic length, where runs of a symbolic
+    // size cannot be shown apart.
+    const known = loopPath(s.func, out, "rowReduction").loop.extent.kind === "const";
+    const [ot, oSerial] = known ? s.split(out, [t, null]) : s.split(out, [null, t]).reverse();
+    s.bind(ot!, "threadIdx.x");
+    const run = loopPath(s.func, oSerial!, "rowReduction").loop.extent;
+    if (known && run.kind === "const" && run.value <= 16 && (run.value & (run.value - 1)) === 0)
+      s.vectorize(oSerial!);
+    else if (constantExtent(s, oSerial!)) s.unroll(oSerial!);
   };
 }
 

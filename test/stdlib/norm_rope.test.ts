@@ -5,6 +5,18 @@ import { ndarray, toNumbers, zeros } from "../../dsl/ndarray.ts";
 import { rmsNorm } from "../../stdlib/rmsnorm.ts";
 import { ropeHalf, ropeHalfAppend, ropeInterleaved, ropeInterleavedAppend } from "../../stdlib/rope.ts";
 import { kvAppend } from "../../stdlib/kv_cache.ts";
+import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
+import { tunedParams } from "../../stdlib/gpu/tuned.ts";
+import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
+import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
+import { lowerKernel } from "../../lower/frontend/lower.ts";
+import { launchDims } from "../../lower/ir/launch.ts";
+import type { PrimFunc } from "../../lower/ir/nodes.ts";
+import { printExpr, printFunc } from "../../lower/ir/printer.ts";
+import { specialize } from "../../lower/ir/specialize.ts";
+import { lowerToDevice } from "../../lower/passes/pipeline.ts";
+import { TARGETS } from "../../lower/passes/target.ts";
+import { Schedule } from "../../lower/schedule/index.ts";
 import { F16_EPS, F32_EPS, SEED, expectWithin, randomF16, rng } from "./helpers.ts";
 
 describe(`rmsNorm on the CPU (seed ${SEED})`, () => {
@@ -49,6 +61,37 @@ describe(`rmsNorm on the CPU (seed ${SEED})`, () => {
     expect(Array.from(got.subarray(0, d))).toEqual(new Array(d).fill(0));
     // 2^-10 / sqrt(2^-20 + 2^-20) = 1/sqrt(2)
     expectWithin(got.subarray(d), new Array(d).fill(Math.SQRT1_2), F16_EPS, "damped row");
+  });
+});
+
+describe("rmsNorm's GPU schedule", () => {
+  const scheduled = (shapes: Record<string, number>) => {
+    const s = new Schedule(specialize(lowerKernel(rmsNorm), shapes));
+    GPU_SCHEDULES.rmsNorm!(s, "sm_90");
+    return s.func;
+  };
+  test("each thread's run of a row in one vector load of x, one of w and one store; many rows over fewer threads a row (tuned)", () => {
+    const decode = scheduled({ m: 1, d: 4096 });
+    const prefill = scheduled({ d: 4096 });
+    const threads = (f: PrimFunc) => printExpr(launchDims(f).block[0]);
+    expect([threads(decode), threads(prefill)]).toEqual([
+      String(tunedParams<{ threads: number }>("sm_90", "rowReduce")!.threads),
+      String(tunedParams<{ threads: number }>("sm_90", "rowReduceRows")!.threads),
+    ]);
+    expect(printFunc(prefill)).toMatch(/\/\/ vectorized/);
+    // The same values as unscheduled, on the emulation: rows of 4096 and a ragged 100.
+    for (const [shapes, symbols] of [
+      [{ d: 4096 }, { m: 3 }],
+      [{ d: 100 }, { m: 2 }],
+    ] as const) {
+      const plain = specialize(lowerKernel(rmsNorm), shapes);
+      const args = { ...randomArgs(plain, symbols, 7), eps: 1e-5 };
+      const want = cloneArgs(args);
+      const got = cloneArgs(args);
+      cpuKernel(plain)(want as never);
+      cpuDeviceKernel(lowerToDevice(scheduled(shapes), TARGETS.sm_90))(got as never);
+      expect(compareResults(want, got, 2e-3).mismatches).toEqual([]);
+    }
   });
 });
 
