@@ -49,11 +49,12 @@ export interface CudaDeviceOptions {
   /**
    * Launch with programmatic dependent launch (sm_90 libraries only, whose kernels wait for their
    * predecessor themselves), so that each kernel's launch overlaps the previous one's tail: true
-   * for every launch, false for none. By default (or TKC_PDL=1 / TKC_PDL=0 for all / none) the
-   * launches of recordings (the decode step's graph) use it and eager launches do not: on an H100
-   * the 7B q4f16_1 decode with tensor-core GEMVs gained 5% (bench/results/decode-h100.json,
-   * decodeGemvAB), while eagerly launched prefill GEMMs once measured 20% slower (the next
-   * kernel's blocks take SMs early; bench/results/decode-pdl-ab-h100.json).
+   * (the default; TKC_PDL=1) for every launch, false (TKC_PDL=0) for none. On an H100 the 7B
+   * q4f16_1 decode with tensor-core GEMVs gained 5% in its graph (bench/results/decode-h100.json,
+   * decodeGemvAB) and the 512-token prefill, launched eagerly, 2.8% (26,904-27,029 against
+   * 26,200-26,247 tok/s; bench/results/prefill-pdl-ab-h100.json). The third session's prefill
+   * GEMMs had measured 20% slower with it (bench/results/decode-pdl-ab-h100.json), so eager
+   * launches went without it until then.
    */
   readonly programmatic?: boolean;
 }
@@ -78,8 +79,7 @@ const PROFILE_FLUSH_BYTES = 128 << 20;
 export function createCudaDevice({ runtime: rt, library, profile, programmatic }: CudaDeviceOptions): Device {
   const arch = Number(/sm_(\d+)/.exec(library.target)?.[1] ?? 0);
   const env = process.env.TKC_PDL;
-  const pdlAlways = arch >= 90 && (programmatic ?? env === "1");
-  const pdlInRecordings = arch >= 90 && (programmatic ?? env !== "0");
+  const pdl = arch >= 90 && (programmatic ?? env !== "0");
   const stream = rt.createStream();
   let recording = false;
   let flush: { ptr: DevicePtr; graph: GpuGraph } | undefined;
@@ -180,7 +180,7 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
         block,
         sharedBytes,
         stream,
-        programmatic: recording ? pdlInRecordings : pdlAlways,
+        programmatic: pdl,
       });
       if (inOrder) {
         inOrder[1]!.record(stream);

@@ -1,8 +1,8 @@
 /**
- * Which launches of the CUDA device use programmatic dependent launch: by default those recorded
- * into a graph (the decode step) and not eager ones (prefill); `programmatic` or TKC_PDL=1 / 0
- * turn it on or off for all; never for libraries older than sm_90. A stub runtime records the
- * launch options (no GPU, no driver).
+ * Which launches of the CUDA device use programmatic dependent launch: by default all of them,
+ * eager ones (prefill) and those recorded into a graph (the decode step); `programmatic` or
+ * TKC_PDL=1 / 0 turn it on or off for all; never for libraries older than sm_90. A stub runtime
+ * records the launch options (no GPU, no driver).
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { GpuRuntime, LaunchOptions } from "../../../backends/gpu-common/runtime.ts";
@@ -52,8 +52,8 @@ describe.skipIf(llvmMissing !== "")("programmatic dependent launch on the CUDA d
     return out;
   }
 
-  it("by default only in recordings (the decode graph)", () => {
-    expect(launches("sm_90")).toEqual([false, true]);
+  it("by default eager launches and recordings (the decode graph) alike", () => {
+    expect(launches("sm_90")).toEqual([true, true]);
   });
 
   it("everywhere or nowhere when asked, by option or TKC_PDL", () => {
