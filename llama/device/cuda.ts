@@ -49,12 +49,14 @@ export interface CudaDeviceOptions {
   /**
    * Launch with programmatic dependent launch (sm_90 libraries only, whose kernels wait for their
    * predecessor themselves), so that each kernel's launch overlaps the previous one's tail: true
-   * (the default; TKC_PDL=1) for every launch, false (TKC_PDL=0) for none. On an H100 the 7B
-   * q4f16_1 decode with tensor-core GEMVs gained 5% in its graph (bench/results/decode-h100.json,
-   * decodeGemvAB) and the 512-token prefill, launched eagerly, 2.8% (26,904-27,029 against
-   * 26,200-26,247 tok/s; bench/results/prefill-pdl-ab-h100.json). The third session's prefill
-   * GEMMs had measured 20% slower with it (bench/results/decode-pdl-ab-h100.json), so eager
-   * launches went without it until then.
+   * (TKC_PDL=1) for every launch, false (TKC_PDL=0) for none. By default the launches of
+   * recordings (the decode step's graph) use it, and eager ones where their op asks
+   * (OpSpec.programmaticEager). On an H100 the 7B q4f16_1 decode with tensor-core GEMVs gained 5%
+   * in its graph (bench/results/decode-h100.json, decodeGemvAB); the 512-token q4f16_1 prefill
+   * (wgmma GEMMs, one block a multiprocessor), launched eagerly, 2.8% (26,904-27,029 against
+   * 26,200-26,247 tok/s; bench/results/prefill-pdl-ab-h100.json), while the f16 prefill (mma
+   * GEMMs, several blocks a multiprocessor) ran 7,334 against 8,359-9,211 with it, as the third
+   * session's GEMMs had (bench/results/decode-pdl-ab-h100.json).
    */
   readonly programmatic?: boolean;
 }
@@ -79,7 +81,8 @@ const PROFILE_FLUSH_BYTES = 128 << 20;
 export function createCudaDevice({ runtime: rt, library, profile, programmatic }: CudaDeviceOptions): Device {
   const arch = Number(/sm_(\d+)/.exec(library.target)?.[1] ?? 0);
   const env = process.env.TKC_PDL;
-  const pdl = arch >= 90 && (programmatic ?? env !== "0");
+  const forced = programmatic ?? (env === "1" ? true : env === "0" ? false : undefined);
+  const pdl = (spec: OpSpec) => arch >= 90 && (forced ?? (recording || spec.programmaticEager === true));
   const stream = rt.createStream();
   let recording = false;
   let flush: { ptr: DevicePtr; graph: GpuGraph } | undefined;
@@ -180,7 +183,7 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
         block,
         sharedBytes,
         stream,
-        programmatic: pdl,
+        programmatic: pdl(op.spec),
       });
       if (inOrder) {
         inOrder[1]!.record(stream);

@@ -29,6 +29,12 @@ export interface OpSpec {
   readonly schedule?: ScheduleFn;
   /** Scalar parameters read from one-element device tensors instead (see scalarsFromMemory). */
   readonly scalarsInMemory?: readonly string[];
+  /**
+   * Launched eagerly (outside recordings) with programmatic dependent launch where the device has
+   * it (CUDA, sm_90): a measured choice per op (llama/ops.ts sets it for the prefill's ops where
+   * its q4 GEMMs run on wgmma). Recordings use it for every op.
+   */
+  readonly programmaticEager?: boolean;
 }
 
 export interface Op {

@@ -240,6 +240,9 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
       new Array(3).fill(expect.objectContaining({ PREFETCH_AHEAD: 4 })),
     );
     expect(h.gemmDownRes!.kernel.consts).toEqual({ PREFETCH_AHEAD: 4 });
+    // Their eager launches with programmatic dependent launch (wgmma only), every prefill op's.
+    expect(Object.values(h).every((o) => o.programmaticEager === true)).toBe(true);
+    expect(Object.values(ampere.ops.prefill).some((o) => o.programmaticEager)).toBe(false);
     expect(() => llamaOps(config, "q4f16_1", {}, { ...CUDA_OP_CHOICES, prefillWeightsAhead: -1 })).toThrow(
       /prefillWeightsAhead must be a whole number of K stages \(0: none\), got -1/,
     );

@@ -1,8 +1,8 @@
 /**
- * Which launches of the CUDA device use programmatic dependent launch: by default all of them,
- * eager ones (prefill) and those recorded into a graph (the decode step); `programmatic` or
- * TKC_PDL=1 / 0 turn it on or off for all; never for libraries older than sm_90. A stub runtime
- * records the launch options (no GPU, no driver).
+ * Which launches of the CUDA device use programmatic dependent launch: by default those recorded
+ * into a graph (the decode step), and eager ones (prefill) whose op asks (programmaticEager);
+ * `programmatic` or TKC_PDL=1 / 0 turn it on or off for all; never for libraries older than
+ * sm_90. A stub runtime records the launch options (no GPU, no driver).
  */
 import { afterEach, describe, expect, it } from "vitest";
 import type { GpuRuntime, LaunchOptions } from "../../../backends/gpu-common/runtime.ts";
@@ -42,18 +42,19 @@ describe.skipIf(llvmMissing !== "")("programmatic dependent launch on the CUDA d
   });
 
   /** One eager launch, then one inside a recording: their programmatic flags. */
-  function launches(target: string, programmatic?: boolean): boolean[] {
+  function launches(target: string, programmatic?: boolean, op: OpSpec = spec): boolean[] {
     const out: boolean[] = [];
     const d = createCudaDevice({ runtime: recordingRuntime(out), library: library(target), programmatic });
     const t = (n: number) => d.tensor("f16", [1, n]);
     const args = { a: t(64), b: t(64), y: t(64) };
-    d.run(d.op(spec), args);
-    d.record(() => d.run(d.op(spec), args));
+    d.run(d.op(op), args);
+    d.record(() => d.run(d.op(op), args));
     return out;
   }
 
-  it("by default eager launches and recordings (the decode graph) alike", () => {
-    expect(launches("sm_90")).toEqual([true, true]);
+  it("by default in recordings (the decode graph), and eagerly where the op asks", () => {
+    expect(launches("sm_90")).toEqual([false, true]);
+    expect(launches("sm_90", undefined, { ...spec, programmaticEager: true })).toEqual([true, true]);
   });
 
   it("everywhere or nowhere when asked, by option or TKC_PDL", () => {
@@ -63,6 +64,7 @@ describe.skipIf(llvmMissing !== "")("programmatic dependent launch on the CUDA d
     expect(launches("sm_90")).toEqual([true, true]);
     process.env.TKC_PDL = "0";
     expect(launches("sm_90")).toEqual([false, false]);
+    expect(launches("sm_90", undefined, { ...spec, programmaticEager: true })).toEqual([false, false]);
   });
 
   it("never for kernels built before sm_90 (they do not wait for their predecessor)", () => {
