@@ -463,8 +463,8 @@ export function llamaOps(
     });
   }
   // Where the q4 GEMMs run on wgmma (one block a multiprocessor), the prefill's eager launches
-  // overlap their predecessors' tails with programmatic dependent launch: 2.8% faster on an H100,
-  // where the mma GEMMs (several blocks a multiprocessor) were slower with it (llama/device/cuda.ts).
+  // overlap their predecessors' tails with programmatic dependent launch: 2.8% faster on an H100
+  // (the mma GEMMs, several blocks a multiprocessor, are left without it: llama/device/cuda.ts).
   if (wgmma)
     for (const [name, spec] of Object.entries(prefill)) prefill[name] = { ...spec, programmaticEager: true };
   return { format, decode, prefill };

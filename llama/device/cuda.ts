@@ -54,9 +54,10 @@ export interface CudaDeviceOptions {
    * (OpSpec.programmaticEager). On an H100 the 7B q4f16_1 decode with tensor-core GEMVs gained 5%
    * in its graph (bench/results/decode-h100.json, decodeGemvAB); the 512-token q4f16_1 prefill
    * (wgmma GEMMs, one block a multiprocessor), launched eagerly, 2.8% (26,904-27,029 against
-   * 26,200-26,247 tok/s; bench/results/prefill-pdl-ab-h100.json), while the f16 prefill (mma
-   * GEMMs, several blocks a multiprocessor) ran 7,334 against 8,359-9,211 with it, as the third
-   * session's GEMMs had (bench/results/decode-pdl-ab-h100.json).
+   * 26,200-26,247 tok/s; bench/results/prefill-pdl-ab-h100.json). The f16 prefill (mma GEMMs,
+   * several blocks a multiprocessor) is left without it: the third session measured such GEMMs
+   * 20% slower with it (bench/results/decode-pdl-ab-h100.json), and this session's f16 runs
+   * (7,334 with it, 7,600-9,211 without) spread too widely to show either way.
    */
   readonly programmatic?: boolean;
 }
