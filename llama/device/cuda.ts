@@ -57,7 +57,7 @@ export interface CudaDeviceOptions {
    * 26,200-26,247 tok/s; bench/results/prefill-pdl-ab-h100.json). The f16 prefill (mma GEMMs,
    * several blocks a multiprocessor) is left without it: the third session measured such GEMMs
    * 20% slower with it (bench/results/decode-pdl-ab-h100.json), and this session's f16 runs
-   * (7,334 with it, 7,600-9,211 without) spread too widely to show either way.
+   * spread too widely to show either way (7,143-8,231 with it, 6,814-9,211 without).
    */
   readonly programmatic?: boolean;
 }
