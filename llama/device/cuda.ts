@@ -83,9 +83,9 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
   const arch = Number(/sm_(\d+)/.exec(library.target)?.[1] ?? 0);
   const env = process.env.TKC_PDL;
   const forced = programmatic ?? (env === "1" ? true : env === "0" ? false : undefined);
-  const pdl = (spec: OpSpec) => arch >= 90 && (forced ?? (recording || spec.programmaticEager === true));
   const stream = rt.createStream();
   let recording = false;
+  const pdl = (spec: OpSpec) => arch >= 90 && (forced ?? (recording || spec.programmaticEager === true));
   let flush: { ptr: DevicePtr; graph: GpuGraph } | undefined;
   const timings: {
     key: string;

@@ -474,9 +474,6 @@ export abstract class ExprLowerer {
     if (name === "select") {
       const c = this.coerce(args[0]!, "bool", node.arguments[0]!, "the condition");
       const [t, f] = this.unify(args[1]!, args[2]!, node, "select");
-      // A condition known when the kernel is compiled (of its constants) picks its branch here,
-      // so that index expressions stay plain for the schedule's dependence test.
-      if (c.kind === "const") return strong(c.value !== 0 ? t : f);
       return strong(B.select(c, t, f));
     }
     // Operands share one dtype; weak literals become f32 for float math, i32 otherwise.

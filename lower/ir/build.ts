@@ -85,13 +85,16 @@ export const load = (buf: Buffer, indices: readonly Expr[]): Load => ({
 export function call(name: CallName, args: readonly Expr[], dtype?: DType): Call {
   return { kind: "call", name, args, dtype: dtype ?? args[0]?.dtype ?? "i32" };
 }
-export const select = (cond: Expr, t: Expr, f: Expr): Select => ({
-  kind: "select",
-  cond,
-  t,
-  f,
-  dtype: t.dtype,
-});
+/**
+ * A condition known when the kernel is compiled (of its constants) picks its branch here, so that
+ * index expressions stay plain for the schedule's dependence test.
+ */
+export const select = (cond: Expr, t: Expr, f: Expr): Expr =>
+  cond.kind === "const"
+    ? cond.value !== 0
+      ? t
+      : f
+    : ({ kind: "select", cond, t, f, dtype: t.dtype } satisfies Select);
 
 export function forLoop(
   loopVar: Var,

@@ -9,6 +9,7 @@
  */
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
+import { MAX_VECTOR_LANES } from "../../lower/schedule/for_kind.ts";
 import { q4GemvMmaSchedule, q4GemvRmsSchedule, q4GemvSchedule } from "./gemv.ts";
 import { tunedParams } from "./tuned.ts";
 import { f16GemmSchedule, hasMma, mmaGemmSchedule, q4GemmSchedule, wgmmaGemmSchedule } from "./gemm.ts";
@@ -51,17 +52,16 @@ export function rowReduction(row: string, reduce: string, out: string, threads?:
     // Each thread's few loads in flight at once, not one latency after another.
     if (constantExtent(s, kSerial!)) s.unroll(kSerial!);
     // The output loop, where the row's length is known, as the reduction's (each thread its
-    // contiguous run of the row), vectorized where the run is a power of two up to 16: the run's
-    // loads (x, w) in one instruction each before its store. Interleaved (adjacent threads on
-    // adjacent elements, unrolled), a thread's loads waited each for the store before it (y may
-    // alias x): one latency after another; kept for a symbolic length, where runs of a symbolic
-    // size cannot be shown apart.
+    // contiguous run of the row), vectorized: the run's loads (x, w) in one instruction each
+    // before its store. Interleaved (adjacent threads on adjacent elements, unrolled), a thread's
+    // loads waited each for the store before it (y may alias x): one latency after another; kept
+    // for a symbolic length, where runs of a symbolic size cannot be shown apart.
     const known = loopPath(s.func, out, "rowReduction").loop.extent.kind === "const";
     const [ot, oSerial] = known ? s.split(out, [t, null]) : s.split(out, [null, t]).reverse();
     s.bind(ot!, "threadIdx.x");
     const run = loopPath(s.func, oSerial!, "rowReduction").loop.extent;
-    if (known && run.kind === "const" && run.value <= 16 && (run.value & (run.value - 1)) === 0)
-      s.vectorize(oSerial!);
+    // (The vectorize pass runs other than powers of two unrolled.)
+    if (known && run.kind === "const" && run.value <= MAX_VECTOR_LANES) s.vectorize(oSerial!);
     else if (constantExtent(s, oSerial!)) s.unroll(oSerial!);
   };
 }
