@@ -191,6 +191,15 @@ describe.skipIf(llvmMissing !== "")(
       const amd = renderLLVM(device(spec, "gfx1100"), GPU_TARGETS.gfx1100!.llvm).text;
       expect(amd).not.toContain("lop3");
       expect(amd).toMatch(/or i32 %\w+, 1258291200/);
+      // The asm touches no memory and returns, so the loads around it still merge: each lane's
+      // words and x come in 16-byte loads (one word and one x at a time was 5x slower on an H100).
+      const sm90 = compileLLVM(
+        renderLLVM(device(spec, "sm_90"), GPU_TARGETS.sm_90!.llvm).text,
+        GPU_TARGETS.sm_90!.llvm,
+      ).ptx!;
+      expect(sm90).toMatch(/lop3\.b32/);
+      expect(sm90).toMatch(/ld\.global(\.nc)?\.v4\.(u|b)32/);
+      expect(sm90).not.toMatch(/ld\.global(\.nc)?\.u32/);
     });
 
     it("refuses the q4 tensor-core GEMVs and GEMM and prefill attention for AMD targets, naming the kernels to use", () => {
