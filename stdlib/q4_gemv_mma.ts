@@ -117,9 +117,12 @@ function q4MmaPartials(
   ssw: Tensor<f32, readonly [number, number, number, number]>,
 ) {
   const chunks = idiv(scales.shape[1], CHUNK_GROUPS);
+  const rounds = idiv(chunks + WARPS - 1, WARPS);
   const acc = local("f32", [WARPS, LANES, TILES, 2]);
   const cacc = local("f32", [WARPS, LANES, TILES, 4]);
   const wq = local("u32", [WARPS, LANES, TILES, 2, 2, Q4_WORDS_PER_GROUP]);
+  // The scales of the chunk in wq, by C's layout (row mmaCRow, group mmaCCol of each register).
+  const ws = local("f16", [WARPS, LANES, TILES, 4]);
   const af = local("u32", [WARPS, LANES, 4]);
   const bf = local("u32", [WARPS, LANES, 2]);
   // Each warp's chunk of x as B's f16 pairs (x[k], x[k + 4]), by group, word and pair, and a row
@@ -131,27 +134,37 @@ function q4MmaPartials(
   const sq = local("f32", [WARPS, LANES]);
   for (let wz = 0; wz < WARPS; wz++)
     for (let lz = 0; lz < LANES; lz++) {
-      for (let tz = 0; tz < TILES; tz++) for (let hz = 0; hz < 2; hz++) acc[wz][lz][tz][hz] = f32(0);
+      for (let tz = 0; tz < TILES; tz++) {
+        for (let hz = 0; hz < 2; hz++) acc[wz][lz][tz][hz] = f32(0);
+        for (let rz = 0; rz < 4; rz++) cacc[wz][lz][tz][rz] = f32(0);
+      }
       xb[wz][CHUNK_GROUPS + (lz >> 4)][(lz >> 2) & 3][lz & 3] = u32(0);
       sq[wz][lz] = f32(0);
     }
-  for (let ci = 0; ci < idiv(chunks + WARPS - 1, WARPS); ci++) {
-    // This chunk's codes, in registers; a warp past the last chunk reloads the last one (its sums
-    // are dropped below).
-    for (let wa = 0; wa < WARPS; wa++) {
-      for (let la = 0; la < LANES; la++) {
-        const c = min(ci * WARPS + wa, chunks - 1);
-        for (let ta = 0; ta < TILES; ta++)
-          for (let ra = 0; ra < 2; ra++)
-            for (let ha = 0; ha < 2; ha++)
-              for (let va = 0; va < Q4_WORDS_PER_GROUP; va++)
-                wq[wa][la][ta][ra][ha][va] =
-                  packed[row0 + ta * tileStride + ra * 8 + (la >> 2)][
-                    (c * CHUNK_GROUPS + (la & 3) + 4 * ha) * Q4_WORDS_PER_GROUP + va
-                  ];
-        for (let tc = 0; tc < TILES; tc++) for (let rc = 0; rc < 4; rc++) cacc[wa][la][tc][rc] = f32(0);
+  // The first round's codes and scales, read before anything another kernel writes: the kernels'
+  // schedules declare the weights invariant (written by no kernel), so under programmatic
+  // dependent launch these loads are issued before the wait for the previous kernel and overlap
+  // its tail (lower/passes/dependency_wait.ts).
+  // Lane (g, t) loads the 16 bytes of groups 8c + t and 8c + t + 4 of rows g and g + 8 of each
+  // tile, and the scales its C registers take (row mmaCRow, group 8c + mmaCCol). The same loads
+  // end each round for the next (loops of their own names: schedules address loops by name).
+  for (let wb = 0; wb < WARPS; wb++)
+    for (let lb = 0; lb < LANES; lb++) {
+      const c = min(wb, chunks - 1);
+      for (let tb = 0; tb < TILES; tb++) {
+        for (let rb = 0; rb < 2; rb++)
+          for (let hb = 0; hb < 2; hb++)
+            for (let vb = 0; vb < Q4_WORDS_PER_GROUP; vb++)
+              wq[wb][lb][tb][rb][hb][vb] =
+                packed[row0 + tb * tileStride + rb * 8 + (lb >> 2)][
+                  (c * CHUNK_GROUPS + (lb & 3) + 4 * hb) * Q4_WORDS_PER_GROUP + vb
+                ];
+        for (let sb = 0; sb < 4; sb++)
+          ws[wb][lb][tb][sb] =
+            scales[row0 + tb * tileStride + L.mmaCRow(lb, sb)][c * CHUNK_GROUPS + L.mmaCCol(lb, sb)];
       }
     }
+  for (let ci = 0; ci < rounds; ci++) {
     // Lane l packs word l & 3 of its warp's chunk's group l >> 2 (eight consecutive elements of x,
     // times wn's with NORM, each product rounded to f16 as rmsNorm rounds its output).
     for (let wx = 0; wx < WARPS; wx++)
@@ -199,19 +212,36 @@ function q4MmaPartials(
         }
       }
     }
-    // Column n of C is group 8c + n: scaled once and added to the row's sum.
+    // Column n of C is group 8c + n: scaled once and added to the row's sum. Then the next
+    // round's codes and scales, into the registers this round has finished with (a warp past the
+    // last chunk reloads the last one; its sums are dropped).
     for (let we = 0; we < WARPS; we++) {
       for (let le = 0; le < LANES; le++) {
         const c = ci * WARPS + we;
         for (let te = 0; te < TILES; te++)
           for (let re = 0; re < 4; re++) {
-            const scale = f32(
-              scales[row0 + te * tileStride + L.mmaCRow(le, re)][
-                min(c, chunks - 1) * CHUNK_GROUPS + L.mmaCCol(le, re)
-              ],
+            acc[we][le][te][re >> 1] += select(
+              c < chunks,
+              cacc[we][le][te][re] * f32(ws[we][le][te][re]),
+              f32(0),
             );
-            acc[we][le][te][re >> 1] += select(c < chunks, cacc[we][le][te][re] * scale, f32(0));
+            cacc[we][le][te][re] = f32(0);
           }
+        if (ci + 1 < rounds) {
+          const cn = min(c + WARPS, chunks - 1);
+          for (let ta = 0; ta < TILES; ta++) {
+            for (let ra = 0; ra < 2; ra++)
+              for (let ha = 0; ha < 2; ha++)
+                for (let va = 0; va < Q4_WORDS_PER_GROUP; va++)
+                  wq[we][le][ta][ra][ha][va] =
+                    packed[row0 + ta * tileStride + ra * 8 + (le >> 2)][
+                      (cn * CHUNK_GROUPS + (le & 3) + 4 * ha) * Q4_WORDS_PER_GROUP + va
+                    ];
+            for (let sa = 0; sa < 4; sa++)
+              ws[we][le][ta][sa] =
+                scales[row0 + ta * tileStride + L.mmaCRow(le, sa)][cn * CHUNK_GROUPS + L.mmaCCol(le, sa)];
+          }
+        }
       }
     }
   }

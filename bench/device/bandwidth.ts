@@ -58,14 +58,15 @@ export function timeKernel(
   fn: GpuFunction,
   argSets: readonly KernelArg[] | readonly (readonly KernelArg[])[],
   launch: { grid: [number, number, number]; block: [number, number, number]; sharedBytes?: number },
-  opts: { reps: number; warmup: number },
+  opts: { reps: number; warmup: number; programmatic?: boolean },
 ): number {
   const sets = (Array.isArray(argSets[0]) ? argSets : [argSets]) as readonly (readonly KernelArg[])[];
   const args = (i: number) => sets[i % sets.length]!;
   const s = rt.createStream();
   for (let i = 0; i < opts.warmup; i++) rt.launch(fn, args(i), { ...launch, stream: s });
   const graph = rt.captureGraph(s, (st) => {
-    for (let i = 0; i < opts.reps; i++) rt.launch(fn, args(i), { ...launch, stream: st });
+    for (let i = 0; i < opts.reps; i++)
+      rt.launch(fn, args(i), { ...launch, stream: st, programmatic: opts.programmatic === true && i > 0 });
   });
   graph.launch(s);
   const e0 = rt.createEvent();

@@ -17,7 +17,7 @@ import type { Expr, For, LaunchConfig, PrimFunc, Stmt, ThreadTag, Var } from "..
 import { constant } from "../ir/build.ts";
 import { sameExpr } from "../ir/equal.ts";
 import { printExpr } from "../ir/printer.ts";
-import { collectVars, substitute, walk } from "../ir/transform.ts";
+import { collectVars, someNode, substitute, walk } from "../ir/transform.ts";
 import { LoweringError } from "./errors.ts";
 import type { Target } from "./target.ts";
 
@@ -156,6 +156,14 @@ function gridExtent(f: PrimFunc, tag: ThreadTag, e: Expr): Expr {
 /** The blockIdx-loop annotation asking for that many blocks per multiprocessor (LaunchConfig.minBlocksPerSM). */
 export const MIN_BLOCKS_PER_SM = "min_blocks_per_sm";
 
+/**
+ * The blockIdx-loop annotation naming (comma-separated) buffer parameters that no kernel writes
+ * while this one may run (weights): the launch pass checks the kernel does not write them either
+ * and keeps the names as the function's attribute of that key, which lower/passes/dependency_wait.ts
+ * reads (their loads may precede the wait for the previous kernel).
+ */
+export const INVARIANT_BUFFERS = "invariant_buffers";
+
 export function launchPass(f: PrimFunc, target: Target): PrimFunc {
   const bindings = collectBindings(f.body);
   // Lowering again from a later stage: the threads are already explicit, keep their launch.
@@ -183,6 +191,7 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
   for (const v of minBlocks)
     if (!Number.isInteger(v) || v < 1 || v > 32)
       throw new LoweringError(P, `${MIN_BLOCKS_PER_SM} must be an integer from 1 to 32, not ${v}`);
+  const invariant = invariantBuffers(f, bindings);
   const launch: LaunchConfig = {
     grid: grid as unknown as [Expr, Expr, Expr],
     block,
@@ -190,7 +199,35 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
     sharedBytes: 0,
     ...(minBlocks.length ? { minBlocksPerSM: Math.max(...minBlocks) } : {}),
   };
-  return { ...f, launch };
+  return invariant.length
+    ? { ...f, launch, attrs: { ...f.attrs, [INVARIANT_BUFFERS]: invariant.join(",") } }
+    : { ...f, launch };
+}
+
+/** The INVARIANT_BUFFERS annotations' names: buffer parameters the kernel reads and never writes. */
+function invariantBuffers(f: PrimFunc, bindings: ReturnType<typeof collectBindings>): string[] {
+  const names = bindings
+    .filter((b) => isBlockTag(b.tag))
+    .map((b) => b.loop.annotations[INVARIANT_BUFFERS])
+    .filter((v) => v !== undefined)
+    .flatMap((v) => {
+      if (typeof v !== "string")
+        throw new LoweringError(P, `${INVARIANT_BUFFERS} must name buffer parameters, comma-separated`);
+      return v.split(",").map((n) => n.trim());
+    });
+  for (const n of names) {
+    if (!f.params.some((p) => p.kind === "buffer" && p.buffer.name === n))
+      throw new LoweringError(
+        P,
+        `${INVARIANT_BUFFERS}: ${f.name} has no buffer parameter ${JSON.stringify(n)}`,
+      );
+    if (someNode(f.body, (x) => x.kind === "store" && x.buffer.name === n && x.buffer.scope === "global"))
+      throw new LoweringError(
+        P,
+        `${INVARIANT_BUFFERS}: ${f.name} writes ${n}, so its loads cannot come before the wait for the previous kernel; leave ${n} out`,
+      );
+  }
+  return [...new Set(names)];
 }
 
 /** The launch a pass needs, or a clear error when `launch` has not run. */

@@ -10,6 +10,7 @@ import { withConsts, type KernelDef } from "../../dsl/kernel.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { tunedParams } from "./tuned.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
+import { INVARIANT_BUFFERS } from "../../lower/passes/launch.ts";
 import { ScheduleError, TargetUnsupportedError } from "../../lower/schedule/errors.ts";
 import { MMA_GEMV_CHUNK } from "../q4_gemv_mma.ts";
 import { bindWarpsAndLanes, hasMma } from "./gemm.ts";
@@ -216,11 +217,14 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
         `the tensor-core GEMVs need NVIDIA sm_80 or later (mma.m16n8k16); ${target} has none: use the four-rows kernels (q4_gemv_rows*.ts)`,
       );
     s.bind("blk", "blockIdx.x");
+    // The weights are written by no kernel: the first round's loads go before the wait for the
+    // previous kernel (programmatic dependent launch).
+    s.annotate("blk", INVARIANT_BUFFERS, "packed,scales");
     bindWarpsAndLanes(s, [
       ["wq", "lq"],
       ["wz", "lz"],
+      ["wb", "lb"],
       ["wx", "lx"],
-      ["wa", "la"],
       ["wg", "lg"],
       ["wf", "lf"],
       ["wp", "lane"],
@@ -235,7 +239,23 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       s.bind("lv", "threadIdx.x");
     }
     s.tensorize("r", "mma_m16n8k16", "lane");
-    const unrolled = ["tq", "tz", "hz", "jx", "ta", "ra", "ha", "va", "tc", "rc"];
+    const unrolled = [
+      "tq",
+      "tz",
+      "hz",
+      "rz",
+      "jx",
+      "tb",
+      "rb",
+      "hb",
+      "vb",
+      "sb",
+      "ta",
+      "ra",
+      "ha",
+      "va",
+      "sa",
+    ];
     unrolled.push("tt", "hh", "vv", "ss", "jf", "jg", "te", "re", "tr", "hr", "wo", "jo");
     for (const l of unrolled) s.unroll(l);
     if (p.unrollChunks > 1) {

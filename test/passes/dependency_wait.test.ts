@@ -8,6 +8,7 @@ import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { specialize } from "../../lower/ir/specialize.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
+import { INVARIANT_BUFFERS } from "../../lower/passes/launch.ts";
 import { TARGETS, type Target } from "../../lower/passes/target.ts";
 import { printFunc } from "../../lower/ir/printer.ts";
 import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
@@ -66,6 +67,33 @@ describe("dependency_wait", () => {
     s.bind("i", "blockIdx.x");
     const body = printFunc(lowerToDevice(s.func, TARGETS.sm_90)).split("\n");
     expect(body[2]).toBe("  waitForPreviousGrid();");
+  });
+
+  it("lets loads of the buffers the schedule declares invariant precede the wait (CUDA)", () => {
+    const s = new Schedule(source());
+    s.bind("b", "blockIdx.x");
+    s.bind("tp", "threadIdx.x");
+    s.bind("t", "threadIdx.x");
+    s.annotate("b", INVARIANT_BUFFERS, "s");
+    const f = lowerToDevice(s.func, TARGETS.sm_90);
+    expect(f.attrs[INVARIANT_BUFFERS]).toBe("s");
+    const text = printFunc(f);
+    // s's load moves above the wait; x's stays below it.
+    expect(text.indexOf("scale[0] = s[b]")).toBeGreaterThan(0);
+    expect(text.indexOf("waitForPreviousGrid")).toBeGreaterThan(text.indexOf("scale[0] = s[b]"));
+    expect(text.indexOf("x[b * 64 + t]")).toBeGreaterThan(text.indexOf("waitForPreviousGrid"));
+    // A buffer the kernel writes, or one it does not have, is refused with its name.
+    for (const [names, message] of [
+      ["y", /invariant_buffers: scaleRowsPrefetched writes y, so its loads cannot come before the wait/],
+      ["w", /invariant_buffers: scaleRowsPrefetched has no buffer parameter "w"/],
+    ] as const) {
+      const bad = new Schedule(source());
+      bad.bind("b", "blockIdx.x");
+      bad.bind("tp", "threadIdx.x");
+      bad.bind("t", "threadIdx.x");
+      bad.annotate("b", INVARIANT_BUFFERS, names);
+      expect(() => lowerToDevice(bad.func, TARGETS.sm_90)).toThrow(message);
+    }
   });
 
   it("changes no result on the CPU device emulation", () => {

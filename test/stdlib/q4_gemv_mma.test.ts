@@ -148,10 +148,16 @@ describe("tensor-core q4f16_1 GEMVs", () => {
       // Per chunk of 256: 2 tiles x 2 halves x 4 words x 2 pairs of codes.
       expect(ptx.match(/mma\.sync\.aligned\.m16n8k16\.row\.col\.f32\.f16\.f16\.f32/g)).toHaveLength(32);
       expect(ptx.match(/(fma|add)\.rn\.f16x2/g)).toHaveLength(128);
-      // Codes (8 per chunk: 2 tiles x 2 rows x 2 halves) and x (one per lane, packed into its
-      // warp's shared pairs) arrive in 16-byte loads; B's registers from shared memory, a warp
-      // barrier (not the block's) between; nothing spills to local memory.
-      expect(ptx.match(/ld\.global\.(nc\.)?v4\.(u|b)32/g)).toHaveLength(9);
+      // Codes (8 per chunk: 2 tiles x 2 rows x 2 halves, for the first round and at the end of
+      // each for the next) and x (one per lane, packed into its warp's shared pairs) arrive in
+      // 16-byte loads; B's registers from shared memory, a warp barrier (not the block's) between;
+      // nothing spills to local memory.
+      expect(ptx.match(/ld\.global\.(nc\.)?v4\.(u|b)32/g)).toHaveLength(17);
+      // The first round's codes are loaded before the wait for the previous kernel, x after it.
+      const wait = ptx.indexOf("griddepcontrol.wait");
+      const before = ptx.slice(0, wait);
+      expect(wait).toBeGreaterThan(0);
+      expect(before.match(/ld\.global\.(nc\.)?v4\.(u|b)32/g)).toHaveLength(8);
       expect(ptx.match(/ld\.shared\.v4\.b16/g)).toHaveLength(16);
       expect(ptx).toMatch(/bar\.warp\.sync/);
       expect(ptx).not.toMatch(/\.local/);
