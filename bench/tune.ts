@@ -18,7 +18,7 @@
 //             22016x4096 (the gate/up pair, whose kernel needs two tiles) only with 32 rows
 //   rowReduce rmsNorm's threads per row
 // Shapes are Llama-2-7B's decode shapes (bench/device/build-bench.ts GEMV_SHAPES; RMSNorm of 4096).
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { spawnSync } from "node:child_process";
 import { join, resolve } from "node:path";
@@ -226,6 +226,9 @@ function main(): void {
     const table: Record<string, Record<string, TunedEntry>> = JSON.parse(JSON.stringify(TUNED));
     table[ARCH] ??= {};
     const date = new Date().toISOString().slice(0, 10);
+    const how = (run as { programmaticLaunch?: boolean }).programmaticLaunch
+      ? ", with programmatic launch"
+      : "";
     for (const [shape, b] of bestPerShape(run.results)) {
       // An entry measured inside the decode step's graph (with the kernels the model runs, not
       // the tuner's stand-ins) outranks a time alone: kept until that measurement is redone.
@@ -236,7 +239,7 @@ function main(): void {
       table[ARCH]![shape] = {
         params: b.params,
         device: run.device,
-        measured: `${date}: least time at this shape, ${b.us.toFixed(1)} us (bench/tune.ts)`,
+        measured: `${date}: least time at this shape, ${b.us.toFixed(1)} us (bench/tune.ts${how})`,
       };
       console.log(`${shape}: ${JSON.stringify(b.params)} (${b.us.toFixed(1)} us)`);
     }
@@ -244,7 +247,7 @@ function main(): void {
       table[ARCH]![family] = {
         params: b.params,
         device: run.device,
-        measured: `${date}: least total time over ${family === "rowReduce" ? "RMSNorm of 4096" : "the 7B GEMV shapes"}, ${b.us.toFixed(1)} us (bench/tune.ts)`,
+        measured: `${date}: least total time over ${family === "rowReduce" ? "RMSNorm of 4096" : "the 7B GEMV shapes"}, ${b.us.toFixed(1)} us (bench/tune.ts${how})`,
       };
       console.log(`${family}: ${JSON.stringify(b.params)} (${b.us.toFixed(1)} us over its shapes)`);
     }
@@ -258,7 +261,15 @@ function main(): void {
         ? "h100"
         : "gpu";
     const out = new URL(`./results/tune-${gpu}.json`, import.meta.url);
-    writeFileSync(out, JSON.stringify({ ...run, best: Object.fromEntries(best) }, null, 1));
+    // A run of one family (--family) keeps the other families' timings of the file it updates.
+    const family = (run as { family?: string }).family;
+    const previous =
+      family && existsSync(out)
+        ? (JSON.parse(readFileSync(out, "utf8")) as { results: TuneResult[]; best: Record<string, unknown> })
+        : undefined;
+    const results = [...(previous?.results.filter((r) => r.family !== family) ?? []), ...run.results];
+    const bestAll = { ...(previous?.best ?? {}), ...Object.fromEntries(best) };
+    writeFileSync(out, JSON.stringify({ ...run, results, best: bestAll }, null, 1));
     console.log(`tune: stdlib/gpu/tuned.ts updated; timings in ${out.pathname}`);
     return;
   }

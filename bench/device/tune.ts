@@ -14,7 +14,14 @@ import { bufferCopies, copyBandwidth, freeCopies, timeKernel } from "./bandwidth
 
 function main(): number {
   const { values } = parseArgs({
-    options: { out: { type: "string", default: "bench/out" }, set: { type: "string", default: "tune" } },
+    options: {
+      out: { type: "string", default: "bench/out" },
+      set: { type: "string", default: "tune" },
+      // --family gemvMma: only that family's candidates.
+      family: { type: "string" },
+      // --no-programmatic: launch one after another, not with programmatic dependent launch.
+      "no-programmatic": { type: "boolean", default: false },
+    },
   });
   // "tune": bench/tune.ts's candidates; "kernels": bench/kernels.ts's stdlib kernels at 7B sizes.
   const set = values.set!;
@@ -22,8 +29,14 @@ function main(): number {
   const here = new URL(".", import.meta.url).pathname;
   const list = JSON.parse(
     gunzipSync(readFileSync(join(here, `kernels/${set}.json.gz`))).toString("utf8"),
+  ).filter(
+    (c: TuneCandidate) => values.family === undefined || c.family === values.family,
   ) as TuneCandidate[];
   const rt = createCudaRuntime();
+  // On sm_90 each candidate is timed as the decode step's graph launches kernels: with programmatic
+  // dependent launch, each launch starting while the one before finishes (what a kernel does before
+  // its wait, such as loading weights, overlaps that tail).
+  const programmatic = !values["no-programmatic"] && (rt.device.computeCapability?.[0] ?? 0) >= 9;
   const copy = copyBandwidth(rt);
   console.log(
     `device: ${rt.device.name}; copy bandwidth ${(copy / 1e9).toFixed(0)} GB/s; ${list.length} candidates`,
@@ -56,9 +69,9 @@ function main(): number {
       const argSets = sets.map((ptr) => kernelArgs(c.artifact, ptr, c.scalars, symbols));
       // A first short measure sets the repetitions: about 50 ms of launches, 3 to 100 of them
       // (some stdlib kernels are one thread per row and take milliseconds).
-      const first = timeKernel(rt, fn, argSets, launch, { reps: 2, warmup: 1 });
+      const first = timeKernel(rt, fn, argSets, launch, { reps: 2, warmup: 1, programmatic });
       const reps = Math.max(3, Math.min(100, Math.round(50e3 / Math.max(first, 1))));
-      us = reps <= 3 ? first : timeKernel(rt, fn, argSets, launch, { reps, warmup: 5 });
+      us = reps <= 3 ? first : timeKernel(rt, fn, argSets, launch, { reps, warmup: 5, programmatic });
       freeCopies(rt, sets);
       mod.unload();
     } catch (e) {
@@ -90,10 +103,12 @@ function main(): number {
         {
           command:
             set === "tune"
-              ? "npx tsx bench/tune.ts build .device (here); bash bench/device/run.sh tune (GPU machine)"
+              ? `npx tsx bench/tune.ts build .device (here); bash bench/device/run.sh tune${values.family ? ` --family ${values.family}` : ""}${values["no-programmatic"] ? " --no-programmatic" : ""} (GPU machine)`
               : "npx tsx bench/kernels.ts .device (here); bash bench/device/run.sh tune --set kernels (GPU machine)",
           device: rt.device.name,
           copyBandwidthGBs: copy / 1e9,
+          programmaticLaunch: programmatic,
+          ...(values.family ? { family: values.family } : {}),
           results,
         },
         null,

@@ -147,12 +147,13 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
     },
     "gemvMma:4096x4096": {
       params: {
-        warps: 8,
-        rows: 16,
-        unrollChunks: 2,
+        warps: 16,
+        rows: 32,
+        unrollChunks: 1,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-27: least time at this shape, 5.8 us (bench/tune.ts)",
+      measured:
+        "2026-11-28: least time at this shape, 4.8 us (bench/tune.ts, with programmatic launch); in the 7B decode step's graph 1721.2 against 1747.8 us with 8 warps, 16 rows, 2 unrolled (bench/results/decode-gemv-params-ab3-h100.json)",
     },
     "gemvMma:12288x4096": {
       params: {
@@ -161,7 +162,8 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollChunks: 4,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-27: least time at this shape, 12.0 us (bench/tune.ts)",
+      measured:
+        "2026-11-28: least 7B decode step in its graph with the RMSNorm-folded QKV kernel: 1721.4 us against 1745.4 with 8 warps, 16 rows, 2 unrolled; 1792.2 with 16 warps, 16 rows; 1774.5 against 1747.8 with bench/tune.ts's pick alone (8 warps, 32 rows, 4 unrolled: 11.0 us against 11.8) (bench/results/decode-gemv-params-ab3-h100.json)",
     },
     "gemvMma:4096x11008": {
       params: {
@@ -170,35 +172,37 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollChunks: 4,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-27: least time at this shape, 12.2 us (bench/tune.ts)",
+      measured:
+        "2026-11-28: least time at this shape, 10.5 us (bench/tune.ts, with programmatic launch); in the 7B decode step's graph 1721.4 against 1799.6 us with 32 rows (bench/results/decode-gemv-params-ab3-h100.json)",
     },
     "gemvMma:32000x4096": {
       params: {
-        warps: 4,
+        warps: 8,
         rows: 16,
-        unrollChunks: 4,
+        unrollChunks: 2,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-27: least time at this shape, 27.6 us (bench/tune.ts)",
+      measured: "2026-11-28: least time at this shape, 25.6 us (bench/tune.ts, with programmatic launch)",
     },
     "gemvMma:22016x4096": {
       params: {
         warps: 8,
         rows: 32,
-        unrollChunks: 1,
+        unrollChunks: 2,
       },
       device: "NVIDIA H100 80GB HBM3",
       measured:
-        "2026-11-27: least 7B decode step in its graph with the RMSNorm-folded gate/up kernel, 1900.2 against 1931.2 us with 4 warps (bench/device/decode.ts --sections 4 --whole-steps; bench/results/decode-gemv-params-ab-h100.json); bench/tune.ts's plain kernel measured 4 warps best alone (20.8 us)",
+        "2026-11-28: least 7B decode step in its graph with the RMSNorm-folded gate/up kernel, its first round of weights loaded before the wait: 1747.8 against 1808.3 us with 1 chunk unrolled; 1722.2 with 4 against 1721.4 with 2; 1922.6 with 16 warps (bench/device/decode.ts --sections 4 --whole-steps; bench/results/decode-gemv-params-ab3-h100.json)",
     },
     gemvMma: {
       params: {
-        warps: 8,
+        warps: 16,
         rows: 32,
-        unrollChunks: 1,
+        unrollChunks: 4,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-27: least total time over the 7B GEMV shapes, 84.7 us (bench/tune.ts)",
+      measured:
+        "2026-11-28: least total time over the 7B GEMV shapes, 76.2 us (bench/tune.ts, with programmatic launch)",
     },
   },
 };
