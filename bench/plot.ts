@@ -21,6 +21,8 @@ interface Gemv {
     unrollGroups?: boolean;
     gbps: number;
     fractionOfCopy: number;
+    /** Launched back to back with programmatic dependent launch, as the decode step's graph does. */
+    fractionOfCopyProgrammatic?: number;
   }[];
 }
 
@@ -32,10 +34,13 @@ const vulkanFile = `bench/results/vulkan-${gpu}.json`;
 const vulkan = existsSync(vulkanFile)
   ? (JSON.parse(readFileSync(vulkanFile, "utf8")) as { llama2_7b_q4?: { decode?: { tokPerS: number } } })
   : undefined;
+// Each shape's best kernel, as the decode launches it (with programmatic launch where measured).
+const fraction = (r: Gemv["results"][number]) => r.fractionOfCopyProgrammatic ?? r.fractionOfCopy;
+const programmatic = gemv.results.some((r) => r.fractionOfCopyProgrammatic !== undefined);
 const best = new Map<string, Gemv["results"][number]>();
 for (const r of gemv.results) {
   const key = `${r.n}x${r.k}`;
-  if (!best.has(key) || best.get(key)!.fractionOfCopy < r.fractionOfCopy) best.set(key, r);
+  if (!best.has(key) || fraction(best.get(key)!) < fraction(r)) best.set(key, r);
 }
 
 const W = 760;
@@ -84,9 +89,13 @@ parts.push(
 );
 // Right: GEMV fraction of copy bandwidth.
 parts.push(`<text x="400" y="24" font-size="14" font-weight="bold">q4f16_1 GEMV, % of copy bandwidth</text>`);
+if (programmatic)
+  parts.push(
+    `<text x="400" y="40" font-size="11">launched back to back with programmatic dependent launch</text>`,
+  );
 let x = 400;
 for (const [key, r] of best) {
-  bar(x, base, r.fractionOfCopy * 240, 56, "#43a047", key, `${(100 * r.fractionOfCopy).toFixed(0)}%`);
+  bar(x, base, fraction(r) * 240, 56, "#43a047", key, `${(100 * fraction(r)).toFixed(0)}%`);
   x += 66;
 }
 parts.push(
