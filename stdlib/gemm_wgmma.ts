@@ -15,9 +15,9 @@
  * long K), K 128 as two such tiles.
  *
  * q4GemmWgmma's fused variants add the epilogues of gemm_mma.ts's (the same values): the
- * residual add (q4GemmResidualWgmma), SwiGLU of paired gate and up rows (q4GateUpSiluGemmWgmma),
- * Q, K and V in their own tensors (q4QkvGemmWgmma) and with RoPE and the KV-cache append
- * (q4QkvRopeAppendGemmWgmma).
+ * residual add (q4GemmResidualWgmma), Q, K and V in their own tensors (q4QkvGemmWgmma) and with
+ * RoPE and the KV-cache append (q4QkvRopeAppendGemmWgmma); SwiGLU of paired gate and up rows is
+ * gemm_wgmma_gateup.ts's, on this file's block (q4WgmmaBlock).
  */
 import {
   kernel,
@@ -44,7 +44,7 @@ import * as L from "./mma_layout.ts";
 import { ropeAngle } from "./rope.ts";
 import { Q4_GROUP, Q4_WORDS_PER_GROUP, q4PairF16x2Lane } from "./q4_common.ts";
 
-const LANES = 32;
+export const LANES = 32;
 /**
  * 1 in q4GateUpSiluGemmWgmma and q4QkvRopeAppendGemmWgmma (by kernel()'s consts): each warp's
  * rows l >> 2 and l >> 2 + 8 are rows `half` apart (weightRow), so a lane holds both of a pair;
@@ -73,20 +73,13 @@ const PREFETCH_AHEAD: number = 0;
  * x tile for half the products (bench/results/gemm-wgmma-warpgroups-ab-h100.json).
  */
 const WGMMA_GROUPS: number = 2;
-/**
- * q4GateUpSiluGemmWgmma computes the outputs before OUT_TO (withConsts; 0: all of them);
- * q4GateUpSplitKGemmWgmma and gateUpSiluSplitReduce those from OUT_FROM on. llama/ops.ts's
- * prefillGateUpWave cuts gate/up so: whole waves of blocks, then the rest with K split.
- */
-const OUT_TO: number = 0;
-const OUT_FROM: number = 0;
-const WARPS = 4 * WGMMA_GROUPS;
+export const WARPS = 4 * WGMMA_GROUPS;
 const THREADS = WARPS * LANES;
 /** Tokens per block (the instruction's N) and weight rows per block. */
 export const WGMMA_BT = 128;
-const WGMMA_BW = 64 * WGMMA_GROUPS;
+export const WGMMA_BW = 64 * WGMMA_GROUPS;
 /** 8-token tiles of a warp's accumulators. */
-const TILES = WGMMA_BT / 8;
+export const TILES = WGMMA_BT / 8;
 /**
  * q4 groups of 32 per K stage (withConsts): 2 (a stage of 64, one 128-byte swizzled row of x per
  * token) or 4 (128: half the stages, each with twice the products and loads; x staged as two
@@ -155,12 +148,12 @@ function columnOf(bn: i32, w: i32, l: i32, r: i32): i32 {
  * outputs): its epilogue then stores without a guard per element, at addresses a constant apart
  * (one instruction each instead of a branch and the address's arithmetic).
  */
-function wholeTile(bm: i32, M: i32, end: i32, n: i32): boolean {
+export function wholeTile(bm: i32, M: i32, end: i32, n: i32): boolean {
   return bm * WGMMA_BT + WGMMA_BT <= M && end <= n;
 }
 
 /** The token of lane l's accumulator field (tile nt, field r) in block bm. */
-function tokenOf(bm: i32, nt: i32, l: i32, r: i32): i32 {
+export function tokenOf(bm: i32, nt: i32, l: i32, r: i32): i32 {
   return bm * WGMMA_BT + nt * 8 + L.mmaCCol(l, r);
 }
 
@@ -175,7 +168,7 @@ function tokenOf(bm: i32, nt: i32, l: i32, r: i32): i32 {
  * Software-pipelined as q4GemmMma: the next stage's x chunks, words and scales are loaded into
  * registers before this stage's products.
  */
-function q4WgmmaBlock(
+export function q4WgmmaBlock(
   x: Tensor<f16, readonly [number, number]>,
   packed: Tensor<u32, readonly [number, number]>,
   scales: Tensor<f16, readonly [number, number]>,
@@ -488,133 +481,3 @@ export const q4QkvRopeAppendGemmWgmma = kernel(
   },
   { consts: { PAIRED: 1 } },
 );
-
-/**
- * out = SiLU(x Wg^T) * (x Wu^T), W = [Wg; Wu] ([2 I, K], as q4GateUpSiluGemmMma: each product
- * rounded to f16 first, the same values): each warp's rows l >> 2 are gate rows and rows
- * l >> 2 + 8 the same outputs' up rows (I further); a block computes WGMMA_BW / 2 outputs.
- */
-export const q4GateUpSiluGemmWgmma = kernel(
-  function q4GateUpSiluGemmWgmma(
-    x: Tensor<f16, [Sym<"m">, Sym<"k">]>,
-    packed: Tensor<u32, [Sym<"n2">, Sym<"kw">]>,
-    scales: Tensor<f16, [Sym<"n2">, Sym<"kg">]>,
-    out: Tensor<f16, [Sym<"m">, Sym<"i">]>,
-  ) {
-    const M = out.shape[0];
-    const I = out.shape[1];
-    const blocks = idiv(I + WGMMA_BW / 2 - 1, WGMMA_BW / 2);
-    // This launch's outputs: those before OUT_TO where it is set.
-    const end = select(OUT_TO > 0, min(OUT_TO, I), I);
-    for (let bm = 0; bm < idiv(M + WGMMA_BT - 1, WGMMA_BT); bm++) {
-      for (let bn = 0; bn < idiv(end + WGMMA_BW / 2 - 1, WGMMA_BW / 2); bn++) {
-        const acc = local("f32", [WARPS, LANES, TILES, 4]);
-        q4WgmmaBlock(x, packed, scales, bm, bn, I, blocks, 0, 1, acc);
-        if (wholeTile(bm, M, bn * (WGMMA_BW / 2) + WGMMA_BW / 2, end)) {
-          for (let wu = 0; wu < WARPS; wu++)
-            for (let lu = 0; lu < LANES; lu++)
-              for (let nu = 0; nu < TILES; nu++)
-                for (let ru = 0; ru < 2; ru++) {
-                  const gate = f32(f16(acc[wu][lu][nu][ru]));
-                  const up = f32(f16(acc[wu][lu][nu][ru + 2]));
-                  out[tokenOf(bm, nu, lu, ru)][bn * (WGMMA_BW / 2) + wu * 8 + (lu >> 2)] = f16(
-                    silu(gate) * up,
-                  );
-                }
-        } else {
-          for (let wy = 0; wy < WARPS; wy++)
-            for (let ly = 0; ly < LANES; ly++)
-              for (let ny = 0; ny < TILES; ny++)
-                for (let ry = 0; ry < 2; ry++) {
-                  const token = tokenOf(bm, ny, ly, ry);
-                  const col = bn * (WGMMA_BW / 2) + wy * 8 + (ly >> 2);
-                  const gate = f32(f16(acc[wy][ly][ny][ry]));
-                  const up = f32(f16(acc[wy][ly][ny][ry + 2]));
-                  if (token < M && col < end)
-                    out[tokenOf(bm, ny, ly, ry)][bn * (WGMMA_BW / 2) + wy * 8 + (ly >> 2)] = f16(
-                      silu(gate) * up,
-                    );
-                }
-        }
-      }
-    }
-  },
-  { consts: { PAIRED: 1 } },
-);
-
-/**
- * Split K for q4GateUpSiluGemmWgmma's outputs from OUT_FROM on (the last wave's worth of a
- * prefill, llama/ops.ts's prefillGateUpWave): block (bm, bn) takes split bn % S of the K stages
- * for the outputs of block OUT_FROM / 64 + bn / S and stores its f32 sums, not yet rounded, in
- * partial[split][0 gate, 1 up][token][output - OUT_FROM]; gateUpSiluSplitReduce adds the S splits
- * and applies SwiGLU. A block's time goes with its stages, not its outputs (each stage waits on
- * its loads), so S splits of a block take about 1 / S of its time.
- */
-export const q4GateUpSplitKGemmWgmma = kernel(
-  function q4GateUpSplitKGemmWgmma(
-    x: Tensor<f16, [Sym<"m">, Sym<"k">]>,
-    packed: Tensor<u32, [Sym<"n2">, Sym<"kw">]>,
-    scales: Tensor<f16, [Sym<"n2">, Sym<"kg">]>,
-    partial: Tensor<f32, [Sym<"s">, 2, Sym<"m">, Sym<"p">]>,
-  ) {
-    const M = x.shape[0];
-    const I = idiv(packed.shape[0], 2);
-    const S = partial.shape[0];
-    const P = partial.shape[3];
-    const blocks = idiv(I + WGMMA_BW / 2 - 1, WGMMA_BW / 2);
-    for (let bm = 0; bm < idiv(M + WGMMA_BT - 1, WGMMA_BT); bm++) {
-      for (let bn = 0; bn < idiv(P + WGMMA_BW / 2 - 1, WGMMA_BW / 2) * S; bn++) {
-        const acc = local("f32", [WARPS, LANES, TILES, 4]);
-        q4WgmmaBlock(
-          x,
-          packed,
-          scales,
-          bm,
-          idiv(OUT_FROM, WGMMA_BW / 2) + idiv(bn, S),
-          I,
-          blocks,
-          bn % S,
-          S,
-          acc,
-        );
-        for (let wy = 0; wy < WARPS; wy++)
-          for (let ly = 0; ly < LANES; ly++)
-            for (let ny = 0; ny < TILES; ny++)
-              for (let ry = 0; ry < 2; ry++) {
-                const token = tokenOf(bm, ny, ly, ry);
-                const j = idiv(bn, S) * (WGMMA_BW / 2) + wy * 8 + (ly >> 2);
-                if (token < M && j < P) {
-                  partial[bn % S][0][tokenOf(bm, ny, ly, ry)][
-                    idiv(bn, S) * (WGMMA_BW / 2) + wy * 8 + (ly >> 2)
-                  ] = acc[wy][ly][ny][ry];
-                  partial[bn % S][1][tokenOf(bm, ny, ly, ry)][
-                    idiv(bn, S) * (WGMMA_BW / 2) + wy * 8 + (ly >> 2)
-                  ] = acc[wy][ly][ny][ry + 2];
-                }
-              }
-      }
-    }
-  },
-  { consts: { PAIRED: 1 } },
-);
-
-/**
- * out[t][OUT_FROM + j] = SiLU(gate) * up, gate and up the sums of q4GateUpSplitKGemmWgmma's S
- * splits, each rounded to f16 first (as q4GateUpSiluGemmWgmma rounds its products).
- */
-export const gateUpSiluSplitReduce = kernel(function gateUpSiluSplitReduce(
-  partial: Tensor<f32, [Sym<"s">, 2, Sym<"m">, Sym<"p">]>,
-  out: Tensor<f16, [Sym<"m">, Sym<"i">]>,
-) {
-  for (let t = 0; t < partial.shape[2]; t++) {
-    for (let j = 0; j < partial.shape[3]; j++) {
-      let gate = f32(0);
-      let up = f32(0);
-      for (let s = 0; s < partial.shape[0]; s++) {
-        gate += partial[s][0][t][j];
-        up += partial[s][1][t][j];
-      }
-      out[t][OUT_FROM + j] = f16(silu(f32(f16(gate))) * f32(f16(up)));
-    }
-  }
-});

@@ -22,7 +22,15 @@ export * from "./q4_gemv_mma.ts";
 export * from "./mma_layout.ts";
 export * from "./attention_decode_split.ts";
 export * from "./gemm_mma.ts";
-export * from "./gemm_wgmma.ts";
+// The kernels and WGMMA_BT; the block helpers the gate/up file shares stay inside the library.
+export {
+  WGMMA_BT,
+  q4GemmWgmma,
+  q4GemmResidualWgmma,
+  q4QkvGemmWgmma,
+  q4QkvRopeAppendGemmWgmma,
+} from "./gemm_wgmma.ts";
+export * from "./gemm_wgmma_gateup.ts";
 export * from "./attention_decode_warps.ts";
 export * from "./attention_prefill_warps.ts";
 export * from "./attention_prefill_mma.ts";

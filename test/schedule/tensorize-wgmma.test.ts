@@ -29,14 +29,16 @@ import {
 import { bindWarpsAndLanes, WGMMA_GEMM_SCHEDULE, wgmmaGemmSchedule } from "../../stdlib/gpu/gemm.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import {
-  gateUpSiluSplitReduce,
-  q4GateUpSplitKGemmWgmma,
-  q4GateUpSiluGemmWgmma,
   q4GemmResidualWgmma,
   q4GemmWgmma,
   q4QkvGemmWgmma,
   q4QkvRopeAppendGemmWgmma,
 } from "../../stdlib/gemm_wgmma.ts";
+import {
+  gateUpSiluSplitReduce,
+  q4GateUpSplitKGemmWgmma,
+  q4GateUpSiluGemmWgmma,
+} from "../../stdlib/gemm_wgmma_gateup.ts";
 import { wgmmaTile, wgmmaTilePlain } from "./mma_kernels.ts";
 import { runBoth } from "./emulation.ts";
 import { hasTool, llvmMissing } from "../backends/llvm/helpers.ts";
