@@ -86,9 +86,16 @@ function gemvGrid(family: "gemv" | "gemvRows"): GemvSchedule[] {
   return out;
 }
 
-function mmaGrid(): MmaGemvVariant[] {
+/**
+ * The tensor-core GEMV's variants at K: 4, 8 and 16 warps, and the warp counts that split K's
+ * chunks of 256 into 2 to 4 rounds most evenly (K = 11008's 43 chunks: 22, 15 and 11 warps, where
+ * 16 leave 5 of the last round's warps idle).
+ */
+function mmaGrid(k: number): MmaGemvVariant[] {
+  const chunks = Math.ceil(k / S.MMA_GEMV_CHUNK);
+  const balanced = [2, 3, 4].map((r) => Math.ceil(chunks / r)).filter((w) => w <= 32);
   const out: MmaGemvVariant[] = [];
-  for (const warps of [4, 8, 16])
+  for (const warps of [...new Set([4, 8, 16, ...balanced])].sort((a, b) => a - b))
     for (const rows of [16, 32] as const)
       for (const unrollChunks of [1, 2, 4]) out.push({ warps, rows, unrollChunks });
   return out;
@@ -126,8 +133,8 @@ function candidates(): TuneCandidate[] {
           kernel,
           schedule: q4GemvSchedule(rowLoop, p),
         });
-  for (const p of mmaGrid())
-    for (const [n, k] of GEMV_SHAPES) {
+  for (const [n, k] of GEMV_SHAPES)
+    for (const p of mmaGrid(k)) {
       if (n === 22016 && p.rows !== 32) continue;
       gemv("gemvMma", p, n, k, {
         key: `tune_gemvMma_${n}x${k}_w${p.warps}r${p.rows}u${p.unrollChunks}`,

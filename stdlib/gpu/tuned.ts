@@ -153,7 +153,7 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
       },
       device: "NVIDIA H100 80GB HBM3",
       measured:
-        "2026-11-28: least time at this shape, 4.8 us (bench/tune.ts, with programmatic launch); in the 7B decode step's graph 1721.2 against 1747.8 us with 8 warps, 16 rows, 2 unrolled (bench/results/decode-gemv-params-ab3-h100.json)",
+        "2026-11-28: least time at this shape, 4.8 us (bench/tune.ts, with programmatic launch), and the least 7B decode step in its graph with the residual-adding O kernel: 1721.2 against 1747.8 us with 8 warps, 16 rows, 2 unrolled (bench/results/decode-gemv-params-ab3-h100.json)",
     },
     "gemvMma:12288x4096": {
       params: {
@@ -173,7 +173,7 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
       },
       device: "NVIDIA H100 80GB HBM3",
       measured:
-        "2026-11-28: least time at this shape, 10.5 us (bench/tune.ts, with programmatic launch); in the 7B decode step's graph 1721.4 against 1799.6 us with 32 rows (bench/results/decode-gemv-params-ab3-h100.json)",
+        "2026-11-28: least 7B decode step in its graph with the residual-adding down kernel: 1721.4 us against 1799.6 with 32 rows (decode-gemv-params-ab3-h100.json); 1719.1 against 1797.9 with 11 warps (bench/tune.ts's pick alone with programmatic launch, 10.3 against 10.5 us) and 1720.0 with 15 (decode-gemv-warps-ab-h100.json)",
     },
     "gemvMma:32000x4096": {
       params: {
@@ -182,7 +182,7 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         unrollChunks: 2,
       },
       device: "NVIDIA H100 80GB HBM3",
-      measured: "2026-11-28: least time at this shape, 25.6 us (bench/tune.ts, with programmatic launch)",
+      measured: "2026-11-28: least time at this shape, 25.7 us (bench/tune.ts, with programmatic launch)",
     },
     "gemvMma:22016x4096": {
       params: {
