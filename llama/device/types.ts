@@ -27,7 +27,11 @@ export interface OpSpec {
   readonly specialize?: Readonly<Record<string, number>>;
   readonly retype?: { readonly from: DType; readonly to: DType };
   readonly schedule?: ScheduleFn;
-  /** Scalar parameters read from one-element device tensors instead (see scalarsFromMemory). */
+  /**
+   * Scalar parameters read from one-element device tensors instead (see scalarsFromMemory): the
+   * decode step's position and length, which only the host or the step's last op (recordToken)
+   * writes, so kernels read them before waiting for the previous kernel (INVARIANT_BUFFERS).
+   */
   readonly scalarsInMemory?: readonly string[];
   /**
    * Launched eagerly (outside recordings) with programmatic dependent launch where the device has

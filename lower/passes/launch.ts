@@ -204,17 +204,23 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
     : { ...f, launch };
 }
 
-/** The INVARIANT_BUFFERS annotations' names: buffer parameters the kernel reads and never writes. */
+/**
+ * The INVARIANT_BUFFERS names, the function's attribute (set before scheduling, e.g. for scalars
+ * kept in memory: llama/device/prepare.ts) and the block loops' annotations together: buffer
+ * parameters the kernel reads and never writes.
+ */
 function invariantBuffers(f: PrimFunc, bindings: ReturnType<typeof collectBindings>): string[] {
-  const names = bindings
-    .filter((b) => isBlockTag(b.tag))
-    .map((b) => b.loop.annotations[INVARIANT_BUFFERS])
+  const names = [
+    f.attrs[INVARIANT_BUFFERS],
+    ...bindings.filter((b) => isBlockTag(b.tag)).map((b) => b.loop.annotations[INVARIANT_BUFFERS]),
+  ]
     .filter((v) => v !== undefined)
     .flatMap((v) => {
       if (typeof v !== "string")
         throw new LoweringError(P, `${INVARIANT_BUFFERS} must name buffer parameters, comma-separated`);
       return v.split(",").map((n) => n.trim());
-    });
+    })
+    .filter(Boolean);
   for (const n of names) {
     if (!f.params.some((p) => p.kind === "buffer" && p.buffer.name === n))
       throw new LoweringError(

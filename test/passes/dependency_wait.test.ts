@@ -9,6 +9,11 @@ import { specialize } from "../../lower/ir/specialize.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { INVARIANT_BUFFERS } from "../../lower/passes/launch.ts";
+import { llamaOps, CUDA_OP_CHOICES } from "../../llama/ops.ts";
+import { specializedFunc } from "../../llama/device/prepare.ts";
+import { compileOp } from "../../llama/device/compile.ts";
+import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
+import { LLAMA2_7B } from "../../llama/presets.ts";
 import { TARGETS, type Target } from "../../lower/passes/target.ts";
 import { printFunc } from "../../lower/ir/printer.ts";
 import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
@@ -94,6 +99,24 @@ describe("dependency_wait", () => {
       bad.annotate("b", INVARIANT_BUFFERS, names);
       expect(() => lowerToDevice(bad.func, TARGETS.sm_90)).toThrow(message);
     }
+  });
+
+  it.skipIf(llvmMissing !== "")("reads a decode step's scalars kept in memory before the wait (CUDA)", () => {
+    // Position and length are written only between steps (llama/device/prepare.ts): the split
+    // attention's length load comes before the wait, its keys, values and q after it.
+    const ops = llamaOps(
+      { ...LLAMA2_7B, contextLength: 1100 },
+      "q4f16_1",
+      GPU_SCHEDULES,
+      CUDA_OP_CHOICES,
+    ).decode;
+    const attention = ops.attentionSplit!;
+    expect(specializedFunc(attention).attrs[INVARIANT_BUFFERS]).toBe("len_mem");
+    const ptx = compileOp(attention, "sm_90").image as string;
+    const wait = ptx.indexOf("griddepcontrol.wait");
+    expect(wait).toBeGreaterThan(0);
+    expect(ptx.slice(0, wait).match(/ld\.global[.\w]*/g)).toEqual(["ld.global.u32"]);
+    expect(ptx.slice(wait)).toMatch(/ld\.global/);
   });
 
   it("changes no result on the CPU device emulation", () => {
