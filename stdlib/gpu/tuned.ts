@@ -163,7 +163,7 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
       },
       device: "NVIDIA H100 80GB HBM3",
       measured:
-        "2026-11-28: least 7B decode step in its graph with the RMSNorm-folded QKV kernel: 1721.4 us against 1745.4 with 8 warps, 16 rows, 2 unrolled; 1792.2 with 16 warps, 16 rows; 1774.5 against 1747.8 with bench/tune.ts's pick alone (8 warps, 32 rows, 4 unrolled: 11.0 us against 11.8) (bench/results/decode-gemv-params-ab3-h100.json)",
+        "2026-11-28: least 7B decode step in its graph with the RMSNorm-folded QKV kernel: 1721.4 us against 1745.4 with 8 warps, 16 rows, 2 unrolled; 1792.2 with 16 warps, 16 rows; 1774.5 against 1747.8 with bench/tune.ts's pick alone (8 warps, 32 rows, 4 unrolled: 11.0 us against 11.8) (bench/results/decode-gemv-params-ab3-h100.json); 1709.5 with 2 unrolled and 1725.9 with 1 against 1695.3 (decode-gemv-warps-ab-h100.json)",
     },
     "gemvMma:4096x11008": {
       params: {
