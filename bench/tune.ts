@@ -227,15 +227,17 @@ function main(): void {
     const run = JSON.parse(readFileSync(arg, "utf8")) as {
       device: string;
       copyBandwidthGBs: number;
+      /** Timed with programmatic dependent launch (bench/device/tune.ts on sm_90). */
+      programmaticLaunch?: boolean;
+      /** The one family timed (--family), where the run was so limited. */
+      family?: string;
       results: TuneResult[];
     };
     const best = bestPerFamily(run.results);
     const table: Record<string, Record<string, TunedEntry>> = JSON.parse(JSON.stringify(TUNED));
     table[ARCH] ??= {};
     const date = new Date().toISOString().slice(0, 10);
-    const how = (run as { programmaticLaunch?: boolean }).programmaticLaunch
-      ? ", with programmatic launch"
-      : "";
+    const how = run.programmaticLaunch ? ", with programmatic launch" : "";
     for (const [shape, b] of bestPerShape(run.results)) {
       // An entry measured inside the decode step's graph (with the kernels the model runs, not
       // the tuner's stand-ins) outranks a time alone: kept until that measurement is redone.
@@ -269,7 +271,7 @@ function main(): void {
         : "gpu";
     const out = new URL(`./results/tune-${gpu}.json`, import.meta.url);
     // A run of one family (--family) keeps the other families' timings of the file it updates.
-    const family = (run as { family?: string }).family;
+    const family = run.family;
     const previous =
       family && existsSync(out)
         ? (JSON.parse(readFileSync(out, "utf8")) as { results: TuneResult[]; best: Record<string, unknown> })

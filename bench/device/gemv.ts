@@ -80,6 +80,7 @@ function main(): number {
     const usPdl = (rt.device.computeCapability?.[0] ?? 0) >= 9 ? time(true) : undefined;
     const total = Object.values(bytes).reduce((a, b) => a + b, 0);
     const bw = total / (us * 1e-6);
+    const bwPdl = usPdl === undefined ? undefined : total / (usPdl * 1e-6);
     const line = {
       n: e.n,
       k: e.k,
@@ -87,13 +88,11 @@ function main(): number {
       us,
       gbps: bw / 1e9,
       fractionOfCopy: bw / copy,
-      ...(usPdl === undefined
-        ? {}
-        : { usProgrammatic: usPdl, fractionOfCopyProgrammatic: total / (usPdl * 1e-6) / copy }),
+      ...(bwPdl === undefined ? {} : { usProgrammatic: usPdl, fractionOfCopyProgrammatic: bwPdl / copy }),
       registers: e.artifact.registers,
     };
     console.log(
-      `q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""}${e.params.rows4 ? " 4-rows-per-thread" : ""}${e.params.mma ? ` tensor-cores unroll ${e.params.unrollChunks}` : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy${usPdl === undefined ? "" : `; with programmatic launch ${usPdl.toFixed(2)} us = ${((100 * total) / (usPdl * 1e-6) / copy).toFixed(1)}%`}`,
+      `q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""}${e.params.rows4 ? " 4-rows-per-thread" : ""}${e.params.mma ? ` tensor-cores unroll ${e.params.unrollChunks}` : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy${bwPdl === undefined ? "" : `; with programmatic launch ${usPdl!.toFixed(2)} us = ${((100 * bwPdl) / copy).toFixed(1)}%`}`,
     );
     results.push(line);
     freeCopies(rt, sets);

@@ -3,7 +3,7 @@ import { lowerKernel } from "../../lower/frontend/lower.ts";
 import type { PrimFunc } from "../../lower/ir/nodes.ts";
 import { retype, scalarsFromMemory, specialize } from "../../lower/ir/specialize.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
-import { INVARIANT_BUFFERS } from "../../lower/passes/launch.ts";
+import { withInvariantBuffers } from "../../lower/passes/launch.ts";
 import type { OpSpec } from "./types.ts";
 
 export function specializedFunc(spec: OpSpec): PrimFunc {
@@ -15,10 +15,10 @@ export function specializedFunc(spec: OpSpec): PrimFunc {
     // The step's values (position, length) are written only between steps, by the host or by the
     // step's last op (recordToken): no kernel writes them while one that reads them may run, so
     // under programmatic dependent launch they are read before the wait for the previous kernel.
-    const names = [f.attrs[INVARIANT_BUFFERS], ...spec.scalarsInMemory.map((n) => `${n}_mem`)].filter(
-      Boolean,
+    f = withInvariantBuffers(
+      f,
+      spec.scalarsInMemory.map((n) => `${n}_mem`),
     );
-    f = { ...f, attrs: { ...f.attrs, [INVARIANT_BUFFERS]: names.join(",") } };
   }
   return { ...f, name: spec.key.replace(/[^A-Za-z0-9_]/g, "_") };
 }

@@ -16,18 +16,14 @@
 import { barrier, seq } from "../ir/build.ts";
 import type { Node, PrimFunc, Stmt } from "../ir/nodes.ts";
 import { someNode } from "../ir/transform.ts";
-import { INVARIANT_BUFFERS } from "./launch.ts";
+import { invariantBufferNames } from "./launch.ts";
 import type { Target } from "./target.ts";
 
 const WAIT = barrier("grid");
 
 export function dependencyWaitPass(f: PrimFunc, target: Target): PrimFunc {
   if (target.kind !== "cuda") return f;
-  const invariant = new Set(
-    String(f.attrs[INVARIANT_BUFFERS] ?? "")
-      .split(",")
-      .filter(Boolean),
-  );
+  const invariant = new Set(invariantBufferNames(f));
   // Whether n loads or stores global memory another kernel may write (a prefetch does neither).
   const touchesGlobal = (n: Node): boolean =>
     someNode(

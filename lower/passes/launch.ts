@@ -164,6 +164,18 @@ export const MIN_BLOCKS_PER_SM = "min_blocks_per_sm";
  */
 export const INVARIANT_BUFFERS = "invariant_buffers";
 
+/** The names a function's INVARIANT_BUFFERS attribute lists. */
+export function invariantBufferNames(f: PrimFunc): string[] {
+  const v = f.attrs[INVARIANT_BUFFERS];
+  return typeof v === "string" ? v.split(",").filter(Boolean) : [];
+}
+
+/** f with `names` added to its INVARIANT_BUFFERS attribute. */
+export function withInvariantBuffers(f: PrimFunc, names: readonly string[]): PrimFunc {
+  const all = [...new Set([...invariantBufferNames(f), ...names])];
+  return all.length ? { ...f, attrs: { ...f.attrs, [INVARIANT_BUFFERS]: all.join(",") } } : f;
+}
+
 export function launchPass(f: PrimFunc, target: Target): PrimFunc {
   const bindings = collectBindings(f.body);
   // Lowering again from a later stage: the threads are already explicit, keep their launch.
@@ -199,9 +211,7 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
     sharedBytes: 0,
     ...(minBlocks.length ? { minBlocksPerSM: Math.max(...minBlocks) } : {}),
   };
-  return invariant.length
-    ? { ...f, launch, attrs: { ...f.attrs, [INVARIANT_BUFFERS]: invariant.join(",") } }
-    : { ...f, launch };
+  return withInvariantBuffers({ ...f, launch }, invariant);
 }
 
 /**
@@ -210,17 +220,16 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
  * parameters the kernel reads and never writes.
  */
 function invariantBuffers(f: PrimFunc, bindings: ReturnType<typeof collectBindings>): string[] {
-  const names = [
-    f.attrs[INVARIANT_BUFFERS],
-    ...bindings.filter((b) => isBlockTag(b.tag)).map((b) => b.loop.annotations[INVARIANT_BUFFERS]),
-  ]
+  const annotated = bindings
+    .filter((b) => isBlockTag(b.tag))
+    .map((b) => b.loop.annotations[INVARIANT_BUFFERS])
     .filter((v) => v !== undefined)
     .flatMap((v) => {
       if (typeof v !== "string")
         throw new LoweringError(P, `${INVARIANT_BUFFERS} must name buffer parameters, comma-separated`);
       return v.split(",").map((n) => n.trim());
-    })
-    .filter(Boolean);
+    });
+  const names = [...invariantBufferNames(f), ...annotated].filter(Boolean);
   for (const n of names) {
     if (!f.params.some((p) => p.kind === "buffer" && p.buffer.name === n))
       throw new LoweringError(
