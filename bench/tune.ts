@@ -14,8 +14,7 @@
 //   gemv      one row per thread (q4Gemv stands for its fused variants), rows per block x lanes
 //   gemvRows  four rows per thread (q4GemvRows4 stands for its fused variants), likewise
 //   gemvMma   the tensor-core GEMVs (q4GemvMma stands for its fused variants): warps splitting K,
-//             rows per block (one or two 16-row tiles), chunks unrolled per warp iteration and
-//             persistent grids (blocks taking tiles in turn);
+//             rows per block (one or two 16-row tiles) and chunks unrolled per warp iteration;
 //             22016x4096 (the gate/up pair, whose kernel needs two tiles) only with 32 rows
 //   rowReduce rmsNorm's threads per row
 // Shapes are Llama-2-7B's decode shapes (bench/device/build-bench.ts GEMV_SHAPES; RMSNorm of 4096).
@@ -92,23 +91,15 @@ function gemvGrid(family: "gemv" | "gemvRows"): GemvSchedule[] {
  * chunks of 256 into 2 to 4 rounds most evenly (K = 11008's 43 chunks: 22, 15 and 11 warps, where
  * 16 leave 5 of the last round's warps idle).
  */
-function mmaGrid(k: number, n: number): MmaGemvVariant[] {
+function mmaGrid(k: number): MmaGemvVariant[] {
   const chunks = Math.ceil(k / S.MMA_GEMV_CHUNK);
   const balanced = [2, 3, 4].map((r) => Math.ceil(chunks / r)).filter((w) => w <= 32);
   const out: MmaGemvVariant[] = [];
   for (const warps of [...new Set([4, 8, 16, ...balanced])].sort((a, b) => a - b))
     for (const rows of [16, 32] as const)
-      for (const unrollChunks of [1, 2, 4]) {
-        out.push({ warps, rows, unrollChunks });
-        // Persistent grids of 1 to 3 blocks per H100 multiprocessor (132), where each block
-        // then takes at least 1.5 tiles on average.
-        for (const blocks of PERSISTENT_BLOCKS)
-          if (blocks * 1.5 <= n / rows) out.push({ warps, rows, unrollChunks, blocks });
-      }
+      for (const unrollChunks of [1, 2, 4]) out.push({ warps, rows, unrollChunks });
   return out;
 }
-
-const PERSISTENT_BLOCKS = [132, 264, 396];
 
 function candidates(): TuneCandidate[] {
   const out: TuneCandidate[] = [];
@@ -143,10 +134,10 @@ function candidates(): TuneCandidate[] {
           schedule: q4GemvSchedule(rowLoop, p),
         });
   for (const [n, k] of GEMV_SHAPES)
-    for (const p of mmaGrid(k, n)) {
+    for (const p of mmaGrid(k)) {
       if (n === 22016 && p.rows !== 32) continue;
       gemv("gemvMma", p, n, k, {
-        key: `tune_gemvMma_${n}x${k}_w${p.warps}r${p.rows}u${p.unrollChunks}${p.blocks ? `b${p.blocks}` : ""}`,
+        key: `tune_gemvMma_${n}x${k}_w${p.warps}r${p.rows}u${p.unrollChunks}`,
         kernel: withMmaVariant(S.q4GemvMma, p),
         schedule: q4GemvMmaSchedule(p),
       });

@@ -24,7 +24,6 @@
  * memory). Arithmetic is attentionDecode's regrouped: results agree with it to f32 rounding, output
  * rounded to f16 once. Head dimensions up to 32 * LANE_CHANNELS = 256 (MAX_HEAD_DIM).
  */
-import { MAX_HEAD_DIM } from "./attention.ts";
 import {
   kernel,
   exp,
@@ -102,36 +101,18 @@ export const attentionDecodeSplit = kernel(function attentionDecodeSplit(
           for (let iz = 0; iz < perLane; iz++) acc[w][lz][iz] = f32(0);
         let m = f32(-Infinity);
         let l = f32(0);
-        // A chunk's keys (a lane's position's row) and values (a lane's channels of the 32
-        // positions), the first round's loaded before anything else: under programmatic dependent
-        // launch they are read while the kernel before this one (RoPE and the cache append) still
-        // runs (the schedule declares the caches PRELOADED_BUFFERS). That kernel writes the row at
-        // len - 1 only, which each round reads again below, after the wait.
-        const kr = local("f16", [SPLIT_WARPS, DECODE_CHUNK, MAX_HEAD_DIM]);
-        const vr = local("f16", [SPLIT_WARPS, DECODE_CHUNK, DECODE_CHUNK, LANE_CHANNELS]);
-        const first = (s * run + w) * DECODE_CHUNK;
-        for (let lk = 0; lk < DECODE_CHUNK; lk++)
-          for (let ik = 0; ik < d; ik++) kr[w][lk][ik] = kCache[min(first + lk, len - 1)][kvh][ik];
-        for (let lp = 0; lp < DECODE_CHUNK; lp++)
-          for (let tp = 0; tp < DECODE_CHUNK; tp++)
-            for (let ip = 0; ip < perLane; ip++)
-              vr[w][lp][tp][ip] = vCache[min(first + tp, len - 1)][kvh][min(lp * perLane + ip, d - 1)];
         for (let r = 0; r < rounds; r++) {
           const start = (s * run + r * SPLIT_WARPS + w) * DECODE_CHUNK;
-          // The row at len - 1 (this step's, which positions past len read too), read again.
-          const vl = local("f16", [SPLIT_WARPS, DECODE_CHUNK, LANE_CHANNELS]);
-          for (let lf = 0; lf < DECODE_CHUNK; lf++) {
-            if (start + lf >= len - 1)
-              for (let jf = 0; jf < d; jf++) kr[w][lf][jf] = kCache[len - 1][kvh][jf];
-            for (let jl = 0; jl < perLane; jl++)
-              vl[w][lf][jl] = vCache[len - 1][kvh][min(lf * perLane + jl, d - 1)];
-            for (let tl = 0; tl < DECODE_CHUNK; tl++)
-              for (let il = 0; il < perLane; il++)
-                vr[w][lf][tl][il] = select(start + tl >= len - 1, vl[w][lf][il], vr[w][lf][tl][il]);
-          }
+          // The chunk's values, loaded before the scores that weigh them: both round trips at once.
+          const vr = local("f16", [SPLIT_WARPS, DECODE_CHUNK, DECODE_CHUNK, LANE_CHANNELS]);
+          for (let lp = 0; lp < DECODE_CHUNK; lp++)
+            for (let tp = 0; tp < DECODE_CHUNK; tp++)
+              for (let ip = 0; ip < perLane; ip++)
+                vr[w][lp][tp][ip] = vCache[min(start + tp, len - 1)][kvh][min(lp * perLane + ip, d - 1)];
           for (let t = 0; t < DECODE_CHUNK; t++) {
+            const pos = min(start + t, len - 1);
             let dot = f32(0);
-            for (let i = 0; i < d; i++) dot += f32(q[h][i]) * f32(kr[w][t][i]);
+            for (let i = 0; i < d; i++) dot += f32(q[h][i]) * f32(kCache[pos][kvh][i]);
             p[w][t] = select(start + t < end, dot * scale, f32(-Infinity));
           }
           let mc = f32(-Infinity);
@@ -150,16 +131,6 @@ export const attentionDecodeSplit = kernel(function attentionDecodeSplit(
               let a = acc[w][lv][iv] * alpha;
               for (let tv = 0; tv < DECODE_CHUNK; tv++) a += p[w][tv] * f32(vr[w][lv][tv][iv]);
               acc[w][lv][iv] = a;
-            }
-          }
-          // The next round's keys and values, into the registers this round has finished with.
-          const next = start + SPLIT_WARPS * DECODE_CHUNK;
-          if (r + 1 < rounds) {
-            for (let ln = 0; ln < DECODE_CHUNK; ln++) {
-              for (let kn = 0; kn < d; kn++) kr[w][ln][kn] = kCache[min(next + ln, len - 1)][kvh][kn];
-              for (let tn = 0; tn < DECODE_CHUNK; tn++)
-                for (let vn = 0; vn < perLane; vn++)
-                  vr[w][ln][tn][vn] = vCache[min(next + tn, len - 1)][kvh][min(ln * perLane + vn, d - 1)];
             }
           }
         }

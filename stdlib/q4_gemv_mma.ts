@@ -45,7 +45,7 @@ import {
   shared,
   unpackF16x2,
   u32,
-  i32,
+  type i32,
   type Tensor,
   type Sym,
 } from "../dsl/index.ts";
@@ -76,19 +76,6 @@ const PREFETCH: number = 0;
  * consts): q4MmaPartials stages x * wn and sums x's squares on the way; 0 elsewhere.
  */
 const NORM: number = 0;
-/**
- * Blocks of a persistent launch (withConsts; 0, the default: a block per tile). With GRID > 0 a
- * kernel launches min(GRID, tiles) blocks and block b takes tiles b, b + GRID, ... in turn,
- * loading the next tile's first chunks at the end of the current tile's last round, so its loads
- * stay in flight through the epilogue; and a grid that leaves room on each multiprocessor lets the
- * next kernel's blocks load their weights while this one runs (programmatic dependent launch).
- */
-const GRID: number = 0;
-
-/** The blocks a kernel of `tiles` tiles launches (GRID). */
-function gridBlocks(tiles: i32): i32 {
-  return select(GRID === 0, tiles, min(GRID, tiles));
-}
 
 /**
  * L2 prefetches of the codes and scales of a block's tiles (rows row0 + t * tileStride .. + 15,
@@ -113,51 +100,11 @@ function q4PrefetchTiles(
 }
 
 /**
- * The first round's codes and scales of the tile whose rows start at row0 (rows row0 + t *
- * tileStride .. + 15 for tile t), into wq and ws for q4MmaPartials. The kernels call it before
- * anything another kernel writes: their schedules declare the weights invariant (written by no
- * kernel), so under programmatic dependent launch these loads are issued before the wait for the
- * previous kernel and overlap its tail (lower/passes/dependency_wait.ts).
- * Lane (g, t) loads the 16 bytes of groups 8c + t and 8c + t + 4 of rows g and g + 8 of each
- * tile, and the scales its C registers take (row mmaCRow, group 8c + mmaCCol). The same loads
- * end each round for the next (loops of their own names: schedules address loops by name).
- */
-function q4MmaFirstRound(
-  packed: Tensor<u32, readonly [number, number]>,
-  scales: Tensor<f16, readonly [number, number]>,
-  row0: i32,
-  tileStride: i32,
-  wq: Tensor<u32, readonly [number, number, number, number, number, number]>,
-  ws: Tensor<f16, readonly [number, number, number, number]>,
-) {
-  const chunks = idiv(scales.shape[1], CHUNK_GROUPS);
-  for (let wb = 0; wb < WARPS; wb++)
-    for (let lb = 0; lb < LANES; lb++) {
-      const c = min(wb, chunks - 1);
-      for (let tb = 0; tb < TILES; tb++) {
-        for (let rb = 0; rb < 2; rb++)
-          for (let hb = 0; hb < 2; hb++)
-            for (let vb = 0; vb < Q4_WORDS_PER_GROUP; vb++)
-              wq[wb][lb][tb][rb][hb][vb] =
-                packed[row0 + tb * tileStride + rb * 8 + (lb >> 2)][
-                  (c * CHUNK_GROUPS + (lb & 3) + 4 * hb) * Q4_WORDS_PER_GROUP + vb
-                ];
-        for (let sb = 0; sb < 4; sb++)
-          ws[wb][lb][tb][sb] =
-            scales[row0 + tb * tileStride + L.mmaCRow(lb, sb)][c * CHUNK_GROUPS + L.mmaCCol(lb, sb)];
-      }
-    }
-}
-
-/**
  * Each (warp, lane)'s sums of its rows over its groups, into part[warp][lane][tile][g or g + 8]:
- * tile t holds weight rows row0 + t * tileStride .. + 15, whose first round of codes and scales
- * wq and ws hold (q4MmaFirstRound). The kernels add them up per row in their epilogue
- * (mmaRowSum, mmaPairSums). With `more` (1), the last round ends by loading the first round of
- * the tile at nextRow0 into wq and ws (a persistent block's next tile, GRID). With NORM, x is
- * multiplied by the norm weight wn as it is staged and each warp's sum of x's squares goes to
- * ssw[warp][0][0][0] (mmaRmsScale); without, neither is touched, and the plain kernels pass x and
- * part in their places.
+ * tile t holds weight rows row0 + t * tileStride .. + 15. The kernels add them up per row in
+ * their epilogue (mmaRowSum, mmaPairSums). With NORM, x is multiplied by the norm weight wn as it
+ * is staged and each warp's sum of x's squares goes to ssw[warp][0][0][0] (mmaRmsScale); without,
+ * neither is touched, and the plain kernels pass x and part in their places.
  */
 function q4MmaPartials(
   x: Tensor<f16, readonly [number]>,
@@ -166,10 +113,6 @@ function q4MmaPartials(
   scales: Tensor<f16, readonly [number, number]>,
   row0: i32,
   tileStride: i32,
-  nextRow0: i32,
-  more: i32,
-  wq: Tensor<u32, readonly [number, number, number, number, number, number]>,
-  ws: Tensor<f16, readonly [number, number, number, number]>,
   part: Tensor<f32, readonly [number, number, number, number]>,
   ssw: Tensor<f32, readonly [number, number, number, number]>,
 ) {
@@ -177,6 +120,9 @@ function q4MmaPartials(
   const rounds = idiv(chunks + WARPS - 1, WARPS);
   const acc = local("f32", [WARPS, LANES, TILES, 2]);
   const cacc = local("f32", [WARPS, LANES, TILES, 4]);
+  const wq = local("u32", [WARPS, LANES, TILES, 2, 2, Q4_WORDS_PER_GROUP]);
+  // The scales of the chunk in wq, by C's layout (row mmaCRow, group mmaCCol of each register).
+  const ws = local("f16", [WARPS, LANES, TILES, 4]);
   const af = local("u32", [WARPS, LANES, 4]);
   const bf = local("u32", [WARPS, LANES, 2]);
   // Each warp's chunk of x as B's f16 pairs (x[k], x[k + 4]), by group, word and pair, and a row
@@ -194,6 +140,29 @@ function q4MmaPartials(
       }
       xb[wz][CHUNK_GROUPS + (lz >> 4)][(lz >> 2) & 3][lz & 3] = u32(0);
       sq[wz][lz] = f32(0);
+    }
+  // The first round's codes and scales, read before anything another kernel writes: the kernels'
+  // schedules declare the weights invariant (written by no kernel), so under programmatic
+  // dependent launch these loads are issued before the wait for the previous kernel and overlap
+  // its tail (lower/passes/dependency_wait.ts).
+  // Lane (g, t) loads the 16 bytes of groups 8c + t and 8c + t + 4 of rows g and g + 8 of each
+  // tile, and the scales its C registers take (row mmaCRow, group 8c + mmaCCol). The same loads
+  // end each round for the next (loops of their own names: schedules address loops by name).
+  for (let wb = 0; wb < WARPS; wb++)
+    for (let lb = 0; lb < LANES; lb++) {
+      const c = min(wb, chunks - 1);
+      for (let tb = 0; tb < TILES; tb++) {
+        for (let rb = 0; rb < 2; rb++)
+          for (let hb = 0; hb < 2; hb++)
+            for (let vb = 0; vb < Q4_WORDS_PER_GROUP; vb++)
+              wq[wb][lb][tb][rb][hb][vb] =
+                packed[row0 + tb * tileStride + rb * 8 + (lb >> 2)][
+                  (c * CHUNK_GROUPS + (lb & 3) + 4 * hb) * Q4_WORDS_PER_GROUP + vb
+                ];
+        for (let sb = 0; sb < 4; sb++)
+          ws[wb][lb][tb][sb] =
+            scales[row0 + tb * tileStride + L.mmaCRow(lb, sb)][c * CHUNK_GROUPS + L.mmaCCol(lb, sb)];
+      }
     }
   for (let ci = 0; ci < rounds; ci++) {
     // Lane l packs word l & 3 of its warp's chunk's group l >> 2 (eight consecutive elements of x,
@@ -258,22 +227,19 @@ function q4MmaPartials(
             );
             cacc[we][le][te][re] = f32(0);
           }
-        if (ci + 1 < rounds || more === 1) {
-          // The last round loads the next tile's first (c = we, as q4MmaFirstRound).
-          const last = ci + 1 >= rounds;
-          const cn = select(last, min(we, chunks - 1), min(c + WARPS, chunks - 1));
-          const rn = select(last, nextRow0, row0);
+        if (ci + 1 < rounds) {
+          const cn = min(c + WARPS, chunks - 1);
           for (let ta = 0; ta < TILES; ta++) {
             for (let ra = 0; ra < 2; ra++)
               for (let ha = 0; ha < 2; ha++)
                 for (let va = 0; va < Q4_WORDS_PER_GROUP; va++)
                   wq[we][le][ta][ra][ha][va] =
-                    packed[rn + ta * tileStride + ra * 8 + (le >> 2)][
+                    packed[row0 + ta * tileStride + ra * 8 + (le >> 2)][
                       (cn * CHUNK_GROUPS + (le & 3) + 4 * ha) * Q4_WORDS_PER_GROUP + va
                     ];
             for (let sa = 0; sa < 4; sa++)
               ws[we][le][ta][sa] =
-                scales[rn + ta * tileStride + L.mmaCRow(le, sa)][cn * CHUNK_GROUPS + L.mmaCCol(le, sa)];
+                scales[row0 + ta * tileStride + L.mmaCRow(le, sa)][cn * CHUNK_GROUPS + L.mmaCCol(le, sa)];
           }
         }
       }
@@ -333,36 +299,14 @@ export const q4GemvMma = kernel(function q4GemvMma(
   scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
   y: Tensor<f16, [Sym<"n">]>,
 ) {
-  const tiles = idiv(y.shape[0], MMA_ROWS);
-  const grid = gridBlocks(tiles);
-  for (let blk = 0; blk < grid; blk++) {
+  for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
     q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    const wq = local("u32", [WARPS, LANES, TILES, 2, 2, Q4_WORDS_PER_GROUP]);
-    const ws = local("f16", [WARPS, LANES, TILES, 4]);
-    q4MmaFirstRound(packed, scales, blk * MMA_ROWS, 16, wq, ws);
-    for (let j = 0; j < idiv(tiles + grid - 1, grid); j++) {
-      const tile = min(j * grid + blk, tiles - 1);
-      const next = min(tile + grid, tiles - 1) * MMA_ROWS;
-      q4MmaPartials(
-        x,
-        x,
-        packed,
-        scales,
-        tile * MMA_ROWS,
-        16,
-        next,
-        i32(tile + grid < tiles),
-        wq,
-        ws,
-        part,
-        part,
-      );
-      for (let ro = 0; ro < MMA_ROWS; ro++) {
-        const sum = local("f32", [1]);
-        mmaRowSum(part, ro >> 4, ro & 15, sum);
-        if (j * grid + blk < tiles) y[(j * grid + blk) * MMA_ROWS + ro] = f16(sum[0]);
-      }
+    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, part, part);
+    for (let ro = 0; ro < MMA_ROWS; ro++) {
+      const sum = local("f32", [1]);
+      mmaRowSum(part, ro >> 4, ro & 15, sum);
+      y[blk * MMA_ROWS + ro] = f16(sum[0]);
     }
   }
 });
@@ -375,37 +319,15 @@ export const q4GemvResidualMma = kernel(function q4GemvResidualMma(
   residual: Tensor<f16, [Sym<"n">]>,
   y: Tensor<f16, [Sym<"n">]>,
 ) {
-  const tiles = idiv(y.shape[0], MMA_ROWS);
-  const grid = gridBlocks(tiles);
-  for (let blk = 0; blk < grid; blk++) {
+  for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
     q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    const wq = local("u32", [WARPS, LANES, TILES, 2, 2, Q4_WORDS_PER_GROUP]);
-    const ws = local("f16", [WARPS, LANES, TILES, 4]);
-    q4MmaFirstRound(packed, scales, blk * MMA_ROWS, 16, wq, ws);
-    for (let j = 0; j < idiv(tiles + grid - 1, grid); j++) {
-      const tile = min(j * grid + blk, tiles - 1);
-      const next = min(tile + grid, tiles - 1) * MMA_ROWS;
-      q4MmaPartials(
-        x,
-        x,
-        packed,
-        scales,
-        tile * MMA_ROWS,
-        16,
-        next,
-        i32(tile + grid < tiles),
-        wq,
-        ws,
-        part,
-        part,
-      );
-      for (let ro = 0; ro < MMA_ROWS; ro++) {
-        const sum = local("f32", [1]);
-        mmaRowSum(part, ro >> 4, ro & 15, sum);
-        const row = (j * grid + blk) * MMA_ROWS + ro;
-        if (j * grid + blk < tiles) y[row] = f16(f32(residual[row]) + f32(f16(sum[0])));
-      }
+    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, part, part);
+    for (let ro = 0; ro < MMA_ROWS; ro++) {
+      const sum = local("f32", [1]);
+      mmaRowSum(part, ro >> 4, ro & 15, sum);
+      const row = blk * MMA_ROWS + ro;
+      y[row] = f16(f32(residual[row]) + f32(f16(sum[0])));
     }
   }
 });
@@ -417,36 +339,14 @@ export const q4GemvF32Mma = kernel(function q4GemvF32Mma(
   scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
   y: Tensor<f32, [Sym<"n">]>,
 ) {
-  const tiles = idiv(y.shape[0], MMA_ROWS);
-  const grid = gridBlocks(tiles);
-  for (let blk = 0; blk < grid; blk++) {
+  for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
     q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    const wq = local("u32", [WARPS, LANES, TILES, 2, 2, Q4_WORDS_PER_GROUP]);
-    const ws = local("f16", [WARPS, LANES, TILES, 4]);
-    q4MmaFirstRound(packed, scales, blk * MMA_ROWS, 16, wq, ws);
-    for (let j = 0; j < idiv(tiles + grid - 1, grid); j++) {
-      const tile = min(j * grid + blk, tiles - 1);
-      const next = min(tile + grid, tiles - 1) * MMA_ROWS;
-      q4MmaPartials(
-        x,
-        x,
-        packed,
-        scales,
-        tile * MMA_ROWS,
-        16,
-        next,
-        i32(tile + grid < tiles),
-        wq,
-        ws,
-        part,
-        part,
-      );
-      for (let ro = 0; ro < MMA_ROWS; ro++) {
-        const sum = local("f32", [1]);
-        mmaRowSum(part, ro >> 4, ro & 15, sum);
-        if (j * grid + blk < tiles) y[(j * grid + blk) * MMA_ROWS + ro] = sum[0];
-      }
+    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, part, part);
+    for (let ro = 0; ro < MMA_ROWS; ro++) {
+      const sum = local("f32", [1]);
+      mmaRowSum(part, ro >> 4, ro & 15, sum);
+      y[blk * MMA_ROWS + ro] = sum[0];
     }
   }
 });
@@ -462,38 +362,15 @@ export const q4GateUpSiluMma = kernel(function q4GateUpSiluMma(
   out: Tensor<f16, [Sym<"i">]>,
 ) {
   const inter = out.shape[0];
-  const tiles = idiv(inter, 16);
-  const grid = gridBlocks(tiles);
-  for (let blk = 0; blk < grid; blk++) {
+  for (let blk = 0; blk < idiv(inter, 16); blk++) {
     q4PrefetchTiles(packed, scales, blk * 16, inter);
     const part = shared("f32", [WARPS, LANES, 2, 2]);
-    const wq = local("u32", [WARPS, LANES, TILES, 2, 2, Q4_WORDS_PER_GROUP]);
-    const ws = local("f16", [WARPS, LANES, TILES, 4]);
-    q4MmaFirstRound(packed, scales, blk * 16, inter, wq, ws);
-    for (let j = 0; j < idiv(tiles + grid - 1, grid); j++) {
-      const tile = min(j * grid + blk, tiles - 1);
-      const next = min(tile + grid, tiles - 1) * 16;
-      q4MmaPartials(
-        x,
-        x,
-        packed,
-        scales,
-        tile * 16,
-        inter,
-        next,
-        i32(tile + grid < tiles),
-        wq,
-        ws,
-        part,
-        part,
-      );
-      for (let ro = 0; ro < 16; ro++) {
-        const gate = local("f32", [1]);
-        const up = local("f32", [1]);
-        mmaPairSums(part, ro, gate, up);
-        if (j * grid + blk < tiles)
-          out[(j * grid + blk) * 16 + ro] = f16(silu(f32(f16(gate[0]))) * f32(f16(up[0])));
-      }
+    q4MmaPartials(x, x, packed, scales, blk * 16, inter, part, part);
+    for (let ro = 0; ro < 16; ro++) {
+      const gate = local("f32", [1]);
+      const up = local("f32", [1]);
+      mmaPairSums(part, ro, gate, up);
+      out[blk * 16 + ro] = f16(silu(f32(f16(gate[0]))) * f32(f16(up[0])));
     }
   }
 });
@@ -525,39 +402,17 @@ export const q4GemvRmsMma = kernel(
     scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
     y: Tensor<f16, [Sym<"n">]>,
   ) {
-    const tiles = idiv(y.shape[0], MMA_ROWS);
-    const grid = gridBlocks(tiles);
-    for (let blk = 0; blk < grid; blk++) {
+    for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
       q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
       const part = shared("f32", [WARPS, LANES, TILES, 2]);
       const ssw = shared("f32", [WARPS, 1, 1, 1]);
-      const wq = local("u32", [WARPS, LANES, TILES, 2, 2, Q4_WORDS_PER_GROUP]);
-      const ws = local("f16", [WARPS, LANES, TILES, 4]);
-      q4MmaFirstRound(packed, scales, blk * MMA_ROWS, 16, wq, ws);
-      for (let j = 0; j < idiv(tiles + grid - 1, grid); j++) {
-        const tile = min(j * grid + blk, tiles - 1);
-        const next = min(tile + grid, tiles - 1) * MMA_ROWS;
-        q4MmaPartials(
-          x,
-          wn,
-          packed,
-          scales,
-          tile * MMA_ROWS,
-          16,
-          next,
-          i32(tile + grid < tiles),
-          wq,
-          ws,
-          part,
-          ssw,
-        );
-        for (let ro = 0; ro < MMA_ROWS; ro++) {
-          const sum = local("f32", [1]);
-          const r = local("f32", [1]);
-          mmaRowSum(part, ro >> 4, ro & 15, sum);
-          mmaRmsScale(ssw, x.shape[0], eps, r);
-          if (j * grid + blk < tiles) y[(j * grid + blk) * MMA_ROWS + ro] = f16(sum[0] * r[0]);
-        }
+      q4MmaPartials(x, wn, packed, scales, blk * MMA_ROWS, 16, part, ssw);
+      for (let ro = 0; ro < MMA_ROWS; ro++) {
+        const sum = local("f32", [1]);
+        const r = local("f32", [1]);
+        mmaRowSum(part, ro >> 4, ro & 15, sum);
+        mmaRmsScale(ssw, x.shape[0], eps, r);
+        y[blk * MMA_ROWS + ro] = f16(sum[0] * r[0]);
       }
     }
   },
@@ -575,41 +430,18 @@ export const q4GateUpSiluRmsMma = kernel(
     out: Tensor<f16, [Sym<"i">]>,
   ) {
     const inter = out.shape[0];
-    const tiles = idiv(inter, 16);
-    const grid = gridBlocks(tiles);
-    for (let blk = 0; blk < grid; blk++) {
+    for (let blk = 0; blk < idiv(inter, 16); blk++) {
       q4PrefetchTiles(packed, scales, blk * 16, inter);
       const part = shared("f32", [WARPS, LANES, 2, 2]);
       const ssw = shared("f32", [WARPS, 1, 1, 1]);
-      const wq = local("u32", [WARPS, LANES, TILES, 2, 2, Q4_WORDS_PER_GROUP]);
-      const ws = local("f16", [WARPS, LANES, TILES, 4]);
-      q4MmaFirstRound(packed, scales, blk * 16, inter, wq, ws);
-      for (let j = 0; j < idiv(tiles + grid - 1, grid); j++) {
-        const tile = min(j * grid + blk, tiles - 1);
-        const next = min(tile + grid, tiles - 1) * 16;
-        q4MmaPartials(
-          x,
-          wn,
-          packed,
-          scales,
-          tile * 16,
-          inter,
-          next,
-          i32(tile + grid < tiles),
-          wq,
-          ws,
-          part,
-          ssw,
-        );
-        for (let ro = 0; ro < 16; ro++) {
-          const gate = local("f32", [1]);
-          const up = local("f32", [1]);
-          const r = local("f32", [1]);
-          mmaPairSums(part, ro, gate, up);
-          mmaRmsScale(ssw, x.shape[0], eps, r);
-          if (j * grid + blk < tiles)
-            out[(j * grid + blk) * 16 + ro] = f16(silu(f32(f16(gate[0] * r[0]))) * f32(f16(up[0] * r[0])));
-        }
+      q4MmaPartials(x, wn, packed, scales, blk * 16, inter, part, ssw);
+      for (let ro = 0; ro < 16; ro++) {
+        const gate = local("f32", [1]);
+        const up = local("f32", [1]);
+        const r = local("f32", [1]);
+        mmaPairSums(part, ro, gate, up);
+        mmaRmsScale(ssw, x.shape[0], eps, r);
+        out[blk * 16 + ro] = f16(silu(f32(f16(gate[0] * r[0]))) * f32(f16(up[0] * r[0])));
       }
     }
   },
@@ -644,10 +476,7 @@ export const q4QkvRopeAppendMma = kernel(function q4QkvRopeAppendMma(
     const i0 = (blk % perHead) * 16;
     q4PrefetchTiles(packed, scales, head * d + i0, half);
     const part = shared("f32", [WARPS, LANES, 2, 2]);
-    const wq = local("u32", [WARPS, LANES, TILES, 2, 2, Q4_WORDS_PER_GROUP]);
-    const ws = local("f16", [WARPS, LANES, TILES, 4]);
-    q4MmaFirstRound(packed, scales, head * d + i0, half, wq, ws);
-    q4MmaPartials(x, x, packed, scales, head * d + i0, half, 0, 0, wq, ws, part, part);
+    q4MmaPartials(x, x, packed, scales, head * d + i0, half, part, part);
     for (let ro = 0; ro < 16; ro++) {
       const lo = local("f32", [1]);
       const hi = local("f32", [1]);

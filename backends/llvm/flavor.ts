@@ -27,14 +27,9 @@ export interface Flavor {
   mathIntrinsic(name: string): string | undefined;
   /** Lines of the wait for the previous grid (lower/passes/dependency_wait.ts places it). */
   gridDependencyWait(): string[];
-  /** Lines that let the next grid in the stream launch (dependency_wait places them too). */
-  launchDependents(): string[];
 }
 
 const AXES = ["x", "y", "z"] as const;
-
-/** Whether the NVIDIA target has griddepcontrol (programmatic dependent launch, sm_90 on). */
-const pdl = (target: LLVMTarget): boolean => Number(target.arch.replace(/\D/g, "")) >= 90;
 
 function nvptx(target: LLVMTarget): Flavor {
   return {
@@ -55,13 +50,16 @@ function nvptx(target: LLVMTarget): Flavor {
     ],
     // Programmatic dependent launch (sm_90+): a kernel launched while the previous one in its
     // stream still runs (the CUDA device launches the decode graph's kernels with that attribute)
-    // waits here until the previous grid has finished and its writes are visible, and lets the
-    // next kernel launch early in turn (launch_dependents, placed apart): launch latency overlaps
-    // the previous kernel's tail. Without the attribute (the default) both return at once.
+    // waits here until the previous grid has finished and its writes are visible, then lets the
+    // next kernel launch early in turn: launch latency overlaps the previous kernel's tail.
+    // Without the attribute (the default) both instructions return at once.
     gridDependencyWait: () =>
-      pdl(target) ? ['call void asm sideeffect "griddepcontrol.wait;", "~{memory}"()'] : [],
-    launchDependents: () =>
-      pdl(target) ? ['call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()'] : [],
+      Number(target.arch.replace(/\D/g, "")) >= 90
+        ? [
+            'call void asm sideeffect "griddepcontrol.wait;", "~{memory}"()',
+            'call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()',
+          ]
+        : [],
     mathIntrinsic: (name) =>
       ({
         exp2: "llvm.nvvm.ex2.approx.f",
@@ -91,7 +89,6 @@ function amdgcn(target: LLVMTarget): Flavor {
     ],
     kernelAttributes: (maxThreads) => `"amdgpu-flat-work-group-size"="1,${maxThreads}"`,
     gridDependencyWait: () => [],
-    launchDependents: () => [],
     kernelMetadata: () => [],
     mathIntrinsic: (name) =>
       ({

@@ -246,7 +246,6 @@ export class WgmmaPipeline {
         for (const i of s.indices) this.dryExpr(i);
         return;
       case "barrier":
-        if (s.scope === "dependents") return;
         this.beforeBarrier(s.scope);
         this.dryIssued.clear();
         return;

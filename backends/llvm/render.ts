@@ -387,10 +387,6 @@ class Emitter {
         if (this.fl.target.kind === "nvptx") this.prefetch(s);
         return;
       case "barrier":
-        if (s.scope === "dependents") {
-          for (const l of this.fl.launchDependents()) this.emit(l);
-          return;
-        }
         this.emitAll(this.wgmma.beforeBarrier(s.scope));
         this.mmas.forget();
         if (s.scope === "grid") {

@@ -208,13 +208,10 @@ export interface LetStmt {
  * IR on CUDA only, placed by lower/passes/dependency_wait.ts) until the grid launched before this
  * one in its stream has finished and its writes are visible: programmatic dependent launch starts
  * a kernel early, and everything before this wait overlaps the previous kernel's tail.
- * "dependents" (device IR on CUDA only, placed by the same pass) waits for nothing: from there on
- * the grid launched after this one in its stream may start (once every block of this one has
- * reached it or exited).
  */
 export interface Barrier {
   readonly kind: "barrier";
-  readonly scope: "shared" | "warp" | "grid" | "dependents";
+  readonly scope: "shared" | "warp" | "grid";
 }
 
 /**

@@ -29,7 +29,6 @@ import { warpPrivateBuffers } from "./warp_private.ts";
 import { requireLaunch } from "./launch.ts";
 import { Uniformity } from "./uniform.ts";
 import { threadAxisOf } from "./device_ops.ts";
-import { simplifierFor, type Simplifier } from "./simplify.ts";
 import type { Target } from "./target.ts";
 
 const P = "barriers";
@@ -120,9 +119,6 @@ class Sync {
   /** Shared buffers each warp only touches its own part of (warp_private.ts): a warp barrier orders them. */
   private readonly warpPrivate: ReadonlySet<Buffer>;
 
-  /** Folds loop extents: a loop that runs once has no back edge. */
-  private readonly simplifier: Simplifier;
-
   constructor(
     f: PrimFunc,
     private readonly block: readonly number[],
@@ -130,7 +126,6 @@ class Sync {
   ) {
     this.uniformity = new Uniformity(f);
     this.warpPrivate = target ? warpPrivateBuffers(f, target) : new Set();
-    this.simplifier = simplifierFor(f);
   }
 
   private isUniform(e: Expr): boolean {
@@ -183,13 +178,6 @@ class Sync {
         if (s.forKind === "vectorized") return this.leafStmt(s, pending);
         // So are the steps of a copy that write different elements (disjoint_writes.ts).
         if (s.annotations[DISJOINT_WRITES]) return this.leafStmt(s, pending);
-        // A loop that runs once (a persistent kernel's loop over its tiles at one tile per block,
-        // before simplify removes it) is its body: nothing flows around a back edge.
-        const extent = this.simplifier.expr(s.extent);
-        if (extent.kind === "const" && extent.value === 1) {
-          const [body, end] = this.walk(s.body, pending);
-          return [{ ...s, body }, end];
-        }
         // A conflict with what precedes the loop is settled once, before it, not in every iteration.
         const clash = conflicts(pending, sharedAccesses(s.body));
         const pre = clash.length ? [this.barrierFor(clash)] : [];

@@ -8,9 +8,7 @@
  *
  * The wait goes after the leading statements that touch no global memory except by prefetch or
  * by loads of buffers no kernel writes (the schedule's INVARIANT_BUFFERS annotation: weights,
- * whose first tiles a GEMV can load into registers while the previous kernel finishes) or whose
- * elements the previous kernel writes the kernel reads again after the wait (PRELOADED_BUFFERS:
- * the decode attention's KV cache), found by
+ * whose first tiles a GEMV can load into registers while the previous kernel finishes), found by
  * descending through lets, allocations and sequences only, so every thread runs it exactly once
  * (never inside a loop or a branch). A kernel with neither waits first.
  * Elsewhere (CPU, ROCm, Vulkan) kernels are launched one after another and nothing is placed.
@@ -18,14 +16,14 @@
 import { barrier, seq } from "../ir/build.ts";
 import type { Node, PrimFunc, Stmt } from "../ir/nodes.ts";
 import { someNode } from "../ir/transform.ts";
-import { earlyLoadBufferNames } from "./launch.ts";
+import { invariantBufferNames } from "./launch.ts";
 import type { Target } from "./target.ts";
 
 const WAIT = barrier("grid");
 
 export function dependencyWaitPass(f: PrimFunc, target: Target): PrimFunc {
   if (target.kind !== "cuda") return f;
-  const invariant = new Set(earlyLoadBufferNames(f));
+  const invariant = new Set(invariantBufferNames(f));
   // Whether n loads or stores global memory another kernel may write (a prefetch does neither).
   const touchesGlobal = (n: Node): boolean =>
     someNode(
@@ -50,55 +48,7 @@ export function dependencyWaitPass(f: PrimFunc, target: Target): PrimFunc {
         return touchesGlobal(s) ? seq([WAIT, s]) : seq([s, WAIT]);
     }
   };
-  const waited = hasPrefetch(f.body) || invariant.size ? placeWait(f.body) : seq([WAIT, f.body]);
-  return { ...f, body: placeTrigger(waited, invariant, f.name) };
+  return { ...f, body: hasPrefetch(f.body) || invariant.size ? placeWait(f.body) : seq([WAIT, f.body]) };
 }
-
-/**
- * Where a kernel lets the next one launch (TKC_TRIGGER, read when kernels are lowered):
- * "wait" (the default) right after its wait; "loads" after the last statement of its spine that
- * loads a buffer no kernel writes (a GEMV's last weights), when that comes after the wait; "exit"
- * nowhere (the next kernel launches once every block has exited). TKC_TRIGGER_FIRST and
- * TKC_TRIGGER_EXIT name kernels (name prefixes, comma-separated) that trigger before their wait or
- * at exit. Experiments of the seventeenth session: every placement but the default measured slower
- * in the 7B decode step (bench/results/decode-session17-experiments-h100.json).
- */
-function placeTrigger(body: Stmt, invariant: ReadonlySet<string>, name: string): Stmt {
-  const first = (process.env.TKC_TRIGGER_FIRST ?? "").split(",").filter(Boolean);
-  if (first.some((p) => name.startsWith(p))) return seq([TRIGGER, body]);
-  const atExit = (process.env.TKC_TRIGGER_EXIT ?? "").split(",").filter(Boolean);
-  const policy = atExit.some((p) => name.startsWith(p)) ? "exit" : (process.env.TKC_TRIGGER ?? "wait");
-  if (policy === "exit") return body;
-  const isWait = (n: Node) => n.kind === "barrier" && n.scope === "grid";
-  const marks = (n: Node): boolean =>
-    someNode(
-      n,
-      (x) =>
-        isWait(x) ||
-        (policy === "loads" &&
-          x.kind === "load" &&
-          x.buffer.scope === "global" &&
-          invariant.has(x.buffer.name)),
-    );
-  const after = (s: Stmt): Stmt => {
-    switch (s.kind) {
-      case "let":
-        return { ...s, body: marks(s.body) ? after(s.body) : seq([TRIGGER, s.body]) };
-      case "allocate":
-        return { ...s, body: after(s.body) };
-      case "seq": {
-        let i = s.body.length - 1;
-        while (i >= 0 && !marks(s.body[i]!)) i--;
-        if (i < 0) return s;
-        return seq([...s.body.slice(0, i), after(s.body[i]!), ...s.body.slice(i + 1)]);
-      }
-      default:
-        return seq([s, TRIGGER]);
-    }
-  };
-  return after(body);
-}
-
-const TRIGGER = barrier("dependents");
 
 const hasPrefetch = (s: Stmt): boolean => someNode(s, (x) => x.kind === "prefetch");

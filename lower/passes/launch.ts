@@ -164,41 +164,16 @@ export const MIN_BLOCKS_PER_SM = "min_blocks_per_sm";
  */
 export const INVARIANT_BUFFERS = "invariant_buffers";
 
-/**
- * The blockIdx-loop annotation naming buffer parameters whose loads may precede the wait too,
- * although the kernel launched just before this one writes some of their elements: the kernel
- * reads every element that one may write again after the wait, and the schedule that names them
- * vouches for it (the decode attention's KV cache, whose row at the step's position the RoPE
- * kernel before it appends: stdlib/attention_decode_split.ts). Checked and kept as
- * INVARIANT_BUFFERS is.
- */
-export const PRELOADED_BUFFERS = "preloaded_buffers";
-
-type EarlyLoadKey = typeof INVARIANT_BUFFERS | typeof PRELOADED_BUFFERS;
-
-const attrNames = (f: PrimFunc, key: EarlyLoadKey): string[] => {
-  const v = f.attrs[key];
-  return typeof v === "string" ? v.split(",").filter(Boolean) : [];
-};
-
-const withAttrNames = (f: PrimFunc, key: EarlyLoadKey, names: readonly string[]): PrimFunc => {
-  const all = [...new Set([...attrNames(f, key), ...names])];
-  return all.length ? { ...f, attrs: { ...f.attrs, [key]: all.join(",") } } : f;
-};
-
 /** The names a function's INVARIANT_BUFFERS attribute lists. */
 export function invariantBufferNames(f: PrimFunc): string[] {
-  return attrNames(f, INVARIANT_BUFFERS);
+  const v = f.attrs[INVARIANT_BUFFERS];
+  return typeof v === "string" ? v.split(",").filter(Boolean) : [];
 }
 
 /** f with `names` added to its INVARIANT_BUFFERS attribute. */
 export function withInvariantBuffers(f: PrimFunc, names: readonly string[]): PrimFunc {
-  return withAttrNames(f, INVARIANT_BUFFERS, names);
-}
-
-/** The buffers whose loads may precede the wait: INVARIANT_BUFFERS and PRELOADED_BUFFERS. */
-export function earlyLoadBufferNames(f: PrimFunc): string[] {
-  return [...attrNames(f, INVARIANT_BUFFERS), ...attrNames(f, PRELOADED_BUFFERS)];
+  const all = [...new Set([...invariantBufferNames(f), ...names])];
+  return all.length ? { ...f, attrs: { ...f.attrs, [INVARIANT_BUFFERS]: all.join(",") } } : f;
 }
 
 export function launchPass(f: PrimFunc, target: Target): PrimFunc {
@@ -228,8 +203,7 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
   for (const v of minBlocks)
     if (!Number.isInteger(v) || v < 1 || v > 32)
       throw new LoweringError(P, `${MIN_BLOCKS_PER_SM} must be an integer from 1 to 32, not ${v}`);
-  const invariant = earlyLoadBuffers(f, bindings, INVARIANT_BUFFERS);
-  const preloaded = earlyLoadBuffers(f, bindings, PRELOADED_BUFFERS);
+  const invariant = invariantBuffers(f, bindings);
   const launch: LaunchConfig = {
     grid: grid as unknown as [Expr, Expr, Expr],
     block,
@@ -237,40 +211,35 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
     sharedBytes: 0,
     ...(minBlocks.length ? { minBlocksPerSM: Math.max(...minBlocks) } : {}),
   };
-  return withAttrNames(
-    withAttrNames({ ...f, launch }, INVARIANT_BUFFERS, invariant),
-    PRELOADED_BUFFERS,
-    preloaded,
-  );
+  return withInvariantBuffers({ ...f, launch }, invariant);
 }
 
 /**
- * The names of an early-load key (INVARIANT_BUFFERS or PRELOADED_BUFFERS): the function's
- * attribute (set before scheduling, e.g. for scalars kept in memory: llama/device/prepare.ts) and
- * the block loops' annotations together: buffer parameters the kernel reads and never writes.
+ * The INVARIANT_BUFFERS names, the function's attribute (set before scheduling, e.g. for scalars
+ * kept in memory: llama/device/prepare.ts) and the block loops' annotations together: buffer
+ * parameters the kernel reads and never writes.
  */
-function earlyLoadBuffers(
-  f: PrimFunc,
-  bindings: ReturnType<typeof collectBindings>,
-  key: EarlyLoadKey,
-): string[] {
+function invariantBuffers(f: PrimFunc, bindings: ReturnType<typeof collectBindings>): string[] {
   const annotated = bindings
     .filter((b) => isBlockTag(b.tag))
-    .map((b) => b.loop.annotations[key])
+    .map((b) => b.loop.annotations[INVARIANT_BUFFERS])
     .filter((v) => v !== undefined)
     .flatMap((v) => {
       if (typeof v !== "string")
-        throw new LoweringError(P, `${key} must name buffer parameters, comma-separated`);
+        throw new LoweringError(P, `${INVARIANT_BUFFERS} must name buffer parameters, comma-separated`);
       return v.split(",").map((n) => n.trim());
     });
-  const names = [...attrNames(f, key), ...annotated].filter(Boolean);
+  const names = [...invariantBufferNames(f), ...annotated].filter(Boolean);
   for (const n of names) {
     if (!f.params.some((p) => p.kind === "buffer" && p.buffer.name === n))
-      throw new LoweringError(P, `${key}: ${f.name} has no buffer parameter ${JSON.stringify(n)}`);
+      throw new LoweringError(
+        P,
+        `${INVARIANT_BUFFERS}: ${f.name} has no buffer parameter ${JSON.stringify(n)}`,
+      );
     if (someNode(f.body, (x) => x.kind === "store" && x.buffer.name === n && x.buffer.scope === "global"))
       throw new LoweringError(
         P,
-        `${key}: ${f.name} writes ${n}, so its loads cannot come before the wait for the previous kernel; leave ${n} out`,
+        `${INVARIANT_BUFFERS}: ${f.name} writes ${n}, so its loads cannot come before the wait for the previous kernel; leave ${n} out`,
       );
   }
   return [...new Set(names)];

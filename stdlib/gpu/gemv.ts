@@ -149,11 +149,6 @@ export interface GemvMmaSchedule {
 export interface MmaGemvVariant extends GemvMmaSchedule {
   readonly warps: number;
   readonly rows: 16 | 32;
-  /**
-   * Blocks of a persistent launch, each taking tiles in turn (stdlib/q4_gemv_mma.ts GRID);
-   * absent or 0: a block per tile.
-   */
-  readonly blocks?: number;
 }
 
 export const MMA_GEMV_DEFAULT: MmaGemvVariant = { warps: 8, rows: 32, unrollChunks: 1 };
@@ -192,12 +187,9 @@ export function mmaGemvKernel(
   return prefetch ? withConsts(variant, { PREFETCH: 1 }) : variant;
 }
 
-/** A tensor-core GEMV kernel with a variant's constants (warps splitting K, rows per block, grid). */
-export function withMmaVariant(
-  def: KernelDef,
-  v: Pick<MmaGemvVariant, "warps" | "rows" | "blocks">,
-): KernelDef {
-  return withConsts(def, { WARPS: v.warps, MMA_ROWS: v.rows, TILES: v.rows / 16, GRID: v.blocks ?? 0 });
+/** A tensor-core GEMV kernel with a variant's constants (warps splitting K, rows per block). */
+export function withMmaVariant(def: KernelDef, v: Pick<MmaGemvVariant, "warps" | "rows">): KernelDef {
+  return withConsts(def, { WARPS: v.warps, MMA_ROWS: v.rows, TILES: v.rows / 16 });
 }
 
 export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {

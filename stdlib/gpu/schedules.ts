@@ -14,7 +14,6 @@ import { q4GemvMmaSchedule, q4GemvRmsSchedule, q4GemvSchedule } from "./gemv.ts"
 import { tunedParams } from "./tuned.ts";
 import { f16GemmSchedule, hasMma, mmaGemmSchedule, q4GemmSchedule, wgmmaGemmSchedule } from "./gemm.ts";
 import { TargetUnsupportedError } from "../../lower/schedule/errors.ts";
-import { PRELOADED_BUFFERS } from "../../lower/passes/launch.ts";
 
 /** Threads per block for row-wise and elementwise kernels. */
 export const ROW_THREADS: Readonly<Record<string, number>> = {
@@ -125,35 +124,10 @@ function attentionDecodeSchedule(s: Schedule, target: string): void {
  * loads), the warps' combination spread over the block.
  */
 function attentionSplitSchedule(s: Schedule): void {
-  const block = s.fuse("h", "s");
-  s.bind(block, "blockIdx.x");
-  // The first round's keys and values are loaded before the wait for the previous kernel, whose
-  // cache append (the row at len - 1) the kernel reads again after it.
-  s.annotate(block, PRELOADED_BUFFERS, "kCache,vCache");
+  s.bind(s.fuse("h", "s"), "blockIdx.x");
   s.bind("w", "threadIdx.y");
-  for (const lane of ["lz", "lk", "lp", "lf", "t", "t1", "t2", "t3", "lv", "ln", "ls"])
-    s.bind(lane, "threadIdx.x");
-  for (const l of [
-    "iz",
-    "ik",
-    "tp",
-    "ip",
-    "jf",
-    "jl",
-    "tl",
-    "il",
-    "i",
-    "iv",
-    "tv",
-    "kn",
-    "tn",
-    "vn",
-    "is",
-    "w1",
-    "w2",
-    "w3",
-  ])
-    s.unroll(l);
+  for (const lane of ["lz", "lp", "t", "t1", "t2", "t3", "lv", "ls"]) s.bind(lane, "threadIdx.x");
+  for (const l of ["iz", "tp", "ip", "i", "iv", "tv", "is", "w1", "w2", "w3"]) s.unroll(l);
   const [rows, lanes] = s.split("i_1", [null, 32]);
   s.bind(rows!, "threadIdx.y");
   s.bind(lanes!, "threadIdx.x");
