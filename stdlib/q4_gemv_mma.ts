@@ -100,6 +100,39 @@ function q4PrefetchTiles(
 }
 
 /**
+ * Warp w's lane's codes and scales of chunk c (groups 8c .. 8c + 7) of the tiles whose rows start
+ * at row0 (tile t: rows row0 + t * tileStride .. + 15), into wq[w][lane] and ws[w][lane]: lane
+ * (g, t) loads the 16 bytes of groups 8c + t and 8c + t + 4 of rows g and g + 8 of each tile, and
+ * the scales its C registers take (row mmaCRow, group 8c + mmaCCol). q4MmaPartials calls it for
+ * the first round and at the end of each round for the next; the frontend names the second
+ * copy's loops apart (tc_1, ...), and the schedule unrolls every copy (Schedule.loopCopies).
+ */
+function q4LoadChunk(
+  packed: Tensor<u32, readonly [number, number]>,
+  scales: Tensor<f16, readonly [number, number]>,
+  row0: i32,
+  tileStride: i32,
+  c: i32,
+  w: i32,
+  lane: i32,
+  wq: Tensor<u32, readonly [number, number, number, number, number, number]>,
+  ws: Tensor<f16, readonly [number, number, number, number]>,
+) {
+  for (let tc = 0; tc < TILES; tc++) {
+    for (let rc = 0; rc < 2; rc++)
+      for (let hc = 0; hc < 2; hc++)
+        for (let vc = 0; vc < Q4_WORDS_PER_GROUP; vc++)
+          wq[w][lane][tc][rc][hc][vc] =
+            packed[row0 + tc * tileStride + rc * 8 + (lane >> 2)][
+              (c * CHUNK_GROUPS + (lane & 3) + 4 * hc) * Q4_WORDS_PER_GROUP + vc
+            ];
+    for (let sc = 0; sc < 4; sc++)
+      ws[w][lane][tc][sc] =
+        scales[row0 + tc * tileStride + L.mmaCRow(lane, sc)][c * CHUNK_GROUPS + L.mmaCCol(lane, sc)];
+  }
+}
+
+/**
  * Each (warp, lane)'s sums of its rows over its groups, into part[warp][lane][tile][g or g + 8]:
  * tile t holds weight rows row0 + t * tileStride .. + 15. The kernels add them up per row in
  * their epilogue (mmaRowSum, mmaPairSums). With NORM, x is multiplied by the norm weight wn as it
@@ -144,25 +177,11 @@ function q4MmaPartials(
   // The first round's codes and scales, read before anything another kernel writes: the kernels'
   // schedules declare the weights invariant (written by no kernel), so under programmatic
   // dependent launch these loads are issued before the wait for the previous kernel and overlap
-  // its tail (lower/passes/dependency_wait.ts).
-  // Lane (g, t) loads the 16 bytes of groups 8c + t and 8c + t + 4 of rows g and g + 8 of each
-  // tile, and the scales its C registers take (row mmaCRow, group 8c + mmaCCol). The same loads
-  // end each round for the next (loops of their own names: schedules address loops by name).
+  // its tail (lower/passes/dependency_wait.ts). The same loads end each round for the next.
   for (let wb = 0; wb < WARPS; wb++)
     for (let lb = 0; lb < LANES; lb++) {
       const c = min(wb, chunks - 1);
-      for (let tb = 0; tb < TILES; tb++) {
-        for (let rb = 0; rb < 2; rb++)
-          for (let hb = 0; hb < 2; hb++)
-            for (let vb = 0; vb < Q4_WORDS_PER_GROUP; vb++)
-              wq[wb][lb][tb][rb][hb][vb] =
-                packed[row0 + tb * tileStride + rb * 8 + (lb >> 2)][
-                  (c * CHUNK_GROUPS + (lb & 3) + 4 * hb) * Q4_WORDS_PER_GROUP + vb
-                ];
-        for (let sb = 0; sb < 4; sb++)
-          ws[wb][lb][tb][sb] =
-            scales[row0 + tb * tileStride + L.mmaCRow(lb, sb)][c * CHUNK_GROUPS + L.mmaCCol(lb, sb)];
-      }
+      q4LoadChunk(packed, scales, row0, tileStride, c, wb, lb, wq, ws);
     }
   for (let ci = 0; ci < rounds; ci++) {
     // Lane l packs word l & 3 of its warp's chunk's group l >> 2 (eight consecutive elements of x,
@@ -229,18 +248,7 @@ function q4MmaPartials(
           }
         if (ci + 1 < rounds) {
           const cn = min(c + WARPS, chunks - 1);
-          for (let ta = 0; ta < TILES; ta++) {
-            for (let ra = 0; ra < 2; ra++)
-              for (let ha = 0; ha < 2; ha++)
-                for (let va = 0; va < Q4_WORDS_PER_GROUP; va++)
-                  wq[we][le][ta][ra][ha][va] =
-                    packed[row0 + ta * tileStride + ra * 8 + (le >> 2)][
-                      (cn * CHUNK_GROUPS + (le & 3) + 4 * ha) * Q4_WORDS_PER_GROUP + va
-                    ];
-            for (let sa = 0; sa < 4; sa++)
-              ws[we][le][ta][sa] =
-                scales[row0 + ta * tileStride + L.mmaCRow(le, sa)][cn * CHUNK_GROUPS + L.mmaCCol(le, sa)];
-          }
+          q4LoadChunk(packed, scales, row0, tileStride, cn, we, le, wq, ws);
         }
       }
     }

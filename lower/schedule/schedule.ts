@@ -11,6 +11,7 @@ import { lowerKernel } from "../frontend/lower.ts";
 import type { For, PrimFunc } from "../ir/nodes.ts";
 import { ScheduleError } from "./errors.ts";
 import { loopsOf } from "./state.ts";
+import { walk } from "../ir/transform.ts";
 import { PRIMITIVES, type PrimitiveName } from "./registry.ts";
 
 export type JsonValue =
@@ -61,6 +62,20 @@ export class Schedule {
   /** The names of the loops around a block, outermost first. */
   getLoops(block: string): string[] {
     return loopsOf(this.current, block).map((l: For) => l.loopVar.name);
+  }
+
+  /**
+   * The loop named `name` and its copies (`name_1`, `name_2`, ...: a helper's loop inlined at
+   * several call sites, which the frontend names apart), in program order, for a schedule to
+   * apply a primitive to each.
+   */
+  loopCopies(name: string): string[] {
+    const copy = new RegExp(`^${name.replace(/[^A-Za-z0-9_]/g, "\\$&")}(_\\d+)?$`);
+    const names: string[] = [];
+    walk(this.current.body, (n) => {
+      if (n.kind === "for" && copy.test(n.loopVar.name)) names.push(n.loopVar.name);
+    });
+    return names;
   }
 
   split(loop: string, factors: readonly (number | null)[]): string[] {

@@ -245,19 +245,22 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       "hz",
       "rz",
       "jx",
-      "tb",
-      "rb",
-      "hb",
-      "vb",
-      "sb",
-      "ta",
-      "ra",
-      "ha",
-      "va",
-      "sa",
+      "tt",
+      "hh",
+      "vv",
+      "ss",
+      "jf",
+      "jg",
+      "te",
+      "re",
+      "tr",
+      "hr",
+      "wo",
+      "jo",
     ];
-    unrolled.push("tt", "hh", "vv", "ss", "jf", "jg", "te", "re", "tr", "hr", "wo", "jo");
     for (const l of unrolled) s.unroll(l);
+    // q4LoadChunk's loops, at both of its call sites (the first round, and each round's next).
+    for (const l of ["tc", "rc", "hc", "vc", "sc"]) for (const copy of s.loopCopies(l)) s.unroll(copy);
     if (p.unrollChunks > 1) {
       const [, inner] = s.split("ci", [null, p.unrollChunks]);
       s.unroll(inner!);

@@ -20,6 +20,24 @@ const refuses = (f: () => unknown, why: RegExp): void => {
 };
 const loop = (s: Schedule, name: string): For => loopPath(s.func, name, "test").loop;
 
+describe("loopCopies", () => {
+  test("names a loop and its copies (name_1, name_2, ...) in program order", () => {
+    const sm = Schedule.of(E.softmax);
+    expect(sm.loopCopies("j")).toEqual(["j", "j_1", "j_2"]);
+    expect(sm.loopCopies("i")).toEqual(["i"]);
+    expect(sm.loopCopies("k")).toEqual([]);
+    // A primitive applied to every copy: all three bound to the lanes, results kept.
+    sm.bind("i", "blockIdx.x");
+    for (const l of sm.loopCopies("j")) sm.bind(l, "threadIdx.x");
+    expect(sm.loopCopies("j").map((l) => loop(sm, l).thread)).toEqual([
+      "threadIdx.x",
+      "threadIdx.x",
+      "threadIdx.x",
+    ]);
+    expectSameResults(sm.original, sm.func, { m: 3, n: 7 });
+  });
+});
+
 describe("bind", () => {
   test("keeps results and marks cross-thread reductions", () => {
     const mm = Schedule.of(K.matmulInt);
