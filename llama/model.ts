@@ -30,6 +30,13 @@ export interface KernelLlamaOptions {
    * GREEDY_STEPS on GPUs with the embedding on the device, 1 elsewhere).
    */
   readonly greedySteps?: number;
+  /**
+   * Greedy steps recorded in one graph where the steps run back to back (the embedding on the
+   * device): a decodeGreedy call replays it for each whole run of that many steps and the
+   * one-step graph for the rest, so consecutive steps meet inside a graph (with programmatic
+   * launch on CUDA) rather than at a graph's end (default: 1).
+   */
+  readonly graphSteps?: number;
 }
 
 interface Matrix {
@@ -73,6 +80,7 @@ export class KernelLlama implements LanguageModel {
   private readonly chunk: number;
   private decodeRecording?: Recording;
   private greedyRecording?: Recording;
+  private greedyRunRecording?: Recording;
   private prefillBuffers?: { t: number; bufs: Record<string, DeviceTensor> };
 
   constructor(
@@ -207,7 +215,21 @@ export class KernelLlama implements LanguageModel {
       this.run(o.embed!, { ids: A.ids!, packed: this.embedQ4.packed!, scales: this.embedQ4.scales!, out: x });
     for (const L of this.layers) {
       const xn = flat(A.xn!, c.dim);
-      if (L.qkv.packed && o.qkvRope) {
+      if (L.qkv.packed && o.qkvRopeRms) {
+        // RMSNorm, the projection, RoPE and the cache append in one launch.
+        this.run(o.qkvRopeRms, {
+          x: flat(x, c.dim),
+          wn: L.attnNorm,
+          eps: c.normEps,
+          packed: L.qkv.packed,
+          scales: L.qkv.scales!,
+          qr: d.view(A.qr!, [c.nHeads, hd]),
+          kCache: L.kCache,
+          vCache: L.vCache,
+          pos_mem: A.pos!,
+          theta: c.ropeTheta,
+        });
+      } else if (L.qkv.packed && o.qkvRope) {
         this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
         this.run(o.qkvRope, {
           x: xn,
@@ -377,7 +399,14 @@ export class KernelLlama implements LanguageModel {
       }
     } else {
       this.setStep(token, pos);
-      for (let i = 0; i < steps; i++) runStep();
+      const run = this.graphSteps;
+      let i = 0;
+      if (this.recordsDecode && run > 1)
+        for (; i + run <= steps; i += run)
+          (this.greedyRunRecording ??= d.record(() => {
+            for (let j = 0; j < run; j++) launches();
+          })).replay();
+      for (; i < steps; i++) runStep();
       out = Int32Array.from(chosen(pos, steps));
     }
     const bad = out.findIndex((t) => t < 0 || t >= c.vocabSize);
@@ -389,6 +418,14 @@ export class KernelLlama implements LanguageModel {
   /** Whether decode steps are recorded once and replayed (options.recordDecode; GPUs by default). */
   private get recordsDecode(): boolean {
     return this.options.recordDecode ?? this.device.kind !== "cpu";
+  }
+
+  /** Greedy steps a recorded graph holds (options.graphSteps). */
+  private get graphSteps(): number {
+    const n = this.options.graphSteps ?? 1;
+    if (!Number.isInteger(n) || n < 1)
+      throw new RangeError(`tkc: graphSteps must be a positive whole number of steps, got ${n}`);
+    return n;
   }
 
   /** How many steps a decodeGreedy call should run when more are wanted (see decodeGreedy). */
@@ -584,6 +621,7 @@ export class KernelLlama implements LanguageModel {
   dispose(): void {
     this.decodeRecording?.dispose();
     this.greedyRecording?.dispose();
+    this.greedyRunRecording?.dispose();
     this.device.dispose();
   }
 }

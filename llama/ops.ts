@@ -7,6 +7,7 @@ import { withConsts, type KernelDef } from "../dsl/kernel.ts";
 import * as S from "../stdlib/index.ts";
 import { hasWgmma } from "../stdlib/gpu/gemm.ts";
 import { mmaGemvKernel } from "../stdlib/gpu/gemv.ts";
+import { DEPENDENTS_AT_EXIT } from "../lower/passes/launch.ts";
 import { headDim, kvDim, type LlamaConfig } from "./config.ts";
 import type { OpSpec, ScheduleFn } from "./device/types.ts";
 
@@ -81,13 +82,21 @@ export interface OpChoices {
    */
   readonly foldDecodeNorms?: boolean;
   /**
-   * With decodeGemv "mma", RMSNorm not folded, RoPE pairs (i, i + d/2) and head dimensions that
-   * are multiples of 32: RoPE and the KV-cache append in the QKV GEMV's epilogue
-   * (q4QkvRopeAppendMma: one launch fewer per layer; true) or their own launch (false, the
-   * default: on an H100 the fused GEMV took the two launches' time, 19.8 µs against 16.7 + 3.0,
-   * and decode was no faster; bench/results/decode-rope-ab-h100.json).
+   * With decodeGemv "mma", RoPE pairs (i, i + d/2) and head dimensions that are multiples of 32:
+   * RoPE and the KV-cache append in the QKV GEMV's epilogue (q4QkvRopeAppendMma, or
+   * q4QkvRopeAppendRmsMma with foldDecodeNorms: one launch fewer per layer; true) or their own
+   * launch (false, the default). The fourth session measured the unfolded fused GEMV at the two
+   * launches' time on an H100 (19.8 µs against 16.7 + 3.0; bench/results/decode-rope-ab-h100.json).
    */
   readonly fuseDecodeRope?: boolean;
+  /**
+   * With fuseDecodeRope: the fused QKV GEMV lets the attention launch only as its blocks exit
+   * (true, the default: LaunchConfig.dependentsAtExit), not as soon as they pass their wait
+   * (false). The seventeenth session measured that the kernel launched after QKV must not sit on
+   * the multiprocessors during QKV, whose blocks fill the GPU in one wave only when nothing else
+   * is resident (bench/results/decode-session17-experiments-h100.json).
+   */
+  readonly qkvDependentsAtExit?: boolean;
   /**
    * With decodeGemv "mma": each block of a tensor-core GEMV first prefetches its weight rows into
    * L2 (true), before it waits for the previous kernel (programmatic dependent launch), so the
@@ -333,9 +342,19 @@ export function llamaOps(
     const downMma = mmaOf(S.q4GemvResidualMma, dim, hidden);
     const lmHeadMma = mmaOf(S.q4GemvF32Mma, c.vocabSize, dim);
     const gateUpShape = { ...withN2(q4(dim, 2 * hidden)), i: hidden };
-    const ropeFits = c.ropeLayout === "half" && hd % 32 === 0 && !fold && (choices.fuseDecodeRope ?? false);
-    const qkvRope = ropeFits ? mmaOf(S.q4QkvRopeAppendMma, dim + 2 * kvd, dim) : undefined;
+    const ropeFits = c.ropeLayout === "half" && hd % 32 === 0 && (choices.fuseDecodeRope ?? false);
+    const qkvRope = ropeFits
+      ? mmaOf(fold ? S.q4QkvRopeAppendRmsMma : S.q4QkvRopeAppendMma, dim + 2 * kvd, dim)
+      : undefined;
     if (qkvRope) delete decode.ropeAppend;
+    const atExit = choices.qkvDependentsAtExit ?? true;
+    const qkvRopeSpec = (role: string) =>
+      op(
+        `${role}${atExit ? "" : "early"}1`,
+        qkvRope!,
+        { ...q4(dim, dim + 2 * kvd), h: c.nHeads, kvh: c.nKvHeads, d: hd, ctx },
+        { scalarsInMemory: ["pos"], ...(atExit ? dependentsAtExit(schedules[qkvRope!.name]) : {}) },
+      );
     Object.assign(decode, {
       embed: op("embed1", S.q4Embedding, { t: 1, vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
       // Four rows per thread (q4_gemv_rows*.ts): x is loaded and converted once for four rows,
@@ -346,18 +365,14 @@ export function llamaOps(
       // (qkvNormed, gateUp) unless folding is chosen (qkv, gateUpRms).
       ...(!qkvMma
         ? { qkv: op("qkv1", S.q4GemvRows4Rms, q4(dim, dim + 2 * kvd)) }
-        : fold
-          ? { qkv: op("qkvrmsmma1", qkvMma, q4(dim, dim + 2 * kvd)) }
-          : qkvRope
-            ? {
-                // RoPE and the cache append in the epilogue: rmsNorm, then this, then attention.
-                qkvRope: op(
-                  "qkvropemma1",
-                  qkvRope,
-                  { ...q4(dim, dim + 2 * kvd), h: c.nHeads, kvh: c.nKvHeads, d: hd, ctx },
-                  { scalarsInMemory: ["pos"] },
-                ),
-              }
+        : qkvRope
+          ? // RoPE and the cache append in the epilogue, then the attention (after its own
+            // rmsNorm launch where the norm is not folded).
+            fold
+            ? { qkvRopeRms: qkvRopeSpec("qkvropermsmma") }
+            : { qkvRope: qkvRopeSpec("qkvropemma") }
+          : fold
+            ? { qkv: op("qkvrmsmma1", qkvMma, q4(dim, dim + 2 * kvd)) }
             : { qkvNormed: op("qkvmma1", qkvMma, q4(dim, dim + 2 * kvd)) }),
       oRes: oMma ? op("oresmma1", oMma, q4(dim, dim)) : op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
       ...(!gateUpMma
@@ -468,6 +483,17 @@ export function llamaOps(
   if (wgmma)
     for (const [name, spec] of Object.entries(prefill)) prefill[name] = { ...spec, programmaticEager: true };
   return { format, decode, prefill };
+}
+
+/** A GPU schedule that also lets the next kernel launch only at the block loop's exit ("blk"). */
+function dependentsAtExit(base: ScheduleFn | undefined): Partial<OpSpec> {
+  if (!base) return {};
+  return {
+    schedule: (s, target) => {
+      base(s, target);
+      s.annotate("blk", DEPENDENTS_AT_EXIT, true);
+    },
+  };
 }
 
 function withN2(p: { k: number; n: number; kw: number; kg: number }) {

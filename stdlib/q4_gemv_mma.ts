@@ -78,9 +78,9 @@ const PREFETCH: number = 0;
 const NORM: number = 0;
 
 /**
- * L2 prefetches of the codes and scales of a block's tiles (rows row0 + t * tileStride .. + 15,
- * contiguous in memory), a range each, issued by one thread per tile (on sm_90 one bulk prefetch
- * per range, which the copy engine works through). The kernels issue them first, so the
+ * L2 prefetches of the codes and scales of a block's tiles (tile t: rows row0 + t * tileStride + r
+ * and + rowStride + r for r < 8, two runs of 8 rows), a range each, issued by one thread per tile
+ * (on sm_90 one bulk prefetch per range, which the copy engine works through). The kernels issue them first, so the
  * lowering (lower/passes/dependency_wait.ts) places the wait for the previous kernel after them.
  * Weights are written by no kernel, so fetching them early is safe.
  */
@@ -89,21 +89,23 @@ function q4PrefetchTiles(
   scales: Tensor<f16, readonly [number, number]>,
   row0: i32,
   tileStride: i32,
+  rowStride: i32,
 ) {
   for (let wq = 0; wq < WARPS; wq++)
     for (let lq = 0; lq < LANES; lq++)
       for (let tq = 0; tq < TILES; tq++)
-        if (PREFETCH === 1 && wq * LANES + lq === tq) {
-          prefetchL2(packed[row0 + tq * tileStride][0], 16 * packed.shape[1]);
-          prefetchL2(scales[row0 + tq * tileStride][0], 16 * scales.shape[1]);
-        }
+        if (PREFETCH === 1 && wq * LANES + lq === tq)
+          for (let hq = 0; hq < 2; hq++) {
+            prefetchL2(packed[row0 + tq * tileStride + hq * rowStride][0], 8 * packed.shape[1]);
+            prefetchL2(scales[row0 + tq * tileStride + hq * rowStride][0], 8 * scales.shape[1]);
+          }
 }
 
 /**
  * Warp w's lane's codes and scales of chunk c (groups 8c .. 8c + 7) of the tiles whose rows start
- * at row0 (tile t: rows row0 + t * tileStride .. + 15), into wq[w][lane] and ws[w][lane]: lane
- * (g, t) loads the 16 bytes of groups 8c + t and 8c + t + 4 of rows g and g + 8 of each tile, and
- * the scales its C registers take (row mmaCRow, group 8c + mmaCCol). q4MmaPartials calls it for
+ * at row0 (tile t: rows row0 + t * tileStride + r and + rowStride + r, r < 8), into wq[w][lane]
+ * and ws[w][lane]: lane (g, t) loads the 16 bytes of groups 8c + t and 8c + t + 4 of its tile rows
+ * g and g + 8, and the scales its C registers take (row mmaCRow, group 8c + mmaCCol). q4MmaPartials calls it for
  * the first round and at the end of each round for the next; the frontend names the second
  * copy's loops apart (tc_1, ...), and the schedule unrolls every copy (Schedule.loopCopies).
  */
@@ -112,6 +114,7 @@ function q4LoadChunk(
   scales: Tensor<f16, readonly [number, number]>,
   row0: i32,
   tileStride: i32,
+  rowStride: i32,
   c: i32,
   w: i32,
   lane: i32,
@@ -123,18 +126,22 @@ function q4LoadChunk(
       for (let hc = 0; hc < 2; hc++)
         for (let vc = 0; vc < Q4_WORDS_PER_GROUP; vc++)
           wq[w][lane][tc][rc][hc][vc] =
-            packed[row0 + tc * tileStride + rc * 8 + (lane >> 2)][
+            packed[row0 + tc * tileStride + rc * rowStride + (lane >> 2)][
               (c * CHUNK_GROUPS + (lane & 3) + 4 * hc) * Q4_WORDS_PER_GROUP + vc
             ];
     for (let sc = 0; sc < 4; sc++)
       ws[w][lane][tc][sc] =
-        scales[row0 + tc * tileStride + L.mmaCRow(lane, sc)][c * CHUNK_GROUPS + L.mmaCCol(lane, sc)];
+        scales[row0 + tc * tileStride + L.mmaCRow(lane, sc) + (rowStride - 8) * (sc >> 1)][
+          c * CHUNK_GROUPS + L.mmaCCol(lane, sc)
+        ];
   }
 }
 
 /**
  * Each (warp, lane)'s sums of its rows over its groups, into part[warp][lane][tile][g or g + 8]:
- * tile t holds weight rows row0 + t * tileStride .. + 15. The kernels add them up per row in
+ * tile t's rows r and r + 8 (r < 8) are weight rows row0 + t * tileStride + r and that + rowStride
+ * (rowStride 8: 16 consecutive rows; d / 2 in the RoPE kernels, so that a tile holds both
+ * elements of 8 rotation pairs). The kernels add them up per row in
  * their epilogue (mmaRowSum, mmaPairSums). With NORM, x is multiplied by the norm weight wn as it
  * is staged and each warp's sum of x's squares goes to ssw[warp][0][0][0] (mmaRmsScale); without,
  * neither is touched, and the plain kernels pass x and part in their places.
@@ -146,6 +153,7 @@ function q4MmaPartials(
   scales: Tensor<f16, readonly [number, number]>,
   row0: i32,
   tileStride: i32,
+  rowStride: i32,
   part: Tensor<f32, readonly [number, number, number, number]>,
   ssw: Tensor<f32, readonly [number, number, number, number]>,
 ) {
@@ -181,7 +189,7 @@ function q4MmaPartials(
   for (let wb = 0; wb < WARPS; wb++)
     for (let lb = 0; lb < LANES; lb++) {
       const c = min(wb, chunks - 1);
-      q4LoadChunk(packed, scales, row0, tileStride, c, wb, lb, wq, ws);
+      q4LoadChunk(packed, scales, row0, tileStride, rowStride, c, wb, lb, wq, ws);
     }
   for (let ci = 0; ci < rounds; ci++) {
     // Lane l packs word l & 3 of its warp's chunk's group l >> 2 (eight consecutive elements of x,
@@ -248,7 +256,7 @@ function q4MmaPartials(
           }
         if (ci + 1 < rounds) {
           const cn = min(c + WARPS, chunks - 1);
-          q4LoadChunk(packed, scales, row0, tileStride, cn, we, le, wq, ws);
+          q4LoadChunk(packed, scales, row0, tileStride, rowStride, cn, we, le, wq, ws);
         }
       }
     }
@@ -308,9 +316,9 @@ export const q4GemvMma = kernel(function q4GemvMma(
   y: Tensor<f16, [Sym<"n">]>,
 ) {
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
-    q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
+    q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16, 8);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, part, part);
+    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, 8, part, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
       const sum = local("f32", [1]);
       mmaRowSum(part, ro >> 4, ro & 15, sum);
@@ -328,9 +336,9 @@ export const q4GemvResidualMma = kernel(function q4GemvResidualMma(
   y: Tensor<f16, [Sym<"n">]>,
 ) {
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
-    q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
+    q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16, 8);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, part, part);
+    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, 8, part, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
       const sum = local("f32", [1]);
       mmaRowSum(part, ro >> 4, ro & 15, sum);
@@ -348,9 +356,9 @@ export const q4GemvF32Mma = kernel(function q4GemvF32Mma(
   y: Tensor<f32, [Sym<"n">]>,
 ) {
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
-    q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
+    q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16, 8);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, part, part);
+    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, 8, part, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
       const sum = local("f32", [1]);
       mmaRowSum(part, ro >> 4, ro & 15, sum);
@@ -371,9 +379,9 @@ export const q4GateUpSiluMma = kernel(function q4GateUpSiluMma(
 ) {
   const inter = out.shape[0];
   for (let blk = 0; blk < idiv(inter, 16); blk++) {
-    q4PrefetchTiles(packed, scales, blk * 16, inter);
+    q4PrefetchTiles(packed, scales, blk * 16, inter, 8);
     const part = shared("f32", [WARPS, LANES, 2, 2]);
-    q4MmaPartials(x, x, packed, scales, blk * 16, inter, part, part);
+    q4MmaPartials(x, x, packed, scales, blk * 16, inter, 8, part, part);
     for (let ro = 0; ro < 16; ro++) {
       const gate = local("f32", [1]);
       const up = local("f32", [1]);
@@ -411,10 +419,10 @@ export const q4GemvRmsMma = kernel(
     y: Tensor<f16, [Sym<"n">]>,
   ) {
     for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
-      q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16);
+      q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16, 8);
       const part = shared("f32", [WARPS, LANES, TILES, 2]);
       const ssw = shared("f32", [WARPS, 1, 1, 1]);
-      q4MmaPartials(x, wn, packed, scales, blk * MMA_ROWS, 16, part, ssw);
+      q4MmaPartials(x, wn, packed, scales, blk * MMA_ROWS, 16, 8, part, ssw);
       for (let ro = 0; ro < MMA_ROWS; ro++) {
         const sum = local("f32", [1]);
         const r = local("f32", [1]);
@@ -439,10 +447,10 @@ export const q4GateUpSiluRmsMma = kernel(
   ) {
     const inter = out.shape[0];
     for (let blk = 0; blk < idiv(inter, 16); blk++) {
-      q4PrefetchTiles(packed, scales, blk * 16, inter);
+      q4PrefetchTiles(packed, scales, blk * 16, inter, 8);
       const part = shared("f32", [WARPS, LANES, 2, 2]);
       const ssw = shared("f32", [WARPS, 1, 1, 1]);
-      q4MmaPartials(x, wn, packed, scales, blk * 16, inter, part, ssw);
+      q4MmaPartials(x, wn, packed, scales, blk * 16, inter, 8, part, ssw);
       for (let ro = 0; ro < 16; ro++) {
         const gate = local("f32", [1]);
         const up = local("f32", [1]);
@@ -457,12 +465,75 @@ export const q4GateUpSiluRmsMma = kernel(
 );
 
 /**
+ * The RoPE kernels' blocks (q4QkvRopeAppendMma, q4QkvRopeAppendRmsMma): W = [Wq; Wk; Wv], h + 2 kvh
+ * heads of d rows, d / 2 a multiple of 8 * TILES. A block's tile t holds rows i0 + 8t .. + 7 of one
+ * head and their rotation partners d / 2 further (the tile's C rows r and r + 8), so the thread of
+ * pair p holds both elements of its rotation: 8 * TILES pairs a block, as many blocks as the
+ * plain kernels' 16 * TILES rows. Each projected value is rounded to f16 first (times
+ * rsqrt(mean(x^2) + eps) with NORM, as q4GemvRmsMma's output), then rotated as ropeHalfAppend
+ * rotates it: q heads go to qr, k heads to the cache, both rotated; v heads to the cache as they
+ * are, all at position pos.
+ */
+function q4QkvRopeAppendBlocks(
+  x: Tensor<f16, readonly [number]>,
+  wn: Tensor<f16, readonly [number]>,
+  eps: f32,
+  packed: Tensor<u32, readonly [number, number]>,
+  scales: Tensor<f16, readonly [number, number]>,
+  qr: Tensor<f16, readonly [number, number]>,
+  kCache: Tensor<f16, readonly [number, number, number]>,
+  vCache: Tensor<f16, readonly [number, number, number]>,
+  pos: i32,
+  theta: f32,
+) {
+  const d = qr.shape[1];
+  const half = idiv(d, 2);
+  const heads = qr.shape[0];
+  const kvHeads = kCache.shape[1];
+  const perHead = idiv(half, 8 * TILES);
+  for (let blk = 0; blk < (heads + 2 * kvHeads) * perHead; blk++) {
+    const head = idiv(blk, perHead);
+    const i0 = (blk % perHead) * 8 * TILES;
+    q4PrefetchTiles(packed, scales, head * d + i0, 8, half);
+    const part = shared("f32", [WARPS, LANES, TILES, 2]);
+    const ssw = shared("f32", [WARPS, 1, 1, 1]);
+    q4MmaPartials(x, wn, packed, scales, head * d + i0, 8, half, part, ssw);
+    for (let ro = 0; ro < 8 * TILES; ro++) {
+      const lo = local("f32", [1]);
+      const hi = local("f32", [1]);
+      const r = local("f32", [1]);
+      mmaRowSum(part, ro >> 3, ro & 7, lo);
+      mmaRowSum(part, ro >> 3, (ro & 7) + 8, hi);
+      r[0] = f32(1);
+      if (NORM === 1) mmaRmsScale(ssw, x.shape[0], eps, r);
+      const i = i0 + ro;
+      const a = f32(f16(lo[0] * r[0]));
+      const b = f32(f16(hi[0] * r[0]));
+      if (head < heads + kvHeads) {
+        const angle = ropeAngle(pos, i, d, theta);
+        const c = cos(angle);
+        const s = sin(angle);
+        const y0 = f16(a * c - b * s);
+        const y1 = f16(a * s + b * c);
+        if (head < heads) {
+          qr[head][i] = y0;
+          qr[head][i + half] = y1;
+        } else {
+          kCache[pos][head - heads][i] = y0;
+          kCache[pos][head - heads][i + half] = y1;
+        }
+      } else {
+        vCache[pos][head - heads - kvHeads][i] = f16(a);
+        vCache[pos][head - heads - kvHeads][i + half] = f16(b);
+      }
+    }
+  }
+}
+
+/**
  * The decode step's QKV projection with RoPE (pairs (i, i + d/2), ropeHalfAppend's layout) and
- * the KV-cache append in its epilogue: what q4GemvMma then ropeHalfAppend compute (each projected
- * value rounded to f16 first), in one launch. W = [Wq; Wk; Wv], h + 2 kvh heads of d rows, d a
- * multiple of 32: a block's two tiles are rows i0..i0+15 and i0+d/2.. of one head, so the thread
- * of row ro holds both elements of its rotation pair. q heads go to qr rotated, k heads to the
- * cache rotated, v heads to the cache as they are, all at position pos.
+ * the KV-cache append in its epilogue: what q4GemvMma then ropeHalfAppend compute, in one launch
+ * (q4QkvRopeAppendBlocks).
  */
 export const q4QkvRopeAppendMma = kernel(function q4QkvRopeAppendMma(
   x: Tensor<f16, [Sym<"k">]>,
@@ -474,41 +545,27 @@ export const q4QkvRopeAppendMma = kernel(function q4QkvRopeAppendMma(
   pos: i32,
   theta: f32,
 ) {
-  const d = qr.shape[1];
-  const half = idiv(d, 2);
-  const heads = qr.shape[0];
-  const kvHeads = kCache.shape[1];
-  const perHead = idiv(half, 16);
-  for (let blk = 0; blk < (heads + 2 * kvHeads) * perHead; blk++) {
-    const head = idiv(blk, perHead);
-    const i0 = (blk % perHead) * 16;
-    q4PrefetchTiles(packed, scales, head * d + i0, half);
-    const part = shared("f32", [WARPS, LANES, 2, 2]);
-    q4MmaPartials(x, x, packed, scales, head * d + i0, half, part, part);
-    for (let ro = 0; ro < 16; ro++) {
-      const lo = local("f32", [1]);
-      const hi = local("f32", [1]);
-      mmaPairSums(part, ro, lo, hi);
-      const i = i0 + ro;
-      if (head < heads + kvHeads) {
-        const angle = ropeAngle(pos, i, d, theta);
-        const c = cos(angle);
-        const s = sin(angle);
-        const a = f32(f16(lo[0]));
-        const b = f32(f16(hi[0]));
-        const y0 = f16(a * c - b * s);
-        const y1 = f16(a * s + b * c);
-        if (head < heads) {
-          qr[head][i] = y0;
-          qr[head][i + half] = y1;
-        } else {
-          kCache[pos][head - heads][i] = y0;
-          kCache[pos][head - heads][i + half] = y1;
-        }
-      } else {
-        vCache[pos][head - heads - kvHeads][i] = f16(lo[0]);
-        vCache[pos][head - heads - kvHeads][i + half] = f16(hi[0]);
-      }
-    }
-  }
+  q4QkvRopeAppendBlocks(x, x, f32(0), packed, scales, qr, kCache, vCache, pos, theta);
 });
+
+/**
+ * q4QkvRopeAppendMma with RMSNorm folded in (as q4GemvRmsMma): what q4GemvRmsMma then
+ * ropeHalfAppend compute, in one launch; the decode step's attention follows it directly.
+ */
+export const q4QkvRopeAppendRmsMma = kernel(
+  function q4QkvRopeAppendRmsMma(
+    x: Tensor<f16, [Sym<"k">]>,
+    wn: Tensor<f16, [Sym<"k">]>,
+    eps: f32,
+    packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
+    scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
+    qr: Tensor<f16, [Sym<"h">, Sym<"d">]>,
+    kCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+    vCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+    pos: i32,
+    theta: f32,
+  ) {
+    q4QkvRopeAppendBlocks(x, wn, eps, packed, scales, qr, kCache, vCache, pos, theta);
+  },
+  { consts: { NORM: 1 } },
+);

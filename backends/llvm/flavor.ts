@@ -26,7 +26,8 @@ export interface Flavor {
   /** Native float math for f32: the intrinsic name, or undefined when render.ts expands it. */
   mathIntrinsic(name: string): string | undefined;
   /** Lines of the wait for the previous grid (lower/passes/dependency_wait.ts places it). */
-  gridDependencyWait(): string[];
+  /** The wait for the previous grid, then (unless `dependentsAtExit`) the next one's launch. */
+  gridDependencyWait(dependentsAtExit: boolean): string[];
 }
 
 const AXES = ["x", "y", "z"] as const;
@@ -52,12 +53,16 @@ function nvptx(target: LLVMTarget): Flavor {
     // stream still runs (the CUDA device launches the decode graph's kernels with that attribute)
     // waits here until the previous grid has finished and its writes are visible, then lets the
     // next kernel launch early in turn: launch latency overlaps the previous kernel's tail.
-    // Without the attribute (the default) both instructions return at once.
-    gridDependencyWait: () =>
+    // Without the attribute (the default) both instructions return at once. A kernel that lets
+    // the next one launch only at its exit (LaunchConfig.dependentsAtExit) leaves out the second:
+    // a grid's blocks trigger implicitly as they exit.
+    gridDependencyWait: (dependentsAtExit) =>
       Number(target.arch.replace(/\D/g, "")) >= 90
         ? [
             'call void asm sideeffect "griddepcontrol.wait;", "~{memory}"()',
-            'call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()',
+            ...(dependentsAtExit
+              ? []
+              : ['call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()']),
           ]
         : [],
     mathIntrinsic: (name) =>

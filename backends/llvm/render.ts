@@ -390,7 +390,7 @@ class Emitter {
         this.emitAll(this.wgmma.beforeBarrier(s.scope));
         this.mmas.forget();
         if (s.scope === "grid") {
-          for (const l of this.fl.gridDependencyWait()) this.emit(l);
+          for (const l of this.fl.gridDependencyWait(this.fn.launch?.dependentsAtExit ?? false)) this.emit(l);
         } else if (s.scope === "shared") {
           for (const l of this.fl.barrier()) this.emit(l);
           this.declare(

@@ -95,6 +95,7 @@ const STDLIB_OVERRIDES: Record<string, Record<string, number>> = {
   q4GateUpSiluMma: { n2: 64, i: 32, k: 768, kw: 96, kg: 24 },
   q4GemvRmsMma: { n: 64, k: 768, kw: 96, kg: 24 },
   q4QkvRopeAppendMma: { n: 128, k: 768, kw: 96, kg: 24, h: 2, kvh: 1, d: 32, ctx: 12 },
+  q4QkvRopeAppendRmsMma: { n: 128, k: 768, kw: 96, kg: 24, h: 2, kvh: 1, d: 32, ctx: 12 },
   q4GateUpSiluRmsMma: { n2: 64, i: 32, k: 768, kw: 96, kg: 24 },
   // Heads of 64 (a block's 32 rotation pairs a head), two q heads, one k/v head.
   q4QkvRopeAppendGemmMma: { n: 256, k: 64, kw: 8, kg: 2, h: 2, kvh: 1, d: 64, ctx: 12 },

@@ -252,6 +252,13 @@ export interface LaunchConfig {
    * allow it), from a `min_blocks_per_sm` annotation on a blockIdx loop; absent: no constraint.
    */
   readonly minBlocksPerSM?: number;
+  /**
+   * NVIDIA sm_90, programmatic dependent launch: the next kernel in the stream may launch only as
+   * this one's blocks exit (true, from a `dependents_at_exit` annotation on a blockIdx loop), not
+   * as soon as each block has passed its wait for the previous kernel (absent: the default).
+   * For a kernel whose blocks fill the GPU in one wave only when nothing else is resident.
+   */
+  readonly dependentsAtExit?: boolean;
 }
 
 export interface PrimFunc {

@@ -177,11 +177,11 @@ export function mmaGemvKernel(
   k: number,
   { prefetch = false }: { readonly prefetch?: boolean } = {},
 ): KernelDef | undefined {
-  // Kernels pairing two tiles (gate/up rows, RoPE pairs) need both.
+  // The gate/up kernels pair two tiles (gate and up rows): they need both. (The RoPE kernels
+  // hold both elements of a pair in one tile: any rows where d / 2 divides.)
   const gateUp = def.name.startsWith("q4GateUpSilu");
-  const pairs = gateUp || def.name === "q4QkvRopeAppendMma";
   const v = mmaGemvVariant(`${n}x${k}`);
-  const rows = pairs ? 32 : v.rows;
+  const rows = gateUp ? 32 : v.rows;
   if (k % MMA_GEMV_CHUNK !== 0 || (gateUp ? (n / 2) % 16 : n % rows) !== 0) return undefined;
   const variant = withMmaVariant(def, { ...v, rows });
   return prefetch ? withConsts(variant, { PREFETCH: 1 }) : variant;
@@ -204,6 +204,14 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       throw new ScheduleError(
         "q4GemvMmaSchedule",
         `${gateUp ? `I = ${n.value / 2} gate/up pairs` : `N = ${n.value} rows`} is not a multiple of ${ro.value} (the rows of a block): use the four-rows kernels (q4_gemv_rows*.ts)`,
+      );
+    // The RoPE kernels (q4QkvRopeAppend*Mma): a block's 8 * TILES pairs within one head's d / 2.
+    const qr = s.func.params.find((p) => p.kind === "buffer" && p.buffer.name === "qr");
+    const d = qr?.kind === "buffer" ? qr.buffer.shape[1] : undefined;
+    if (d?.kind === "const" && ro.kind === "const" && (d.value / 2) % ro.value !== 0)
+      throw new ScheduleError(
+        "q4GemvMmaSchedule",
+        `${s.func.name} rotates ${ro.value} pairs a block within a head: d / 2 = ${d.value / 2} is not a multiple of ${ro.value}; use 16 rows a block (MMA_ROWS 16), or the GEMV then ropeHalfAppend`,
       );
     if (kw?.kind === "const" && (kw.value * 8) % MMA_GEMV_CHUNK !== 0)
       throw new ScheduleError(
@@ -255,12 +263,12 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       "re",
       "tr",
       "hr",
-      "wo",
-      "jo",
     ];
     for (const l of unrolled) s.unroll(l);
-    // q4LoadChunk's loops, at both of its call sites (the first round, and each round's next).
-    for (const l of ["tc", "rc", "hc", "vc", "sc"]) for (const copy of s.loopCopies(l)) s.unroll(copy);
+    // q4LoadChunk's loops, at both of its call sites (the first round, and each round's next), and
+    // mmaRowSum's where an epilogue sums two rows (the RoPE kernels' pairs).
+    for (const l of ["tc", "rc", "hc", "vc", "sc", "wo", "jo"])
+      for (const copy of s.loopCopies(l)) s.unroll(copy);
     if (p.unrollChunks > 1) {
       const [, inner] = s.split("ci", [null, p.unrollChunks]);
       s.unroll(inner!);

@@ -340,6 +340,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   q4GemvRmsMma: q4GemvMmaSchedule(),
   q4GateUpSiluRmsMma: q4GemvMmaSchedule(),
   q4QkvRopeAppendMma: q4GemvMmaSchedule(),
+  q4QkvRopeAppendRmsMma: q4GemvMmaSchedule(),
   q4GemvResidualRows4: q4GemvSchedule("n4"),
   q4GemvF32Rows4: q4GemvSchedule("n4"),
   q4GemvRows4Rms: q4GemvRmsSchedule("n4"),

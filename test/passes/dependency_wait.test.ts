@@ -8,7 +8,7 @@ import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { specialize } from "../../lower/ir/specialize.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
-import { INVARIANT_BUFFERS } from "../../lower/passes/launch.ts";
+import { DEPENDENTS_AT_EXIT, INVARIANT_BUFFERS } from "../../lower/passes/launch.ts";
 import { llamaOps, CUDA_OP_CHOICES } from "../../llama/ops.ts";
 import { specializedFunc } from "../../llama/device/prepare.ts";
 import { compileOp } from "../../llama/device/compile.ts";
@@ -166,5 +166,28 @@ describe("dependency_wait", () => {
     // AMD: neither.
     const amd = renderLLVM(lowered(TARGETS.gfx1100), { kind: "amdgcn", arch: "gfx1100" }).text;
     expect(amd).not.toMatch(/prefetch|griddepcontrol/);
+  });
+
+  it("lets the next kernel launch right after the wait, or only at the exit where annotated", () => {
+    const sm90 = { kind: "nvptx", arch: "sm_90" } as const;
+    const early = renderLLVM(lowered(TARGETS.sm_90), sm90).text;
+    expect(early.indexOf("griddepcontrol.launch_dependents")).toBeGreaterThan(
+      early.indexOf("griddepcontrol.wait"),
+    );
+    const atExit = (value: boolean | string) => {
+      const s = new Schedule(source());
+      s.bind("b", "blockIdx.x");
+      s.bind("tp", "threadIdx.x");
+      s.bind("t", "threadIdx.x");
+      s.annotate("b", DEPENDENTS_AT_EXIT, value);
+      return lowerToDevice(s.func, TARGETS.sm_90);
+    };
+    const f = atExit(true);
+    expect(f.launch?.dependentsAtExit).toBe(true);
+    const text = renderLLVM(f, sm90).text;
+    expect(text).toMatch(/griddepcontrol\.wait/);
+    expect(text).not.toMatch(/launch_dependents/);
+    expect(lowered(TARGETS.sm_90).launch?.dependentsAtExit).toBeUndefined();
+    expect(() => atExit("yes")).toThrow(/dependents_at_exit takes the value true, not yes/);
   });
 });

@@ -55,6 +55,7 @@ const cudaOps = [
   CUDA_OP_CHOICES,
   { ...CUDA_OP_CHOICES, foldDecodeNorms: false },
   { ...CUDA_OP_CHOICES, foldDecodeNorms: false, fuseDecodeRope: true },
+  { ...CUDA_OP_CHOICES, fuseDecodeRope: true },
 ].flatMap((choices) =>
   Object.values(llamaOps(MMA_CONFIG, "q4f16_1", GPU_SCHEDULES, choices).decode).filter((o) =>
     o.kernel.name.endsWith("Mma"),
@@ -71,6 +72,7 @@ describe("stdlib GPU schedules on the CPU emulation of device IR", () => {
       "q4GemvResidualMma",
       "q4GemvRmsMma",
       "q4QkvRopeAppendMma",
+      "q4QkvRopeAppendRmsMma",
     ]);
   });
   for (const target of ["sm_90", "gfx942", "vulkan"] as const) {

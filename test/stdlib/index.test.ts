@@ -37,6 +37,7 @@ const PARAMETERLESS = [
   "q4GemvRmsMma",
   "q4GateUpSiluRmsMma",
   "q4QkvRopeAppendMma",
+  "q4QkvRopeAppendRmsMma",
 ];
 const exports = stdlib as unknown as Record<string, unknown>;
 const kernels = Object.entries(exports).filter(
@@ -69,6 +70,7 @@ describe("stdlib", () => {
         "q4GemvRmsMma",
         "q4GateUpSiluRmsMma",
         "q4QkvRopeAppendMma",
+        "q4QkvRopeAppendRmsMma",
         "kvAppend",
         "q4Embedding",
         "q4GateUpSilu",

@@ -77,46 +77,62 @@ describe("tensor-core q4f16_1 GEMVs", () => {
     });
   }
 
-  it("q4QkvRopeAppendMma equals q4GemvMma then ropeHalfAppend, and runs so on the device emulation", () => {
-    // 2 q heads, 1 kv head of 32: rows 0..63 q, 64..95 k, 96..127 v.
-    const [h, kvh, d, ctx, pos] = [2, 1, 32, 6, 4];
-    const n = (h + 2 * kvh) * d;
-    const sizes = { n, k: 512, kw: 64, kg: 16, h, kvh, d, ctx };
-    const fused = spec(withConsts(S.q4QkvRopeAppendMma, VARIANTS[0]!), sizes);
-    const f = specializedFunc(fused);
-    const args = randomArgs(f, {}, 13, { pos, theta: 10000 });
-    const want = cloneArgs(args);
-    // The two-launch reference: the projection, then RoPE and the append.
-    const qkv = { dtype: "f16", shape: [n], data: new Uint16Array(n) } as const;
-    compileCpu(specializedFunc({ key: "p", kernel: S.q4GemvMma, specialize: { n, k: 512, kw: 64, kg: 16 } }))(
-      {
+  for (const [fused, projection] of [
+    [S.q4QkvRopeAppendMma, S.q4GemvMma],
+    [S.q4QkvRopeAppendRmsMma, S.q4GemvRmsMma],
+  ] as [KernelDef, KernelDef][])
+    it(`${fused.name} equals ${projection.name} then ropeHalfAppend, and runs so on the device emulation in every variant`, () => {
+      // 2 q heads, 1 kv head of 32: rows 0..63 q, 64..95 k, 96..127 v.
+      const [h, kvh, d, ctx, pos] = [2, 1, 32, 6, 4];
+      const n = (h + 2 * kvh) * d;
+      const sizes = { n, k: 512, kw: 64, kg: 16, h, kvh, d, ctx };
+      const f = specializedFunc(spec(fused, sizes));
+      const args = randomArgs(f, {}, 13, { pos, theta: 10000, eps: 1e-5 });
+      const want = cloneArgs(args);
+      // The two-launch reference: the projection, then RoPE and the append.
+      const qkv = { dtype: "f16", shape: [n], data: new Uint16Array(n) } as const;
+      compileCpu(
+        specializedFunc({ key: "p", kernel: projection, specialize: { n, k: 512, kw: 64, kg: 16 } }),
+      )({
         x: want.x!,
+        ...(want.wn ? { wn: want.wn, eps: 1e-5 } : {}),
         packed: want.packed!,
         scales: want.scales!,
         y: qkv,
-      } as never,
-    );
-    const view = (off: number, heads: number) => ({
-      dtype: "f16",
-      shape: [heads, d],
-      data: qkv.data.subarray(off * d, (off + heads) * d),
+      } as never);
+      const view = (off: number, heads: number) => ({
+        dtype: "f16",
+        shape: [heads, d],
+        data: qkv.data.subarray(off * d, (off + heads) * d),
+      });
+      compileCpu(
+        specializedFunc({ key: "r", kernel: S.ropeHalfAppend, specialize: { hqk: h + kvh, h, kvh, d, ctx } }),
+      )({
+        qk: view(0, h + kvh),
+        v: view(h + kvh, kvh),
+        qr: want.qr!,
+        kCache: want.kCache!,
+        vCache: want.vCache!,
+        pos,
+        theta: 10000,
+      } as never);
+      const got = run(f, args);
+      // The same projections (their f32 sums in another order), rounded and rotated alike.
+      expect(compareResults(want, got, 2e-3).mismatches).toEqual([]);
+      for (const consts of VARIANTS) {
+        const sp = spec(withConsts(fused, consts), sizes, 2);
+        const reference = run(specializedFunc(sp), args);
+        const dev = cloneArgs(args);
+        cpuDeviceKernel(lowerToDevice(scheduledFunc(sp, "sm_90"), TARGETS.sm_90!))(dev as never);
+        expect(compareResults(reference, dev, 0).mismatches, JSON.stringify(consts)).toEqual([]);
+      }
     });
-    compileCpu(
-      specializedFunc({ key: "r", kernel: S.ropeHalfAppend, specialize: { hqk: h + kvh, h, kvh, d, ctx } }),
-    )({
-      qk: view(0, h + kvh),
-      v: view(h + kvh, kvh),
-      qr: want.qr!,
-      kCache: want.kCache!,
-      vCache: want.vCache!,
-      pos,
-      theta: 10000,
-    } as never);
-    const got = run(f, args);
-    expect(compareResults(want, got, 2e-3).mismatches).toEqual([]);
-    const dev = cloneArgs(args);
-    cpuDeviceKernel(lowerToDevice(scheduledFunc(fused, "sm_90"), TARGETS.sm_90!))(dev as never);
-    expect(compareResults(got, dev, 0).mismatches).toEqual([]);
+
+  it("the RoPE kernels refuse blocks of more pairs than half a head holds", () => {
+    const sizes = { n: 64, k: 512, kw: 64, kg: 16, h: 1, kvh: 1, d: 16, ctx: 6 };
+    expect(() =>
+      scheduledFunc(spec(withConsts(S.q4QkvRopeAppendRmsMma, VARIANTS[0]!), sizes), "sm_90"),
+    ).toThrow(/d \/ 2 = 8 is not a multiple of 16/);
   });
 
   it("refuses targets without the instruction and weights it cannot tile, naming the kernels that can", () => {
