@@ -30,13 +30,6 @@ export interface KernelLlamaOptions {
    * GREEDY_STEPS on GPUs with the embedding on the device, 1 elsewhere).
    */
   readonly greedySteps?: number;
-  /**
-   * Greedy steps recorded in one graph where the steps run back to back (the embedding on the
-   * device): a decodeGreedy call replays it for each whole run of that many steps and the
-   * one-step graph for the rest, so consecutive steps meet inside a graph (with programmatic
-   * launch on CUDA) rather than at a graph's end (default: 1).
-   */
-  readonly graphSteps?: number;
 }
 
 interface Matrix {
@@ -80,7 +73,6 @@ export class KernelLlama implements LanguageModel {
   private readonly chunk: number;
   private decodeRecording?: Recording;
   private greedyRecording?: Recording;
-  private greedyRunRecording?: Recording;
   private prefillBuffers?: { t: number; bufs: Record<string, DeviceTensor> };
 
   constructor(
@@ -399,14 +391,7 @@ export class KernelLlama implements LanguageModel {
       }
     } else {
       this.setStep(token, pos);
-      const run = this.graphSteps;
-      let i = 0;
-      if (this.recordsDecode && run > 1)
-        for (; i + run <= steps; i += run)
-          (this.greedyRunRecording ??= d.record(() => {
-            for (let j = 0; j < run; j++) launches();
-          })).replay();
-      for (; i < steps; i++) runStep();
+      for (let i = 0; i < steps; i++) runStep();
       out = Int32Array.from(chosen(pos, steps));
     }
     const bad = out.findIndex((t) => t < 0 || t >= c.vocabSize);
@@ -418,14 +403,6 @@ export class KernelLlama implements LanguageModel {
   /** Whether decode steps are recorded once and replayed (options.recordDecode; GPUs by default). */
   private get recordsDecode(): boolean {
     return this.options.recordDecode ?? this.device.kind !== "cpu";
-  }
-
-  /** Greedy steps a recorded graph holds (options.graphSteps). */
-  private get graphSteps(): number {
-    const n = this.options.graphSteps ?? 1;
-    if (!Number.isInteger(n) || n < 1)
-      throw new RangeError(`tkc: graphSteps must be a positive whole number of steps, got ${n}`);
-    return n;
   }
 
   /** How many steps a decodeGreedy call should run when more are wanted (see decodeGreedy). */
@@ -621,7 +598,6 @@ export class KernelLlama implements LanguageModel {
   dispose(): void {
     this.decodeRecording?.dispose();
     this.greedyRecording?.dispose();
-    this.greedyRunRecording?.dispose();
     this.device.dispose();
   }
 }

@@ -7,7 +7,6 @@ import { withConsts, type KernelDef } from "../dsl/kernel.ts";
 import * as S from "../stdlib/index.ts";
 import { hasWgmma } from "../stdlib/gpu/gemm.ts";
 import { mmaGemvKernel } from "../stdlib/gpu/gemv.ts";
-import { DEPENDENTS_AT_EXIT } from "../lower/passes/launch.ts";
 import { headDim, kvDim, type LlamaConfig } from "./config.ts";
 import type { OpSpec, ScheduleFn } from "./device/types.ts";
 
@@ -85,18 +84,26 @@ export interface OpChoices {
    * With decodeGemv "mma", RoPE pairs (i, i + d/2) and head dimensions that are multiples of 32:
    * RoPE and the KV-cache append in the QKV GEMV's epilogue (q4QkvRopeAppendMma, or
    * q4QkvRopeAppendRmsMma with foldDecodeNorms: one launch fewer per layer; true) or their own
-   * launch (false, the default). The fourth session measured the unfolded fused GEMV at the two
-   * launches' time on an H100 (19.8 µs against 16.7 + 3.0; bench/results/decode-rope-ab-h100.json).
+   * launch (false, the default). CUDA's choice is true: with the norm folded in and the attention
+   * launched at the fused GEMV's exit (decodeDependentsAtExit), the 7B q4f16_1 decode step's graph
+   * took 1,695.6 against 1,703.0 µs on an H100 (1,695.5 against 1,701.8 in another call), and
+   * 1,783.0 with the attention launched early (bench/results/decode-rope-fused-ab-h100.json). The fourth session measured the unfolded fused
+   * GEMV at the two launches' time (19.8 µs against 16.7 + 3.0; decode-rope-ab-h100.json).
    */
   readonly fuseDecodeRope?: boolean;
   /**
-   * With fuseDecodeRope: the fused QKV GEMV lets the attention launch only as its blocks exit
-   * (true, the default: LaunchConfig.dependentsAtExit), not as soon as they pass their wait
-   * (false). The seventeenth session measured that the kernel launched after QKV must not sit on
-   * the multiprocessors during QKV, whose blocks fill the GPU in one wave only when nothing else
-   * is resident (bench/results/decode-session17-experiments-h100.json).
+   * Decode ops, by their names in LlamaOps.decode, after which the next kernel launches only as
+   * their blocks exit (OpSpec.dependentsAtExit; CUDA sm_90 with programmatic dependent launch),
+   * not as soon as their blocks pass their wait for the previous kernel (the default for every
+   * op). CUDA's choice is ["qkvRopeRms", "downRes"]: a kernel resident on the multiprocessors
+   * while the QKV GEMV's 768 blocks take their places makes them a wave and a bit. On an H100 the
+   * 7B q4f16_1 step's graph took 1,695.5 µs with the fused QKV so and 1,783.0 without; 1,688.1
+   * with the down projection (before the next layer's QKV) so too; with O, gate/up, the split
+   * attention, its combination or the embedding so: 1,750.1, 1,759.3, 1,696.2, 1,697.3, 1,697.3
+   * (bench/results/decode-rope-fused-ab-h100.json; the seventeenth session saw the same with
+   * RoPE's own launch after QKV, decode-session17-experiments-h100.json).
    */
-  readonly qkvDependentsAtExit?: boolean;
+  readonly decodeDependentsAtExit?: readonly string[];
   /**
    * With decodeGemv "mma": each block of a tensor-core GEMV first prefetches its weight rows into
    * L2 (true), before it waits for the previous kernel (programmatic dependent launch), so the
@@ -162,6 +169,8 @@ export const CUDA_OP_CHOICES: OpChoices = {
   prefillGemm: "wgmma",
   decodeGemv: "mma",
   foldDecodeNorms: true,
+  fuseDecodeRope: true,
+  decodeDependentsAtExit: ["qkvRopeRms", "downRes"],
   decodeSplits: 4,
   prefillAttention: "mma",
   fusePrefillEpilogues: true,
@@ -347,13 +356,12 @@ export function llamaOps(
       ? mmaOf(fold ? S.q4QkvRopeAppendRmsMma : S.q4QkvRopeAppendMma, dim + 2 * kvd, dim)
       : undefined;
     if (qkvRope) delete decode.ropeAppend;
-    const atExit = choices.qkvDependentsAtExit ?? true;
     const qkvRopeSpec = (role: string) =>
       op(
-        `${role}${atExit ? "" : "early"}1`,
+        role,
         qkvRope!,
         { ...q4(dim, dim + 2 * kvd), h: c.nHeads, kvh: c.nKvHeads, d: hd, ctx },
-        { scalarsInMemory: ["pos"], ...(atExit ? dependentsAtExit(schedules[qkvRope!.name]) : {}) },
+        { scalarsInMemory: ["pos"] },
       );
     Object.assign(decode, {
       embed: op("embed1", S.q4Embedding, { t: 1, vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
@@ -369,8 +377,8 @@ export function llamaOps(
           ? // RoPE and the cache append in the epilogue, then the attention (after its own
             // rmsNorm launch where the norm is not folded).
             fold
-            ? { qkvRopeRms: qkvRopeSpec("qkvropermsmma") }
-            : { qkvRope: qkvRopeSpec("qkvropemma") }
+            ? { qkvRopeRms: qkvRopeSpec("qkvropermsmma1") }
+            : { qkvRope: qkvRopeSpec("qkvropemma1") }
           : fold
             ? { qkv: op("qkvrmsmma1", qkvMma, q4(dim, dim + 2 * kvd)) }
             : { qkvNormed: op("qkvmma1", qkvMma, q4(dim, dim + 2 * kvd)) }),
@@ -482,18 +490,13 @@ export function llamaOps(
   // (the mma GEMMs, several blocks a multiprocessor, are left without it: llama/device/cuda.ts).
   if (wgmma)
     for (const [name, spec] of Object.entries(prefill)) prefill[name] = { ...spec, programmaticEager: true };
+  for (const name of choices.decodeDependentsAtExit ?? []) {
+    if (typeof name !== "string")
+      throw new Error(`tkc: decodeDependentsAtExit lists decode ops by name, got ${JSON.stringify(name)}`);
+    // An op this model's choices leave out (another format's, say) has nothing to mark.
+    if (decode[name]) decode[name] = { ...decode[name], dependentsAtExit: true };
+  }
   return { format, decode, prefill };
-}
-
-/** A GPU schedule that also lets the next kernel launch only at the block loop's exit ("blk"). */
-function dependentsAtExit(base: ScheduleFn | undefined): Partial<OpSpec> {
-  if (!base) return {};
-  return {
-    schedule: (s, target) => {
-      base(s, target);
-      s.annotate("blk", DEPENDENTS_AT_EXIT, true);
-    },
-  };
 }
 
 function withN2(p: { k: number; n: number; kw: number; kg: number }) {

@@ -3,6 +3,9 @@
 //    the CPU kernel-built model (the GPU's must equal it), and its kernel library for sm_90;
 //  - the kernel libraries for the Llama-2-7B shape in q4f16_1 and f16 (its weights are made on the
 //    GPU machine: synthetic, in the real formats).
+// `npx tsx bench/device/build-model.ts DIR --variant 'name={op choices as JSON}' ...` builds only
+// 7B q4f16_1 libraries DIR/lib/llama2-7b-q4-<name>-sm_90 with CUDA's choices and those (null
+// unsets one), for decode.ts's --ab 'name=lib/llama2-7b-q4-<name>-sm_90#{the same JSON}'.
 import { existsSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadBundledStories15M, bundledModelFile, bundledTokenizerFile } from "../../llama/bundled.ts";
@@ -17,6 +20,20 @@ import { generateText } from "../../llama/generate.ts";
 import { LLAMA2_7B, DECODE_CONTEXT } from "./models.ts";
 
 const out = resolve(process.argv[2] ?? ".device");
+const variants = process.argv.slice(3).flatMap((a, i, all) => (all[i - 1] === "--variant" ? [a] : []));
+if (variants.length > 0) {
+  for (const v of variants) {
+    const m = /^([A-Za-z0-9-]+)=(\{.*\})$/.exec(v);
+    if (!m) throw new Error(`build-model: --variant takes name={op choices as JSON}, got ${v}`);
+    const choices: Record<string, unknown> = { ...CUDA_OP_CHOICES, ...(JSON.parse(m[2]!) as object) };
+    for (const [k, x] of Object.entries(choices)) if (x === null) delete choices[k];
+    const ops = llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, choices);
+    const lib = compileLibrary(allOps(ops), "sm_90");
+    writeLibrary(lib, join(out, "lib", `llama2-7b-q4-${m[1]}-sm_90`));
+    console.log(`library llama2-7b-q4-${m[1]}: ${Object.keys(lib.kernels).length} kernels`);
+  }
+  process.exit(0);
+}
 const models = join(out, "models");
 mkdirSync(models, { recursive: true });
 

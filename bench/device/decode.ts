@@ -45,9 +45,6 @@ async function main(): Promise<number> {
       // --whole-steps: section 4 times only the whole steps (no omissions), e.g. to compare many
       // --ab libraries.
       "whole-steps": { type: "boolean", default: false },
-      // --graph-steps 1,8: section 4 times each library's greedy steps recorded that many to a
-      // graph (KernelLlamaOptions.graphSteps), each count a variant of its own.
-      "graph-steps": { type: "string", default: "1" },
     },
   });
   const sections = new Set(values.sections!.split(","));
@@ -388,52 +385,39 @@ async function main(): Promise<number> {
   //    model's; the time hardly depends on them). For the CUDA library and each --ab one.
   if (sections.has("4")) {
     const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
-    const graphSteps = values["graph-steps"]!.split(",").map(Number);
-    if (graphSteps.some((n) => !Number.isInteger(n) || n < 1))
-      throw new Error(`decode: --graph-steps takes whole numbers of steps, got ${values["graph-steps"]}`);
     const libraries = [
       { name: "mma", lib: "lib/llama2-7b-q4-sm_90", choices: CUDA_OP_CHOICES },
       ...abLibraries,
-    ].flatMap((v) =>
-      graphSteps.map((g) => ({ ...v, graphSteps: g, name: g === 1 ? v.name : `${v.name}@${g}steps` })),
-    );
+    ];
     const position = 156;
     const reps = 200;
     result.decodeOmissions = {};
     for (const v of libraries) {
       const inner = createCudaDevice({ runtime: rt, library: readLibrary(join(here, v.lib)) });
       const { device, skip, launches, replayed } = omittable(inner);
-      const model = new KernelLlama(device, syntheticQ4(config), {
-        format: "q4f16_1",
-        opChoices: v.choices,
-        graphSteps: v.graphSteps,
-      });
-      // One graph of graphSteps steps (each step's launches counted once: the first recording's).
-      const g = v.graphSteps;
-      model.decodeGreedy(1, position, g);
+      const model = new KernelLlama(device, syntheticQ4(config), { format: "q4f16_1", opChoices: v.choices });
+      model.decodeGreedy(1, position);
       const roles = values["whole-steps"] ? [] : [...launches.keys()];
       const time: Record<string, number[]> = Object.fromEntries(["none", ...roles].map((r) => [r, []]));
       for (let round = 0; round < 3; round++)
         for (const r of ["none", ...roles]) {
           skip.clear();
           if (r !== "none") skip.add(r);
-          model.decodeGreedy(1, position, g); // records this omission's graph (and warms it up)
+          model.decodeGreedy(1, position); // records this omission's graph (and warms it up)
           const graph = replayed()!;
           const t0 = performance.now();
-          // 200 steps a timing whatever the graph holds (the positions stay within the context).
-          const replays = Math.ceil(reps / g);
-          for (let i = 0; i < replays; i++) graph.replay();
+          for (let i = 0; i < reps; i++) graph.replay();
           device.sync();
-          time[r]!.push(((performance.now() - t0) * 1e3) / (replays * g));
+          time[r]!.push(((performance.now() - t0) * 1e3) / reps);
         }
       const best = (xs: number[]) => Math.min(...xs);
       const whole = best(time.none!);
       const ops = roles
         .map((r) => ({
           op: r,
-          launchesPerStep: launches.get(r)! / v.graphSteps,
+          launchesPerStep: launches.get(r)!,
           usPerStep: whole - best(time[r]!),
-          usPerLaunch: ((whole - best(time[r]!)) * v.graphSteps) / launches.get(r)!,
+          usPerLaunch: (whole - best(time[r]!)) / launches.get(r)!,
           stepUsWithout: time[r]!,
         }))
         .sort((a, b) => b.usPerStep - a.usPerStep);

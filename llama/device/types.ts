@@ -39,6 +39,12 @@ export interface OpSpec {
    * its q4 GEMMs run on wgmma). Recordings use it for every op.
    */
   readonly programmaticEager?: boolean;
+  /**
+   * With programmatic dependent launch (CUDA, sm_90): the next kernel launches only as this one's
+   * blocks exit (LaunchConfig.dependentsAtExit), not as soon as they pass their wait for the
+   * previous kernel: a measured choice per op (llama/ops.ts decodeDependentsAtExit).
+   */
+  readonly dependentsAtExit?: boolean;
 }
 
 export interface Op {

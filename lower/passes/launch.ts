@@ -156,8 +156,8 @@ function gridExtent(f: PrimFunc, tag: ThreadTag, e: Expr): Expr {
 /** The blockIdx-loop annotation asking for that many blocks per multiprocessor (LaunchConfig.minBlocksPerSM). */
 export const MIN_BLOCKS_PER_SM = "min_blocks_per_sm";
 /**
- * The blockIdx-loop annotation (value true) that lets the next kernel launch only as this one's
- * blocks exit (LaunchConfig.dependentsAtExit).
+ * The blockIdx-loop annotation or function attribute (value true) that lets the next kernel launch
+ * only as this one's blocks exit (LaunchConfig.dependentsAtExit).
  */
 export const DEPENDENTS_AT_EXIT = "dependents_at_exit";
 
@@ -208,10 +208,10 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
   for (const v of minBlocks)
     if (!Number.isInteger(v) || v < 1 || v > 32)
       throw new LoweringError(P, `${MIN_BLOCKS_PER_SM} must be an integer from 1 to 32, not ${v}`);
-  const atExit = bindings
-    .filter((b) => isBlockTag(b.tag))
-    .map((b) => b.loop.annotations[DEPENDENTS_AT_EXIT])
-    .filter((v) => v !== undefined);
+  const atExit = [
+    f.attrs[DEPENDENTS_AT_EXIT],
+    ...bindings.filter((b) => isBlockTag(b.tag)).map((b) => b.loop.annotations[DEPENDENTS_AT_EXIT]),
+  ].filter((v) => v !== undefined);
   for (const v of atExit)
     if (v !== true)
       throw new LoweringError(P, `${DEPENDENTS_AT_EXIT} takes the value true, not ${String(v)}`);

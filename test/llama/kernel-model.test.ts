@@ -111,30 +111,8 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
       const first = Array.from(batchModel.decodeGreedy(1, 0, half));
       const rest = Array.from(batchModel.decodeGreedy(first[half - 1]!, half, steps - half));
       expect([...first, ...rest]).toEqual(want);
-      // Steps recorded three to a graph: whole runs of three, then one-step graphs for the rest.
-      if (format === "q4f16_1") {
-        const runs = new KernelLlama(createCpuDevice(), source(), {
-          format,
-          recordDecode: true,
-          graphSteps: 3,
-        });
-        const a = Array.from(runs.decodeGreedy(1, 0, 7));
-        const b = Array.from(runs.decodeGreedy(a[6]!, 7, steps - 7));
-        expect([...a, ...b]).toEqual(want);
-      }
     },
   );
-
-  test("graphSteps must be a positive whole number", () => {
-    const model = new KernelLlama(createCpuDevice(), syntheticQ4(TINY_GQA, 5), {
-      format: "q4f16_1",
-      recordDecode: true,
-      graphSteps: 0,
-    });
-    expect(() => model.decodeGreedy(1, 0, 2)).toThrow(
-      /graphSteps must be a positive whole number of steps, got 0/,
-    );
-  });
 
   test("generate() with several greedy steps a call: the same tokens as one a call, to the budget and to a stop token", async () => {
     const one = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1", greedySteps: 1 });
@@ -173,12 +151,15 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
     });
     expect(Object.keys(cuda.ops.decode)).toContain("attentionSplit");
     expect(cuda.ops.prefill.attention!.kernel.name).toBe("attentionPrefillMma");
-    // RMSNorm folded into QKV and gate/up (CUDA's choice), and each norm its own launch.
-    expect(cuda.ops.decode.qkv!.kernel.name).toBe("q4GemvRmsMma");
+    // RMSNorm folded into QKV and gate/up (CUDA's choice), and each norm its own launch; RoPE and
+    // the cache append in QKV's epilogue (CUDA's choice), whose kernel lets the attention launch
+    // only at its exit on CUDA.
+    expect(cuda.ops.decode.qkvRopeRms!.kernel.name).toBe("q4QkvRopeAppendRmsMma");
+    expect([cuda.ops.decode.qkv, cuda.ops.decode.ropeAppend]).toEqual([undefined, undefined]);
     expect(cuda.ops.decode.gateUpRms!.kernel.name).toBe("q4GateUpSiluRmsMma");
     const unfolded = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
       format: "q4f16_1",
-      opChoices: { ...mmaChoices, foldDecodeNorms: false, decodeSplits: 3 },
+      opChoices: { ...mmaChoices, foldDecodeNorms: false, fuseDecodeRope: false, decodeSplits: 3 },
     });
     const d = unfolded.ops.decode;
     expect(d.attentionSplit!.specialize!.splits).toBe(3);
@@ -205,15 +186,16 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
     expect(fusedRope.ops.decode.attention!.kernel.name).toBe("attentionDecodeWarps");
     expect(fusedRope.ops.decode.ropeAppend).toBeUndefined();
     expect(fusedRope.ops.prefill.attention!.kernel.name).toBe("attentionPrefillWarps");
-    // The same with RMSNorm folded in (CUDA's choice): the norm, projection, RoPE and append in
-    // one launch, which lets the attention launch only at its exit on CUDA.
-    const fusedRopeRms = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
+    // RoPE its own launch after the folded QKV GEMV.
+    const ropeApart = new KernelLlama(createCpuDevice(), syntheticQ4(config, 3), {
       format: "q4f16_1",
-      opChoices: { ...mmaChoices, fuseDecodeRope: true },
+      opChoices: { ...mmaChoices, fuseDecodeRope: false },
     });
-    expect(fusedRopeRms.ops.decode.qkvRopeRms!.kernel.name).toBe("q4QkvRopeAppendRmsMma");
-    expect([fusedRopeRms.ops.decode.qkv, fusedRopeRms.ops.decode.ropeAppend]).toEqual([undefined, undefined]);
-    fusedRopeRms.prefill(
+    expect([ropeApart.ops.decode.qkv!.kernel.name, ropeApart.ops.decode.ropeAppend!.kernel.name]).toEqual([
+      "q4GemvRmsMma",
+      "ropeHalfAppend",
+    ]);
+    ropeApart.prefill(
       Array.from({ length: 40 }, (_, i) => (i * 7) % config.vocabSize),
       0,
     );
@@ -335,8 +317,8 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
       expect(relErr(want, got)).toBeLessThan(2e-3);
       expect(relErr(want, unfolded.decode(p % 40, p))).toBeLessThan(2e-3);
       expect(relErr(want, fusedRope.decode(p % 40, p))).toBeLessThan(2e-3);
-      // The same sums, roundings and rotations as the GEMV then ropeHalfAppend: cuda's bit for bit.
-      expect(Array.from(fusedRopeRms.decode(p % 40, p))).toEqual(Array.from(got));
+      // The same sums, roundings and rotations as the GEMV then ropeHalfAppend: bit for bit.
+      expect(Array.from(ropeApart.decode(p % 40, p))).toEqual(Array.from(got));
     }
   });
 });

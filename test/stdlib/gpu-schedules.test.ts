@@ -53,9 +53,9 @@ const unique = [...new Map(ops.map((o) => [o.key, o])).values()];
 const MMA_CONFIG = { ...TINY, dim: 256, hiddenDim: 512, vocabSize: 64 };
 const cudaOps = [
   CUDA_OP_CHOICES,
+  { ...CUDA_OP_CHOICES, foldDecodeNorms: false, fuseDecodeRope: false },
   { ...CUDA_OP_CHOICES, foldDecodeNorms: false },
-  { ...CUDA_OP_CHOICES, foldDecodeNorms: false, fuseDecodeRope: true },
-  { ...CUDA_OP_CHOICES, fuseDecodeRope: true },
+  { ...CUDA_OP_CHOICES, fuseDecodeRope: false },
 ].flatMap((choices) =>
   Object.values(llamaOps(MMA_CONFIG, "q4f16_1", GPU_SCHEDULES, choices).decode).filter((o) =>
     o.kernel.name.endsWith("Mma"),

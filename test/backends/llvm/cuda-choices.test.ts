@@ -26,6 +26,28 @@ describe.skipIf(llvmMissing !== "")(
       expect(ptx).toMatch(/bar\.sync/);
     });
 
+    it("decode: RMSNorm, QKV, RoPE and the append in one GEMV; it and the down projection let the next kernel launch only at their exit", () => {
+      const d = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES).decode;
+      expect(d.qkvRopeRms!.kernel.name).toBe("q4QkvRopeAppendRmsMma");
+      const atExit = Object.entries(d)
+        .filter(([, o]) => o.dependentsAtExit)
+        .map(([name]) => name);
+      expect(atExit).toEqual(["qkvRopeRms", "downRes"]);
+      const trigger = (o: (typeof d)[string]) => compileOp(o, "sm_90").image.includes("launch_dependents");
+      expect([
+        trigger(d.qkvRopeRms!),
+        trigger(d.downRes!),
+        trigger(d.oRes!),
+        trigger(d.attentionSplit!),
+      ]).toEqual([false, false, true, true]);
+      // 768 blocks of 16 rows (8 rotation pairs), as the plain QKV GEMV's tuned variant.
+      const grid = compileOp(d.qkvRopeRms!, "sm_90").launch.grid;
+      expect(grid.map((e) => (e.kind === "const" ? e.value : undefined))).toEqual([768, 1, 1]);
+      expect(() => llamaOps(config, "q4f16_1", {}, { decodeDependentsAtExit: [3 as never] })).toThrow(
+        /decodeDependentsAtExit lists decode ops by name, got 3/,
+      );
+    });
+
     it("prefill GEMMs on tensor cores; f16GemmMma capped for two blocks per multiprocessor", () => {
       const q4 = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQkvRope!;
       const f16 = llamaOps(config, "f16", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQ!;
