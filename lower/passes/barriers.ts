@@ -134,8 +134,9 @@ class Sync {
 
   walk(s: Stmt, pending: Pending): [Stmt, Pending] {
     switch (s.kind) {
+      // Letting the next grid launch orders no memory access.
       case "barrier":
-        return [s, EMPTY];
+        return s.scope === "dependents" ? [s, pending] : [s, EMPTY];
       case "prefetch":
         return [s, pending];
       case "seq": {
