@@ -164,20 +164,6 @@ export function prefetchL2(element: number, count?: number): void {
   return onlyInKernels("prefetchL2");
 }
 
-// Launch order.
-/**
- * A statement: lets the next kernel in the stream launch from here (NVIDIA sm_90's programmatic
- * dependent launch: `griddepcontrol.launch_dependents`), once every block of this one has run it
- * or exited. Without it a kernel lets the next launch right after its wait for the previous
- * kernel; placed late (after a GEMV's loop, before its epilogue, say), the next kernel's blocks
- * take no room on the GPU while this one's are still being placed, and their launch still
- * overlaps this one's end. It orders no memory access and changes no result; other targets emit
- * nothing. Call it where every thread of the block runs it.
- */
-export function launchDependents(): void {
-  return onlyInKernels("launchDependents");
-}
-
 // Memory: scratch tensors allocated inside a kernel.
 type ElemOf<D extends DType> = D extends "f32"
   ? f32
@@ -246,5 +232,4 @@ export const INTRINSIC_ARITY: Readonly<Record<string, number>> = {
   unpackF16x2: 2,
   fmaF16x2: 3,
   prefetchL2: 1,
-  launchDependents: 0,
 };

@@ -40,7 +40,6 @@ import {
   sin,
   packF16x2,
   prefetchL2,
-  launchDependents,
   rsqrt,
   select,
   shared,
@@ -77,11 +76,6 @@ const PREFETCH: number = 0;
  * consts): q4MmaPartials stages x * wn and sums x's squares on the way; 0 elsewhere.
  */
 const NORM: number = 0;
-/**
- * 1 (withConsts): each block lets the next kernel launch after its loop over K, before the
- * epilogue (launchDependents); 0 (the default): right after its wait for the previous kernel.
- */
-const DEPENDENTS_AFTER_LOOP: number = 0;
 
 /**
  * L2 prefetches of the codes and scales of a block's tiles (tile t: rows row0 + t * tileStride + r
@@ -273,7 +267,6 @@ function q4MmaPartials(
         for (let hr = 0; hr < 2; hr++) part[wr][lr][tr][hr] = acc[wr][lr][tr][hr];
   // With NORM: each warp's sum of squares (its lanes' by shuffles), ssw[warp]; the warps' chunks
   // cover x once, so sum(ssw) is x's.
-  if (DEPENDENTS_AFTER_LOOP === 1) launchDependents();
   if (NORM === 1)
     for (let wv = 0; wv < WARPS; wv++) {
       let s = f32(0);

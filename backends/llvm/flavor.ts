@@ -6,8 +6,6 @@
 import type { LLVMTarget } from "./target.ts";
 import { waveSize } from "./target.ts";
 
-
-const LAUNCH_DEPENDENTS = 'call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()';
 export interface Flavor {
   readonly target: LLVMTarget;
   readonly triple: string;
@@ -28,10 +26,8 @@ export interface Flavor {
   /** Native float math for f32: the intrinsic name, or undefined when render.ts expands it. */
   mathIntrinsic(name: string): string | undefined;
   /** Lines of the wait for the previous grid (lower/passes/dependency_wait.ts places it). */
-  /** The wait for the previous grid, then (unless the kernel lets it elsewhere) the next one's launch. */
-  gridDependencyWait(dependentsPlaced: boolean): string[];
-  /** The next grid's launch, where the kernel places it (launchDependents()). */
-  launchDependents(): string[];
+  /** The wait for the previous grid, then (unless `dependentsAtExit`) the next one's launch. */
+  gridDependencyWait(dependentsAtExit: boolean): string[];
 }
 
 const AXES = ["x", "y", "z"] as const;
@@ -60,14 +56,15 @@ function nvptx(target: LLVMTarget): Flavor {
     // Without the attribute (the default) both instructions return at once. A kernel that lets
     // the next one launch only at its exit (LaunchConfig.dependentsAtExit) leaves out the second:
     // a grid's blocks trigger implicitly as they exit.
-    gridDependencyWait: (dependentsPlaced) =>
+    gridDependencyWait: (dependentsAtExit) =>
       Number(target.arch.replace(/\D/g, "")) >= 90
         ? [
             'call void asm sideeffect "griddepcontrol.wait;", "~{memory}"()',
-            ...(dependentsPlaced ? [] : [LAUNCH_DEPENDENTS]),
+            ...(dependentsAtExit
+              ? []
+              : ['call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()']),
           ]
         : [],
-    launchDependents: () => (Number(target.arch.replace(/\D/g, "")) >= 90 ? [LAUNCH_DEPENDENTS] : []),
     mathIntrinsic: (name) =>
       ({
         exp2: "llvm.nvvm.ex2.approx.f",
@@ -97,7 +94,6 @@ function amdgcn(target: LLVMTarget): Flavor {
     ],
     kernelAttributes: (maxThreads) => `"amdgpu-flat-work-group-size"="1,${maxThreads}"`,
     gridDependencyWait: () => [],
-    launchDependents: () => [],
     kernelMetadata: () => [],
     mathIntrinsic: (name) =>
       ({

@@ -8,7 +8,7 @@
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, For, Prefetch, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
-import { hasLoad, someNode } from "../../lower/ir/transform.ts";
+import { hasLoad } from "../../lower/ir/transform.ts";
 import { loadsBeforeStores } from "../../lower/passes/vectorize.ts";
 import * as B from "../../lower/ir/build.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
@@ -24,9 +24,6 @@ import { MmaIssuer, shuffleXor } from "./render-warp.ts";
 import { WgmmaPipeline } from "./render-wgmma.ts";
 import { floatLiteral } from "./render-text.ts";
 import type { LLVMTarget } from "./target.ts";
-
-/** A kernel's own launchDependents() (a barrier of scope "dependents"). */
-const isDependentsTrigger = (n: { kind: string; scope?: string }) => n.kind === "barrier" && n.scope === "dependents";
 
 interface BufferRef {
   ptr: string;
@@ -393,12 +390,7 @@ class Emitter {
         this.emitAll(this.wgmma.beforeBarrier(s.scope));
         this.mmas.forget();
         if (s.scope === "grid") {
-          // Where the kernel places launchDependents() itself, or lets the next grid launch at its
-          // exit, the wait comes alone.
-          const placed = this.fn.launch?.dependentsAtExit || someNode(this.fn.body, isDependentsTrigger);
-          for (const l of this.fl.gridDependencyWait(placed)) this.emit(l);
-        } else if (s.scope === "dependents") {
-          if (!this.fn.launch?.dependentsAtExit) for (const l of this.fl.launchDependents()) this.emit(l);
+          for (const l of this.fl.gridDependencyWait(this.fn.launch?.dependentsAtExit ?? false)) this.emit(l);
         } else if (s.scope === "shared") {
           for (const l of this.fl.barrier()) this.emit(l);
           this.declare(

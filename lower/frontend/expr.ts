@@ -423,8 +423,6 @@ export abstract class ExprLowerer {
   private lowerIntrinsic(name: string, node: ts.CallExpression): Typed {
     if (name === "prefetchL2")
       throw errorAt(node, "prefetchL2(...) has no value", "call it as a statement: prefetchL2(w[i][j]);");
-    if (name === "launchDependents")
-      throw errorAt(node, "launchDependents() has no value", "call it as a statement: launchDependents();");
     const arity = INTRINSIC_ARITY[name]!;
     if (node.arguments.length !== arity)
       throw errorAt(

@@ -297,16 +297,8 @@ class KernelLowerer extends HelperInliner {
       const op = e.operator === ts.SyntaxKind.PlusPlusToken ? "+" : "-";
       return this.assign(e.operand, (old) => this.binaryOp(op, old(), { e: B.i32c(1), weak: true }, e), e);
     }
-    if (ts.isCallExpression(e)) {
-      const intrinsic = this.intrinsicCalled(e);
-      if (intrinsic === "prefetchL2") return this.prefetch(e);
-      if (intrinsic === "launchDependents") {
-        if (e.arguments.length > 0)
-          throw errorAt(e, `launchDependents takes no arguments, got ${e.arguments.length}`, "write launchDependents();");
-        return B.barrier("dependents");
-      }
-      return this.inlineHelperStatement(e);
-    }
+    if (ts.isCallExpression(e))
+      return this.intrinsicCalled(e) === "prefetchL2" ? this.prefetch(e) : this.inlineHelperStatement(e);
     throw errorAt(
       e,
       "this expression does nothing as a statement",

@@ -208,13 +208,10 @@ export interface LetStmt {
  * IR on CUDA only, placed by lower/passes/dependency_wait.ts) until the grid launched before this
  * one in its stream has finished and its writes are visible: programmatic dependent launch starts
  * a kernel early, and everything before this wait overlaps the previous kernel's tail.
- * "dependents" waits for nothing and orders nothing: it lets the next grid in the stream launch
- * (the kernel's `launchDependents()`; CUDA sm_90 only, elsewhere no instruction), where a kernel
- * without one lets it launch right after its wait for the previous grid.
  */
 export interface Barrier {
   readonly kind: "barrier";
-  readonly scope: "shared" | "warp" | "grid" | "dependents";
+  readonly scope: "shared" | "warp" | "grid";
 }
 
 /**

@@ -134,9 +134,8 @@ class Sync {
 
   walk(s: Stmt, pending: Pending): [Stmt, Pending] {
     switch (s.kind) {
-      // Letting the next grid launch orders no memory access.
       case "barrier":
-        return s.scope === "dependents" ? [s, pending] : [s, EMPTY];
+        return [s, EMPTY];
       case "prefetch":
         return [s, pending];
       case "seq": {
