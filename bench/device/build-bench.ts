@@ -33,13 +33,18 @@ export function gemvSpec(n: number, k: number, p?: GemvSchedule, rows4 = false):
   };
 }
 
-/** The tensor-core GEMV (stdlib/q4_gemv_mma.ts) at one shape, in the variant the model uses there. */
-export function gemvMmaSpec(n: number, k: number): OpSpec {
+/**
+ * The tensor-core GEMV (stdlib/q4_gemv_mma.ts) at one shape, in the variant the model uses there;
+ * with `atExit`, letting the next launch start only at its exit (OpSpec.dependentsAtExit, as the
+ * decode launches its QKV and down GEMVs).
+ */
+export function gemvMmaSpec(n: number, k: number, atExit = false): OpSpec {
   return {
-    key: `q4gemvmma_${n}x${k}`,
+    key: `q4gemvmma_${n}x${k}${atExit ? "_atexit" : ""}`,
     kernel: mmaGemvKernel(S.q4GemvMma, n, k)!,
     specialize: { n, k, kw: k / 8, kg: k / 32 },
     schedule: q4GemvMmaSchedule(),
+    ...(atExit ? { dependentsAtExit: true } : {}),
   };
 }
 
@@ -65,18 +70,30 @@ const out = GEMV_SHAPES.flatMap(([n, k]) =>
   }),
 );
 // The tensor-core GEMV in each shape's tuned variant (bench/tune.ts searches the others), checked
-// against the four-rows kernel (another implementation) at 4096^2.
-const mma = GEMV_SHAPES.map(([n, k]) => {
-  const v = mmaGemvVariant(`${n}x${k}`);
-  return {
-    n,
-    k,
-    params: { rows: v.rows, lanes: v.warps, mma: true, unrollChunks: v.unrollChunks },
-    artifact: compileOp(gemvMmaSpec(n, k), "sm_90"),
-    reference:
-      n === 4096 && k === 4096 ? funcToJson(specializedFunc(gemvSpec(n, k, undefined, true))) : undefined,
-  };
-});
+// against the four-rows kernel (another implementation) at 4096^2; each also letting the next
+// launch start only at its exit (with programmatic launch, the next launch's blocks then take no
+// room while this one's run).
+const mma = GEMV_SHAPES.flatMap(([n, k]) =>
+  [false, true].map((atExit) => {
+    const v = mmaGemvVariant(`${n}x${k}`);
+    return {
+      n,
+      k,
+      params: {
+        rows: v.rows,
+        lanes: v.warps,
+        mma: true,
+        unrollChunks: v.unrollChunks,
+        ...(atExit ? { dependentsAtExit: true } : {}),
+      },
+      artifact: compileOp(gemvMmaSpec(n, k, atExit), "sm_90"),
+      reference:
+        n === 4096 && k === 4096 && !atExit
+          ? funcToJson(specializedFunc(gemvSpec(n, k, undefined, true)))
+          : undefined,
+    };
+  }),
+);
 out.push(...(mma as never[]));
 writeFileSync(join(outDir, "gemv.json"), JSON.stringify(out));
 console.log(`gemv: ${out.length} kernels -> ${join(outDir, "gemv.json")}`);
