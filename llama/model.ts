@@ -207,6 +207,14 @@ export class KernelLlama implements LanguageModel {
       this.run(o.embed!, { ids: A.ids!, packed: this.embedQ4.packed!, scales: this.embedQ4.scales!, out: x });
     for (const L of this.layers) {
       const xn = flat(A.xn!, c.dim);
+      // Where RoPE and the cache append run in the QKV GEMV's epilogue (q4QkvRopeAppend*Mma).
+      const rotated = {
+        qr: d.view(A.qr!, [c.nHeads, hd]),
+        kCache: L.kCache,
+        vCache: L.vCache,
+        pos_mem: A.pos!,
+        theta: c.ropeTheta,
+      };
       if (L.qkv.packed && o.qkvRopeRms) {
         // RMSNorm, the projection, RoPE and the cache append in one launch.
         this.run(o.qkvRopeRms, {
@@ -215,24 +223,11 @@ export class KernelLlama implements LanguageModel {
           eps: c.normEps,
           packed: L.qkv.packed,
           scales: L.qkv.scales!,
-          qr: d.view(A.qr!, [c.nHeads, hd]),
-          kCache: L.kCache,
-          vCache: L.vCache,
-          pos_mem: A.pos!,
-          theta: c.ropeTheta,
+          ...rotated,
         });
       } else if (L.qkv.packed && o.qkvRope) {
         this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
-        this.run(o.qkvRope, {
-          x: xn,
-          packed: L.qkv.packed,
-          scales: L.qkv.scales!,
-          qr: d.view(A.qr!, [c.nHeads, hd]),
-          kCache: L.kCache,
-          vCache: L.vCache,
-          pos_mem: A.pos!,
-          theta: c.ropeTheta,
-        });
+        this.run(o.qkvRope, { x: xn, packed: L.qkv.packed, scales: L.qkv.scales!, ...rotated });
       } else if (L.qkv.packed && o.qkvNormed) {
         this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
         this.run(o.qkvNormed, { x: xn, packed: L.qkv.packed, scales: L.qkv.scales!, y: A.qkv! });

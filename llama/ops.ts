@@ -87,8 +87,9 @@ export interface OpChoices {
    * launch (false, the default). CUDA's choice is true: with the norm folded in and the attention
    * launched at the fused GEMV's exit (decodeDependentsAtExit), the 7B q4f16_1 decode step's graph
    * took 1,695.6 against 1,703.0 µs on an H100 (1,695.5 against 1,701.8 in another call), and
-   * 1,783.0 with the attention launched early (bench/results/decode-rope-fused-ab-h100.json). The fourth session measured the unfolded fused
-   * GEMV at the two launches' time (19.8 µs against 16.7 + 3.0; decode-rope-ab-h100.json).
+   * 1,783.0 with the attention launched early (bench/results/decode-rope-fused-ab-h100.json). The
+   * fourth session measured the unfolded fused GEMV at the two launches' time (19.8 µs against
+   * 16.7 + 3.0; decode-rope-ab-h100.json).
    */
   readonly fuseDecodeRope?: boolean;
   /**
@@ -101,7 +102,8 @@ export interface OpChoices {
    * with the down projection (before the next layer's QKV) so too; with O, gate/up, the split
    * attention, its combination or the embedding so: 1,750.1, 1,759.3, 1,696.2, 1,697.3, 1,697.3
    * (bench/results/decode-rope-fused-ab-h100.json; the seventeenth session saw the same with
-   * RoPE's own launch after QKV, decode-session17-experiments-h100.json).
+   * RoPE's own launch after QKV, decode-session17-experiments-h100.json). Names this model's other
+   * choices leave out (an f16 model has no downRes) mark nothing.
    */
   readonly decodeDependentsAtExit?: readonly string[];
   /**

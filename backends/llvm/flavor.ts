@@ -25,8 +25,10 @@ export interface Flavor {
   kernelMetadata(name: string, maxThreads: number, minBlocks?: number): string[];
   /** Native float math for f32: the intrinsic name, or undefined when render.ts expands it. */
   mathIntrinsic(name: string): string | undefined;
-  /** Lines of the wait for the previous grid (lower/passes/dependency_wait.ts places it). */
-  /** The wait for the previous grid, then (unless `dependentsAtExit`) the next one's launch. */
+  /**
+   * Lines of the wait for the previous grid (lower/passes/dependency_wait.ts places it), then,
+   * unless the kernel lets the next one launch only at its exit, that launch.
+   */
   gridDependencyWait(dependentsAtExit: boolean): string[];
 }
 
