@@ -37,7 +37,6 @@ const SIZES: Record<string, Record<string, number>> = {
   q4GemvF32Mma: q4(32000, 4096),
   q4GateUpSiluMma: { k: 4096, n2: 22016, kw: 512, kg: 128, i: 11008 },
   q4GemvRmsMma: q4(12288, 4096),
-  q4GemvF32RmsMma: q4(32000, 4096),
   q4QkvRopeAppendMma: { ...q4(12288, 4096), h: 32, kvh: 32, d: 128, ctx: 1024 },
   q4QkvRopeAppendRmsMma: { ...q4(12288, 4096), h: 32, kvh: 32, d: 128, ctx: 1024 },
   q4GateUpSiluRmsMma: { k: 4096, n2: 22016, kw: 512, kg: 128, i: 11008 },

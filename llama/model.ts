@@ -310,20 +310,6 @@ export class KernelLlama implements LanguageModel {
     const c = this.config;
     const o = this.ops.decode;
     const A = this.act;
-    if (o.lmHeadRms) {
-      // The final RMSNorm inside the lm head (q4GemvF32RmsMma).
-      const lm = this.lmHead;
-      const xr = this.device.view(x, [c.dim]);
-      this.run(o.lmHeadRms, {
-        x: xr,
-        wn: this.finalNorm,
-        eps: c.normEps,
-        packed: lm.packed!,
-        scales: lm.scales!,
-        y: A.logits!,
-      });
-      return;
-    }
     this.run(o.rmsNorm!, { x, w: this.finalNorm, y: A.xn!, eps: c.normEps });
     const xn = this.device.view(A.xn!, [c.dim]);
     if (this.lmHead.packed)

@@ -351,7 +351,7 @@ export function llamaOps(
     const oMma = mmaOf(S.q4GemvResidualMma, dim, dim);
     const gateUpMma = mmaOf(fold ? S.q4GateUpSiluRmsMma : S.q4GateUpSiluMma, 2 * hidden, dim);
     const downMma = mmaOf(S.q4GemvResidualMma, dim, hidden);
-    const lmHeadMma = mmaOf(fold ? S.q4GemvF32RmsMma : S.q4GemvF32Mma, c.vocabSize, dim);
+    const lmHeadMma = mmaOf(S.q4GemvF32Mma, c.vocabSize, dim);
     const gateUpShape = { ...withN2(q4(dim, 2 * hidden)), i: hidden };
     const ropeFits = c.ropeLayout === "half" && hd % 32 === 0 && (choices.fuseDecodeRope ?? false);
     const qkvRope = ropeFits
@@ -397,19 +397,10 @@ export function llamaOps(
             choices.downRowsPerThread === 1 ? S.q4GemvResidual : S.q4GemvResidualRows4,
             q4(hidden, dim),
           ),
-      // Four rows per thread needs a vocabulary that is a multiple of 4 (32000 is). With the norms
-      // folded, the final RMSNorm runs in the lm head too (lmHeadRms).
-      ...(!lmHeadMma
-        ? {
-            lmHead: op(
-              "lmhead1",
-              c.vocabSize % 4 === 0 ? S.q4GemvF32Rows4 : S.q4GemvF32,
-              q4(dim, c.vocabSize),
-            ),
-          }
-        : fold
-          ? { lmHeadRms: op("lmheadrmsmma1", lmHeadMma, q4(dim, c.vocabSize)) }
-          : { lmHead: op("lmheadmma1", lmHeadMma, q4(dim, c.vocabSize)) }),
+      // Four rows per thread needs a vocabulary that is a multiple of 4 (32000 is).
+      lmHead: lmHeadMma
+        ? op("lmheadmma1", lmHeadMma, q4(dim, c.vocabSize))
+        : op("lmhead1", c.vocabSize % 4 === 0 ? S.q4GemvF32Rows4 : S.q4GemvF32, q4(dim, c.vocabSize)),
     });
     Object.assign(prefill, {
       embed: op("embedT", S.q4Embedding, { vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),

@@ -435,36 +435,6 @@ export const q4GemvRmsMma = kernel(
   { consts: { NORM: 1 } },
 );
 
-/**
- * y = W rmsNorm(x, wn, eps) in f32 (the final norm and the logits; as rmsNorm then q4GemvF32Mma but
- * for roundings), on tensor cores.
- */
-export const q4GemvF32RmsMma = kernel(
-  function q4GemvF32RmsMma(
-    x: Tensor<f16, [Sym<"k">]>,
-    wn: Tensor<f16, [Sym<"k">]>,
-    eps: f32,
-    packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
-    scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
-    y: Tensor<f32, [Sym<"n">]>,
-  ) {
-    for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
-      q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16, 8);
-      const part = shared("f32", [WARPS, LANES, TILES, 2]);
-      const ssw = shared("f32", [WARPS, 1, 1, 1]);
-      q4MmaPartials(x, wn, packed, scales, blk * MMA_ROWS, 16, 8, part, ssw);
-      for (let ro = 0; ro < MMA_ROWS; ro++) {
-        const sum = local("f32", [1]);
-        const r = local("f32", [1]);
-        mmaRowSum(part, ro >> 4, ro & 15, sum);
-        mmaRmsScale(ssw, x.shape[0], eps, r);
-        y[blk * MMA_ROWS + ro] = sum[0] * r[0];
-      }
-    }
-  },
-  { consts: { NORM: 1 } },
-);
-
 /** out = SiLU(Wg x̂) * (Wu x̂) with x̂ = rmsNorm(x, wn, eps) (as q4GateUpSiluRms), on tensor cores. */
 export const q4GateUpSiluRmsMma = kernel(
   function q4GateUpSiluRmsMma(

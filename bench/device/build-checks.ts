@@ -94,7 +94,6 @@ const STDLIB_OVERRIDES: Record<string, Record<string, number>> = {
   q4GemvF32Mma: { n: 64, k: 768, kw: 96, kg: 24 },
   q4GateUpSiluMma: { n2: 64, i: 32, k: 768, kw: 96, kg: 24 },
   q4GemvRmsMma: { n: 64, k: 768, kw: 96, kg: 24 },
-  q4GemvF32RmsMma: { n: 64, k: 768, kw: 96, kg: 24 },
   q4QkvRopeAppendMma: { n: 128, k: 768, kw: 96, kg: 24, h: 2, kvh: 1, d: 32, ctx: 12 },
   q4QkvRopeAppendRmsMma: { n: 128, k: 768, kw: 96, kg: 24, h: 2, kvh: 1, d: 32, ctx: 12 },
   q4GateUpSiluRmsMma: { n2: 64, i: 32, k: 768, kw: 96, kg: 24 },

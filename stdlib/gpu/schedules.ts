@@ -338,7 +338,6 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   q4GemvF32Mma: q4GemvMmaSchedule(),
   q4GateUpSiluMma: q4GemvMmaSchedule(),
   q4GemvRmsMma: q4GemvMmaSchedule(),
-  q4GemvF32RmsMma: q4GemvMmaSchedule(),
   q4GateUpSiluRmsMma: q4GemvMmaSchedule(),
   q4QkvRopeAppendMma: q4GemvMmaSchedule(),
   q4QkvRopeAppendRmsMma: q4GemvMmaSchedule(),

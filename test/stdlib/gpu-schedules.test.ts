@@ -68,7 +68,6 @@ describe("stdlib GPU schedules on the CPU emulation of device IR", () => {
       "q4GateUpSiluMma",
       "q4GateUpSiluRmsMma",
       "q4GemvF32Mma",
-      "q4GemvF32RmsMma",
       "q4GemvMma",
       "q4GemvResidualMma",
       "q4GemvRmsMma",

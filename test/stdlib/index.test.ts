@@ -38,7 +38,6 @@ const PARAMETERLESS = [
   "q4GateUpSiluRmsMma",
   "q4QkvRopeAppendMma",
   "q4QkvRopeAppendRmsMma",
-  "q4GemvF32RmsMma",
 ];
 const exports = stdlib as unknown as Record<string, unknown>;
 const kernels = Object.entries(exports).filter(
@@ -72,7 +71,6 @@ describe("stdlib", () => {
         "q4GateUpSiluRmsMma",
         "q4QkvRopeAppendMma",
         "q4QkvRopeAppendRmsMma",
-        "q4GemvF32RmsMma",
         "kvAppend",
         "q4Embedding",
         "q4GateUpSilu",

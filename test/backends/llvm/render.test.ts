@@ -204,7 +204,7 @@ describe.skipIf(llvmMissing !== "")(
 
     it("refuses the q4 tensor-core GEMVs and GEMM and prefill attention for AMD targets, naming the kernels to use", () => {
       const mma = CASES.filter(needsMma);
-      expect(mma.length).toBe(21);
+      expect(mma.length).toBe(20);
       for (const spec of mma)
         expect(() => device(spec, "gfx1100")).toThrow(
           /gfx1100 has none: use (the four-rows kernels|q4GemmTiled|q4GemmResidual|q4GateUpSiluGemm|q4QkvGemm|attentionPrefillWarps|q4\w*Mma)/,
