@@ -80,8 +80,9 @@ const NORM: number = 0;
 /**
  * L2 prefetches of the codes and scales of a block's tiles (tile t: rows row0 + t * tileStride + r
  * and + rowStride + r for r < 8, two runs of 8 rows), a range each, issued by one thread per tile
- * (on sm_90 one bulk prefetch per range, which the copy engine works through). The kernels issue them first, so the
- * lowering (lower/passes/dependency_wait.ts) places the wait for the previous kernel after them.
+ * (on sm_90 one bulk prefetch per range, which the copy engine works through). The kernels issue
+ * them first, so the lowering (lower/passes/dependency_wait.ts) places the wait for the previous
+ * kernel after them.
  * Weights are written by no kernel, so fetching them early is safe.
  */
 function q4PrefetchTiles(
@@ -105,9 +106,10 @@ function q4PrefetchTiles(
  * Warp w's lane's codes and scales of chunk c (groups 8c .. 8c + 7) of the tiles whose rows start
  * at row0 (tile t: rows row0 + t * tileStride + r and + rowStride + r, r < 8), into wq[w][lane]
  * and ws[w][lane]: lane (g, t) loads the 16 bytes of groups 8c + t and 8c + t + 4 of its tile rows
- * g and g + 8, and the scales its C registers take (row mmaCRow, group 8c + mmaCCol). q4MmaPartials calls it for
- * the first round and at the end of each round for the next; the frontend names the second
- * copy's loops apart (tc_1, ...), and the schedule unrolls every copy (Schedule.loopCopies).
+ * g and g + 8, and the scales its C registers take (row mmaCRow, group 8c + mmaCCol).
+ * q4MmaPartials calls it for the first round and at the end of each round for the next; the
+ * frontend names the second copy's loops apart (tc_1, ...), and the schedule unrolls every copy
+ * (Schedule.loopCopies).
  */
 function q4LoadChunk(
   packed: Tensor<u32, readonly [number, number]>,
@@ -141,8 +143,8 @@ function q4LoadChunk(
  * Each (warp, lane)'s sums of its rows over its groups, into part[warp][lane][tile][g or g + 8]:
  * tile t's rows r and r + 8 (r < 8) are weight rows row0 + t * tileStride + r and that + rowStride
  * (rowStride 8: 16 consecutive rows; d / 2 in the RoPE kernels, so that a tile holds both
- * elements of 8 rotation pairs). The kernels add them up per row in
- * their epilogue (mmaRowSum, mmaPairSums). With NORM, x is multiplied by the norm weight wn as it
+ * elements of 8 rotation pairs). The kernels add them up per row in their epilogue (mmaRowSum,
+ * mmaPairSums). With NORM, x is multiplied by the norm weight wn as it
  * is staged and each warp's sum of x's squares goes to ssw[warp][0][0][0] (mmaRmsScale); without,
  * neither is touched, and the plain kernels pass x and part in their places.
  */
