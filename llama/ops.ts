@@ -107,13 +107,29 @@ export interface OpChoices {
    */
   readonly decodeDependentsAtExit?: readonly string[];
   /**
+   * With fuseDecodeRope: each block of the fused QKV GEMV, after its epilogue, prefetches into L2
+   * the key and value rows of its share of the positions the attention will read
+   * (stdlib/q4_gemv_mma.ts's KV_PREFETCH), so that the attention, launched at the GEMV's exit,
+   * reads them from L2 (true); or not (false, the default). CUDA's choice is true: the attention
+   * is latency-bound, the GEMV's last blocks leave DRAM bandwidth idle. On an H200 the 7B q4f16_1
+   * step's graph took 1,371.0 and 1,374.0 / 1,371.3 µs against 1,394.1 / 1,390.8 and 1,396.1 in two
+   * calls; the down projection's blocks prefetching the next layer's QKV weights' first round
+   * likewise (its launch follows the down projection's exit) took 1,440.6, and 1,413.1 with the KV
+   * prefetch: those bytes land in a bandwidth-bound tail (bench/results/decode-kv-prefetch-ab-h200.json).
+   */
+  readonly prefetchDecodeKv?: boolean;
+  /**
    * With decodeGemv "mma": each block of a tensor-core GEMV first prefetches its weight rows into
    * L2 (true), before it waits for the previous kernel (programmatic dependent launch), so the
    * weight stream starts during that kernel's tail; or not (false, the default). On an H200 the
    * prefetch made decode 10-12% slower, with programmatic launch and without, as per-line
    * prefetches and as one bulk prefetch per tile (bench/results/decode-prefetch-ab-h200.json).
+   * A list names the decode ops (LlamaOps.decode) that prefetch: the O projection alone, whose
+   * weights could stream during the latency-bound attention before it, made the step 0.9% slower
+   * on an H200 (1,385.9 against 1,374.0 µs), and the LM head with it 1.2%
+   * (bench/results/decode-kv-prefetch-ab-h200.json).
    */
-  readonly prefetchDecodeWeights?: boolean;
+  readonly prefetchDecodeWeights?: boolean | readonly string[];
   /**
    * With prefillGemm "wgmma": each block of a prefill GEMM first prefetches all of its weight rows
    * into L2 (true: stdlib/gemm_wgmma.ts's PREFETCH), so its K loop reads the weights from L2
@@ -173,6 +189,7 @@ export const CUDA_OP_CHOICES: OpChoices = {
   foldDecodeNorms: true,
   fuseDecodeRope: true,
   decodeDependentsAtExit: ["qkvRopeRms", "downRes"],
+  prefetchDecodeKv: true,
   decodeSplits: 4,
   prefillAttention: "mma",
   fusePrefillEpilogues: true,
@@ -342,21 +359,38 @@ export function llamaOps(
   };
   if (format === "q4f16_1") {
     // On tensor cores where chosen and the shape tiles (stdlib/gpu/gemv.ts mmaGemvKernel).
-    const mmaOf = (def: KernelDef, n: number, k: number) =>
+    const prefetched = choices.prefetchDecodeWeights ?? false;
+    const mmaOf = (def: KernelDef, n: number, k: number, op: string) =>
       choices.decodeGemv === "mma"
-        ? mmaGemvKernel(def, n, k, { prefetch: choices.prefetchDecodeWeights ?? false })
+        ? mmaGemvKernel(def, n, k, {
+            prefetch: typeof prefetched === "boolean" ? prefetched : prefetched.includes(op),
+          })
         : undefined;
     const fold = choices.foldDecodeNorms ?? false;
-    const qkvMma = mmaOf(fold ? S.q4GemvRmsMma : S.q4GemvMma, dim + 2 * kvd, dim);
-    const oMma = mmaOf(S.q4GemvResidualMma, dim, dim);
-    const gateUpMma = mmaOf(fold ? S.q4GateUpSiluRmsMma : S.q4GateUpSiluMma, 2 * hidden, dim);
-    const downMma = mmaOf(S.q4GemvResidualMma, dim, hidden);
-    const lmHeadMma = mmaOf(S.q4GemvF32Mma, c.vocabSize, dim);
+    const qkvMma = mmaOf(fold ? S.q4GemvRmsMma : S.q4GemvMma, dim + 2 * kvd, dim, fold ? "qkv" : "qkvNormed");
+    const oMma = mmaOf(S.q4GemvResidualMma, dim, dim, "oRes");
+    const gateUpMma = mmaOf(
+      fold ? S.q4GateUpSiluRmsMma : S.q4GateUpSiluMma,
+      2 * hidden,
+      dim,
+      fold ? "gateUpRms" : "gateUp",
+    );
+    const downMma = mmaOf(S.q4GemvResidualMma, dim, hidden, "downRes");
+    const lmHeadMma = mmaOf(S.q4GemvF32Mma, c.vocabSize, dim, "lmHead");
     const gateUpShape = { ...withN2(q4(dim, 2 * hidden)), i: hidden };
     const ropeFits = c.ropeLayout === "half" && hd % 32 === 0 && (choices.fuseDecodeRope ?? false);
-    const qkvRope = ropeFits
-      ? mmaOf(fold ? S.q4QkvRopeAppendRmsMma : S.q4QkvRopeAppendMma, dim + 2 * kvd, dim)
+    const qkvRopeDef = ropeFits
+      ? mmaOf(
+          fold ? S.q4QkvRopeAppendRmsMma : S.q4QkvRopeAppendMma,
+          dim + 2 * kvd,
+          dim,
+          fold ? "qkvRopeRms" : "qkvRope",
+        )
       : undefined;
+    const qkvRope =
+      qkvRopeDef && choices.prefetchDecodeKv === true
+        ? withConsts(qkvRopeDef, { KV_PREFETCH: 1 })
+        : qkvRopeDef;
     if (qkvRope) delete decode.ropeAppend;
     const qkvRopeSpec = (role: string) =>
       op(

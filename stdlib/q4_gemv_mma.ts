@@ -76,6 +76,13 @@ const PREFETCH: number = 0;
  * consts): q4MmaPartials stages x * wn and sums x's squares on the way; 0 elsewhere.
  */
 const NORM: number = 0;
+/**
+ * 1 (withConsts) in the RoPE kernels (q4QkvRopeAppend*Mma): each block, once its rows are written,
+ * prefetches into L2 the cache rows of the positions before `pos` that fall to it
+ * (q4KvCachePrefetch), so the attention launched after the GEMV reads its keys and values from L2
+ * rather than DRAM; 0 (the default): none. llama/ops.ts's prefetchDecodeKv chooses it.
+ */
+const KV_PREFETCH: number = 0;
 
 /**
  * L2 prefetches of the codes and scales of a block's tiles (tile t: rows row0 + t * tileStride + r
@@ -100,6 +107,32 @@ function q4PrefetchTiles(
             prefetchL2(packed[row0 + tq * tileStride + hq * rowStride][0], 8 * packed.shape[1]);
             prefetchL2(scales[row0 + tq * tileStride + hq * rowStride][0], 8 * scales.shape[1]);
           }
+}
+
+/**
+ * L2 prefetches of the key and value rows (all heads of a position: one contiguous range each) of
+ * the positions p < pos with p = blk (mod blocks), issued by the block's first two threads after
+ * its epilogue: the attention that follows reads every cached position before pos, and the
+ * GEMV's last blocks leave DRAM bandwidth idle while the first ones prefetch. Only a hint: the
+ * rows at pos, which this kernel writes, are not among them.
+ */
+function q4KvCachePrefetch(
+  kCache: Tensor<f16, readonly [number, number, number]>,
+  vCache: Tensor<f16, readonly [number, number, number]>,
+  pos: i32,
+  blk: i32,
+  blocks: i32,
+) {
+  const row = kCache.shape[1] * kCache.shape[2];
+  for (let wk = 0; wk < WARPS; wk++)
+    for (let lk = 0; lk < LANES; lk++)
+      for (let pk = 0; pk < idiv(kCache.shape[0] + blocks - 1, blocks); pk++) {
+        const p = pk * blocks + blk;
+        if (KV_PREFETCH === 1 && p < pos) {
+          if (wk * LANES + lk === 0) prefetchL2(kCache[p][0][0], row);
+          if (wk * LANES + lk === 1) prefetchL2(vCache[p][0][0], row);
+        }
+      }
 }
 
 /**
@@ -493,7 +526,8 @@ function q4QkvRopeAppendBlocks(
   const heads = qr.shape[0];
   const kvHeads = kCache.shape[1];
   const perHead = idiv(half, 8 * TILES);
-  for (let blk = 0; blk < (heads + 2 * kvHeads) * perHead; blk++) {
+  const blocks = (heads + 2 * kvHeads) * perHead;
+  for (let blk = 0; blk < blocks; blk++) {
     const head = idiv(blk, perHead);
     const i0 = (blk % perHead) * 8 * TILES;
     q4PrefetchTiles(packed, scales, head * d + i0, 8, half);
@@ -529,6 +563,7 @@ function q4QkvRopeAppendBlocks(
         vCache[pos][head - heads - kvHeads][i + half] = f16(b);
       }
     }
+    q4KvCachePrefetch(kCache, vCache, pos, blk, blocks);
   }
 }
 

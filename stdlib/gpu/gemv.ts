@@ -240,6 +240,9 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       ["wr", "lr"],
     ]);
     s.bind("ro", "threadIdx.x");
+    // The RoPE kernels' prefetch of the attention's cache rows (q4KvCachePrefetch).
+    for (const l of s.loopCopies("wk")) s.bind(l, "threadIdx.y");
+    for (const l of s.loopCopies("lk")) s.bind(l, "threadIdx.x");
     // RMSNorm folded in (q4GemvRmsMma, q4GateUpSiluRmsMma): each warp's lanes' sums of squares
     // meet by shuffles.
     if (s.func.params.some((p) => p.kind === "scalar" && p.v.name === "eps")) {

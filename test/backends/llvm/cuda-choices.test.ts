@@ -48,6 +48,23 @@ describe.skipIf(llvmMissing !== "")(
       );
     });
 
+    it("decode: the fused QKV GEMV's blocks prefetch the attention's cache rows into L2 after their stores; only the O projection prefetches its weights where a list names it", () => {
+      const ptxOf = (choices: object, op: string) =>
+        compileOp(
+          llamaOps(config, "q4f16_1", GPU_SCHEDULES, { ...CUDA_OP_CHOICES, ...choices }).decode[op]!,
+          "sm_90",
+        ).image;
+      const bulk = /cp\.async\.bulk\.prefetch\.L2\.global/g;
+      const ptx = ptxOf({}, "qkvRopeRms");
+      // One range for the keys and one for the values of each of a block's two position slots.
+      expect(ptx.match(bulk)).toHaveLength(4);
+      expect(ptx.lastIndexOf("st.global")).toBeLessThan(ptx.search(bulk));
+      expect(ptxOf({ prefetchDecodeKv: false }, "qkvRopeRms")).not.toMatch(bulk);
+      const listed = { prefetchDecodeWeights: ["oRes"] };
+      expect(ptxOf(listed, "oRes")).toMatch(bulk);
+      expect(ptxOf(listed, "downRes")).not.toMatch(bulk);
+    });
+
     it("prefill GEMMs on tensor cores; f16GemmMma capped for two blocks per multiprocessor", () => {
       const q4 = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQkvRope!;
       const f16 = llamaOps(config, "f16", GPU_SCHEDULES, CUDA_OP_CHOICES).prefill.gemmQ!;
