@@ -1,0 +1,298 @@
+// Runs on the GPU machine: a timeline of the 7B q4f16_1 decode step from inside its kernels.
+// The device machine has no Nsight Systems; instead each kernel of the library is instrumented
+// (its PTX rewritten on the GPU machine, in memory) to write, for every block, the %globaltimer at
+// its start, after its wait for the previous kernel (griddepcontrol.wait) and at its exit, with its
+// multiprocessor, into one device buffer. A few greedy steps are replayed from the recorded graph;
+// the records are grouped into launches, and each launch's share of the step's critical path (its
+// last block's exit after the previous launch's) is split into the wait for the previous kernel
+// (its first block passing the wait after the previous launch's last exit) and its run.
+// Instrumentation costs each block a few instructions and three atomics: the timeline is the
+// instrumented kernels', a little slower than the plain step (both are printed).
+// Writes $OUT/trace.json.
+//   trace [--lib lib/llama2-7b-q4-sm_90] [--choices '{...}'] [--position 156] [--steps 4]
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { createCudaRuntime } from "../../backends/cuda/runtime.ts";
+import { readLibrary, type Library } from "../../llama/device/library.ts";
+import { createCudaDevice } from "../../llama/device/cuda.ts";
+import { syntheticQ4 } from "../../llama/weights/source.ts";
+import { KernelLlama } from "../../llama/model.ts";
+import { CUDA_OP_CHOICES, type OpChoices } from "../../llama/ops.ts";
+import { LLAMA2_7B, DECODE_CONTEXT } from "./models.ts";
+
+/** Bytes before the first record (the record counter, then padding). */
+const HEADER = 64;
+/** Bytes per record: [kernel << 48 | event << 40 | smid << 32 | block, %globaltimer] as u64. */
+const RECORD = 16;
+const MAX_RECORDS = 1 << 21;
+
+/**
+ * The PTX of one kernel with timing records added: thread (0, 0, 0) of each block appends one
+ * record as the block starts, one after `griddepcontrol.wait` (where there is one) and one at each
+ * `ret`. Each record is written where its time is read, so no register stays live across the
+ * kernel's body (which would change its register count, and so its occupancy).
+ */
+export function instrumentPtx(ptx: string, kernel: number, buffer: bigint): string {
+  const lines = ptx.split("\n");
+  const entry = lines.findIndex((l) => /^\.visible \.entry /.test(l));
+  const open = lines.findIndex((l, i) => i > entry && l.trim() === "{");
+  if (entry < 0 || open < 0) throw new Error("trace: no kernel entry in the PTX");
+  let labels = 0;
+  const record = (event: number): string[] => {
+    const skip = `$TKC_TRACE_${labels++}`;
+    return [
+      "\tmov.u64 %tkc_t, %globaltimer;",
+      "\tmov.u32 %tkc_u0, %tid.x;",
+      "\tmov.u32 %tkc_u1, %tid.y;",
+      "\tor.b32 %tkc_u0, %tkc_u0, %tkc_u1;",
+      "\tmov.u32 %tkc_u1, %tid.z;",
+      "\tor.b32 %tkc_u0, %tkc_u0, %tkc_u1;",
+      "\tsetp.ne.u32 %tkc_p, %tkc_u0, 0;",
+      `\t@%tkc_p bra ${skip};`,
+      `\tmov.u64 %tkc_a, ${buffer};`,
+      "\tatom.global.add.u64 %tkc_i, [%tkc_a], 1;",
+      `\tmin.u64 %tkc_i, %tkc_i, ${MAX_RECORDS - 1};`,
+      `\tmad.lo.u64 %tkc_a, %tkc_i, ${RECORD}, %tkc_a;`,
+      "\tmov.u32 %tkc_u0, %ctaid.x;",
+      "\tmov.u32 %tkc_u1, %ctaid.y;",
+      "\tmov.u32 %tkc_u2, %nctaid.x;",
+      "\tmad.lo.u32 %tkc_u0, %tkc_u1, %tkc_u2, %tkc_u0;",
+      "\tmov.u32 %tkc_u1, %smid;",
+      `\tor.b32 %tkc_u1, %tkc_u1, ${(kernel << 16) | (event << 8)};`,
+      "\tmov.b64 %tkc_k, {%tkc_u0, %tkc_u1};",
+      `\tst.global.v2.u64 [%tkc_a+${HEADER}], {%tkc_k, %tkc_t};`,
+      `${skip}:`,
+    ];
+  };
+  const out: string[] = [];
+  let rets = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i]!;
+    if (i > open && /^\s*ret;\s*$/.test(l)) {
+      rets++;
+      out.push(...record(2));
+    }
+    out.push(l);
+    if (i === open)
+      out.push(
+        "\t.reg .u64 %tkc_t, %tkc_a, %tkc_i, %tkc_k;",
+        "\t.reg .u32 %tkc_u<3>;",
+        "\t.reg .pred %tkc_p;",
+        ...record(0),
+      );
+    if (i > open && /^\s*griddepcontrol\.wait;/.test(l)) out.push(...record(1));
+  }
+  if (rets === 0) throw new Error("trace: no ret in the PTX");
+  return out.join("\n");
+}
+
+interface Launch {
+  readonly kernel: string;
+  readonly blocks: number;
+  readonly firstStart: number;
+  readonly firstAfterWait: number;
+  readonly lastAfterWait: number;
+  readonly medianExit: number;
+  readonly lastExit: number;
+}
+
+/**
+ * Records into launches. Per kernel, its exits sorted by time split where 5 µs pass without one
+ * (one kernel's launches are a layer apart, tens of µs, and a launch starts only after the one
+ * before it has exited: six kernels lie between them); the starts and waits up to a group's last
+ * exit, after the previous group's, are that launch's. A kernel without a wait has its starts as
+ * waits.
+ */
+function launchesOf(records: BigUint64Array, count: number, names: readonly string[]): Launch[] {
+  const times = new Map<number, number[][]>();
+  for (let r = 0; r < count; r++) {
+    const key = records[r * 2]!;
+    const kernel = Number(key >> 48n);
+    const event = Number((key >> 40n) & 0xffn);
+    const perKernel = times.get(kernel) ?? times.set(kernel, [[], [], []]).get(kernel)!;
+    perKernel[event]!.push(Number(records[r * 2 + 1]!));
+  }
+  const launches: Launch[] = [];
+  for (const [kernel, events] of times) {
+    for (const ts of events) ts.sort((a, b) => a - b);
+    const [starts, waitTimes, exits] = events as [number[], number[], number[]];
+    const waits = waitTimes.length ? waitTimes : starts;
+    const ends: number[] = [];
+    exits.forEach((t, i) => {
+      if (i + 1 === exits.length || exits[i + 1]! - t > 5000) ends.push(t);
+    });
+    let [e0, s0, w0] = [0, 0, 0];
+    for (const end of ends) {
+      const upTo = (ts: number[], from: number) => {
+        let i = from;
+        while (i < ts.length && ts[i]! <= end) i++;
+        return i;
+      };
+      const [e1, s1, w1] = [upTo(exits, e0), upTo(starts, s0), upTo(waits, w0)];
+      if (s1 === s0 || w1 === w0)
+        throw new Error(`trace: a launch of ${names[kernel]} has exits but no starts or waits before them`);
+      const ex = exits.slice(e0, e1);
+      launches.push({
+        kernel: names[kernel]!,
+        blocks: s1 - s0,
+        firstStart: starts[s0]!,
+        firstAfterWait: waits[w0]!,
+        lastAfterWait: waits[w1 - 1]!,
+        medianExit: ex[ex.length >> 1]!,
+        lastExit: end,
+      });
+      [e0, s0, w0] = [e1, s1, w1];
+    }
+  }
+  return launches.sort((a, b) => a.lastExit - b.lastExit);
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      out: { type: "string", default: "bench/out" },
+      lib: { type: "string", default: "lib/llama2-7b-q4-sm_90" },
+      choices: { type: "string", default: "{}" },
+      position: { type: "string", default: "156" },
+      steps: { type: "string", default: "4" },
+    },
+  });
+  const here = new URL(".", import.meta.url).pathname;
+  const rt = createCudaRuntime();
+  const choices = { ...CUDA_OP_CHOICES, ...(JSON.parse(values.choices!) as object) } as OpChoices;
+  const position = Number(values.position);
+  const steps = Number(values.steps);
+  const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
+  const plain = readLibrary(join(here, values.lib!));
+  const buffer = rt.alloc(HEADER + RECORD * MAX_RECORDS);
+  const names = Object.keys(plain.kernels);
+  const traced: Library = {
+    ...plain,
+    kernels: Object.fromEntries(
+      names.map((n, i) => [
+        n,
+        { ...plain.kernels[n]!, image: instrumentPtx(plain.kernels[n]!.image, i, buffer) },
+      ]),
+    ),
+  };
+  const result: Record<string, unknown> = { device: rt.device.name, library: values.lib, position, steps };
+  // The plain step, for how much the instrumentation costs.
+  for (const [label, library] of [
+    ["plain", plain],
+    ["traced", traced],
+  ] as const) {
+    const device = createCudaDevice({ runtime: rt, library });
+    const model = new KernelLlama(device, syntheticQ4(config), { format: "q4f16_1", opChoices: choices });
+    model.decodeGreedy(1, position, 1);
+    model.decodeGreedy(1, position, 1);
+    let best = Infinity;
+    for (let round = 0; round < 5; round++) {
+      rt.upload(buffer, new BigUint64Array(1));
+      const t0 = performance.now();
+      model.decodeGreedy(1, position, steps);
+      best = Math.min(best, ((performance.now() - t0) * 1e3) / steps);
+    }
+    result[`${label}HostUsPerStep`] = best;
+    console.log(`${label}: ${best.toFixed(1)} us a step (host clock, ${steps} steps a call, best of 5)`);
+    if (label === "traced") {
+      rt.upload(buffer, new BigUint64Array(1));
+      model.decodeGreedy(1, position, steps);
+      device.sync();
+      const head = new BigUint64Array(1);
+      rt.download(head, buffer);
+      const count = Math.min(Number(head[0]), MAX_RECORDS);
+      const records = new BigUint64Array(count * 2);
+      rt.download(records, buffer + BigInt(HEADER));
+      const launches = launchesOf(
+        records,
+        count,
+        names.map((n) => n.replace(/_.*/, "")),
+      );
+      report(launches, result);
+    }
+    device.dispose();
+  }
+  writeFileSync(join(values.out!, "trace.json"), JSON.stringify(result, null, 1));
+  rt.free(buffer);
+  rt.dispose();
+  return 0;
+}
+
+/** Per kernel: its launches' shares of the critical path, split into waiting and running. */
+function report(launches: Launch[], result: Record<string, unknown>) {
+  const us = (ns: number) => ns / 1e3;
+  const rows = launches.map((l, i) => {
+    const prev = launches[i - 1];
+    return {
+      ...l,
+      // How much later than the previous launch's last exit this one's last exit comes.
+      share: prev ? l.lastExit - prev.lastExit : 0,
+      // From the previous launch's last exit to this one's first block past its wait.
+      release: prev ? l.firstAfterWait - prev.lastExit : 0,
+      // Blocks resident before the previous launch ended (early launch).
+      lead: prev ? prev.lastExit - l.firstStart : 0,
+      // From the median block's exit to the last's.
+      tail: l.lastExit - l.medianExit,
+    };
+  });
+  const step = rows.filter((r) => r.kernel.startsWith("embed1"));
+  const stepNs =
+    step.length > 1 ? (step[step.length - 1]!.lastExit - step[0]!.lastExit) / (step.length - 1) : NaN;
+  const byKernel = new Map<string, typeof rows>();
+  for (const r of rows.slice(1))
+    (byKernel.get(r.kernel) ?? byKernel.set(r.kernel, []).get(r.kernel)!).push(r);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const summary = [...byKernel].map(([kernel, rs]) => ({
+    kernel,
+    launches: rs.length,
+    blocks: rs[0]!.blocks,
+    shareUs: us(mean(rs.map((r) => r.share))),
+    releaseUs: us(mean(rs.map((r) => r.release))),
+    runUs: us(mean(rs.map((r) => r.lastExit - r.firstAfterWait))),
+    leadUs: us(mean(rs.map((r) => r.lead))),
+    tailUs: us(mean(rs.map((r) => r.tail))),
+    waitSpreadUs: us(mean(rs.map((r) => r.lastAfterWait - r.firstAfterWait))),
+  }));
+  summary.sort((a, b) => b.shareUs * b.launches - a.shareUs * a.launches);
+  console.log(`traced step (embedding to embedding): ${us(stepNs).toFixed(1)} us`);
+  console.log(
+    "kernel            launches blocks   share  release    run    lead   tail  waitspread (us, means per launch)",
+  );
+  for (const s of summary)
+    console.log(
+      `${s.kernel.padEnd(18)} ${String(s.launches).padStart(6)} ${String(s.blocks).padStart(6)} ${[
+        s.shareUs,
+        s.releaseUs,
+        s.runUs,
+        s.leadUs,
+        s.tailUs,
+        s.waitSpreadUs,
+      ]
+        .map((x) => x.toFixed(2).padStart(7))
+        .join(" ")}`,
+    );
+  result.tracedStepUs = us(stepNs);
+  result.kernels = summary;
+  // One layer's launches in order, from the middle of the trace.
+  const mid = rows.findIndex((r, i) => i > rows.length / 2 && r.kernel.startsWith("qkv"));
+  result.layer = rows.slice(mid, mid + 8).map((r) => ({
+    kernel: r.kernel,
+    blocks: r.blocks,
+    firstStartUs: us(r.firstStart - rows[mid]!.firstStart),
+    firstAfterWaitUs: us(r.firstAfterWait - rows[mid]!.firstStart),
+    medianExitUs: us(r.medianExit - rows[mid]!.firstStart),
+    lastExitUs: us(r.lastExit - rows[mid]!.firstStart),
+  }));
+  console.log("one layer (us from its QKV's first block start):");
+  for (const r of result.layer as Record<string, number | string>[]) console.log(`  ${JSON.stringify(r)}`);
+}
+
+if (process.argv[1]?.endsWith("trace.mjs") || process.argv[1]?.endsWith("trace.ts"))
+  main().then(
+    (code) => process.exit(code),
+    (e) => {
+      console.error(`trace: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+      process.exit(2);
+    },
+  );
