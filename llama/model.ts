@@ -262,18 +262,16 @@ export class KernelLlama implements LanguageModel {
         vCache: L.vCache,
         len_mem: A.len!,
       };
-      // The split attention's buffers, combined by their own launch or by the O projection.
-      const parts = { partAcc: A.partAcc!, partMax: A.partMax!, partSum: A.partSum! };
       if (o.attention) this.run(o.attention, { ...attnIn, out: A.attn! });
       else {
+        const parts = { partAcc: A.partAcc!, partMax: A.partMax!, partSum: A.partSum! };
         this.run(o.attentionSplit!, { ...attnIn, ...parts });
-        if (o.attentionCombine) this.run(o.attentionCombine, { ...parts, out: A.attn! });
+        this.run(o.attentionCombine!, { ...parts, out: A.attn! });
       }
       const attn = flat(A.attn!, c.dim);
       const xv = flat(x, c.dim);
       if (L.o.packed) {
-        const oIn = o.attention || o.attentionCombine ? { x: attn } : parts;
-        this.run(o.oRes!, { ...oIn, packed: L.o.packed!, scales: L.o.scales!, residual: xv, y: xv });
+        this.run(o.oRes!, { x: attn, packed: L.o.packed!, scales: L.o.scales!, residual: xv, y: xv });
         // Measured on an H200, folding this norm into the four-rows gate/up (q4GateUpSiluRms) was
         // slower: each of its 11008 row-warps would recompute the sum of squares. The tensor-core
         // kernel (gateUpRms) has 688 blocks of 16 outputs, each staging x̂ once.

@@ -119,13 +119,6 @@ export interface OpChoices {
    */
   readonly prefetchDecodeKv?: boolean;
   /**
-   * With decodeGemv "mma" and the split decode attention: its combination folded into the O
-   * projection (q4GemvResidualCombineMma: each block combines the splits into shared memory after
-   * loading its first weights, one launch fewer a layer, and the projection launches while the
-   * attention runs; true) or its own launch (attentionCombine; false, the default).
-   */
-  readonly fuseDecodeCombine?: boolean;
-  /**
    * With decodeGemv "mma": each block of a tensor-core GEMV first prefetches its weight rows into
    * L2 (true), before it waits for the previous kernel (programmatic dependent launch), so the
    * weight stream starts during that kernel's tail; or not (false, the default). On an H200 the
@@ -376,11 +369,6 @@ export function llamaOps(
     const fold = choices.foldDecodeNorms ?? false;
     const qkvMma = mmaOf(fold ? S.q4GemvRmsMma : S.q4GemvMma, dim + 2 * kvd, dim, fold ? "qkv" : "qkvNormed");
     const oMma = mmaOf(S.q4GemvResidualMma, dim, dim, "oRes");
-    const oCombine =
-      choices.fuseDecodeCombine === true && oMma && decode.attentionSplit
-        ? withConsts(mmaOf(S.q4GemvResidualCombineMma, dim, dim, "oRes")!, { COMBINE_K: dim })
-        : undefined;
-    if (oCombine) delete decode.attentionCombine;
     const gateUpMma = mmaOf(
       fold ? S.q4GateUpSiluRmsMma : S.q4GateUpSiluMma,
       2 * hidden,
@@ -430,11 +418,7 @@ export function llamaOps(
           : fold
             ? { qkv: op("qkvrmsmma1", qkvMma, q4(dim, dim + 2 * kvd)) }
             : { qkvNormed: op("qkvmma1", qkvMma, q4(dim, dim + 2 * kvd)) }),
-      oRes: oCombine
-        ? op("orescombinemma1", oCombine, { n: dim, kw: dim / 8, kg: dim / 32, h: c.nHeads, d: hd, splits })
-        : oMma
-          ? op("oresmma1", oMma, q4(dim, dim))
-          : op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
+      oRes: oMma ? op("oresmma1", oMma, q4(dim, dim)) : op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
       ...(!gateUpMma
         ? { gateUp: op("gateup1", S.q4GateUpSiluRows2, gateUpShape) }
         : fold

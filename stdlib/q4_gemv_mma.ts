@@ -31,12 +31,10 @@
  */
 import {
   kernel,
-  exp,
   f16,
   f32,
   idiv,
   local,
-  max,
   min,
   cos,
   sin,
@@ -85,14 +83,6 @@ const NORM: number = 0;
  * rather than DRAM; 0 (the default): none. llama/ops.ts's prefetchDecodeKv chooses it.
  */
 const KV_PREFETCH: number = 0;
-/**
- * 1 in q4GemvResidualCombineMma (kernel()'s consts): x is a shared buffer that q4MmaPartialsFrom
- * fills with the split attention's output (q4CombineSplits) after the first round's loads; 0
- * elsewhere.
- */
-const COMBINE: number = 0;
-/** With COMBINE: the elements of the shared x, at least K = H * D (withConsts; llama/ops.ts sets it). */
-const COMBINE_K: number = 4096;
 
 /**
  * L2 prefetches of the codes and scales of a block's tiles (tile t: rows row0 + t * tileStride + r
@@ -202,85 +192,6 @@ function q4MmaPartials(
   part: Tensor<f32, readonly [number, number, number, number]>,
   ssw: Tensor<f32, readonly [number, number, number, number]>,
 ) {
-  // Without COMBINE the split attention's buffers are not touched: placeholders (locals, so that
-  // the dead combination does not read as a write to x from every block).
-  const noAcc = local("f32", [1, 1, 1]);
-  const noStat = local("f32", [1, 1]);
-  const noX = local("f16", [1]);
-  q4MmaPartialsFrom(
-    x,
-    wn,
-    packed,
-    scales,
-    row0,
-    tileStride,
-    rowStride,
-    part,
-    ssw,
-    noAcc,
-    noStat,
-    noStat,
-    noX,
-  );
-}
-
-/**
- * The split decode attention's output (attentionDecodeSplit's partAcc, partMax, partSum) into x
- * f16 [H * D] (at least), as attentionDecodeCombine computes it (the same operations in the same
- * order, so the same values): each thread of the block takes 8 consecutive channels of one head
- * (D a multiple of 8).
- */
-function q4CombineSplits(
-  partAcc: Tensor<f32, readonly [number, number, number]>,
-  partMax: Tensor<f32, readonly [number, number]>,
-  partSum: Tensor<f32, readonly [number, number]>,
-  x: Tensor<f16, readonly [number]>,
-) {
-  const d = partAcc.shape[2];
-  const splits = partMax.shape[1];
-  for (let wc = 0; wc < WARPS; wc++)
-    for (let lc = 0; lc < LANES; lc++)
-      for (let jc = 0; jc < idiv(partAcc.shape[0] * d + WARPS * LANES * 8 - 1, WARPS * LANES * 8); jc++) {
-        const k0 = ((jc * WARPS + wc) * LANES + lc) * 8;
-        if (k0 < partAcc.shape[0] * d) {
-          const h = idiv(k0, d);
-          let m = f32(-Infinity);
-          for (let mc = 0; mc < splits; mc++) m = max(m, partMax[h][mc]);
-          let den = f32(0);
-          for (let dc = 0; dc < splits; dc++)
-            den += select(partMax[h][dc] == f32(-Infinity), f32(0), exp(partMax[h][dc] - m)) * partSum[h][dc];
-          for (let ic = 0; ic < 8; ic++) {
-            let num = f32(0);
-            for (let nc = 0; nc < splits; nc++)
-              num +=
-                select(partMax[h][nc] == f32(-Infinity), f32(0), exp(partMax[h][nc] - m)) *
-                partAcc[h][nc][k0 - h * d + ic];
-            x[k0 + ic] = f16(num / den);
-          }
-        }
-      }
-}
-
-/**
- * q4MmaPartials, and with COMBINE `combined` (a shared buffer, passed as x too) first filled from
- * the split attention's buffers (q4CombineSplits), after the first round's loads: those are issued
- * before the wait for the previous kernel (the attention), the combination after it.
- */
-function q4MmaPartialsFrom(
-  x: Tensor<f16, readonly [number]>,
-  wn: Tensor<f16, readonly [number]>,
-  packed: Tensor<u32, readonly [number, number]>,
-  scales: Tensor<f16, readonly [number, number]>,
-  row0: i32,
-  tileStride: i32,
-  rowStride: i32,
-  part: Tensor<f32, readonly [number, number, number, number]>,
-  ssw: Tensor<f32, readonly [number, number, number, number]>,
-  partAcc: Tensor<f32, readonly [number, number, number]>,
-  partMax: Tensor<f32, readonly [number, number]>,
-  partSum: Tensor<f32, readonly [number, number]>,
-  combined: Tensor<f16, readonly [number]>,
-) {
   const chunks = idiv(scales.shape[1], CHUNK_GROUPS);
   const rounds = idiv(chunks + WARPS - 1, WARPS);
   const acc = local("f32", [WARPS, LANES, TILES, 2]);
@@ -315,7 +226,6 @@ function q4MmaPartialsFrom(
       const c = min(wb, chunks - 1);
       q4LoadChunk(packed, scales, row0, tileStride, rowStride, c, wb, lb, wq, ws);
     }
-  if (COMBINE === 1) q4CombineSplits(partAcc, partMax, partSum, combined);
   for (let ci = 0; ci < rounds; ci++) {
     // Lane l packs word l & 3 of its warp's chunk's group l >> 2 (eight consecutive elements of x,
     // times wn's with NORM, each product rounded to f16 as rmsNorm rounds its output).
@@ -472,53 +382,6 @@ export const q4GemvResidualMma = kernel(function q4GemvResidualMma(
     }
   }
 });
-
-/**
- * The split decode attention's combination (attentionDecodeCombine) and the O projection with the
- * residual added (q4GemvResidualMma) in one launch: each block combines the splits into x in
- * shared memory (q4CombineSplits; 8 KB at Llama-2-7B's 4096) once its first round of weights is
- * loaded, then runs the GEMV on it. No launch between the attention and the projection, which then
- * launches as the attention's blocks start and loads its first weights while they run.
- */
-export const q4GemvResidualCombineMma = kernel(
-  function q4GemvResidualCombineMma(
-    partAcc: Tensor<f32, [Sym<"h">, Sym<"splits">, Sym<"d">]>,
-    partMax: Tensor<f32, [Sym<"h">, Sym<"splits">]>,
-    partSum: Tensor<f32, [Sym<"h">, Sym<"splits">]>,
-    packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
-    scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
-    residual: Tensor<f16, [Sym<"n">]>,
-    y: Tensor<f16, [Sym<"n">]>,
-  ) {
-    for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
-      q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16, 8);
-      const part = shared("f32", [WARPS, LANES, TILES, 2]);
-      const x = shared("f16", [COMBINE_K]);
-      q4MmaPartialsFrom(
-        x,
-        x,
-        packed,
-        scales,
-        blk * MMA_ROWS,
-        16,
-        8,
-        part,
-        part,
-        partAcc,
-        partMax,
-        partSum,
-        x,
-      );
-      for (let ro = 0; ro < MMA_ROWS; ro++) {
-        const sum = local("f32", [1]);
-        mmaRowSum(part, ro >> 4, ro & 15, sum);
-        const row = blk * MMA_ROWS + ro;
-        y[row] = f16(f32(residual[row]) + f32(f16(sum[0])));
-      }
-    }
-  },
-  { consts: { COMBINE: 1 } },
-);
 
 /** y = W x in f32 (logits; as q4GemvF32), on tensor cores. */
 export const q4GemvF32Mma = kernel(function q4GemvF32Mma(

@@ -10,8 +10,6 @@ import { withConsts, type KernelDef } from "../../dsl/kernel.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { tunedParams } from "./tuned.ts";
 import { loopPath } from "../../lower/schedule/state.ts";
-import type { Buffer } from "../../lower/ir/nodes.ts";
-import { walk } from "../../lower/ir/transform.ts";
 import { INVARIANT_BUFFERS } from "../../lower/passes/launch.ts";
 import { ScheduleError, TargetUnsupportedError } from "../../lower/schedule/errors.ts";
 import { MMA_GEMV_CHUNK } from "../q4_gemv_mma.ts";
@@ -226,27 +224,6 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
         "q4GemvMmaSchedule",
         `the tensor-core GEMVs need NVIDIA sm_80 or later (mma.m16n8k16); ${target} has none: use the four-rows kernels (q4_gemv_rows*.ts)`,
       );
-    // q4GemvResidualCombineMma's x in shared memory (COMBINE_K elements) must hold K, H * D of
-    // 8-channel runs.
-    let staged: Buffer | undefined;
-    walk(s.func.body, (n) => {
-      if (n.kind === "allocate" && n.buffer.name === "x") staged = n.buffer;
-    });
-    if (staged?.scope === "shared" && kw?.kind === "const") {
-      const size = staged.shape[0];
-      const acc = s.func.params.find((p) => p.kind === "buffer" && p.buffer.name === "partAcc");
-      const d = acc?.kind === "buffer" ? acc.buffer.shape[2] : undefined;
-      if (size?.kind === "const" && size.value < kw.value * 8)
-        throw new ScheduleError(
-          "q4GemvMmaSchedule",
-          `${s.func.name} stages x in ${size.value} elements of shared memory, less than K = ${kw.value * 8}: set COMBINE_K with withConsts`,
-        );
-      if (d?.kind === "const" && d.value % 8 !== 0)
-        throw new ScheduleError(
-          "q4GemvMmaSchedule",
-          `${s.func.name} combines 8 channels a thread: the head dimension ${d.value} is not a multiple of 8; use attentionDecodeCombine then q4GemvResidualMma`,
-        );
-    }
     s.bind("blk", "blockIdx.x");
     // The weights are written by no kernel: the first round's loads go before the wait for the
     // previous kernel (programmatic dependent launch).
@@ -263,16 +240,9 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       ["wr", "lr"],
     ]);
     s.bind("ro", "threadIdx.x");
-    // The RoPE kernels' prefetch of the attention's cache rows (q4KvCachePrefetch), and the
-    // combination of the split attention's buffers (q4CombineSplits) with its channels unrolled.
-    for (const [warp, lane] of [
-      ["wk", "lk"],
-      ["wc", "lc"],
-    ]) {
-      for (const l of s.loopCopies(warp!)) s.bind(l, "threadIdx.y");
-      for (const l of s.loopCopies(lane!)) s.bind(l, "threadIdx.x");
-    }
-    for (const l of s.loopCopies("ic")) s.unroll(l);
+    // The RoPE kernels' prefetch of the attention's cache rows (q4KvCachePrefetch).
+    for (const l of s.loopCopies("wk")) s.bind(l, "threadIdx.y");
+    for (const l of s.loopCopies("lk")) s.bind(l, "threadIdx.x");
     // RMSNorm folded in (q4GemvRmsMma, q4GateUpSiluRmsMma): each warp's lanes' sums of squares
     // meet by shuffles.
     if (s.func.params.some((p) => p.kind === "scalar" && p.v.name === "eps")) {

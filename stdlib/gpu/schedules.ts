@@ -335,7 +335,6 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   q4GemvRows4: q4GemvSchedule("n4"),
   q4GemvMma: q4GemvMmaSchedule(),
   q4GemvResidualMma: q4GemvMmaSchedule(),
-  q4GemvResidualCombineMma: q4GemvMmaSchedule(),
   q4GemvF32Mma: q4GemvMmaSchedule(),
   q4GateUpSiluMma: q4GemvMmaSchedule(),
   q4GemvRmsMma: q4GemvMmaSchedule(),
