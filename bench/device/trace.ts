@@ -8,8 +8,8 @@
 // (its first block passing the wait after the previous launch's last exit) and its run.
 // Instrumentation costs each block a few instructions and three atomics: the timeline is the
 // instrumented kernels', a little slower than the plain step (both are printed).
-// Writes $OUT/trace.json.
-//   trace [--lib lib/llama2-7b-q4-sm_90] [--choices '{...}'] [--position 156] [--steps 4]
+// Position 256 by default: the middle of bench/device/decode.ts's 512 decoded tokens. Writes $OUT/trace.json.
+//   trace [--lib lib/llama2-7b-q4-sm_90] [--choices '{...}'] [--position 256] [--steps 4]
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -154,7 +154,7 @@ async function main(): Promise<number> {
       out: { type: "string", default: "bench/out" },
       lib: { type: "string", default: "lib/llama2-7b-q4-sm_90" },
       choices: { type: "string", default: "{}" },
-      position: { type: "string", default: "156" },
+      position: { type: "string", default: "256" },
       steps: { type: "string", default: "4" },
     },
   });
