@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DEV=.device
-RUNNERS=(selftest checks gemv decode vulkan gemm tune vulkan-checks vulkan-bench)
+RUNNERS=(selftest checks gemv decode trace vulkan gemm tune vulkan-checks vulkan-bench)
 mkdir -p "$DEV"
 
 # 1. Node itself.

@@ -104,7 +104,7 @@ interface Launch {
  * exit, after the previous group's, are that launch's. A kernel without a wait has its starts as
  * waits.
  */
-function launchesOf(records: BigUint64Array, count: number, names: readonly string[]): Launch[] {
+export function launchesOf(records: BigUint64Array, count: number, names: readonly string[]): Launch[] {
   const times = new Map<number, number[][]>();
   for (let r = 0; r < count; r++) {
     const key = records[r * 2]!;

@@ -1,0 +1,83 @@
+/**
+ * bench/device/trace.ts, the decode step's timeline from inside its kernels: the PTX rewrite that
+ * makes every block write timing records, and the grouping of records into launches.
+ */
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { instrumentPtx, launchesOf } from "../../bench/device/trace.ts";
+import { compileOp } from "../../llama/device/compile.ts";
+import { CUDA_OP_CHOICES, llamaOps } from "../../llama/ops.ts";
+import { LLAMA2_7B } from "../../llama/presets.ts";
+import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
+import { hasTool, llvmMissing } from "../backends/llvm/helpers.ts";
+
+const registers = (ptx: string): number => {
+  const dir = mkdtempSync(join(tmpdir(), "tkc-trace-"));
+  writeFileSync(join(dir, "k.ptx"), ptx);
+  const p = spawnSync("ptxas", ["-arch=sm_90", "-v", join(dir, "k.ptx"), "-o", join(dir, "k.cubin")], {
+    encoding: "utf8",
+  });
+  expect(p.status, p.stderr).toBe(0);
+  return Number(/Used (\d+) registers/.exec(p.stderr)![1]);
+};
+
+describe("the decode trace", () => {
+  it.skipIf(llvmMissing !== "")(
+    "adds a record at each block's start, after its wait and at each exit, keeping the kernel's registers",
+    () => {
+      const d = llamaOps(
+        { ...LLAMA2_7B, contextLength: 1100 },
+        "q4f16_1",
+        GPU_SCHEDULES,
+        CUDA_OP_CHOICES,
+      ).decode;
+      for (const op of [d.qkvRopeRms!, d.attentionSplit!, d.downRes!]) {
+        const ptx = compileOp(op, "sm_90").image;
+        const traced = instrumentPtx(ptx, 7, 0x7f0000001000n);
+        const rets = ptx.match(/^\s*ret;/gm)!.length;
+        // One atomic append a record: the start, the wait, one per exit.
+        expect(traced.match(/atom\.global\.add\.u64/g), op.key).toHaveLength(2 + rets);
+        expect(traced).toContain("mov.u64 %tkc_a, 139637976731648;");
+        // Kernel 7's records: its index in the key's top bits, the event in the next byte.
+        expect(traced).toContain(`or.b32 %tkc_u1, %tkc_u1, ${(7 << 16) | (1 << 8)};`);
+        if (hasTool("ptxas"))
+          expect(Math.abs(registers(traced) - registers(ptx)), op.key).toBeLessThanOrEqual(4);
+      }
+      expect(() => instrumentPtx(".version 8.0\n", 0, 0n)).toThrow(/no kernel entry/);
+    },
+  );
+
+  it("groups records into launches by their exits, and takes each launch's starts and waits before its last exit", () => {
+    // [kernel << 48 | event << 40 | smid << 32 | block, time in ns]; kernel 1 launched twice.
+    const rec = (kernel: number, event: number, block: number, t: number) => [
+      (BigInt(kernel) << 48n) | (BigInt(event) << 40n) | BigInt(block),
+      BigInt(t),
+    ];
+    const rows = [
+      ...[0, 1].flatMap((b) => [
+        rec(1, 0, b, 1000 + b),
+        rec(1, 1, b, 2000 + b),
+        rec(1, 2, b, 5000 + 100 * b),
+      ]),
+      // The second launch's early starts come 30 us later; a late-wave block starts 8 us after them.
+      rec(1, 0, 0, 30000),
+      rec(1, 1, 0, 31000),
+      rec(1, 0, 1, 38000),
+      rec(1, 1, 1, 38500),
+      rec(1, 2, 0, 36000),
+      rec(1, 2, 1, 40000),
+      rec(2, 0, 0, 4000),
+      rec(2, 1, 0, 5300),
+      rec(2, 2, 0, 6000),
+    ].flat();
+    const launches = launchesOf(BigUint64Array.from(rows), rows.length / 2, ["a", "gemv", "attn"]);
+    expect(launches.map((l) => [l.kernel, l.blocks, l.firstStart, l.firstAfterWait, l.lastExit])).toEqual([
+      ["gemv", 2, 1000, 2000, 5100],
+      ["attn", 1, 4000, 5300, 6000],
+      ["gemv", 2, 30000, 31000, 40000],
+    ]);
+  });
+});
