@@ -21,6 +21,8 @@ import { KernelLlama } from "../../llama/model.ts";
 import { CUDA_OP_CHOICES, type OpChoices } from "../../llama/ops.ts";
 import { LLAMA2_7B, DECODE_CONTEXT } from "./models.ts";
 
+/** Barrier sites recorded per kernel (trace --barriers), the first in program order. */
+const MAX_BARRIERS = 8;
 /** Bytes before the first record (the record counter, then padding). */
 const HEADER = 64;
 /** Bytes per record: [kernel << 48 | event << 40 | smid << 32 | block, %globaltimer] as u64. */
@@ -33,7 +35,7 @@ const MAX_RECORDS = 1 << 21;
  * `ret`. Each record is written where its time is read, so no register stays live across the
  * kernel's body (which would change its register count, and so its occupancy).
  */
-export function instrumentPtx(ptx: string, kernel: number, buffer: bigint): string {
+export function instrumentPtx(ptx: string, kernel: number, buffer: bigint, barriers = false): string {
   const lines = ptx.split("\n");
   const entry = lines.findIndex((l) => /^\.visible \.entry /.test(l));
   const open = lines.findIndex((l, i) => i > entry && l.trim() === "{");
@@ -67,6 +69,7 @@ export function instrumentPtx(ptx: string, kernel: number, buffer: bigint): stri
   };
   const out: string[] = [];
   let rets = 0;
+  let sites = 0;
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i]!;
     if (i > open && /^\s*ret;\s*$/.test(l)) {
@@ -82,6 +85,9 @@ export function instrumentPtx(ptx: string, kernel: number, buffer: bigint): stri
         ...record(0),
       );
     if (i > open && /^\s*griddepcontrol\.wait;/.test(l)) out.push(...record(1));
+    // With barriers: one more record after each block-wide barrier, numbered by its place.
+    if (barriers && i > open && /^\s*(bar|barrier)\.sync\b/.test(l) && sites < MAX_BARRIERS)
+      out.push(...record(3 + sites++));
   }
   if (rets === 0) throw new Error("trace: no ret in the PTX");
   return out.join("\n");
@@ -95,6 +101,8 @@ interface Launch {
   readonly lastAfterWait: number;
   readonly medianExit: number;
   readonly lastExit: number;
+  /** The median time each recorded barrier site was passed (trace --barriers), by site. */
+  readonly barriers: readonly number[];
 }
 
 /**
@@ -110,19 +118,21 @@ export function launchesOf(records: BigUint64Array, count: number, names: readon
     const key = records[r * 2]!;
     const kernel = Number(key >> 48n);
     const event = Number((key >> 40n) & 0xffn);
-    const perKernel = times.get(kernel) ?? times.set(kernel, [[], [], []]).get(kernel)!;
+    const perKernel = times.get(kernel) ?? times.set(kernel, []).get(kernel)!;
+    while (perKernel.length <= Math.max(event, 2)) perKernel.push([]);
     perKernel[event]!.push(Number(records[r * 2 + 1]!));
   }
   const launches: Launch[] = [];
   for (const [kernel, events] of times) {
     for (const ts of events) ts.sort((a, b) => a - b);
-    const [starts, waitTimes, exits] = events as [number[], number[], number[]];
+    const [starts, waitTimes, exits, ...sites] = events as [number[], number[], number[], ...number[][]];
     const waits = waitTimes.length ? waitTimes : starts;
     const ends: number[] = [];
     exits.forEach((t, i) => {
       if (i + 1 === exits.length || exits[i + 1]! - t > 5000) ends.push(t);
     });
     let [e0, s0, w0] = [0, 0, 0];
+    const b0 = sites.map(() => 0);
     for (const end of ends) {
       const upTo = (ts: number[], from: number) => {
         let i = from;
@@ -133,6 +143,12 @@ export function launchesOf(records: BigUint64Array, count: number, names: readon
       if (s1 === s0 || w1 === w0)
         throw new Error(`trace: a launch of ${names[kernel]} has exits but no starts or waits before them`);
       const ex = exits.slice(e0, e1);
+      const passed = sites.map((ts, k) => {
+        const b1 = upTo(ts, b0[k]!);
+        const mine = ts.slice(b0[k], b1);
+        b0[k] = b1;
+        return mine.length ? mine[mine.length >> 1]! : NaN;
+      });
       launches.push({
         kernel: names[kernel]!,
         blocks: s1 - s0,
@@ -141,6 +157,7 @@ export function launchesOf(records: BigUint64Array, count: number, names: readon
         lastAfterWait: waits[w1 - 1]!,
         medianExit: ex[ex.length >> 1]!,
         lastExit: end,
+        barriers: passed,
       });
       [e0, s0, w0] = [e1, s1, w1];
     }
@@ -156,6 +173,8 @@ async function main(): Promise<number> {
       choices: { type: "string", default: "{}" },
       position: { type: "string", default: "256" },
       steps: { type: "string", default: "4" },
+      // --barriers: also a record after each block-wide barrier (bar.sync), to see a block's phases.
+      barriers: { type: "boolean", default: false },
     },
   });
   const here = new URL(".", import.meta.url).pathname;
@@ -172,7 +191,7 @@ async function main(): Promise<number> {
     kernels: Object.fromEntries(
       names.map((n, i) => [
         n,
-        { ...plain.kernels[n]!, image: instrumentPtx(plain.kernels[n]!.image, i, buffer) },
+        { ...plain.kernels[n]!, image: instrumentPtx(plain.kernels[n]!.image, i, buffer, values.barriers) },
       ]),
     ),
   };
@@ -253,6 +272,15 @@ function report(launches: Launch[], result: Record<string, unknown>) {
     leadUs: us(mean(rs.map((r) => r.lead))),
     tailUs: us(mean(rs.map((r) => r.tail))),
     waitSpreadUs: us(mean(rs.map((r) => r.lastAfterWait - r.firstAfterWait))),
+    // With --barriers: when the median block passed each barrier site, after the first wait.
+    ...(rs[0]!.barriers.length
+      ? {
+          barriersUs: rs[0]!.barriers.map((_, k) =>
+            us(mean(rs.map((r) => r.barriers[k]! - r.firstAfterWait))),
+          ),
+        }
+      : {}),
+    medianExitUs: us(mean(rs.map((r) => r.medianExit - r.firstAfterWait))),
   }));
   summary.sort((a, b) => b.shareUs * b.launches - a.shareUs * a.launches);
   console.log(`traced step (embedding to embedding): ${us(stepNs).toFixed(1)} us`);
@@ -270,7 +298,9 @@ function report(launches: Launch[], result: Record<string, unknown>) {
         s.waitSpreadUs,
       ]
         .map((x) => x.toFixed(2).padStart(7))
-        .join(" ")}`,
+        .join(
+          " ",
+        )}${s.barriersUs ? `  barriers ${s.barriersUs.map((x) => x.toFixed(2)).join(", ")}, median exit ${s.medianExitUs.toFixed(2)} after the wait` : ""}`,
     );
   result.tracedStepUs = us(stepNs);
   result.kernels = summary;

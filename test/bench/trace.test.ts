@@ -46,6 +46,14 @@ describe("the decode trace", () => {
         if (hasTool("ptxas"))
           expect(Math.abs(registers(traced) - registers(ptx)), op.key).toBeLessThanOrEqual(4);
       }
+      // With barriers, one more after each block-wide barrier (the epilogue's).
+      const down = compileOp(d.downRes!, "sm_90").image;
+      const bars = down.match(/^\s*bar\.sync/gm)!.length;
+      const withBarriers = instrumentPtx(down, 2, 0n, true);
+      expect(withBarriers.match(/atom\.global\.add\.u64/g)!.length).toBe(
+        2 + down.match(/^\s*ret;/gm)!.length + Math.min(bars, 8),
+      );
+      expect(withBarriers).toContain(`or.b32 %tkc_u1, %tkc_u1, ${(2 << 16) | (3 << 8)};`);
       expect(() => instrumentPtx(".version 8.0\n", 0, 0n)).toThrow(/no kernel entry/);
     },
   );
