@@ -322,9 +322,13 @@ function mmaRowSum(
   r: i32,
   sum: Tensor<f32, readonly [number]>,
 ) {
-  sum[0] = f32(0);
-  for (let wo = 0; wo < WARPS; wo++)
-    for (let jo = 0; jo < 4; jo++) sum[0] += part[wo][(r & 7) * 4 + jo][tile][r >> 3];
+  // Four chains of WARPS additions, not one of 4 * WARPS: the epilogue's latency.
+  const s4 = local("f32", [4]);
+  for (let jo = 0; jo < 4; jo++) {
+    s4[jo] = f32(0);
+    for (let wo = 0; wo < WARPS; wo++) s4[jo] += part[wo][(r & 7) * 4 + jo][tile][r >> 3];
+  }
+  sum[0] = s4[0] + s4[1] + (s4[2] + s4[3]);
 }
 
 /** As mmaRowSum for row r of both tiles (the kernels pairing gate/up rows or RoPE pairs). */
@@ -334,13 +338,18 @@ function mmaPairSums(
   lo: Tensor<f32, readonly [number]>,
   hi: Tensor<f32, readonly [number]>,
 ) {
-  lo[0] = f32(0);
-  hi[0] = f32(0);
-  for (let wo = 0; wo < WARPS; wo++)
-    for (let jo = 0; jo < 4; jo++) {
-      lo[0] += part[wo][(r & 7) * 4 + jo][0][r >> 3];
-      hi[0] += part[wo][(r & 7) * 4 + jo][1][r >> 3];
+  const lo4 = local("f32", [4]);
+  const hi4 = local("f32", [4]);
+  for (let jo = 0; jo < 4; jo++) {
+    lo4[jo] = f32(0);
+    hi4[jo] = f32(0);
+    for (let wo = 0; wo < WARPS; wo++) {
+      lo4[jo] += part[wo][(r & 7) * 4 + jo][0][r >> 3];
+      hi4[jo] += part[wo][(r & 7) * 4 + jo][1][r >> 3];
     }
+  }
+  lo[0] = lo4[0] + lo4[1] + (lo4[2] + lo4[3]);
+  hi[0] = hi4[0] + hi4[1] + (hi4[2] + hi4[3]);
 }
 
 /** y = W x (as q4Gemv), on tensor cores. */
@@ -375,10 +384,12 @@ export const q4GemvResidualMma = kernel(function q4GemvResidualMma(
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
     q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, 8, part, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
+      // The residual first: its load overlaps the wait for the other warps' partial sums.
+      const row = blk * MMA_ROWS + ro;
+      const res = f32(residual[row]);
       const sum = local("f32", [1]);
       mmaRowSum(part, ro >> 4, ro & 15, sum);
-      const row = blk * MMA_ROWS + ro;
-      y[row] = f16(f32(residual[row]) + f32(f16(sum[0])));
+      y[row] = f16(res + f32(f16(sum[0])));
     }
   }
 });
@@ -535,6 +546,12 @@ function q4QkvRopeAppendBlocks(
     const ssw = shared("f32", [WARPS, 1, 1, 1]);
     q4MmaPartials(x, wn, packed, scales, head * d + i0, 8, half, part, ssw);
     for (let ro = 0; ro < 8 * TILES; ro++) {
+      // The rotation first (v rows compute it too, unused): it overlaps the wait for the other
+      // warps' partial sums.
+      const i = i0 + ro;
+      const angle = ropeAngle(pos, i, d, theta);
+      const c = cos(angle);
+      const s = sin(angle);
       const lo = local("f32", [1]);
       const hi = local("f32", [1]);
       const r = local("f32", [1]);
@@ -542,13 +559,9 @@ function q4QkvRopeAppendBlocks(
       mmaRowSum(part, ro >> 3, (ro & 7) + 8, hi);
       r[0] = f32(1);
       if (NORM === 1) mmaRmsScale(ssw, x.shape[0], eps, r);
-      const i = i0 + ro;
       const a = f32(f16(lo[0] * r[0]));
       const b = f32(f16(hi[0] * r[0]));
       if (head < heads + kvHeads) {
-        const angle = ropeAngle(pos, i, d, theta);
-        const c = cos(angle);
-        const s = sin(angle);
         const y0 = f16(a * c - b * s);
         const y1 = f16(a * s + b * c);
         if (head < heads) {
