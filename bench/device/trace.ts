@@ -6,8 +6,9 @@
 // the records are grouped into launches, and each launch's share of the step's critical path (its
 // last block's exit after the previous launch's) is split into the wait for the previous kernel
 // (its first block passing the wait after the previous launch's last exit) and its run.
-// Instrumentation costs each block a few instructions and three atomics: the timeline is the
-// instrumented kernels', a little slower than the plain step (both are printed).
+// Instrumentation costs each block a few instructions and three atomics (on its multiprocessor's
+// counter): the timeline is the instrumented kernels', a little slower than the plain step (both
+// are printed), and a record's own atomic delays what follows it in its thread.
 // Position 256 by default: the middle of bench/device/decode.ts's 512 decoded tokens. Writes $OUT/trace.json.
 //   trace [--lib lib/llama2-7b-q4-sm_90] [--choices '{...}'] [--position 256] [--steps 4]
 import { writeFileSync } from "node:fs";
@@ -23,11 +24,18 @@ import { LLAMA2_7B, DECODE_CONTEXT } from "./models.ts";
 
 /** Barrier sites recorded per kernel (trace --barriers), the first in program order. */
 const MAX_BARRIERS = 8;
-/** Bytes before the first record (the record counter, then padding). */
-const HEADER = 64;
+/**
+ * Multiprocessors with a record counter of their own (u64 each, before the records): blocks append
+ * to their multiprocessor's region, so the atomics that take a slot meet only those of the blocks
+ * beside them, not every block that starts or exits at once.
+ */
+const MAX_SMS = 256;
+/** Bytes before the first record: the counters. */
+const HEADER = 8 * MAX_SMS;
 /** Bytes per record: [kernel << 48 | event << 40 | smid << 32 | block, %globaltimer] as u64. */
 const RECORD = 16;
-const MAX_RECORDS = 1 << 21;
+/** Records a multiprocessor's region holds. */
+const RECORDS_PER_SM = 1 << 14;
 
 /**
  * The PTX of one kernel with timing records added: thread (0, 0, 0) of each block appends one
@@ -52,9 +60,14 @@ export function instrumentPtx(ptx: string, kernel: number, buffer: bigint, barri
       "\tor.b32 %tkc_u0, %tkc_u0, %tkc_u1;",
       "\tsetp.ne.u32 %tkc_p, %tkc_u0, 0;",
       `\t@%tkc_p bra ${skip};`,
+      "\tmov.u32 %tkc_u2, %smid;",
+      `\tmin.u32 %tkc_u2, %tkc_u2, ${MAX_SMS - 1};`,
+      "\tcvt.u64.u32 %tkc_k, %tkc_u2;",
       `\tmov.u64 %tkc_a, ${buffer};`,
-      "\tatom.global.add.u64 %tkc_i, [%tkc_a], 1;",
-      `\tmin.u64 %tkc_i, %tkc_i, ${MAX_RECORDS - 1};`,
+      "\tmad.lo.u64 %tkc_i, %tkc_k, 8, %tkc_a;",
+      "\tatom.global.add.u64 %tkc_i, [%tkc_i], 1;",
+      `\tmin.u64 %tkc_i, %tkc_i, ${RECORDS_PER_SM - 1};`,
+      `\tmad.lo.u64 %tkc_i, %tkc_k, ${RECORDS_PER_SM}, %tkc_i;`,
       `\tmad.lo.u64 %tkc_a, %tkc_i, ${RECORD}, %tkc_a;`,
       "\tmov.u32 %tkc_u0, %ctaid.x;",
       "\tmov.u32 %tkc_u1, %ctaid.y;",
@@ -184,7 +197,8 @@ async function main(): Promise<number> {
   const steps = Number(values.steps);
   const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
   const plain = readLibrary(join(here, values.lib!));
-  const buffer = rt.alloc(HEADER + RECORD * MAX_RECORDS);
+  const buffer = rt.alloc(HEADER + RECORD * RECORDS_PER_SM * MAX_SMS);
+  const zeroCounters = () => rt.upload(buffer, new BigUint64Array(MAX_SMS));
   const names = Object.keys(plain.kernels);
   const traced: Library = {
     ...plain,
@@ -207,7 +221,7 @@ async function main(): Promise<number> {
     model.decodeGreedy(1, position, 1);
     let best = Infinity;
     for (let round = 0; round < 5; round++) {
-      rt.upload(buffer, new BigUint64Array(1));
+      zeroCounters();
       const t0 = performance.now();
       model.decodeGreedy(1, position, steps);
       best = Math.min(best, ((performance.now() - t0) * 1e3) / steps);
@@ -215,14 +229,22 @@ async function main(): Promise<number> {
     result[`${label}HostUsPerStep`] = best;
     console.log(`${label}: ${best.toFixed(1)} us a step (host clock, ${steps} steps a call, best of 5)`);
     if (label === "traced") {
-      rt.upload(buffer, new BigUint64Array(1));
+      zeroCounters();
       model.decodeGreedy(1, position, steps);
       device.sync();
-      const head = new BigUint64Array(1);
-      rt.download(head, buffer);
-      const count = Math.min(Number(head[0]), MAX_RECORDS);
+      const counts = new BigUint64Array(MAX_SMS);
+      rt.download(counts, buffer);
+      const full = new BigUint64Array(RECORDS_PER_SM * MAX_SMS * 2);
+      rt.download(full, buffer + BigInt(HEADER));
+      // Each multiprocessor's records, one after another.
+      const kept = [...counts].map((c) => Math.min(Number(c), RECORDS_PER_SM));
+      const count = kept.reduce((a, b) => a + b, 0);
       const records = new BigUint64Array(count * 2);
-      rt.download(records, buffer + BigInt(HEADER));
+      let at = 0;
+      kept.forEach((n, sm) => {
+        records.set(full.subarray(sm * RECORDS_PER_SM * 2, (sm * RECORDS_PER_SM + n) * 2), at);
+        at += n * 2;
+      });
       const launches = launchesOf(
         records,
         count,

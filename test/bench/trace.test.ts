@@ -41,6 +41,7 @@ describe("the decode trace", () => {
         // One atomic append a record: the start, the wait, one per exit.
         expect(traced.match(/atom\.global\.add\.u64/g), op.key).toHaveLength(2 + rets);
         expect(traced).toContain("mov.u64 %tkc_a, 139637976731648;");
+        expect(traced).toContain("atom.global.add.u64 %tkc_i, [%tkc_i], 1;");
         // Kernel 7's records: its index in the key's top bits, the event in the next byte.
         expect(traced).toContain(`or.b32 %tkc_u1, %tkc_u1, ${(7 << 16) | (1 << 8)};`);
         if (hasTool("ptxas"))
