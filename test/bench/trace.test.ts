@@ -2,26 +2,18 @@
  * bench/device/trace.ts, the decode step's timeline from inside its kernels: the PTX rewrite that
  * makes every block write timing records, and the grouping of records into launches.
  */
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { instrumentPtx, launchesOf } from "../../bench/device/trace.ts";
 import { compileOp } from "../../llama/device/compile.ts";
 import { CUDA_OP_CHOICES, llamaOps } from "../../llama/ops.ts";
 import { LLAMA2_7B } from "../../llama/presets.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
-import { hasTool, llvmMissing } from "../backends/llvm/helpers.ts";
+import { hasTool, llvmMissing, ptxasVerbose } from "../backends/llvm/helpers.ts";
 
 const registers = (ptx: string): number => {
-  const dir = mkdtempSync(join(tmpdir(), "tkc-trace-"));
-  writeFileSync(join(dir, "k.ptx"), ptx);
-  const p = spawnSync("ptxas", ["-arch=sm_90", "-v", join(dir, "k.ptx"), "-o", join(dir, "k.cubin")], {
-    encoding: "utf8",
-  });
-  expect(p.status, p.stderr).toBe(0);
-  return Number(/Used (\d+) registers/.exec(p.stderr)![1]);
+  const { status, log } = ptxasVerbose(ptx);
+  expect(status, log).toBe(0);
+  return Number(/Used (\d+) registers/.exec(log)![1]);
 };
 
 describe("the decode trace", () => {

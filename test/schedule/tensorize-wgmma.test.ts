@@ -41,11 +41,7 @@ import {
 } from "../../stdlib/gemm_wgmma_gateup.ts";
 import { wgmmaTile, wgmmaTilePlain } from "./mma_kernels.ts";
 import { runBoth } from "./emulation.ts";
-import { hasTool, llvmMissing } from "../backends/llvm/helpers.ts";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { hasTool, llvmMissing, ptxasVerbose } from "../backends/llvm/helpers.ts";
 
 describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
   // Odd M and N (the last tiles clamp their rows and store nothing past the edge), three groups
@@ -299,13 +295,8 @@ describe("wgmma (stdlib/gemm_wgmma.ts)", () => {
   };
   /** ptxas -v's report (it writes it, and its warnings, to stderr), after a successful compile. */
   const ptxasLog = (ptx: string): string => {
-    const dir = mkdtempSync(join(tmpdir(), "tkc-wgmma-"));
-    writeFileSync(join(dir, "k.ptx"), ptx);
-    const p = spawnSync("ptxas", ["-arch=sm_90a", "-v", join(dir, "k.ptx"), "-o", join(dir, "k.cubin")], {
-      encoding: "utf8",
-    });
-    expect(p.status, p.stderr).toBe(0);
-    const log = p.stdout + p.stderr;
+    const { status, log } = ptxasVerbose(ptx, "sm_90a");
+    expect(status, log).toBe(0);
     expect(log).toMatch(/Used \d+ registers/);
     return log;
   };

@@ -17,12 +17,8 @@ import type { OpSpec } from "../../../llama/device/types.ts";
 import { lowerKernel } from "../../../lower/frontend/lower.ts";
 import { lowerToDevice } from "../../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../../lower/passes/target.ts";
-import { hasTool, llvmMissing } from "./helpers.ts";
+import { hasTool, llvmMissing, ptxasVerbose } from "./helpers.ts";
 import { stubRuntime } from "../cuda/stub-runtime.ts";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 
 /** 40 KB, 6 bytes and 16 KB of shared buffers: over NVIDIA's static limit, within AMD's LDS. */
 const threeTiles = kernel(function threeTiles(x: Tensor<f32, [10240]>, y: Tensor<f32, [10240]>) {
@@ -79,15 +75,11 @@ describe("shared memory over 48 KB on NVIDIA", () => {
     expect(art.image).toMatch(/\.extern \.shared \.align 1024 \.b8 tkc_dynamic_shared\[\];/);
     expect(art.image).not.toMatch(/^\s*\.shared /m);
     if (hasTool("ptxas")) {
-      const dir = mkdtempSync(join(tmpdir(), "tkc-dyn-"));
-      writeFileSync(join(dir, "k.ptx"), art.image);
-      const p = spawnSync("ptxas", ["-arch=sm_90", "-v", join(dir, "k.ptx"), "-o", join(dir, "k.cubin")], {
-        encoding: "utf8",
-      });
-      expect(p.status, p.stderr).toBe(0);
-      // ptxas -v reports on stderr; the dynamic array is not counted as static shared memory.
-      expect(p.stderr).toMatch(/Used \d+ registers/);
-      expect(p.stderr).not.toMatch(/[1-9]\d* bytes smem/);
+      const { status, log } = ptxasVerbose(art.image);
+      expect(status, log).toBe(0);
+      // The dynamic array is not counted as static shared memory.
+      expect(log).toMatch(/Used \d+ registers/);
+      expect(log).not.toMatch(/[1-9]\d* bytes smem/);
       // A small block's artifact has no dynamic shared memory at all.
       const small = buildArtifact(lowerToDevice(lowerKernel(smallTile), TARGETS.sm_90), nvptx);
       expect(small.dynamicSharedBytes).toBeUndefined();
