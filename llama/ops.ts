@@ -109,7 +109,7 @@ export interface OpChoices {
   /**
    * With fuseDecodeRope: each block of the fused QKV GEMV, after its epilogue, prefetches into L2
    * the key and value rows of its share of the positions the attention will read
-   * (stdlib/q4_gemv_mma.ts's KV_PREFETCH), so that the attention, launched at the GEMV's exit,
+   * (stdlib/q4_qkv_rope_mma.ts's KV_PREFETCH), so that the attention, launched at the GEMV's exit,
    * reads them from L2 (true); or not (false, the default). CUDA's choice is true: the attention
    * is latency-bound, the GEMV's last blocks leave DRAM bandwidth idle. On an H200 the 7B q4f16_1
    * step's graph took 1,371.0 and 1,374.0 / 1,371.3 µs against 1,394.1 / 1,390.8 and 1,396.1 in two

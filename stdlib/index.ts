@@ -19,6 +19,7 @@ export * from "./q4_gemv_rows_fused.ts";
 export * from "./q4_gemm_tiled.ts";
 export * from "./q4_gemv_rms.ts";
 export * from "./q4_gemv_mma.ts";
+export * from "./q4_qkv_rope_mma.ts";
 export * from "./mma_layout.ts";
 export * from "./attention_decode_split.ts";
 export * from "./gemm_mma.ts";
