@@ -10,7 +10,7 @@
 // counter): the timeline is the instrumented kernels', a little slower than the plain step (both
 // are printed), and a record's own atomic delays what follows it in its thread.
 // Position 256 by default: the middle of bench/device/decode.ts's 512 decoded tokens. Writes $OUT/trace.json.
-//   trace [--lib lib/llama2-7b-q4-sm_90] [--choices '{...}'] [--position 256] [--steps 4]
+//   trace [--lib lib/llama2-7b-q4-sm_90] [--choices '{...}'] [--position 256] [--steps 4] [--barriers]
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -60,8 +60,8 @@ export function instrumentPtx(ptx: string, kernel: number, buffer: bigint, barri
       "\tor.b32 %tkc_u0, %tkc_u0, %tkc_u1;",
       "\tsetp.ne.u32 %tkc_p, %tkc_u0, 0;",
       `\t@%tkc_p bra ${skip};`,
-      "\tmov.u32 %tkc_u2, %smid;",
-      `\tmin.u32 %tkc_u2, %tkc_u2, ${MAX_SMS - 1};`,
+      "\tmov.u32 %tkc_u3, %smid;",
+      `\tmin.u32 %tkc_u2, %tkc_u3, ${MAX_SMS - 1};`,
       "\tcvt.u64.u32 %tkc_k, %tkc_u2;",
       `\tmov.u64 %tkc_a, ${buffer};`,
       "\tmad.lo.u64 %tkc_i, %tkc_k, 8, %tkc_a;",
@@ -73,8 +73,7 @@ export function instrumentPtx(ptx: string, kernel: number, buffer: bigint, barri
       "\tmov.u32 %tkc_u1, %ctaid.y;",
       "\tmov.u32 %tkc_u2, %nctaid.x;",
       "\tmad.lo.u32 %tkc_u0, %tkc_u1, %tkc_u2, %tkc_u0;",
-      "\tmov.u32 %tkc_u1, %smid;",
-      `\tor.b32 %tkc_u1, %tkc_u1, ${(kernel << 16) | (event << 8)};`,
+      `\tor.b32 %tkc_u1, %tkc_u3, ${(kernel << 16) | (event << 8)};`,
       "\tmov.b64 %tkc_k, {%tkc_u0, %tkc_u1};",
       `\tst.global.v2.u64 [%tkc_a+${HEADER}], {%tkc_k, %tkc_t};`,
       `${skip}:`,
@@ -93,7 +92,7 @@ export function instrumentPtx(ptx: string, kernel: number, buffer: bigint, barri
     if (i === open)
       out.push(
         "\t.reg .u64 %tkc_t, %tkc_a, %tkc_i, %tkc_k;",
-        "\t.reg .u32 %tkc_u<3>;",
+        "\t.reg .u32 %tkc_u<4>;",
         "\t.reg .pred %tkc_p;",
         ...record(0),
       );
@@ -144,20 +143,21 @@ export function launchesOf(records: BigUint64Array, count: number, names: readon
     exits.forEach((t, i) => {
       if (i + 1 === exits.length || exits[i + 1]! - t > 5000) ends.push(t);
     });
+    // The index past the last of ts (sorted) at or before end, from `from` on.
+    const upTo = (ts: number[], from: number, end: number) => {
+      let i = from;
+      while (i < ts.length && ts[i]! <= end) i++;
+      return i;
+    };
     let [e0, s0, w0] = [0, 0, 0];
     const b0 = sites.map(() => 0);
     for (const end of ends) {
-      const upTo = (ts: number[], from: number) => {
-        let i = from;
-        while (i < ts.length && ts[i]! <= end) i++;
-        return i;
-      };
-      const [e1, s1, w1] = [upTo(exits, e0), upTo(starts, s0), upTo(waits, w0)];
+      const [e1, s1, w1] = [upTo(exits, e0, end), upTo(starts, s0, end), upTo(waits, w0, end)];
       if (s1 === s0 || w1 === w0)
         throw new Error(`trace: a launch of ${names[kernel]} has exits but no starts or waits before them`);
       const ex = exits.slice(e0, e1);
       const passed = sites.map((ts, k) => {
-        const b1 = upTo(ts, b0[k]!);
+        const b1 = upTo(ts, b0[k]!, end);
         const mine = ts.slice(b0[k], b1);
         b0[k] = b1;
         return mine.length ? mine[mine.length >> 1]! : NaN;

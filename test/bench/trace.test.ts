@@ -35,7 +35,7 @@ describe("the decode trace", () => {
         expect(traced).toContain("mov.u64 %tkc_a, 139637976731648;");
         expect(traced).toContain("atom.global.add.u64 %tkc_i, [%tkc_i], 1;");
         // Kernel 7's records: its index in the key's top bits, the event in the next byte.
-        expect(traced).toContain(`or.b32 %tkc_u1, %tkc_u1, ${(7 << 16) | (1 << 8)};`);
+        expect(traced).toContain(`or.b32 %tkc_u1, %tkc_u3, ${(7 << 16) | (1 << 8)};`);
         if (hasTool("ptxas"))
           expect(Math.abs(registers(traced) - registers(ptx)), op.key).toBeLessThanOrEqual(4);
       }
@@ -46,7 +46,7 @@ describe("the decode trace", () => {
       expect(withBarriers.match(/atom\.global\.add\.u64/g)!.length).toBe(
         2 + down.match(/^\s*ret;/gm)!.length + Math.min(bars, 8),
       );
-      expect(withBarriers).toContain(`or.b32 %tkc_u1, %tkc_u1, ${(2 << 16) | (3 << 8)};`);
+      expect(withBarriers).toContain(`or.b32 %tkc_u1, %tkc_u3, ${(2 << 16) | (3 << 8)};`);
       expect(() => instrumentPtx(".version 8.0\n", 0, 0n)).toThrow(/no kernel entry/);
     },
   );
