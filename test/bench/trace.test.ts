@@ -48,6 +48,7 @@ describe("the decode trace", () => {
       );
       expect(withBarriers).toContain(`or.b32 %tkc_u1, %tkc_u3, ${(2 << 16) | (3 << 8)};`);
       expect(() => instrumentPtx(".version 8.0\n", 0, 0n)).toThrow(/no kernel entry/);
+      expect(() => instrumentPtx(".visible .entry k(\n)\n{\n}\n", 0, 0n)).toThrow(/no ret in the PTX/);
     },
   );
 
@@ -80,5 +81,8 @@ describe("the decode trace", () => {
       ["attn", 1, 4000, 5300, 6000],
       ["gemv", 2, 30000, 31000, 40000],
     ]);
+    // Exits without the starts before them: records lost (a full region), said so.
+    const exitsOnly = BigUint64Array.from(rec(1, 2, 0, 5000));
+    expect(() => launchesOf(exitsOnly, 1, ["a", "gemv"])).toThrow(/a launch of gemv has exits but no starts/);
   });
 });
