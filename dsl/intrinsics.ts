@@ -164,6 +164,21 @@ export function prefetchL2(element: number, count?: number): void {
   return onlyInKernels("prefetchL2");
 }
 
+// Atomics.
+/**
+ * Adds `value` to one element of a kernel's tensor parameter or of a shared(...) tensor (i32 and
+ * u32 wrap, f32 rounds) as one indivisible update, and gives the element's previous value. A
+ * statement: `atomicAdd(hist[bin], 1);`, or `old[0] = atomicAdd(count[h], 1);` to keep the old
+ * value (in a local or shared element; in shared memory when the element is the same for every
+ * thread, as at the kernel's block level, where one thread makes the update).
+ * On a tensor parameter it orders memory at device scope: what the block wrote before it is
+ * visible to any block that sees its update and then reads memory, so the last block to finish
+ * (old value = blocks - 1) can read every other block's results. Vulkan adds i32 and u32 only.
+ */
+export function atomicAdd<T extends number>(element: T, value: number): T {
+  return onlyInKernels("atomicAdd");
+}
+
 // Memory: scratch tensors allocated inside a kernel.
 type ElemOf<D extends DType> = D extends "f32"
   ? f32
@@ -232,4 +247,5 @@ export const INTRINSIC_ARITY: Readonly<Record<string, number>> = {
   unpackF16x2: 2,
   fmaF16x2: 3,
   prefetchL2: 1,
+  atomicAdd: 2,
 };

@@ -16,7 +16,7 @@
  */
 import type { Buffer, Expr, PrimFunc, Stmt } from "../../lower/ir/nodes.ts";
 import { add, buffer, constant, load, mul } from "../../lower/ir/build.ts";
-import { replaceBuffers, walk } from "../../lower/ir/transform.ts";
+import { atomicAccesses, replaceBuffers, walk } from "../../lower/ir/transform.ts";
 import { JsRenderer, storageCtor } from "./render.ts";
 import { bindArgs, type KernelArgs } from "./runtime.ts";
 import { runtime } from "./semantics.ts";
@@ -88,16 +88,16 @@ class DeviceJsRenderer extends JsRenderer {
 function flatAliases(body: Stmt): Map<Buffer, Buffer> {
   const out = new Map<Buffer, Buffer>();
   walk(body, (n) => {
-    if (
-      (n.kind === "load" || n.kind === "store") &&
-      n.indices.length === 1 &&
-      n.buffer.shape.length !== 1 &&
-      !out.has(n.buffer)
-    ) {
-      const b = n.buffer;
-      const size = (b.allocShape ?? b.shape).reduce<Expr>((a, d) => mul(a, d), constant(1, "i32"));
-      out.set(b, buffer(b.name, b.dtype, [size], b.scope));
-    }
+    for (const a of n.kind === "load" || n.kind === "store"
+      ? [n]
+      : n.kind === "atomic"
+        ? atomicAccesses(n)
+        : [])
+      if (a.indices.length === 1 && a.buffer.shape.length !== 1 && !out.has(a.buffer)) {
+        const b = a.buffer;
+        const size = (b.allocShape ?? b.shape).reduce<Expr>((a, d) => mul(a, d), constant(1, "i32"));
+        out.set(b, buffer(b.name, b.dtype, [size], b.scope));
+      }
   });
   return out;
 }

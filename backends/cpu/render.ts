@@ -5,6 +5,7 @@
  */
 import { DTYPES, bf16Bits, bf16FromBits, f16Bits, f16FromBits, type DType } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
+import { add, letStmt, load, seq, store, variable } from "../../lower/ir/build.ts";
 
 export interface RenderOptions {
   /** Check every index against its dimension and throw a RangeError naming the buffer (default true). */
@@ -338,6 +339,13 @@ export class JsRenderer {
         return [`${ind}// barrier(${s.scope})`];
       case "prefetch":
         return [`${ind}// prefetchL2(${this.name(s.buffer)})`];
+      case "atomic": {
+        // JavaScript runs one thread at a time: a read, the addition and the write are indivisible.
+        const old = variable(`atomic_${s.buffer.name}`, s.buffer.dtype);
+        const body = [store(s.buffer, s.indices, add(old, s.value))];
+        if (s.result) body.push(store(s.result.buffer, s.result.indices, old));
+        return this.stmt(letStmt(old, load(s.buffer, s.indices), seq(body)), ind);
+      }
     }
   }
 

@@ -47,6 +47,7 @@ export function bufferAccess(f: PrimFunc): Map<string, { reads: boolean; writes:
   walk(f.body, (n) => {
     if (n.kind === "load" && out.has(n.buffer.name)) out.get(n.buffer.name)!.reads = true;
     if (n.kind === "store" && out.has(n.buffer.name)) out.get(n.buffer.name)!.writes = true;
+    if (n.kind === "atomic" && out.has(n.buffer.name)) out.set(n.buffer.name, { reads: true, writes: true });
   });
   return out;
 }

@@ -30,6 +30,10 @@ export interface Flavor {
    * unless the kernel lets the next one launch only at its exit, that launch.
    */
   gridDependencyWait(dependentsAtExit: boolean): string[];
+  /** An atomicrmw's synchronisation scope for a global (device) or shared (block) element: ` syncscope(...)` or "". */
+  atomicScope(global: boolean): string;
+  /** A device-scope fence line (around atomics on global memory). */
+  deviceFence(order: "release" | "acquire"): string;
 }
 
 const AXES = ["x", "y", "z"] as const;
@@ -38,6 +42,10 @@ function nvptx(target: LLVMTarget): Flavor {
   return {
     target,
     triple: "nvptx64-nvidia-cuda",
+    // LLVM 19's NVPTX selects no scoped fence or atomic: PTX's own fence, and atom's defaults
+    // (relaxed, gpu scope; a shared address is the block's anyway).
+    atomicScope: () => "",
+    deviceFence: () => 'call void asm sideeffect "fence.acq_rel.gpu;", "~{memory}"()',
     waveSize: 32,
     allocaSpace: 0,
     kernelPrefix: "",
@@ -83,6 +91,8 @@ function amdgcn(target: LLVMTarget): Flavor {
   return {
     target,
     triple: "amdgcn-amd-amdhsa",
+    atomicScope: (global) => ` syncscope("${global ? "agent" : "workgroup"}")`,
+    deviceFence: (order) => `fence syncscope("agent") ${order}`,
     waveSize: waveSize(target),
     allocaSpace: 5,
     kernelPrefix: "amdgpu_kernel ",

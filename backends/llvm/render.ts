@@ -7,7 +7,7 @@
  * indices; a loop whose extent is smaller than the launch dimension of its tag gets a guard.
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
-import type { Buffer, Expr, For, Prefetch, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
+import type { Atomic, Buffer, Expr, For, Prefetch, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
 import { hasLoad } from "../../lower/ir/transform.ts";
 import { loadsBeforeStores } from "../../lower/passes/vectorize.ts";
 import * as B from "../../lower/ir/build.ts";
@@ -279,6 +279,33 @@ class Emitter {
     prefetchL2(this, p, one ? undefined : this.index(s.count), alignOf(s.buffer.dtype));
   }
 
+  /**
+   * An atomic addition (nodes.ts Atomic). On global memory it is relaxed between two device-scope
+   * fences, a release before (the block's earlier writes, ordered before it by a barrier, are
+   * visible to whoever sees the update) and, when the old value is kept, an acquire after (what
+   * other blocks published before their updates is visible to this thread's later reads, and
+   * through the next barrier to the block's); in shared memory it is relaxed at block scope, barriers ordering the rest.
+   */
+  private atomic(s: Atomic): void {
+    if (s.result) this.emitAll(this.wgmma.beforeStore(s.result.buffer, s.result.indices));
+    this.mmas.forget();
+    const v = this.expr(s.value);
+    const p = this.address(s.buffer, s.indices);
+    const global = s.buffer.scope === "global";
+    const ty = memType(s.buffer.dtype);
+    const op = s.buffer.dtype === "f32" ? "fadd" : "add";
+    if (global) this.emit(this.fl.deviceFence("release"));
+    const old = this.tmp("old");
+    this.emit(
+      `${old} = atomicrmw ${op} ptr addrspace(${p.space}) ${p.ptr}, ${ty} ${v}${this.fl.atomicScope(global)} monotonic, align ${alignOf(s.buffer.dtype)}`,
+    );
+    // The acquire matters only to a thread that goes on by the value it read.
+    if (global && s.result) this.emit(this.fl.deviceFence("acquire"));
+    if (!s.result) return;
+    const r = this.address(s.result.buffer, s.result.indices);
+    this.emit(`store ${ty} ${old}, ptr addrspace(${r.space}) ${r.ptr}, align ${alignOf(s.buffer.dtype)}`);
+  }
+
   /** A pointer to buffer[indices] (device IR buffers are flat: one index). */
   address(buf: Buffer, indices: readonly Expr[]): BufferRef {
     const ref = this.buffers.get(buf);
@@ -360,6 +387,9 @@ class Emitter {
       case "allocate":
         this.allocate(s.buffer);
         this.stmt(s.body);
+        return;
+      case "atomic":
+        this.atomic(s);
         return;
       case "if": {
         const c = this.expr(s.cond);

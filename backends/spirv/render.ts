@@ -19,7 +19,7 @@
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
 import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
-import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
+import type { Atomic, Buffer, Expr, For, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { bufferAccess, type AbiEntry } from "../gpu-common/kernel.ts";
 import { BUFFER_ELEM, BYTES, REG_TYPE, SpirvModule, type ScalarName } from "./module.ts";
@@ -78,9 +78,31 @@ const AXES = "xyz";
 /** Workgroup (2) execution and memory scope; AcquireRelease (0x8) | WorkgroupMemory (0x100). */
 const BARRIER_SEMANTICS = 0x108;
 
+/**
+ * An atomic's scope and memory semantics: a storage buffer's at device scope, acquire and release
+ * of uniform (storage buffer) memory, as the LLVM renderer's fences; a workgroup buffer's relaxed.
+ */
+const ATOMIC_DEVICE = { scope: 1, semantics: 0x8 | 0x40 };
+const ATOMIC_WORKGROUP = { scope: 2, semantics: 0 };
+
 class Renderer extends ExprEmitter {
   private readonly builtins = new Map<string, string>();
   sharedBytes = 0;
+
+  private atomic(s: Atomic): void {
+    const m = this.m;
+    if (s.buffer.dtype === "f32")
+      this.cx.fail(
+        `atomicAdd on ${s.buffer.name} adds f32, which Vulkan's core SPIR-V cannot (SPV_EXT_shader_atomic_float_add): count in i32 or u32, or reduce through shared memory`,
+      );
+    const v = this.expr(s.value);
+    const { ptr } = this.address(s.buffer, s.indices);
+    const { scope, semantics } = s.buffer.scope === "global" ? ATOMIC_DEVICE : ATOMIC_WORKGROUP;
+    const old = m.op(
+      `OpAtomicIAdd ${this.ty(s.buffer.dtype)} ${ptr} ${m.uintConst(scope)} ${m.uintConst(semantics)} ${v}`,
+    );
+    if (s.result) this.storeValue(s.result.buffer, s.result.indices, old);
+  }
 
   constructor(
     cx: ExprContext,
@@ -154,6 +176,9 @@ class Renderer extends ExprEmitter {
       }
       // No Vulkan counterpart: kernels run one after another, and SPIR-V has no L2 prefetch.
       case "prefetch":
+        return;
+      case "atomic":
+        this.atomic(s);
         return;
       case "barrier": {
         if (s.scope === "grid") return;

@@ -423,6 +423,12 @@ export abstract class ExprLowerer {
   private lowerIntrinsic(name: string, node: ts.CallExpression): Typed {
     if (name === "prefetchL2")
       throw errorAt(node, "prefetchL2(...) has no value", "call it as a statement: prefetchL2(w[i][j]);");
+    if (name === "atomicAdd")
+      throw errorAt(
+        node,
+        "atomicAdd(...)'s old value can only be stored into a tensor element",
+        "write it as a statement: old[0] = atomicAdd(t[i], v); or atomicAdd(t[i], v);",
+      );
     const arity = INTRINSIC_ARITY[name]!;
     if (node.arguments.length !== arity)
       throw errorAt(

@@ -286,7 +286,12 @@ class KernelLowerer extends HelperInliner {
     if (ts.isParenthesizedExpression(e)) return this.lowerExpressionStatement(e.expression);
     if (ts.isBinaryExpression(e)) {
       const tok = e.operatorToken.kind;
-      if (tok === ts.SyntaxKind.EqualsToken) return this.assign(e.left, (old) => this.lowerExpr(e.right), e);
+      if (tok === ts.SyntaxKind.EqualsToken) {
+        const rhs = skipParens(e.right);
+        if (ts.isCallExpression(rhs) && this.intrinsicCalled(rhs) === "atomicAdd")
+          return this.atomic(rhs, e.left);
+        return this.assign(e.left, (old) => this.lowerExpr(e.right), e);
+      }
       const op = COMPOUND_TOKENS[tok];
       if (op) return this.assign(e.left, (old) => this.binaryOp(op, old(), this.lowerExpr(e.right), e), e);
     }
@@ -297,8 +302,12 @@ class KernelLowerer extends HelperInliner {
       const op = e.operator === ts.SyntaxKind.PlusPlusToken ? "+" : "-";
       return this.assign(e.operand, (old) => this.binaryOp(op, old(), { e: B.i32c(1), weak: true }, e), e);
     }
-    if (ts.isCallExpression(e))
-      return this.intrinsicCalled(e) === "prefetchL2" ? this.prefetch(e) : this.inlineHelperStatement(e);
+    if (ts.isCallExpression(e)) {
+      const name = this.intrinsicCalled(e);
+      if (name === "prefetchL2") return this.prefetch(e);
+      if (name === "atomicAdd") return this.atomic(e);
+      return this.inlineHelperStatement(e);
+    }
     throw errorAt(
       e,
       "this expression does nothing as a statement",
@@ -323,6 +332,51 @@ class KernelLowerer extends HelperInliner {
         "write the element access, for example prefetchL2(w[row][col])",
       );
     return B.prefetch(v.buffer, v.indices, count);
+  }
+
+  /**
+   * atomicAdd(t[i][j], value), or result[k] = atomicAdd(...): an element of a tensor parameter or
+   * a shared tensor, all its indices given; the old value into a tensor element.
+   */
+  private atomic(call: ts.CallExpression, resultTarget?: ts.Expression): Stmt {
+    const [arg, valueArg] = call.arguments;
+    if (call.arguments.length !== 2 || !arg || !valueArg)
+      throw errorAt(call, `atomicAdd takes an element and a value, got ${call.arguments.length} arguments`);
+    const target = this.lowerExpr(arg).e;
+    if (
+      target.kind !== "load" ||
+      target.buffer.scope === "local" ||
+      target.indices.length !== target.buffer.shape.length
+    )
+      throw errorAt(
+        arg,
+        "atomicAdd updates one element of a kernel's tensor parameter or of a shared tensor",
+        "write the element access, for example atomicAdd(count[h], 1)",
+      );
+    const dtype = target.buffer.dtype;
+    if (dtype !== "i32" && dtype !== "u32" && dtype !== "f32")
+      throw errorAt(
+        arg,
+        `atomicAdd adds to i32, u32 or f32 elements; ${target.buffer.name} holds ${dtype}`,
+        "count in an i32 or u32 tensor, or sum in an f32 one",
+      );
+    const value = this.coerce(this.lowerExpr(valueArg), dtype, valueArg, "the added value");
+    if (!resultTarget) return B.atomicAdd(target.buffer, target.indices, value);
+    const where = skipParens(resultTarget);
+    if (!ts.isElementAccessExpression(where))
+      throw errorAt(
+        resultTarget,
+        "atomicAdd's old value goes into a tensor element",
+        'declare const old = shared("i32", [1]) (or local) and write old[0] = atomicAdd(...)',
+      );
+    const result = this.accessPath(where);
+    if (result.buffer.dtype !== dtype)
+      throw errorAt(
+        resultTarget,
+        `${result.buffer.name} holds ${result.buffer.dtype} but atomicAdd on ${target.buffer.name} gives ${dtype}`,
+        `declare ${result.buffer.name} as ${dtype}`,
+      );
+    return B.atomicAdd(target.buffer, target.indices, value, result);
   }
 
   /** target = compute(old): stores to tensors and mutable scalars, each in its own block. */
@@ -515,4 +569,9 @@ function shippedIR(def: KernelDef): PrimFunc | undefined {
   if (!json)
     throw new Error(`tkc: ${file} has no kernel named ${def.name} (it has ${Object.keys(table).join(", ")})`);
   return funcFromJson(json);
+}
+
+/** e without enclosing parentheses. */
+function skipParens(e: ts.Expression): ts.Expression {
+  return ts.isParenthesizedExpression(e) ? skipParens(e.expression) : e;
 }

@@ -2,6 +2,7 @@
 import { isFloat } from "../../dsl/dtypes.ts";
 import type {
   Allocate,
+  Atomic,
   Barrier,
   Binary,
   BinaryOp,
@@ -128,6 +129,12 @@ export const prefetch = (buf: Buffer, indices: readonly Expr[], count: Expr): Pr
   indices,
   count,
 });
+export const atomicAdd = (
+  buf: Buffer,
+  indices: readonly Expr[],
+  value: Expr,
+  result?: Atomic["result"],
+): Atomic => ({ kind: "atomic", op: "add", buffer: buf, indices, value, ...(result ? { result } : {}) });
 export const barrier = (scope: Barrier["scope"] = "shared"): Barrier => ({ kind: "barrier", scope });
 
 /** A sequence, flattened, with empty sequences dropped; a single statement is returned as is. */

@@ -187,6 +187,20 @@ class Matcher {
           this.expr(a.count, y.count)
         );
       }
+      case "atomic": {
+        const y = b as typeof a;
+        if (a.op !== y.op) return this.fail(`atomic ${a.op} against ${y.op}`);
+        if ((a.result === undefined) !== (y.result === undefined))
+          return this.fail("only one atomic keeps its old value");
+        return (
+          this.pairBuffer(a.buffer, y.buffer) &&
+          this.exprs(a.indices, y.indices) &&
+          this.expr(a.value, y.value) &&
+          (!a.result ||
+            (this.pairBuffer(a.result.buffer, y.result!.buffer) &&
+              this.exprs(a.result.indices, y.result!.indices)))
+        );
+      }
       case "allocate": {
         const y = b as typeof a;
         return this.pairBuffer(a.buffer, y.buffer) && this.stmt(a.body, y.body);

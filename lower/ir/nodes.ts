@@ -229,7 +229,26 @@ export interface Prefetch {
   readonly count: Expr;
 }
 
-export type Stmt = For | Block | Store | Allocate | IfThenElse | Seq | LetStmt | Barrier | Prefetch;
+/**
+ * `result = atomicAdd(buffer[indices], value)`: adds `value` to one element of a global or shared
+ * buffer as one indivisible read-modify-write (no other thread's update to the element is lost)
+ * and, with `result`, stores the element's previous value there (a local or shared element).
+ * i32 and u32 elements wrap; f32 elements round as an f32 addition.
+ * On a global buffer it orders memory at device scope (acquire and release): what this thread
+ * wrote before it (and, through the barrier the `barriers` pass puts before it, what its block
+ * wrote) is visible to a thread of any block that reads the value it left and then accesses
+ * memory. That is how the last block to finish learns it is last and reads the others' results.
+ */
+export interface Atomic {
+  readonly kind: "atomic";
+  readonly op: "add";
+  readonly buffer: Buffer;
+  readonly indices: readonly Expr[];
+  readonly value: Expr;
+  readonly result?: { readonly buffer: Buffer; readonly indices: readonly Expr[] };
+}
+
+export type Stmt = For | Block | Store | Allocate | IfThenElse | Seq | LetStmt | Barrier | Prefetch | Atomic;
 
 export type Param =
   { readonly kind: "buffer"; readonly buffer: Buffer } | { readonly kind: "scalar"; readonly v: Var };

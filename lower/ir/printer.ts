@@ -129,6 +129,12 @@ export class Printer {
         return [
           `${indent}${this.namer.name(s.buffer)}${s.indices.map((i) => `[${this.expr(i)}]`).join("")} = ${this.expr(s.value)};`,
         ];
+      case "atomic": {
+        const at = (b: Buffer, ix: readonly Expr[]) =>
+          `${this.namer.name(b)}${ix.map((i) => `[${this.expr(i)}]`).join("")}`;
+        const call = `atomicAdd(${at(s.buffer, s.indices)}, ${this.expr(s.value)});`;
+        return [`${indent}${s.result ? `${at(s.result.buffer, s.result.indices)} = ` : ""}${call}`];
+      }
       case "prefetch":
         return [
           `${indent}prefetchL2(${this.namer.name(s.buffer)}${s.indices.map((i) => `[${this.expr(i)}]`).join("")}${s.count.kind === "const" && s.count.value === 1 ? "" : `, ${this.expr(s.count)}`});`,

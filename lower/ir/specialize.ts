@@ -6,7 +6,7 @@
 import type { DType } from "../../dsl/dtypes.ts";
 import * as B from "./build.ts";
 import type { Buffer, Expr, Param, PrimFunc, Stmt, Var } from "./nodes.ts";
-import { rewriteStmt, substitute } from "./transform.ts";
+import { remapAtomic, rewriteStmt, substitute } from "./transform.ts";
 
 /** Replaces the named symbolic dimensions by constants, in shapes and in the body. */
 export function specialize(f: PrimFunc, values: Readonly<Record<string, number>>): PrimFunc {
@@ -113,9 +113,11 @@ function mapBuffersAndBody(
     rewriteStmt(s, {
       expr: (e) => (e.kind === "load" ? { ...e, buffer: remap(e.buffer), dtype: remap(e.buffer).dtype } : e),
       stmt: (st) =>
-        st.kind === "store" || st.kind === "prefetch" || st.kind === "allocate"
-          ? ({ ...st, buffer: remap(st.buffer) } as Stmt)
-          : st,
+        st.kind === "atomic"
+          ? remapAtomic(st, remap)
+          : st.kind === "store" || st.kind === "prefetch" || st.kind === "allocate"
+            ? ({ ...st, buffer: remap(st.buffer) } as Stmt)
+            : st,
     });
   const prev = f.attrs.specialized;
   return {

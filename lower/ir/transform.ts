@@ -2,7 +2,7 @@
  * Generic traversal: a post-order rewriter and a visitor. Rewriters return the same object when
  * nothing changed, so unchanged subtrees are shared and identity checks stay cheap.
  */
-import type { Buffer, Expr, Node, PrimFunc, Stmt, Var } from "./nodes.ts";
+import type { Atomic, Buffer, Expr, Node, PrimFunc, Stmt, Var } from "./nodes.ts";
 
 export interface Rewriter {
   /** Called after the children are rewritten; return the replacement (or the node itself). */
@@ -114,6 +114,23 @@ export function rewriteStmt(s: Stmt, r: Rewriter): Stmt {
       if (count !== s.count || !sameArray(indices, s.indices)) out = { ...s, indices, count };
       break;
     }
+    case "atomic": {
+      const indices = s.indices.map(ex);
+      const value = ex(s.value);
+      const resultIndices = s.result?.indices.map(ex);
+      if (
+        value !== s.value ||
+        !sameArray(indices, s.indices) ||
+        (s.result && !sameArray(resultIndices!, s.result.indices))
+      )
+        out = {
+          ...s,
+          indices,
+          value,
+          ...(s.result ? { result: { ...s.result, indices: resultIndices! } } : {}),
+        };
+      break;
+    }
     case "barrier":
       break;
   }
@@ -171,6 +188,11 @@ export function walk(n: Node, visit: (n: Node) => boolean | void): void {
       n.indices.forEach((i) => walk(i, visit));
       walk(n.count, visit);
       return;
+    case "atomic":
+      n.indices.forEach((i) => walk(i, visit));
+      walk(n.value, visit);
+      n.result?.indices.forEach((i) => walk(i, visit));
+      return;
     case "if":
       walk(n.cond, visit);
       walk(n.then, visit);
@@ -196,6 +218,7 @@ const STMT_KINDS: ReadonlySet<string> = new Set([
   "let",
   "barrier",
   "prefetch",
+  "atomic",
 ]);
 export const isStmt = (n: Node): n is Stmt => STMT_KINDS.has(n.kind);
 
@@ -211,12 +234,33 @@ export function replaceBuffers(s: Stmt, map: ReadonlyMap<Buffer, Buffer>): Stmt 
   return rewriteStmt(s, {
     expr: (e) => (e.kind === "load" && map.has(e.buffer) ? { ...e, buffer: map.get(e.buffer)! } : e),
     stmt: (st) => {
+      if (st.kind === "atomic") return remapAtomic(st, (b) => map.get(b) ?? b);
       if ((st.kind === "store" || st.kind === "prefetch") && map.has(st.buffer))
         return { ...st, buffer: map.get(st.buffer)! };
       if (st.kind === "allocate" && map.has(st.buffer)) return { ...st, buffer: map.get(st.buffer)! };
       return st;
     },
   });
+}
+
+/** An atomic with its target and result buffers replaced by `remap`'s (itself where none changes). */
+export function remapAtomic(a: Atomic, remap: (b: Buffer) => Buffer): Atomic {
+  const buffer = remap(a.buffer);
+  const result = a.result && remap(a.result.buffer);
+  if (buffer === a.buffer && result === a.result?.buffer) return a;
+  return { ...a, buffer, ...(a.result ? { result: { ...a.result, buffer: result! } } : {}) };
+}
+
+/**
+ * The buffer accesses of an atomic as a load and a store of its target and a store of its result:
+ * what analyses that look for loads and stores (walk) should see of it.
+ */
+export function atomicAccesses(a: Atomic): { buffer: Buffer; indices: readonly Expr[]; write: boolean }[] {
+  return [
+    { buffer: a.buffer, indices: a.indices, write: false },
+    { buffer: a.buffer, indices: a.indices, write: true },
+    ...(a.result ? [{ buffer: a.result.buffer, indices: a.result.indices, write: true }] : []),
+  ];
 }
 
 /** Whether any node of n (n included) satisfies `test`; the walk stops at the first. */

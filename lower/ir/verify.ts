@@ -177,6 +177,22 @@ class Verifier {
           this.report(`${what}: the value is ${s.value.dtype} but ${s.buffer.name} holds ${s.buffer.dtype}`);
         return;
       }
+      case "atomic": {
+        const what = `atomicAdd on ${s.buffer.name}${s.indices.map((i) => `[${printExpr(i)}]`).join("")}`;
+        this.access(what, s.buffer, s.indices);
+        this.expr(s.value);
+        if (s.buffer.scope === "local") this.report(`${what}: atomics update global or shared buffers`);
+        if (!["i32", "u32", "f32"].includes(s.buffer.dtype))
+          this.report(`${what}: atomics add i32, u32 or f32 elements, not ${s.buffer.dtype}`);
+        if (s.value.dtype !== s.buffer.dtype)
+          this.report(`${what}: the value is ${s.value.dtype} but ${s.buffer.name} holds ${s.buffer.dtype}`);
+        if (s.result) {
+          this.access(`${what}'s result`, s.result.buffer, s.result.indices);
+          if (s.result.buffer.dtype !== s.buffer.dtype)
+            this.report(`${what}: its result goes to ${s.result.buffer.name} of ${s.result.buffer.dtype}`);
+        }
+        return;
+      }
       case "prefetch": {
         const what = `prefetch of ${s.buffer.name}${s.indices.map((i) => `[${printExpr(i)}]`).join("")}`;
         if (s.buffer.scope !== "global") this.report(`${what}: only global buffers are prefetched`);

@@ -11,6 +11,10 @@
  * write after read, write after write) gets a barrier before the statement, at the innermost
  * uniform point. A loop's body is walked until the state flowing around its back edge is stable.
  *
+ * An atomic on a global buffer publishes what the block wrote to global memory before it (the
+ * last block of a grid to finish reads the others' results): a barrier goes between the block's
+ * global stores and the atomic.
+ *
  * The analysis is conservative: it assumes any two threads may touch the same element. Inside
  * divergent code (a statement under a thread-dependent branch, treated as one unit) a shared
  * buffer may be written and accessed again only at the same index (each thread its own element)
@@ -19,10 +23,10 @@
  */
 import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { bufferCopies } from "../schedule/cache_read_write.ts";
-import { barrier, isWarpCollective, seq } from "../ir/build.ts";
+import { barrier, buffer, isWarpCollective, seq } from "../ir/build.ts";
 import { sameExpr } from "../ir/equal.ts";
 import { printExpr } from "../ir/printer.ts";
-import { walk } from "../ir/transform.ts";
+import { atomicAccesses, walk } from "../ir/transform.ts";
 import { LoweringError } from "./errors.ts";
 import { DISJOINT_WRITES } from "./disjoint_writes.ts";
 import { warpPrivateBuffers } from "./warp_private.ts";
@@ -48,7 +52,14 @@ const samePending = (a: Pending, b: Pending): boolean =>
   [...b.reads].every((x) => a.reads.has(x)) &&
   [...b.writes].every((x) => a.writes.has(x));
 
-/** The shared-memory accesses of a statement (or expression). */
+/**
+ * Stands for every global buffer: stores to global memory write it and an atomic on a global
+ * buffer reads it, so that the block's global writes are done (a barrier) before one thread's
+ * atomic publishes them to other blocks (nodes.ts Atomic).
+ */
+const GLOBAL_WRITES = buffer("global memory", "u8", [], "global");
+
+/** The shared-memory accesses of a statement (or expression), and its global writes and atomics. */
 function sharedAccesses(n: Stmt | Expr): {
   reads: Set<Buffer>;
   writes: Set<Buffer>;
@@ -59,10 +70,17 @@ function sharedAccesses(n: Stmt | Expr): {
     writes: new Set<Buffer>(),
     list: [] as { buffer: Buffer; index: Expr; write: boolean }[],
   };
+  const access = (b: Buffer, indices: readonly Expr[], write: boolean) => {
+    if (b.scope === "global" && write) out.writes.add(GLOBAL_WRITES);
+    if (b.scope !== "shared") return;
+    (write ? out.writes : out.reads).add(b);
+    out.list.push({ buffer: b, index: indices[0]!, write });
+  };
   walk(n, (x) => {
-    if ((x.kind === "load" || x.kind === "store") && x.buffer.scope === "shared") {
-      (x.kind === "load" ? out.reads : out.writes).add(x.buffer);
-      out.list.push({ buffer: x.buffer, index: x.indices[0]!, write: x.kind === "store" });
+    if (x.kind === "load" || x.kind === "store") access(x.buffer, x.indices, x.kind === "store");
+    if (x.kind === "atomic") {
+      if (x.buffer.scope === "global") out.reads.add(GLOBAL_WRITES);
+      for (const a of atomicAccesses(x)) access(a.buffer, a.indices, a.write);
     }
   });
   return out;
@@ -108,7 +126,8 @@ function barrierAfterFirst(body: Stmt, loop: For): boolean {
 function conflicts(p: Pending, a: Pending): Buffer[] {
   const out = new Set<Buffer>();
   for (const b of a.reads) if (p.writes.has(b)) out.add(b);
-  for (const b of a.writes) if (p.reads.has(b) || p.writes.has(b)) out.add(b);
+  // Global stores are ordered only before an atomic (GLOBAL_WRITES), not among themselves.
+  for (const b of a.writes) if (b !== GLOBAL_WRITES && (p.reads.has(b) || p.writes.has(b))) out.add(b);
   return [...out];
 }
 
@@ -197,6 +216,7 @@ class Sync {
         }
       }
       case "store":
+      case "atomic":
         return this.leafStmt(s, pending);
     }
   }

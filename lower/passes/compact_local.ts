@@ -9,7 +9,7 @@
  */
 import type { Buffer, Expr, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { buffer, constant } from "../ir/build.ts";
-import { rewriteStmt, walk } from "../ir/transform.ts";
+import { atomicAccesses, rewriteStmt, walk } from "../ir/transform.ts";
 import type { Target } from "./target.ts";
 import { threadAxisOf } from "./device_ops.ts";
 
@@ -24,11 +24,14 @@ export function compactLocalPass(f: PrimFunc, _target?: Target): PrimFunc {
   walk(f.body, (n) => {
     const axis = n.kind === "let" ? threadAxisOf(n.value) : undefined;
     if (n.kind === "let" && axis !== undefined) axes.set(n.v, axis);
-    if ((n.kind === "load" || n.kind === "store") && n.buffer.scope === "local") {
-      const list = accesses.get(n.buffer) ?? [];
-      list.push(n.indices);
-      accesses.set(n.buffer, list);
-    }
+    const touched =
+      n.kind === "load" || n.kind === "store" ? [n] : n.kind === "atomic" ? atomicAccesses(n) : [];
+    for (const a of touched)
+      if (a.buffer.scope === "local") {
+        const list = accesses.get(a.buffer) ?? [];
+        list.push(a.indices);
+        accesses.set(a.buffer, list);
+      }
   });
   // For each local buffer, the dimensions indexed by the same thread axis in every access.
   const compact = new Map<Buffer, { keep: number[]; buffer: Buffer }>();
@@ -55,6 +58,13 @@ export function compactLocalPass(f: PrimFunc, _target?: Target): PrimFunc {
         ? { ...e, buffer: compact.get(e.buffer)!.buffer, indices: indices(e.buffer, e.indices) }
         : e,
     stmt: (s): Stmt => {
+      if (s.kind === "atomic" && s.result && compact.has(s.result.buffer)) {
+        const r = s.result;
+        return {
+          ...s,
+          result: { buffer: compact.get(r.buffer)!.buffer, indices: indices(r.buffer, r.indices) },
+        };
+      }
       if (s.kind === "store" && compact.has(s.buffer))
         return { ...s, buffer: compact.get(s.buffer)!.buffer, indices: indices(s.buffer, s.indices) };
       if (s.kind === "allocate" && compact.has(s.buffer))

@@ -29,7 +29,7 @@ export function dependencyWaitPass(f: PrimFunc, target: Target): PrimFunc {
     someNode(
       n,
       (x) =>
-        (x.kind === "load" || x.kind === "store") &&
+        (x.kind === "load" || x.kind === "store" || x.kind === "atomic") &&
         x.buffer.scope === "global" &&
         !(x.kind === "load" && invariant.has(x.buffer.name)),
     );

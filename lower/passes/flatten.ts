@@ -91,6 +91,12 @@ export function flattenPass(f: PrimFunc, target: Target): PrimFunc {
     stmt: (s): Stmt => {
       if (s.kind === "block") return s.body;
       if (s.kind === "store" || s.kind === "prefetch") return { ...s, ...access(s.buffer, s.indices) };
+      if (s.kind === "atomic")
+        return {
+          ...s,
+          ...access(s.buffer, s.indices),
+          ...(s.result ? { result: access(s.result.buffer, s.result.indices) } : {}),
+        };
       if (s.kind === "allocate") return { ...s, buffer: flat.get(s.buffer)! };
       return s;
     },

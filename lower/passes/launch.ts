@@ -249,7 +249,13 @@ function invariantBuffers(f: PrimFunc, bindings: ReturnType<typeof collectBindin
         P,
         `${INVARIANT_BUFFERS}: ${f.name} has no buffer parameter ${JSON.stringify(n)}`,
       );
-    if (someNode(f.body, (x) => x.kind === "store" && x.buffer.name === n && x.buffer.scope === "global"))
+    if (
+      someNode(
+        f.body,
+        (x) =>
+          (x.kind === "store" || x.kind === "atomic") && x.buffer.name === n && x.buffer.scope === "global",
+      )
+    )
       throw new LoweringError(
         P,
         `${INVARIANT_BUFFERS}: ${f.name} writes ${n}, so its loads cannot come before the wait for the previous kernel; leave ${n} out`,

@@ -377,6 +377,11 @@ export class Simplifier {
         return { ...s, indices: s.indices.map((i) => this.expr(i)), value: this.expr(s.value) };
       case "prefetch":
         return { ...s, indices: s.indices.map((i) => this.expr(i)), count: this.expr(s.count) };
+      case "atomic": {
+        const ex = (i: Expr) => this.expr(i);
+        const result = s.result && { ...s.result, indices: s.result.indices.map(ex) };
+        return { ...s, indices: s.indices.map(ex), value: ex(s.value), ...(result ? { result } : {}) };
+      }
       case "barrier":
         return s;
     }

@@ -6,11 +6,17 @@
  * safe one when the value reads the element being written (an in-place residual update,
  * y[n] = y[n] + W x, after a cross-thread reduction), since a thread that ran later would read the
  * already-updated element. TVM does the same after its all-reduce.
+ *
+ * An atomic on an element that no thread axis picks (global or shared) is likewise made by thread
+ * 0 only: the kernel source adds once there (every thread adding would add once per thread). Its
+ * result must then go to shared memory, where the block's other threads read it; a local result
+ * would be left unset in theirs, and the pass refuses it.
  */
 import type { Expr, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { binary, constant, ifThen } from "../ir/build.ts";
 import { rewriteStmt, walk } from "../ir/transform.ts";
 import { requireLaunch } from "./launch.ts";
+import { LoweringError } from "./errors.ts";
 import { threadAxisOf, threadIndex } from "./device_ops.ts";
 import type { Target } from "./target.ts";
 
@@ -49,10 +55,16 @@ export function singleWriterPass(f: PrimFunc, _target?: Target): PrimFunc {
           const ctx = new Set([...context, ...threadAxes(st.min), ...threadAxes(st.extent)]);
           return { ...st, body: visit(st.body, ctx) };
         }
-        if (st.kind !== "store" || st.buffer.scope !== "global") return undefined;
+        const atomic = st.kind === "atomic";
+        if (!atomic && (st.kind !== "store" || st.buffer.scope !== "global")) return undefined;
         const used = new Set([...context, ...st.indices.flatMap((i) => [...threadAxes(i)])]);
         const free = axes.filter((a) => !used.has(a));
         if (free.length === 0) return st;
+        if (atomic && st.result && st.result.buffer.scope !== "shared")
+          throw new LoweringError(
+            P,
+            `atomicAdd on ${st.buffer.name} runs in one thread (no thread index picks its element), so its old value must go to a shared element that the other threads can read, not to ${st.result.buffer.scope} ${st.result.buffer.name}: declare ${st.result.buffer.name} with shared(...)`,
+          );
         const cond = free
           .map((a) => binary("==", threadIndex(a), constant(0, "i32")))
           .reduce((x, y) => binary("&&", x, y));

@@ -7,7 +7,7 @@
  * variables as they bind them.
  */
 import type { Buffer, Expr, PrimFunc, Var } from "../ir/nodes.ts";
-import { walk } from "../ir/transform.ts";
+import { atomicAccesses, walk } from "../ir/transform.ts";
 import { isWarpCollective } from "../ir/build.ts";
 
 export class Uniformity {
@@ -21,6 +21,7 @@ export class Uniformity {
     const written = new Set<Buffer>();
     walk(f.body, (n) => {
       if (n.kind === "store") written.add(n.buffer);
+      if (n.kind === "atomic") for (const a of atomicAccesses(n)) written.add(a.buffer);
     });
     for (const p of f.params)
       if (p.kind === "buffer" && p.buffer.scope === "global" && !written.has(p.buffer))

@@ -7,7 +7,7 @@
  */
 import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { add, buffer, constant, seq, variable } from "../ir/build.ts";
-import { rewriteStmt, substitute, walk } from "../ir/transform.ts";
+import { remapAtomic, rewriteStmt, substitute, walk } from "../ir/transform.ts";
 import { namesIn } from "../schedule/state.ts";
 import type { Target } from "./target.ts";
 
@@ -42,6 +42,8 @@ export function freshenBindings(s: Stmt, rename: (name: string) => string): Stmt
         case "store":
         case "prefetch":
           return bufs.has(st.buffer) ? { ...st, buffer: bufs.get(st.buffer)! } : st;
+        case "atomic":
+          return remapAtomic(st, (b) => bufs.get(b) ?? b);
         default:
           return st;
       }

@@ -4,7 +4,7 @@
  */
 import type { PrimFunc, Stmt } from "../ir/nodes.ts";
 import { printExpr } from "../ir/printer.ts";
-import { walk } from "../ir/transform.ts";
+import { atomicAccesses, walk } from "../ir/transform.ts";
 import { LoweringError } from "./errors.ts";
 
 const fail = (why: string): never => {
@@ -40,6 +40,13 @@ export function verifyDeviceIR(f: PrimFunc): void {
       case "prefetch":
         if (n.indices.length !== 1)
           fail(`an access to ${n.buffer.name} has ${n.indices.length} indices, not one flat index`);
+        return;
+      case "atomic":
+        for (const a of atomicAccesses(n))
+          if (a.indices.length !== 1)
+            fail(
+              `an atomic's access to ${a.buffer.name} has ${a.indices.length} indices, not one flat index`,
+            );
         return;
       case "allocate":
         if (n.buffer.shape.length !== 1) fail(`allocation ${n.buffer.name} is not one-dimensional`);

@@ -9,7 +9,7 @@
  * `floordiv(x, c)` and `floormod(x, c)` (what `fuse` produces) pin x. Anything else (loads in
  * indices, other non-affine arithmetic, digits under a symbolic extent) pins nothing.
  */
-import type { Block, Buffer, Expr, For, Load, Node, Stmt, Store, Var } from "../ir/nodes.ts";
+import type { Atomic, Block, Buffer, Expr, For, Load, Node, Stmt, Store, Var } from "../ir/nodes.ts";
 import { isInt } from "../../dsl/dtypes.ts";
 import { sameExpr, sameIndices } from "../ir/equal.ts";
 import { printExpr } from "../ir/printer.ts";
@@ -67,6 +67,8 @@ export interface Access {
   readonly block: string | undefined;
   /** The indices with the lets bound inside the analysed statement substituted. */
   readonly expanded: readonly Expr[];
+  /** The atomic this access is part of (its element's read and write, or its result's store). */
+  readonly atomic?: Atomic;
 }
 
 /** Every load and store in s, in program order (a store's indices and value before the store). */
@@ -115,6 +117,35 @@ export function accessesIn(s: Stmt): Access[] {
       case "let":
         exprs(st.value, block);
         return visit(st.body, block);
+      // An atomic reads and writes its element and writes its result, as a load and stores would.
+      case "atomic": {
+        st.indices.forEach((i) => exprs(i, block));
+        exprs(st.value, block);
+        const target = B.load(st.buffer, st.indices);
+        const writes = [B.store(st.buffer, st.indices, B.add(target, st.value))];
+        if (st.result) {
+          st.result.indices.forEach((i) => exprs(i, block));
+          writes.push(B.store(st.result.buffer, st.result.indices, target));
+        }
+        out.push({
+          kind: "load",
+          buffer: st.buffer,
+          node: target,
+          block,
+          expanded: st.indices.map((i) => expandLets(i, lets)),
+          atomic: st,
+        });
+        for (const w of writes)
+          out.push({
+            kind: "store",
+            buffer: w.buffer,
+            node: w,
+            block,
+            expanded: w.indices.map((i) => expandLets(i, lets)),
+            atomic: st,
+          });
+        return;
+      }
       // A prefetch changes nothing a schedule's legality depends on.
       case "barrier":
       case "prefetch":
@@ -548,6 +579,68 @@ export interface DependenceOptions {
 }
 
 /**
+ * Which pairs of accesses in different iterations of `loop` the last-iteration protocol orders:
+ * each iteration adds 1 to an element no iteration picks apart (`old[0] = atomicAdd(count[h], 1)`)
+ * and code under `if (old[0] == extent - 1)` runs in the iteration that added last, after every
+ * other iteration's update (the atomic's release and acquire, nodes.ts Atomic). Its accesses are
+ * ordered after whatever the other iterations did before their update (the atomic included), and
+ * no two iterations both run it. The counter must start at 0 (the guarded code resets it for the
+ * next launch): the kernel's author answers for that.
+ */
+function lastIterationOrder(loop: For, accesses: readonly Access[]): (a: Access, b: Access) => boolean {
+  const v = loop.loopVar;
+  const guarded = new Set<Node>();
+  // Where, in program order, each guard's atomic was (an access before it is published by it).
+  const published = new Map<Node, number>();
+  const counters: { atomic: Atomic; result: NonNullable<Atomic["result"]> }[] = [];
+  walk(loop.body, (n) => {
+    if (
+      n.kind === "atomic" &&
+      n.result &&
+      n.value.kind === "const" &&
+      n.value.value === 1 &&
+      !n.indices.some((i) => dependsOn(i, v))
+    )
+      counters.push({ atomic: n, result: n.result });
+    if (n.kind !== "if" || n.cond.kind !== "binary" || n.cond.op !== "==") return;
+    const { a, b } = n.cond;
+    const counter = counters.find(
+      (c) =>
+        a.kind === "load" &&
+        a.buffer === c.result.buffer &&
+        sameIndices(a.indices, c.result.indices) &&
+        isLastIteration(b, loop.extent),
+    );
+    if (!counter) return;
+    const at = accesses.reduce((last, x, i) => (x.atomic === counter.atomic ? i : last), -1);
+    walk(n.then, (x) => {
+      if (x.kind === "load" || x.kind === "store") {
+        guarded.add(x);
+        published.set(x, at);
+      }
+    });
+  });
+  if (!guarded.size) return () => false;
+  const position = new Map(accesses.map((x, i) => [x, i]));
+  const before = (x: Access, guard: Access): boolean => position.get(x)! <= published.get(guard.node)!;
+  return (a, b) => {
+    const [ga, gb] = [guarded.has(a.node), guarded.has(b.node)];
+    if (ga && gb) return true;
+    if (ga) return before(b, a);
+    if (gb) return before(a, b);
+    return false;
+  };
+}
+
+/** Whether e is extent - 1 (the last iteration's index of a loop from 0). */
+function isLastIteration(e: Expr, extent: Expr): boolean {
+  if (e.kind === "const" && extent.kind === "const") return e.value === extent.value - 1;
+  return (
+    e.kind === "binary" && e.op === "-" && e.b.kind === "const" && e.b.value === 1 && sameExpr(e.a, extent)
+  );
+}
+
+/**
  * The dependences `loop` carries: pairs of accesses, one a store, that different iterations of
  * the loop may make to the same element (of a buffer that outlives one iteration). A loop whose
  * iterations run at once (parallel, vectorized, bound to threads) must carry none.
@@ -556,6 +649,7 @@ export function carriedDependences(loop: For, opts: DependenceOptions = {}): Dep
   const v = loop.loopVar;
   const inner = allocatedIn(loop.body);
   const accesses = accessesIn(loop.body);
+  const ordered = lastIterationOrder(loop, accesses);
   const lets = letsIn(loop.body);
   const spans = loopSpans([loop, ...loopsUnder(loop.body)]);
   const out: Dependence[] = [];
@@ -569,6 +663,9 @@ export function carriedDependences(loop: For, opts: DependenceOptions = {}): Dep
     for (const a of [w, ...accesses.filter((x) => x !== w)]) {
       if (a.buffer !== w.buffer) continue;
       if (isReduction && opts.allowReductions && sameIndices(w.expanded, a.expanded)) continue;
+      // Atomic updates of an element never race with each other.
+      if (w.atomic && a.atomic && a.buffer === w.atomic.buffer && w.buffer === a.atomic.buffer) continue;
+      if (ordered(w, a)) continue;
       if (pinnedVars(w, a, spans).has(v)) continue;
       if (neverEqual(w.expanded, a.expanded, spans)) continue;
       const message =

@@ -319,6 +319,16 @@ export function accessesOf(s: Stmt, buf: Buffer, access: Access): AccessSite[] {
       case "allocate":
         visit(st.body);
         return;
+      case "atomic": {
+        [...st.indices, st.value, ...(st.result?.indices ?? [])].forEach(visitExpr);
+        const target = B.load(st.buffer, st.indices);
+        if (st.buffer === buf && access !== "write") out.push(site("load", st.indices));
+        if (st.buffer === buf && access !== "read")
+          out.push(site("store", st.indices, B.add(target, st.value)));
+        if (st.result?.buffer === buf && access !== "read")
+          out.push(site("store", st.result.indices, target));
+        return;
+      }
       case "barrier":
       case "prefetch":
         return;
