@@ -130,10 +130,14 @@ export class KernelLlama implements LanguageModel {
     this.act.v = d.view(this.act.qkv!, [1, c.nKvHeads, headDim(c)], c.dim + kvDim(c));
     a("attn", [c.nHeads, headDim(c)]);
     // Split decode attention's partial results, as many splits as its op was compiled for.
-    const splits = this.ops.decode.attentionSplit?.specialize?.splits ?? 1;
+    const split = this.ops.decode.attentionSplit ?? this.ops.decode.attentionSplitLast;
+    const splits = split?.specialize?.splits ?? 1;
     a("partAcc", [c.nHeads, splits, headDim(c)], "f32");
     a("partMax", [c.nHeads, splits], "f32");
     a("partSum", [c.nHeads, splits], "f32");
+    // attentionDecodeSplitLast's counters: 0 before its first launch, and after each.
+    a("splitCount", [c.nHeads], "i32");
+    d.write(this.act.splitCount!, new Int32Array(c.nHeads));
     a("h", [c.hiddenDim]);
     a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
   }
@@ -262,9 +266,11 @@ export class KernelLlama implements LanguageModel {
         vCache: L.vCache,
         len_mem: A.len!,
       };
+      const parts = { partAcc: A.partAcc!, partMax: A.partMax!, partSum: A.partSum! };
       if (o.attention) this.run(o.attention, { ...attnIn, out: A.attn! });
+      else if (o.attentionSplitLast)
+        this.run(o.attentionSplitLast, { ...attnIn, ...parts, count: A.splitCount!, out: A.attn! });
       else {
-        const parts = { partAcc: A.partAcc!, partMax: A.partMax!, partSum: A.partSum! };
         this.run(o.attentionSplit!, { ...attnIn, ...parts });
         this.run(o.attentionCombine!, { ...parts, out: A.attn! });
       }

@@ -44,9 +44,11 @@ export interface OpChoices {
    * (attentionDecodeWarps: one launch, a block per head whose warps take the chunks in turn; head
    * dimensions that are multiples of 32 up to 256). On an H200 at position 256, the 7B decode
    * step's graph took 1627.5 us with "split" (4.7 + 1.4 us a layer) and 1639.7 us with "warps"
-   * (7.2 us a layer; bench/results/decode-attention-split-h200.json).
+   * (7.2 us a layer; bench/results/decode-attention-split-h200.json). "splitLast"
+   * (attentionDecodeSplitLast): as "split" in one launch, the last block of each head to finish
+   * combining the splits (an atomic counter per head; one kernel boundary fewer a layer).
    */
-  readonly decodeAttention?: "split" | "warps";
+  readonly decodeAttention?: "split" | "warps" | "splitLast";
   /**
    * With decodeAttention "split": splits per head (default DECODE_SPLITS, 8). CUDA takes 4: on an
    * H100 the 7B step's graph (positions 157-356 of a 1,100-position cache) took 1874.0 us with 4,
@@ -254,6 +256,7 @@ export function llamaOps(
   const wgmma = mma && choices.prefillGemm === "wgmma" && format === "q4f16_1";
   const warpsFit = hd % 32 === 0 && hd <= 256;
   const decodeWarps = choices.decodeAttention === "warps" && warpsFit;
+  const splitLast = choices.decodeAttention === "splitLast";
   const splits = choices.decodeSplits ?? S.DECODE_SPLITS;
   if (!Number.isInteger(splits) || splits < 1)
     throw new Error(`tkc: decodeSplits must be a positive integer, got ${splits}`);
@@ -328,20 +331,30 @@ export function llamaOps(
             { scalarsInMemory: ["len"] },
           ),
         }
-      : {
-          // Flash-decoding: a block per (head, split of the positions), then the splits combined.
-          attentionSplit: op(
-            "attnsplit1",
-            S.attentionDecodeSplit,
-            { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads, splits },
-            { scalarsInMemory: ["len"] },
-          ),
-          attentionCombine: op("attncombine1", S.attentionDecodeCombine, {
-            h: c.nHeads,
-            d: hd,
-            splits,
+      : splitLast
+        ? {
+            // Flash-decoding in one launch: the last block of each head combines its splits.
+            attentionSplitLast: op(
+              "attnsplitlast1",
+              S.attentionDecodeSplitLast,
+              { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads, splits },
+              { scalarsInMemory: ["len"] },
+            ),
+          }
+        : {
+            // Flash-decoding: a block per (head, split of the positions), then the splits combined.
+            attentionSplit: op(
+              "attnsplit1",
+              S.attentionDecodeSplit,
+              { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads, splits },
+              { scalarsInMemory: ["len"] },
+            ),
+            attentionCombine: op("attncombine1", S.attentionDecodeCombine, {
+              h: c.nHeads,
+              d: hd,
+              splits,
+            }),
           }),
-        }),
   };
   const prefill: Record<string, OpSpec> = {
     rmsNorm: op("rmsnormT", S.rmsNorm, { d: dim }),

@@ -26,6 +26,7 @@
  */
 import {
   kernel,
+  atomicAdd,
   exp,
   f16,
   f32,
@@ -64,6 +65,9 @@ export const attentionDecodeSplitParams = {
   vulkan: { splits: DECODE_SPLITS, warps: SPLIT_WARPS },
 } as const;
 
+/** attentionDecodeSplitLast's are attentionDecodeSplit's. */
+export const attentionDecodeSplitLastParams = attentionDecodeSplitParams;
+
 /**
  * q f16 [H, D]; kCache, vCache f16 [maxLen, kvH, D]; len i32 (1 <= len <= maxLen);
  * partAcc f32 [H, splits, D], partMax and partSum f32 [H, splits].
@@ -77,6 +81,56 @@ export const attentionDecodeSplit = kernel(function attentionDecodeSplit(
   partMax: Tensor<f32, [Sym<"h">, Sym<"splits">]>,
   partSum: Tensor<f32, [Sym<"h">, Sym<"splits">]>,
 ) {
+  for (let h = 0; h < q.shape[0]; h++)
+    for (let s = 0; s < partMax.shape[1]; s++)
+      splitPartials(q, kCache, vCache, len, partAcc, partMax, partSum, h, s);
+});
+
+/**
+ * As attentionDecodeSplit, then the splits combined (as attentionDecodeCombine) by the last block
+ * of each head to finish, in the same launch: each split's block adds 1 to count[h] once its
+ * partial results are written (atomicAdd, which publishes them), and the block that adds last
+ * reads every split's, writes out[h] and sets count[h] back to 0 for the next launch. count i32
+ * [H] must be all 0 before the first launch. One kernel boundary fewer a layer than the pair.
+ */
+export const attentionDecodeSplitLast = kernel(function attentionDecodeSplitLast(
+  q: Tensor<f16, [Sym<"h">, Sym<"d">]>,
+  kCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+  vCache: Tensor<f16, [Sym<"ctx">, Sym<"kvh">, Sym<"d">]>,
+  len: i32,
+  partAcc: Tensor<f32, [Sym<"h">, Sym<"splits">, Sym<"d">]>,
+  partMax: Tensor<f32, [Sym<"h">, Sym<"splits">]>,
+  partSum: Tensor<f32, [Sym<"h">, Sym<"splits">]>,
+  count: Tensor<i32, [Sym<"h">]>,
+  out: Tensor<f16, [Sym<"h">, Sym<"d">]>,
+) {
+  for (let h = 0; h < q.shape[0]; h++)
+    for (let s = 0; s < partMax.shape[1]; s++) {
+      splitPartials(q, kCache, vCache, len, partAcc, partMax, partSum, h, s);
+      const seen = shared("i32", [1]);
+      seen[0] = atomicAdd(count[h], 1);
+      if (seen[0] === partMax.shape[1] - 1) {
+        for (let ic = 0; ic < out.shape[1]; ic++) combineSplits(partAcc, partMax, partSum, out, h, ic);
+        count[h] = 0;
+      }
+    }
+});
+
+/**
+ * Split s of head h (attentionDecodeSplit): its positions' softmax state into partMax[h][s],
+ * partSum[h][s] and partAcc[h][s].
+ */
+function splitPartials(
+  q: Tensor<f16, readonly [number, number]>,
+  kCache: Tensor<f16, readonly [number, number, number]>,
+  vCache: Tensor<f16, readonly [number, number, number]>,
+  len: i32,
+  partAcc: Tensor<f32, readonly [number, number, number]>,
+  partMax: Tensor<f32, readonly [number, number]>,
+  partSum: Tensor<f32, readonly [number, number]>,
+  h: i32,
+  s: i32,
+) {
   const d = q.shape[1];
   // Channels per lane for the values; with D not a multiple of 32 the last lanes' extra channels
   // read channel D - 1 and are never used.
@@ -86,76 +140,71 @@ export const attentionDecodeSplit = kernel(function attentionDecodeSplit(
   // Chunks per split, and rounds of SPLIT_WARPS chunks that cover them: the same for every thread.
   const run = idiv(idiv(len + DECODE_CHUNK - 1, DECODE_CHUNK) + partMax.shape[1] - 1, partMax.shape[1]);
   const rounds = idiv(run + SPLIT_WARPS - 1, SPLIT_WARPS);
-  for (let h = 0; h < q.shape[0]; h++) {
-    for (let s = 0; s < partMax.shape[1]; s++) {
-      const kvh = idiv(h, group);
-      // This split's positions: [s * run * DECODE_CHUNK, end).
-      const end = min(len, (s + 1) * run * DECODE_CHUNK);
-      const p = shared("f32", [SPLIT_WARPS, DECODE_CHUNK]);
-      const wm = shared("f32", [SPLIT_WARPS]);
-      const wl = shared("f32", [SPLIT_WARPS]);
-      const wacc = shared("f32", [SPLIT_WARPS, DECODE_CHUNK * LANE_CHANNELS]);
-      for (let w = 0; w < SPLIT_WARPS; w++) {
-        const acc = local("f32", [SPLIT_WARPS, DECODE_CHUNK, LANE_CHANNELS]);
-        for (let lz = 0; lz < DECODE_CHUNK; lz++)
-          for (let iz = 0; iz < perLane; iz++) acc[w][lz][iz] = f32(0);
-        let m = f32(-Infinity);
-        let l = f32(0);
-        for (let r = 0; r < rounds; r++) {
-          const start = (s * run + r * SPLIT_WARPS + w) * DECODE_CHUNK;
-          // The chunk's values, loaded before the scores that weigh them: both round trips at once.
-          const vr = local("f16", [SPLIT_WARPS, DECODE_CHUNK, DECODE_CHUNK, LANE_CHANNELS]);
-          for (let lp = 0; lp < DECODE_CHUNK; lp++)
-            for (let tp = 0; tp < DECODE_CHUNK; tp++)
-              for (let ip = 0; ip < perLane; ip++)
-                vr[w][lp][tp][ip] = vCache[min(start + tp, len - 1)][kvh][min(lp * perLane + ip, d - 1)];
-          for (let t = 0; t < DECODE_CHUNK; t++) {
-            const pos = min(start + t, len - 1);
-            let dot = f32(0);
-            for (let i = 0; i < d; i++) dot += f32(q[h][i]) * f32(kCache[pos][kvh][i]);
-            p[w][t] = select(start + t < end, dot * scale, f32(-Infinity));
-          }
-          let mc = f32(-Infinity);
-          for (let t1 = 0; t1 < DECODE_CHUNK; t1++) mc = max(mc, p[w][t1]);
-          const mNew = max(m, mc);
-          // Nothing seen yet (all -inf): keep the (zero) state as it is.
-          const alpha = select(mNew == f32(-Infinity), f32(1), exp(m - mNew));
-          for (let t2 = 0; t2 < DECODE_CHUNK; t2++)
-            p[w][t2] = select(start + t2 < end, exp(p[w][t2] - mNew), f32(0));
-          let sc = f32(0);
-          for (let t3 = 0; t3 < DECODE_CHUNK; t3++) sc += p[w][t3];
-          l = l * alpha + sc;
-          m = mNew;
-          for (let lv = 0; lv < DECODE_CHUNK; lv++) {
-            for (let iv = 0; iv < perLane; iv++) {
-              let a = acc[w][lv][iv] * alpha;
-              for (let tv = 0; tv < DECODE_CHUNK; tv++) a += p[w][tv] * f32(vr[w][lv][tv][iv]);
-              acc[w][lv][iv] = a;
-            }
-          }
-        }
-        wm[w] = m;
-        wl[w] = l;
-        for (let ls = 0; ls < DECODE_CHUNK; ls++)
-          for (let is = 0; is < perLane; is++) wacc[w][ls * perLane + is] = acc[w][ls][is];
+  const kvh = idiv(h, group);
+  // This split's positions: [s * run * DECODE_CHUNK, end).
+  const end = min(len, (s + 1) * run * DECODE_CHUNK);
+  const p = shared("f32", [SPLIT_WARPS, DECODE_CHUNK]);
+  const wm = shared("f32", [SPLIT_WARPS]);
+  const wl = shared("f32", [SPLIT_WARPS]);
+  const wacc = shared("f32", [SPLIT_WARPS, DECODE_CHUNK * LANE_CHANNELS]);
+  for (let w = 0; w < SPLIT_WARPS; w++) {
+    const acc = local("f32", [SPLIT_WARPS, DECODE_CHUNK, LANE_CHANNELS]);
+    for (let lz = 0; lz < DECODE_CHUNK; lz++) for (let iz = 0; iz < perLane; iz++) acc[w][lz][iz] = f32(0);
+    let m = f32(-Infinity);
+    let l = f32(0);
+    for (let r = 0; r < rounds; r++) {
+      const start = (s * run + r * SPLIT_WARPS + w) * DECODE_CHUNK;
+      // The chunk's values, loaded before the scores that weigh them: both round trips at once.
+      const vr = local("f16", [SPLIT_WARPS, DECODE_CHUNK, DECODE_CHUNK, LANE_CHANNELS]);
+      for (let lp = 0; lp < DECODE_CHUNK; lp++)
+        for (let tp = 0; tp < DECODE_CHUNK; tp++)
+          for (let ip = 0; ip < perLane; ip++)
+            vr[w][lp][tp][ip] = vCache[min(start + tp, len - 1)][kvh][min(lp * perLane + ip, d - 1)];
+      for (let t = 0; t < DECODE_CHUNK; t++) {
+        const pos = min(start + t, len - 1);
+        let dot = f32(0);
+        for (let i = 0; i < d; i++) dot += f32(q[h][i]) * f32(kCache[pos][kvh][i]);
+        p[w][t] = select(start + t < end, dot * scale, f32(-Infinity));
       }
-      // The warps' states combined: weights e^(m_w - M), warps that saw nothing weigh 0.
-      let mAll = f32(-Infinity);
-      for (let w1 = 0; w1 < SPLIT_WARPS; w1++) mAll = max(mAll, wm[w1]);
-      let den = f32(0);
-      for (let w2 = 0; w2 < SPLIT_WARPS; w2++)
-        den += select(wm[w2] == f32(-Infinity), f32(0), exp(wm[w2] - mAll)) * wl[w2];
-      partMax[h][s] = mAll;
-      partSum[h][s] = den;
-      for (let i = 0; i < d; i++) {
-        let num = f32(0);
-        for (let w3 = 0; w3 < SPLIT_WARPS; w3++)
-          num += select(wm[w3] == f32(-Infinity), f32(0), exp(wm[w3] - mAll)) * wacc[w3][i];
-        partAcc[h][s][i] = num;
+      let mc = f32(-Infinity);
+      for (let t1 = 0; t1 < DECODE_CHUNK; t1++) mc = max(mc, p[w][t1]);
+      const mNew = max(m, mc);
+      // Nothing seen yet (all -inf): keep the (zero) state as it is.
+      const alpha = select(mNew == f32(-Infinity), f32(1), exp(m - mNew));
+      for (let t2 = 0; t2 < DECODE_CHUNK; t2++)
+        p[w][t2] = select(start + t2 < end, exp(p[w][t2] - mNew), f32(0));
+      let sc = f32(0);
+      for (let t3 = 0; t3 < DECODE_CHUNK; t3++) sc += p[w][t3];
+      l = l * alpha + sc;
+      m = mNew;
+      for (let lv = 0; lv < DECODE_CHUNK; lv++) {
+        for (let iv = 0; iv < perLane; iv++) {
+          let a = acc[w][lv][iv] * alpha;
+          for (let tv = 0; tv < DECODE_CHUNK; tv++) a += p[w][tv] * f32(vr[w][lv][tv][iv]);
+          acc[w][lv][iv] = a;
+        }
       }
     }
+    wm[w] = m;
+    wl[w] = l;
+    for (let ls = 0; ls < DECODE_CHUNK; ls++)
+      for (let is = 0; is < perLane; is++) wacc[w][ls * perLane + is] = acc[w][ls][is];
   }
-});
+  // The warps' states combined: weights e^(m_w - M), warps that saw nothing weigh 0.
+  let mAll = f32(-Infinity);
+  for (let w1 = 0; w1 < SPLIT_WARPS; w1++) mAll = max(mAll, wm[w1]);
+  let den = f32(0);
+  for (let w2 = 0; w2 < SPLIT_WARPS; w2++)
+    den += select(wm[w2] == f32(-Infinity), f32(0), exp(wm[w2] - mAll)) * wl[w2];
+  partMax[h][s] = mAll;
+  partSum[h][s] = den;
+  for (let i = 0; i < d; i++) {
+    let num = f32(0);
+    for (let w3 = 0; w3 < SPLIT_WARPS; w3++)
+      num += select(wm[w3] == f32(-Infinity), f32(0), exp(wm[w3] - mAll)) * wacc[w3][i];
+    partAcc[h][s][i] = num;
+  }
+}
 
 /** partAcc, partMax, partSum as attentionDecodeSplit wrote them; out f16 [H, D]. */
 export const attentionDecodeCombine = kernel(function attentionDecodeCombine(
@@ -164,19 +213,28 @@ export const attentionDecodeCombine = kernel(function attentionDecodeCombine(
   partSum: Tensor<f32, [Sym<"h">, Sym<"splits">]>,
   out: Tensor<f16, [Sym<"h">, Sym<"d">]>,
 ) {
-  for (let h = 0; h < out.shape[0]; h++) {
-    for (let i = 0; i < out.shape[1]; i++) {
-      let m = f32(-Infinity);
-      for (let c = 0; c < partMax.shape[1]; c++) m = max(m, partMax[h][c]);
-      let num = f32(0);
-      let den = f32(0);
-      for (let c1 = 0; c1 < partMax.shape[1]; c1++) {
-        // Splits with no positions (m = -inf) weigh 0; the first split always has some.
-        const e = select(partMax[h][c1] == f32(-Infinity), f32(0), exp(partMax[h][c1] - m));
-        num += e * partAcc[h][c1][i];
-        den += e * partSum[h][c1];
-      }
-      out[h][i] = f16(num / den);
-    }
-  }
+  for (let h = 0; h < out.shape[0]; h++)
+    for (let i = 0; i < out.shape[1]; i++) combineSplits(partAcc, partMax, partSum, out, h, i);
 });
+
+/** out[h][i] from the splits' partial results (attentionDecodeCombine). */
+function combineSplits(
+  partAcc: Tensor<f32, readonly [number, number, number]>,
+  partMax: Tensor<f32, readonly [number, number]>,
+  partSum: Tensor<f32, readonly [number, number]>,
+  out: Tensor<f16, readonly [number, number]>,
+  h: i32,
+  i: i32,
+) {
+  let m = f32(-Infinity);
+  for (let c = 0; c < partMax.shape[1]; c++) m = max(m, partMax[h][c]);
+  let num = f32(0);
+  let den = f32(0);
+  for (let c1 = 0; c1 < partMax.shape[1]; c1++) {
+    // Splits with no positions (m = -inf) weigh 0; the first split always has some.
+    const e = select(partMax[h][c1] == f32(-Infinity), f32(0), exp(partMax[h][c1] - m));
+    num += e * partAcc[h][c1][i];
+    den += e * partSum[h][c1];
+  }
+  out[h][i] = f16(num / den);
+}

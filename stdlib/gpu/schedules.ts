@@ -125,12 +125,34 @@ function attentionDecodeSchedule(s: Schedule, target: string): void {
  */
 function attentionSplitSchedule(s: Schedule): void {
   s.bind(s.fuse("h", "s"), "blockIdx.x");
+  splitBlockSchedule(s);
+}
+
+/** A split's block (attentionSplitSchedule): warps, lanes, the per-lane loops unrolled. */
+function splitBlockSchedule(s: Schedule): void {
   s.bind("w", "threadIdx.y");
   for (const lane of ["lz", "lp", "t", "t1", "t2", "t3", "lv", "ls"]) s.bind(lane, "threadIdx.x");
   for (const l of ["iz", "tp", "ip", "i", "iv", "tv", "is", "w1", "w2", "w3"]) s.unroll(l);
   const [rows, lanes] = s.split("i_1", [null, 32]);
   s.bind(rows!, "threadIdx.y");
   s.bind(lanes!, "threadIdx.x");
+}
+
+/**
+ * Split decode attention whose last block per head combines the splits
+ * (attentionDecodeSplitLast): a split's block as attentionSplitSchedule's, splits on blockIdx.x
+ * and heads on blockIdx.y (the counter's protocol is checked per head), the combination's
+ * channels over the block's threads as the partial results' are, the splits unrolled.
+ */
+function attentionSplitLastSchedule(s: Schedule): void {
+  s.bind("s", "blockIdx.x");
+  s.bind("h", "blockIdx.y");
+  splitBlockSchedule(s);
+  const [rows, lanes] = s.split("ic", [null, 32]);
+  s.bind(rows!, "threadIdx.y");
+  s.bind(lanes!, "threadIdx.x");
+  s.unroll("c");
+  s.unroll("c1");
 }
 
 /**
@@ -364,6 +386,7 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   attentionDecode: (s) => s.bind("h", "blockIdx.x"),
   attentionDecodeShared: attentionDecodeSchedule,
   attentionDecodeSplit: attentionSplitSchedule,
+  attentionDecodeSplitLast: attentionSplitLastSchedule,
   attentionDecodeCombine: attentionCombineSchedule,
   attentionDecodeWarps: attentionWarpsSchedule,
   attentionPrefillWarps: attentionPrefillWarpsSchedule,

@@ -323,6 +323,32 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
   });
 });
 
+describe("decode attention combined by the last split's block (decodeAttention splitLast)", () => {
+  test("the same logits as the split attention and its combining launch, step after step", () => {
+    const config = { ...TINY_GQA, dim: 256, hiddenDim: 512, vocabSize: 64, contextLength: 80 };
+    const model = (decodeAttention: "split" | "splitLast") =>
+      new KernelLlama(createCpuDevice(), syntheticQ4(config, 5), {
+        format: "q4f16_1",
+        opChoices: { ...CUDA_OP_CHOICES, prefillGemm: "mma", decodeAttention },
+      });
+    const [split, last] = [model("split"), model("splitLast")];
+    expect(last.ops.decode.attentionSplitLast!.kernel.name).toBe("attentionDecodeSplitLast");
+    expect([last.ops.decode.attentionSplit, last.ops.decode.attentionCombine]).toEqual([
+      undefined,
+      undefined,
+    ]);
+    // A step with one position (three splits empty), then steps past the first split's 32.
+    expect(Array.from(last.decode(1, 0))).toEqual(Array.from(split.decode(1, 0)));
+    const prompt = Array.from({ length: 35 }, (_, i) => (i * 5 + 2) % config.vocabSize);
+    last.prefill(prompt, 1);
+    split.prefill(prompt, 1);
+    for (let p = 36; p < 39; p++) {
+      const token = (p * 5 + 1) % config.vocabSize;
+      expect(Array.from(last.decode(token, p)), `position ${p}`).toEqual(Array.from(split.decode(token, p)));
+    }
+  });
+});
+
 describe("synthetic f16 weights (the 7B f16 benchmark's)", () => {
   test("load as raw f16 bits and give the logits the f32 path gives", () => {
     // Two sources of one seed: each draws its tiles from its own random stream.

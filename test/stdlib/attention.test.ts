@@ -13,6 +13,7 @@ import {
   SPLIT_WARPS,
   attentionDecodeCombine,
   attentionDecodeSplit,
+  attentionDecodeSplitLast,
 } from "../../stdlib/attention_decode_split.ts";
 import { DECODE_WARPS, attentionDecodeWarps } from "../../stdlib/attention_decode_warps.ts";
 import { attentionPrefillWarps } from "../../stdlib/attention_prefill_warps.ts";
@@ -134,8 +135,9 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
     }
   });
 
-  test("split decode attention (splits, then their combination): GQA, head dimensions not multiples of 32, lengths within, at and across chunk and split edges, CPU and scheduled for sm_90", () => {
+  test("split decode attention (splits, then their combination, or combined by the last split's block): GQA, head dimensions not multiples of 32, lengths within, at and across chunk and split edges, CPU and scheduled for sm_90", () => {
     const splitRun = cpuKernel(attentionDecodeSplit);
+    const lastRun = cpuKernel(attentionDecodeSplitLast);
     const combineRun = cpuKernel(attentionDecodeCombine);
     const C = DECODE_CHUNK;
     // heads, kv heads, head dim, cache length, len, splits
@@ -203,6 +205,24 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
         2 * F16_EPS,
         `split on the device emulation, ${heads}/${kvh}x${d} len ${len} splits ${splits}`,
       );
+      // One launch: the same arithmetic on the CPU, every head's counter back at 0 for the next.
+      const count = ndarray("i32", [heads], new Array(heads).fill(0));
+      const lastOut = zeros("f16", [heads, d]);
+      const cache3 = { q, kCache: cache.k, vCache: cache.v, len };
+      for (let launch = 0; launch < 2; launch++) {
+        lastRun({ ...cache3, ...parts(), count, out: lastOut });
+        expect(Array.from(toNumbers(lastOut))).toEqual(Array.from(got));
+        expect(Array.from(toNumbers(count))).toEqual(new Array(heads).fill(0));
+      }
+      const devLast = zeros("f16", [heads, d]);
+      onDevice(attentionDecodeSplitLast, { h: heads, d, ctx, kvh, splits })({
+        ...cache3,
+        ...parts(),
+        count,
+        out: devLast,
+      });
+      expect(toNumbers(devLast)).toEqual(toNumbers(dev));
+      expect(Array.from(toNumbers(count))).toEqual(new Array(heads).fill(0));
     }
   });
 

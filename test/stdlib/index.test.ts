@@ -52,6 +52,7 @@ describe("stdlib", () => {
         "attentionDecode",
         "attentionDecodeShared",
         "attentionDecodeSplit",
+        "attentionDecodeSplitLast",
         "attentionDecodeCombine",
         "attentionDecodeWarps",
         "attentionPrefillWarps",
