@@ -84,6 +84,7 @@ const SIZES: Record<string, Record<string, number>> = {
   attentionDecodeSplit: { h: 32, d: 128, ctx: CTX, kvh: 32, splits: DECODE_SPLITS },
   attentionDecodeWarps: { h: 32, d: 128, ctx: CTX, kvh: 32 },
   attentionDecodeCombine: { h: 32, d: 128, splits: DECODE_SPLITS },
+  attentionDecodeSplitLast: { h: 32, d: 128, ctx: CTX, kvh: 32, splits: DECODE_SPLITS },
   attentionPrefill: { n: PREFILL.n, h: 32, d: 128, ctx: CTX, kvh: 32 },
   attentionPrefillWarps: { n: PREFILL.n, h: 32, d: 128, ctx: CTX, kvh: 32 },
   attentionPrefillMma: { n: PREFILL.n, h: 32, d: 128, ctx: CTX, kvh: 32 },
@@ -143,6 +144,8 @@ function candidates(): TuneCandidate[] {
       bytes += rows !== undefined ? (size / dims[0]!) * rows : embedRows ? size / dims[0]! : size;
       if (p.buffer.name === "ids")
         fixedBuffers.ids = Array.from({ length: dims[0]! }, (_, i) => (i * 7919) % 32000);
+      // attentionDecodeSplitLast's counters start at 0 (each launch leaves them so).
+      if (p.buffer.name === "count") fixedBuffers.count = new Array<number>(dims[0]!).fill(0);
     }
     const scalars = Object.fromEntries(
       f.params.flatMap((p) => (p.kind === "scalar" ? [[p.v.name, SCALARS[p.v.name] ?? 1]] : [])),

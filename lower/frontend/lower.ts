@@ -369,7 +369,8 @@ class KernelLowerer extends HelperInliner {
         "atomicAdd's old value goes into a tensor element",
         'declare const old = shared("i32", [1]) (or local) and write old[0] = atomicAdd(...)',
       );
-    const result = this.accessPath(where);
+    const { buffer, indices } = this.accessPath(where);
+    const result = { buffer, indices };
     if (result.buffer.dtype !== dtype)
       throw errorAt(
         resultTarget,

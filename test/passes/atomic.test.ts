@@ -13,6 +13,7 @@ import { Schedule } from "../../lower/schedule/index.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS, type Target } from "../../lower/passes/target.ts";
 import { printFunc } from "../../lower/ir/printer.ts";
+import { funcFromJson, funcToJson } from "../../lower/ir/serialize.ts";
 import type { PrimFunc } from "../../lower/ir/nodes.ts";
 import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
 import { cpuKernel } from "../../backends/cpu/runtime.ts";
@@ -98,6 +99,13 @@ describe("atomicAdd", () => {
     const text = printFunc(lowerKernel(lastBlockSum));
     expect(text).toContain("seen[0] = atomicAdd(count[0], 1);");
     expect(printFunc(lowerKernel(histogram))).toContain("atomicAdd(hist[x[i]], 1);");
+  });
+
+  it("round-trips through the IR's JSON form (libraries store kernels' reference IR)", () => {
+    for (const k of [lastBlockSum, histogram]) {
+      const f = lowerKernel(k);
+      expect(printFunc(funcFromJson(JSON.parse(JSON.stringify(funcToJson(f)))))).toBe(printFunc(f));
+    }
   });
 
   it("counts, sums and lets the last row read every row on the CPU", () => {
