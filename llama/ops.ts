@@ -46,7 +46,12 @@ export interface OpChoices {
    * step's graph took 1627.5 us with "split" (4.7 + 1.4 us a layer) and 1639.7 us with "warps"
    * (7.2 us a layer; bench/results/decode-attention-split-h200.json). "splitLast"
    * (attentionDecodeSplitLast): as "split" in one launch, the last block of each head to finish
-   * combining the splits (an atomic counter per head; one kernel boundary fewer a layer).
+   * combining the splits (an atomic counter per head; one kernel boundary fewer a layer). Not
+   * CUDA's choice: on an H200 the 7B q4f16_1 step's graph took 1,361.5 and 1,361.0 µs against
+   * 1,351.0 and 1,349.2 with "split" (the fence and atomic before the last block combines cost
+   * what the boundary did, and O's weight loads, launched during the attention, slow it), 1,384.7
+   * with O launched at the attention's exit, 1,392.9 with 8 splits
+   * (bench/results/decode-split-last-ab-h200.json).
    */
   readonly decodeAttention?: "split" | "warps" | "splitLast";
   /**
