@@ -296,7 +296,11 @@ export function mmaRowSum(
   sum[0] = s4[0] + s4[1] + (s4[2] + s4[3]);
 }
 
-/** As mmaRowSum for row r of both tiles (the kernels pairing gate/up rows or RoPE pairs). */
+/**
+ * As mmaRowSum for the gate/up kernels' output r: its gate row into lo and its up row into hi.
+ * With two tiles (TILES 2: 16 outputs a block) they are row r of tile 0 and of tile 1; with one
+ * (8 outputs a block) rows r and r + 8 of the tile.
+ */
 function mmaPairSums(
   part: Tensor<f32, readonly [number, number, number, number]>,
   r: i32,
@@ -310,7 +314,7 @@ function mmaPairSums(
     hi4[jo] = f32(0);
     for (let wo = 0; wo < WARPS; wo++) {
       lo4[jo] += part[wo][(r & 7) * 4 + jo][0][r >> 3];
-      hi4[jo] += part[wo][(r & 7) * 4 + jo][1][r >> 3];
+      hi4[jo] += part[wo][(r & 7) * 4 + jo][TILES - 1][(r >> 3) + 2 - TILES];
     }
   }
   lo[0] = lo4[0] + lo4[1] + (lo4[2] + lo4[3]);
@@ -379,8 +383,20 @@ export const q4GemvF32Mma = kernel(function q4GemvF32Mma(
 });
 
 /**
+ * Outputs of a gate/up block: with two tiles (MMA_ROWS 32) tile 0 holds 16 gate rows and tile 1
+ * the 16 up rows of the same outputs; with one (MMA_ROWS 16) the tile holds 8 gate rows and their
+ * 8 up rows: twice the blocks, for weights whose blocks would otherwise end in a thin last wave.
+ */
+const GATE_UP_OUTPUTS = 8 * TILES;
+
+/** The distance from a gate/up tile's first 8 rows to its other 8: the next gate rows, or the up rows. */
+function gateUpRowStride(inter: i32): i32 {
+  return 8 + (2 - TILES) * (inter - 8);
+}
+
+/**
  * out = SiLU(Wg x) * (Wu x) (as q4GateUpSilu; W = [Wg; Wu], [2 I, K]), on tensor cores: a block's
- * two tiles are 16 gate rows and the 16 up rows of the same outputs (I a multiple of 16).
+ * outputs are GATE_UP_OUTPUTS (I a multiple of them).
  */
 export const q4GateUpSiluMma = kernel(function q4GateUpSiluMma(
   x: Tensor<f16, [Sym<"k">]>,
@@ -389,15 +405,16 @@ export const q4GateUpSiluMma = kernel(function q4GateUpSiluMma(
   out: Tensor<f16, [Sym<"i">]>,
 ) {
   const inter = out.shape[0];
-  for (let blk = 0; blk < idiv(inter, 16); blk++) {
-    q4PrefetchTiles(packed, scales, blk * 16, inter, 8);
-    const part = shared("f32", [WARPS, LANES, 2, 2]);
-    q4MmaPartials(x, x, packed, scales, blk * 16, inter, 8, part, part);
-    for (let ro = 0; ro < 16; ro++) {
+  for (let blk = 0; blk < idiv(inter, GATE_UP_OUTPUTS); blk++) {
+    const rowStride = gateUpRowStride(inter);
+    q4PrefetchTiles(packed, scales, blk * GATE_UP_OUTPUTS, inter, rowStride);
+    const part = shared("f32", [WARPS, LANES, TILES, 2]);
+    q4MmaPartials(x, x, packed, scales, blk * GATE_UP_OUTPUTS, inter, rowStride, part, part);
+    for (let ro = 0; ro < GATE_UP_OUTPUTS; ro++) {
       const gate = local("f32", [1]);
       const up = local("f32", [1]);
       mmaPairSums(part, ro, gate, up);
-      out[blk * 16 + ro] = f16(silu(f32(f16(gate[0]))) * f32(f16(up[0])));
+      out[blk * GATE_UP_OUTPUTS + ro] = f16(silu(f32(f16(gate[0]))) * f32(f16(up[0])));
     }
   }
 });
@@ -457,18 +474,19 @@ export const q4GateUpSiluRmsMma = kernel(
     out: Tensor<f16, [Sym<"i">]>,
   ) {
     const inter = out.shape[0];
-    for (let blk = 0; blk < idiv(inter, 16); blk++) {
-      q4PrefetchTiles(packed, scales, blk * 16, inter, 8);
-      const part = shared("f32", [WARPS, LANES, 2, 2]);
+    for (let blk = 0; blk < idiv(inter, GATE_UP_OUTPUTS); blk++) {
+      const rowStride = gateUpRowStride(inter);
+      q4PrefetchTiles(packed, scales, blk * GATE_UP_OUTPUTS, inter, rowStride);
+      const part = shared("f32", [WARPS, LANES, TILES, 2]);
       const ssw = shared("f32", [WARPS, 1, 1, 1]);
-      q4MmaPartials(x, wn, packed, scales, blk * 16, inter, 8, part, ssw);
-      for (let ro = 0; ro < 16; ro++) {
+      q4MmaPartials(x, wn, packed, scales, blk * GATE_UP_OUTPUTS, inter, rowStride, part, ssw);
+      for (let ro = 0; ro < GATE_UP_OUTPUTS; ro++) {
         const gate = local("f32", [1]);
         const up = local("f32", [1]);
         const r = local("f32", [1]);
         mmaPairSums(part, ro, gate, up);
         mmaRmsScale(ssw, x.shape[0], eps, r);
-        out[blk * 16 + ro] = f16(silu(f32(f16(gate[0] * r[0]))) * f32(f16(up[0] * r[0])));
+        out[blk * GATE_UP_OUTPUTS + ro] = f16(silu(f32(f16(gate[0] * r[0]))) * f32(f16(up[0] * r[0])));
       }
     }
   },

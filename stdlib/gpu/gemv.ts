@@ -177,13 +177,11 @@ export function mmaGemvKernel(
   k: number,
   { prefetch = false }: { readonly prefetch?: boolean } = {},
 ): KernelDef | undefined {
-  // The gate/up kernels pair two tiles (gate and up rows): they need both. (The RoPE kernels
-  // hold both elements of a pair in one tile: any rows where d / 2 divides.)
+  // A gate/up block's outputs are half its rows (gate and up).
   const gateUp = def.name.startsWith("q4GateUpSilu");
   const v = mmaGemvVariant(`${n}x${k}`);
-  const rows = gateUp ? 32 : v.rows;
-  if (k % MMA_GEMV_CHUNK !== 0 || (gateUp ? (n / 2) % 16 : n % rows) !== 0) return undefined;
-  const variant = withMmaVariant(def, { ...v, rows });
+  if (k % MMA_GEMV_CHUNK !== 0 || (gateUp ? (n / 2) % (v.rows / 2) : n % v.rows) !== 0) return undefined;
+  const variant = withMmaVariant(def, v);
   return prefetch ? withConsts(variant, { PREFETCH: 1 }) : variant;
 }
 
