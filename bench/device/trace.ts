@@ -118,12 +118,15 @@ interface Launch {
 }
 
 /**
- * Records into launches. Per kernel, its exits sorted by time split where 5 µs pass without one
- * (one kernel's launches are a layer apart, tens of µs, and a launch starts only after the one
- * before it has exited: six kernels lie between them); the starts and waits up to a group's last
- * exit, after the previous group's, are that launch's. A kernel without a wait has its starts as
- * waits.
+ * Records into launches. Per kernel, its exits sorted by time split where LAUNCH_GAP_NS pass
+ * without one (one kernel's launches are a layer apart, over 40 µs at the 7B shape, and a launch
+ * starts only after the one before it has exited: six kernels lie between them; within a launch of
+ * several waves, exits are at most a block's run apart, which reached 5-8 µs); the starts and waits
+ * up to a group's last exit, after the previous group's, are that launch's. A kernel without a
+ * wait has its starts as waits.
  */
+export const LAUNCH_GAP_NS = 15_000;
+
 export function launchesOf(records: BigUint64Array, count: number, names: readonly string[]): Launch[] {
   const times = new Map<number, number[][]>();
   for (let r = 0; r < count; r++) {
@@ -141,7 +144,7 @@ export function launchesOf(records: BigUint64Array, count: number, names: readon
     const waits = waitTimes.length ? waitTimes : starts;
     const ends: number[] = [];
     exits.forEach((t, i) => {
-      if (i + 1 === exits.length || exits[i + 1]! - t > 5000) ends.push(t);
+      if (i + 1 === exits.length || exits[i + 1]! - t > LAUNCH_GAP_NS) ends.push(t);
     });
     // The index past the last of ts (sorted) at or before end, from `from` on.
     const upTo = (ts: number[], from: number, end: number) => {

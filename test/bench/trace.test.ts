@@ -71,6 +71,10 @@ describe("the decode trace", () => {
       rec(1, 1, 1, 38500),
       rec(1, 2, 0, 36000),
       rec(1, 2, 1, 40000),
+      // A block of a further wave, exiting 8 us after the others: the same launch.
+      rec(1, 0, 2, 40100),
+      rec(1, 1, 2, 40200),
+      rec(1, 2, 2, 48000),
       rec(2, 0, 0, 4000),
       rec(2, 1, 0, 5300),
       rec(2, 2, 0, 6000),
@@ -79,7 +83,7 @@ describe("the decode trace", () => {
     expect(launches.map((l) => [l.kernel, l.blocks, l.firstStart, l.firstAfterWait, l.lastExit])).toEqual([
       ["gemv", 2, 1000, 2000, 5100],
       ["attn", 1, 4000, 5300, 6000],
-      ["gemv", 2, 30000, 31000, 40000],
+      ["gemv", 3, 30000, 31000, 48000],
     ]);
     // Exits without the starts before them: records lost (a full region), said so.
     const exitsOnly = BigUint64Array.from(rec(1, 2, 0, 5000));
