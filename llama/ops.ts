@@ -92,7 +92,7 @@ export interface OpChoices {
    * RoPE and the KV-cache append in the QKV GEMV's epilogue (q4QkvRopeAppendMma, or
    * q4QkvRopeAppendRmsMma with foldDecodeNorms: one launch fewer per layer; true) or their own
    * launch (false, the default). CUDA's choice is true: with the norm folded in and the attention
-   * launched at the fused GEMV's exit (decodeDependentsAtExit), the 7B q4f16_1 decode step's graph
+   * launched at the fused GEMV's exit (decodeDependentsLaunch), the 7B q4f16_1 decode step's graph
    * took 1,695.6 against 1,703.0 µs on an H100 (1,695.5 against 1,701.8 in another call), and
    * 1,783.0 with the attention launched early (bench/results/decode-rope-fused-ab-h100.json). The
    * fourth session measured the unfolded fused GEMV at the two launches' time (19.8 µs against
@@ -100,19 +100,24 @@ export interface OpChoices {
    */
   readonly fuseDecodeRope?: boolean;
   /**
-   * Decode ops, by their names in LlamaOps.decode, after which the next kernel launches only as
-   * their blocks exit (OpSpec.dependentsAtExit; CUDA sm_90 with programmatic dependent launch),
-   * not as soon as their blocks pass their wait for the previous kernel (the default for every
-   * op). CUDA's choice is ["qkvRopeRms", "downRes"]: a kernel resident on the multiprocessors
-   * while the QKV GEMV's 768 blocks take their places makes them a wave and a bit. On an H100 the
-   * 7B q4f16_1 step's graph took 1,695.5 µs with the fused QKV so and 1,783.0 without; 1,688.1
-   * with the down projection (before the next layer's QKV) so too; with O, gate/up, the split
-   * attention, its combination or the embedding so: 1,750.1, 1,759.3, 1,696.2, 1,697.3, 1,697.3
-   * (bench/results/decode-rope-fused-ab-h100.json; the seventeenth session saw the same with
-   * RoPE's own launch after QKV, decode-session17-experiments-h100.json). Names this model's other
-   * choices leave out (an f16 model has no downRes) mark nothing.
+   * Decode ops, by their names in LlamaOps.decode, after which the next kernel launches only once
+   * their blocks reach their epilogue (their first store to global memory: "epilogue") or exit
+   * ("exit") (OpSpec.dependentsLaunch; CUDA sm_90 with programmatic dependent launch), not as
+   * soon as their blocks pass their wait for the previous kernel (the default for every op).
+   * CUDA's choice is { qkvRopeRms: "epilogue", downRes: "epilogue" }: a kernel resident on the
+   * multiprocessors while the QKV GEMV's 768 blocks take their places makes them a wave and a
+   * bit. On an H100 the 7B q4f16_1 step's graph took 1,695.5 µs with the fused QKV at "exit" and
+   * 1,783.0 without; 1,688.1 with the down projection (before the next layer's QKV) so too; with
+   * O, gate/up, the split attention, its combination or the embedding so: 1,750.1, 1,759.3,
+   * 1,696.2, 1,697.3, 1,697.3 (bench/results/decode-rope-fused-ab-h100.json; the seventeenth
+   * session saw the same with RoPE's own launch after QKV, decode-session17-experiments-h100.json).
+   * At "epilogue" the next kernel's launch overlaps the last blocks' epilogues: on an H200,
+   * 1,347.2 and 1,345.1 µs against 1,363.5 and 1,360.2 at "exit"; QKV alone 1,355.9, the down
+   * projection alone 1,354.8 (bench/results/decode-dependents-epilogue-ab-h200.json, the trigger
+   * put into the PTX by hand). Names this model's other choices leave out (an f16 model has no
+   * downRes) mark nothing.
    */
-  readonly decodeDependentsAtExit?: readonly string[];
+  readonly decodeDependentsLaunch?: Readonly<Record<string, "epilogue" | "exit">>;
   /**
    * With fuseDecodeRope: each block of the fused QKV GEMV, after its epilogue, prefetches into L2
    * the key and value rows of its share of the positions the attention will read
@@ -195,7 +200,7 @@ export const CUDA_OP_CHOICES: OpChoices = {
   decodeGemv: "mma",
   foldDecodeNorms: true,
   fuseDecodeRope: true,
-  decodeDependentsAtExit: ["qkvRopeRms", "downRes"],
+  decodeDependentsLaunch: { qkvRopeRms: "epilogue", downRes: "epilogue" },
   prefetchDecodeKv: true,
   decodeSplits: 4,
   prefillAttention: "mma",
@@ -544,11 +549,13 @@ export function llamaOps(
   // (the mma GEMMs, several blocks a multiprocessor, are left without it: llama/device/cuda.ts).
   if (wgmma)
     for (const [name, spec] of Object.entries(prefill)) prefill[name] = { ...spec, programmaticEager: true };
-  for (const name of choices.decodeDependentsAtExit ?? []) {
-    if (typeof name !== "string")
-      throw new Error(`tkc: decodeDependentsAtExit lists decode ops by name, got ${JSON.stringify(name)}`);
+  for (const [name, at] of Object.entries(choices.decodeDependentsLaunch ?? {})) {
+    if (at !== "epilogue" && at !== "exit")
+      throw new Error(
+        `tkc: decodeDependentsLaunch maps decode ops to "epilogue" or "exit", got ${JSON.stringify(at)} for ${name}`,
+      );
     // An op this model's choices leave out (another format's, say) has nothing to mark.
-    if (decode[name]) decode[name] = { ...decode[name], dependentsAtExit: true };
+    if (decode[name]) decode[name] = { ...decode[name], dependentsLaunch: at };
   }
   return { format, decode, prefill };
 }

@@ -63,7 +63,7 @@ class DeviceJsRenderer extends JsRenderer {
 
   override stmt(s: Stmt, ind: string): string[] {
     // Blocks run one kernel at a time: nothing to wait for across grids.
-    if (s.kind === "barrier" && s.scope === "grid") return [];
+    if (s.kind === "barrier" && (s.scope === "grid" || s.scope === "dependents")) return [];
     if (s.kind === "barrier") return [`${ind}yield ${s.scope === "shared" ? "null" : '"warp"'};`];
     // Shared buffers are declared once per block (see blockScope).
     if (s.kind === "allocate" && s.buffer.scope === "shared") return this.stmt(s.body, ind);

@@ -25,11 +25,10 @@ export interface Flavor {
   kernelMetadata(name: string, maxThreads: number, minBlocks?: number): string[];
   /** Native float math for f32: the intrinsic name, or undefined when render.ts expands it. */
   mathIntrinsic(name: string): string | undefined;
-  /**
-   * Lines of the wait for the previous grid (lower/passes/dependency_wait.ts places it), then,
-   * unless the kernel lets the next one launch only at its exit, that launch.
-   */
-  gridDependencyWait(dependentsAtExit: boolean): string[];
+  /** Lines of the wait for the previous grid (lower/passes/dependency_wait.ts places it). */
+  gridDependencyWait(): string[];
+  /** Lines that let the next grid launch (placed by the same pass). */
+  launchDependents(): string[];
   /** An atomicrmw's synchronisation scope for a global (device) or shared (block) element: ` syncscope(...)` or "". */
   atomicScope(global: boolean): string;
   /** A device-scope fence line (around atomics on global memory). */
@@ -37,6 +36,9 @@ export interface Flavor {
 }
 
 const AXES = ["x", "y", "z"] as const;
+
+/** Whether the target has programmatic dependent launch (sm_90 and later). */
+const pdl = (target: LLVMTarget): boolean => Number(target.arch.replace(/\D/g, "")) >= 90;
 
 function nvptx(target: LLVMTarget): Flavor {
   return {
@@ -61,20 +63,14 @@ function nvptx(target: LLVMTarget): Flavor {
     ],
     // Programmatic dependent launch (sm_90+): a kernel launched while the previous one in its
     // stream still runs (the CUDA device launches the decode graph's kernels with that attribute)
-    // waits here until the previous grid has finished and its writes are visible, then lets the
-    // next kernel launch early in turn: launch latency overlaps the previous kernel's tail.
-    // Without the attribute (the default) both instructions return at once. A kernel that lets
-    // the next one launch only at its exit (LaunchConfig.dependentsAtExit) leaves out the second:
-    // a grid's blocks trigger implicitly as they exit.
-    gridDependencyWait: (dependentsAtExit) =>
-      Number(target.arch.replace(/\D/g, "")) >= 90
-        ? [
-            'call void asm sideeffect "griddepcontrol.wait;", "~{memory}"()',
-            ...(dependentsAtExit
-              ? []
-              : ['call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()']),
-          ]
-        : [],
+    // waits until the previous grid has finished and its writes are visible, and lets the next
+    // kernel launch early in turn (after its wait, or where LaunchConfig.dependentsLaunch says; at
+    // "exit" not at all: a grid's blocks trigger implicitly as they exit): launch latency overlaps
+    // the previous kernel's tail. Without the attribute (the default) both return at once.
+    gridDependencyWait: () =>
+      pdl(target) ? ['call void asm sideeffect "griddepcontrol.wait;", "~{memory}"()'] : [],
+    launchDependents: () =>
+      pdl(target) ? ['call void asm sideeffect "griddepcontrol.launch_dependents;", "~{memory}"()'] : [],
     mathIntrinsic: (name) =>
       ({
         exp2: "llvm.nvvm.ex2.approx.f",
@@ -106,6 +102,7 @@ function amdgcn(target: LLVMTarget): Flavor {
     ],
     kernelAttributes: (maxThreads) => `"amdgpu-flat-work-group-size"="1,${maxThreads}"`,
     gridDependencyWait: () => [],
+    launchDependents: () => [],
     kernelMetadata: () => [],
     mathIntrinsic: (name) =>
       ({

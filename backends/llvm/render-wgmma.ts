@@ -246,6 +246,7 @@ export class WgmmaPipeline {
         for (const i of s.indices) this.dryExpr(i);
         return;
       case "barrier":
+        if (s.scope === "dependents") return;
         this.beforeBarrier(s.scope);
         this.dryIssued.clear();
         return;

@@ -417,10 +417,15 @@ class Emitter {
         if (this.fl.target.kind === "nvptx") this.prefetch(s);
         return;
       case "barrier":
+        // Letting the next grid launch orders nothing here.
+        if (s.scope === "dependents") {
+          for (const l of this.fl.launchDependents()) this.emit(l);
+          return;
+        }
         this.emitAll(this.wgmma.beforeBarrier(s.scope));
         this.mmas.forget();
         if (s.scope === "grid") {
-          for (const l of this.fl.gridDependencyWait(this.fn.launch?.dependentsAtExit ?? false)) this.emit(l);
+          for (const l of this.fl.gridDependencyWait()) this.emit(l);
         } else if (s.scope === "shared") {
           for (const l of this.fl.barrier()) this.emit(l);
           this.declare(

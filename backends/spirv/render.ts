@@ -181,7 +181,7 @@ class Renderer extends ExprEmitter {
         this.atomic(s);
         return;
       case "barrier": {
-        if (s.scope === "grid") return;
+        if (s.scope === "grid" || s.scope === "dependents") return;
         // "warp" waits for the subgroup (scope 3), "shared" for the workgroup (scope 2).
         const scope = m.uintConst(s.scope === "shared" ? 2 : 3);
         m.emit(`OpControlBarrier ${scope} ${scope} ${m.uintConst(BARRIER_SEMANTICS)}`);

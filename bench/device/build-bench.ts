@@ -35,8 +35,8 @@ export function gemvSpec(n: number, k: number, p?: GemvSchedule, rows4 = false):
 
 /**
  * The tensor-core GEMV (stdlib/q4_gemv_mma.ts) at one shape, in the variant the model uses there;
- * with `atExit`, letting the next launch start only at its exit (OpSpec.dependentsAtExit, as the
- * decode launches its QKV and down GEMVs).
+ * with `atExit`, letting the next launch start only at its epilogue (OpSpec.dependentsLaunch, as
+ * the decode launches its QKV and down GEMVs).
  */
 export function gemvMmaSpec(n: number, k: number, atExit = false): OpSpec {
   return {
@@ -44,7 +44,7 @@ export function gemvMmaSpec(n: number, k: number, atExit = false): OpSpec {
     kernel: mmaGemvKernel(S.q4GemvMma, n, k)!,
     specialize: { n, k, kw: k / 8, kg: k / 32 },
     schedule: q4GemvMmaSchedule(),
-    ...(atExit ? { dependentsAtExit: true } : {}),
+    ...(atExit ? { dependentsLaunch: "epilogue" as const } : {}),
   };
 }
 
@@ -84,7 +84,7 @@ const mma = GEMV_SHAPES.flatMap(([n, k]) =>
         lanes: v.warps,
         mma: true,
         unrollChunks: v.unrollChunks,
-        ...(atExit ? { dependentsAtExit: true } : {}),
+        ...(atExit ? { dependentsLaunch: "epilogue" } : {}),
       },
       artifact: compileOp(gemvMmaSpec(n, k, atExit), "sm_90"),
       reference:

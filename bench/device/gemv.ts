@@ -27,7 +27,7 @@ interface Entry {
     rows4?: boolean;
     mma?: boolean;
     unrollChunks?: number;
-    dependentsAtExit?: boolean;
+    dependentsLaunch?: "epilogue" | "exit";
   };
   artifact: KernelArtifact;
   reference?: FuncJson;
@@ -93,7 +93,7 @@ function main(): number {
       registers: e.artifact.registers,
     };
     console.log(
-      `q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""}${e.params.rows4 ? " 4-rows-per-thread" : ""}${e.params.mma ? ` tensor-cores unroll ${e.params.unrollChunks}` : ""}${e.params.dependentsAtExit ? " next launched at exit" : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy${bwPdl === undefined ? "" : `; with programmatic launch ${usPdl!.toFixed(2)} us = ${((100 * bwPdl) / copy).toFixed(1)}%`}`,
+      `q4Gemv ${e.n}x${e.k} rows ${e.params.rows} lanes ${e.params.lanes}${e.params.unrollGroups ? " unrolled" : ""}${e.params.rows4 ? " 4-rows-per-thread" : ""}${e.params.mma ? ` tensor-cores unroll ${e.params.unrollChunks}` : ""}${e.params.dependentsLaunch ? ` next launched at ${e.params.dependentsLaunch}` : ""} (${e.artifact.registers} regs): ${us.toFixed(2)} us, ${(bw / 1e9).toFixed(0)} GB/s = ${((100 * bw) / copy).toFixed(1)}% of copy${bwPdl === undefined ? "" : `; with programmatic launch ${usPdl!.toFixed(2)} us = ${((100 * bwPdl) / copy).toFixed(1)}%`}`,
     );
     results.push(line);
     freeCopies(rt, sets);

@@ -67,7 +67,7 @@ export function libraryHash(specs: readonly OpSpec[], target: string): string {
       specialize: s.specialize ?? null,
       retype: s.retype ?? null,
       scalarsInMemory: s.scalarsInMemory ?? null,
-      dependentsAtExit: s.dependentsAtExit ?? false,
+      dependentsLaunch: s.dependentsLaunch ?? null,
       scheduled: s.schedule !== undefined,
     }))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

@@ -3,7 +3,7 @@ import { lowerKernel } from "../../lower/frontend/lower.ts";
 import type { PrimFunc } from "../../lower/ir/nodes.ts";
 import { retype, scalarsFromMemory, specialize } from "../../lower/ir/specialize.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
-import { DEPENDENTS_AT_EXIT, withInvariantBuffers } from "../../lower/passes/launch.ts";
+import { DEPENDENTS_LAUNCH, withInvariantBuffers } from "../../lower/passes/launch.ts";
 import type { OpSpec } from "./types.ts";
 
 export function specializedFunc(spec: OpSpec): PrimFunc {
@@ -20,7 +20,7 @@ export function specializedFunc(spec: OpSpec): PrimFunc {
       spec.scalarsInMemory.map((n) => `${n}_mem`),
     );
   }
-  if (spec.dependentsAtExit) f = { ...f, attrs: { ...f.attrs, [DEPENDENTS_AT_EXIT]: true } };
+  if (spec.dependentsLaunch) f = { ...f, attrs: { ...f.attrs, [DEPENDENTS_LAUNCH]: spec.dependentsLaunch } };
   return { ...f, name: spec.key.replace(/[^A-Za-z0-9_]/g, "_") };
 }
 

@@ -40,11 +40,12 @@ export interface OpSpec {
    */
   readonly programmaticEager?: boolean;
   /**
-   * With programmatic dependent launch (CUDA, sm_90): the next kernel launches only as this one's
-   * blocks exit (LaunchConfig.dependentsAtExit), not as soon as they pass their wait for the
-   * previous kernel: a measured choice per op (llama/ops.ts decodeDependentsAtExit).
+   * With programmatic dependent launch (CUDA, sm_90): the next kernel launches only once this
+   * one's blocks reach their epilogue (first global store) or exit (LaunchConfig.dependentsLaunch),
+   * not as soon as they pass their wait for the previous kernel: a measured choice per op
+   * (llama/ops.ts decodeDependentsLaunch).
    */
-  readonly dependentsAtExit?: boolean;
+  readonly dependentsLaunch?: "epilogue" | "exit";
 }
 
 export interface Op {

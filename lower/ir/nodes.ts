@@ -207,11 +207,13 @@ export interface LetStmt {
  * Waits for every thread of the block (scope "shared") or of the warp ("warp"), or ("grid", device
  * IR on CUDA only, placed by lower/passes/dependency_wait.ts) until the grid launched before this
  * one in its stream has finished and its writes are visible: programmatic dependent launch starts
- * a kernel early, and everything before this wait overlaps the previous kernel's tail.
+ * a kernel early, and everything before this wait overlaps the previous kernel's tail. Scope
+ * "dependents" (device IR on CUDA only, placed by the same pass) waits for nothing: it lets the
+ * next kernel in the stream launch once every block of this one has passed it or exited.
  */
 export interface Barrier {
   readonly kind: "barrier";
-  readonly scope: "shared" | "warp" | "grid";
+  readonly scope: "shared" | "warp" | "grid" | "dependents";
 }
 
 /**
@@ -272,12 +274,15 @@ export interface LaunchConfig {
    */
   readonly minBlocksPerSM?: number;
   /**
-   * NVIDIA sm_90, programmatic dependent launch: the next kernel in the stream may launch only as
-   * this one's blocks exit (true, from a `dependents_at_exit` annotation on a blockIdx loop), not
-   * as soon as each block has passed its wait for the previous kernel (absent: the default).
-   * For a kernel whose blocks fill the GPU in one wave only when nothing else is resident.
+   * NVIDIA sm_90, programmatic dependent launch: when the next kernel in the stream may launch
+   * (a `dependents_launch` annotation on a blockIdx loop or function attribute). Absent (the
+   * default): once every block has passed its wait for the previous kernel. "epilogue": once every
+   * block has reached its first store to global memory (a GEMV's epilogue: the next kernel's
+   * blocks take the places of this one's as they exit, without waiting for the launch). "exit":
+   * as the blocks exit. For a kernel whose blocks fill the GPU in one wave only when nothing else
+   * is resident (lower/passes/dependency_wait.ts places the trigger).
    */
-  readonly dependentsAtExit?: boolean;
+  readonly dependentsLaunch?: "epilogue" | "exit";
 }
 
 export interface PrimFunc {

@@ -9,6 +9,7 @@ const BARRIER_CALLS: Record<Barrier["scope"], string> = {
   shared: "syncThreads",
   warp: "syncWarp",
   grid: "waitForPreviousGrid",
+  dependents: "launchDependents",
 };
 
 const PRECEDENCE: Record<string, number> = {

@@ -11,6 +11,9 @@
  * whose first tiles a GEMV can load into registers while the previous kernel finishes), found by
  * descending through lets, allocations and sequences only, so every thread runs it exactly once
  * (never inside a loop or a branch). A kernel with neither waits first.
+ * Then the trigger that lets the next kernel launch (`launchDependents()`, a barrier of scope
+ * "dependents"): right after the wait, or (LaunchConfig.dependentsLaunch "epilogue") before the
+ * first statement that stores to global memory, found the same way, or (at "exit") none.
  * Elsewhere (CPU, ROCm, Vulkan) kernels are launched one after another and nothing is placed.
  */
 import { barrier, seq } from "../ir/build.ts";
@@ -20,6 +23,7 @@ import { invariantBufferNames } from "./launch.ts";
 import type { Target } from "./target.ts";
 
 const WAIT = barrier("grid");
+const TRIGGER = barrier("dependents");
 
 export function dependencyWaitPass(f: PrimFunc, target: Target): PrimFunc {
   if (target.kind !== "cuda") return f;
@@ -33,22 +37,36 @@ export function dependencyWaitPass(f: PrimFunc, target: Target): PrimFunc {
         x.buffer.scope === "global" &&
         !(x.kind === "load" && invariant.has(x.buffer.name)),
     );
-  const placeWait = (s: Stmt): Stmt => {
-    switch (s.kind) {
-      case "let":
-        return touchesGlobal(s.value) ? seq([WAIT, s]) : { ...s, body: placeWait(s.body) };
-      case "allocate":
-        return { ...s, body: placeWait(s.body) };
-      case "seq": {
-        const i = s.body.findIndex(touchesGlobal);
-        if (i < 0) return seq([...s.body, WAIT]);
-        return seq([...s.body.slice(0, i), placeWait(s.body[i]!), ...s.body.slice(i + 1)]);
-      }
-      default:
-        return touchesGlobal(s) ? seq([WAIT, s]) : seq([s, WAIT]);
+  const storesGlobal = (n: Node): boolean =>
+    someNode(n, (x) => (x.kind === "store" || x.kind === "atomic") && x.buffer.scope === "global");
+  const mode = f.launch?.dependentsLaunch;
+  // The trigger for the next kernel: right after the wait by default, none at "exit" (blocks
+  // trigger as they exit), before the first global store at "epilogue".
+  const wait = mode === undefined ? seq([WAIT, TRIGGER]) : WAIT;
+  const waited =
+    hasPrefetch(f.body) || invariant.size ? placeBefore(f.body, wait, touchesGlobal) : seq([wait, f.body]);
+  return { ...f, body: mode === "epilogue" ? placeBefore(waited, TRIGGER, storesGlobal) : waited };
+}
+
+/**
+ * `marker` before the first statement of s for which `at` holds, found by descending through lets,
+ * allocations and sequences only (so that every thread runs it exactly once, never inside a loop
+ * or a branch); at the end where none does.
+ */
+function placeBefore(s: Stmt, marker: Stmt, at: (n: Node) => boolean): Stmt {
+  switch (s.kind) {
+    case "let":
+      return at(s.value) ? seq([marker, s]) : { ...s, body: placeBefore(s.body, marker, at) };
+    case "allocate":
+      return { ...s, body: placeBefore(s.body, marker, at) };
+    case "seq": {
+      const i = s.body.findIndex(at);
+      if (i < 0) return seq([...s.body, marker]);
+      return seq([...s.body.slice(0, i), placeBefore(s.body[i]!, marker, at), ...s.body.slice(i + 1)]);
     }
-  };
-  return { ...f, body: hasPrefetch(f.body) || invariant.size ? placeWait(f.body) : seq([WAIT, f.body]) };
+    default:
+      return at(s) ? seq([marker, s]) : seq([s, marker]);
+  }
 }
 
 const hasPrefetch = (s: Stmt): boolean => someNode(s, (x) => x.kind === "prefetch");

@@ -156,10 +156,11 @@ function gridExtent(f: PrimFunc, tag: ThreadTag, e: Expr): Expr {
 /** The blockIdx-loop annotation asking for that many blocks per multiprocessor (LaunchConfig.minBlocksPerSM). */
 export const MIN_BLOCKS_PER_SM = "min_blocks_per_sm";
 /**
- * The blockIdx-loop annotation or function attribute (value true) that lets the next kernel launch
- * only as this one's blocks exit (LaunchConfig.dependentsAtExit).
+ * The blockIdx-loop annotation or function attribute ("epilogue" or "exit") that lets the next
+ * kernel launch only once this one's blocks reach their first global store, or exit
+ * (LaunchConfig.dependentsLaunch).
  */
-export const DEPENDENTS_AT_EXIT = "dependents_at_exit";
+export const DEPENDENTS_LAUNCH = "dependents_launch";
 
 /**
  * The blockIdx-loop annotation naming (comma-separated) buffer parameters that no kernel writes
@@ -208,13 +209,15 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
   for (const v of minBlocks)
     if (!Number.isInteger(v) || v < 1 || v > 32)
       throw new LoweringError(P, `${MIN_BLOCKS_PER_SM} must be an integer from 1 to 32, not ${v}`);
-  const atExit = [
-    f.attrs[DEPENDENTS_AT_EXIT],
-    ...bindings.filter((b) => isBlockTag(b.tag)).map((b) => b.loop.annotations[DEPENDENTS_AT_EXIT]),
+  const dependents = [
+    f.attrs[DEPENDENTS_LAUNCH],
+    ...bindings.filter((b) => isBlockTag(b.tag)).map((b) => b.loop.annotations[DEPENDENTS_LAUNCH]),
   ].filter((v) => v !== undefined);
-  for (const v of atExit)
-    if (v !== true)
-      throw new LoweringError(P, `${DEPENDENTS_AT_EXIT} takes the value true, not ${String(v)}`);
+  for (const v of dependents)
+    if (v !== "epilogue" && v !== "exit")
+      throw new LoweringError(P, `${DEPENDENTS_LAUNCH} takes "epilogue" or "exit", not ${String(v)}`);
+  if (new Set(dependents).size > 1)
+    throw new LoweringError(P, `${DEPENDENTS_LAUNCH} is given both "epilogue" and "exit"`);
   const invariant = invariantBuffers(f, bindings);
   const launch: LaunchConfig = {
     grid: grid as unknown as [Expr, Expr, Expr],
@@ -222,7 +225,7 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
     warpSize: target.warpSize,
     sharedBytes: 0,
     ...(minBlocks.length ? { minBlocksPerSM: Math.max(...minBlocks) } : {}),
-    ...(atExit.length ? { dependentsAtExit: true } : {}),
+    ...(dependents.length ? { dependentsLaunch: dependents[0] as "epilogue" | "exit" } : {}),
   };
   return withInvariantBuffers({ ...f, launch }, invariant);
 }

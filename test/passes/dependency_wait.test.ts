@@ -8,7 +8,7 @@ import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { specialize } from "../../lower/ir/specialize.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
-import { DEPENDENTS_AT_EXIT, INVARIANT_BUFFERS } from "../../lower/passes/launch.ts";
+import { DEPENDENTS_LAUNCH, INVARIANT_BUFFERS } from "../../lower/passes/launch.ts";
 import { llamaOps, CUDA_OP_CHOICES } from "../../llama/ops.ts";
 import { specializedFunc } from "../../llama/device/prepare.ts";
 import { compileOp } from "../../llama/device/compile.ts";
@@ -54,6 +54,7 @@ describe("dependency_wait", () => {
         prefetchL2(x[min(b + 1, 4) * 64], 64);
         const scale = local(f32, [1]);
         waitForPreviousGrid();
+        launchDependents();
         scale[0] = s[b];
         const t = thread_id(0);
         y[b * 64 + t] = x[b * 64 + t] * scale[0];
@@ -168,26 +169,35 @@ describe("dependency_wait", () => {
     expect(amd).not.toMatch(/prefetch|griddepcontrol/);
   });
 
-  it("lets the next kernel launch right after the wait, or only at the exit where annotated", () => {
+  it("lets the next kernel launch right after the wait, before the first global store, or only at the exit, as annotated", () => {
     const sm90 = { kind: "nvptx", arch: "sm_90" } as const;
-    const early = renderLLVM(lowered(TARGETS.sm_90), sm90).text;
-    expect(early.indexOf("griddepcontrol.launch_dependents")).toBeGreaterThan(
-      early.indexOf("griddepcontrol.wait"),
-    );
-    const atExit = (value: boolean | string) => {
+    const early = printFunc(lowered(TARGETS.sm_90));
+    expect(early).toContain("  waitForPreviousGrid();\n  launchDependents();\n");
+    const annotated = (value: string) => {
       const s = new Schedule(source());
       s.bind("b", "blockIdx.x");
       s.bind("tp", "threadIdx.x");
       s.bind("t", "threadIdx.x");
-      s.annotate("b", DEPENDENTS_AT_EXIT, value);
+      s.annotate("b", DEPENDENTS_LAUNCH, value);
       return lowerToDevice(s.func, TARGETS.sm_90);
     };
-    const f = atExit(true);
-    expect(f.launch?.dependentsAtExit).toBe(true);
-    const text = renderLLVM(f, sm90).text;
-    expect(text).toMatch(/griddepcontrol\.wait/);
-    expect(text).not.toMatch(/launch_dependents/);
-    expect(lowered(TARGETS.sm_90).launch?.dependentsAtExit).toBeUndefined();
-    expect(() => atExit("yes")).toThrow(/dependents_at_exit takes the value true, not yes/);
+    const epilogue = annotated("epilogue");
+    expect(epilogue.launch?.dependentsLaunch).toBe("epilogue");
+    const text = printFunc(epilogue);
+    expect(text).toContain(
+      "  scale[0] = s[b];\n  const t = thread_id(0);\n  launchDependents();\n  y[b * 64 + t] = x[b * 64 + t] * scale[0];",
+    );
+    const ptx = renderLLVM(epilogue, sm90).text;
+    expect(ptx.indexOf("launch_dependents")).toBeGreaterThan(ptx.indexOf("griddepcontrol.wait"));
+    const exit = annotated("exit");
+    expect(exit.launch?.dependentsLaunch).toBe("exit");
+    const exitText = renderLLVM(exit, sm90).text;
+    expect(exitText).toMatch(/griddepcontrol\.wait/);
+    expect(exitText).not.toMatch(/launch_dependents/);
+    expect(lowered(TARGETS.sm_90).launch?.dependentsLaunch).toBeUndefined();
+    expect(() => annotated("yes")).toThrow(/dependents_launch takes "epilogue" or "exit", not yes/);
+    // Other targets: neither the wait nor the trigger; the emulation computes the same.
+    for (const t of [TARGETS.vulkan, TARGETS.gfx1100])
+      expect(printFunc(lowerToDevice(new Schedule(source()).func, t))).not.toMatch(/launchDependents/);
   });
 });

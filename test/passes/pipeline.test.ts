@@ -71,6 +71,7 @@ describe("the lowering pipeline", () => {
       "// launch: grid [idiv(n + 7, 8), idiv(m + 7, 8), 1], block [8, 8, 1], warp 32, shared 512 bytes
       function matmulTiled(a: Tensor<f32, [m, k]>, b: Tensor<f32, [k, n]>, c: Tensor<f32, [m, n]>) {
         waitForPreviousGrid();
+        launchDependents();
         const by = block_id(1);
         const bx = block_id(0);
         const As = shared(f32, [64]);
@@ -136,6 +137,7 @@ describe("the lowering pipeline", () => {
       "// launch: grid [m, 1, 1], block [64, 1, 1], warp 32, shared 8 bytes
       function rmsNormRows(x: Tensor<f32, [m, n]>, w: Tensor<f32, [n]>, y: Tensor<f32, [m, n]>, eps: f32) {
         waitForPreviousGrid();
+        launchDependents();
         const i = block_id(0);
         const ss = local(f32, [1]);
         ss[0] = f32(0);

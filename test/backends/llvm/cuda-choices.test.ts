@@ -26,26 +26,43 @@ describe.skipIf(llvmMissing !== "")(
       expect(ptx).toMatch(/bar\.sync/);
     });
 
-    it("decode: RMSNorm, QKV, RoPE and the append in one GEMV; it and the down projection let the next kernel launch only at their exit", () => {
+    it("decode: RMSNorm, QKV, RoPE and the append in one GEMV; it and the down projection let the next kernel launch only at their epilogue", () => {
       const d = llamaOps(config, "q4f16_1", GPU_SCHEDULES, CUDA_OP_CHOICES).decode;
       expect(d.qkvRopeRms!.kernel.name).toBe("q4QkvRopeAppendRmsMma");
-      const atExit = Object.entries(d)
-        .filter(([, o]) => o.dependentsAtExit)
-        .map(([name]) => name);
-      expect(atExit).toEqual(["qkvRopeRms", "downRes"]);
-      const trigger = (o: (typeof d)[string]) => compileOp(o, "sm_90").image.includes("launch_dependents");
+      const late = Object.entries(d).flatMap(([name, o]) =>
+        o.dependentsLaunch ? [[name, o.dependentsLaunch]] : [],
+      );
+      expect(late).toEqual([
+        ["qkvRopeRms", "epilogue"],
+        ["downRes", "epilogue"],
+      ]);
+      // The trigger after the wait, or after the last block barrier (before the epilogue's
+      // stores): a line index relative to the wait's and the first global store's.
+      const trigger = (o: (typeof d)[string]) => {
+        const lines = (compileOp(o, "sm_90").image as string)
+          .split("\n")
+          .filter((l) => !l.trim().startsWith("//"));
+        const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+        const [wait, launch, store] = [at(/griddepcontrol\.wait/), at(/launch_dependents/), at(/st\.global/)];
+        return launch < 0 ? "none" : launch === wait + 1 ? "wait" : launch < store ? "epilogue" : "late";
+      };
       expect([
         trigger(d.qkvRopeRms!),
         trigger(d.downRes!),
         trigger(d.oRes!),
         trigger(d.attentionSplit!),
-      ]).toEqual([false, false, true, true]);
+      ]).toEqual(["epilogue", "epilogue", "wait", "wait"]);
+      const atExit = llamaOps(config, "q4f16_1", GPU_SCHEDULES, {
+        ...CUDA_OP_CHOICES,
+        decodeDependentsLaunch: { downRes: "exit" },
+      }).decode;
+      expect([trigger(atExit.downRes!), trigger(atExit.qkvRopeRms!)]).toEqual(["none", "wait"]);
       // 768 blocks of 16 rows (8 rotation pairs), as the plain QKV GEMV's tuned variant.
       const grid = compileOp(d.qkvRopeRms!, "sm_90").launch.grid;
       expect(grid.map((e) => (e.kind === "const" ? e.value : undefined))).toEqual([768, 1, 1]);
-      expect(() => llamaOps(config, "q4f16_1", {}, { decodeDependentsAtExit: [3 as never] })).toThrow(
-        /decodeDependentsAtExit lists decode ops by name, got 3/,
-      );
+      expect(() =>
+        llamaOps(config, "q4f16_1", {}, { decodeDependentsLaunch: { downRes: "later" as never } }),
+      ).toThrow(/decodeDependentsLaunch maps decode ops to "epilogue" or "exit", got "later" for downRes/);
     });
 
     it("decode: the fused QKV GEMV's blocks prefetch the attention's cache rows into L2 after their stores; only the O projection prefetches its weights where a list names it", () => {

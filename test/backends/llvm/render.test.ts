@@ -69,7 +69,7 @@ const SIZES: Readonly<Record<string, number>> = {
 /**
  * Where a kernel needs other sizes: q4QkvRopeAppendGemmMma's heads hold a block's 32 rotation
  * pairs, q4QkvRopeAppendGemmWgmma's 64; split K's splits (a run-time count would let ptxas
- * serialize the wgmma products).
+ * serialize the wgmma products); the split attention's splits.
  */
 const KERNEL_SIZES: Readonly<Record<string, Readonly<Record<string, number>>>> = {
   q4QkvRopeAppendGemmMma: { d: 64, n: 512 },
@@ -77,6 +77,8 @@ const KERNEL_SIZES: Readonly<Record<string, Readonly<Record<string, number>>>> =
   // Split K as the model specializes it: 2 splits of 4 stages, the last 64 outputs.
   q4GateUpSplitKGemmWgmma: { s: 2, p: 64 },
   gateUpSiluSplitReduce: { s: 2, p: 64 },
+  // Splits as the model specializes them (its combination unrolls over them).
+  attentionDecodeSplitLast: { splits: 4 },
 };
 
 const kernels = Object.entries(stdlib).filter(
