@@ -5,12 +5,8 @@
  * contract (views as descriptor offsets or staging copies, batching, recordings); and the CLI's
  * --device vulkan against its --device cpu (the f32 reference model).
  */
-import { afterAll, describe, expect, test } from "vitest";
-import {
-  createVulkanRuntime,
-  VulkanUnavailableError,
-  type VulkanRuntime,
-} from "../../backends/vulkan/runtime.ts";
+import { describe, expect, test } from "vitest";
+import { optionalVulkanRuntime } from "../helpers/vulkan.ts";
 import { loadBundledStories15M } from "../../llama/bundled.ts";
 import { createCpuDevice } from "../../llama/device/cpu.ts";
 import { createVulkanDevice } from "../../llama/device/vulkan.ts";
@@ -19,14 +15,7 @@ import { KernelLlama } from "../../llama/model.ts";
 import { llamaOps, type WeightFormat } from "../../llama/ops.ts";
 import { runBin } from "../cli/run.ts";
 
-let rt: VulkanRuntime | undefined;
-try {
-  rt = createVulkanRuntime();
-} catch (e) {
-  if (!(e instanceof VulkanUnavailableError)) throw e;
-  console.warn(`skipping the Vulkan model tests: no Vulkan device (${e.message})`);
-}
-afterAll(() => rt?.destroy());
+const rt = optionalVulkanRuntime("the Vulkan model tests");
 
 const { weights, tokenizer } = loadBundledStories15M();
 const TOKENS = [1, 9038, 2501, 263, 931, 29892];

@@ -6,7 +6,7 @@
  * emulation, NVIDIA's and AMD's fences, SPIR-V (validated, and run on the Vulkan device where
  * there is one).
  */
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { specialize } from "../../lower/ir/specialize.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
@@ -22,11 +22,7 @@ import { compileLLVM } from "../../backends/llvm/compile.ts";
 import { renderSpirv } from "../../backends/spirv/render.ts";
 import { validate } from "../../backends/spirv/tools.ts";
 import { vulkanKernel } from "../../backends/vulkan/kernel.ts";
-import {
-  createVulkanRuntime,
-  VulkanUnavailableError,
-  type VulkanRuntime,
-} from "../../backends/vulkan/runtime.ts";
+import { optionalVulkanRuntime } from "../helpers/vulkan.ts";
 import { ndarray, type NDArray } from "../../dsl/ndarray.ts";
 import { kernel, atomicAdd, f16, f32, local, type i32, type Tensor, type Sym } from "../../dsl/index.ts";
 import { hasTool, llvmMissing, run } from "../backends/llvm/helpers.ts";
@@ -35,13 +31,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { atomicLocalResult, atomicSum, histogram, lastBlockSum } from "./atomic_kernels.ts";
 
-let rt: VulkanRuntime | undefined;
-try {
-  rt = createVulkanRuntime();
-} catch (e) {
-  if (!(e instanceof VulkanUnavailableError)) throw e;
-}
-afterAll(() => rt?.destroy());
+const rt = optionalVulkanRuntime("the atomics' Vulkan test");
 
 const M = 5;
 const N = 64;

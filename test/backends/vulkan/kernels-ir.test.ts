@@ -3,15 +3,11 @@
 // inputs, with outputs poisoned beforehand: every GPU example with its schedule (as scheduled IR
 // and as device IR after the lowering passes), shared memory with barriers, subgroup shuffles,
 // f16 math, and integer/bf16/u8/i8/bool/i64 semantics.
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { cpuKernel } from "../../../backends/cpu/runtime.ts";
 import { cloneArgs, compareResults, randomArgs, randomArray, rng } from "../../../backends/check.ts";
 import { emptyTensor, fromDevice, toDevice, vulkanKernel } from "../../../backends/vulkan/kernel.ts";
-import {
-  createVulkanRuntime,
-  VulkanUnavailableError,
-  type VulkanRuntime,
-} from "../../../backends/vulkan/runtime.ts";
+import { optionalVulkanRuntime } from "../../helpers/vulkan.ts";
 import {
   abs,
   bf16,
@@ -48,14 +44,7 @@ import { lowerToDevice } from "../../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../../lower/passes/target.ts";
 import { Schedule } from "../../../lower/schedule/index.ts";
 
-let rt: VulkanRuntime | undefined;
-try {
-  rt = createVulkanRuntime();
-} catch (e) {
-  if (!(e instanceof VulkanUnavailableError)) throw e;
-  console.warn(`skipping the Vulkan kernel tests: no Vulkan device (${e.message})`);
-}
-afterAll(() => rt?.destroy());
+const rt = optionalVulkanRuntime("the Vulkan kernel tests");
 
 /** Runs f on Vulkan and kernel `ref` on the CPU with the same random inputs; returns the worst error. */
 function check(

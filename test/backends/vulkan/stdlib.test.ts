@@ -10,11 +10,7 @@
 import { afterAll, describe, expect, test } from "vitest";
 import { cpuKernel } from "../../../backends/cpu/runtime.ts";
 import { cloneArgs, compareResults, randomArgs, rng } from "../../../backends/check.ts";
-import {
-  createVulkanRuntime,
-  VulkanUnavailableError,
-  type VulkanRuntime,
-} from "../../../backends/vulkan/runtime.ts";
+import { optionalVulkanRuntime } from "../../helpers/vulkan.ts";
 import type { NDArray } from "../../../dsl/ndarray.ts";
 import { loadBundledStories15M } from "../../../llama/bundled.ts";
 import { specializedFunc } from "../../../llama/device/prepare.ts";
@@ -23,17 +19,10 @@ import { createVulkanDevice, VULKAN_OP_CHOICES, VULKAN_SCHEDULES } from "../../.
 import { allOps, llamaOps } from "../../../llama/ops.ts";
 import type { PrimFunc } from "../../../lower/ir/nodes.ts";
 
-let rt: VulkanRuntime | undefined;
-try {
-  rt = createVulkanRuntime();
-} catch (e) {
-  if (!(e instanceof VulkanUnavailableError)) throw e;
-  console.warn(`skipping the Vulkan stdlib tests: no Vulkan device (${e.message})`);
-}
+const rt = optionalVulkanRuntime("the Vulkan stdlib tests");
 const device: Device | undefined = rt && createVulkanDevice({ runtime: rt, validate: true });
 afterAll(() => {
   device?.dispose();
-  rt?.destroy();
 });
 
 const { config } = loadBundledStories15M().weights;
