@@ -593,9 +593,18 @@ function lastIterationOrder(loop: For, accesses: readonly Access[]): (a: Access,
   // Where, in program order, each guard's atomic was (an access before it is published by it).
   const published = new Map<Node, number>();
   const counters: { atomic: Atomic; result: NonNullable<Atomic["result"]> }[] = [];
+  // A counter counts each iteration once: its atomic runs unconditionally, in no loop inside.
+  const once = new Set<Node>();
+  const straight = (s: Stmt): void => {
+    if (s.kind === "seq") s.body.forEach(straight);
+    else if (s.kind === "let" || s.kind === "allocate" || s.kind === "block") straight(s.body);
+    else once.add(s);
+  };
+  straight(loop.body);
   walk(loop.body, (n) => {
     if (
       n.kind === "atomic" &&
+      once.has(n) &&
       n.result &&
       n.value.kind === "const" &&
       n.value.value === 1 &&

@@ -29,7 +29,7 @@ import { hasTool, llvmMissing, run } from "../backends/llvm/helpers.ts";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { atomicLocalResult, atomicSum, histogram, lastBlockSum } from "./atomic_kernels.ts";
+import { atomicLocalResult, atomicSum, countedTwice, histogram, lastBlockSum } from "./atomic_kernels.ts";
 
 const rt = optionalVulkanRuntime("the atomics' Vulkan test");
 
@@ -132,6 +132,11 @@ describe("atomicAdd", () => {
         total[0] = s;
       }
     });
+    // Nor does a counter bumped more than once a row prove the guarded row is the last.
+    const twice = new Schedule(specialize(lowerKernel(countedTwice), { m: M, n: N }));
+    expect(() => twice.bind("b", "blockIdx.x")).toThrow(
+      /would race: different iterations of b may touch the same element of y/,
+    );
     const s = new Schedule(specialize(lowerKernel(unguarded), { m: M, n: N }));
     expect(() => s.bind("b", "blockIdx.x")).toThrow(
       /would race: different iterations of b may touch the same element of y/,
