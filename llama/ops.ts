@@ -9,6 +9,8 @@ import { hasWgmma } from "../stdlib/gpu/gemm.ts";
 import { mmaGemvKernel } from "../stdlib/gpu/gemv.ts";
 import { headDim, kvDim, type LlamaConfig } from "./config.ts";
 import type { OpSpec, ScheduleFn } from "./device/types.ts";
+import { DEPENDENTS_LAUNCH_POINTS } from "../lower/passes/launch.ts";
+import type { DependentsLaunch } from "../lower/ir/nodes.ts";
 
 export type WeightFormat = "f32" | "f16" | "q4f16_1";
 
@@ -100,11 +102,16 @@ export interface OpChoices {
    */
   readonly fuseDecodeRope?: boolean;
   /**
-   * Decode ops, by their names in LlamaOps.decode, after which the next kernel launches only once
-   * their blocks reach their epilogue (their first store to global memory: "epilogue") or exit
-   * ("exit") (OpSpec.dependentsLaunch; CUDA sm_90 with programmatic dependent launch), not as
-   * soon as their blocks pass their wait for the previous kernel (the default for every op).
-   * CUDA's choice is { qkvRopeRms: "epilogue", downRes: "epilogue" }: a kernel resident on the
+   * Decode ops, by their names in LlamaOps.decode, after which the next kernel launches once their
+   * blocks start ("start"), reach their epilogue (their first store to global memory: "epilogue")
+   * or exit ("exit") (OpSpec.dependentsLaunch; CUDA sm_90 with programmatic dependent launch), not
+   * as soon as their blocks pass their wait for the previous kernel (the default for every op).
+   * CUDA's choice is { qkvRopeRms: "epilogue", downRes: "epilogue", attentionCombine: "start" }.
+   * The combination at "start" launches the O projection while the attention runs, so that O's
+   * first (and only) round of weights loads beside it (the attention slows by 1.7 µs a layer, O's
+   * share drops by 2): on an H200 1,334.2/1,332.6 and 1,338.3 µs against 1,338.1/1,335.4 and
+   * 1,343.6/1,344.4 in two calls (O without its early loads then: 1,358.3 and 1,359.0;
+   * bench/results/decode-launch-order-experiments-h200.json). A kernel resident on the
    * multiprocessors while the QKV GEMV's 768 blocks take their places makes them a wave and a
    * bit. On an H100 the 7B q4f16_1 step's graph took 1,695.5 µs with the fused QKV at "exit" and
    * 1,783.0 without; 1,688.1 with the down projection (before the next layer's QKV) so too; with
@@ -117,7 +124,7 @@ export interface OpChoices {
    * put into the PTX by hand). Names this model's other choices leave out (an f16 model has no
    * downRes) mark nothing.
    */
-  readonly decodeDependentsLaunch?: Readonly<Record<string, "epilogue" | "exit">>;
+  readonly decodeDependentsLaunch?: Readonly<Record<string, DependentsLaunch>>;
   /**
    * With fuseDecodeRope: each block of the fused QKV GEMV, after its epilogue, prefetches into L2
    * the key and value rows of its share of the positions the attention will read
@@ -200,7 +207,7 @@ export const CUDA_OP_CHOICES: OpChoices = {
   decodeGemv: "mma",
   foldDecodeNorms: true,
   fuseDecodeRope: true,
-  decodeDependentsLaunch: { qkvRopeRms: "epilogue", downRes: "epilogue" },
+  decodeDependentsLaunch: { qkvRopeRms: "epilogue", downRes: "epilogue", attentionCombine: "start" },
   prefetchDecodeKv: true,
   decodeSplits: 4,
   prefillAttention: "mma",
@@ -550,9 +557,9 @@ export function llamaOps(
   if (wgmma)
     for (const [name, spec] of Object.entries(prefill)) prefill[name] = { ...spec, programmaticEager: true };
   for (const [name, at] of Object.entries(choices.decodeDependentsLaunch ?? {})) {
-    if (at !== "epilogue" && at !== "exit")
+    if (!DEPENDENTS_LAUNCH_POINTS.includes(at))
       throw new Error(
-        `tkc: decodeDependentsLaunch maps decode ops to "epilogue" or "exit", got ${JSON.stringify(at)} for ${name}`,
+        `tkc: decodeDependentsLaunch maps decode ops to ${DEPENDENTS_LAUNCH_POINTS.map((x) => `"${x}"`).join(", ")}, got ${JSON.stringify(at)} for ${name}`,
       );
     // An op this model's choices leave out (another format's, say) has nothing to mark.
     if (decode[name]) decode[name] = { ...decode[name], dependentsLaunch: at };

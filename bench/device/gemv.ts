@@ -27,7 +27,7 @@ interface Entry {
     rows4?: boolean;
     mma?: boolean;
     unrollChunks?: number;
-    dependentsLaunch?: "epilogue" | "exit";
+    dependentsLaunch?: string;
   };
   artifact: KernelArtifact;
   reference?: FuncJson;

@@ -7,6 +7,7 @@ import type { DType } from "../../dsl/dtypes.ts";
 import type { KernelDef } from "../../dsl/kernel.ts";
 import type { Storage } from "../../dsl/ndarray.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
+import type { DependentsLaunch } from "../../lower/ir/nodes.ts";
 import type { OpChoices } from "../ops.ts";
 
 export interface DeviceTensor {
@@ -45,7 +46,7 @@ export interface OpSpec {
    * not as soon as they pass their wait for the previous kernel: a measured choice per op
    * (llama/ops.ts decodeDependentsLaunch).
    */
-  readonly dependentsLaunch?: "epilogue" | "exit";
+  readonly dependentsLaunch?: DependentsLaunch;
 }
 
 export interface Op {

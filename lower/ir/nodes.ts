@@ -276,14 +276,19 @@ export interface LaunchConfig {
   /**
    * NVIDIA sm_90, programmatic dependent launch: when the next kernel in the stream may launch
    * (a `dependents_launch` annotation on a blockIdx loop or function attribute). Absent (the
-   * default): once every block has passed its wait for the previous kernel. "epilogue": once every
-   * block has reached its first store to global memory (a GEMV's epilogue: the next kernel's
-   * blocks take the places of this one's as they exit, without waiting for the launch). "exit":
-   * as the blocks exit. For a kernel whose blocks fill the GPU in one wave only when nothing else
-   * is resident (lower/passes/dependency_wait.ts places the trigger).
+   * default): once every block has passed its wait for the previous kernel. "start": once every
+   * block has started (before its wait: the next kernel's early loads overlap this kernel's
+   * predecessor too). "epilogue": once every block has reached its first store to global memory
+   * (a GEMV's epilogue: the next kernel's blocks take the places of this one's as they exit,
+   * without waiting for the launch). "exit": as the blocks exit. For a kernel whose blocks fill
+   * the GPU in one wave only when nothing else is resident (lower/passes/dependency_wait.ts
+   * places the trigger).
    */
-  readonly dependentsLaunch?: "epilogue" | "exit";
+  readonly dependentsLaunch?: DependentsLaunch;
 }
+
+/** Where a kernel lets the next one launch (LaunchConfig.dependentsLaunch). */
+export type DependentsLaunch = "start" | "epilogue" | "exit";
 
 export interface PrimFunc {
   readonly kind: "func";

@@ -12,8 +12,9 @@
  * descending through lets, allocations and sequences only, so every thread runs it exactly once
  * (never inside a loop or a branch). A kernel with neither waits first.
  * Then the trigger that lets the next kernel launch (`launchDependents()`, a barrier of scope
- * "dependents"): right after the wait, or (LaunchConfig.dependentsLaunch "epilogue") before the
- * first statement that stores to global memory, found the same way, or (at "exit") none.
+ * "dependents"): right after the wait, or (LaunchConfig.dependentsLaunch) first ("start"), before
+ * the first statement that stores to global memory, found the same way ("epilogue"), or nowhere
+ * ("exit").
  * Elsewhere (CPU, ROCm, Vulkan) kernels are launched one after another and nothing is placed.
  */
 import { barrier, seq } from "../ir/build.ts";
@@ -40,11 +41,12 @@ export function dependencyWaitPass(f: PrimFunc, target: Target): PrimFunc {
   const storesGlobal = (n: Node): boolean =>
     someNode(n, (x) => (x.kind === "store" || x.kind === "atomic") && x.buffer.scope === "global");
   const mode = f.launch?.dependentsLaunch;
-  // The trigger for the next kernel: right after the wait by default, none at "exit" (blocks
-  // trigger as they exit), before the first global store at "epilogue".
+  // The trigger for the next kernel: right after the wait by default, first at "start", before
+  // the first global store at "epilogue", none at "exit" (blocks trigger as they exit).
   const wait = mode === undefined ? seq([WAIT, TRIGGER]) : WAIT;
   const waited =
     hasPrefetch(f.body) || invariant.size ? placeBefore(f.body, wait, touchesGlobal) : seq([wait, f.body]);
+  if (mode === "start") return { ...f, body: seq([TRIGGER, waited]) };
   return { ...f, body: mode === "epilogue" ? placeBefore(waited, TRIGGER, storesGlobal) : waited };
 }
 

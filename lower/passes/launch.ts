@@ -13,7 +13,16 @@
  *   have the same extent: the inner loop's variable is the same thread index;
  * - the threads per block stay within the target's limit.
  */
-import type { Expr, For, LaunchConfig, PrimFunc, Stmt, ThreadTag, Var } from "../ir/nodes.ts";
+import type {
+  DependentsLaunch,
+  Expr,
+  For,
+  LaunchConfig,
+  PrimFunc,
+  Stmt,
+  ThreadTag,
+  Var,
+} from "../ir/nodes.ts";
 import { constant } from "../ir/build.ts";
 import { sameExpr } from "../ir/equal.ts";
 import { printExpr } from "../ir/printer.ts";
@@ -156,11 +165,12 @@ function gridExtent(f: PrimFunc, tag: ThreadTag, e: Expr): Expr {
 /** The blockIdx-loop annotation asking for that many blocks per multiprocessor (LaunchConfig.minBlocksPerSM). */
 export const MIN_BLOCKS_PER_SM = "min_blocks_per_sm";
 /**
- * The blockIdx-loop annotation or function attribute ("epilogue" or "exit") that lets the next
- * kernel launch only once this one's blocks reach their first global store, or exit
+ * The blockIdx-loop annotation or function attribute ("start", "epilogue" or "exit") that lets the
+ * next kernel launch once this one's blocks start, reach their first global store, or exit
  * (LaunchConfig.dependentsLaunch).
  */
 export const DEPENDENTS_LAUNCH = "dependents_launch";
+export const DEPENDENTS_LAUNCH_POINTS: readonly DependentsLaunch[] = ["start", "epilogue", "exit"];
 
 /**
  * The blockIdx-loop annotation naming (comma-separated) buffer parameters that no kernel writes
@@ -214,10 +224,16 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
     ...bindings.filter((b) => isBlockTag(b.tag)).map((b) => b.loop.annotations[DEPENDENTS_LAUNCH]),
   ].filter((v) => v !== undefined);
   for (const v of dependents)
-    if (v !== "epilogue" && v !== "exit")
-      throw new LoweringError(P, `${DEPENDENTS_LAUNCH} takes "epilogue" or "exit", not ${String(v)}`);
+    if (!DEPENDENTS_LAUNCH_POINTS.includes(v as DependentsLaunch))
+      throw new LoweringError(
+        P,
+        `${DEPENDENTS_LAUNCH} takes ${DEPENDENTS_LAUNCH_POINTS.map((x) => `"${x}"`).join(", ")}, not ${String(v)}`,
+      );
   if (new Set(dependents).size > 1)
-    throw new LoweringError(P, `${DEPENDENTS_LAUNCH} is given both "epilogue" and "exit"`);
+    throw new LoweringError(
+      P,
+      `${DEPENDENTS_LAUNCH} is given both ${[...new Set(dependents)].join(" and ")}`,
+    );
   const invariant = invariantBuffers(f, bindings);
   const launch: LaunchConfig = {
     grid: grid as unknown as [Expr, Expr, Expr],
@@ -225,7 +241,7 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
     warpSize: target.warpSize,
     sharedBytes: 0,
     ...(minBlocks.length ? { minBlocksPerSM: Math.max(...minBlocks) } : {}),
-    ...(dependents.length ? { dependentsLaunch: dependents[0] as "epilogue" | "exit" } : {}),
+    ...(dependents.length ? { dependentsLaunch: dependents[0] as DependentsLaunch } : {}),
   };
   return withInvariantBuffers({ ...f, launch }, invariant);
 }

@@ -195,7 +195,15 @@ describe("dependency_wait", () => {
     expect(exitText).toMatch(/griddepcontrol\.wait/);
     expect(exitText).not.toMatch(/launch_dependents/);
     expect(lowered(TARGETS.sm_90).launch?.dependentsLaunch).toBeUndefined();
-    expect(() => annotated("yes")).toThrow(/dependents_launch takes "epilogue" or "exit", not yes/);
+    expect(() => annotated("yes")).toThrow(/dependents_launch takes "start", "epilogue", "exit", not yes/);
+    // "start": before the prefetches and the wait.
+    const start = printFunc(annotated("start")).split("\n");
+    expect(start.slice(3, 6)).toEqual([
+      "  launchDependents();",
+      "  const b = block_id(0);",
+      "  const tp = thread_id(0);",
+    ]);
+    expect(start.filter((l) => l.includes("launchDependents"))).toHaveLength(1);
     // Other targets: neither the wait nor the trigger; the emulation computes the same.
     for (const t of [TARGETS.vulkan, TARGETS.gfx1100])
       expect(printFunc(lowerToDevice(new Schedule(source()).func, t))).not.toMatch(/launchDependents/);

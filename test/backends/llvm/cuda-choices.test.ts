@@ -33,6 +33,7 @@ describe.skipIf(llvmMissing !== "")(
         o.dependentsLaunch ? [[name, o.dependentsLaunch]] : [],
       );
       expect(late).toEqual([
+        ["attentionCombine", "start"],
         ["qkvRopeRms", "epilogue"],
         ["downRes", "epilogue"],
       ]);
@@ -44,14 +45,23 @@ describe.skipIf(llvmMissing !== "")(
           .filter((l) => !l.trim().startsWith("//"));
         const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
         const [wait, launch, store] = [at(/griddepcontrol\.wait/), at(/launch_dependents/), at(/st\.global/)];
-        return launch < 0 ? "none" : launch === wait + 1 ? "wait" : launch < store ? "epilogue" : "late";
+        return launch < 0
+          ? "none"
+          : launch < wait
+            ? "start"
+            : launch === wait + 1
+              ? "wait"
+              : launch < store
+                ? "epilogue"
+                : "late";
       };
       expect([
         trigger(d.qkvRopeRms!),
         trigger(d.downRes!),
         trigger(d.oRes!),
         trigger(d.attentionSplit!),
-      ]).toEqual(["epilogue", "epilogue", "wait", "wait"]);
+        trigger(d.attentionCombine!),
+      ]).toEqual(["epilogue", "epilogue", "wait", "wait", "start"]);
       const atExit = llamaOps(config, "q4f16_1", GPU_SCHEDULES, {
         ...CUDA_OP_CHOICES,
         decodeDependentsLaunch: { downRes: "exit" },
@@ -62,7 +72,9 @@ describe.skipIf(llvmMissing !== "")(
       expect(grid.map((e) => (e.kind === "const" ? e.value : undefined))).toEqual([768, 1, 1]);
       expect(() =>
         llamaOps(config, "q4f16_1", {}, { decodeDependentsLaunch: { downRes: "later" as never } }),
-      ).toThrow(/decodeDependentsLaunch maps decode ops to "epilogue" or "exit", got "later" for downRes/);
+      ).toThrow(
+        /decodeDependentsLaunch maps decode ops to "start", "epilogue", "exit", got "later" for downRes/,
+      );
     });
 
     it("decode: the fused QKV GEMV's blocks prefetch the attention's cache rows into L2 after their stores; only the O projection prefetches its weights where a list names it", () => {
