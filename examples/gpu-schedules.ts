@@ -121,4 +121,17 @@ export const GPU_EXAMPLES: Readonly<Record<string, GpuExample>> = {
     cases: [{ m: 45, n: 77 }],
     tol: 0,
   },
+  histogram: {
+    kernel: K.histogram,
+    // One thread per element, every one adding to its bin at once (the bins are atomics').
+    schedule: () => {
+      const s = Schedule.of(K.histogram);
+      const [bo, ti] = s.split("i", [null, 64]);
+      s.bind(bo!, "blockIdx.x");
+      s.bind(ti!, "threadIdx.x");
+      return s;
+    },
+    cases: [{ n: 1000, bins: 7 }],
+    tol: 0,
+  },
 };

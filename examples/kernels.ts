@@ -13,6 +13,9 @@ import {
   max,
   select,
   idiv,
+  min,
+  floor,
+  atomicAdd,
   type Tensor,
   type Sym,
 } from "../dsl/index.ts";
@@ -159,5 +162,21 @@ export const argmax = kernel(function argmax(
       best = select(better, x[i][j], best);
     }
     out[i] = at;
+  }
+});
+
+/**
+ * hist[b] += how many x fall in bin b of [0, 1) cut into `bins` (values outside go to the end
+ * bins): every element adds one to its bin with atomicAdd, so the elements may run in any order
+ * (on a GPU, at once).
+ */
+export const histogram = kernel(function histogram(
+  x: Tensor<f32, [Sym<"n">]>,
+  hist: Tensor<i32, [Sym<"bins">]>,
+) {
+  const bins = hist.shape[0];
+  for (let i = 0; i < x.shape[0]; i++) {
+    const b = i32(floor(x[i] * f32(bins)));
+    atomicAdd(hist[max(0, min(b, bins - 1))], 1);
   }
 });

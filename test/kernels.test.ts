@@ -199,6 +199,16 @@ describe(`example kernels on the CPU match plain TypeScript (seed ${SEED})`, () 
     }
   });
 
+  test("histogram (atomicAdd into its bins, from what they held)", () => {
+    const run = cpuKernel(K.histogram);
+    const x = randomArray("f32", [500], rng(SEED + 5));
+    const hist = ndarray("i32", [6], [3, 0, 0, 1, 0, 2]);
+    const want = [3, 0, 0, 1, 0, 2];
+    for (const v of x.data as Float32Array) want[Math.max(0, Math.min(Math.floor(v * 6), 5))]!++;
+    run({ x, hist });
+    expect(Array.from(hist.data)).toEqual(want);
+  });
+
   test("bad arguments are named", () => {
     const run = cpuKernel(K.addBroadcast);
     const x = zeros("f32", [2, 3]);
