@@ -177,6 +177,15 @@ function stdlibChecks(schedules: ScheduleTable): CheckSource[] {
         fixed.ids = { dtype: "i32", shape: [3], values: [0, 17, 39] };
       if (p.kind === "buffer" && p.buffer.name === "step")
         fixed.step = { dtype: "i32", shape: [3], values: [5, 1, 2] };
+      // attentionDecodeSplitLast's counters start at 0, so that its last blocks combine.
+      if (p.kind === "buffer" && p.buffer.name === "count") {
+        const shape = p.buffer.shape.map((d) => (d.kind === "const" ? d.value : 1));
+        fixed.count = {
+          dtype: "i32",
+          shape,
+          values: new Array<number>(shape.reduce((a, b) => a * b, 1)).fill(0),
+        };
+      }
     }
     out.push({
       name: `stdlib ${label}${schedules[name] ? "" : " (unscheduled: one thread)"}`,
