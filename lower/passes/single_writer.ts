@@ -7,10 +7,11 @@
  * y[n] = y[n] + W x, after a cross-thread reduction), since a thread that ran later would read the
  * already-updated element. TVM does the same after its all-reduce.
  *
- * An atomic on an element that no thread axis picks (global or shared) is likewise made by thread
- * 0 only: the kernel source adds once there (every thread adding would add once per thread). Its
- * result must then go to shared memory, where the block's other threads read it; a local result
- * would be left unset in theirs, and the pass refuses it.
+ * An atomic at block level (outside the thread loops, on an element no thread index picks, global
+ * or shared) is likewise made by thread 0 only: the kernel source adds once there (every thread
+ * adding would add once per thread); inside a thread loop every thread adds, as the source does
+ * once per iteration. A block-level atomic's result must go to shared memory, where the block's
+ * other threads read it; a local result would be left unset in theirs, and the pass refuses it.
  */
 import type { Expr, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { binary, constant, ifThen } from "../ir/build.ts";
@@ -43,21 +44,34 @@ export function singleWriterPass(f: PrimFunc, _target?: Target): PrimFunc {
     if (n.kind === "let") axisOf.set(n.v, threadAxes(n.value));
     if (n.kind === "for") axisOf.set(n.loopVar, new Set([...threadAxes(n.min), ...threadAxes(n.extent)]));
   });
-  // Enclosing conditions and loop bounds count too: collect them on the way down.
-  const visit = (s: Stmt, context: Set<number>): Stmt =>
+  // Enclosing conditions and loop bounds count too: collect them on the way down. So do, for an
+  // atomic, the thread loops around it (their `let v = thread_id(a)`, thread_guards.ts): it runs
+  // once per thread there, whatever its element and value (an addition is not idempotent).
+  const visit = (s: Stmt, context: Set<number>, threadLoops: Set<number>): Stmt =>
     rewriteStmt(s, {
       preStmt: (st) => {
         if (st.kind === "if") {
           const ctx = new Set([...context, ...threadAxes(st.cond)]);
-          return { ...st, then: visit(st.then, ctx), ...(st.else ? { else: visit(st.else, ctx) } : {}) };
+          return {
+            ...st,
+            then: visit(st.then, ctx, threadLoops),
+            ...(st.else ? { else: visit(st.else, ctx, threadLoops) } : {}),
+          };
         }
         if (st.kind === "for") {
           const ctx = new Set([...context, ...threadAxes(st.min), ...threadAxes(st.extent)]);
-          return { ...st, body: visit(st.body, ctx) };
+          return { ...st, body: visit(st.body, ctx, threadLoops) };
         }
+        const loopAxis = st.kind === "let" ? threadAxisOf(st.value) : undefined;
+        if (st.kind === "let" && loopAxis !== undefined)
+          return { ...st, body: visit(st.body, context, new Set([...threadLoops, loopAxis])) };
         const atomic = st.kind === "atomic";
         if (!atomic && (st.kind !== "store" || st.buffer.scope !== "global")) return undefined;
-        const used = new Set([...context, ...st.indices.flatMap((i) => [...threadAxes(i)])]);
+        const used = new Set([
+          ...context,
+          ...st.indices.flatMap((i) => [...threadAxes(i)]),
+          ...(atomic ? threadLoops : []),
+        ]);
         const free = axes.filter((a) => !used.has(a));
         if (free.length === 0) return st;
         if (atomic && st.result && st.result.buffer.scope !== "shared")
@@ -71,5 +85,5 @@ export function singleWriterPass(f: PrimFunc, _target?: Target): PrimFunc {
         return ifThen(cond, st);
       },
     });
-  return { ...f, body: visit(f.body, new Set()) };
+  return { ...f, body: visit(f.body, new Set(), new Set()) };
 }

@@ -173,6 +173,15 @@ describe("atomicAdd", () => {
       cpuKernel(histogram)(hw as never);
       cpuDeviceKernel(lowerToDevice(histogramScheduled(256), target))(h as never);
       expect(values(h.hist!)).toEqual(values(hw.hist!));
+      // One element of the sum per thread: every thread adds (the element is the same for all).
+      const s = new Schedule(specialize(lowerKernel(atomicSum), { n: 256 }));
+      const [bo, ti] = s.split("i", [null, 64]);
+      s.bind(bo!, "blockIdx.x");
+      s.bind(ti!, "threadIdx.x");
+      const xs = Array.from({ length: 256 }, (_, i) => i / 8);
+      const sum = { x: ndarray("f32", [256], xs), total: ndarray("f32", [1], [0]) };
+      cpuDeviceKernel(lowerToDevice(s.func, target))(sum as never);
+      expect(values(sum.total)[0], target.name).toBe(xs.reduce((a, b) => a + b, 0));
     }
   });
 
