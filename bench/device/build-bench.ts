@@ -35,16 +35,16 @@ export function gemvSpec(n: number, k: number, p?: GemvSchedule, rows4 = false):
 
 /**
  * The tensor-core GEMV (stdlib/q4_gemv_mma.ts) at one shape, in the variant the model uses there;
- * with `atExit`, letting the next launch start only at its epilogue (OpSpec.dependentsLaunch, as
+ * with `atEpilogue`, letting the next launch start only at its epilogue (OpSpec.dependentsLaunch, as
  * the decode launches its QKV and down GEMVs).
  */
-export function gemvMmaSpec(n: number, k: number, atExit = false): OpSpec {
+export function gemvMmaSpec(n: number, k: number, atEpilogue = false): OpSpec {
   return {
-    key: `q4gemvmma_${n}x${k}${atExit ? "_atexit" : ""}`,
+    key: `q4gemvmma_${n}x${k}${atEpilogue ? "_atepilogue" : ""}`,
     kernel: mmaGemvKernel(S.q4GemvMma, n, k)!,
     specialize: { n, k, kw: k / 8, kg: k / 32 },
     schedule: q4GemvMmaSchedule(),
-    ...(atExit ? { dependentsLaunch: "epilogue" as const } : {}),
+    ...(atEpilogue ? { dependentsLaunch: "epilogue" as const } : {}),
   };
 }
 
@@ -74,7 +74,7 @@ const out = GEMV_SHAPES.flatMap(([n, k]) =>
 // launch start only at its exit (with programmatic launch, the next launch's blocks then take no
 // room while this one's run).
 const mma = GEMV_SHAPES.flatMap(([n, k]) =>
-  [false, true].map((atExit) => {
+  [false, true].map((atEpilogue) => {
     const v = mmaGemvVariant(`${n}x${k}`);
     return {
       n,
@@ -84,11 +84,11 @@ const mma = GEMV_SHAPES.flatMap(([n, k]) =>
         lanes: v.warps,
         mma: true,
         unrollChunks: v.unrollChunks,
-        ...(atExit ? { dependentsLaunch: "epilogue" } : {}),
+        ...(atEpilogue ? { dependentsLaunch: "epilogue" } : {}),
       },
-      artifact: compileOp(gemvMmaSpec(n, k, atExit), "sm_90"),
+      artifact: compileOp(gemvMmaSpec(n, k, atEpilogue), "sm_90"),
       reference:
-        n === 4096 && k === 4096 && !atExit
+        n === 4096 && k === 4096 && !atEpilogue
           ? funcToJson(specializedFunc(gemvSpec(n, k, undefined, true)))
           : undefined,
     };
