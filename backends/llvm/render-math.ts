@@ -1,10 +1,14 @@
 /**
  * f32 math for the LLVM renderer: the flavour's native operations (approximate exp2/log2/rsqrt/sin/
  * cos on NVIDIA, the AMDGPU intrinsics) and the expansions built from them (exp, log, tanh, erf,
- * pow, sin/cos argument reduction). Half-precision math widens to f32 and rounds back in render.ts.
+ * pow, sin/cos argument reduction); mathOf dispatches a call by dtype (half-precision math widens
+ * to f32 and rounds back).
  */
+import type { DType } from "../../dsl/dtypes.ts";
 import type { Flavor } from "./flavor.ts";
+import { castValue, type ArithBuilder } from "./render-arith.ts";
 import { floatLiteral } from "./render-text.ts";
+import { isFloatT, llvmType, ovl } from "./render-types.ts";
 
 /** What the math needs from the renderer: fresh values, emitted lines and intrinsic calls. */
 export interface MathBuilder {
@@ -145,4 +149,37 @@ export function f16x2Op(m: MathBuilder, name: string, v: string[]): string {
     default:
       throw new Error(`tkc llvm: ${name} is not an f16x2 operation`);
   }
+}
+
+/**
+ * The math call `name` on values of dtype d: an integer's abs; abs, floor, ceil, round and fma of
+ * f16 or bf16 in their own type (exact there), the rest of their math widened to f32 and rounded
+ * back; f32's by mathF32.
+ */
+export function mathOf(m: ArithBuilder, name: string, vals: string[], d: DType): string {
+  if (!isFloatT(d)) {
+    if (name === "abs")
+      return m.callIntrinsic(
+        llvmType(d),
+        `llvm.abs.${llvmType(d)}`,
+        [vals[0]!, "false"],
+        [llvmType(d), "i1"],
+      );
+    throw new Error(`tkc llvm: ${name} on ${d}`);
+  }
+  if (d !== "f32" && !["abs", "floor", "ceil", "round", "fma"].includes(name)) {
+    const wide = vals.map((v) => castValue(m, v, d, "f32"));
+    return castValue(m, mathF32(m, name, wide), "f32", d);
+  }
+  if (d !== "f32") {
+    const ty = llvmType(d);
+    const intr = { abs: "fabs", floor: "floor", ceil: "ceil", round: "roundeven", fma: "fma" }[name]!;
+    return m.callIntrinsic(
+      ty,
+      `llvm.${intr}.${ovl(d)}`,
+      vals,
+      vals.map(() => ty),
+    );
+  }
+  return mathF32(m, name, vals);
 }

@@ -15,11 +15,12 @@ import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { flavorFor, type Flavor } from "./flavor.ts";
 import { binaryValue, castValue, wrapInt } from "./render-arith.ts";
-import { f16x2Op, mathF32 } from "./render-math.ts";
+import { f16x2Op, mathOf } from "./render-math.ts";
 import { prefetchL2 } from "./render-prefetch.ts";
+import { atomicAdd } from "./render-atomic.ts";
 import { kernelName, kernelSignature, type LLVMAbiEntry } from "./render-abi.ts";
 import { SharedMemoryLayout } from "./render-shared.ts";
-import { isFloatT, isUnsigned, llvmType, memType, ovl } from "./render-types.ts";
+import { isFloatT, llvmType, memType } from "./render-types.ts";
 import { MmaIssuer, shuffleXor } from "./render-warp.ts";
 import { WgmmaPipeline } from "./render-wgmma.ts";
 import { floatLiteral } from "./render-text.ts";
@@ -233,32 +234,7 @@ class Emitter {
     const vals = args.map((a) => this.expr(a));
     if (name === "pack_f16x2" || name === "unpack_f16x2" || name === "fma_f16x2")
       return f16x2Op(this, name, vals);
-    if (!isFloatT(d)) {
-      if (name === "abs")
-        return this.callIntrinsic(
-          llvmType(d),
-          `llvm.abs.${llvmType(d)}`,
-          [vals[0]!, "false"],
-          [llvmType(d), "i1"],
-        );
-      throw new Error(`tkc llvm: ${name} on ${d}`);
-    }
-    // Half-precision math runs in f32 and rounds back, except the operations with exact f16 forms.
-    if (d !== "f32" && !["abs", "floor", "ceil", "round", "fma"].includes(name)) {
-      const wide = vals.map((v) => this.cast(v, d, "f32"));
-      return this.cast(mathF32(this, name, wide), "f32", d);
-    }
-    if (d !== "f32") {
-      const ty = llvmType(d);
-      const intr = { abs: "fabs", floor: "floor", ceil: "ceil", round: "roundeven", fma: "fma" }[name]!;
-      return this.callIntrinsic(
-        ty,
-        `llvm.${intr}.${ovl(d)}`,
-        vals,
-        vals.map(() => ty),
-      );
-    }
-    return mathF32(this, name, vals);
+    return mathOf(this, name, vals, d);
   }
 
   /** The basic block being emitted. */
@@ -279,31 +255,17 @@ class Emitter {
     prefetchL2(this, p, one ? undefined : this.index(s.count), alignOf(s.buffer.dtype));
   }
 
-  /**
-   * An atomic addition (nodes.ts Atomic). On global memory it is relaxed between two device-scope
-   * fences, a release before (the block's earlier writes, ordered before it by a barrier, are
-   * visible to whoever sees the update) and, when the old value is kept, an acquire after (what
-   * other blocks published before their updates is visible to this thread's later reads, and
-   * through the next barrier to the block's); in shared memory it is relaxed at block scope, barriers ordering the rest.
-   */
+  /** An atomic addition (render-atomic.ts), its old value stored where the statement keeps it. */
   private atomic(s: Atomic): void {
     if (s.result) this.emitAll(this.wgmma.beforeStore(s.result.buffer, s.result.indices));
     this.mmas.forget();
     const v = this.expr(s.value);
-    const p = this.address(s.buffer, s.indices);
-    const global = s.buffer.scope === "global";
-    const ty = memType(s.buffer.dtype);
-    const op = s.buffer.dtype === "f32" ? "fadd" : "add";
-    if (global) this.emit(this.fl.deviceFence("release"));
-    const old = this.tmp("old");
-    this.emit(
-      `${old} = atomicrmw ${op} ptr addrspace(${p.space}) ${p.ptr}, ${ty} ${v}${this.fl.atomicScope(global)} monotonic, align ${alignOf(s.buffer.dtype)}`,
-    );
-    // The acquire matters only to a thread that goes on by the value it read.
-    if (global && s.result) this.emit(this.fl.deviceFence("acquire"));
+    const d = s.buffer.dtype;
+    const opts = { global: s.buffer.scope === "global", keepsOld: s.result !== undefined, align: alignOf(d) };
+    const old = atomicAdd(this, this.address(s.buffer, s.indices), d, v, opts);
     if (!s.result) return;
     const r = this.address(s.result.buffer, s.result.indices);
-    this.emit(`store ${ty} ${old}, ptr addrspace(${r.space}) ${r.ptr}, align ${alignOf(s.buffer.dtype)}`);
+    this.emit(`store ${memType(d)} ${old}, ptr addrspace(${r.space}) ${r.ptr}, align ${alignOf(d)}`);
   }
 
   /** A pointer to buffer[indices] (device IR buffers are flat: one index). */
