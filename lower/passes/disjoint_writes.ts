@@ -12,7 +12,7 @@
  */
 import type { For, PrimFunc, Stmt } from "../ir/nodes.ts";
 import { rewriteStmt, walk } from "../ir/transform.ts";
-import { carriedDependences } from "../schedule/analysis.ts";
+import { carriedDependences } from "../schedule/dependence.ts";
 import type { Target } from "./target.ts";
 
 /** The annotation the barriers pass reads. */

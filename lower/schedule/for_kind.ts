@@ -1,7 +1,7 @@
 /**
  * Loop kinds and annotations: bind, vectorize, unroll, parallel, annotate. Binding, vectorizing
  * and parallelizing run a loop's iterations at once, so each checks that no iteration depends on
- * another (analysis.ts: carriedDependences); unroll only changes how the code is emitted.
+ * another (dependence.ts: carriedDependences); unroll only changes how the code is emitted.
  */
 import type { Block, Buffer, Expr, For, PrimFunc, ThreadTag, Var } from "../ir/nodes.ts";
 import { add, constant, isConst, variable } from "../ir/build.ts";
@@ -13,13 +13,13 @@ import {
   accessesIn,
   affineCoefficient,
   allocatedIn,
-  carriedDependences,
   dependsOn,
   describeAccess,
   loopsUnder,
   reductionUpdates,
   storesIn,
 } from "./analysis.ts";
+import { carriedDependences } from "./dependence.ts";
 import { ScheduleError } from "./errors.ts";
 import { registerPrimitives, type PrimitiveResult } from "./registry.ts";
 import { findPath, loopPath, replaceStmt, type Path } from "./state.ts";

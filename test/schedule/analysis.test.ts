@@ -7,7 +7,6 @@ import {
   accessesIn,
   affineCoefficient,
   blocksUnder,
-  carriedDependences,
   isReductionLoop,
   isUpdate,
   linearize,
@@ -16,6 +15,7 @@ import {
   reductionStores,
   storesIn,
 } from "../../lower/schedule/analysis.ts";
+import { carriedDependences } from "../../lower/schedule/dependence.ts";
 import "../../lower/schedule/loop_transformation.ts";
 import "../../lower/schedule/for_kind.ts";
 import { Schedule } from "../../lower/schedule/schedule.ts";
