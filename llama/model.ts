@@ -136,8 +136,10 @@ export class KernelLlama implements LanguageModel {
     a("partMax", [c.nHeads, splits], "f32");
     a("partSum", [c.nHeads, splits], "f32");
     // attentionDecodeSplitLast's counters: 0 before its first launch, and after each.
-    a("splitCount", [c.nHeads], "i32");
-    d.write(this.act.splitCount!, new Int32Array(c.nHeads));
+    if (this.ops.decode.attentionSplitLast) {
+      a("splitCount", [c.nHeads], "i32");
+      d.write(this.act.splitCount!, new Int32Array(c.nHeads));
+    }
     a("h", [c.hiddenDim]);
     a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
   }
