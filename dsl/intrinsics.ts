@@ -164,6 +164,33 @@ export function prefetchL2(element: number, count?: number): void {
   return onlyInKernels("prefetchL2");
 }
 
+// Asynchronous copies (global to shared memory).
+/**
+ * A statement: `copyAsync(tile[w][i], weights[row][col]);` copies one element of a kernel's tensor
+ * parameter into an element of a shared(...) tensor of the same dtype, asynchronously: the copy
+ * lands by this thread's `waitAsync` that covers it, so the thread (and, after a barrier that the
+ * lowering places, its block) may read it only then. Copies are grouped by `commitAsync()`;
+ * `waitAsync(n)` waits until at most the n most recent groups are still in flight. NVIDIA sm_80+
+ * copies with `cp.async`, 4, 8 or 16 bytes a thread (vectorize the loop over consecutive elements
+ * for 16), without holding registers, so a kernel can have many stages of weights in flight; other
+ * targets load and store at once. Copies read before the kernel waits for the previous one when
+ * their source is invariant (weights), as loads do.
+ */
+export function copyAsync<T extends number>(dst: T, src: T): void {
+  return onlyInKernels("copyAsync");
+}
+/** A statement: closes this thread's copyAsync calls since the last commit into a group (possibly empty). */
+export function commitAsync(): void {
+  return onlyInKernels("commitAsync");
+}
+/**
+ * A statement: waits until at most `pending` (a constant once loops are unrolled) of this thread's
+ * most recently committed groups of copies are in flight; the older groups have landed.
+ */
+export function waitAsync(pending: number): void {
+  return onlyInKernels("waitAsync");
+}
+
 // Atomics.
 /**
  * Adds `value` to one element of a kernel's tensor parameter or of a shared(...) tensor (i32 and
@@ -248,4 +275,7 @@ export const INTRINSIC_ARITY: Readonly<Record<string, number>> = {
   fmaF16x2: 3,
   prefetchL2: 1,
   atomicAdd: 2,
+  copyAsync: 2,
+  commitAsync: 0,
+  waitAsync: 1,
 };

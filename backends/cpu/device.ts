@@ -15,7 +15,7 @@
  * the thread index (and skip the threads past their extent), multi-index accesses still work.
  */
 import type { Buffer, Expr, PrimFunc, Stmt } from "../../lower/ir/nodes.ts";
-import { add, buffer, constant, load, mul } from "../../lower/ir/build.ts";
+import { add, buffer, constant, load, mul, store, variable } from "../../lower/ir/build.ts";
 import { atomicAccesses, replaceBuffers, walk } from "../../lower/ir/transform.ts";
 import { JsRenderer, storageCtor } from "./render.ts";
 import { bindArgs, type KernelArgs } from "./runtime.ts";
@@ -64,6 +64,28 @@ class DeviceJsRenderer extends JsRenderer {
   override stmt(s: Stmt, ind: string): string[] {
     // Blocks run one kernel at a time: nothing to wait for across grids.
     if (s.kind === "barrier" && (s.scope === "grid" || s.scope === "dependents")) return [];
+    // A thread's asynchronous copies land at its waitAsync, not before: a kernel that reads them
+    // earlier reads what was there (shared memory starts filled with NaN or 0x5a5a5a5a), as it may
+    // on a GPU. The source and the destination's address are taken when the copy is issued.
+    if (s.kind === "barrier" && s.scope === "async_commit")
+      return [`${ind}asyncGroups.push(asyncOpen.splice(0));`];
+    if (s.kind === "barrier" && s.scope === "async_wait")
+      return [
+        `${ind}while (asyncGroups.length > ${s.pending ?? 0}) for (const land of asyncGroups.shift()) land();`,
+      ];
+    if (s.kind === "store" && s.async) {
+      const value = variable("copied", s.value.dtype);
+      const at = s.indices.map((_, k) => variable(`copied_at${k}`));
+      return [
+        `${ind}{`,
+        `${ind}  const ${this.name(value)} = ${this.expr(s.value)};`,
+        ...s.indices.map((i, k) => `${ind}  const ${this.name(at[k]!)} = ${this.expr(i)};`),
+        `${ind}  asyncOpen.push(() => {`,
+        ...this.stmt(store(s.buffer, at, value), ind + "    "),
+        `${ind}  });`,
+        `${ind}}`,
+      ];
+    }
     if (s.kind === "barrier") return [`${ind}yield ${s.scope === "shared" ? "null" : '"warp"'};`];
     // Shared buffers are declared once per block (see blockScope).
     if (s.kind === "allocate" && s.buffer.scope === "shared") return this.stmt(s.body, ind);
@@ -146,6 +168,8 @@ export function renderDeviceJs(f: PrimFunc): string {
     `return { grid, block, warpSize: ${launch?.warpSize ?? 1}, makeBlock(bid) {`,
     ...blockScope,
     `    return function* (tid) {`,
+    // This thread's copies issued since its last commit, and its committed groups in flight.
+    `      const asyncOpen = [], asyncGroups = [];`,
     ...thread,
     `    };`,
     `} };`,

@@ -246,7 +246,7 @@ export class WgmmaPipeline {
         for (const i of s.indices) this.dryExpr(i);
         return;
       case "barrier":
-        if (s.scope === "dependents") return;
+        if (s.scope === "dependents" || s.scope === "async_commit" || s.scope === "async_wait") return;
         this.beforeBarrier(s.scope);
         this.dryIssued.clear();
         return;

@@ -18,6 +18,8 @@ import { binaryValue, castValue, wrapInt } from "./render-arith.ts";
 import { f16x2Op, mathOf } from "./render-math.ts";
 import { prefetchL2 } from "./render-prefetch.ts";
 import { atomicAdd } from "./render-atomic.ts";
+import { asyncBarrier, asyncCopyLoopLanes, asyncStore, asyncStoreIn, hasAsyncCopy } from "./render-async.ts";
+import { barrier } from "./render-barrier.ts";
 import { kernelName, kernelSignature, type LLVMAbiEntry } from "./render-abi.ts";
 import { SharedMemoryLayout } from "./render-shared.ts";
 import { isFloatT, llvmType, memType } from "./render-types.ts";
@@ -95,7 +97,7 @@ class Emitter {
     this.body.push(`${label}:`);
     this.currentLabel = label;
   }
-  private declare(text: string): void {
+  declare(text: string): void {
     this.declares.add(text);
   }
   callIntrinsic(ret: string, name: string, args: string[], argTys: string[]): string {
@@ -334,6 +336,7 @@ class Emitter {
       case "store": {
         this.emitAll(this.wgmma.beforeStore(s.buffer, s.indices));
         if (s.buffer.scope !== "local") this.mmas.forget();
+        if (s.async && hasAsyncCopy(this.fl.target)) return asyncStore(this, s, this.asyncLanes);
         let v = this.expr(s.value);
         if (s.buffer.dtype === "bool") {
           const z = this.tmp();
@@ -379,37 +382,33 @@ class Emitter {
         if (this.fl.target.kind === "nvptx") this.prefetch(s);
         return;
       case "barrier":
+        if (s.scope === "async_commit" || s.scope === "async_wait") return asyncBarrier(this, s);
         // Letting the next grid launch orders nothing here.
-        if (s.scope === "dependents") {
-          for (const l of this.fl.launchDependents()) this.emit(l);
-          return;
+        if (s.scope !== "dependents") {
+          this.emitAll(this.wgmma.beforeBarrier(s.scope));
+          this.mmas.forget();
         }
-        this.emitAll(this.wgmma.beforeBarrier(s.scope));
-        this.mmas.forget();
-        if (s.scope === "grid") {
-          for (const l of this.fl.gridDependencyWait()) this.emit(l);
-        } else if (s.scope === "shared") {
-          for (const l of this.fl.barrier()) this.emit(l);
-          this.declare(
-            this.fl.target.kind === "nvptx"
-              ? "declare void @llvm.nvvm.barrier0()"
-              : "declare void @llvm.amdgcn.s.barrier()",
-          );
-        } else if (this.fl.target.kind === "nvptx") {
-          this.emit("call void @llvm.nvvm.bar.warp.sync(i32 -1)");
-          this.declare("declare void @llvm.nvvm.bar.warp.sync(i32)");
-        } else {
-          // A wavefront runs in lockstep; the barrier only stops the compiler moving memory accesses.
-          this.emit("call void @llvm.amdgcn.wave.barrier()");
-          this.declare("declare void @llvm.amdgcn.wave.barrier()");
-        }
-        return;
+        return barrier(this, s.scope);
       case "for":
         if (s.forKind === "thread") this.threadLoop(s);
+        else if (s.forKind === "vectorized" && hasAsyncCopy(this.fl.target) && asyncStoreIn(s.body))
+          this.asyncCopyLanes(s);
         else if (s.forKind === "vectorized" && !this.deferredStores && loadsBeforeStores(s)) this.lanes(s);
         else this.serialLoop(s);
         return;
     }
+  }
+
+  /** The lanes of the vectorized loop whose asynchronous copy is being rendered (asyncCopyLanes). */
+  private asyncLanes = 1;
+
+  /** A vectorized loop of asynchronous copies as one cp.async of all its lanes (render-async.ts). */
+  private asyncCopyLanes(s: For): void {
+    const lanes = asyncCopyLoopLanes(s);
+    this.vars.set(s.loopVar, this.expr(s.min));
+    this.asyncLanes = lanes;
+    this.stmt(s.body);
+    this.asyncLanes = 1;
   }
 
   /** Stores of a vectorized loop's lanes held back until every lane's loads are emitted (lanes()). */

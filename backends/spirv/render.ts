@@ -181,7 +181,14 @@ class Renderer extends ExprEmitter {
         this.atomic(s);
         return;
       case "barrier": {
-        if (s.scope === "grid" || s.scope === "dependents") return;
+        // Copies are ordinary loads and stores here (they land at once): nothing to group or wait for.
+        if (
+          s.scope === "grid" ||
+          s.scope === "dependents" ||
+          s.scope === "async_commit" ||
+          s.scope === "async_wait"
+        )
+          return;
         // "warp" waits for the subgroup (scope 3), "shared" for the workgroup (scope 2).
         const scope = m.uintConst(s.scope === "shared" ? 2 : 3);
         m.emit(`OpControlBarrier ${scope} ${scope} ${m.uintConst(BARRIER_SEMANTICS)}`);

@@ -421,8 +421,8 @@ export abstract class ExprLowerer {
   }
 
   private lowerIntrinsic(name: string, node: ts.CallExpression): Typed {
-    if (name === "prefetchL2")
-      throw errorAt(node, "prefetchL2(...) has no value", "call it as a statement: prefetchL2(w[i][j]);");
+    if (name === "prefetchL2" || name === "copyAsync" || name === "commitAsync" || name === "waitAsync")
+      throw errorAt(node, `${name}(...) has no value`, `call it as a statement: ${name}(...);`);
     if (name === "atomicAdd")
       throw errorAt(
         node,

@@ -17,13 +17,13 @@ import type { Buffer, Expr, Param, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { errorAt } from "./errors.ts";
 import { evalConst } from "./consteval.ts";
 import { COMPOUND_TOKENS, type Typed } from "./expr.ts";
-import { HelperInliner } from "./helpers.ts";
+import { MemoryStatementLowerer, skipParens } from "./memory.ts";
 import { findKernelFunction, getProject } from "./project.ts";
 import { scalarDType, tensorInfo } from "./typeinfo.ts";
 
 type FnNode = ts.FunctionExpression | ts.ArrowFunction | ts.FunctionDeclaration;
 
-class KernelLowerer extends HelperInliner {
+class KernelLowerer extends MemoryStatementLowerer {
   private readonly blockNames = new Map<string, number>();
   private readonly symbols = new Map<string, Var>();
   private readonly usedNames = new Set<string>();
@@ -235,6 +235,14 @@ class KernelLowerer extends HelperInliner {
     if (ts.isForStatement(s)) return this.lowerFor(s);
     if (ts.isIfStatement(s)) {
       const cond = this.coerce(this.lowerExpr(s.expression), "bool", s.expression, "the condition");
+      // A condition on compile-time constants (a variant's consts) keeps only its branch: the other
+      // is never lowered, so it neither allocates nor asks the passes to order its accesses.
+      if (cond.kind === "const")
+        return cond.value
+          ? this.lowerStatement(s.thenStatement)
+          : s.elseStatement
+            ? this.lowerStatement(s.elseStatement)
+            : B.nop();
       const then = this.lowerStatement(s.thenStatement);
       const otherwise = s.elseStatement ? this.lowerStatement(s.elseStatement) : undefined;
       return B.ifThen(cond, then, otherwise);
@@ -304,80 +312,15 @@ class KernelLowerer extends HelperInliner {
     }
     if (ts.isCallExpression(e)) {
       const name = this.intrinsicCalled(e);
-      if (name === "prefetchL2") return this.prefetch(e);
-      if (name === "atomicAdd") return this.atomic(e);
-      return this.inlineHelperStatement(e);
+      return (
+        (name !== undefined ? this.memoryStatement(name, e) : undefined) ?? this.inlineHelperStatement(e)
+      );
     }
     throw errorAt(
       e,
       "this expression does nothing as a statement",
       "assign its value, for example y[i] = ...",
     );
-  }
-
-  /** prefetchL2(t[i][j], count?): an element access of a parameter tensor, all its indices given. */
-  private prefetch(call: ts.CallExpression): Stmt {
-    const [arg, countArg] = call.arguments;
-    if (call.arguments.length > 2 || !arg)
-      throw errorAt(
-        call,
-        `prefetchL2 takes an element and optionally a count, got ${call.arguments.length} arguments`,
-      );
-    const count = countArg ? this.coerce(this.lowerExpr(countArg), "i32", countArg, "the count") : B.i32c(1);
-    const v = this.lowerExpr(arg).e;
-    if (v.kind !== "load" || v.buffer.scope !== "global" || v.indices.length !== v.buffer.shape.length)
-      throw errorAt(
-        arg,
-        "prefetchL2 takes one element of a kernel's tensor parameter",
-        "write the element access, for example prefetchL2(w[row][col])",
-      );
-    return B.prefetch(v.buffer, v.indices, count);
-  }
-
-  /**
-   * atomicAdd(t[i][j], value), or result[k] = atomicAdd(...): an element of a tensor parameter or
-   * a shared tensor, all its indices given; the old value into a tensor element.
-   */
-  private atomic(call: ts.CallExpression, resultTarget?: ts.Expression): Stmt {
-    const [arg, valueArg] = call.arguments;
-    if (call.arguments.length !== 2 || !arg || !valueArg)
-      throw errorAt(call, `atomicAdd takes an element and a value, got ${call.arguments.length} arguments`);
-    const target = this.lowerExpr(arg).e;
-    if (
-      target.kind !== "load" ||
-      target.buffer.scope === "local" ||
-      target.indices.length !== target.buffer.shape.length
-    )
-      throw errorAt(
-        arg,
-        "atomicAdd updates one element of a kernel's tensor parameter or of a shared tensor",
-        "write the element access, for example atomicAdd(count[h], 1)",
-      );
-    const dtype = target.buffer.dtype;
-    if (dtype !== "i32" && dtype !== "u32" && dtype !== "f32")
-      throw errorAt(
-        arg,
-        `atomicAdd adds to i32, u32 or f32 elements; ${target.buffer.name} holds ${dtype}`,
-        "count in an i32 or u32 tensor, or sum in an f32 one",
-      );
-    const value = this.coerce(this.lowerExpr(valueArg), dtype, valueArg, "the added value");
-    if (!resultTarget) return B.atomicAdd(target.buffer, target.indices, value);
-    const where = skipParens(resultTarget);
-    if (!ts.isElementAccessExpression(where))
-      throw errorAt(
-        resultTarget,
-        "atomicAdd's old value goes into a tensor element",
-        'declare const old = shared("i32", [1]) (or local) and write old[0] = atomicAdd(...)',
-      );
-    const { buffer, indices } = this.accessPath(where);
-    const result = { buffer, indices };
-    if (result.buffer.dtype !== dtype)
-      throw errorAt(
-        resultTarget,
-        `${result.buffer.name} holds ${result.buffer.dtype} but atomicAdd on ${target.buffer.name} gives ${dtype}`,
-        `declare ${result.buffer.name} as ${dtype}`,
-      );
-    return B.atomicAdd(target.buffer, target.indices, value, result);
   }
 
   /** target = compute(old): stores to tensors and mutable scalars, each in its own block. */
@@ -570,9 +513,4 @@ function shippedIR(def: KernelDef): PrimFunc | undefined {
   if (!json)
     throw new Error(`tkc: ${file} has no kernel named ${def.name} (it has ${Object.keys(table).join(", ")})`);
   return funcFromJson(json);
-}
-
-/** e without enclosing parentheses. */
-function skipParens(e: ts.Expression): ts.Expression {
-  return ts.isParenthesizedExpression(e) ? skipParens(e.expression) : e;
 }

@@ -136,6 +136,15 @@ export const atomicAdd = (
   result?: Atomic["result"],
 ): Atomic => ({ kind: "atomic", op: "add", buffer: buf, indices, value, ...(result ? { result } : {}) });
 export const barrier = (scope: Barrier["scope"] = "shared"): Barrier => ({ kind: "barrier", scope });
+/** `copyAsync(buf[indices], value)`: value a load of a global buffer (nodes.ts Store.async). */
+export const storeAsync = (buf: Buffer, indices: readonly Expr[], value: Expr): Store => ({
+  ...store(buf, indices, value),
+  async: true,
+});
+/** Closes this thread's asynchronous copies issued since the last commit into a group. */
+export const commitAsync = (): Barrier => ({ kind: "barrier", scope: "async_commit" });
+/** Waits until at most `pending` of this thread's latest committed groups of copies are in flight. */
+export const waitAsync = (pending: number): Barrier => ({ kind: "barrier", scope: "async_wait", pending });
 
 /** A sequence, flattened, with empty sequences dropped; a single statement is returned as is. */
 export function seq(stmts: readonly Stmt[]): Stmt {

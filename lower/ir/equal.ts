@@ -174,6 +174,7 @@ class Matcher {
       case "store": {
         const y = b as typeof a;
         return (
+          (a.async === y.async || this.fail("one store is asynchronous, the other not")) &&
           this.pairBuffer(a.buffer, y.buffer) &&
           this.exprs(a.indices, y.indices) &&
           this.expr(a.value, y.value)
@@ -223,7 +224,10 @@ class Matcher {
         return this.expr(a.value, y.value) && this.pairVar(a.v, y.v) && this.stmt(a.body, y.body);
       }
       case "barrier":
-        return a.scope === (b as typeof a).scope || this.fail("barrier scopes differ");
+        return (
+          (a.scope === (b as typeof a).scope && a.pending === (b as typeof a).pending) ||
+          this.fail("barrier scopes differ")
+        );
     }
   }
 

@@ -170,11 +170,20 @@ export interface Block {
   readonly annotations?: Readonly<Record<string, string | number | boolean>>;
 }
 
+/**
+ * `buffer[indices] = value`. With `async` (`copyAsync` in a kernel) the buffer is shared, the value
+ * a load of a global buffer of the same dtype, and the copy lands at some point before the
+ * thread's `waitAsync` that covers its group (Barrier scopes "async_commit", "async_wait"):
+ * NVIDIA sm_80+ copies with `cp.async` (4, 8 or 16 bytes a thread: a vectorized loop of lanes is
+ * one copy), which needs no registers and can run ahead of the arithmetic by many stages;
+ * elsewhere it is an ordinary load and store.
+ */
 export interface Store {
   readonly kind: "store";
   readonly buffer: Buffer;
   readonly indices: readonly Expr[];
   readonly value: Expr;
+  readonly async?: true;
 }
 
 export interface Allocate {
@@ -210,10 +219,19 @@ export interface LetStmt {
  * a kernel early, and everything before this wait overlaps the previous kernel's tail. Scope
  * "dependents" (device IR on CUDA only, placed by the same pass) waits for nothing: it lets the
  * next kernel in the stream launch once every block of this one has passed it or exited.
+ * Scopes "async_commit" and "async_wait" group and wait for this thread's asynchronous copies
+ * (Store.async) only.
  */
 export interface Barrier {
   readonly kind: "barrier";
-  readonly scope: "shared" | "warp" | "grid" | "dependents";
+  readonly scope: "shared" | "warp" | "grid" | "dependents" | "async_commit" | "async_wait";
+  /**
+   * Scope "async_wait": how many of this thread's most recently committed groups of asynchronous
+   * copies may still be in flight (the older ones have landed; a constant once loops are
+   * unrolled). Scope "async_commit" closes the thread's copies issued since the last commit into a
+   * group (possibly empty). Neither waits for other threads.
+   */
+  readonly pending?: number;
 }
 
 /**

@@ -10,6 +10,8 @@ const BARRIER_CALLS: Record<Barrier["scope"], string> = {
   warp: "syncWarp",
   grid: "waitForPreviousGrid",
   dependents: "launchDependents",
+  async_commit: "commitAsync",
+  async_wait: "waitAsync",
 };
 
 const PRECEDENCE: Record<string, number> = {
@@ -126,10 +128,12 @@ export class Printer {
         const note = notes.length ? ` // ${notes.join(", ")}` : "";
         return [`${indent}block ${JSON.stringify(s.name)} {${note}`, ...this.stmt(s.body, ind), `${indent}}`];
       }
-      case "store":
+      case "store": {
+        const at = `${this.namer.name(s.buffer)}${s.indices.map((i) => `[${this.expr(i)}]`).join("")}`;
         return [
-          `${indent}${this.namer.name(s.buffer)}${s.indices.map((i) => `[${this.expr(i)}]`).join("")} = ${this.expr(s.value)};`,
+          `${indent}${s.async ? `copyAsync(${at}, ${this.expr(s.value)})` : `${at} = ${this.expr(s.value)}`};`,
         ];
+      }
       case "atomic": {
         const at = (b: Buffer, ix: readonly Expr[]) =>
           `${this.namer.name(b)}${ix.map((i) => `[${this.expr(i)}]`).join("")}`;
@@ -162,7 +166,7 @@ export class Printer {
           ...this.stmt(s.body, indent),
         ];
       case "barrier":
-        return [`${indent}${BARRIER_CALLS[s.scope]}();`];
+        return [`${indent}${BARRIER_CALLS[s.scope]}(${s.pending ?? ""});`];
     }
   }
 

@@ -286,3 +286,13 @@ export function collectVars(n: Node): Set<Var> {
   });
   return out;
 }
+
+/** Whether s accesses or allocates buffer b (loads, stores, atomics and their results, prefetches). */
+export const usesBuffer = (s: Stmt, b: Buffer): boolean =>
+  someNode(
+    s,
+    (n) =>
+      ((n.kind === "load" || n.kind === "store" || n.kind === "allocate" || n.kind === "prefetch") &&
+        n.buffer === b) ||
+      (n.kind === "atomic" && atomicAccesses(n).some((a) => a.buffer === b)),
+  );

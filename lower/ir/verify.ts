@@ -175,6 +175,11 @@ class Verifier {
         this.expr(s.value);
         if (s.value.dtype !== s.buffer.dtype)
           this.report(`${what}: the value is ${s.value.dtype} but ${s.buffer.name} holds ${s.buffer.dtype}`);
+        if (
+          s.async &&
+          (s.buffer.scope !== "shared" || s.value.kind !== "load" || s.value.buffer.scope !== "global")
+        )
+          this.report(`${what}: an asynchronous copy goes from a global buffer's element to a shared one`);
         return;
       }
       case "atomic": {
@@ -227,6 +232,8 @@ class Verifier {
           );
         return this.bindVar(s.v, `const ${s.v.name}`, () => this.stmt(s.body));
       case "barrier":
+        if ((s.scope === "async_wait") !== (s.pending !== undefined))
+          this.report(`barrier ${s.scope}: a pending count belongs to (and only to) waitAsync`);
         return;
     }
   }

@@ -40,17 +40,24 @@ const P = "barriers";
 interface Pending {
   readonly reads: ReadonlySet<Buffer>;
   readonly writes: ReadonlySet<Buffer>;
+  /**
+   * Shared buffers with asynchronous copies (copyAsync) in flight: their writes land at the
+   * thread's waitAsync, so a barrier before it orders nothing; waitAsync makes them pending
+   * writes again (a barrier goes between it and other threads' reads), and only waitAsync(0)
+   * retires them.
+   */
+  readonly inFlight: ReadonlySet<Buffer>;
 }
-const EMPTY: Pending = { reads: new Set(), writes: new Set() };
+const EMPTY: Pending = { reads: new Set(), writes: new Set(), inFlight: new Set() };
 const union = (a: Pending, b: Pending): Pending => ({
   reads: new Set([...a.reads, ...b.reads]),
   writes: new Set([...a.writes, ...b.writes]),
+  inFlight: new Set([...a.inFlight, ...b.inFlight]),
 });
+const sameSet = (a: ReadonlySet<Buffer>, b: ReadonlySet<Buffer>): boolean =>
+  a.size === b.size && [...b].every((x) => a.has(x));
 const samePending = (a: Pending, b: Pending): boolean =>
-  a.reads.size === b.reads.size &&
-  a.writes.size === b.writes.size &&
-  [...b.reads].every((x) => a.reads.has(x)) &&
-  [...b.writes].every((x) => a.writes.has(x));
+  sameSet(a.reads, b.reads) && sameSet(a.writes, b.writes) && sameSet(a.inFlight, b.inFlight);
 
 /**
  * Stands for every global buffer: stores to global memory write it and an atomic on a global
@@ -63,11 +70,13 @@ const GLOBAL_WRITES = buffer("global memory", "u8", [], "global");
 function sharedAccesses(n: Stmt | Expr): {
   reads: Set<Buffer>;
   writes: Set<Buffer>;
+  inFlight: Set<Buffer>;
   list: { buffer: Buffer; index: Expr; write: boolean }[];
 } {
   const out = {
     reads: new Set<Buffer>(),
     writes: new Set<Buffer>(),
+    inFlight: new Set<Buffer>(),
     list: [] as { buffer: Buffer; index: Expr; write: boolean }[],
   };
   const access = (b: Buffer, indices: readonly Expr[], write: boolean) => {
@@ -77,7 +86,11 @@ function sharedAccesses(n: Stmt | Expr): {
     out.list.push({ buffer: b, index: indices[0]!, write });
   };
   walk(n, (x) => {
-    if (x.kind === "load" || x.kind === "store") access(x.buffer, x.indices, x.kind === "store");
+    // An asynchronous copy's write lands at the thread's waitAsync (Pending.inFlight), not here.
+    if (x.kind === "store" && x.async) {
+      out.inFlight.add(x.buffer);
+      out.list.push({ buffer: x.buffer, index: x.indices[0]!, write: true });
+    } else if (x.kind === "load" || x.kind === "store") access(x.buffer, x.indices, x.kind === "store");
     if (x.kind === "atomic") {
       if (x.buffer.scope === "global") out.reads.add(GLOBAL_WRITES);
       for (const a of atomicAccesses(x)) access(a.buffer, a.indices, a.write);
@@ -94,6 +107,7 @@ function doubleBuffered(s: For): Set<string> {
 const without = (p: Pending, names: ReadonlySet<string>): Pending => ({
   reads: new Set([...p.reads].filter((b) => !names.has(b.name))),
   writes: new Set([...p.writes].filter((b) => !names.has(b.name))),
+  inFlight: p.inFlight,
 });
 
 /**
@@ -128,6 +142,9 @@ function conflicts(p: Pending, a: Pending): Buffer[] {
   for (const b of a.reads) if (p.writes.has(b)) out.add(b);
   // Global stores are ordered only before an atomic (GLOBAL_WRITES), not among themselves.
   for (const b of a.writes) if (b !== GLOBAL_WRITES && (p.reads.has(b) || p.writes.has(b))) out.add(b);
+  // An asynchronous copy must not overwrite what others may still read or write; against other
+  // copies in flight a barrier would order nothing (they land at waits).
+  for (const b of a.inFlight) if (p.reads.has(b) || p.writes.has(b)) out.add(b);
   return [...out];
 }
 
@@ -154,7 +171,17 @@ class Sync {
   walk(s: Stmt, pending: Pending): [Stmt, Pending] {
     switch (s.kind) {
       case "barrier":
-        return [s, EMPTY];
+        if (s.scope === "async_commit") return [s, pending];
+        if (s.scope === "async_wait")
+          return [
+            s,
+            {
+              reads: pending.reads,
+              writes: new Set([...pending.writes, ...pending.inFlight]),
+              inFlight: s.pending === 0 ? new Set() : pending.inFlight,
+            },
+          ];
+        return [s, { ...EMPTY, inFlight: pending.inFlight }];
       case "prefetch":
         return [s, pending];
       case "seq": {
@@ -239,13 +266,15 @@ class Sync {
 
   /** What is still pending after barrier `b` and then the accesses `a`. */
   private after(b: Stmt, pending: Pending, a: Pending): Pending {
+    const inFlight = new Set([...pending.inFlight, ...a.inFlight]);
     if (b.kind !== "barrier" || b.scope === "shared")
-      return { reads: new Set(a.reads), writes: new Set(a.writes) };
+      return { reads: new Set(a.reads), writes: new Set(a.writes), inFlight };
     // A warp barrier orders the warp-private buffers only; the others stay pending.
     const keep = (s: ReadonlySet<Buffer>) => [...s].filter((x) => !this.warpPrivate.has(x));
     return {
       reads: new Set([...keep(pending.reads), ...a.reads]),
       writes: new Set([...keep(pending.writes), ...a.writes]),
+      inFlight,
     };
   }
 
@@ -263,7 +292,7 @@ class Sync {
           ? `loop ${s.loopVar.name} (bounds ${printExpr(s.min)}, ${printExpr(s.extent)})`
           : s.kind;
     walk(s, (x) => {
-      if (x.kind === "barrier")
+      if (x.kind === "barrier" && x.scope !== "async_commit" && x.scope !== "async_wait")
         throw new LoweringError(
           P,
           `a barrier sits under ${where}, which depends on the thread index: not every thread would reach it`,

@@ -15,7 +15,7 @@ import { bytesOf } from "../../dsl/dtypes.ts";
 import type { Buffer, Expr, PrimFunc, Stmt } from "../ir/nodes.ts";
 import { add, buffer, constant, mul } from "../ir/build.ts";
 import { printExpr } from "../ir/printer.ts";
-import { rewriteStmt, walk } from "../ir/transform.ts";
+import { rewriteStmt, usesBuffer, walk } from "../ir/transform.ts";
 import { LoweringError } from "./errors.ts";
 import type { Target } from "./target.ts";
 
@@ -34,7 +34,14 @@ export const storageDims = (b: Buffer): readonly Expr[] => b.allocShape ?? b.sha
 export const elementCount = (b: Buffer): Expr =>
   storageDims(b).reduce<Expr>((a, d) => mul(a, d), constant(1, "i32"));
 
-export function flattenPass(f: PrimFunc, target: Target): PrimFunc {
+export function flattenPass(input: PrimFunc, target: Target): PrimFunc {
+  // A buffer nothing accesses (a variant's unused scratch) takes no shared memory.
+  const f = {
+    ...input,
+    body: rewriteStmt(input.body, {
+      stmt: (s) => (s.kind === "allocate" && !usesBuffer(s.body, s.buffer) ? s.body : s),
+    }),
+  };
   const flat = new Map<Buffer, Buffer>();
   const shared: { name: string; bytes: number }[] = [];
   walk(f.body, (n) => {

@@ -24,7 +24,7 @@ import {
   sub,
   unary,
 } from "../ir/build.ts";
-import { rewriteExpr, someNode, substitute, usesVar } from "../ir/transform.ts";
+import { rewriteExpr, someNode, substitute, usesBuffer, usesVar } from "../ir/transform.ts";
 import type { Target } from "./target.ts";
 
 export interface Range {
@@ -422,9 +422,6 @@ function mergeGuards(s: Stmt): Stmt {
 }
 
 const hasSync = (e: Expr): boolean => someNode(e, (n) => n.kind === "call" && isWarpCollective(n.name));
-
-const usesBuffer = (s: Stmt, b: unknown): boolean =>
-  someNode(s, (n) => (n.kind === "load" || n.kind === "store" || n.kind === "allocate") && n.buffer === b);
 
 /** A simplifier with the function's symbols (>= 0) and launch known. */
 export function simplifierFor(f: PrimFunc): Simplifier {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { cpuKernel } from "../../backends/cpu/runtime.ts";
-import { f32, kernel, local, select, withConsts, type Tensor } from "../../dsl/index.ts";
+import { f32, kernel, local, select, shared, withConsts, type Tensor } from "../../dsl/index.ts";
 import { ndarray, zeros } from "../../dsl/ndarray.ts";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { printFunc } from "../../lower/ir/printer.ts";
@@ -30,7 +30,27 @@ const picked = kernel(function picked(x: Tensor<f32, [16]>, y: Tensor<f32, [4]>)
   for (let i = 0; i < 4; i++) y[i] = x[select(MODE === 1, i + 1, 2 * i)];
 });
 
+/** y[i] = x[i] + 1, or (MODE 1) x[i] staged through shared memory first: an if on a constant. */
+const branched = kernel(function branched(x: Tensor<f32, [16]>, y: Tensor<f32, [4]>) {
+  for (let i = 0; i < 4; i++) {
+    if (MODE === 1) {
+      const t = shared("f32", [1]);
+      t[0] = x[i];
+      y[i] = t[0];
+    } else y[i] = x[i] + f32(1);
+  }
+});
+
 describe("kernel consts", () => {
+  it("keep only the branch an if on compile-time constants takes (the other is never lowered)", () => {
+    const text = printFunc(lowerKernel(branched));
+    expect(text).toContain("y[i] = x[i] + f32(1);");
+    expect(text).not.toMatch(/if \(|shared/);
+    const other = printFunc(lowerKernel(withConsts(branched, { MODE: 1 })));
+    expect(other).toContain("const t = shared(f32, [1]);");
+    expect(other).not.toMatch(/if \(|f32\(1\)/);
+  });
+
   it("pick a select's branch when its condition is known at compile time (no select left in the IR)", () => {
     const x = ndarray(
       "f32",
