@@ -150,6 +150,21 @@ export interface OpChoices {
    */
   readonly prefetchDecodeWeights?: boolean | readonly string[];
   /**
+   * With decodeGemv "mma": how many chunks of K each warp of a tensor-core GEMV keeps in flight
+   * through a ring in shared memory, filled by asynchronous copies (cp.async) that many rounds
+   * ahead of its products, the first ones issued before the wait for the previous kernel
+   * (stdlib/q4_gemv_mma.ts STAGES); 0 or absent: the next chunk into registers at the end of each
+   * round (CUDA's choice: every ring measured slower on an H200, 0.3-49% a step, as its registers
+   * and shared memory cost blocks a multiprocessor and changed the kernels' L1/shared carveout;
+   * bench/results/decode-gemv-ring-ab-h200.json). A number for every GEMV, or per op.
+   */
+  readonly decodeGemvStages?: number | Readonly<Record<string, number>>;
+  /**
+   * Decode ops (LlamaOps.decode's names) whose kernels must fit that many blocks on a
+   * multiprocessor at once (OpSpec.minBlocksPerSM: ptxas caps their registers to fit them).
+   */
+  readonly decodeMinBlocksPerSM?: Readonly<Record<string, number>>;
+  /**
    * With prefillGemm "wgmma": each block of a prefill GEMM first prefetches all of its weight rows
    * into L2 (true: stdlib/gemm_wgmma.ts's PREFETCH), so its K loop reads the weights from L2
    * rather than DRAM; or loads them as it goes (false, the default). On an H100 every prefill
@@ -390,10 +405,12 @@ export function llamaOps(
   if (format === "q4f16_1") {
     // On tensor cores where chosen and the shape tiles (stdlib/gpu/gemv.ts mmaGemvKernel).
     const prefetched = choices.prefetchDecodeWeights ?? false;
+    const stages = choices.decodeGemvStages ?? 0;
     const mmaOf = (def: KernelDef, n: number, k: number, op: string) =>
       choices.decodeGemv === "mma"
         ? mmaGemvKernel(def, n, k, {
             prefetch: typeof prefetched === "boolean" ? prefetched : prefetched.includes(op),
+            stages: typeof stages === "number" ? stages : (stages[op] ?? 0),
           })
         : undefined;
     const fold = choices.foldDecodeNorms ?? false;
@@ -564,6 +581,9 @@ export function llamaOps(
     // An op this model's choices leave out (another format's, say) has nothing to mark.
     if (decode[name]) decode[name] = { ...decode[name], dependentsLaunch: at };
   }
+  // The lowering's launch pass refuses counts outside 1..32, naming the kernel.
+  for (const [name, blocks] of Object.entries(choices.decodeMinBlocksPerSM ?? {}))
+    if (decode[name]) decode[name] = { ...decode[name], minBlocksPerSM: blocks };
   return { format, decode, prefill };
 }
 

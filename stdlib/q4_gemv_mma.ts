@@ -32,6 +32,8 @@
  */
 import {
   kernel,
+  commitAsync,
+  copyAsync,
   f16,
   f32,
   idiv,
@@ -44,6 +46,7 @@ import {
   shared,
   unpackF16x2,
   u32,
+  waitAsync,
   type i32,
   type Tensor,
   type Sym,
@@ -69,6 +72,17 @@ export const TILES = MMA_ROWS / 16;
  * Measured slower on an H200 (llama/ops.ts, prefetchDecodeWeights).
  */
 const PREFETCH: number = 0;
+/**
+ * 0 (the default): each warp loads its next chunk's codes and scales into registers at the end of
+ * a round. S > 0 (withConsts): each warp keeps a ring of S chunks in shared memory, filled by
+ * asynchronous copies (copyAsync: cp.async on NVIDIA) S rounds ahead of the arithmetic, the first
+ * S issued before the wait for the previous kernel: more of the weights in flight a
+ * multiprocessor than the registers hold, and no registers held by them. Measured slower in the
+ * 7B decode on an H200 at every depth and kernel tried (llama/ops.ts decodeGemvStages).
+ */
+const STAGES: number = 0;
+/** The ring's slots (1 where STAGES is 0 and it is unused: shared tensors need a shape). */
+const SLOTS = Math.max(STAGES, 1);
 /**
  * 1 in the kernels with RMSNorm folded in (q4GemvRmsMma, q4GateUpSiluRmsMma, by kernel()'s
  * consts): q4MmaPartials stages x * wn and sums x's squares on the way; 0 elsewhere.
@@ -138,6 +152,43 @@ function q4LoadChunk(
 }
 
 /**
+ * As q4LoadChunk, into ring slot `slot` of warp w by asynchronous copies (STAGES > 0): each lane
+ * copies the four 16-byte runs of codes that it reads back (ringq, lanes innermost: conflict-free),
+ * and lanes 0..15 each a tile row's 8 scales of the chunk (16 bytes; rings, by row and group).
+ */
+function q4CopyChunk(
+  packed: Tensor<u32, readonly [number, number]>,
+  scales: Tensor<f16, readonly [number, number]>,
+  row0: i32,
+  tileStride: i32,
+  rowStride: i32,
+  c: i32,
+  w: i32,
+  lane: i32,
+  slot: i32,
+  ringq: Tensor<u32, readonly [number, number, number, number, number, number, number]>,
+  rings: Tensor<f16, readonly [number, number, number, number, number]>,
+) {
+  for (let ta = 0; ta < TILES; ta++) {
+    for (let ra = 0; ra < 2; ra++)
+      for (let ha = 0; ha < 2; ha++)
+        for (let va = 0; va < Q4_WORDS_PER_GROUP; va++)
+          copyAsync(
+            ringq[w][slot][ta][ra][ha][lane][va],
+            packed[row0 + ta * tileStride + ra * rowStride + (lane >> 2)][
+              (c * CHUNK_GROUPS + (lane & 3) + 4 * ha) * Q4_WORDS_PER_GROUP + va
+            ],
+          );
+    if (lane < 16)
+      for (let ga = 0; ga < CHUNK_GROUPS; ga++)
+        copyAsync(
+          rings[w][slot][ta][lane][ga],
+          scales[row0 + ta * tileStride + (lane & 7) + (lane >> 3) * rowStride][c * CHUNK_GROUPS + ga],
+        );
+  }
+}
+
+/**
  * Each (warp, lane)'s sums of its rows over its groups, into part[warp][lane][tile][g or g + 8]:
  * tile t's rows r and r + 8 (r < 8) are weight rows row0 + t * tileStride + r and that + rowStride
  * (rowStride 8: 16 consecutive rows; d / 2 in the RoPE kernels, so that a tile holds both
@@ -186,12 +237,50 @@ export function q4MmaPartials(
   // schedules declare the weights invariant (written by no kernel), so under programmatic
   // dependent launch these loads are issued before the wait for the previous kernel and overlap
   // its tail (lower/passes/dependency_wait.ts). The same loads end each round for the next.
-  for (let wb = 0; wb < WARPS; wb++)
-    for (let lb = 0; lb < LANES; lb++) {
-      const c = min(wb, chunks - 1);
-      q4LoadChunk(packed, scales, row0, tileStride, rowStride, c, wb, lb, wq, ws);
+  // With STAGES: the ring, and its first STAGES rounds' copies (a group each, empty past the last
+  // round), issued before the wait as the register loads are.
+  const ringq = shared("u32", [WARPS, SLOTS, TILES, 2, 2, LANES, Q4_WORDS_PER_GROUP]);
+  const rings = shared("f16", [WARPS, SLOTS, TILES, 16, CHUNK_GROUPS]);
+  if (STAGES > 0)
+    for (let pa = 0; pa < STAGES; pa++) {
+      if (pa < rounds)
+        for (let wa = 0; wa < WARPS; wa++)
+          for (let la = 0; la < LANES; la++) {
+            const c = min(pa * WARPS + wa, chunks - 1);
+            q4CopyChunk(packed, scales, row0, tileStride, rowStride, c, wa, la, pa, ringq, rings);
+          }
+      commitAsync();
     }
+  else
+    for (let wb = 0; wb < WARPS; wb++)
+      for (let lb = 0; lb < LANES; lb++) {
+        const c = min(wb, chunks - 1);
+        q4LoadChunk(packed, scales, row0, tileStride, rowStride, c, wb, lb, wq, ws);
+      }
   for (let ci = 0; ci < rounds; ci++) {
+    // With STAGES: this round's slot, once landed, into the registers the products read; then the
+    // slot refilled with the round STAGES on (a group every round, empty near the end, so that
+    // waiting for all but the latest STAGES - 1 groups always means this round's).
+    if (STAGES > 0) {
+      waitAsync(STAGES - 1);
+      for (let wy = 0; wy < WARPS; wy++)
+        for (let ly = 0; ly < LANES; ly++)
+          for (let ty = 0; ty < TILES; ty++) {
+            for (let ry = 0; ry < 2; ry++)
+              for (let hy = 0; hy < 2; hy++)
+                for (let vy = 0; vy < Q4_WORDS_PER_GROUP; vy++)
+                  wq[wy][ly][ty][ry][hy][vy] = ringq[wy][ci % STAGES][ty][ry][hy][ly][vy];
+            for (let sy = 0; sy < 4; sy++)
+              ws[wy][ly][ty][sy] = rings[wy][ci % STAGES][ty][L.mmaCRow(ly, sy)][L.mmaCCol(ly, sy)];
+          }
+      if (ci + STAGES < rounds)
+        for (let wn2 = 0; wn2 < WARPS; wn2++)
+          for (let ln2 = 0; ln2 < LANES; ln2++) {
+            const cn = min((ci + STAGES) * WARPS + wn2, chunks - 1);
+            q4CopyChunk(packed, scales, row0, tileStride, rowStride, cn, wn2, ln2, ci % STAGES, ringq, rings);
+          }
+      commitAsync();
+    }
     // Lane l packs word l & 3 of its warp's chunk's group l >> 2 (eight consecutive elements of x,
     // times wn's with NORM, each product rounded to f16 as rmsNorm rounds its output).
     for (let wx = 0; wx < WARPS; wx++)
@@ -254,7 +343,7 @@ export function q4MmaPartials(
             );
             cacc[we][le][te][re] = f32(0);
           }
-        if (ci + 1 < rounds) {
+        if (STAGES === 0 && ci + 1 < rounds) {
           const cn = min(c + WARPS, chunks - 1);
           q4LoadChunk(packed, scales, row0, tileStride, rowStride, cn, we, le, wq, ws);
         }

@@ -142,6 +142,12 @@ const STDLIB_VARIANTS: readonly (readonly [
   ["outputs to 64", "q4GateUpSiluGemmWgmma", { OUT_TO: 64 }],
   ["outputs from 64", "q4GateUpSplitKGemmWgmma", { OUT_FROM: 64 }, { p: 16 }],
   ["outputs from 64", "gateUpSiluSplitReduce", { OUT_FROM: 64 }, { p: 16 }],
+  // decodeGemvStages: the weights through a ring in shared memory (cp.async), refilled or not.
+  ["ring of 2, refilled", "q4GemvRmsMma", { WARPS: 1, MMA_ROWS: 16, TILES: 1, STAGES: 2 }],
+  ["ring of 1", "q4GateUpSiluRmsMma", { WARPS: 2, MMA_ROWS: 32, TILES: 2, STAGES: 1 }],
+  ["ring of 3", "q4QkvRopeAppendRmsMma", { WARPS: 1, MMA_ROWS: 16, TILES: 1, STAGES: 3 }],
+  ["ring of 2", "q4GemvResidualMma", { WARPS: 2, MMA_ROWS: 16, TILES: 1, STAGES: 2 }],
+  ["ring of 2", "q4GemvF32Mma", { WARPS: 1, MMA_ROWS: 32, TILES: 2, STAGES: 2 }],
 ];
 
 /** Every stdlib kernel at small sizes, with its GPU schedule where it has one (else one thread). */

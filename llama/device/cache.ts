@@ -68,6 +68,7 @@ export function libraryHash(specs: readonly OpSpec[], target: string): string {
       retype: s.retype ?? null,
       scalarsInMemory: s.scalarsInMemory ?? null,
       dependentsLaunch: s.dependentsLaunch ?? null,
+      minBlocksPerSM: s.minBlocksPerSM ?? null,
       scheduled: s.schedule !== undefined,
     }))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));

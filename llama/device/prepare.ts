@@ -3,7 +3,7 @@ import { lowerKernel } from "../../lower/frontend/lower.ts";
 import type { PrimFunc } from "../../lower/ir/nodes.ts";
 import { retype, scalarsFromMemory, specialize } from "../../lower/ir/specialize.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
-import { DEPENDENTS_LAUNCH, withInvariantBuffers } from "../../lower/passes/launch.ts";
+import { DEPENDENTS_LAUNCH, MIN_BLOCKS_PER_SM, withInvariantBuffers } from "../../lower/passes/launch.ts";
 import type { OpSpec } from "./types.ts";
 
 export function specializedFunc(spec: OpSpec): PrimFunc {
@@ -21,6 +21,7 @@ export function specializedFunc(spec: OpSpec): PrimFunc {
     );
   }
   if (spec.dependentsLaunch) f = { ...f, attrs: { ...f.attrs, [DEPENDENTS_LAUNCH]: spec.dependentsLaunch } };
+  if (spec.minBlocksPerSM) f = { ...f, attrs: { ...f.attrs, [MIN_BLOCKS_PER_SM]: spec.minBlocksPerSM } };
   return { ...f, name: spec.key.replace(/[^A-Za-z0-9_]/g, "_") };
 }
 

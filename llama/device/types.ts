@@ -47,6 +47,11 @@ export interface OpSpec {
    * (llama/ops.ts decodeDependentsLaunch).
    */
   readonly dependentsLaunch?: DependentsLaunch;
+  /**
+   * Blocks of this kernel that must fit on a multiprocessor at once (LaunchConfig.minBlocksPerSM:
+   * ptxas caps registers to fit them): a measured choice per op (llama/ops.ts decodeMinBlocksPerSM).
+   */
+  readonly minBlocksPerSM?: number;
 }
 
 export interface Op {

@@ -162,7 +162,10 @@ function gridExtent(f: PrimFunc, tag: ThreadTag, e: Expr): Expr {
   return e;
 }
 
-/** The blockIdx-loop annotation asking for that many blocks per multiprocessor (LaunchConfig.minBlocksPerSM). */
+/**
+ * The blockIdx-loop annotation or function attribute asking for that many blocks per
+ * multiprocessor (LaunchConfig.minBlocksPerSM).
+ */
 export const MIN_BLOCKS_PER_SM = "min_blocks_per_sm";
 /**
  * The blockIdx-loop annotation or function attribute ("start", "epilogue" or "exit") that lets the
@@ -212,10 +215,10 @@ export function launchPass(f: PrimFunc, target: Target): PrimFunc {
       `${threads} threads per block (threadIdx.x ${block[0]} × threadIdx.y ${block[1]} × threadIdx.z ${block[2]}) exceed ${target.name}'s limit of ${target.maxThreadsPerBlock}`,
     );
   if (block.some((b) => b < 1)) throw new LoweringError(P, `a thread axis has extent ${Math.min(...block)}`);
-  const minBlocks = bindings
-    .filter((b) => isBlockTag(b.tag))
-    .map((b) => b.loop.annotations[MIN_BLOCKS_PER_SM])
-    .filter((v): v is number => typeof v === "number");
+  const minBlocks = [
+    f.attrs[MIN_BLOCKS_PER_SM],
+    ...bindings.filter((b) => isBlockTag(b.tag)).map((b) => b.loop.annotations[MIN_BLOCKS_PER_SM]),
+  ].filter((v): v is number => typeof v === "number");
   for (const v of minBlocks)
     if (!Number.isInteger(v) || v < 1 || v > 32)
       throw new LoweringError(P, `${MIN_BLOCKS_PER_SM} must be an integer from 1 to 32, not ${v}`);

@@ -168,21 +168,26 @@ export function mmaGemvVariant(shape: string | undefined): MmaGemvVariant {
 
 /**
  * The tensor-core GEMV kernel `def` (stdlib/q4_gemv_mma.ts) for an N x K weight, with its
- * variant's constants; undefined where the shape does not tile (K not a multiple of 256, N of
+ * variant's constants (and `stages` > 0: its weights through a ring of that many chunks a warp in
+ * shared memory, copied asynchronously); undefined where the shape does not tile (K not a multiple of 256, N of
  * the rows per block; for the gate/up kernel, N / 2 of 16), where the four-rows kernels serve.
  */
 export function mmaGemvKernel(
   def: KernelDef,
   n: number,
   k: number,
-  { prefetch = false }: { readonly prefetch?: boolean } = {},
+  { prefetch = false, stages = 0 }: { readonly prefetch?: boolean; readonly stages?: number } = {},
 ): KernelDef | undefined {
   // A gate/up block's outputs are half its rows (gate and up).
   const gateUp = def.name.startsWith("q4GateUpSilu");
   const v = mmaGemvVariant(`${n}x${k}`);
   if (k % MMA_GEMV_CHUNK !== 0 || (gateUp ? (n / 2) % (v.rows / 2) : n % v.rows) !== 0) return undefined;
   const variant = withMmaVariant(def, v);
-  return prefetch ? withConsts(variant, { PREFETCH: 1 }) : variant;
+  if (!Number.isInteger(stages) || stages < 0)
+    throw new Error(`tkc: a GEMV's ring of weights has a whole number of stages (0: none), got ${stages}`);
+  // A ring deeper than a warp's rounds of K would hold nothing more.
+  const ring = Math.min(stages, Math.ceil(k / MMA_GEMV_CHUNK / v.warps));
+  return withConsts(variant, { ...(prefetch ? { PREFETCH: 1 } : {}), ...(ring ? { STAGES: ring } : {}) });
 }
 
 /** A tensor-core GEMV kernel with a variant's constants (warps splitting K, rows per block). */
@@ -229,7 +234,6 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
     bindWarpsAndLanes(s, [
       ["wq", "lq"],
       ["wz", "lz"],
-      ["wb", "lb"],
       ["wx", "lx"],
       ["wg", "lg"],
       ["wf", "lf"],
@@ -238,6 +242,17 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       ["wr", "lr"],
     ]);
     s.bind("ro", "threadIdx.x");
+    // The first round's register loads (without STAGES) or the ring's copies and reads (with).
+    for (const [w, l] of [
+      ["wb", "lb"],
+      ["wa", "la"],
+      ["wy", "ly"],
+      ["wn2", "ln2"],
+    ])
+      for (const [lw, ll] of s.loopCopies(w!).map((x, i) => [x, s.loopCopies(l!)[i]!])) {
+        s.bind(lw!, "threadIdx.y");
+        s.bind(ll!, "threadIdx.x");
+      }
     // The RoPE kernels' prefetch of the attention's cache rows (q4KvCachePrefetch).
     for (const l of s.loopCopies("wk")) s.bind(l, "threadIdx.y");
     for (const l of s.loopCopies("lk")) s.bind(l, "threadIdx.x");
@@ -268,8 +283,27 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
     for (const l of unrolled) s.unroll(l);
     // q4LoadChunk's loops, at both of its call sites (the first round, and each round's next), and
     // mmaRowSum's where an epilogue sums two rows (the RoPE kernels' pairs).
-    for (const l of ["tc", "rc", "hc", "vc", "sc", "wo", "jo"])
+    for (const l of [
+      "tc",
+      "rc",
+      "hc",
+      "vc",
+      "sc",
+      "wo",
+      "jo",
+      "pa",
+      "ta",
+      "ra",
+      "ha",
+      "ty",
+      "ry",
+      "hy",
+      "vy",
+      "sy",
+    ])
       for (const copy of s.loopCopies(l)) s.unroll(copy);
+    // One 16-byte cp.async a lane per run of codes, and per tile row of scales.
+    for (const l of ["va", "ga"]) for (const copy of s.loopCopies(l)) s.vectorize(copy);
     if (p.unrollChunks > 1) {
       const [, inner] = s.split("ci", [null, p.unrollChunks]);
       s.unroll(inner!);

@@ -31,10 +31,15 @@ const CASES: [KernelDef, KernelDef, Record<string, number>][] = [
   [S.q4GemvRmsMma, S.q4GemvRows4Rms, plain],
   [S.q4GateUpSiluRmsMma, S.q4GateUpSiluRms, pairs],
 ];
-const VARIANTS = [
+const VARIANTS: Readonly<Record<string, number>>[] = [
   { WARPS: 8, MMA_ROWS: 32, TILES: 2 },
   { WARPS: 16, MMA_ROWS: 16, TILES: 1 },
   { WARPS: 4, MMA_ROWS: 32, TILES: 2 },
+  // Weights staged through a ring in shared memory by asynchronous copies (which the emulation
+  // lands only at the waits): refilled (3 rounds, 2 slots; 2 rounds, 1 slot) and not (1 round, 3).
+  { WARPS: 1, MMA_ROWS: 16, TILES: 1, STAGES: 2 },
+  { WARPS: 2, MMA_ROWS: 32, TILES: 2, STAGES: 1 },
+  { WARPS: 4, MMA_ROWS: 32, TILES: 2, STAGES: 3 },
 ];
 
 const spec = (kernel: KernelDef, specialize: Record<string, number>, unrollChunks = 1): OpSpec => ({
