@@ -31,10 +31,21 @@ const JIT_ERROR_LOG_BUFFER_SIZE_BYTES = 6;
 const JIT_LOG_VERBOSE = 12;
 const LOG_BYTES = 1 << 16;
 const FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES = 8;
+const FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT = 9;
 
 export interface CudaRuntimeOptions {
   /** Device ordinal (default 0). */
   device?: number;
+  /**
+   * The share of each multiprocessor's unified L1/shared memory that every kernel prefers as
+   * shared memory, in percent (CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT); default the
+   * driver's choice per kernel, or TKC_CUDA_SHARED_CARVEOUT. Kernels whose carveouts differ cannot
+   * share a multiprocessor, so a kernel launched early (programmatic dependent launch) beside
+   * one of another carveout waits for it to drain; one carveout for all keeps them overlapping.
+   * 100 for every kernel made the 7B decode step 21.6% slower on an H200 (its kernels lean on
+   * L1; bench/results/decode-gemv-ring-ab-h200.json).
+   */
+  sharedCarveout?: number;
 }
 
 /** Opens the CUDA driver on one device; throws CudaUnavailableError when there is none. */
@@ -73,6 +84,10 @@ export function createCudaRuntime(options: CudaRuntimeOptions = {}): GpuRuntime 
   check(b.ctxSetCurrent(ctx[0]), "cuCtxSetCurrent");
   const device = queryDevice(b, dev[0]!, ordinal, check);
 
+  const envCarveout = process.env.TKC_CUDA_SHARED_CARVEOUT;
+  const carveout = options.sharedCarveout ?? (envCarveout ? Number(envCarveout) : undefined);
+  if (carveout !== undefined && !(Number.isInteger(carveout) && carveout >= 0 && carveout <= 100))
+    throw new Error(`the shared memory carveout is a whole percentage from 0 to 100, not ${carveout}`);
   const api: DriverApi = {
     calls: b.calls,
     check,
@@ -90,6 +105,15 @@ export function createCudaRuntime(options: CudaRuntimeOptions = {}): GpuRuntime 
         "cuFuncSetAttribute",
       );
     },
+    ...(carveout === undefined
+      ? {}
+      : {
+          configureFunction: (fn: unknown) =>
+            check(
+              b.funcSetAttribute(fn, FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT, carveout),
+              "cuFuncSetAttribute",
+            ),
+        }),
     release: () => check(b.primaryCtxRelease(dev[0]), "cuDevicePrimaryCtxRelease_v2"),
   };
   return new DriverRuntime(api);

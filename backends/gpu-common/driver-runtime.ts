@@ -73,6 +73,8 @@ export interface DriverApi {
   /** Loads an image and returns the module handle and the JIT log. */
   loadModule(image: string | Uint8Array): { handle: unknown; log: string };
   setMaxDynamicShared(fn: unknown, bytes: number, device: DeviceInfo): void;
+  /** Per-function settings the runtime applies to every function it hands out (CUDA's carveout). */
+  configureFunction?(fn: unknown): void;
   release(): void;
 }
 
@@ -126,6 +128,7 @@ export class DriverRuntime implements GpuRuntime {
       getFunction(name: string): GpuFunction {
         const out: unknown[] = [null];
         rt.call(c.getFunction, out, handle, name);
+        rt.api.configureFunction?.(out[0]);
         return rt.wrapFunction(name, out[0]);
       },
       unload: () => rt.call(c.moduleUnload, handle),
