@@ -10,6 +10,13 @@ import type { LanguageModel } from "./generate.ts";
 import type { LlamaWeights } from "./weights/types.ts";
 import { fromLlamaWeights, matrixShape, type MatrixName, type WeightSource } from "./weights/source.ts";
 import type { Device, DeviceTensor, Op, OpSpec, Recording } from "./device/types.ts";
+import {
+  decodeLaunches,
+  logitsLaunches,
+  type LaunchContext,
+  type Layer,
+  type Matrix,
+} from "./decode-launches.ts";
 import { llamaOps, type LlamaOps, type ScheduleTable, type WeightFormat, type OpChoices } from "./ops.ts";
 
 export interface KernelLlamaOptions {
@@ -30,26 +37,6 @@ export interface KernelLlamaOptions {
    * GREEDY_STEPS on GPUs with the embedding on the device, 1 elsewhere).
    */
   readonly greedySteps?: number;
-}
-
-interface Matrix {
-  /** q4f16_1: packed [N, K/8] u32 and scales [N, K/32] f16; f16/f32: w [N, K]. */
-  readonly packed?: DeviceTensor;
-  readonly scales?: DeviceTensor;
-  readonly w?: DeviceTensor;
-  readonly n: number;
-  readonly k: number;
-}
-
-interface Layer {
-  readonly attnNorm: DeviceTensor;
-  readonly ffnNorm: DeviceTensor;
-  readonly qkv: Matrix; // [Wq; Wk; Wv]
-  readonly o: Matrix;
-  readonly gateUp: Matrix; // [Wgate; Wup]
-  readonly down: Matrix;
-  readonly kCache: DeviceTensor;
-  readonly vCache: DeviceTensor;
 }
 
 /**
@@ -199,131 +186,21 @@ export class KernelLlama implements LanguageModel {
     return { w: d.view(m.w!, [count, m.k], from * m.k) };
   }
 
-  /** The launches of one decode step; per-step values are read from ids/pos/len in device memory. */
-  private decodeLaunches(): void {
-    const c = this.config;
-    const o = this.ops.decode;
-    const A = this.act;
-    const d = this.device;
-    const hd = headDim(c);
-    const kv = kvDim(c);
-    const x = A.x!;
-    const flat = (t: DeviceTensor, n: number) => d.view(t, [n]);
-    if (this.embedQ4)
-      this.run(o.embed!, { ids: A.ids!, packed: this.embedQ4.packed!, scales: this.embedQ4.scales!, out: x });
-    for (const L of this.layers) {
-      const xn = flat(A.xn!, c.dim);
-      // Where RoPE and the cache append run in the QKV GEMV's epilogue (q4QkvRopeAppend*Mma).
-      const rotated = {
-        qr: d.view(A.qr!, [c.nHeads, hd]),
-        kCache: L.kCache,
-        vCache: L.vCache,
-        pos_mem: A.pos!,
-        theta: c.ropeTheta,
-      };
-      if (L.qkv.packed && o.qkvRopeRms) {
-        // RMSNorm, the projection, RoPE and the cache append in one launch.
-        this.run(o.qkvRopeRms, {
-          x: flat(x, c.dim),
-          wn: L.attnNorm,
-          eps: c.normEps,
-          packed: L.qkv.packed,
-          scales: L.qkv.scales!,
-          ...rotated,
-        });
-      } else if (L.qkv.packed && o.qkvRope) {
-        this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
-        this.run(o.qkvRope, { x: xn, packed: L.qkv.packed, scales: L.qkv.scales!, ...rotated });
-      } else if (L.qkv.packed && o.qkvNormed) {
-        this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
-        this.run(o.qkvNormed, { x: xn, packed: L.qkv.packed, scales: L.qkv.scales!, y: A.qkv! });
-      } else if (L.qkv.packed) {
-        // RMSNorm runs inside the GEMV (q4_gemv_rms.ts).
-        const xr = flat(x, c.dim);
-        this.run(o.qkv!, {
-          x: xr,
-          wn: L.attnNorm,
-          eps: c.normEps,
-          packed: L.qkv.packed!,
-          scales: L.qkv.scales!,
-          y: A.qkv!,
-        });
-      } else {
-        this.run(o.rmsNorm!, { x, w: L.attnNorm, y: A.xn!, eps: c.normEps });
-        this.run(o.gemvQKV!, { x: xn, w: L.qkv.w!, y: A.qkv! });
-      }
-      if (o.ropeAppend)
-        this.run(o.ropeAppend, {
-          qk: d.view(A.qkv!, [c.nHeads + c.nKvHeads, hd], 0),
-          v: d.view(A.qkv!, [c.nKvHeads, hd], c.dim + kv),
-          qr: d.view(A.qr!, [c.nHeads, hd]),
-          kCache: L.kCache,
-          vCache: L.vCache,
-          pos_mem: A.pos!,
-          theta: c.ropeTheta,
-        });
-      const attnIn = {
-        q: d.view(A.qr!, [c.nHeads, hd]),
-        kCache: L.kCache,
-        vCache: L.vCache,
-        len_mem: A.len!,
-      };
-      const parts = { partAcc: A.partAcc!, partMax: A.partMax!, partSum: A.partSum! };
-      if (o.attention) this.run(o.attention, { ...attnIn, out: A.attn! });
-      else if (o.attentionSplitLast)
-        this.run(o.attentionSplitLast, { ...attnIn, ...parts, count: A.splitCount!, out: A.attn! });
-      else {
-        this.run(o.attentionSplit!, { ...attnIn, ...parts });
-        this.run(o.attentionCombine!, { ...parts, out: A.attn! });
-      }
-      const attn = flat(A.attn!, c.dim);
-      const xv = flat(x, c.dim);
-      if (L.o.packed) {
-        this.run(o.oRes!, { x: attn, packed: L.o.packed!, scales: L.o.scales!, residual: xv, y: xv });
-        // Measured on an H200, folding this norm into the four-rows gate/up (q4GateUpSiluRms) was
-        // slower: each of its 11008 row-warps would recompute the sum of squares. The tensor-core
-        // kernel (gateUpRms) has 688 blocks of 16 outputs, each staging x̂ once.
-        if (o.gateUpRms)
-          this.run(o.gateUpRms, {
-            x: xv,
-            wn: L.ffnNorm,
-            eps: c.normEps,
-            packed: L.gateUp.packed!,
-            scales: L.gateUp.scales!,
-            out: A.h!,
-          });
-        else {
-          this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: A.xn!, eps: c.normEps });
-          this.run(o.gateUp!, { x: xn, packed: L.gateUp.packed!, scales: L.gateUp.scales!, out: A.h! });
-        }
-        this.run(o.downRes!, {
-          x: A.h!,
-          packed: L.down.packed!,
-          scales: L.down.scales!,
-          residual: xv,
-          y: xv,
-        });
-      } else {
-        this.run(o.gemvORes!, { x: attn, w: L.o.w!, residual: xv, y: xv });
-        this.run(o.rmsNorm!, { x, w: L.ffnNorm, y: A.xn!, eps: c.normEps });
-        this.run(o.gemvGateUpSilu!, { x: xn, w: L.gateUp.w!, out: A.h! });
-        this.run(o.gemvDownRes!, { x: A.h!, w: L.down.w!, residual: xv, y: xv });
-      }
-    }
-    this.logitsLaunches(x);
+  /** What the launch sequences (decode-launches.ts) read of the model. */
+  private get launchContext(): LaunchContext {
+    return (this.launches ??= {
+      config: this.config,
+      ops: this.ops,
+      device: this.device,
+      act: this.act,
+      layers: this.layers,
+      ...(this.embedQ4 ? { embedQ4: this.embedQ4 } : {}),
+      finalNorm: this.finalNorm,
+      lmHead: this.lmHead,
+      run: (spec, args) => this.run(spec, args),
+    });
   }
-
-  /** The final RMSNorm of one row x [1, dim] and the LM head on it, into act.logits. */
-  private logitsLaunches(x: DeviceTensor): void {
-    const c = this.config;
-    const o = this.ops.decode;
-    const A = this.act;
-    this.run(o.rmsNorm!, { x, w: this.finalNorm, y: A.xn!, eps: c.normEps });
-    const xn = this.device.view(A.xn!, [c.dim]);
-    if (this.lmHead.packed)
-      this.run(o.lmHead!, { x: xn, packed: this.lmHead.packed, scales: this.lmHead.scales!, y: A.logits! });
-    else this.run(o.lmHead!, { x: xn, w: this.lmHead.w!, y: A.logits! });
-  }
+  private launches?: LaunchContext;
 
   private setStep(token: number, pos: number): void {
     const c = this.config;
@@ -348,9 +225,9 @@ export class KernelLlama implements LanguageModel {
   decode(token: number, pos: number): Float32Array {
     this.setStep(token, pos);
     if (this.recordsDecode) {
-      this.decodeRecording ??= this.device.record(() => this.decodeLaunches());
+      this.decodeRecording ??= this.device.record(() => decodeLaunches(this.launchContext));
       this.decodeRecording.replay();
-    } else this.decodeLaunches();
+    } else decodeLaunches(this.launchContext);
     this.device.sync();
     return this.readLogits();
   }
@@ -374,7 +251,7 @@ export class KernelLlama implements LanguageModel {
     const A = this.act;
     const d = this.device;
     const launches = () => {
-      this.decodeLaunches();
+      decodeLaunches(this.launchContext);
       this.run(o.argmax!, { logits: d.view(A.logits!, [1, c.vocabSize]), out: A.next! });
       this.run(o.recordToken!, { next: A.next!, step: A.step!, history: A.history! });
     };
@@ -432,7 +309,7 @@ export class KernelLlama implements LanguageModel {
   /** The logits of row `row` of the prefill buffers' x. */
   private prefillLogits(row: number): Float32Array {
     const dim = this.config.dim;
-    this.logitsLaunches(this.device.view(this.prefillBuffers!.bufs.x!, [1, dim], row * dim));
+    logitsLaunches(this.launchContext, this.device.view(this.prefillBuffers!.bufs.x!, [1, dim], row * dim));
     this.device.sync();
     return this.readLogits();
   }
