@@ -6,7 +6,7 @@
  */
 import { ts } from "ts-morph";
 import * as B from "../ir/build.ts";
-import type { Stmt } from "../ir/nodes.ts";
+import type { Expr, Stmt } from "../ir/nodes.ts";
 import { evalConst } from "./consteval.ts";
 import { errorAt } from "./errors.ts";
 import { HelperInliner } from "./helpers.ts";
@@ -50,28 +50,14 @@ export abstract class MemoryStatementLowerer extends HelperInliner {
         call,
         `copyAsync takes a destination and a source element, got ${call.arguments.length} arguments`,
       );
-    const dst = this.lowerExpr(dstArg).e;
-    if (
-      dst.kind !== "load" ||
-      dst.buffer.scope !== "shared" ||
-      dst.indices.length !== dst.buffer.shape.length
-    )
-      throw errorAt(
-        dstArg,
-        "copyAsync copies into one element of a shared tensor",
-        'declare const tile = shared("u32", [...]) and write copyAsync(tile[i][j], w[row][col])',
-      );
-    const src = this.lowerExpr(srcArg).e;
-    if (
-      src.kind !== "load" ||
-      src.buffer.scope !== "global" ||
-      src.indices.length !== src.buffer.shape.length
-    )
-      throw errorAt(
-        srcArg,
-        "copyAsync copies from one element of a kernel's tensor parameter",
-        "write the element access, for example copyAsync(tile[i], w[row][col])",
-      );
+    const dst = this.elementOf(dstArg, "shared", [
+      "copyAsync copies into one element of a shared tensor",
+      'declare const tile = shared("u32", [...]) and write copyAsync(tile[i][j], w[row][col])',
+    ]);
+    const src = this.elementOf(srcArg, "global", [
+      "copyAsync copies from one element of a kernel's tensor parameter",
+      "write the element access, for example copyAsync(tile[i], w[row][col])",
+    ]);
     if (src.buffer.dtype !== dst.buffer.dtype)
       throw errorAt(
         call,
@@ -79,6 +65,18 @@ export abstract class MemoryStatementLowerer extends HelperInliner {
         `declare ${dst.buffer.name} as ${src.buffer.dtype}`,
       );
     return B.storeAsync(dst.buffer, dst.indices, src);
+  }
+
+  /** e as a load of one element (every index given) of a buffer in `scope`, else the error. */
+  private elementOf(
+    e: ts.Expression,
+    scope: "shared" | "global",
+    [problem, hint]: readonly [string, string],
+  ): Extract<Expr, { kind: "load" }> {
+    const v = this.lowerExpr(e).e;
+    if (v.kind !== "load" || v.buffer.scope !== scope || v.indices.length !== v.buffer.shape.length)
+      throw errorAt(e, problem, hint);
+    return v;
   }
 
   /** The value of an expression of compile-time constants (module consts, a variant's), or undefined. */
