@@ -16,24 +16,13 @@ import { errorAt, KernelError } from "./errors.ts";
 const lineOf = (n: ts.Node): number => n.getSourceFile().getLineAndCharacterOfPosition(n.getStart()).line + 1;
 import { constDeclarationOf, evalConst, resolveSymbol, type ConstValue } from "./consteval.ts";
 import { declarationOf } from "./typeinfo.ts";
-
-export interface Typed {
-  readonly e: Expr;
-  /** A literal-derived constant whose dtype adapts to its context. */
-  readonly weak: boolean;
-}
+import { foldWeak, strong, weakNumber, type Typed } from "./weak.ts";
 
 export type Binding =
   | { kind: "buffer"; buffer: Buffer }
   | { kind: "value"; value: Typed }
   | { kind: "mutable"; buffer: Buffer }
   | { kind: "loop"; v: Var };
-
-const strong = (e: Expr): Typed => ({ e, weak: false });
-const weakNumber = (value: number, float: boolean): Typed => ({
-  e: B.constant(value, float || !Number.isInteger(value) ? "f32" : "i32"),
-  weak: true,
-});
 
 const MATH_FLOAT: ReadonlySet<string> = new Set([
   "exp",
@@ -562,44 +551,4 @@ export abstract class ExprLowerer {
     const { buffer, indices } = this.accessPath(node);
     return strong(B.load(buffer, indices));
   }
-}
-
-function foldWeak(op: string, a: number, b: number, float: boolean): Typed | undefined {
-  const num = (v: number, f = float) => weakNumber(v, f);
-  switch (op) {
-    case "+":
-      return num(a + b);
-    case "-":
-      return num(a - b);
-    case "*":
-      return num(a * b);
-    case "/":
-      return num(a / b, !Number.isInteger(a / b) || float);
-    case "%":
-      return num(a % b);
-    case "**":
-      return num(a ** b);
-    case "&":
-      return num(a & b, false);
-    case "|":
-      return num(a | b, false);
-    case "^":
-      return num(a ^ b, false);
-    case "<<":
-      return num(a << b, false);
-    case ">>":
-      return num(a >> b, false);
-    case ">>>":
-      return num(a >>> b, false);
-  }
-  const cmp: Record<string, (x: number, y: number) => boolean> = {
-    "==": (x, y) => x === y,
-    "!=": (x, y) => x !== y,
-    "<": (x, y) => x < y,
-    "<=": (x, y) => x <= y,
-    ">": (x, y) => x > y,
-    ">=": (x, y) => x >= y,
-  };
-  const f = cmp[op];
-  return f ? strong(B.constant(f(a, b) ? 1 : 0, "bool")) : undefined;
 }

@@ -7,7 +7,8 @@
 import { ts } from "ts-morph";
 import type { Stmt } from "../ir/nodes.ts";
 import { errorAt } from "./errors.ts";
-import { ExprLowerer, isIntrinsicDeclaration, type Binding, type Typed } from "./expr.ts";
+import { ExprLowerer, isIntrinsicDeclaration, type Binding } from "./expr.ts";
+import type { Typed } from "./weak.ts";
 import { declarationOf, scalarDType } from "./typeinfo.ts";
 
 export abstract class HelperInliner extends ExprLowerer {
