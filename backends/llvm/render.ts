@@ -11,7 +11,7 @@ import type { Atomic, Buffer, Expr, For, Prefetch, PrimFunc, Stmt, Var } from ".
 import { hasLoad } from "../../lower/ir/transform.ts";
 import { loadsBeforeStores } from "../../lower/passes/vectorize.ts";
 import * as B from "../../lower/ir/build.ts";
-import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
+import { launchDims, unloweredSharing, type LaunchDims } from "../../lower/ir/launch.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { flavorFor, type Flavor } from "./flavor.ts";
 import { binaryValue, castValue, wrapInt } from "./render-arith.ts";
@@ -571,6 +571,8 @@ const isZero = (e: Expr): boolean => e.kind === "const" && e.value === 0;
 
 /** Renders a device-IR function (flat buffers, thread-bound loops) for an LLVM target. */
 export function renderLLVM(f: PrimFunc, target: LLVMTarget): RenderedKernel {
+  const unlowered = unloweredSharing(f);
+  if (unlowered) throw new Error(`tkc llvm: ${unlowered}`);
   const fl = flavorFor(target);
   // Device IR from the lowering pipeline carries its launch; scheduled loop IR has thread loops.
   const launch: LaunchDims = f.launch

@@ -18,7 +18,7 @@
  * arithmetic needs Int8, which lavapipe and desktop drivers have), bool as one byte.
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
-import { launchDims, type LaunchDims } from "../../lower/ir/launch.ts";
+import { launchDims, unloweredSharing, type LaunchDims } from "../../lower/ir/launch.ts";
 import type { Atomic, Buffer, Expr, For, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { bufferAccess, type AbiEntry } from "../gpu-common/kernel.ts";
@@ -301,6 +301,8 @@ export function renderSpirv(f: PrimFunc, opts: SpirvRenderOptions): RenderedSpir
   const fail = (what: string): never => {
     throw new SpirvRenderError(`tkc spirv: kernel ${f.name}: ${what}`);
   };
+  const unlowered = unloweredSharing(f);
+  if (unlowered) fail(unlowered.replace(/^kernel \S+ /, ""));
   const launch = launchOf(f);
   const localSize = launch.block.map((d, k) =>
     d.kind === "const"

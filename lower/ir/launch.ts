@@ -12,6 +12,31 @@ export interface LaunchDims {
   readonly block: readonly [Expr, Expr, Expr];
 }
 
+/**
+ * Why scheduled loop IR (threadIdx-bound loops, no launch yet) cannot be rendered as it is, or
+ * undefined: its threads share memory, and only the lowering (lower/passes/pipeline.ts lowerToDevice) puts the barriers
+ * that order their accesses; rendered directly they would race.
+ */
+export function unloweredSharing(f: PrimFunc): string | undefined {
+  if (f.launch) return undefined;
+  let shared: string | undefined;
+  let threads = false;
+  const visit = (s: Stmt): void => {
+    if (s.kind === "allocate" && s.buffer.scope === "shared") shared ??= s.buffer.name;
+    if (s.kind === "for" && s.thread?.startsWith("threadIdx")) threads = true;
+    if (s.kind === "seq") s.body.forEach(visit);
+    else if ("body" in s && typeof s.body === "object" && !Array.isArray(s.body)) visit(s.body as Stmt);
+    else if (s.kind === "if") {
+      visit(s.then);
+      if (s.else) visit(s.else);
+    }
+  };
+  visit(f.body);
+  return shared === undefined || !threads
+    ? undefined
+    : `kernel ${f.name} is scheduled loop IR whose threads share ${shared}: lower it first (lowerToDevice), whose barriers pass orders their shared-memory accesses`;
+}
+
 export function launchDims(f: PrimFunc): LaunchDims {
   const found = new Map<string, Expr>();
   const visit = (s: Stmt): void => {

@@ -350,6 +350,18 @@ describe("copyAsync", () => {
     }
   });
 
+  it("refuses to render scheduled IR whose threads share memory (only the lowering orders them)", () => {
+    const s = new Schedule(specialize(lowerKernel(movingSlot), { m: M }));
+    s.bind("b", "blockIdx.x");
+    for (const t of ["t0", "t", "t2"]) s.bind(t, "threadIdx.x");
+    expect(() => renderLLVM(s.func, { kind: "nvptx", arch: "sm_90" })).toThrow(
+      /kernel movingSlot is scheduled loop IR whose threads share ring: lower it first \(lowerToDevice\)/,
+    );
+    expect(() =>
+      renderLLVM(lowerToDevice(s.func, TARGETS.sm_90), { kind: "nvptx", arch: "sm_90" }),
+    ).not.toThrow();
+  });
+
   it("refuses a vectorized copy whose lanes are not consecutive from a multiple of the lane count", () => {
     const sm90 = { kind: "nvptx", arch: "sm_90" } as const;
     for (const def of [broadcastCopy, offsetCopy])
