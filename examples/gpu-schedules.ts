@@ -134,4 +134,20 @@ export const GPU_EXAMPLES: Readonly<Record<string, GpuExample>> = {
     cases: [{ n: 1000, bins: 7 }],
     tol: 0,
   },
+  stagedRowSums: {
+    kernel: K.stagedRowSums,
+    // A block a row, 32 threads; each thread's copies of a tile one 16-byte copy (vectorized).
+    schedule: () => {
+      const s = Schedule.of(K.stagedRowSums);
+      s.bind("i", "blockIdx.x");
+      for (const t of ["t0", "tp", "t1", "t2", "t3"]) s.bind(t, "threadIdx.x");
+      for (const v of ["vp", "v2"]) s.vectorize(v);
+      return s;
+    },
+    cases: [
+      { m: 5, n: 640 },
+      { m: 3, n: 128 },
+    ],
+    tol: 1e-5,
+  },
 };

@@ -209,6 +209,22 @@ describe(`example kernels on the CPU match plain TypeScript (seed ${SEED})`, () 
     expect(Array.from(hist.data)).toEqual(want);
   });
 
+  test("stagedRowSums (rows streamed through a ring of asynchronous copies)", () => {
+    const run = cpuKernel(K.stagedRowSums);
+    for (const [m, n] of [
+      [3, 128],
+      [5, 640],
+    ] as const) {
+      const x = randomArray("f32", [m, n], rng(SEED + 13 * n));
+      const y = zeros("f32", [m]);
+      run({ x, y });
+      for (let i = 0; i < m; i++) {
+        const want = Array.from(x.data.slice(i * n, (i + 1) * n)).reduce((a, b) => a + b, 0);
+        expect(y.data[i]).toBeCloseTo(want, 4);
+      }
+    }
+  });
+
   test("bad arguments are named", () => {
     const run = cpuKernel(K.addBroadcast);
     const x = zeros("f32", [2, 3]);

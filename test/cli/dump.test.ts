@@ -100,7 +100,7 @@ describe("tkc dump", () => {
     expect(r.stdout).toContain("function addBroadcast(");
     const many = await runInProcess(["dump", "examples/kernels.ts"]);
     expect(many.code).toBe(2);
-    expect(many.stderr).toContain("exports 11 kernels (addBroadcast,");
+    expect(many.stderr).toContain("exports 12 kernels (addBroadcast,");
     const none = await runInProcess(["dump", "examples/kernels.ts:nope"]);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain("has no exported kernel nope; its kernels: addBroadcast");
