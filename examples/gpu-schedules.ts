@@ -145,8 +145,8 @@ export const GPU_EXAMPLES: Readonly<Record<string, GpuExample>> = {
       return s;
     },
     cases: [
-      { m: 5, n: 640 },
-      { m: 3, n: 128 },
+      { m: 5, tiles: 5 },
+      { m: 3, tiles: 1 },
     ],
     tol: 1e-5,
   },

@@ -190,26 +190,27 @@ export const histogram = kernel(function histogram(
 export const RING = 2;
 
 /**
- * y[i] = the sum of row i of x (n a multiple of 128). A block streams its row through a ring of
- * RING tiles of 128 elements in shared memory, each tile copied asynchronously (copyAsync: on
+ * y[i] = the sum of row i of x, a row being `tiles` tiles of 128 elements (the static 128 tells
+ * the compiler every tile starts on 16 bytes, as a 16-byte copy needs). A block streams its row
+ * through a ring of RING tiles in shared memory, each tile copied asynchronously (copyAsync: on
  * NVIDIA one 16-byte cp.async a thread) RING tiles ahead of the sums, so the loads overlap the
  * arithmetic without holding registers; each of 32 threads sums a strided quarter of each tile
  * (elements another thread copied: the lowering puts a barrier after each wait), then the
  * threads' sums are added up.
  */
 export const stagedRowSums = kernel(function stagedRowSums(
-  x: Tensor<f32, [Sym<"m">, Sym<"n">]>,
+  x: Tensor<f32, [Sym<"m">, Sym<"tiles">, 128]>,
   y: Tensor<f32, [Sym<"m">]>,
 ) {
   for (let i = 0; i < x.shape[0]; i++) {
     const ring = shared("f32", [RING, 128]);
     const part = local("f32", [32]);
-    const tiles = idiv(x.shape[1], 128);
+    const tiles = x.shape[1];
     for (let t0 = 0; t0 < 32; t0++) part[t0] = f32(0);
     for (let p = 0; p < RING; p++) {
       if (p < tiles)
         for (let tp = 0; tp < 32; tp++)
-          for (let vp = 0; vp < 4; vp++) copyAsync(ring[p][tp * 4 + vp], x[i][p * 128 + tp * 4 + vp]);
+          for (let vp = 0; vp < 4; vp++) copyAsync(ring[p][tp * 4 + vp], x[i][p][tp * 4 + vp]);
       // A group for every tile, empty past the last, so that a wait for all but the latest
       // RING - 1 groups is always a wait for this tile.
       commitAsync();
@@ -219,8 +220,7 @@ export const stagedRowSums = kernel(function stagedRowSums(
       for (let t1 = 0; t1 < 32; t1++) for (let v1 = 0; v1 < 4; v1++) part[t1] += ring[c % RING][t1 + 32 * v1];
       if (c + RING < tiles)
         for (let t2 = 0; t2 < 32; t2++)
-          for (let v2 = 0; v2 < 4; v2++)
-            copyAsync(ring[c % RING][t2 * 4 + v2], x[i][(c + RING) * 128 + t2 * 4 + v2]);
+          for (let v2 = 0; v2 < 4; v2++) copyAsync(ring[c % RING][t2 * 4 + v2], x[i][c + RING][t2 * 4 + v2]);
       commitAsync();
     }
     let s = f32(0);

@@ -99,7 +99,7 @@ export function asyncCopyLoopLanes(s: For): number {
     const access = classifyVectorAccess(index, s.loopVar, lanes, lets);
     if (access.kind !== "contiguous" || !access.aligned)
       throw new Error(
-        `tkc llvm: copyAsync over vectorized loop ${s.loopVar.name} needs ${what}'s elements consecutive from a multiple of ${lanes} (one cp.async of ${lanes} elements), got [${printExpr(index)}]`,
+        `tkc llvm: copyAsync over vectorized loop ${s.loopVar.name} needs ${what}'s elements consecutive from a multiple of ${lanes} (one cp.async of ${lanes} elements), got [${printExpr(index)}]: where a symbolic dimension leaves the start unknown, give the tensor a static inner dimension that is a multiple of ${lanes} (x: Tensor<f32, [Sym<"m">, Sym<"tiles">, 128]>) or specialize it`,
       );
   }
   return lanes;
