@@ -9,6 +9,7 @@
 import { DTYPES } from "../../dsl/dtypes.ts";
 import type { Barrier, Buffer, Expr, For, Stmt } from "../../lower/ir/nodes.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
+import { isStmt, someNode, walk } from "../../lower/ir/transform.ts";
 import { classifyVectorAccess } from "../../lower/passes/vectorize.ts";
 import { letsIn } from "../../lower/schedule/analysis.ts";
 import type { LLVMTarget } from "./target.ts";
@@ -76,7 +77,8 @@ export function asyncCopyLoopLanes(s: For): number {
   const lanes = (s.extent as { value: number }).value;
   let store: Extract<Stmt, { kind: "store" }> | undefined;
   let stores = 0;
-  walkStmts(s.body, (x) => {
+  walk(s.body, (x) => {
+    if (!isStmt(x)) return;
     if (x.kind === "store") {
       store = x;
       stores++;
@@ -106,22 +108,4 @@ export function asyncCopyLoopLanes(s: For): number {
 }
 
 /** Whether s holds an asynchronous copy. */
-export function asyncStoreIn(s: Stmt): boolean {
-  let found = false;
-  walkStmts(s, (x) => {
-    if (x.kind === "store" && x.async) found = true;
-  });
-  return found;
-}
-
-/** Visits s and its nested statements (not expressions). */
-function walkStmts(s: Stmt, f: (s: Stmt) => void): void {
-  f(s);
-  if (s.kind === "seq") s.body.forEach((c) => walkStmts(c, f));
-  else if (s.kind === "let" || s.kind === "for" || s.kind === "allocate" || s.kind === "block")
-    walkStmts(s.body, f);
-  else if (s.kind === "if") {
-    walkStmts(s.then, f);
-    if (s.else) walkStmts(s.else, f);
-  }
-}
+export const asyncStoreIn = (s: Stmt): boolean => someNode(s, (x) => x.kind === "store" && x.async === true);

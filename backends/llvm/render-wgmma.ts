@@ -6,6 +6,7 @@
  * observe a product still running, for the lines that commit or wait for it.
  */
 import type { Buffer, Call, Expr, Load, Node, Stmt } from "../../lower/ir/nodes.ts";
+import { isAsyncScope } from "../../lower/ir/build.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
 import { someNode, walk } from "../../lower/ir/transform.ts";
 import { bufferCopies } from "../../lower/schedule/cache_read_write.ts";
@@ -246,7 +247,7 @@ export class WgmmaPipeline {
         for (const i of s.indices) this.dryExpr(i);
         return;
       case "barrier":
-        if (s.scope === "dependents" || s.scope === "async_commit" || s.scope === "async_wait") return;
+        if (s.scope === "dependents" || isAsyncScope(s.scope)) return;
         this.beforeBarrier(s.scope);
         this.dryIssued.clear();
         return;

@@ -382,7 +382,7 @@ class Emitter {
         if (this.fl.target.kind === "nvptx") this.prefetch(s);
         return;
       case "barrier":
-        if (s.scope === "async_commit" || s.scope === "async_wait") return asyncBarrier(this, s);
+        if (B.isAsyncScope(s.scope)) return asyncBarrier(this, s);
         // Letting the next grid launch orders nothing here.
         if (s.scope !== "dependents") {
           this.emitAll(this.wgmma.beforeBarrier(s.scope));

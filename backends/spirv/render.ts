@@ -18,6 +18,7 @@
  * arithmetic needs Int8, which lavapipe and desktop drivers have), bool as one byte.
  */
 import { DTYPES, type DType } from "../../dsl/dtypes.ts";
+import { isAsyncScope } from "../../lower/ir/build.ts";
 import { launchDims, unloweredSharing, type LaunchDims } from "../../lower/ir/launch.ts";
 import type { Atomic, Buffer, Expr, For, PrimFunc, Stmt, Var } from "../../lower/ir/nodes.ts";
 import { printExpr } from "../../lower/ir/printer.ts";
@@ -182,13 +183,7 @@ class Renderer extends ExprEmitter {
         return;
       case "barrier": {
         // Copies are ordinary loads and stores here (they land at once): nothing to group or wait for.
-        if (
-          s.scope === "grid" ||
-          s.scope === "dependents" ||
-          s.scope === "async_commit" ||
-          s.scope === "async_wait"
-        )
-          return;
+        if (s.scope === "grid" || s.scope === "dependents" || isAsyncScope(s.scope)) return;
         // "warp" waits for the subgroup (scope 3), "shared" for the workgroup (scope 2).
         const scope = m.uintConst(s.scope === "shared" ? 2 : 3);
         m.emit(`OpControlBarrier ${scope} ${scope} ${m.uintConst(BARRIER_SEMANTICS)}`);

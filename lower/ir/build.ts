@@ -145,6 +145,9 @@ export const storeAsync = (buf: Buffer, indices: readonly Expr[], value: Expr): 
 export const commitAsync = (): Barrier => ({ kind: "barrier", scope: "async_commit" });
 /** Waits until at most `pending` of this thread's latest committed groups of copies are in flight. */
 export const waitAsync = (pending: number): Barrier => ({ kind: "barrier", scope: "async_wait", pending });
+/** The scopes of a thread's commits and waits of its asynchronous copies, which order no other thread. */
+export const isAsyncScope = (scope: Barrier["scope"]): scope is "async_commit" | "async_wait" =>
+  scope === "async_commit" || scope === "async_wait";
 
 /** A sequence, flattened, with empty sequences dropped; a single statement is returned as is. */
 export function seq(stmts: readonly Stmt[]): Stmt {

@@ -6,6 +6,7 @@
 import * as B from "./build.ts";
 import type { Expr, PrimFunc, Stmt } from "./nodes.ts";
 import { printExpr } from "./printer.ts";
+import { someNode, walk } from "./transform.ts";
 
 export interface LaunchDims {
   readonly grid: readonly [Expr, Expr, Expr];
@@ -20,18 +21,10 @@ export interface LaunchDims {
 export function unloweredSharing(f: PrimFunc): string | undefined {
   if (f.launch) return undefined;
   let shared: string | undefined;
-  let threads = false;
-  const visit = (s: Stmt): void => {
-    if (s.kind === "allocate" && s.buffer.scope === "shared") shared ??= s.buffer.name;
-    if (s.kind === "for" && s.thread?.startsWith("threadIdx")) threads = true;
-    if (s.kind === "seq") s.body.forEach(visit);
-    else if ("body" in s && typeof s.body === "object" && !Array.isArray(s.body)) visit(s.body as Stmt);
-    else if (s.kind === "if") {
-      visit(s.then);
-      if (s.else) visit(s.else);
-    }
-  };
-  visit(f.body);
+  walk(f.body, (n) => {
+    if (n.kind === "allocate" && n.buffer.scope === "shared") shared ??= n.buffer.name;
+  });
+  const threads = someNode(f.body, (n) => n.kind === "for" && n.thread?.startsWith("threadIdx") === true);
   return shared === undefined || !threads
     ? undefined
     : `kernel ${f.name} is scheduled loop IR whose threads share ${shared}: lower it first (lowerToDevice), whose barriers pass orders their shared-memory accesses`;

@@ -23,7 +23,7 @@
  */
 import type { Buffer, Expr, For, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
 import { bufferCopies } from "../schedule/cache_read_write.ts";
-import { barrier, buffer, isWarpCollective, seq } from "../ir/build.ts";
+import { barrier, buffer, isAsyncScope, isWarpCollective, seq } from "../ir/build.ts";
 import { sameExpr } from "../ir/equal.ts";
 import { printExpr } from "../ir/printer.ts";
 import { atomicAccesses, walk } from "../ir/transform.ts";
@@ -292,7 +292,7 @@ class Sync {
           ? `loop ${s.loopVar.name} (bounds ${printExpr(s.min)}, ${printExpr(s.extent)})`
           : s.kind;
     walk(s, (x) => {
-      if (x.kind === "barrier" && x.scope !== "async_commit" && x.scope !== "async_wait")
+      if (x.kind === "barrier" && !isAsyncScope(x.scope))
         throw new LoweringError(
           P,
           `a barrier sits under ${where}, which depends on the thread index: not every thread would reach it`,

@@ -248,11 +248,10 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       ["wa", "la"],
       ["wy", "ly"],
       ["wn2", "ln2"],
-    ])
-      for (const [lw, ll] of s.loopCopies(w!).map((x, i) => [x, s.loopCopies(l!)[i]!])) {
-        s.bind(lw!, "threadIdx.y");
-        s.bind(ll!, "threadIdx.x");
-      }
+    ] as const) {
+      for (const copy of s.loopCopies(w)) s.bind(copy, "threadIdx.y");
+      for (const copy of s.loopCopies(l)) s.bind(copy, "threadIdx.x");
+    }
     // The RoPE kernels' prefetch of the attention's cache rows (q4KvCachePrefetch).
     for (const l of s.loopCopies("wk")) s.bind(l, "threadIdx.y");
     for (const l of s.loopCopies("lk")) s.bind(l, "threadIdx.x");
