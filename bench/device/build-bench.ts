@@ -15,6 +15,7 @@ import { specializedFunc } from "../../llama/device/prepare.ts";
 import { funcToJson } from "../../lower/ir/serialize.ts";
 import type { OpSpec } from "../../llama/device/types.ts";
 import { compileOp } from "../../llama/device/compile.ts";
+import type { DependentsLaunch } from "../../lower/ir/nodes.ts";
 
 export const GEMV_SHAPES: readonly [number, number][] = [
   [4096, 4096],
@@ -35,16 +36,18 @@ export function gemvSpec(n: number, k: number, p?: GemvSchedule, rows4 = false):
 
 /**
  * The tensor-core GEMV (stdlib/q4_gemv_mma.ts) at one shape, in the variant the model uses there;
- * with `atEpilogue`, letting the next launch start only at its epilogue (OpSpec.dependentsLaunch, as
- * the decode launches its QKV and down GEMVs).
+ * with `dependentsLaunch`, letting the next launch start once this one's blocks start ("start":
+ * its blocks then load their weights while this one runs, as the decode launches O), reach their
+ * epilogue ("epilogue", as the decode launches its QKV and down GEMVs) or exit
+ * (OpSpec.dependentsLaunch), not once they pass their wait.
  */
-export function gemvMmaSpec(n: number, k: number, atEpilogue = false): OpSpec {
+export function gemvMmaSpec(n: number, k: number, dependentsLaunch?: DependentsLaunch): OpSpec {
   return {
-    key: `q4gemvmma_${n}x${k}${atEpilogue ? "_atepilogue" : ""}`,
+    key: `q4gemvmma_${n}x${k}${dependentsLaunch ? `_at${dependentsLaunch}` : ""}`,
     kernel: mmaGemvKernel(S.q4GemvMma, n, k)!,
     specialize: { n, k, kw: k / 8, kg: k / 32 },
     schedule: q4GemvMmaSchedule(),
-    ...(atEpilogue ? { dependentsLaunch: "epilogue" as const } : {}),
+    ...(dependentsLaunch ? { dependentsLaunch } : {}),
   };
 }
 
@@ -71,10 +74,10 @@ const out = GEMV_SHAPES.flatMap(([n, k]) =>
 );
 // The tensor-core GEMV in each shape's tuned variant (bench/tune.ts searches the others), checked
 // against the four-rows kernel (another implementation) at 4096^2; each also letting the next
-// launch start only at its exit (with programmatic launch, the next launch's blocks then take no
-// room while this one's run).
+// launch start at its blocks' start (with programmatic launch, the next launch's blocks stream
+// their weights while this one's run) and only at their epilogue.
 const mma = GEMV_SHAPES.flatMap(([n, k]) =>
-  [false, true].map((atEpilogue) => {
+  [undefined, "start" as const, "epilogue" as const].map((dependentsLaunch) => {
     const v = mmaGemvVariant(`${n}x${k}`);
     return {
       n,
@@ -84,11 +87,11 @@ const mma = GEMV_SHAPES.flatMap(([n, k]) =>
         lanes: v.warps,
         mma: true,
         unrollChunks: v.unrollChunks,
-        ...(atEpilogue ? { dependentsLaunch: "epilogue" } : {}),
+        ...(dependentsLaunch ? { dependentsLaunch } : {}),
       },
-      artifact: compileOp(gemvMmaSpec(n, k, atEpilogue), "sm_90"),
+      artifact: compileOp(gemvMmaSpec(n, k, dependentsLaunch), "sm_90"),
       reference:
-        n === 4096 && k === 4096 && !atEpilogue
+        n === 4096 && k === 4096 && !dependentsLaunch
           ? funcToJson(specializedFunc(gemvSpec(n, k, undefined, true)))
           : undefined,
     };
