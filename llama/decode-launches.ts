@@ -123,28 +123,7 @@ export function decodeLaunches(m: LaunchContext): void {
     }
     const attn = flat(A.attn!, c.dim);
     const xv = flat(x, c.dim);
-    if (L.o.packed && o.oResNorm && o.gateUpPre) {
-      // decodeNormStats: O hands gate/up x * wn and its blocks' sums of squares.
-      m.run(o.oResNorm, {
-        x: attn,
-        packed: L.o.packed,
-        scales: L.o.scales!,
-        residual: xv,
-        y: xv,
-        wn: flat(L.ffnNorm, c.dim),
-        yw: A.xw!,
-        ssq: A.normSums!,
-      });
-      m.run(o.gateUpPre, {
-        xw: A.xw!,
-        ssq: A.normSums!,
-        eps: c.normEps,
-        packed: L.gateUp.packed!,
-        scales: L.gateUp.scales!,
-        out: A.h!,
-      });
-      m.run(o.downRes!, { x: A.h!, packed: L.down.packed!, scales: L.down.scales!, residual: xv, y: xv });
-    } else if (L.o.packed) {
+    if (L.o.packed) {
       m.run(o.oRes!, { x: attn, packed: L.o.packed!, scales: L.o.scales!, residual: xv, y: xv });
       // Measured on an H200, folding this norm into the four-rows gate/up (q4GateUpSiluRms) was
       // slower: each of its 11008 row-warps would recompute the sum of squares. The tensor-core

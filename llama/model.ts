@@ -127,12 +127,6 @@ export class KernelLlama implements LanguageModel {
       a("splitCount", [c.nHeads], "i32");
       d.write(this.act.splitCount!, new Int32Array(c.nHeads));
     }
-    // decodeNormStats: O's output times the FFN norm's weights, and its blocks' sums of squares.
-    const normSums = this.ops.decode.gateUpPre?.specialize?.p;
-    if (normSums) {
-      a("xw", [c.dim]);
-      a("normSums", [normSums], "f32");
-    }
     a("h", [c.hiddenDim]);
     a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
   }

@@ -6,7 +6,7 @@
 import { withConsts, type KernelDef } from "../dsl/kernel.ts";
 import * as S from "../stdlib/index.ts";
 import { hasWgmma } from "../stdlib/gpu/gemm.ts";
-import { mmaGemvKernel, mmaGemvVariant } from "../stdlib/gpu/gemv.ts";
+import { mmaGemvKernel } from "../stdlib/gpu/gemv.ts";
 import { headDim, kvDim, type LlamaConfig } from "./config.ts";
 import type { OpSpec, ScheduleFn } from "./device/types.ts";
 import { DEPENDENTS_LAUNCH_POINTS } from "../lower/passes/launch.ts";
@@ -159,14 +159,6 @@ export interface OpChoices {
    * bench/results/decode-gemv-ring-ab-h200.json). A number for every GEMV, or per op.
    */
   readonly decodeGemvStages?: number | Readonly<Record<string, number>>;
-  /**
-   * With decodeGemv "mma" and foldDecodeNorms: the O projection's epilogue also writes its output
-   * times the FFN norm's weights (rounded to f16, as the folded kernels round x * wn) and each
-   * block's sum of squares of its outputs (q4GemvResidualNormMma), and gate/up reads those instead
-   * of x and the norm's weights (q4GateUpSiluPreMma: no weights of the norm and no squares to
-   * sum in each of its blocks); false (the default): gate/up folds the whole norm in.
-   */
-  readonly decodeNormStats?: boolean;
   /**
    * Decode ops (LlamaOps.decode's names) whose kernels must fit that many blocks on a
    * multiprocessor at once (OpSpec.minBlocksPerSM: ptxas caps their registers to fit them).
@@ -423,19 +415,14 @@ export function llamaOps(
         : undefined;
     const fold = choices.foldDecodeNorms ?? false;
     const qkvMma = mmaOf(fold ? S.q4GemvRmsMma : S.q4GemvMma, dim + 2 * kvd, dim, fold ? "qkv" : "qkvNormed");
-    // The O projection hands gate/up its input scaled by the norm's weights and its sums of
-    // squares by block (decodeNormStats).
-    const normStats = (choices.decodeNormStats ?? false) && fold;
-    const oMma = mmaOf(normStats ? S.q4GemvResidualNormMma : S.q4GemvResidualMma, dim, dim, "oRes");
+    const oMma = mmaOf(S.q4GemvResidualMma, dim, dim, "oRes");
     const gateUpMma = mmaOf(
-      fold ? (normStats && oMma ? S.q4GateUpSiluPreMma : S.q4GateUpSiluRmsMma) : S.q4GateUpSiluMma,
+      fold ? S.q4GateUpSiluRmsMma : S.q4GateUpSiluMma,
       2 * hidden,
       dim,
       fold ? "gateUpRms" : "gateUp",
     );
     const downMma = mmaOf(S.q4GemvResidualMma, dim, hidden, "downRes");
-    // The O projection's blocks, one sum of squares each (q4GemvResidualNormMma).
-    const oBlocks = dim / mmaGemvVariant(`${dim}x${dim}`).rows;
     const lmHeadMma = mmaOf(S.q4GemvF32Mma, c.vocabSize, dim, "lmHead");
     const gateUpShape = { ...withN2(q4(dim, 2 * hidden)), i: hidden };
     const ropeFits = c.ropeLayout === "half" && hd % 32 === 0 && (choices.fuseDecodeRope ?? false);
@@ -478,23 +465,12 @@ export function llamaOps(
           : fold
             ? { qkv: op("qkvrmsmma1", qkvMma, q4(dim, dim + 2 * kvd)) }
             : { qkvNormed: op("qkvmma1", qkvMma, q4(dim, dim + 2 * kvd)) }),
-      ...(oMma && normStats && gateUpMma
-        ? {
-            oResNorm: op("oresnormmma1", oMma, { ...q4(dim, dim), p: oBlocks }),
-            gateUpPre: op("gateuppremma1", gateUpMma, { ...gateUpShape, p: oBlocks }),
-          }
-        : {
-            oRes: oMma
-              ? op("oresmma1", oMma, q4(dim, dim))
-              : op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
-          }),
+      oRes: oMma ? op("oresmma1", oMma, q4(dim, dim)) : op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
       ...(!gateUpMma
         ? { gateUp: op("gateup1", S.q4GateUpSiluRows2, gateUpShape) }
-        : normStats && oMma
-          ? {}
-          : fold
-            ? { gateUpRms: op("gateuprmsmma1", gateUpMma, gateUpShape) }
-            : { gateUp: op("gateupmma1", gateUpMma, gateUpShape) }),
+        : fold
+          ? { gateUpRms: op("gateuprmsmma1", gateUpMma, gateUpShape) }
+          : { gateUp: op("gateupmma1", gateUpMma, gateUpShape) }),
       downRes: downMma
         ? op("downresmma1", downMma, q4(hidden, dim))
         : op(

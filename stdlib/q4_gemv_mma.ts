@@ -85,10 +85,7 @@ const STAGES: number = 0;
 const SLOTS = Math.max(STAGES, 1);
 /**
  * 1 in the kernels with RMSNorm folded in (q4GemvRmsMma, q4GateUpSiluRmsMma, by kernel()'s
- * consts): q4MmaPartials stages x * wn and sums x's squares on the way. 2 in the kernels whose x
- * comes normalized but for its scale (q4GateUpSiluPreMma: x * wn, rounded to f16, and the sums of
- * x's squares by block, written by the kernel before, q4GemvResidualNormMma): q4MmaPartials
- * stages x as it is and adds up the sums. 0 elsewhere.
+ * consts): q4MmaPartials stages x * wn and sums x's squares on the way; 0 elsewhere.
  */
 export const NORM: number = 0;
 
@@ -196,16 +193,13 @@ function q4CopyChunk(
  * tile t's rows r and r + 8 (r < 8) are weight rows row0 + t * tileStride + r and that + rowStride
  * (rowStride 8: 16 consecutive rows; d / 2 in the RoPE kernels, so that a tile holds both
  * elements of 8 rotation pairs). The kernels add them up per row in their epilogue (mmaRowSum,
- * mmaPairSums). With NORM 1, x is multiplied by the norm weight wn as it is staged and each warp's
- * sum of x's squares goes to ssw[warp][0][0][0] (mmaRmsScale); with NORM 2, x is staged as it is
- * and the warps' ssw add up the sums of squares in ssq instead (a share each, loaded with the first
- * round's x). Otherwise none is touched, and the plain kernels pass x, a local and part in their
- * places.
+ * mmaPairSums). With NORM, x is multiplied by the norm weight wn as it
+ * is staged and each warp's sum of x's squares goes to ssw[warp][0][0][0] (mmaRmsScale); without,
+ * neither is touched, and the plain kernels pass x and part in their places.
  */
 export function q4MmaPartials(
   x: Tensor<f16, readonly [number]>,
   wn: Tensor<f16, readonly [number]>,
-  ssq: Tensor<f32, readonly [number]>,
   packed: Tensor<u32, readonly [number, number]>,
   scales: Tensor<f16, readonly [number, number]>,
   row0: i32,
@@ -301,14 +295,6 @@ export function q4MmaPartials(
             sq[wx][lx] += select(c < chunks, a * a + b * b, f32(0));
           } else xb[wx][lx >> 2][lx & 3][jx] = packF16x2(x[k0], x[k0 + 4]);
         }
-    // With NORM 2: thread (w, l) adds up the sums of squares w * LANES + l, that plus WARPS * LANES, ...
-    if (NORM === 2 && ci === 0)
-      for (let wt = 0; wt < WARPS; wt++)
-        for (let lt = 0; lt < LANES; lt++)
-          for (let qt = 0; qt < idiv(ssq.shape[0] + WARPS * LANES - 1, WARPS * LANES); qt++) {
-            const p = (qt * WARPS + wt) * LANES + lt;
-            sq[wt][lt] += select(p < ssq.shape[0], ssq[min(p, ssq.shape[0] - 1)], f32(0));
-          }
     // One product per (half of the groups, word, pair of codes, tile): A's registers are rows g
     // and g + 8 with codes (2s, 2s + 4) and (2s + 1, 2s + 5) of the word; B's are x where the
     // lane's column is its group (g = t + 4h), zeros elsewhere.
@@ -369,8 +355,8 @@ export function q4MmaPartials(
       for (let tr = 0; tr < TILES; tr++)
         for (let hr = 0; hr < 2; hr++) part[wr][lr][tr][hr] = acc[wr][lr][tr][hr];
   // With NORM: each warp's sum of squares (its lanes' by shuffles), ssw[warp]; the warps' chunks
-  // (NORM 1) or shares of ssq (NORM 2) cover x once, so sum(ssw) is x's.
-  if (NORM > 0)
+  // cover x once, so sum(ssw) is x's.
+  if (NORM === 1)
     for (let wv = 0; wv < WARPS; wv++) {
       let s = f32(0);
       for (let lv = 0; lv < LANES; lv++) s += sq[wv][lv];
@@ -434,8 +420,7 @@ export const q4GemvMma = kernel(function q4GemvMma(
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
     q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16, 8);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    const unused = local("f32", [1]);
-    q4MmaPartials(x, x, unused, packed, scales, blk * MMA_ROWS, 16, 8, part, part);
+    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, 8, part, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
       const sum = local("f32", [1]);
       mmaRowSum(part, ro >> 4, ro & 15, sum);
@@ -455,8 +440,7 @@ export const q4GemvResidualMma = kernel(function q4GemvResidualMma(
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
     q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16, 8);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    const unused = local("f32", [1]);
-    q4MmaPartials(x, x, unused, packed, scales, blk * MMA_ROWS, 16, 8, part, part);
+    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, 8, part, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
       // The residual first: its load overlaps the wait for the other warps' partial sums.
       const row = blk * MMA_ROWS + ro;
@@ -464,56 +448,6 @@ export const q4GemvResidualMma = kernel(function q4GemvResidualMma(
       const sum = local("f32", [1]);
       mmaRowSum(part, ro >> 4, ro & 15, sum);
       y[row] = f16(res + f32(f16(sum[0])));
-    }
-  }
-});
-
-/**
- * As q4GemvResidualMma, and for the RMSNorm that the next kernel folds in (q4GateUpSiluPreMma):
- * yw = y * wn rounded to f16 (as the RMSNorm-folded kernels round x * wn before their products)
- * and ssq[blk] = the sum of the squares of block blk's rows of y (as stored, in f16). The next
- * kernel then reads yw and the blocks' sums instead of x and wn, and sums no squares itself.
- */
-export const q4GemvResidualNormMma = kernel(function q4GemvResidualNormMma(
-  x: Tensor<f16, [Sym<"k">]>,
-  packed: Tensor<u32, [Sym<"n">, Sym<"kw">]>,
-  scales: Tensor<f16, [Sym<"n">, Sym<"kg">]>,
-  residual: Tensor<f16, [Sym<"n">]>,
-  y: Tensor<f16, [Sym<"n">]>,
-  wn: Tensor<f16, [Sym<"n">]>,
-  yw: Tensor<f16, [Sym<"n">]>,
-  ssq: Tensor<f32, [Sym<"p">]>,
-) {
-  for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
-    q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16, 8);
-    // The norm's weights of the block's rows, loaded before the wait for the previous kernel (no
-    // kernel writes them: the schedule declares them invariant). Read once a step, in the
-    // epilogue they would come from memory, behind the next kernel's weight stream.
-    const wnr = local("f16", [MMA_ROWS]);
-    for (let rw = 0; rw < MMA_ROWS; rw++) wnr[rw] = wn[blk * MMA_ROWS + rw];
-    const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    const unused = local("f32", [1]);
-    q4MmaPartials(x, x, unused, packed, scales, blk * MMA_ROWS, 16, 8, part, part);
-    // The epilogue in one warp (the schedule binds ep to threadIdx.y): the squares' sum below keeps
-    // the other warps from skipping the rows' sums, as the other kernels' warps do, unless they
-    // are kept out of all of it.
-    for (let ep = 0; ep < 1; ep++) {
-      // Each row's square in the register of the thread that computed it (no barrier before the sum).
-      const sqb = local("f32", [MMA_ROWS]);
-      for (let ro = 0; ro < MMA_ROWS; ro++) {
-        const row = blk * MMA_ROWS + ro;
-        const res = f32(residual[row]);
-        const w = f32(wnr[ro]);
-        const sum = local("f32", [1]);
-        mmaRowSum(part, ro >> 4, ro & 15, sum);
-        const v = f32(f16(res + f32(f16(sum[0]))));
-        y[row] = f16(v);
-        yw[row] = f16(v * w);
-        sqb[ro] = v * v;
-      }
-      let sb = f32(0);
-      for (let rq = 0; rq < MMA_ROWS; rq++) sb += sqb[rq];
-      ssq[blk] = sb;
     }
   }
 });
@@ -528,8 +462,7 @@ export const q4GemvF32Mma = kernel(function q4GemvF32Mma(
   for (let blk = 0; blk < idiv(y.shape[0], MMA_ROWS); blk++) {
     q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16, 8);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    const unused = local("f32", [1]);
-    q4MmaPartials(x, x, unused, packed, scales, blk * MMA_ROWS, 16, 8, part, part);
+    q4MmaPartials(x, x, packed, scales, blk * MMA_ROWS, 16, 8, part, part);
     for (let ro = 0; ro < MMA_ROWS; ro++) {
       const sum = local("f32", [1]);
       mmaRowSum(part, ro >> 4, ro & 15, sum);
@@ -565,8 +498,7 @@ export const q4GateUpSiluMma = kernel(function q4GateUpSiluMma(
     const rowStride = gateUpRowStride(inter);
     q4PrefetchTiles(packed, scales, blk * GATE_UP_OUTPUTS, inter, rowStride);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
-    const unused = local("f32", [1]);
-    q4MmaPartials(x, x, unused, packed, scales, blk * GATE_UP_OUTPUTS, inter, rowStride, part, part);
+    q4MmaPartials(x, x, packed, scales, blk * GATE_UP_OUTPUTS, inter, rowStride, part, part);
     for (let ro = 0; ro < GATE_UP_OUTPUTS; ro++) {
       const gate = local("f32", [1]);
       const up = local("f32", [1]);
@@ -607,8 +539,7 @@ export const q4GemvRmsMma = kernel(
       q4PrefetchTiles(packed, scales, blk * MMA_ROWS, 16, 8);
       const part = shared("f32", [WARPS, LANES, TILES, 2]);
       const ssw = shared("f32", [WARPS, 1, 1, 1]);
-      const unused = local("f32", [1]);
-      q4MmaPartials(x, wn, unused, packed, scales, blk * MMA_ROWS, 16, 8, part, ssw);
+      q4MmaPartials(x, wn, packed, scales, blk * MMA_ROWS, 16, 8, part, ssw);
       for (let ro = 0; ro < MMA_ROWS; ro++) {
         const sum = local("f32", [1]);
         const r = local("f32", [1]);
@@ -619,41 +550,6 @@ export const q4GemvRmsMma = kernel(
     }
   },
   { consts: { NORM: 1 } },
-);
-
-/**
- * As q4GateUpSiluRmsMma, its input normalized but for the scale by the kernel before
- * (q4GemvResidualNormMma): xw = x * wn rounded to f16, ssq the sums of x's squares by that
- * kernel's blocks. The same values as q4GateUpSiluRmsMma on x and wn, but for the order in which
- * the squares are added.
- */
-export const q4GateUpSiluPreMma = kernel(
-  function q4GateUpSiluPreMma(
-    xw: Tensor<f16, [Sym<"k">]>,
-    ssq: Tensor<f32, [Sym<"p">]>,
-    eps: f32,
-    packed: Tensor<u32, [Sym<"n2">, Sym<"kw">]>,
-    scales: Tensor<f16, [Sym<"n2">, Sym<"kg">]>,
-    out: Tensor<f16, [Sym<"i">]>,
-  ) {
-    const inter = out.shape[0];
-    for (let blk = 0; blk < idiv(inter, GATE_UP_OUTPUTS); blk++) {
-      const rowStride = gateUpRowStride(inter);
-      q4PrefetchTiles(packed, scales, blk * GATE_UP_OUTPUTS, inter, rowStride);
-      const part = shared("f32", [WARPS, LANES, TILES, 2]);
-      const ssw = shared("f32", [WARPS, 1, 1, 1]);
-      q4MmaPartials(xw, xw, ssq, packed, scales, blk * GATE_UP_OUTPUTS, inter, rowStride, part, ssw);
-      for (let ro = 0; ro < GATE_UP_OUTPUTS; ro++) {
-        const gate = local("f32", [1]);
-        const up = local("f32", [1]);
-        const r = local("f32", [1]);
-        mmaPairSums(part, ro, gate, up);
-        mmaRmsScale(ssw, xw.shape[0], eps, r);
-        out[blk * GATE_UP_OUTPUTS + ro] = f16(silu(f32(f16(gate[0] * r[0]))) * f32(f16(up[0] * r[0])));
-      }
-    }
-  },
-  { consts: { NORM: 2 } },
 );
 
 /** out = SiLU(Wg x̂) * (Wu x̂) with x̂ = rmsNorm(x, wn, eps) (as q4GateUpSiluRms), on tensor cores. */
@@ -672,8 +568,7 @@ export const q4GateUpSiluRmsMma = kernel(
       q4PrefetchTiles(packed, scales, blk * GATE_UP_OUTPUTS, inter, rowStride);
       const part = shared("f32", [WARPS, LANES, TILES, 2]);
       const ssw = shared("f32", [WARPS, 1, 1, 1]);
-      const unused = local("f32", [1]);
-      q4MmaPartials(x, wn, unused, packed, scales, blk * GATE_UP_OUTPUTS, inter, rowStride, part, ssw);
+      q4MmaPartials(x, wn, packed, scales, blk * GATE_UP_OUTPUTS, inter, rowStride, part, ssw);
       for (let ro = 0; ro < GATE_UP_OUTPUTS; ro++) {
         const gate = local("f32", [1]);
         const up = local("f32", [1]);

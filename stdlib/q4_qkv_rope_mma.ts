@@ -101,8 +101,7 @@ function q4QkvRopeAppendBlocks(
     q4PrefetchTiles(packed, scales, head * d + i0, 8, half);
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
     const ssw = shared("f32", [WARPS, 1, 1, 1]);
-    const unused = local("f32", [1]);
-    q4MmaPartials(x, wn, unused, packed, scales, head * d + i0, 8, half, part, ssw);
+    q4MmaPartials(x, wn, packed, scales, head * d + i0, 8, half, part, ssw);
     for (let ro = 0; ro < 8 * TILES; ro++) {
       // The rotation first (v rows compute it too, unused): it overlaps the wait for the other
       // warps' partial sums.

@@ -230,9 +230,7 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
     s.bind("blk", "blockIdx.x");
     // The weights are written by no kernel: the first round's loads go before the wait for the
     // previous kernel (programmatic dependent launch).
-    // So are an RMSNorm's weights (wn), which q4GemvResidualNormMma loads first.
-    const normWeights = s.func.params.some((p) => p.kind === "buffer" && p.buffer.name === "wn");
-    s.annotate("blk", INVARIANT_BUFFERS, normWeights ? "packed,scales,wn" : "packed,scales");
+    s.annotate("blk", INVARIANT_BUFFERS, "packed,scales");
     bindWarpsAndLanes(s, [
       ["wq", "lq"],
       ["wz", "lz"],
@@ -244,18 +242,6 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       ["wr", "lr"],
     ]);
     s.bind("ro", "threadIdx.x");
-    const has = (name: string) => s.func.params.some((p) => p.kind === "buffer" && p.buffer.name === name);
-    if (has("yw")) {
-      // q4GemvResidualNormMma: the norm's weights a thread per row, as the epilogue's rows; the
-      // block's rows' squares summed across the threads holding them.
-      s.bind("rw", "threadIdx.x");
-      s.bind("ep", "threadIdx.y");
-      s.bind("rq", "threadIdx.x");
-    } else if (has("ssq")) {
-      // NORM 2 (q4GateUpSiluPreMma): each thread's share of the sums of squares.
-      s.bind("wt", "threadIdx.y");
-      s.bind("lt", "threadIdx.x");
-    }
     // The first round's register loads (without STAGES) or the ring's copies and reads (with).
     for (const [w, l] of [
       ["wb", "lb"],

@@ -323,43 +323,6 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
   });
 });
 
-describe("the FFN norm's statistics from the O projection (decodeNormStats)", () => {
-  test("O writes x * wn and its blocks' sums of squares, gate/up reads them: the folded norm's logits, up to the order of the squares' sum", () => {
-    const config = { ...TINY_GQA, dim: 256, hiddenDim: 512, vocabSize: 64, contextLength: 80 };
-    const model = (decodeNormStats: boolean) =>
-      new KernelLlama(createCpuDevice(), syntheticQ4(config, 5), {
-        format: "q4f16_1",
-        opChoices: { ...CUDA_OP_CHOICES, prefillGemm: "mma", decodeNormStats },
-      });
-    const [folded, stats] = [model(false), model(true)];
-    const d = stats.ops.decode;
-    expect([d.oRes, d.gateUpRms]).toEqual([undefined, undefined]);
-    expect([d.oResNorm!.kernel.name, d.gateUpPre!.kernel.name]).toEqual([
-      "q4GemvResidualNormMma",
-      "q4GateUpSiluPreMma",
-    ]);
-    // One sum a block of O's rows (32 at 256 x 256).
-    expect(d.gateUpPre!.specialize!.p).toBe(config.dim / 32);
-    const prompt = Array.from({ length: 12 }, (_, i) => (i * 5) % config.vocabSize);
-    expect(relErr(folded.prefill(prompt, 0), stats.prefill(prompt, 0))).toBe(0);
-    for (let p = 12; p < 16; p++)
-      expect(relErr(folded.decode(p % 12, p).slice(), stats.decode(p % 12, p)), `position ${p}`).toBeLessThan(
-        1e-5,
-      );
-    // Without the folded norms there is nothing to hand over.
-    const unfolded = llamaOps(
-      config,
-      "q4f16_1",
-      {},
-      { ...CUDA_OP_CHOICES, foldDecodeNorms: false, decodeNormStats: true },
-    );
-    expect([unfolded.decode.oResNorm, unfolded.decode.oRes?.kernel.name]).toEqual([
-      undefined,
-      "q4GemvResidualMma",
-    ]);
-  });
-});
-
 describe("decode attention combined by the last split's block (decodeAttention splitLast)", () => {
   test("the same logits as the split attention and its combining launch, step after step", () => {
     const config = { ...TINY_GQA, dim: 256, hiddenDim: 512, vocabSize: 64, contextLength: 80 };
