@@ -26,8 +26,9 @@
 
 constexpr int THREADS = 256;
 
+// The thread's share of block blockIdx.x's slab: every 16-byte load issued before any is used.
 template <int SLAB>
-__global__ void __launch_bounds__(THREADS) ldgSlab(const uint4* __restrict__ src, uint32_t* sink) {
+__device__ __forceinline__ uint32_t readSlab(const uint4* __restrict__ src) {
   constexpr int PER = SLAB / 16 / THREADS;
   const uint4* p = src + (size_t)blockIdx.x * (SLAB / 16) + threadIdx.x;
   uint4 v[PER];
@@ -36,6 +37,12 @@ __global__ void __launch_bounds__(THREADS) ldgSlab(const uint4* __restrict__ src
   uint32_t acc = 0;
 #pragma unroll
   for (int i = 0; i < PER; i++) acc ^= v[i].x ^ v[i].y ^ v[i].z ^ v[i].w;
+  return acc;
+}
+
+template <int SLAB>
+__global__ void __launch_bounds__(THREADS) ldgSlab(const uint4* __restrict__ src, uint32_t* sink) {
+  uint32_t acc = readSlab<SLAB>(src);
   if (acc == 0x9e3779b9u) sink[blockIdx.x * THREADS + threadIdx.x] = acc;
 }
 
@@ -83,14 +90,7 @@ __global__ void __launch_bounds__(THREADS) bulkSlab(const uint4* __restrict__ sr
 template <int SLAB>
 __global__ void __launch_bounds__(THREADS) ldgSlabPdl(const uint4* __restrict__ src, uint32_t* sink) {
   asm volatile("griddepcontrol.launch_dependents;");
-  constexpr int PER = SLAB / 16 / THREADS;
-  const uint4* p = src + (size_t)blockIdx.x * (SLAB / 16) + threadIdx.x;
-  uint4 v[PER];
-#pragma unroll
-  for (int i = 0; i < PER; i++) v[i] = p[i * THREADS];
-  uint32_t acc = 0;
-#pragma unroll
-  for (int i = 0; i < PER; i++) acc ^= v[i].x ^ v[i].y ^ v[i].z ^ v[i].w;
+  uint32_t acc = readSlab<SLAB>(src);
   asm volatile("griddepcontrol.wait;" ::: "memory");
   if (acc == 0x9e3779b9u) sink[blockIdx.x * THREADS + threadIdx.x] = acc;
 }
