@@ -102,41 +102,38 @@ function q4QkvRopeAppendBlocks(
     const part = shared("f32", [WARPS, LANES, TILES, 2]);
     const ssw = shared("f32", [WARPS, 1, 1, 1]);
     q4MmaPartials(x, wn, packed, scales, head * d + i0, 8, half, part, ssw);
-    // The epilogue in one warp (the schedule binds ep to threadIdx.y): its stores depend on the
-    // row's head, so without it every warp would compute every rotation and only one store.
-    for (let ep = 0; ep < 1; ep++) {
-      for (let ro = 0; ro < 8 * TILES; ro++) {
-        // The rotation first (v rows compute it too, unused): it overlaps the wait for the other
-        // warps' partial sums.
-        const i = i0 + ro;
-        const angle = ropeAngle(pos, i, d, theta);
-        const c = cos(angle);
-        const s = sin(angle);
-        const lo = local("f32", [1]);
-        const hi = local("f32", [1]);
-        const r = local("f32", [1]);
-        mmaRowSum(part, ro >> 3, ro & 7, lo);
-        mmaRowSum(part, ro >> 3, (ro & 7) + 8, hi);
-        r[0] = f32(1);
-        if (NORM === 1) mmaRmsScale(ssw, x.shape[0], eps, r);
-        const a = f32(f16(lo[0] * r[0]));
-        const b = f32(f16(hi[0] * r[0]));
-        if (head < heads + kvHeads) {
-          const y0 = f16(a * c - b * s);
-          const y1 = f16(a * s + b * c);
-          if (head < heads) {
-            qr[head][i] = y0;
-            qr[head][i + half] = y1;
-          } else {
-            kCache[pos][head - heads][i] = y0;
-            kCache[pos][head - heads][i + half] = y1;
-          }
+    for (let ro = 0; ro < 8 * TILES; ro++) {
+      // The rotation first (v rows compute it too, unused): it overlaps the wait for the other
+      // warps' partial sums.
+      const i = i0 + ro;
+      const angle = ropeAngle(pos, i, d, theta);
+      const c = cos(angle);
+      const s = sin(angle);
+      const lo = local("f32", [1]);
+      const hi = local("f32", [1]);
+      const r = local("f32", [1]);
+      mmaRowSum(part, ro >> 3, ro & 7, lo);
+      mmaRowSum(part, ro >> 3, (ro & 7) + 8, hi);
+      r[0] = f32(1);
+      if (NORM === 1) mmaRmsScale(ssw, x.shape[0], eps, r);
+      const a = f32(f16(lo[0] * r[0]));
+      const b = f32(f16(hi[0] * r[0]));
+      if (head < heads + kvHeads) {
+        const y0 = f16(a * c - b * s);
+        const y1 = f16(a * s + b * c);
+        if (head < heads) {
+          qr[head][i] = y0;
+          qr[head][i + half] = y1;
         } else {
-          vCache[pos][head - heads - kvHeads][i] = f16(a);
-          vCache[pos][head - heads - kvHeads][i + half] = f16(b);
+          kCache[pos][head - heads][i] = y0;
+          kCache[pos][head - heads][i + half] = y1;
         }
+      } else {
+        vCache[pos][head - heads - kvHeads][i] = f16(a);
+        vCache[pos][head - heads - kvHeads][i + half] = f16(b);
       }
     }
+
     q4KvCachePrefetch(kCache, vCache, pos, blk, blocks);
   }
 }

@@ -13,6 +13,7 @@ import { dependencyWaitPass } from "./dependency_wait.ts";
 import { disjointWritesPass } from "./disjoint_writes.ts";
 import { LoweringError } from "./errors.ts";
 import { flattenPass } from "./flatten.ts";
+import { hoistGuardsPass } from "./hoist_guards.ts";
 import { launchPass } from "./launch.ts";
 import { simplifyPass } from "./simplify.ts";
 import { singleWriterPass } from "./single_writer.ts";
@@ -46,6 +47,8 @@ export const PASSES: readonly Pass[] = [
   { name: "vectorize", run: vectorizePass },
   /** Barriers between conflicting shared-memory accesses of different threads. */
   { name: "barriers", run: barriersPass },
+  /** Statements whose only effects are single-writer stores, under their guard as a whole. */
+  { name: "hoist_guards", run: hoistGuardsPass },
   /** Unrolled loops expanded. */
   { name: "unroll", run: unrollPass },
   /** Constant folding, ranges, dead code. */

@@ -252,8 +252,6 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
       for (const copy of s.loopCopies(w)) s.bind(copy, "threadIdx.y");
       for (const copy of s.loopCopies(l)) s.bind(copy, "threadIdx.x");
     }
-    // The RoPE kernels' epilogue in one warp.
-    for (const l of s.loopCopies("ep")) s.bind(l, "threadIdx.y");
     // The RoPE kernels' prefetch of the attention's cache rows (q4KvCachePrefetch).
     for (const l of s.loopCopies("wk")) s.bind(l, "threadIdx.y");
     for (const l of s.loopCopies("lk")) s.bind(l, "threadIdx.x");

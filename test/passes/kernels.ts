@@ -228,3 +228,29 @@ export const loadedBlocks = kernel(function loadedBlocks(n: Tensor<i32, [1]>, y:
   const count = n[0];
   for (let b = 0; b < count; b++) if (b < y.shape[0]) y[b] = f32(1);
 });
+
+/**
+ * A block stages its 4 x 32 slice of x in shared memory; then its epilogue, on 16 lanes, sums a
+ * column each and stores it to a or to b depending on the lane (hoist_guards: every warp computes it, warp 0
+ * stores, unless the whole epilogue goes under warp 0's guard). With SHARE, the epilogue also
+ * writes shared memory, which keeps it out of the guard.
+ */
+export const branchyEpilogue = kernel(function branchyEpilogue(
+  x: Tensor<f32, [Sym<"n">]>,
+  a: Tensor<f32, [Sym<"m">, Sym<"h">]>,
+  b: Tensor<f32, [Sym<"m">, Sym<"h">]>,
+) {
+  for (let blk = 0; blk < a.shape[0]; blk++) {
+    const sh = shared("f32", [4, 32]);
+    const out = shared("f32", [16]);
+    for (let w = 0; w < 4; w++) for (let l = 0; l < 32; l++) sh[w][l] = x[blk * 128 + w * 32 + l];
+    for (let r = 0; r < 16; r++) {
+      let s = f32(0);
+      for (let w2 = 0; w2 < 4; w2++) s += sh[w2][r] * f32(w2 + 1);
+      if (SHARE === 1) out[r] = s;
+      if (r < 8) a[blk][r] = max(s, f32(0));
+      else b[blk][r - 8] = s * f32(2);
+    }
+  }
+});
+const SHARE: number = 0;

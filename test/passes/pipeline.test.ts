@@ -22,6 +22,7 @@ describe("the lowering pipeline", () => {
       "flatten",
       "vectorize",
       "barriers",
+      "hoist_guards",
       "unroll",
       "simplify",
       "dependency_wait",
