@@ -158,7 +158,10 @@ export function fmaF16x2(a: number, b: number, c: number): u32 {
  * renderer emits instructions (a line: `prefetch.global.L2`; a range on sm_90: one
  * `cp.async.bulk.prefetch.L2`, which the copy engine works through; below sm_90 a line prefetch per
  * 128 bytes). The kernel's first prefetches are issued before it waits for the previous kernel under
- * programmatic dependent launch, so prefetching weights first overlaps that kernel's tail.
+ * programmatic dependent launch, so prefetching weights first overlaps that kernel's tail. A range
+ * prefetch counts toward the grid's completion: one issued near a kernel's end delays the next
+ * kernel's wait until the copy engine has fetched it (measured on an H200:
+ * bench/results/decode-gateup-ahead-ab-h200.json).
  */
 export function prefetchL2(element: number, count?: number): void {
   return onlyInKernels("prefetchL2");
