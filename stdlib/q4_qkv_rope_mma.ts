@@ -133,7 +133,6 @@ function q4QkvRopeAppendBlocks(
         vCache[pos][head - heads - kvHeads][i + half] = f16(b);
       }
     }
-
     q4KvCachePrefetch(kCache, vCache, pos, blk, blocks);
   }
 }
