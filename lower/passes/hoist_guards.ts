@@ -12,9 +12,9 @@
  * (a thread that skipped it would read that buffer unset afterwards). Reads are free.
  */
 import type { Buffer, Expr, Node, PrimFunc, Stmt } from "../ir/nodes.ts";
-import { binary, constant, ifThen, isWarpCollective } from "../ir/build.ts";
+import { ifThen, isWarpCollective } from "../ir/build.ts";
 import { rewriteStmt, someNode, walk } from "../ir/transform.ts";
-import { threadAxisOf, threadIndex } from "./device_ops.ts";
+import { firstThreadOf, threadAxisOf } from "./device_ops.ts";
 import type { Target } from "./target.ts";
 
 export function hoistGuardsPass(f: PrimFunc, _target?: Target): PrimFunc {
@@ -31,7 +31,7 @@ export function hoistGuardsPass(f: PrimFunc, _target?: Target): PrimFunc {
       )
         return undefined;
       const axes = onlyGuardedStores(st);
-      return axes === undefined ? undefined : ifThen(guardCondition(axes), st);
+      return axes === undefined ? undefined : ifThen(firstThreadOf(axes.split(",").map(Number)), st);
     },
   });
   return body === f.body ? f : { ...f, body };
@@ -54,12 +54,6 @@ function guardAxes(s: Stmt): string | undefined {
   };
   return terms(s.cond) ? [...new Set(axes)].sort().join(",") : undefined;
 }
-
-const guardCondition = (axes: string): Expr =>
-  axes
-    .split(",")
-    .map((a) => binary("==", threadIndex(Number(a)), constant(0, "i32")))
-    .reduce((x, y) => binary("&&", x, y));
 
 /**
  * The axes of the one guard that every effect of s is under, where s's other effects are stores to

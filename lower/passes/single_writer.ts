@@ -14,11 +14,11 @@
  * other threads read it; a local result would be left unset in theirs, and the pass refuses it.
  */
 import type { Expr, PrimFunc, Stmt, Var } from "../ir/nodes.ts";
-import { binary, constant, ifThen } from "../ir/build.ts";
+import { ifThen } from "../ir/build.ts";
 import { rewriteStmt, walk } from "../ir/transform.ts";
 import { requireLaunch } from "./launch.ts";
 import { LoweringError } from "./errors.ts";
-import { threadAxisOf, threadIndex } from "./device_ops.ts";
+import { firstThreadOf, threadAxisOf } from "./device_ops.ts";
 import type { Target } from "./target.ts";
 
 const P = "single_writer";
@@ -79,10 +79,7 @@ export function singleWriterPass(f: PrimFunc, _target?: Target): PrimFunc {
             P,
             `atomicAdd on ${st.buffer.name} runs in one thread (no thread index picks its element), so its old value must go to a shared element that the other threads can read, not to ${st.result.buffer.scope} ${st.result.buffer.name}: declare ${st.result.buffer.name} with shared(...)`,
           );
-        const cond = free
-          .map((a) => binary("==", threadIndex(a), constant(0, "i32")))
-          .reduce((x, y) => binary("&&", x, y));
-        return ifThen(cond, st);
+        return ifThen(firstThreadOf(free), st);
       },
     });
   return { ...f, body: visit(f.body, new Set(), new Set()) };

@@ -231,9 +231,9 @@ export const loadedBlocks = kernel(function loadedBlocks(n: Tensor<i32, [1]>, y:
 
 /**
  * A block stages its 4 x 32 slice of x in shared memory; then its epilogue, on 16 lanes, sums a
- * column each and stores it to a or to b depending on the lane (hoist_guards: every warp computes it, warp 0
- * stores, unless the whole epilogue goes under warp 0's guard). With SHARE, the epilogue also
- * writes shared memory, which keeps it out of the guard.
+ * column each and stores it to a or to b depending on the lane (hoist_guards: every warp computes
+ * it and warp 0 stores, unless the whole epilogue goes under warp 0's guard). With SHARE, the
+ * epilogue also writes shared memory, which keeps it out of the guard.
  */
 export const branchyEpilogue = kernel(function branchyEpilogue(
   x: Tensor<f32, [Sym<"n">]>,
