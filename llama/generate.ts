@@ -33,6 +33,18 @@ export interface LanguageModel {
   decodeGreedy?(token: number, pos: number, steps?: number): MaybePromise<ArrayLike<number>>;
   /** With decodeGreedy: how many steps a call should run when the caller wants many. */
   readonly greedySteps?: number;
+  /**
+   * Optional decodeGreedy without the wait: enqueues the steps and returns a function that waits
+   * for their tokens; `token` undefined continues the steps enqueued last (which end at `pos`)
+   * from the token their last step chose, on the device.
+   */
+  enqueueGreedy?(
+    token: number | undefined,
+    pos: number,
+    steps: number,
+  ): () => MaybePromise<ArrayLike<number>>;
+  /** With enqueueGreedy: whether to enqueue the next steps before reading the last ones' tokens. */
+  readonly greedyAhead?: boolean;
 }
 
 export interface GenerateOptions {
@@ -141,6 +153,11 @@ export async function* generate(
   // them a call (the steps past a stop token are wasted, and the cache positions they wrote are
   // rewritten before anything reads them).
   const greedy = options.temperature === 0 && model.decodeGreedy ? model.decodeGreedy.bind(model) : undefined;
+  // Where the model reads one batch's tokens without waiting for the next (CUDA), the next batch
+  // is enqueued before this one is read, so the GPU runs on while the host handles the tokens.
+  const ahead =
+    greedy && model.greedyAhead && model.enqueueGreedy ? model.enqueueGreedy.bind(model) : undefined;
+  let pending: { pos: number; steps: number; wait: () => MaybePromise<ArrayLike<number>> } | undefined;
   const queued: number[] = [];
   let next = sampler.sample(logits);
   for (;;) {
@@ -168,7 +185,20 @@ export async function* generate(
     t0 = performance.now();
     if (greedy && queued.length === 0) {
       const steps = Math.max(1, Math.min(model.greedySteps ?? 1, maxTokens - generated, ctx - pos));
-      queued.push(...Array.from(await greedy(token, pos, steps)));
+      if (ahead) {
+        const batch = pending?.pos === pos ? pending : { pos, steps, wait: ahead(token, pos, steps) };
+        const nextPos = batch.pos + batch.steps;
+        const nextSteps = Math.min(
+          model.greedySteps ?? 1,
+          maxTokens - generated - batch.steps,
+          ctx - nextPos,
+        );
+        pending =
+          nextSteps > 0
+            ? { pos: nextPos, steps: nextSteps, wait: ahead(undefined, nextPos, nextSteps) }
+            : undefined;
+        queued.push(...Array.from(await batch.wait()));
+      } else queued.push(...Array.from(await greedy(token, pos, steps)));
     } else if (!greedy) logits = await model.decode(token, pos);
     decodeSeconds += (performance.now() - t0) / 1000;
     next = greedy ? queued.shift()! : sampler.sample(logits);

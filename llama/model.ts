@@ -173,6 +173,7 @@ export class KernelLlama implements LanguageModel {
 
   reset(): void {
     // The cache needs no clearing: attention reads positions below the current one only.
+    this.greedyEnd = undefined;
   }
 
   /** Rows [from, from + count) of a matrix, as the views a GEMM/GEMV takes. */
@@ -223,6 +224,7 @@ export class KernelLlama implements LanguageModel {
   }
 
   decode(token: number, pos: number): Float32Array {
+    this.greedyEnd = undefined;
     this.setStep(token, pos);
     if (this.recordsDecode) {
       this.decodeRecording ??= this.device.record(() => decodeLaunches(this.launchContext));
@@ -242,10 +244,26 @@ export class KernelLlama implements LanguageModel {
    * call should run when the caller wants many.
    */
   decodeGreedy(token: number, pos: number, steps = 1): Int32Array {
+    return this.enqueueGreedy(token, pos, steps)();
+  }
+
+  /**
+   * decodeGreedy without the wait: enqueues the steps and returns a function that waits for their
+   * tokens. With `token` undefined the steps continue those enqueued last, which must end at
+   * `pos`: the device carries their last choice, position and length over, so the host enqueues
+   * the next steps before it reads the last ones' tokens and the GPU never idles between them
+   * (`greedyAhead`). Steps after a stop token are wasted, and the cache positions they wrote are
+   * rewritten before anything reads them.
+   */
+  enqueueGreedy(token: number | undefined, pos: number, steps = 1): () => Int32Array {
     const c = this.config;
     if (!Number.isInteger(steps) || steps < 1 || pos + steps > c.contextLength)
       throw new RangeError(
         `tkc: ${steps} greedy steps from position ${pos} do not fit the context of ${c.contextLength}`,
+      );
+    if (token === undefined && this.greedyEnd !== pos)
+      throw new Error(
+        `tkc: greedy steps continue from position ${pos}, but the last ones enqueued ${this.greedyEnd === undefined ? "were followed by other work" : `end at ${this.greedyEnd}`}; pass the token`,
       );
     const o = this.ops.decode;
     const A = this.act;
@@ -259,25 +277,43 @@ export class KernelLlama implements LanguageModel {
       if (this.recordsDecode) (this.greedyRecording ??= d.record(launches)).replay();
       else launches();
     };
-    const chosen = (from: number, n: number) => d.read(d.view(A.history!, [n], from)) as Int32Array;
-    let out: Int32Array;
+    const chosen = (from: number, n: number) => d.view(A.history!, [n], from);
+    const checked = (out: Int32Array): Int32Array => {
+      const bad = out.findIndex((t) => t < 0 || t >= c.vocabSize);
+      if (bad >= 0)
+        throw new Error(`tkc: the logits after position ${pos + bad} hold a NaN (argmax gave ${out[bad]})`);
+      return out;
+    };
+    this.greedyEnd = undefined;
     if (this.embedHost) {
-      out = new Int32Array(steps);
-      for (let i = 0, t = token; i < steps; i++) {
+      const out = new Int32Array(steps);
+      let t = token ?? (d.read(chosen(pos - 1, 1)) as Int32Array)[0]!;
+      for (let i = 0; i < steps; i++) {
         this.setStep(t, pos + i);
         runStep();
-        t = out[i] = chosen(pos + i, 1)[0]!;
+        t = out[i] = (d.read(chosen(pos + i, 1)) as Int32Array)[0]!;
         if (t < 0) break;
       }
-    } else {
-      this.setStep(token, pos);
-      for (let i = 0; i < steps; i++) runStep();
-      out = Int32Array.from(chosen(pos, steps));
+      this.greedyEnd = pos + steps;
+      return () => checked(out);
     }
-    const bad = out.findIndex((t) => t < 0 || t >= c.vocabSize);
-    if (bad >= 0)
-      throw new Error(`tkc: the logits after position ${pos + bad} hold a NaN (argmax gave ${out[bad]})`);
-    return out;
+    if (token !== undefined) this.setStep(token, pos);
+    for (let i = 0; i < steps; i++) runStep();
+    this.greedyEnd = pos + steps;
+    const tokens = d.readLater(chosen(pos, steps));
+    return () => checked(Int32Array.from(tokens() as Int32Array));
+  }
+
+  /** Where the greedy steps enqueued last end, while nothing else has run after them. */
+  private greedyEnd?: number;
+
+  /**
+   * Whether a caller should enqueue the next greedy steps before it reads the last ones'
+   * (enqueueGreedy): on CUDA, where reading them waits for them alone; the CPU runs each call at
+   * once, and the Vulkan device's read waits for everything enqueued.
+   */
+  get greedyAhead(): boolean {
+    return this.device.kind === "cuda" && !this.embedHost;
   }
 
   /** Whether decode steps are recorded once and replayed (options.recordDecode; GPUs by default). */
@@ -292,6 +328,7 @@ export class KernelLlama implements LanguageModel {
 
   prefill(tokens: readonly number[], startPos: number): Float32Array {
     if (tokens.length === 0) throw new Error("tkc: prefill needs at least one token");
+    this.greedyEnd = undefined;
     // Every token through the GEMMs, chunk by chunk, and the logits of the last one only, from the
     // last row of the final chunk (a decode step for it would read every weight once more); a
     // final chunk of one token is a decode step (it needs no prefill kernels).

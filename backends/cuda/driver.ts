@@ -67,6 +67,20 @@ export function cudaBindings(): CudaBindings {
       return {};
     }
   };
+  /** Page-locked host memory, for copies that do not hold the host (downloadLater). */
+  const optionalHostMemory = (): Pick<DriverCalls, "hostAlloc" | "hostFree" | "dtohAsyncToHost"> => {
+    try {
+      return {
+        hostAlloc: bind("int cuMemAllocHost_v2(_Out_ void **pp, size_t bytes)"),
+        hostFree: bind("int cuMemFreeHost(void *p)"),
+        dtohAsyncToHost: bind(
+          "int cuMemcpyDtoHAsync_v2(uint64_t dst, uint64_t src, size_t bytes, void *stream)",
+        ),
+      };
+    } catch {
+      return {};
+    }
+  };
   // Signatures follow cuda.h; CUdeviceptr is a 64-bit integer, every handle a void *.
   const calls: DriverCalls = {
     malloc: bind("int cuMemAlloc_v2(_Out_ uint64_t *dptr, size_t bytes)"),
@@ -86,6 +100,7 @@ export function cudaBindings(): CudaBindings {
       "int cuLaunchKernel(void *f, uint gx, uint gy, uint gz, uint bx, uint by, uint bz, uint sharedBytes, void *stream, void *params, void *extra)",
     ),
     ...optionalLaunchEx(),
+    ...optionalHostMemory(),
     streamCreate: bind("int cuStreamCreate(_Out_ void **stream, uint flags)"),
     streamDestroy: bind("int cuStreamDestroy_v2(void *stream)"),
     streamSynchronize: bind("int cuStreamSynchronize(void *stream)"),

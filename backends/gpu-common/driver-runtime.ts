@@ -40,6 +40,13 @@ export interface DriverCalls {
   htodAsync: Call; // (dst, src, bytes, stream)
   dtohAsync: Call;
   dtodAsync: Call;
+  /**
+   * Page-locked host memory, where the driver binds it: hostAlloc (out void**, bytes), hostFree
+   * (ptr), and dtohAsync into such memory by address (dst u64, src, bytes, stream).
+   */
+  hostAlloc?: Call;
+  hostFree?: Call;
+  dtohAsyncToHost?: Call;
   memsetD8: Call; // (dst, value, bytes)
   memsetD8Async: Call; // (dst, value, bytes, stream)
   moduleUnload: Call; // (module)
@@ -103,6 +110,9 @@ export class DriverRuntime implements GpuRuntime {
   private readonly tableView: BigUint64Array;
   private disposed = false;
   private launchConfig: unknown;
+  /** Page-locked buffers for downloadLater no copy is using, and every one allocated. */
+  private readonly idleHostBuffers: { ptr: unknown; bytes: number }[] = [];
+  private readonly hostBuffers: unknown[] = [];
 
   constructor(private readonly api: DriverApi) {
     this.device = api.device;
@@ -177,6 +187,43 @@ export class DriverRuntime implements GpuRuntime {
     dst = bytesOf(dst);
     if (stream) this.call(c.dtohAsync, dst, src, dst.byteLength, stream.handle);
     else this.call(c.dtoh, dst, src, dst.byteLength);
+  }
+
+  downloadLater(src: DevicePtr, bytes: number, stream: GpuStream): () => Uint8Array {
+    const c = this.api.calls;
+    if (!c.hostAlloc || !c.hostFree || !c.dtohAsyncToHost) {
+      const out = new Uint8Array(bytes);
+      stream.synchronize();
+      this.download(out, src, stream);
+      return () => out;
+    }
+    const k = koffi();
+    const at = this.idleHostBuffers.findIndex((b) => b.bytes >= bytes);
+    let buffer = at >= 0 ? this.idleHostBuffers.splice(at, 1)[0]! : undefined;
+    if (!buffer) {
+      const out: unknown[] = [null];
+      // Whole pages: a handful of buffers serve every read of a similar size.
+      const size = Math.max(4096, Math.ceil(bytes / 4096) * 4096);
+      this.call(c.hostAlloc, out, size);
+      buffer = { ptr: out[0], bytes: size };
+      this.hostBuffers.push(out[0]);
+    }
+    const held = buffer;
+    this.call(c.dtohAsyncToHost, BigInt(k.address(held.ptr)), src, bytes, stream.handle);
+    const done = this.createEvent();
+    done.record(stream);
+    let result: Uint8Array | undefined;
+    return () => {
+      if (result) return result;
+      try {
+        done.synchronize();
+        result = new Uint8Array(k.view(held.ptr, bytes)).slice();
+      } finally {
+        done.destroy();
+        this.idleHostBuffers.push(held);
+      }
+      return result;
+    };
   }
 
   copy(dst: DevicePtr, src: DevicePtr, bytes: number, stream?: GpuStream): void {
@@ -297,6 +344,7 @@ export class DriverRuntime implements GpuRuntime {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    for (const p of this.hostBuffers) this.api.calls.hostFree!(p);
     koffi().free(this.fields);
     koffi().free(this.table);
     this.api.release();

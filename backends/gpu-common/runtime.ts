@@ -103,6 +103,13 @@ export interface GpuRuntime {
   upload(dst: DevicePtr, src: ArrayBufferView, stream?: GpuStream): void;
   /** Device to host; from pageable memory this returns only once the data has arrived. */
   download(dst: ArrayBufferView, src: DevicePtr, stream?: GpuStream): void;
+  /**
+   * Device to host in `stream`'s order (once the work enqueued on it so far has run), without
+   * waiting: the returned function waits for this copy alone and returns its bytes, while work
+   * enqueued on `stream` after this call runs on. Through page-locked memory where the driver
+   * offers it; elsewhere the copy waits for the stream at once.
+   */
+  downloadLater(src: DevicePtr, bytes: number, stream: GpuStream): () => Uint8Array;
   copy(dst: DevicePtr, src: DevicePtr, bytes: number, stream?: GpuStream): void;
   memset8(dst: DevicePtr, value: number, bytes: number, stream?: GpuStream): void;
   launch(fn: GpuFunction, args: readonly KernelArg[], options: LaunchOptions): void;

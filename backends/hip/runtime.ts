@@ -115,6 +115,12 @@ export function createHipRuntime(options: HipRuntimeOptions = {}): GpuRuntime {
     graphExecDestroy: bind("int hipGraphExecDestroy(void *exec)"),
     graphDestroy: bind("int hipGraphDestroy(void *graph)"),
     deviceSynchronize: bind("int hipDeviceSynchronize(void)"),
+    // Page-locked host memory, for copies that do not hold the host (downloadLater).
+    hostAlloc: ((c: Call) => makeCall(c.name, (out, bytes) => c(out, bytes, 0)))(
+      bind("int hipHostMalloc(_Out_ void **ptr, size_t bytes, uint flags)"),
+    ),
+    hostFree: bind("int hipHostFree(void *ptr)"),
+    dtohAsyncToHost: bind("int hipMemcpyDtoHAsync(uint64_t dst, uint64_t src, size_t bytes, void *stream)"),
   };
 
   const init = bind("int hipInit(uint flags)");

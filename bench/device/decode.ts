@@ -117,26 +117,30 @@ async function main(): Promise<number> {
     const steps = Number(values.steps);
     model.decodeGreedy(1, 0); // records the graph
     // Three passes of `steps` tokens from position 1: machines differ from run to run by several
-    // percent, and the passes show how much a single one can. Then the same with one step a wait
-    // for the host, and with the logits read back and argmax on the host (the seventh session's
-    // measure).
-    const threePasses = (argmaxOn: "device" | "step" | "host") => {
+    // percent, and the passes show how much a single one can. Then the same with each call's
+    // tokens read before the next call is enqueued, with one step a wait for the host, and with
+    // the logits read back and argmax on the host (the seventh session's measure).
+    const threePasses = (argmaxOn: "device" | "wait" | "step" | "host") => {
       const passes = [0, 1, 2].map(() => greedyDecodeTokPerS(model, steps, argmaxOn));
       return { passes, median: [...passes].sort((a, b) => a - b)[1]! };
     };
     const { passes, median: tokPerS } = threePasses("device");
+    const { passes: waitPasses, median: waitTokPerS } = threePasses("wait");
     const { passes: stepPasses, median: stepTokPerS } = threePasses("step");
     model.decode(1, 0);
     const { passes: hostPasses, median: hostTokPerS } = threePasses("host");
     const bytesPerToken = decodeBytesPerToken(config, "q4f16_1", (steps + 1) / 2);
     const roofline = copy / bytesPerToken;
     console.log(
-      `7B q4f16_1 decode: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens (median of passes at ${passes.map((p) => p.toFixed(1)).join(", ")}); ${(bytesPerToken / 1e9).toFixed(2)} GB/token; roofline ${roofline.toFixed(0)} tok/s; ${((100 * tokPerS) / roofline).toFixed(1)}% of roofline (${model.greedySteps} greedy steps a wait); one step a wait: ${stepTokPerS.toFixed(1)} tok/s (${stepPasses.map((p) => p.toFixed(1)).join(", ")}); with the logits read back and argmax on the host: ${hostTokPerS.toFixed(1)} tok/s (${hostPasses.map((p) => p.toFixed(1)).join(", ")})`,
+      `7B q4f16_1 decode: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens (median of passes at ${passes.map((p) => p.toFixed(1)).join(", ")}); ${(bytesPerToken / 1e9).toFixed(2)} GB/token; roofline ${roofline.toFixed(0)} tok/s; ${((100 * tokPerS) / roofline).toFixed(1)}% of roofline (${model.greedySteps} greedy steps a call, each enqueued before the last one's tokens are read${model.greedyAhead ? "" : ": not on this model"}); each call's tokens read before the next: ${waitTokPerS.toFixed(1)} tok/s (${waitPasses.map((p) => p.toFixed(1)).join(", ")}); one step a wait: ${stepTokPerS.toFixed(1)} tok/s (${stepPasses.map((p) => p.toFixed(1)).join(", ")}); with the logits read back and argmax on the host: ${hostTokPerS.toFixed(1)} tok/s (${hostPasses.map((p) => p.toFixed(1)).join(", ")})`,
     );
     const decode = {
       tokPerS,
       passesTokPerS: passes,
-      greedyStepsPerWait: model.greedySteps,
+      greedyStepsPerCall: model.greedySteps,
+      callsEnqueuedAhead: model.greedyAhead,
+      readBeforeNextCallTokPerS: waitTokPerS,
+      readBeforeNextCallPassesTokPerS: waitPasses,
       oneStepPerWaitTokPerS: stepTokPerS,
       oneStepPerWaitPassesTokPerS: stepPasses,
       hostArgmaxTokPerS: hostTokPerS,

@@ -28,23 +28,37 @@ export function decodeBytesPerToken(config: LlamaConfig, format: "q4f16_1" | "f1
 
 /**
  * Greedy decode from token 1 at positions 1..steps; tokens per second. "device": argmax on the
- * device, token ids read back, model.greedySteps steps a wait (KernelLlama.decodeGreedy, what
- * generation uses); "step": the same one step a wait; "host": the logits read back and argmax on
- * the host (the seventh session's measure).
+ * device, token ids read back, model.greedySteps steps a call, each call enqueued before the last
+ * one's tokens are read where the model does so (KernelLlama.enqueueGreedy, greedyAhead: what
+ * generate() does); "wait": the same, each call's tokens read before the next is enqueued (the
+ * GPU idles while the host reads and launches again); "step": one step a wait; "host": the logits
+ * read back and argmax on the host (the seventh session's measure).
  */
 export function greedyDecodeTokPerS(
   model: KernelLlama,
   steps: number,
-  argmaxOn: "device" | "step" | "host" = "device",
+  argmaxOn: "device" | "wait" | "step" | "host" = "device",
 ): number {
   let token = 1;
   const start = performance.now();
+  if (argmaxOn === "device" && model.greedyAhead) {
+    let wait = model.enqueueGreedy(token, 1, Math.min(model.greedySteps, steps));
+    for (let pos = 1 + Math.min(model.greedySteps, steps); ;) {
+      const n = Math.min(model.greedySteps, steps + 1 - pos);
+      const next = n > 0 ? model.enqueueGreedy(undefined, pos, n) : undefined;
+      wait();
+      if (!next) break;
+      wait = next;
+      pos += n;
+    }
+    return steps / ((performance.now() - start) / 1e3);
+  }
   for (let pos = 1; pos <= steps;) {
     if (argmaxOn === "host") {
       token = argmax(model.decode(token, pos));
       pos++;
     } else {
-      const n = Math.min(argmaxOn === "device" ? model.greedySteps : 1, steps + 1 - pos);
+      const n = Math.min(argmaxOn === "step" ? 1 : model.greedySteps, steps + 1 - pos);
       token = model.decodeGreedy(token, pos, n)[n - 1]!;
       pos += n;
     }

@@ -35,6 +35,10 @@ export function createCpuDevice(opts: { boundsCheck?: boolean } = {}): Device {
       (a.data as Storage).set(data as never, offset);
     },
     read: (t) => asArray(t).data,
+    readLater(t) {
+      const data = asArray(t).data.slice();
+      return () => data;
+    },
     op(spec: OpSpec) {
       let op = ops.get(spec.key);
       if (!op) {

@@ -147,6 +147,15 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
       rt.download(out, d.ptr, stream);
       return out;
     },
+    readLater(t) {
+      const d = asT(t);
+      const wait = rt.downloadLater(d.ptr, count(d.shape) * bytesOf(d.dtype), stream);
+      return () => {
+        const out = storageFor(d.dtype, count(d.shape));
+        new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(wait());
+        return out;
+      };
+    },
     op(spec: OpSpec) {
       let op = ops.get(spec.key);
       if (!op) {

@@ -76,6 +76,13 @@ export interface Device {
   /** Copies host data into a tensor (f16 as bit patterns), optionally at an element offset. */
   write(t: DeviceTensor, data: Storage, elementOffset?: number): void;
   read(t: DeviceTensor): Storage;
+  /**
+   * t as the work enqueued so far leaves it, read without holding back what is enqueued after:
+   * the returned function waits for this read alone (CUDA: a copy in the stream's order into
+   * page-locked memory), so the host can enqueue more work before it waits. The CPU and Vulkan
+   * devices read at once.
+   */
+  readLater(t: DeviceTensor): () => Storage;
   op(spec: OpSpec): Op;
   /** Enqueues a launch; results are visible to later launches and after sync(). */
   run(op: Op, args: OpArgs): void;

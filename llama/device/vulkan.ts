@@ -355,6 +355,10 @@ export function createVulkanDevice(options: VulkanDeviceOptions = {}): VulkanDev
         d.dtype === "i64" ? BigInt64Array.from(data as Float64Array, (v) => BigInt(Math.trunc(v))) : data;
       rt.upload(d.buffer, bytes, d.offset + offset * bytesOf(d.dtype));
     },
+    readLater(t) {
+      const data = this.read(t);
+      return () => data;
+    },
     read(t) {
       alive();
       const d = asT(t);

@@ -8,7 +8,7 @@ import { ReferenceLlama } from "../../llama/reference.ts";
 import { KernelLlama } from "../../llama/model.ts";
 import { createCpuDevice } from "../../llama/device/cpu.ts";
 import { dequantizeQ4f16_1, quantizeQ4f16_1 } from "../../llama/quant/q4f16_1.ts";
-import { generateText } from "../../llama/generate.ts";
+import { generateText, type LanguageModel } from "../../llama/generate.ts";
 import type { LlamaWeights } from "../../llama/weights/types.ts";
 import { syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
@@ -98,6 +98,7 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
       const logitsModel = new KernelLlama(createCpuDevice(), source(), { format });
       const stepModel = new KernelLlama(createCpuDevice(), source(), { format });
       const batchModel = new KernelLlama(createCpuDevice(), source(), { format });
+      const aheadModel = new KernelLlama(createCpuDevice(), source(), { format });
       const steps = format === "f32" ? 4 : 12;
       const want: number[] = [];
       let token = 1;
@@ -111,8 +112,25 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
       const first = Array.from(batchModel.decodeGreedy(1, 0, half));
       const rest = Array.from(batchModel.decodeGreedy(first[half - 1]!, half, steps - half));
       expect([...first, ...rest]).toEqual(want);
+      // Enqueued ahead: the second call continues from the first's last choice on the device and
+      // goes in before the first's tokens are read.
+      const firstLater = aheadModel.enqueueGreedy(1, 0, half);
+      const restLater = aheadModel.enqueueGreedy(undefined, half, steps - half);
+      expect([...firstLater(), ...restLater()]).toEqual(want);
     },
   );
+
+  test("steps enqueued to continue others must start where they end, with nothing run between", () => {
+    const config = { ...TINY_GQA, contextLength: 40 };
+    const model = new KernelLlama(createCpuDevice(), syntheticQ4(config, 5), { format: "q4f16_1" });
+    expect(() => model.enqueueGreedy(undefined, 0, 2)).toThrow(/were followed by other work; pass the token/);
+    model.enqueueGreedy(1, 0, 3);
+    expect(() => model.enqueueGreedy(undefined, 4, 2)).toThrow(
+      /continue from position 4, but the last ones enqueued end at 3/,
+    );
+    model.decode(1, 3);
+    expect(() => model.enqueueGreedy(undefined, 3, 2)).toThrow(/were followed by other work/);
+  });
 
   test("generate() with several greedy steps a call: the same tokens as one a call, to the budget and to a stop token", async () => {
     const one = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1", greedySteps: 1 });
@@ -126,6 +144,42 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
     const stopped = await generateText(five, tokenizer, stop);
     expect(stopped.tokens).toEqual(a.tokens.slice(0, a.tokens.indexOf(a.tokens[6]!)));
     expect(stopped.stats.stopReason).toBe("eos");
+  });
+
+  test("generate() enqueueing each call's steps before reading the last call's (greedyAhead): the same tokens, never past the budget", async () => {
+    const one = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1", greedySteps: 1 });
+    const five = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1", greedySteps: 5 });
+    const calls: [number | undefined, number, number][] = [];
+    // The CPU device runs each call at once (greedyAhead false); this stand-in asks for the order a
+    // CUDA model gets, and logs what generate() enqueues.
+    const ahead: LanguageModel = {
+      config: five.config,
+      reset: () => five.reset(),
+      prefill: (tokens, pos) => five.prefill(tokens, pos),
+      decode: (token, pos) => five.decode(token, pos),
+      decodeGreedy: (token, pos, steps) => five.decodeGreedy(token, pos, steps),
+      greedySteps: five.greedySteps,
+      greedyAhead: true,
+      enqueueGreedy: (token, pos, steps) => {
+        calls.push([token, pos, steps]);
+        return five.enqueueGreedy(token, pos, steps);
+      },
+    };
+    const options = { maxTokens: 13, temperature: 0, topP: 1, seed: 1 };
+    const a = await generateText(one, tokenizer, options);
+    expect((await generateText(ahead, tokenizer, options)).tokens).toEqual(a.tokens);
+    // The prompt (BOS) gives the first token; then 5 + 5 + 2 steps, the last two continuing.
+    expect(calls).toEqual([
+      [a.tokens[0], 1, 5],
+      [undefined, 6, 5],
+      [undefined, 11, 2],
+    ]);
+    const stop = { ...options, stopTokens: [a.tokens[6]!] };
+    const stopped = await generateText(ahead, tokenizer, stop);
+    expect(stopped.tokens).toEqual(a.tokens.slice(0, a.tokens.indexOf(a.tokens[6]!)));
+    expect(stopped.stats.stopReason).toBe("eos");
+    // Generation after a stop starts afresh (the steps enqueued past it are not continued).
+    expect((await generateText(ahead, tokenizer, options)).tokens).toEqual(a.tokens);
   });
 
   test("steps past the context are refused", () => {

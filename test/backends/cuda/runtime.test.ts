@@ -1,6 +1,7 @@
 // The CUDA runtime against a fake libcuda (test/backends/cuda/fake): the kernels run on the CPU
 // but read their arguments through the kernelParams table, so packing, the koffi prototypes,
 // memory, streams, events and graph capture/replay are all exercised without a GPU.
+import koffi from "koffi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { i32 } from "../../../backends/gpu-common/args.ts";
 import type { GpuRuntime } from "../../../backends/gpu-common/runtime.ts";
@@ -71,6 +72,31 @@ describe.skipIf(!fake)("CUDA runtime on a fake libcuda", () => {
     s.synchronize();
     expect(out[0]).toBe(0xffffffff);
     expect(out[15]).toBe(45);
+    s.destroy();
+  });
+
+  it("reads later in the stream's order, through page-locked buffers it reuses", () => {
+    const hostBuffers = koffi.load(fake!).func("int fake_host_buffers(void)") as () => number;
+    const before = hostBuffers();
+    const s = rt.createStream();
+    const x = rt.alloc(64);
+    rt.upload(
+      x,
+      Int32Array.from({ length: 16 }, (_, i) => i + 1),
+      s,
+    );
+    const first = rt.downloadLater(x, 64, s);
+    // Written after the read was enqueued: the read still sees what came before it.
+    rt.upload(x, new Int32Array(16).fill(-7), s);
+    const second = rt.downloadLater(x, 16, s);
+    expect(hostBuffers()).toBe(before + 2); // both copies in flight at once
+    expect(Array.from(new Int32Array(first().buffer))).toEqual(Array.from({ length: 16 }, (_, i) => i + 1));
+    expect(Array.from(new Int32Array(second().buffer))).toEqual([-7, -7, -7, -7]);
+    expect(first()).toEqual(first()); // a second wait returns the same bytes
+    const third = rt.downloadLater(x, 8, s);
+    expect(hostBuffers()).toBe(before + 2); // a finished copy's buffer serves the next
+    expect(Array.from(new Int32Array(third().buffer))).toEqual([-7, -7]);
+    rt.free(x);
     s.destroy();
   });
 

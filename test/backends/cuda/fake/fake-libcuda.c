@@ -144,6 +144,11 @@ CUresult cuStreamSynchronize(void *s) { (void)s; return OK; }
 CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr d, const void *s, size_t n, void *st) { if (CAPTURING(st)) return 900; return cuMemcpyHtoD_v2(d, s, n); }
 CUresult cuMemcpyDtoHAsync_v2(void *d, CUdeviceptr s, size_t n, void *st) { if (CAPTURING(st)) return 900; return cuMemcpyDtoH_v2(d, s, n); }
 CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr d, CUdeviceptr s, size_t n, void *st) { (void)st; return cuMemcpyDtoD_v2(d, s, n); }
+/* Page-locked host memory is plain host memory here; a count of live buffers for the tests. */
+static int host_buffers;
+int fake_host_buffers(void) { return host_buffers; }
+CUresult cuMemAllocHost_v2(void **p, size_t n) { *p = calloc(1, n); if (!*p) return 2; host_buffers++; return OK; }
+CUresult cuMemFreeHost(void *p) { free(p); host_buffers--; return OK; }
 CUresult cuMemsetD8Async(CUdeviceptr d, unsigned char v, size_t n, void *st) { (void)st; return cuMemsetD8_v2(d, v, n); }
 
 /* The kernels, reading a packed parameter block laid out as backends/gpu-common/args.ts does. */

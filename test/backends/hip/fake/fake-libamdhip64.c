@@ -32,6 +32,8 @@ int hipMemcpyDtoH(void *d, void *s, size_t n) { return cuMemcpyDtoH_v2(d, (CUdev
 int hipMemcpyDtoD(void *d, void *s, size_t n) { return cuMemcpyDtoD_v2((CUdeviceptr)d, (CUdeviceptr)s, n); }
 int hipMemcpyHtoDAsync(void *d, const void *s, size_t n, void *st) { return cuMemcpyHtoDAsync_v2((CUdeviceptr)d, s, n, st); }
 int hipMemcpyDtoHAsync(void *d, void *s, size_t n, void *st) { return cuMemcpyDtoHAsync_v2(d, (CUdeviceptr)s, n, st); }
+int hipHostMalloc(void **p, size_t n, unsigned flags) { (void)flags; return cuMemAllocHost_v2(p, n); }
+int hipHostFree(void *p) { return cuMemFreeHost(p); }
 int hipMemcpyDtoDAsync(void *d, void *s, size_t n, void *st) { return cuMemcpyDtoDAsync_v2((CUdeviceptr)d, (CUdeviceptr)s, n, st); }
 int hipMemsetD8(void *d, unsigned char v, size_t n) { return cuMemsetD8_v2((CUdeviceptr)d, v, n); }
 int hipMemsetD8Async(void *d, unsigned char v, size_t n, void *st) { return cuMemsetD8Async((CUdeviceptr)d, v, n, st); }
