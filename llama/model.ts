@@ -37,6 +37,12 @@ export interface KernelLlamaOptions {
    * GREEDY_STEPS on GPUs with the embedding on the device, 1 elsewhere).
    */
   readonly greedySteps?: number;
+  /**
+   * Greedy steps one recording holds (one CUDA graph; default greedySteps): inside a graph each
+   * step's first kernel launches early (programmatic launch); a new graph waits for the last. 1
+   * records each step alone.
+   */
+  readonly greedyGraphSteps?: number;
 }
 
 /**
@@ -60,6 +66,9 @@ export class KernelLlama implements LanguageModel {
   private readonly chunk: number;
   private decodeRecording?: Recording;
   private greedyRecording?: Recording;
+  /** greedySteps steps in one recording (one CUDA graph), so that only every greedySteps-th step
+   * starts a graph: inside one, each step's first kernel launches early (programmatic launch). */
+  private greedyBatchRecording?: Recording;
   private prefillBuffers?: { t: number; bufs: Record<string, DeviceTensor> };
 
   constructor(
@@ -74,6 +83,11 @@ export class KernelLlama implements LanguageModel {
       throw new Error(
         `tkc: q4f16_1 needs dim and hiddenDim to be multiples of 32 (got ${c.dim}, ${c.hiddenDim})`,
       );
+    for (const k of ["greedySteps", "greedyGraphSteps", "prefillChunk"] as const) {
+      const v = options[k];
+      if (v !== undefined && !(Number.isInteger(v) && v >= 1))
+        throw new RangeError(`tkc: the model option ${k} must be a whole number of at least 1, got ${v}`);
+    }
     this.ops = llamaOps(c, options.format, options.schedules, options.opChoices ?? device.opChoices);
     this.chunk = options.prefillChunk ?? 512;
     const d = device;
@@ -298,7 +312,14 @@ export class KernelLlama implements LanguageModel {
       return () => checked(out);
     }
     if (token !== undefined) this.setStep(token, pos);
-    for (let i = 0; i < steps; i++) runStep();
+    let done = 0;
+    const per = this.options.greedyGraphSteps ?? this.greedySteps;
+    if (this.recordsDecode && per > 1)
+      for (; done + per <= steps; done += per)
+        (this.greedyBatchRecording ??= d.record(() => {
+          for (let i = 0; i < per; i++) launches();
+        })).replay();
+    for (; done < steps; done++) runStep();
     this.greedyEnd = pos + steps;
     const tokens = d.readLater(chosen(pos, steps));
     return () => checked(Int32Array.from(tokens() as Int32Array));
@@ -515,6 +536,7 @@ export class KernelLlama implements LanguageModel {
   dispose(): void {
     this.decodeRecording?.dispose();
     this.greedyRecording?.dispose();
+    this.greedyBatchRecording?.dispose();
     this.device.dispose();
   }
 }

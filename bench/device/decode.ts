@@ -115,7 +115,7 @@ async function main(): Promise<number> {
     const model = new KernelLlama(device, syntheticQ4(config), { format: "q4f16_1" });
     console.log(`7B weights made and uploaded in ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
     const steps = Number(values.steps);
-    model.decodeGreedy(1, 0); // records the graph
+    model.decodeGreedy(1, 0, model.greedySteps + 1); // records both graphs (greedySteps steps, one step)
     // Three passes of `steps` tokens from position 1: machines differ from run to run by several
     // percent, and the passes show how much a single one can. Then the same with each call's
     // tokens read before the next call is enqueued, with one step a wait for the host, and with
@@ -150,12 +150,30 @@ async function main(): Promise<number> {
       rooflineTokPerS: roofline,
       fractionOfRoofline: tokPerS / roofline,
     };
+    // The same greedy decode with each step its own graph (greedyGraphSteps 1) against greedySteps
+    // steps a graph, alternating over three rounds on a second model beside the first (on the
+    // same device: disposing either model disposes the device).
+    const oneGraph = new KernelLlama(device, syntheticQ4(config), { format: "q4f16_1", greedyGraphSteps: 1 });
+    oneGraph.decodeGreedy(1, 0, oneGraph.greedySteps + 1);
+    const graphAB = { stepsAGraph: [] as number[], oneStepAGraph: [] as number[] };
+    for (let round = 0; round < 3; round++) {
+      graphAB.stepsAGraph.push(greedyDecodeTokPerS(model, steps));
+      graphAB.oneStepAGraph.push(greedyDecodeTokPerS(oneGraph, steps));
+    }
+    console.log(
+      `7B q4f16_1 decode, ${model.greedySteps} steps a graph: ${graphAB.stepsAGraph.map((x) => x.toFixed(1)).join(", ")} tok/s; one step a graph: ${graphAB.oneStepAGraph.map((x) => x.toFixed(1)).join(", ")}`,
+    );
     // Prefill of a 512-token prompt through the GEMM kernels.
     const prefill = prefillTokPerS(model, PROMPT);
     console.log(
       `7B q4f16_1 prefill of 512 tokens: ${prefill.warm.toFixed(1)} tok/s (the first call, loading the kernels: ${prefill.first.toFixed(1)})`,
     );
-    result.llama2_7b_q4 = { decode, prefillTokPerS: prefill.warm, prefillFirstCallTokPerS: prefill.first };
+    result.llama2_7b_q4 = {
+      decode,
+      greedyGraphStepsAB: graphAB,
+      prefillTokPerS: prefill.warm,
+      prefillFirstCallTokPerS: prefill.first,
+    };
     device.dispose();
   }
 
@@ -170,7 +188,7 @@ async function main(): Promise<number> {
     const model = new KernelLlama(device, syntheticF16(config), { format: "f16" });
     console.log(`7B f16 weights made and uploaded in ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
     const steps = 128;
-    model.decodeGreedy(1, 0);
+    model.decodeGreedy(1, 0, model.greedySteps + 1);
     const tokPerS = greedyDecodeTokPerS(model, steps);
     const bytesPerToken = decodeBytesPerToken(config, "f16", (steps + 1) / 2);
     const roofline = copy / bytesPerToken;
@@ -238,7 +256,7 @@ async function main(): Promise<number> {
           format: "q4f16_1",
           opChoices: v.choices,
         });
-        model.decodeGreedy(1, 0);
+        model.decodeGreedy(1, 0, model.greedySteps + 1);
         ab[v.name]!.push(greedyDecodeTokPerS(model, Number(values.steps)));
         device.dispose();
       }

@@ -84,6 +84,11 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
   const env = process.env.TKC_PDL;
   const forced = programmatic ?? (env === "1" ? true : env === "0" ? false : undefined);
   const stream = rt.createStream();
+  // Launches on a disposed device would reach freed modules and memory inside the driver.
+  let disposed = false;
+  const alive = () => {
+    if (disposed) throw new Error("tkc cuda: the device was disposed");
+  };
   let recording = false;
   const pdl = (spec: OpSpec) => arch >= 90 && (forced ?? (recording || spec.programmaticEager === true));
   let flush: { ptr: DevicePtr; graph: GpuGraph } | undefined;
@@ -117,12 +122,14 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
     // What tkc's CUDA libraries are compiled with (tkc compile, the on-the-fly cache, bench).
     opChoices: cudaOpChoices(library.target, rt.device.computeCapability),
     tensor(dtype: DType, shape: readonly number[]): DeviceTensor {
+      alive();
       const ptr = rt.alloc(Math.max(16, count(shape) * bytesOf(dtype)));
       allocations.push(ptr);
       const t: CudaTensor = { dtype, shape: [...shape], ptr, owned: true };
       return t;
     },
     view(t, shape, offset = 0) {
+      alive();
       const base = asT(t);
       if (offset < 0 || offset + count(shape) > count(base.shape))
         throw new RangeError(
@@ -137,10 +144,12 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
       return v;
     },
     write(t, data: Storage, offset = 0) {
+      alive();
       const d = asT(t);
       rt.upload(d.ptr + BigInt(offset * bytesOf(d.dtype)), data, stream);
     },
     read(t) {
+      alive();
       const d = asT(t);
       const out = storageFor(d.dtype, count(d.shape));
       stream.synchronize();
@@ -148,6 +157,7 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
       return out;
     },
     readLater(t) {
+      alive();
       const d = asT(t);
       const wait = rt.downloadLater(d.ptr, count(d.shape) * bytesOf(d.dtype), stream);
       return () => {
@@ -157,6 +167,7 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
       };
     },
     op(spec: OpSpec) {
+      alive();
       let op = ops.get(spec.key);
       if (!op) {
         const art = library.kernels[spec.key];
@@ -172,6 +183,7 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
       return op;
     },
     run(o, args: OpArgs) {
+      alive();
       const op = o as CudaOp;
       const shapes: Record<string, { dtype: DType; shape: readonly number[] }> = {};
       const ptrs: Record<string, DevicePtr> = {};
@@ -228,6 +240,7 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
       }
     },
     record(body): Recording {
+      alive();
       recording = true;
       let graph;
       try {
@@ -235,12 +248,26 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
       } finally {
         recording = false;
       }
-      return { replay: () => graph.launch(stream), dispose: () => graph.destroy() };
+      let freed = false;
+      return {
+        replay: () => {
+          alive();
+          if (freed) throw new Error("tkc cuda: the recording was disposed");
+          graph.launch(stream);
+        },
+        dispose: () => {
+          if (freed || disposed) return;
+          freed = true;
+          graph.destroy();
+        },
+      };
     },
     sync() {
+      alive();
       stream.synchronize();
     },
     profileTable() {
+      alive();
       stream.synchronize();
       const table = new Map<string, ProfileEntry>();
       for (const t of timings) {
@@ -262,6 +289,8 @@ export function createCudaDevice({ runtime: rt, library, profile, programmatic }
       return table;
     },
     dispose() {
+      if (disposed) return;
+      disposed = true;
       stream.synchronize();
       for (const m of modules) m.unload();
       for (const p of allocations) rt.free(p);

@@ -99,6 +99,12 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
       const stepModel = new KernelLlama(createCpuDevice(), source(), { format });
       const batchModel = new KernelLlama(createCpuDevice(), source(), { format });
       const aheadModel = new KernelLlama(createCpuDevice(), source(), { format });
+      // Recorded, greedySteps steps a recording (one CUDA graph) and the rest one a recording.
+      const recordedModel = new KernelLlama(createCpuDevice(), source(), {
+        format,
+        recordDecode: true,
+        greedySteps: 3,
+      });
       const steps = format === "f32" ? 4 : 12;
       const want: number[] = [];
       let token = 1;
@@ -117,6 +123,7 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
       const firstLater = aheadModel.enqueueGreedy(1, 0, half);
       const restLater = aheadModel.enqueueGreedy(undefined, half, steps - half);
       expect([...firstLater(), ...restLater()]).toEqual(want);
+      expect(Array.from(recordedModel.decodeGreedy(1, 0, steps - 1))).toEqual(want.slice(0, steps - 1));
     },
   );
 
@@ -189,6 +196,13 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
       /3 greedy steps from position 8 do not fit the context of 10/,
     );
     expect(model.decodeGreedy(1, 8, 2)).toHaveLength(2);
+    expect(
+      () =>
+        new KernelLlama(createCpuDevice(), syntheticQ4(config, 5), {
+          format: "q4f16_1",
+          greedyGraphSteps: 0,
+        }),
+    ).toThrow("tkc: the model option greedyGraphSteps must be a whole number of at least 1, got 0");
   });
 });
 

@@ -71,3 +71,25 @@ describe.skipIf(llvmMissing !== "")("programmatic dependent launch on the CUDA d
     expect(launches("sm_80", true)).toEqual([false, false]);
   });
 });
+
+describe.skipIf(llvmMissing !== "")("a disposed CUDA device", () => {
+  it("refuses every call with a message instead of reaching freed driver objects", () => {
+    const launches: boolean[] = [];
+    const d = createCudaDevice({
+      runtime: recordingRuntime(launches),
+      library: { target: "sm_90", kernels: { residual: compileOp(spec, "sm_90") } },
+    });
+    const t = d.tensor("f16", [1, 64]);
+    const op = d.op(spec);
+    const rec = d.record(() => d.run(op, { a: t, b: t, y: t }));
+    d.dispose();
+    d.dispose(); // twice is harmless
+    const gone = "tkc cuda: the device was disposed";
+    expect(() => d.run(op, { a: t, b: t, y: t })).toThrow(gone);
+    expect(() => d.tensor("f16", [1, 64])).toThrow(gone);
+    expect(() => d.read(t)).toThrow(gone);
+    expect(() => d.readLater(t)).toThrow(gone);
+    expect(() => rec.replay()).toThrow(gone);
+    expect(() => d.sync()).toThrow(gone);
+  });
+});
