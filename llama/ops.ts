@@ -57,6 +57,14 @@ export interface OpChoices {
    */
   readonly decodeAttention?: "split" | "warps" | "splitLast";
   /**
+   * With decodeAttention "warps": warps per block (default DECODE_WARPS, 8); with 16 a block covers
+   * 512 positions in one round of chunks. Not CUDA's choice: on an H200 the 7B q4f16_1 step's graph
+   * took 1,341.1-1,341.9 us with 16 warps, 1,359.3-1,359.7 with 8 and 1,748.3-1,748.5 with 32,
+   * against 1,328.2-1,329.4 with the split attention and its combination
+   * (bench/results/decode-attention-warps16-ab-h200.json).
+   */
+  readonly decodeAttentionWarps?: number;
+  /**
    * With decodeAttention "split": splits per head (default DECODE_SPLITS, 8). CUDA takes 4: on an
    * H100 the 7B step's graph (positions 157-356 of a 1,100-position cache) took 1874.0 us with 4,
    * 1908.3 with 2, 1909.0 with 8 and 1981.5 with 16 (bench/results/decode-attention-splits-ab-h100.json):
@@ -289,6 +297,14 @@ export function llamaOps(
   const warpsFit = hd % 32 === 0 && hd <= 256;
   const decodeWarps = choices.decodeAttention === "warps" && warpsFit;
   const splitLast = choices.decodeAttention === "splitLast";
+  const attentionWarps = choices.decodeAttentionWarps;
+  if (
+    attentionWarps !== undefined &&
+    !(Number.isInteger(attentionWarps) && attentionWarps >= 1 && attentionWarps <= 32)
+  )
+    throw new Error(
+      `tkc: decodeAttentionWarps must be a whole number of warps from 1 to 32, got ${attentionWarps}`,
+    );
   const splits = choices.decodeSplits ?? S.DECODE_SPLITS;
   if (!Number.isInteger(splits) || splits < 1)
     throw new Error(`tkc: decodeSplits must be a positive integer, got ${splits}`);
@@ -358,7 +374,9 @@ export function llamaOps(
       ? {
           attention: op(
             "attnwarps1",
-            S.attentionDecodeWarps,
+            choices.decodeAttentionWarps === undefined
+              ? S.attentionDecodeWarps
+              : withConsts(S.attentionDecodeWarps, { DECODE_WARPS: choices.decodeAttentionWarps }),
             { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads },
             { scalarsInMemory: ["len"] },
           ),

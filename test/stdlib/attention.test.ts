@@ -19,7 +19,7 @@ import { DECODE_WARPS, attentionDecodeWarps } from "../../stdlib/attention_decod
 import { attentionPrefillWarps } from "../../stdlib/attention_prefill_warps.ts";
 import { attentionPrefillMma } from "../../stdlib/attention_prefill_mma.ts";
 import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
-import type { KernelDef } from "../../dsl/kernel.ts";
+import { withConsts, type KernelDef } from "../../dsl/kernel.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
@@ -226,57 +226,66 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
     }
   });
 
-  test("one-launch decode attention (warps over chunks, online softmax): GQA, one and several rounds of chunks, CPU and scheduled for sm_90", () => {
-    const run = cpuKernel(attentionDecodeWarps);
-    const schedule = GPU_SCHEDULES.attentionDecodeWarps!;
-    const round = DECODE_WARPS * 32;
-    const cases: (readonly [number, number, number, number, number])[] = [
-      [4, 2, 32, 40, 1],
-      [4, 2, 64, round + 40, 33],
-      [4, 4, 64, 2 * round + 7, 2 * round + 7],
-      [2, 1, 32, round + 40, round + 1],
-    ];
-    for (const [heads, kvh, d, ctx, len] of cases) {
-      const r = rng(SEED + 5 * heads * d + len);
-      const cache = randomCache(ctx, kvh, d, r);
-      const q = ndarray(
-        "f16",
-        [heads, d],
-        toNumbers(randomF16([heads, d], r)).map((v) => 4 * v),
-      );
-      const out = zeros("f16", [heads, d]);
-      run({ q, kCache: cache.k, vCache: cache.v, len, out });
-      const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
-      const got = toNumbers(out);
-      for (let h = 0; h < heads; h++) {
-        const ref = attendReference(qs.subarray(h * d, (h + 1) * d), h, heads, len, cache, ks, vs);
+  test.each([DECODE_WARPS, 16])(
+    "one-launch decode attention (warps over chunks, online softmax), %i warps: GQA, one and several rounds of chunks, CPU and scheduled for sm_90",
+    (warps) => {
+      const kernel =
+        warps === DECODE_WARPS
+          ? attentionDecodeWarps
+          : withConsts(attentionDecodeWarps, { DECODE_WARPS: warps });
+      const run = cpuKernel(kernel);
+      const schedule = GPU_SCHEDULES.attentionDecodeWarps!;
+      const round = warps * 32;
+      const cases: (readonly [number, number, number, number, number])[] = [
+        [4, 2, 32, 40, 1],
+        [4, 2, 64, round + 40, 33],
+        [4, 4, 64, 2 * round + 7, 2 * round + 7],
+        [2, 1, 32, round + 40, round + 1],
+      ];
+      for (const [heads, kvh, d, ctx, len] of cases) {
+        const r = rng(SEED + 5 * heads * d + len);
+        const cache = randomCache(ctx, kvh, d, r);
+        const q = ndarray(
+          "f16",
+          [heads, d],
+          toNumbers(randomF16([heads, d], r)).map((v) => 4 * v),
+        );
+        const out = zeros("f16", [heads, d]);
+        run({ q, kCache: cache.k, vCache: cache.v, len, out });
+        const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
+        const got = toNumbers(out);
+        for (let h = 0; h < heads; h++) {
+          const ref = attendReference(qs.subarray(h * d, (h + 1) * d), h, heads, len, cache, ks, vs);
+          expectWithin(
+            got.subarray(h * d, (h + 1) * d),
+            ref,
+            attentionBound(ref),
+            `warps ${heads}/${kvh}x${d} len ${len} head ${h}`,
+          );
+        }
+        // The GPU schedule (warps on threadIdx.y, lanes on threadIdx.x, shuffles) on the device emulation.
+        const s = new Schedule(specialize(lowerKernel(kernel), { h: heads, d, ctx, kvh }));
+        schedule(s, "sm_90");
+        const dev = zeros("f16", [heads, d]);
+        const lowered = lowerToDevice(s.func, TARGETS.sm_90);
+        expect(lowered.launch?.block[1]).toBe(warps);
+        cpuDeviceKernel(lowered)({
+          q,
+          kCache: cache.k,
+          vCache: cache.v,
+          len,
+          out: dev,
+        });
+        // The chunk's max and sum are warp shuffles there: another order of f32 additions.
         expectWithin(
-          got.subarray(h * d, (h + 1) * d),
-          ref,
-          attentionBound(ref),
-          `warps ${heads}/${kvh}x${d} len ${len} head ${h}`,
+          toNumbers(dev),
+          Float64Array.from(got),
+          2 * F16_EPS,
+          `warps on the device emulation, len ${len}`,
         );
       }
-      // The GPU schedule (warps on threadIdx.y, lanes on threadIdx.x, shuffles) on the device emulation.
-      const s = new Schedule(specialize(lowerKernel(attentionDecodeWarps), { h: heads, d, ctx, kvh }));
-      schedule(s, "sm_90");
-      const dev = zeros("f16", [heads, d]);
-      cpuDeviceKernel(lowerToDevice(s.func, TARGETS.sm_90))({
-        q,
-        kCache: cache.k,
-        vCache: cache.v,
-        len,
-        out: dev,
-      });
-      // The chunk's max and sum are warp shuffles there: another order of f32 additions.
-      expectWithin(
-        toNumbers(dev),
-        Float64Array.from(got),
-        2 * F16_EPS,
-        `warps on the device emulation, len ${len}`,
-      );
-    }
-  });
+    },
+  );
 
   /**
    * A prefill attention kernel against attentionPrefill, on the CPU and scheduled for sm_90 on the
