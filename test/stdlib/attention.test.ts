@@ -77,6 +77,33 @@ function attendReference(
 // Outputs are convex combinations of values in [-1, 1]: f16 rounding plus f32 noise well below 1e-5.
 const attentionBound = (ref: Float64Array) => ref.map((v) => F16_EPS * Math.abs(v) + 1e-5);
 
+/** Queries 4x larger than the keys: peakier softmaxes, as trained models have. */
+const peakyQuery = (heads: number, d: number, r: () => number): NDArray =>
+  ndarray(
+    "f16",
+    [heads, d],
+    toNumbers(randomF16([heads, d], r)).map((v) => 4 * v),
+  );
+
+/** Each listed head of a decode attention's output `out` [heads, d] against attendReference. */
+function expectHeadsAttend(
+  out: NDArray,
+  q: NDArray,
+  cache: Cache,
+  heads: number,
+  len: number,
+  label: string,
+  which: readonly number[] = Array.from({ length: heads }, (_, h) => h),
+): void {
+  const d = cache.d;
+  const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
+  const got = toNumbers(out);
+  for (const h of which) {
+    const ref = attendReference(qs.subarray(h * d, (h + 1) * d), h, heads, len, cache, ks, vs);
+    expectWithin(got.subarray(h * d, (h + 1) * d), ref, attentionBound(ref), `${label} head ${h}`);
+  }
+}
+
 describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
   test("kvAppend writes positions [pos, pos + n) and nothing else", () => {
     const [ctx, kvh, d, n, pos] = [10, 2, 4, 3, 5];
@@ -121,17 +148,7 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
       const q = randomF16([heads, d], r);
       const out = zeros("f16", [heads, d]);
       run({ q, kCache: cache.k, vCache: cache.v, len, scores: zeros("f32", [heads, ctx]), out });
-      const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
-      const got = toNumbers(out);
-      for (let h = 0; h < heads; h++) {
-        const ref = attendReference(qs.subarray(h * d, (h + 1) * d), h, heads, len, cache, ks, vs);
-        expectWithin(
-          got.subarray(h * d, (h + 1) * d),
-          ref,
-          attentionBound(ref),
-          `decode ${heads}/${kvh}x${d} len ${len} head ${h}`,
-        );
-      }
+      expectHeadsAttend(out, q, cache, heads, len, `decode ${heads}/${kvh}x${d} len ${len}`);
     }
   });
 
@@ -154,11 +171,7 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
     for (const [heads, kvh, d, ctx, len, splits] of cases) {
       const r = rng(SEED + 3 * heads * d + len);
       const cache = randomCache(ctx, kvh, d, r);
-      const q = ndarray(
-        "f16",
-        [heads, d],
-        toNumbers(randomF16([heads, d], r)).map((v) => 4 * v),
-      );
+      const q = peakyQuery(heads, d, r);
       // Poisoned partials: every split, used or not, must be written.
       const poison = (shape: number[]) =>
         ndarray("f32", shape, new Array(shape.reduce((a, b) => a * b)).fill(NaN));
@@ -171,17 +184,14 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
       splitRun({ q, kCache: cache.k, vCache: cache.v, len, ...cpuParts });
       const out = zeros("f16", [heads, d]);
       combineRun({ ...cpuParts, out });
-      const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
-      const got = toNumbers(out);
-      for (let h = 0; h < heads; h++) {
-        const ref = attendReference(qs.subarray(h * d, (h + 1) * d), h, heads, len, cache, ks, vs);
-        expectWithin(
-          got.subarray(h * d, (h + 1) * d),
-          ref,
-          attentionBound(ref),
-          `split decode ${heads}/${kvh}x${d} len ${len} splits ${splits} head ${h}`,
-        );
-      }
+      expectHeadsAttend(
+        out,
+        q,
+        cache,
+        heads,
+        len,
+        `split decode ${heads}/${kvh}x${d} len ${len} splits ${splits}`,
+      );
       // The GPU schedules (warps on threadIdx.y, lanes on threadIdx.x, shuffles) on the device emulation.
       const onDevice = (def: KernelDef, shapes: Record<string, number>) => {
         const s = new Schedule(specialize(lowerKernel(def), shapes));
@@ -201,7 +211,7 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
       // The chunk's max and sum are warp shuffles there: another order of f32 additions.
       expectWithin(
         toNumbers(dev),
-        Float64Array.from(got),
+        Float64Array.from(toNumbers(out)),
         2 * F16_EPS,
         `split on the device emulation, ${heads}/${kvh}x${d} len ${len} splits ${splits}`,
       );
@@ -211,7 +221,7 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
       const cache3 = { q, kCache: cache.k, vCache: cache.v, len };
       for (let launch = 0; launch < 2; launch++) {
         lastRun({ ...cache3, ...parts(), count, out: lastOut });
-        expect(Array.from(toNumbers(lastOut))).toEqual(Array.from(got));
+        expect(Array.from(toNumbers(lastOut))).toEqual(Array.from(toNumbers(out)));
         expect(Array.from(toNumbers(count))).toEqual(new Array(heads).fill(0));
       }
       const devLast = zeros("f16", [heads, d]);
@@ -245,24 +255,10 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
       for (const [heads, kvh, d, ctx, len] of cases) {
         const r = rng(SEED + 5 * heads * d + len);
         const cache = randomCache(ctx, kvh, d, r);
-        const q = ndarray(
-          "f16",
-          [heads, d],
-          toNumbers(randomF16([heads, d], r)).map((v) => 4 * v),
-        );
+        const q = peakyQuery(heads, d, r);
         const out = zeros("f16", [heads, d]);
         run({ q, kCache: cache.k, vCache: cache.v, len, out });
-        const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
-        const got = toNumbers(out);
-        for (let h = 0; h < heads; h++) {
-          const ref = attendReference(qs.subarray(h * d, (h + 1) * d), h, heads, len, cache, ks, vs);
-          expectWithin(
-            got.subarray(h * d, (h + 1) * d),
-            ref,
-            attentionBound(ref),
-            `warps ${heads}/${kvh}x${d} len ${len} head ${h}`,
-          );
-        }
+        expectHeadsAttend(out, q, cache, heads, len, `warps ${heads}/${kvh}x${d} len ${len}`);
         // The GPU schedule (warps on threadIdx.y, lanes on threadIdx.x, shuffles) on the device emulation.
         const s = new Schedule(specialize(lowerKernel(kernel), { h: heads, d, ctx, kvh }));
         schedule(s, "sm_90");
@@ -279,7 +275,7 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
         // The chunk's max and sum are warp shuffles there: another order of f32 additions.
         expectWithin(
           toNumbers(dev),
-          Float64Array.from(got),
+          Float64Array.from(toNumbers(out)),
           2 * F16_EPS,
           `warps on the device emulation, len ${len}`,
         );
@@ -344,12 +340,7 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
     const [heads, kvh, d, ctx, len] = [32, 32, 128, 2048, 1500];
     const r = rng(SEED + 7);
     const cache = randomCache(ctx, kvh, d, r);
-    // Queries 4x larger than the keys give peakier softmaxes, as trained models have.
-    const q = ndarray(
-      "f16",
-      [heads, d],
-      toNumbers(randomF16([heads, d], r)).map((v) => 4 * v),
-    );
+    const q = peakyQuery(heads, d, r);
     const out = zeros("f16", [heads, d]);
     cpuKernel(attentionDecode, { boundsCheck: false })({
       q,
@@ -359,12 +350,7 @@ describe(`KV cache and attention on the CPU (seed ${SEED})`, () => {
       scores: zeros("f32", [heads, ctx]),
       out,
     });
-    const [qs, ks, vs] = [toNumbers(q), toNumbers(cache.k), toNumbers(cache.v)];
-    const got = toNumbers(out);
-    for (const h of [0, 13, 31]) {
-      const ref = attendReference(qs.subarray(h * d, (h + 1) * d), h, heads, len, cache, ks, vs);
-      expectWithin(got.subarray(h * d, (h + 1) * d), ref, attentionBound(ref), `decode 7B head ${h}`);
-    }
+    expectHeadsAttend(out, q, cache, heads, len, "decode 7B", [0, 13, 31]);
   });
 
   test("attentionPrefill: causal from a start offset, with and without GQA", () => {

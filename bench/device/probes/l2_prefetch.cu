@@ -15,30 +15,10 @@
 #include <cstdio>
 #include <vector>
 #include <cuda_runtime.h>
+#include "probe.h"
 
-#define CHECK(x)                                                                         \
-  do {                                                                                   \
-    cudaError_t e = (x);                                                                 \
-    if (e != cudaSuccess) {                                                              \
-      fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e)); \
-      exit(1);                                                                           \
-    }                                                                                    \
-  } while (0)
 
-constexpr int THREADS = 256;
 constexpr int SLAB = 32768;
-
-__global__ void __launch_bounds__(THREADS) readSlabs(const uint4* __restrict__ src, uint32_t* sink) {
-  constexpr int PER = SLAB / 16 / THREADS;
-  const uint4* p = src + (size_t)blockIdx.x * (SLAB / 16) + threadIdx.x;
-  uint4 v[PER];
-#pragma unroll
-  for (int i = 0; i < PER; i++) v[i] = p[i * THREADS];
-  uint32_t acc = 0;
-#pragma unroll
-  for (int i = 0; i < PER; i++) acc ^= v[i].x ^ v[i].y ^ v[i].z ^ v[i].w;
-  if (acc == 0x9e3779b9u) sink[blockIdx.x * THREADS + threadIdx.x] = acc;
-}
 
 // One thread a block: bulk prefetches of 64 KB covering the block's share of [from, from + bytes).
 __global__ void bulkPrefetch(const char* from, size_t bytes) {
@@ -84,14 +64,14 @@ int main() {
       p = p / SLAB * SLAB;
       std::vector<float> warmUs, readUs;
       for (int trial = 0; trial < 31; trial++) {
-        readSlabs<<<FLUSH / SLAB, THREADS>>>((const uint4*)flush, sink);
+        ldgSlab<SLAB><<<FLUSH / SLAB, THREADS>>>((const uint4*)flush, sink);
         CHECK(cudaEventRecord(a));
         const char* from = w == 2 ? weights + WEIGHTS - p : weights;
         if (w == 1 || w == 2) bulkPrefetch<<<8, 32>>>(from, p);
         if (w == 3) linePrefetch<<<264, 256>>>(from, p);
-        if (w == 4) readSlabs<<<p / SLAB, THREADS>>>((const uint4*)from, sink);
+        if (w == 4) ldgSlab<SLAB><<<p / SLAB, THREADS>>>((const uint4*)from, sink);
         CHECK(cudaEventRecord(b));
-        readSlabs<<<WEIGHTS / SLAB, THREADS>>>((const uint4*)weights, sink);
+        ldgSlab<SLAB><<<WEIGHTS / SLAB, THREADS>>>((const uint4*)weights, sink);
         CHECK(cudaEventRecord(c));
         CHECK(cudaEventSynchronize(c));
         CHECK(cudaGetLastError());
