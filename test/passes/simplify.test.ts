@@ -37,6 +37,11 @@ describe("simplify", () => {
     expect(show(binary("+", binary("*", c(3), c(4)), c(1)))).toBe("13");
     expect(show(binary("floordiv", binary("+", binary("*", tx, c(8)), k), c(8)))).toBe("thread_id(0)");
     expect(show(binary("floormod", binary("+", binary("*", tx, c(8)), k), c(8)))).toBe("k");
+    // A truncating remainder as floormod where the dividend cannot be negative, and not where it can.
+    expect(show(binary("%", binary("+", binary("*", tx, c(8)), k), c(8)))).toBe("k");
+    expect(show(binary("%", k, c(1)))).toBe("0");
+    const m = variable("m");
+    expect(show(binary("%", m, c(1)))).toBe("m % 1");
     expect(show(binary("floordiv", binary("floordiv", tx, c(4)), c(2)))).toBe("floordiv(thread_id(0), 8)");
     expect(show(binary("+", binary("+", binary("*", k, c(1)), c(3)), c(4)))).toBe("k + 7");
     expect(show(binary("-", binary("+", k, c(0)), c(0)))).toBe("k");
