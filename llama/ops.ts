@@ -168,13 +168,6 @@ export interface OpChoices {
    */
   readonly decodeGemvStages?: number | Readonly<Record<string, number>>;
   /**
-   * With decodeGemv "mma" (and no ring): rounds of weights each warp of a tensor-core GEMV holds
-   * in registers (stdlib/q4_gemv_mma.ts DEPTH): 1 or absent loads the next round at the end of
-   * each; 2 the round after next, so twice the weights are in flight, for a second round's
-   * registers. A number for every GEMV, or per op.
-   */
-  readonly decodeGemvDepth?: number | Readonly<Record<string, number>>;
-  /**
    * Decode ops (LlamaOps.decode's names) whose kernels must fit that many blocks on a
    * multiprocessor at once (OpSpec.minBlocksPerSM: ptxas caps their registers to fit them).
    */
@@ -431,13 +424,11 @@ export function llamaOps(
     // On tensor cores where chosen and the shape tiles (stdlib/gpu/gemv.ts mmaGemvKernel).
     const prefetched = choices.prefetchDecodeWeights ?? false;
     const stages = choices.decodeGemvStages ?? 0;
-    const depth = choices.decodeGemvDepth ?? 1;
     const mmaOf = (def: KernelDef, n: number, k: number, op: string) =>
       choices.decodeGemv === "mma"
         ? mmaGemvKernel(def, n, k, {
             prefetch: typeof prefetched === "boolean" ? prefetched : prefetched.includes(op),
             stages: typeof stages === "number" ? stages : (stages[op] ?? 0),
-            depth: typeof depth === "number" ? depth : (depth[op] ?? 1),
           })
         : undefined;
     const fold = choices.foldDecodeNorms ?? false;

@@ -81,15 +81,6 @@ const PREFETCH: number = 0;
  * 7B decode on an H200 at every depth and kernel tried (llama/ops.ts decodeGemvStages).
  */
 const STAGES: number = 0;
-/**
- * Rounds of codes and scales a warp holds in registers (withConsts; without STAGES): 1 (the
- * default) loads the next round at the end of each, so a warp has one round in flight while it
- * waits; 2 loads the round after next there, so the next one has been in flight for a whole round
- * already: twice the weights in flight a multiprocessor, for the registers of a second round. The
- * chunk loop must be unrolled (the schedule's unrollChunks) so that each round's registers are
- * named at compile time.
- */
-const DEPTH: number = 1;
 /** The ring's slots (1 where STAGES is 0 and it is unused: shared tensors need a shape). */
 const SLOTS = Math.max(STAGES, 1);
 /**
@@ -141,20 +132,19 @@ function q4LoadChunk(
   c: i32,
   w: i32,
   lane: i32,
-  slot: i32,
-  wq: Tensor<u32, readonly [number, number, number, number, number, number, number]>,
-  ws: Tensor<f16, readonly [number, number, number, number, number]>,
+  wq: Tensor<u32, readonly [number, number, number, number, number, number]>,
+  ws: Tensor<f16, readonly [number, number, number, number]>,
 ) {
   for (let tc = 0; tc < TILES; tc++) {
     for (let rc = 0; rc < 2; rc++)
       for (let hc = 0; hc < 2; hc++)
         for (let vc = 0; vc < Q4_WORDS_PER_GROUP; vc++)
-          wq[w][lane][slot][tc][rc][hc][vc] =
+          wq[w][lane][tc][rc][hc][vc] =
             packed[row0 + tc * tileStride + rc * rowStride + (lane >> 2)][
               (c * CHUNK_GROUPS + (lane & 3) + 4 * hc) * Q4_WORDS_PER_GROUP + vc
             ];
     for (let sc = 0; sc < 4; sc++)
-      ws[w][lane][slot][tc][sc] =
+      ws[w][lane][tc][sc] =
         scales[row0 + tc * tileStride + L.mmaCRow(lane, sc) + (rowStride - 8) * (sc >> 1)][
           c * CHUNK_GROUPS + L.mmaCCol(lane, sc)
         ];
@@ -222,10 +212,9 @@ export function q4MmaPartials(
   const rounds = idiv(chunks + WARPS - 1, WARPS);
   const acc = local("f32", [WARPS, LANES, TILES, 2]);
   const cacc = local("f32", [WARPS, LANES, TILES, 4]);
-  // DEPTH rounds' codes, round ci in slot ci % DEPTH.
-  const wq = local("u32", [WARPS, LANES, DEPTH, TILES, 2, 2, Q4_WORDS_PER_GROUP]);
-  // The scales of the chunks in wq, by C's layout (row mmaCRow, group mmaCCol of each register).
-  const ws = local("f16", [WARPS, LANES, DEPTH, TILES, 4]);
+  const wq = local("u32", [WARPS, LANES, TILES, 2, 2, Q4_WORDS_PER_GROUP]);
+  // The scales of the chunk in wq, by C's layout (row mmaCRow, group mmaCCol of each register).
+  const ws = local("f16", [WARPS, LANES, TILES, 4]);
   const af = local("u32", [WARPS, LANES, 4]);
   const bf = local("u32", [WARPS, LANES, 2]);
   // Each warp's chunk of x as B's f16 pairs (x[k], x[k + 4]), by group, word and pair, and a row
@@ -264,11 +253,10 @@ export function q4MmaPartials(
     }
   else
     for (let wb = 0; wb < WARPS; wb++)
-      for (let lb = 0; lb < LANES; lb++)
-        for (let db = 0; db < DEPTH; db++) {
-          const c = min(db * WARPS + wb, chunks - 1);
-          q4LoadChunk(packed, scales, row0, tileStride, rowStride, c, wb, lb, db, wq, ws);
-        }
+      for (let lb = 0; lb < LANES; lb++) {
+        const c = min(wb, chunks - 1);
+        q4LoadChunk(packed, scales, row0, tileStride, rowStride, c, wb, lb, wq, ws);
+      }
   for (let ci = 0; ci < rounds; ci++) {
     // With STAGES: this round's slot, once landed, into the registers the products read; then the
     // slot refilled with the round STAGES on (a group every round, empty near the end, so that
@@ -281,9 +269,9 @@ export function q4MmaPartials(
             for (let ry = 0; ry < 2; ry++)
               for (let hy = 0; hy < 2; hy++)
                 for (let vy = 0; vy < Q4_WORDS_PER_GROUP; vy++)
-                  wq[wy][ly][0][ty][ry][hy][vy] = ringq[wy][ci % STAGES][ty][ry][hy][ly][vy];
+                  wq[wy][ly][ty][ry][hy][vy] = ringq[wy][ci % STAGES][ty][ry][hy][ly][vy];
             for (let sy = 0; sy < 4; sy++)
-              ws[wy][ly][0][ty][sy] = rings[wy][ci % STAGES][ty][L.mmaCRow(ly, sy)][L.mmaCCol(ly, sy)];
+              ws[wy][ly][ty][sy] = rings[wy][ci % STAGES][ty][L.mmaCRow(ly, sy)][L.mmaCCol(ly, sy)];
           }
       if (ci + STAGES < rounds)
         for (let wn2 = 0; wn2 < WARPS; wn2++)
@@ -322,10 +310,7 @@ export function q4MmaPartials(
             for (let wf = 0; wf < WARPS; wf++)
               for (let lf = 0; lf < LANES; lf++)
                 for (let jf = 0; jf < 4; jf++)
-                  af[wf][lf][jf] = q4PairF16x2(
-                    wq[wf][lf][ci % DEPTH][tt][jf & 1][hh][vv],
-                    2 * ss + (jf >> 1),
-                  );
+                  af[wf][lf][jf] = q4PairF16x2(wq[wf][lf][tt][jf & 1][hh][vv], 2 * ss + (jf >> 1));
             for (let wp = 0; wp < WARPS; wp++) {
               for (let lane = 0; lane < LANES; lane++) {
                 for (let r = 0; r < 4; r++) {
@@ -343,9 +328,9 @@ export function q4MmaPartials(
         }
       }
     }
-    // Column n of C is group 8c + n: scaled once and added to the row's sum. Then the codes and
-    // scales of the round DEPTH on, into the registers this round has finished with (a warp past
-    // the last chunk reloads the last one; its sums are dropped).
+    // Column n of C is group 8c + n: scaled once and added to the row's sum. Then the next
+    // round's codes and scales, into the registers this round has finished with (a warp past the
+    // last chunk reloads the last one; its sums are dropped).
     for (let we = 0; we < WARPS; we++) {
       for (let le = 0; le < LANES; le++) {
         const c = ci * WARPS + we;
@@ -353,14 +338,14 @@ export function q4MmaPartials(
           for (let re = 0; re < 4; re++) {
             acc[we][le][te][re >> 1] += select(
               c < chunks,
-              cacc[we][le][te][re] * f32(ws[we][le][ci % DEPTH][te][re]),
+              cacc[we][le][te][re] * f32(ws[we][le][te][re]),
               f32(0),
             );
             cacc[we][le][te][re] = f32(0);
           }
-        if (STAGES === 0 && ci + DEPTH < rounds) {
-          const cn = min(c + DEPTH * WARPS, chunks - 1);
-          q4LoadChunk(packed, scales, row0, tileStride, rowStride, cn, we, le, ci % DEPTH, wq, ws);
+        if (STAGES === 0 && ci + 1 < rounds) {
+          const cn = min(c + WARPS, chunks - 1);
+          q4LoadChunk(packed, scales, row0, tileStride, rowStride, cn, we, le, wq, ws);
         }
       }
     }

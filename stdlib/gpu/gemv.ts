@@ -169,18 +169,14 @@ export function mmaGemvVariant(shape: string | undefined): MmaGemvVariant {
 /**
  * The tensor-core GEMV kernel `def` (stdlib/q4_gemv_mma.ts) for an N x K weight, with its
  * variant's constants (and `stages` > 0: its weights through a ring of that many chunks a warp in
- * shared memory, copied asynchronously; `depth` > 1: that many rounds of them in registers); undefined where the shape does not tile (K not a multiple of 256, N of
+ * shared memory, copied asynchronously); undefined where the shape does not tile (K not a multiple of 256, N of
  * the rows per block; for the gate/up kernel, N / 2 of 16), where the four-rows kernels serve.
  */
 export function mmaGemvKernel(
   def: KernelDef,
   n: number,
   k: number,
-  {
-    prefetch = false,
-    stages = 0,
-    depth = 1,
-  }: { readonly prefetch?: boolean; readonly stages?: number; readonly depth?: number } = {},
+  { prefetch = false, stages = 0 }: { readonly prefetch?: boolean; readonly stages?: number } = {},
 ): KernelDef | undefined {
   // A gate/up block's outputs are half its rows (gate and up).
   const gateUp = def.name.startsWith("q4GateUpSilu");
@@ -189,23 +185,9 @@ export function mmaGemvKernel(
   const variant = withMmaVariant(def, v);
   if (!Number.isInteger(stages) || stages < 0)
     throw new Error(`tkc: a GEMV's ring of weights has a whole number of stages (0: none), got ${stages}`);
-  if (!Number.isInteger(depth) || depth < 1)
-    throw new Error(
-      `tkc: a GEMV holds a whole number of rounds of weights in registers (1 or more), got ${depth}`,
-    );
-  if (depth > 1 && stages > 0)
-    throw new Error(
-      "tkc: a GEMV's weights go through registers rounds ahead (depth) or a ring (stages), not both",
-    );
-  // A ring, or registers, deeper than a warp's rounds of K would hold nothing more.
-  const rounds = Math.ceil(k / MMA_GEMV_CHUNK / v.warps);
-  const ring = Math.min(stages, rounds);
-  const ahead = Math.min(depth, rounds);
-  return withConsts(variant, {
-    ...(prefetch ? { PREFETCH: 1 } : {}),
-    ...(ring ? { STAGES: ring } : {}),
-    ...(ahead > 1 ? { DEPTH: ahead } : {}),
-  });
+  // A ring deeper than a warp's rounds of K would hold nothing more.
+  const ring = Math.min(stages, Math.ceil(k / MMA_GEMV_CHUNK / v.warps));
+  return withConsts(variant, { ...(prefetch ? { PREFETCH: 1 } : {}), ...(ring ? { STAGES: ring } : {}) });
 }
 
 /** A tensor-core GEMV kernel with a variant's constants (warps splitting K, rows per block). */
@@ -301,7 +283,6 @@ export function q4GemvMmaSchedule(params?: GemvMmaSchedule) {
     // q4LoadChunk's loops, at both of its call sites (the first round, and each round's next), and
     // mmaRowSum's where an epilogue sums two rows (the RoPE kernels' pairs).
     for (const l of [
-      "db",
       "tc",
       "rc",
       "hc",

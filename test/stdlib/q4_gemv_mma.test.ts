@@ -41,10 +41,6 @@ const VARIANTS: Readonly<Record<string, number>>[] = [
   { WARPS: 1, MMA_ROWS: 16, TILES: 1, STAGES: 2 },
   { WARPS: 2, MMA_ROWS: 32, TILES: 2, STAGES: 1 },
   { WARPS: 4, MMA_ROWS: 32, TILES: 2, STAGES: 3 },
-  // Two or three rounds of weights in registers: refilled (3 rounds, depth 2) and not (2 rounds).
-  { WARPS: 1, MMA_ROWS: 16, TILES: 1, DEPTH: 2 },
-  { WARPS: 1, MMA_ROWS: 32, TILES: 2, DEPTH: 3 },
-  { WARPS: 2, MMA_ROWS: 32, TILES: 2, DEPTH: 2 },
 ];
 
 const spec = (kernel: KernelDef, specialize: Record<string, number>, unrollChunks = 1): OpSpec => ({
