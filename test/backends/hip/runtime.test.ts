@@ -52,6 +52,9 @@ describe.skipIf(!fake)("HIP runtime on a fake libamdhip64", () => {
     const out = new Float32Array(n);
     rt.download(out, y);
     expect(out[299]).toBe(4 * 299);
+    // A read in the stream's order through page-locked memory (hipHostMalloc, hipMemcpyDtoHAsync).
+    const later = rt.downloadLater(y, 4 * n, s);
+    expect(new Float32Array(later().buffer)[299]).toBe(4 * 299);
     expect(() => rt.loadModule("text")).toThrow(/HIP loads code objects/);
     expect(() => rt.loadModule(new TextEncoder().encode("bogus\0"))).toThrow(HipError);
     expect(() => rt.loadModule(new TextEncoder().encode("bogus\0"))).toThrow(/^hipModuleLoadData failed: /);
