@@ -44,18 +44,8 @@ export interface LaunchContext {
   run(spec: OpSpec, args: Record<string, DeviceTensor | number>): void;
 }
 
-/** The embedding of the step's token (ids in device memory) into act.x, with the table on the device. */
-export function embedLaunch(m: LaunchContext): void {
-  const e = m.embedQ4;
-  if (e) m.run(m.ops.decode.embed!, { ids: m.act.ids!, packed: e.packed!, scales: e.scales!, out: m.act.x! });
-}
-
-/**
- * The launches of one decode step; per-step values are read from ids/pos/len in device memory.
- * `embed: false` leaves out the step's embedding (greedy steps whose previous step embedded the
- * token it chose: recordTokenEmbed).
- */
-export function decodeLaunches(m: LaunchContext, { embed = true }: { readonly embed?: boolean } = {}): void {
+/** The launches of one decode step; per-step values are read from ids/pos/len in device memory. */
+export function decodeLaunches(m: LaunchContext): void {
   const c = m.config;
   const o = m.ops.decode;
   const A = m.act;
@@ -64,7 +54,8 @@ export function decodeLaunches(m: LaunchContext, { embed = true }: { readonly em
   const kv = kvDim(c);
   const x = A.x!;
   const flat = (t: DeviceTensor, n: number) => d.view(t, [n]);
-  if (embed) embedLaunch(m);
+  if (m.embedQ4)
+    m.run(o.embed!, { ids: A.ids!, packed: m.embedQ4.packed!, scales: m.embedQ4.scales!, out: x });
   for (const L of m.layers) {
     const xn = flat(A.xn!, c.dim);
     // Where RoPE and the cache append run in the QKV GEMV's epilogue (q4QkvRopeAppend*Mma).

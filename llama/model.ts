@@ -12,7 +12,6 @@ import { fromLlamaWeights, matrixShape, type MatrixName, type WeightSource } fro
 import type { Device, DeviceTensor, Op, OpSpec, Recording } from "./device/types.ts";
 import {
   decodeLaunches,
-  embedLaunch,
   logitsLaunches,
   type LaunchContext,
   type Layer,
@@ -119,10 +118,6 @@ export class KernelLlama implements LanguageModel {
     this.act.pos = d.view(this.act.step!, [1], 1);
     this.act.len = d.view(this.act.step!, [1], 2);
     a("next", [1], "i32");
-    // argmaxParts' per-part results (fuseGreedyTail).
-    const parts = this.ops.decode.argmaxParts?.specialize?.p ?? 1;
-    a("partVal", [parts], "f32");
-    a("partIdx", [parts], "i32");
     // The tokens greedy decoding chose, by the position of the step that chose them.
     a("history", [c.contextLength], "i32");
     a("x", [1, c.dim]);
@@ -287,28 +282,10 @@ export class KernelLlama implements LanguageModel {
     const o = this.ops.decode;
     const A = this.act;
     const d = this.device;
-    // With the tail fused (ops.decode.recordTokenEmbed), each step ends by embedding the next
-    // one's token, so the steps start at their first layer and a call embeds its first token
-    // itself (the host's token, or the last call's last choice already embedded).
-    const fused = this.embedQ4 !== undefined && o.recordTokenEmbed !== undefined;
-    const logits = d.view(A.logits!, [1, c.vocabSize]);
     const launches = () => {
-      decodeLaunches(this.launchContext, { embed: !fused });
-      if (fused) {
-        this.run(o.argmaxParts!, { logits, partVal: A.partVal!, partIdx: A.partIdx! });
-        this.run(o.recordTokenEmbed!, {
-          partVal: A.partVal!,
-          partIdx: A.partIdx!,
-          step: A.step!,
-          history: A.history!,
-          packed: this.embedQ4!.packed!,
-          scales: this.embedQ4!.scales!,
-          x: A.x!,
-        });
-      } else {
-        this.run(o.argmax!, { logits, out: A.next! });
-        this.run(o.recordToken!, { next: A.next!, step: A.step!, history: A.history! });
-      }
+      decodeLaunches(this.launchContext);
+      this.run(o.argmax!, { logits: d.view(A.logits!, [1, c.vocabSize]), out: A.next! });
+      this.run(o.recordToken!, { next: A.next!, step: A.step!, history: A.history! });
     };
     const runStep = () => {
       if (this.recordsDecode) (this.greedyRecording ??= d.record(launches)).replay();
@@ -334,10 +311,7 @@ export class KernelLlama implements LanguageModel {
       this.greedyEnd = pos + steps;
       return () => checked(out);
     }
-    if (token !== undefined) {
-      this.setStep(token, pos);
-      if (fused) embedLaunch(this.launchContext);
-    }
+    if (token !== undefined) this.setStep(token, pos);
     let done = 0;
     const per = this.options.greedyGraphSteps ?? this.greedySteps;
     if (this.recordsDecode && per > 1)

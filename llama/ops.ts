@@ -146,14 +146,6 @@ export interface OpChoices {
    */
   readonly prefetchDecodeKv?: boolean;
   /**
-   * Greedy decoding's tail with the embedding table on the device (q4f16_1): argmax in two stages
-   * (argmaxParts: a block per part of the logits), then the token's bookkeeping and the next
-   * step's embedding in one launch (recordTokenEmbed), so a greedy step is argmax's parts, the
-   * record-and-embed, then the layers (true); or argmax, recordToken, and the step's own embedding
-   * launch (false, the default).
-   */
-  readonly fuseGreedyTail?: boolean;
-  /**
    * With decodeGemv "mma": each block of a tensor-core GEMV first prefetches its weight rows into
    * L2 (true), before it waits for the previous kernel (programmatic dependent launch), so the
    * weight stream starts during that kernel's tail; or not (false, the default). On an H200 the
@@ -472,21 +464,6 @@ export function llamaOps(
         { ...q4(dim, dim + 2 * kvd), h: c.nHeads, kvh: c.nKvHeads, d: hd, ctx },
         { scalarsInMemory: ["pos"] },
       );
-    if (choices.fuseGreedyTail === true) {
-      const p = Math.min(S.ARGMAX_PARTS, c.vocabSize);
-      Object.assign(decode, {
-        argmaxParts: op("argmaxparts1", S.argmaxParts, { m: 1, v: c.vocabSize, p }),
-        recordTokenEmbed: op("recordembed1", S.recordTokenEmbed, {
-          p,
-          ctx,
-          vocab: c.vocabSize,
-          dw: dim / 8,
-          dg: dim / 32,
-          t: 1,
-          dim,
-        }),
-      });
-    }
     Object.assign(decode, {
       embed: op("embed1", S.q4Embedding, { t: 1, vocab: c.vocabSize, dw: dim / 8, dg: dim / 32, dim }),
       // Four rows per thread (q4_gemv_rows*.ts): x is loaded and converted once for four rows,

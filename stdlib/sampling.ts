@@ -21,22 +21,7 @@
  * probabilities below about 2^-39 are not resolved by 64 halvings of [0, 2 * max p].
  * The kernel is sequential per row; each pass over V is a reduction a GPU schedule can split.
  */
-import {
-  kernel,
-  exp,
-  f16,
-  f32,
-  i32,
-  idiv,
-  local,
-  max,
-  min,
-  select,
-  type Tensor,
-  type Sym,
-  type u32,
-} from "../dsl/index.ts";
-import { Q4_GROUP, Q4_PER_WORD, q4Value } from "./q4_common.ts";
+import { kernel, exp, f32, i32, local, max, min, select, type Tensor, type Sym } from "../dsl/index.ts";
 import { ROW_REDUCE_DEFAULTS, type PerTarget, type RowReduceParams } from "./params.ts";
 
 /** Halvings of the threshold interval; see the file comment for the precision this gives. */
@@ -82,71 +67,6 @@ export const recordToken = kernel(function recordToken(
   step[0] = max(t, i32(0));
   step[1] = pos + 1;
   step[2] = pos + 2;
-});
-
-/** Parts of a row argmaxParts reduces apart (a block each): 64 parts of 500 at a 32,000 vocabulary. */
-export const ARGMAX_PARTS = 64;
-
-/**
- * argmax in two stages, for greedy decoding on GPUs, where one block over a 32,000-token row is a
- * latency chain: the row's parts (P of them, partVal's length) each reduced by one block, then
- * recordTokenEmbed reduces the parts. logits f32 [M = 1, V] -> partVal f32 [P] (each part's
- * largest value), partIdx i32 [P] (the first index holding it, or -1 where the part holds a NaN).
- */
-export const argmaxParts = kernel(function argmaxParts(
-  logits: Tensor<f32, [Sym<"m">, Sym<"v">]>,
-  partVal: Tensor<f32, [Sym<"p">]>,
-  partIdx: Tensor<i32, [Sym<"p">]>,
-) {
-  const vocab = logits.shape[1];
-  const span = idiv(vocab + partVal.shape[0] - 1, partVal.shape[0]);
-  for (let b = 0; b < partVal.shape[0]; b++) {
-    // Indices past the row read its last element (a duplicate changes no maximum) and never win.
-    let best = f32(-Infinity);
-    for (let j = 0; j < span; j++) best = max(best, logits[0][min(b * span + j, vocab - 1)]);
-    let at = vocab;
-    for (let j1 = 0; j1 < span; j1++) {
-      const k = b * span + j1;
-      const x = logits[0][min(k, vocab - 1)];
-      at = min(at, select(k < vocab, select(x != x, i32(-1), select(x == best, k, vocab)), vocab));
-    }
-    partVal[b] = best;
-    partIdx[b] = at;
-  }
-});
-
-/**
- * recordToken after argmaxParts, and the next step's embedding: the token t is the first index of
- * the largest value over the parts (-1 where a part held a NaN); history[pos] = t, the step
- * advances (recordToken's bookkeeping), and x = the q4f16_1 embedding row of max(t, 0)
- * (q4Embedding's), so that the next step starts at its first layer. Every thread reduces the parts
- * itself (P loads, no barrier); the row's elements are spread over the threads.
- */
-export const recordTokenEmbed = kernel(function recordTokenEmbed(
-  partVal: Tensor<f32, [Sym<"p">]>,
-  partIdx: Tensor<i32, [Sym<"p">]>,
-  step: Tensor<i32, readonly [3]>,
-  history: Tensor<i32, [Sym<"ctx">]>,
-  packed: Tensor<u32, [Sym<"vocab">, Sym<"dw">]>,
-  scales: Tensor<f16, [Sym<"vocab">, Sym<"dg">]>,
-  x: Tensor<f16, [Sym<"t">, Sym<"dim">]>,
-) {
-  const vocab = packed.shape[0];
-  let best = f32(-Infinity);
-  for (let c = 0; c < partVal.shape[0]; c++) best = max(best, partVal[c]);
-  let t = vocab;
-  for (let c1 = 0; c1 < partVal.shape[0]; c1++)
-    t = min(t, select(partIdx[c1] < 0, i32(-1), select(partVal[c1] == best, partIdx[c1], vocab)));
-  const pos = step[1];
-  history[pos] = t;
-  step[0] = max(t, i32(0));
-  step[1] = pos + 1;
-  step[2] = pos + 2;
-  const id = max(t, i32(0));
-  for (let e = 0; e < x.shape[1]; e++) {
-    const word = packed[id][idiv(e, Q4_PER_WORD)];
-    x[0][e] = f16(q4Value(word, e % Q4_PER_WORD, f32(scales[id][idiv(e, Q4_GROUP)])));
-  }
 });
 
 /**

@@ -43,15 +43,6 @@ function fixedArgs(
     if (name === "len_mem") fixed[name] = { dtype: "i32", shape: [1], values: [6] };
     // recordToken's [token, position, length]: a position inside the history.
     if (name === "step") fixed[name] = { dtype: "i32", shape: [3], values: [5, 2, 3] };
-    // recordTokenEmbed's parts: indices inside the vocabulary (one part's NaN mark among them).
-    if (name === "partIdx") {
-      const n = symbols.p ?? 1;
-      fixed[name] = {
-        dtype: "i32",
-        shape: [n],
-        values: Array.from({ length: n }, (_, i) => (i === 1 ? -1 : (i * 13) % TINY.vocabSize)),
-      };
-    }
     if (name === "ids") {
       const n = symbols.t ?? 1;
       fixed[name] = {
@@ -91,9 +82,6 @@ const STDLIB_SYMBOLS: Record<string, number> = {
 };
 const STDLIB_OVERRIDES: Record<string, Record<string, number>> = {
   kvAppend: { n: 3 },
-  // A row in 7 parts, the last reaching past it; the record and embedding after 7 parts.
-  argmaxParts: { m: 1, v: 1000, p: 7 },
-  recordTokenEmbed: { p: 7, t: 1 },
   attentionPrefill: { n: 3 },
   attentionPrefillWarps: { n: 11, d: 64, h: 4, kvh: 2, ctx: 20 },
   // Two blocks of 128 rows, three chunks of 64 positions.
@@ -195,15 +183,6 @@ function stdlibChecks(schedules: ScheduleTable): CheckSource[] {
         fixed.ids = { dtype: "i32", shape: [3], values: [0, 17, 39] };
       if (p.kind === "buffer" && p.buffer.name === "step")
         fixed.step = { dtype: "i32", shape: [3], values: [5, 1, 2] };
-      if (p.kind === "buffer" && p.buffer.name === "partIdx") {
-        const n = values.p ?? 1;
-        const vocab = values.vocab ?? 1;
-        fixed.partIdx = {
-          dtype: "i32",
-          shape: [n],
-          values: Array.from({ length: n }, (_, i) => (i * 5) % vocab),
-        };
-      }
       // attentionDecodeSplitLast's counters start at 0, so that its last blocks combine.
       if (p.kind === "buffer" && p.buffer.name === "count") {
         const shape = p.buffer.shape.map((d) => (d.kind === "const" ? d.value : 1));

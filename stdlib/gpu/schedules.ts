@@ -101,33 +101,6 @@ function argmaxSchedule(s: Schedule, target: string): void {
   }
 }
 
-/** Threads of each argmaxParts block: a part of 500 logits (64 parts of 32,000) is two a thread. */
-const ARGMAX_PART_THREADS = 256;
-
-/** argmaxParts: a block per part, both passes across its threads (as argmax's). */
-function argmaxPartsSchedule(s: Schedule): void {
-  s.bind("b", "blockIdx.x");
-  for (const pass of ["j", "j1"]) {
-    const serial = reduceAcrossThreads(s, pass, ARGMAX_PART_THREADS);
-    if (constantExtent(s, serial)) s.unroll(serial);
-  }
-}
-
-/** Threads of recordTokenEmbed's one block: eight of a 4,096-element row each. */
-const RECORD_EMBED_THREADS = 512;
-
-/**
- * recordTokenEmbed: one block; every thread reduces the parts itself (unrolled), the row's
- * elements spread over the threads (adjacent threads on adjacent words); the bookkeeping's stores
- * fall to one thread (the single_writer pass).
- */
-function recordTokenEmbedSchedule(s: Schedule): void {
-  for (const l of ["c", "c1"]) if (constantExtent(s, l)) s.unroll(l);
-  const [serial, thread] = s.split("e", [null, RECORD_EMBED_THREADS]);
-  s.bind(thread!, "threadIdx.x");
-  if (constantExtent(s, serial!)) s.unroll(serial!);
-}
-
 /**
  * One block per head; each stage over positions spread across the threads (adjacent threads on
  * adjacent positions; the max and the sum reduce across threads), the weighted sum one thread per
@@ -401,8 +374,6 @@ export const GPU_SCHEDULES: Readonly<Record<string, (s: Schedule, target: string
   q4GateUpSilu: q4GemvSchedule("i"),
   rmsNorm: rowReduction("m", "i", "i_1"),
   argmax: argmaxSchedule,
-  argmaxParts: argmaxPartsSchedule,
-  recordTokenEmbed: recordTokenEmbedSchedule,
   ropeInterleaved: headRows("t", "h", "i"),
   // A thread per pair: bind's range test proves y[i] and y[i' + half] apart (i, i' < half).
   ropeHalf: headRows("t", "h", "i"),

@@ -124,20 +124,6 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
       const restLater = aheadModel.enqueueGreedy(undefined, half, steps - half);
       expect([...firstLater(), ...restLater()]).toEqual(want);
       expect(Array.from(recordedModel.decodeGreedy(1, 0, steps - 1))).toEqual(want.slice(0, steps - 1));
-      // argmax in parts, the record and the next step's embedding in one launch (q4f16_1 only: the
-      // others' embedding rows come from the host), recorded and not, ahead and not.
-      for (const recordDecode of [false, true]) {
-        const tail = new KernelLlama(createCpuDevice(), source(), {
-          format,
-          recordDecode,
-          greedySteps: 3,
-          opChoices: { fuseGreedyTail: true },
-        });
-        expect(tail.ops.decode.recordTokenEmbed !== undefined).toBe(format === "q4f16_1");
-        const early = tail.enqueueGreedy(1, 0, half);
-        const late = tail.enqueueGreedy(undefined, half, steps - half);
-        expect([...early(), ...late()], `fused tail, recordDecode ${recordDecode}`).toEqual(want);
-      }
     },
   );
 

@@ -9,7 +9,7 @@ import { fromStorage, ndarray, toNumbers, zeros } from "../../dsl/ndarray.ts";
 import { dequantizeQ4f16_1ToF16Bits } from "../../llama/quant/q4f16_1.ts";
 import { residualAdd, siluMul } from "../../stdlib/elementwise.ts";
 import { q4Embedding } from "../../stdlib/embedding.ts";
-import { argmax, argmaxParts, recordToken, recordTokenEmbed } from "../../stdlib/sampling.ts";
+import { argmax } from "../../stdlib/sampling.ts";
 import { softmax } from "../../stdlib/softmax.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { cpuDeviceKernel } from "../../backends/cpu/device.ts";
@@ -135,72 +135,6 @@ describe(`small kernels on the CPU (seed ${SEED})`, () => {
     const nanOut = zeros("i32", [2]);
     run({ logits: nan, out: nanOut });
     expect(Array.from(nanOut.data)).toEqual([-1, -1]);
-  });
-
-  test("argmax in parts, then the record and the next embedding: argmax, recordToken and q4Embedding's results, on the CPU and scheduled for sm_90 and Vulkan", () => {
-    for (const [vocab, dim, parts, nanAt] of [
-      [32000, 64, 64, -1],
-      [1000, 32, 7, 613], // a part reaching past the row, and a NaN
-      [50, 32, 64, -1], // a part an element, and parts wholly past the row
-    ] as const) {
-      const r = rng(SEED + vocab + parts);
-      // Few distinct values: ties inside parts and across them.
-      const logits = ndarray(
-        "f32",
-        [1, vocab],
-        Array.from({ length: vocab }, () => Math.floor(r() * 40)),
-      );
-      if (nanAt >= 0) logits.data[nanAt] = NaN;
-      const w = randomQ4(vocab, dim, r);
-      const ctx = 16;
-      // The reference: argmax, recordToken, then q4Embedding of the step's token.
-      const next = zeros("i32", [1]);
-      cpuKernel(argmax)({ logits, out: next });
-      const wantStep = ndarray("i32", [3], [5, 9, 10]);
-      const wantHistory = zeros("i32", [ctx]);
-      cpuKernel(recordToken)({ next, step: wantStep, history: wantHistory });
-      const wantX = zeros("f16", [1, dim]);
-      cpuKernel(q4Embedding)({
-        ids: ndarray("i32", [1], [wantStep.data[0]!]),
-        packed: w.packed,
-        scales: w.scales,
-        out: wantX,
-      });
-      if (nanAt >= 0) expect(wantHistory.data[9]).toBe(-1);
-      const run = (target?: "sm_90" | "vulkan") => {
-        const stage = <K extends typeof argmaxParts | typeof recordTokenEmbed>(
-          k: K,
-          sizes: Record<string, number>,
-        ) => {
-          if (!target) return cpuKernel(k);
-          const sch = new Schedule(specialize(lowerKernel(k), sizes));
-          GPU_SCHEDULES[k.name]!(sch, target);
-          return cpuDeviceKernel(lowerToDevice(sch.func, TARGETS[target]));
-        };
-        const partVal = zeros("f32", [parts]);
-        const partIdx = zeros("i32", [parts]);
-        stage(argmaxParts, { m: 1, v: vocab, p: parts })({ logits, partVal, partIdx });
-        const step = ndarray("i32", [3], [5, 9, 10]);
-        const history = zeros("i32", [ctx]);
-        const x = zeros("f16", [1, dim]);
-        stage(recordTokenEmbed, { p: parts, ctx, vocab, dw: dim / 8, dg: dim / 32, t: 1, dim })({
-          partVal,
-          partIdx,
-          step,
-          history,
-          packed: w.packed,
-          scales: w.scales,
-          x,
-        });
-        const label = `${target ?? "cpu"} ${vocab} in ${parts}`;
-        expect(Array.from(step.data), label).toEqual(Array.from(wantStep.data));
-        expect(Array.from(history.data), label).toEqual(Array.from(wantHistory.data));
-        expect(Array.from(x.data), label).toEqual(Array.from(wantX.data));
-      };
-      run();
-      run("sm_90");
-      run("vulkan");
-    }
   });
 
   test("argmax scheduled for sm_90 and Vulkan (a block per row, both passes across its threads) equals the CPU's", () => {
