@@ -35,8 +35,10 @@ export interface LanguageModel {
   readonly greedySteps?: number;
   /**
    * Optional decodeGreedy without the wait: enqueues the steps and returns a function that waits
-   * for their tokens; `token` undefined continues the steps enqueued last (which end at `pos`)
-   * from the token their last step chose, on the device.
+   * for their tokens, unchecked (-1 where the logits held a NaN: checkedGreedyTokens); `token`
+   * undefined continues the steps enqueued last (which end at `pos`) from the token their last
+   * step chose, on the device. Every returned function must be called, so that the read's
+   * resources return to the device.
    */
   enqueueGreedy?(
     token: number | undefined,
@@ -45,6 +47,18 @@ export interface LanguageModel {
   ): () => MaybePromise<ArrayLike<number>>;
   /** With enqueueGreedy: whether to enqueue the next steps before reading the last ones' tokens. */
   readonly greedyAhead?: boolean;
+}
+
+/**
+ * Tokens greedy steps from `pos` chose on a device, checked: argmax gives -1 where the logits held a
+ * NaN (a broken model), which is reported with the position after which it happened.
+ */
+export function checkedGreedyTokens(tokens: ArrayLike<number>, pos: number, vocabSize: number): number[] {
+  const out = Array.from(tokens);
+  const bad = out.findIndex((t) => !(t >= 0 && t < vocabSize));
+  if (bad >= 0)
+    throw new Error(`tkc: the logits after position ${pos + bad} hold a NaN (argmax gave ${out[bad]})`);
+  return out;
 }
 
 export interface GenerateOptions {
@@ -160,50 +174,56 @@ export async function* generate(
   let pending: { pos: number; steps: number; wait: () => MaybePromise<ArrayLike<number>> } | undefined;
   const queued: number[] = [];
   let next = sampler.sample(logits);
-  for (;;) {
-    const token = next;
-    if (stop.has(token)) {
-      stopReason = "eos";
-      stopToken = token;
-      break;
+  try {
+    for (;;) {
+      const token = next;
+      if (stop.has(token)) {
+        stopReason = "eos";
+        stopToken = token;
+        break;
+      }
+      generated++;
+      yield { token, text: text.push(token) };
+      if (generated >= maxTokens) {
+        stopReason = "length";
+        break;
+      }
+      // The token just produced needs a forward pass at `pos` to predict another.
+      if (pos >= ctx) {
+        stopReason = "context";
+        break;
+      }
+      if (signal?.aborted) {
+        stopReason = "aborted";
+        break;
+      }
+      t0 = performance.now();
+      if (greedy && queued.length === 0) {
+        const steps = Math.max(1, Math.min(model.greedySteps ?? 1, maxTokens - generated, ctx - pos));
+        if (ahead) {
+          const batch = pending?.pos === pos ? pending : { pos, steps, wait: ahead(token, pos, steps) };
+          const nextPos = batch.pos + batch.steps;
+          const nextSteps = Math.min(
+            model.greedySteps ?? 1,
+            maxTokens - generated - batch.steps,
+            ctx - nextPos,
+          );
+          pending =
+            nextSteps > 0
+              ? { pos: nextPos, steps: nextSteps, wait: ahead(undefined, nextPos, nextSteps) }
+              : undefined;
+          queued.push(...checkedGreedyTokens(await batch.wait(), batch.pos, model.config.vocabSize));
+        } else queued.push(...Array.from(await greedy(token, pos, steps)));
+      } else if (!greedy) logits = await model.decode(token, pos);
+      decodeSeconds += (performance.now() - t0) / 1000;
+      next = greedy ? queued.shift()! : sampler.sample(logits);
+      decodeSteps++;
+      pos++;
     }
-    generated++;
-    yield { token, text: text.push(token) };
-    if (generated >= maxTokens) {
-      stopReason = "length";
-      break;
-    }
-    // The token just produced needs a forward pass at `pos` to predict another.
-    if (pos >= ctx) {
-      stopReason = "context";
-      break;
-    }
-    if (signal?.aborted) {
-      stopReason = "aborted";
-      break;
-    }
-    t0 = performance.now();
-    if (greedy && queued.length === 0) {
-      const steps = Math.max(1, Math.min(model.greedySteps ?? 1, maxTokens - generated, ctx - pos));
-      if (ahead) {
-        const batch = pending?.pos === pos ? pending : { pos, steps, wait: ahead(token, pos, steps) };
-        const nextPos = batch.pos + batch.steps;
-        const nextSteps = Math.min(
-          model.greedySteps ?? 1,
-          maxTokens - generated - batch.steps,
-          ctx - nextPos,
-        );
-        pending =
-          nextSteps > 0
-            ? { pos: nextPos, steps: nextSteps, wait: ahead(undefined, nextPos, nextSteps) }
-            : undefined;
-        queued.push(...Array.from(await batch.wait()));
-      } else queued.push(...Array.from(await greedy(token, pos, steps)));
-    } else if (!greedy) logits = await model.decode(token, pos);
-    decodeSeconds += (performance.now() - t0) / 1000;
-    next = greedy ? queued.shift()! : sampler.sample(logits);
-    decodeSteps++;
-    pos++;
+  } finally {
+    // Steps enqueued past the end (a stop token, the caller leaving early): their tokens are
+    // dropped, but their read is waited for so that its resources return to the device.
+    if (pending) await pending.wait();
   }
   return finish();
 }

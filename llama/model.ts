@@ -6,7 +6,7 @@
  */
 import { fromF16Array, toF16Array } from "../dsl/dtypes.ts";
 import { headDim, kvDim, validateConfig, type LlamaConfig } from "./config.ts";
-import type { LanguageModel } from "./generate.ts";
+import { checkedGreedyTokens, type LanguageModel } from "./generate.ts";
 import type { LlamaWeights } from "./weights/types.ts";
 import { fromLlamaWeights, matrixShape, type MatrixName, type WeightSource } from "./weights/source.ts";
 import type { Device, DeviceTensor, Op, OpSpec, Recording } from "./device/types.ts";
@@ -258,12 +258,15 @@ export class KernelLlama implements LanguageModel {
    * call should run when the caller wants many.
    */
   decodeGreedy(token: number, pos: number, steps = 1): Int32Array {
-    return this.enqueueGreedy(token, pos, steps)();
+    return Int32Array.from(
+      checkedGreedyTokens(this.enqueueGreedy(token, pos, steps)(), pos, this.config.vocabSize),
+    );
   }
 
   /**
    * decodeGreedy without the wait: enqueues the steps and returns a function that waits for their
-   * tokens. With `token` undefined the steps continue those enqueued last, which must end at
+   * tokens (unchecked: -1 where the logits held a NaN; checkedGreedyTokens), which must be called
+   * once they are no longer wanted too, so that the read's resources return to the device. With `token` undefined the steps continue those enqueued last, which must end at
    * `pos`: the device carries their last choice, position and length over, so the host enqueues
    * the next steps before it reads the last ones' tokens and the GPU never idles between them
    * (`greedyAhead`). Steps after a stop token are wasted, and the cache positions they wrote are
@@ -292,12 +295,6 @@ export class KernelLlama implements LanguageModel {
       else launches();
     };
     const chosen = (from: number, n: number) => d.view(A.history!, [n], from);
-    const checked = (out: Int32Array): Int32Array => {
-      const bad = out.findIndex((t) => t < 0 || t >= c.vocabSize);
-      if (bad >= 0)
-        throw new Error(`tkc: the logits after position ${pos + bad} hold a NaN (argmax gave ${out[bad]})`);
-      return out;
-    };
     this.greedyEnd = undefined;
     if (this.embedHost) {
       const out = new Int32Array(steps);
@@ -309,7 +306,7 @@ export class KernelLlama implements LanguageModel {
         if (t < 0) break;
       }
       this.greedyEnd = pos + steps;
-      return () => checked(out);
+      return () => out;
     }
     if (token !== undefined) this.setStep(token, pos);
     let done = 0;
@@ -322,7 +319,7 @@ export class KernelLlama implements LanguageModel {
     for (; done < steps; done++) runStep();
     this.greedyEnd = pos + steps;
     const tokens = d.readLater(chosen(pos, steps));
-    return () => checked(Int32Array.from(tokens() as Int32Array));
+    return () => Int32Array.from(tokens() as Int32Array);
   }
 
   /** Where the greedy steps enqueued last end, while nothing else has run after them. */

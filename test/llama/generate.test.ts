@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { bundledTokenizerFile } from "../../llama/bundled.ts";
-import { type LanguageModel, generate, generateText } from "../../llama/generate.ts";
+import { type LanguageModel, checkedGreedyTokens, generate, generateText } from "../../llama/generate.ts";
 import { ReferenceLlama } from "../../llama/reference.ts";
 import { loadLlama2cTokenizer } from "../../llama/tokenizer/llama2c.ts";
 import { randomWeights, tinyConfig } from "./helpers/random-weights.ts";
@@ -84,5 +84,15 @@ describe("generate", () => {
     await expect(generateText(small, tokenizer, base)).rejects.toThrow(
       "the tokenizer has 32000 tokens but the model's vocabulary only 300",
     );
+  });
+});
+
+describe("checkedGreedyTokens", () => {
+  it("passes tokens inside the vocabulary and names the position after which a NaN showed", () => {
+    expect(checkedGreedyTokens(Int32Array.from([3, 0, 31]), 10, 32)).toEqual([3, 0, 31]);
+    expect(() => checkedGreedyTokens(Int32Array.from([3, -1, 4]), 10, 32)).toThrow(
+      "tkc: the logits after position 11 hold a NaN (argmax gave -1)",
+    );
+    expect(() => checkedGreedyTokens([32], 0, 32)).toThrow("after position 0 hold a NaN (argmax gave 32)");
   });
 });

@@ -8,7 +8,7 @@ import { ReferenceLlama } from "../../llama/reference.ts";
 import { KernelLlama } from "../../llama/model.ts";
 import { createCpuDevice } from "../../llama/device/cpu.ts";
 import { dequantizeQ4f16_1, quantizeQ4f16_1 } from "../../llama/quant/q4f16_1.ts";
-import { generateText, type LanguageModel } from "../../llama/generate.ts";
+import { generate, generateText, type LanguageModel } from "../../llama/generate.ts";
 import type { LlamaWeights } from "../../llama/weights/types.ts";
 import { syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
@@ -157,6 +157,7 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
     const one = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1", greedySteps: 1 });
     const five = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1", greedySteps: 5 });
     const calls: [number | undefined, number, number][] = [];
+    let unread = 0;
     // The CPU device runs each call at once (greedyAhead false); this stand-in asks for the order a
     // CUDA model gets, and logs what generate() enqueues.
     const ahead: LanguageModel = {
@@ -169,7 +170,12 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
       greedyAhead: true,
       enqueueGreedy: (token, pos, steps) => {
         calls.push([token, pos, steps]);
-        return five.enqueueGreedy(token, pos, steps);
+        const wait = five.enqueueGreedy(token, pos, steps);
+        unread++;
+        return () => {
+          unread--;
+          return wait();
+        };
       },
     };
     const options = { maxTokens: 13, temperature: 0, topP: 1, seed: 1 };
@@ -185,6 +191,14 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
     const stopped = await generateText(ahead, tokenizer, stop);
     expect(stopped.tokens).toEqual(a.tokens.slice(0, a.tokens.indexOf(a.tokens[6]!)));
     expect(stopped.stats.stopReason).toBe("eos");
+    // The steps enqueued past the stop were read too (their buffers return to the device), as
+    // are those of a caller that leaves early.
+    expect(unread).toBe(0);
+    const early = generate(ahead, tokenizer, options);
+    for (let i = 0; i < 3; i++) await early.next();
+    expect(unread).toBeGreaterThan(0);
+    await early.return(undefined as never);
+    expect(unread).toBe(0);
     // Generation after a stop starts afresh (the steps enqueued past it are not continued).
     expect((await generateText(ahead, tokenizer, options)).tokens).toEqual(a.tokens);
   });
