@@ -109,6 +109,8 @@ async function run(opts: {
   steps: number;
   prefill: number;
   storiesTokens: number;
+  /** Greedy steps a recording holds (KernelLlama's greedyGraphSteps; undefined: its default). */
+  greedyGraphSteps?: number;
   models: string[];
 }): Promise<number> {
   const started = performance.now();
@@ -150,6 +152,7 @@ async function run(opts: {
         format: "q4f16_1",
         schedules: device.schedules,
         opChoices: device.opChoices,
+        ...(opts.greedyGraphSteps ? { greedyGraphSteps: opts.greedyGraphSteps } : {}),
       });
       const r = await generateText(model, tok, {
         maxTokens: opts.storiesTokens,
@@ -304,6 +307,7 @@ async function main(): Promise<number> {
       prefill: { type: "string", default: "128" },
       "stories-tokens": { type: "string", default: "256" },
       models: { type: "string", default: "stories15M,7b" },
+      "greedy-graph-steps": { type: "string" },
     },
   });
   if (values.build !== undefined) {
@@ -323,6 +327,7 @@ async function main(): Promise<number> {
     prefill: Number(values.prefill),
     storiesTokens: Number(values["stories-tokens"]),
     models: values.models!.split(","),
+    ...(values["greedy-graph-steps"] ? { greedyGraphSteps: Number(values["greedy-graph-steps"]) } : {}),
   });
 }
 
