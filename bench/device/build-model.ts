@@ -6,7 +6,7 @@
 // `npx tsx bench/device/build-model.ts DIR --variant 'name={op choices as JSON}' ...` builds only
 // 7B q4f16_1 libraries DIR/lib/llama2-7b-q4-<name>-sm_90 with CUDA's choices and those (null
 // unsets one), for decode.ts's --ab 'name=lib/llama2-7b-q4-<name>-sm_90#{the same JSON}'.
-import { existsSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { loadBundledStories15M, bundledModelFile, bundledTokenizerFile } from "../../llama/bundled.ts";
 import { convertModel } from "../../llama/convert/convert.ts";
@@ -47,12 +47,26 @@ if (!existsSync(join(storiesDir, "tkc-config.json"))) {
 }
 const { weights, tokenizer } = loadBundledStories15M();
 const expectedFile = join(models, "stories15M-q4-expected.json");
-if (!existsSync(expectedFile)) {
+if (!existsSync(expectedFile) || !("margins" in (JSON.parse(readFileSync(expectedFile, "utf8")) as object))) {
   const cpu = new KernelLlama(createCpuDevice(), weights, { format: "q4f16_1" });
   const r = await generateText(cpu, tokenizer, { maxTokens: 256, temperature: 0, topP: 1, seed: 1 });
+  // Each chosen token's lead over the runner-up in the CPU model's logits, so that a GPU text that
+  // leaves this one can be told a near tie (another rounding order flips it) from a wrong result.
+  const margins: number[] = [];
+  let logits = cpu.prefill([1], 0);
+  for (let i = 0; i < r.tokens.length; i++) {
+    const sorted = Float32Array.from(logits).sort();
+    margins.push(sorted[sorted.length - 1]! - sorted[sorted.length - 2]!);
+    if (i + 1 < r.tokens.length) logits = cpu.decode(r.tokens[i]!, i + 1);
+  }
   writeFileSync(
     expectedFile,
-    JSON.stringify({ tokens: r.tokens, text: r.text, cpuDecodeTokPerS: r.stats.decodeTokensPerSecond }),
+    JSON.stringify({
+      tokens: r.tokens,
+      text: r.text,
+      margins,
+      cpuDecodeTokPerS: r.stats.decodeTokensPerSecond,
+    }),
   );
   console.log(`stories15M q4f16_1 on the CPU: ${r.stats.decodeTokensPerSecond?.toFixed(1)} tok/s`);
 }

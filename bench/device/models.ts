@@ -84,3 +84,32 @@ export function prefillTokPerS(
   const first = timed();
   return { first, warm: timed() };
 }
+
+/** stories15M's greedy text from the CPU kernel model (build-model.ts): tokens, text, and each token's lead. */
+export interface ExpectedText {
+  readonly tokens: readonly number[];
+  readonly text: string;
+  /** Each chosen token's logit over the runner-up's in the CPU model (absent in older files). */
+  readonly margins?: readonly number[];
+}
+
+/**
+ * A device's greedy text against the CPU kernel model's: equal (a shorter run equal as far as it
+ * goes), the first token that differs (-1: none), and the CPU's lead of its token there over the
+ * runner-up, which tells a near tie (another order of roundings flips it) from a wrong result.
+ */
+export function compareGreedyText(
+  got: { readonly tokens: readonly number[]; readonly text: string },
+  expected: ExpectedText,
+): { same: boolean; firstDiff: number; cpuMargin?: number; describe: string } {
+  const want = expected.tokens.slice(0, got.tokens.length);
+  const firstDiff = got.tokens.findIndex((t, i) => t !== want[i]);
+  const same = firstDiff < 0 && (got.tokens.length < expected.tokens.length || got.text === expected.text);
+  const cpuMargin = firstDiff >= 0 ? expected.margins?.[firstDiff] : undefined;
+  const describe =
+    `${got.tokens.length} tokens, first difference at ${firstDiff}` +
+    (cpuMargin === undefined
+      ? ""
+      : `, where the CPU's token led the runner-up by ${cpuMargin.toPrecision(3)}`);
+  return { same, firstDiff, ...(cpuMargin === undefined ? {} : { cpuMargin }), describe };
+}
