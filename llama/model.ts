@@ -266,11 +266,12 @@ export class KernelLlama implements LanguageModel {
   /**
    * decodeGreedy without the wait: enqueues the steps and returns a function that waits for their
    * tokens (unchecked: -1 where the logits held a NaN; checkedGreedyTokens), which must be called
-   * once they are no longer wanted too, so that the read's resources return to the device. With `token` undefined the steps continue those enqueued last, which must end at
-   * `pos`: the device carries their last choice, position and length over, so the host enqueues
-   * the next steps before it reads the last ones' tokens and the GPU never idles between them
-   * (`greedyAhead`). Steps after a stop token are wasted, and the cache positions they wrote are
-   * rewritten before anything reads them.
+   * once they are no longer wanted too, so that the read's resources return to the device. With
+   * `token` undefined the steps continue those enqueued last, which must end at `pos`: the device
+   * carries their last choice, position and length over, so the host enqueues the next steps
+   * before it reads the last ones' tokens and the GPU never idles between them (`greedyAhead`).
+   * Steps after a stop token are wasted, and the cache positions they wrote are rewritten before
+   * anything reads them.
    */
   enqueueGreedy(token: number | undefined, pos: number, steps = 1): () => Int32Array {
     const c = this.config;
@@ -318,8 +319,9 @@ export class KernelLlama implements LanguageModel {
         })).replay();
     for (; done < steps; done++) runStep();
     this.greedyEnd = pos + steps;
+    // readLater's storage is the caller's already: no copy.
     const tokens = d.readLater(chosen(pos, steps));
-    return () => Int32Array.from(tokens() as Int32Array);
+    return () => tokens() as Int32Array;
   }
 
   /** Where the greedy steps enqueued last end, while nothing else has run after them. */

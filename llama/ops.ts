@@ -374,9 +374,9 @@ export function llamaOps(
       ? {
           attention: op(
             "attnwarps1",
-            choices.decodeAttentionWarps === undefined
+            attentionWarps === undefined
               ? S.attentionDecodeWarps
-              : withConsts(S.attentionDecodeWarps, { DECODE_WARPS: choices.decodeAttentionWarps }),
+              : withConsts(S.attentionDecodeWarps, { DECODE_WARPS: attentionWarps }),
             { h: c.nHeads, d: hd, ctx, kvh: c.nKvHeads },
             { scalarsInMemory: ["len"] },
           ),

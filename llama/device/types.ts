@@ -80,7 +80,7 @@ export interface Device {
    * t as the work enqueued so far leaves it, read without holding back what is enqueued after:
    * the returned function waits for this read alone (CUDA: a copy in the stream's order into
    * page-locked memory), so the host can enqueue more work before it waits. The CPU and Vulkan
-   * devices read at once.
+   * devices read at once. The storage is the caller's (a copy no later work changes).
    */
   readLater(t: DeviceTensor): () => Storage;
   op(spec: OpSpec): Op;

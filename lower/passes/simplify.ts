@@ -271,11 +271,7 @@ export class Simplifier {
       case "%":
         // A truncating remainder of a non-negative dividend is floormod's: x % 1 = 0,
         // (q * c + r) % c = r.
-        if (ra.lo >= 0 && isConst(b) && b.value > 0) {
-          const m = this.divMod(e, "floormod", a, b);
-          return m === e ? e : m;
-        }
-        return e;
+        return ra.lo >= 0 ? this.divMod(e, "floormod", a, b) : e;
       case "min":
         if (ra.hi <= rb.lo) return a;
         if (rb.hi <= ra.lo) return b;
