@@ -222,11 +222,12 @@ async function instantiateCuda(
   log: (line: string) => void,
 ): Promise<{ model: KernelLlama; on: string }> {
   // The kernel-built model and its stdlib load only for a GPU device (a tenth of a second).
-  const [{ KernelLlama }, { createCudaDevice }, { allOps, llamaOps, cudaOpChoices }, { GPU_SCHEDULES }] =
+  const [{ KernelLlama }, { createCudaDevice }, { allOps, llamaOps }, { cudaOpChoices }, { GPU_SCHEDULES }] =
     await Promise.all([
       import("../llama/model.ts"),
       import("../llama/device/cuda.ts"),
       import("../llama/ops.ts"),
+      import("../llama/op-choices.ts"),
       import("../stdlib/gpu/schedules.ts"),
     ]);
   const format = spec.format ?? src.gpuFormat;

@@ -17,7 +17,8 @@ import {
   type Layer,
   type Matrix,
 } from "./decode-launches.ts";
-import { llamaOps, type LlamaOps, type ScheduleTable, type WeightFormat, type OpChoices } from "./ops.ts";
+import { llamaOps, type LlamaOps, type ScheduleTable, type WeightFormat } from "./ops.ts";
+import { type OpChoices } from "./op-choices.ts";
 
 export interface KernelLlamaOptions {
   readonly format: WeightFormat;

@@ -50,7 +50,7 @@ const LANE_CHANNELS = 8;
 export const SPLIT_WARPS = 4;
 /**
  * Splits per head by default: 8 x 32 heads = 256 blocks of 4 warps, and 8 splits x 4 warps x 32
- * positions cover 1,024 positions in one round of chunks. CUDA takes 4 (llama/ops.ts decodeSplits:
+ * positions cover 1,024 positions in one round of chunks. CUDA takes 4 (llama/op-choices.ts decodeSplits:
  * measured faster on an H100 at a few hundred positions).
  */
 export const DECODE_SPLITS = 8;

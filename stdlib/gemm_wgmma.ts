@@ -52,13 +52,13 @@ export const LANES = 32;
  */
 const PAIRED: number = 0;
 /**
- * 1 (withConsts; llama/ops.ts's prefetchPrefillWeights): each block first asks L2 for all of its
+ * 1 (withConsts; llama/op-choices.ts's prefetchPrefillWeights): each block first asks L2 for all of its
  * weight rows' codes and scales (one bulk prefetch per 8 rows on sm_90), so the K loop's weight
  * loads find them there instead of waiting on DRAM at every stage; 0 (default) loads as it goes.
  */
 const PREFETCH: number = 0;
 /**
- * Stages ahead (withConsts; llama/ops.ts's prefillWeightsAhead) that each weight row's L2 line
+ * Stages ahead (withConsts; llama/op-choices.ts's prefillWeightsAhead) that each weight row's L2 line
  * of codes, and of scales, is prefetched: every LINE_STAGES-th stage (a 128-byte line holds four
  * stages of a row's codes at two groups a stage, two at four), quad lane 0 of the row's lanes
  * asks for the line that stage g + this reads,

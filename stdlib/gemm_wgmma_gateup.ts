@@ -1,7 +1,7 @@
 /**
  * The prefill's gate/up GEMM on Hopper's warpgroup instruction (gemm_wgmma.ts's q4WgmmaBlock, its
  * rows PAIRED): out = SiLU(x Wg^T) * (x Wu^T), with SwiGLU in the epilogue, and the same cut in two
- * (llama/ops.ts's prefillGateUpWave): the outputs of whole waves of blocks, then the rest with K
+ * (llama/op-choices.ts's prefillGateUpWave): the outputs of whole waves of blocks, then the rest with K
  * split so that they fit in one wave, their f32 sums added and SwiGLU applied by
  * gateUpSiluSplitReduce.
  */
@@ -72,7 +72,7 @@ export const q4GateUpSiluGemmWgmma = kernel(
 
 /**
  * Split K for q4GateUpSiluGemmWgmma's outputs from OUT_FROM on (the last wave's worth of a
- * prefill, llama/ops.ts's prefillGateUpWave): block (bm, bn) takes split bn % S of the K stages
+ * prefill, llama/op-choices.ts's prefillGateUpWave): block (bm, bn) takes split bn % S of the K stages
  * for the outputs of block OUT_FROM / 64 + bn / S and stores its f32 sums, not yet rounded, in
  * partial[split][0 gate, 1 up][token][output - OUT_FROM]; gateUpSiluSplitReduce adds the S splits
  * and applies SwiGLU. A block's time goes with its stages, not its outputs (each stage waits on

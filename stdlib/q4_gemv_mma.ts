@@ -69,7 +69,7 @@ export const TILES = MMA_ROWS / 16;
 /**
  * 1 (withConsts): each block first prefetches its weight rows into L2 (q4PrefetchTiles), to
  * overlap the previous kernel's tail under programmatic dependent launch; 0 (the default): none.
- * Measured slower on an H200 (llama/ops.ts, prefetchDecodeWeights).
+ * Measured slower on an H200 (llama/op-choices.ts, prefetchDecodeWeights).
  */
 const PREFETCH: number = 0;
 /**
@@ -78,7 +78,7 @@ const PREFETCH: number = 0;
  * asynchronous copies (copyAsync: cp.async on NVIDIA) S rounds ahead of the arithmetic, the first
  * S issued before the wait for the previous kernel: more of the weights in flight a
  * multiprocessor than the registers hold, and no registers held by them. Measured slower in the
- * 7B decode on an H200 at every depth and kernel tried (llama/ops.ts decodeGemvStages).
+ * 7B decode on an H200 at every depth and kernel tried (llama/op-choices.ts decodeGemvStages).
  */
 const STAGES: number = 0;
 /** The ring's slots (1 where STAGES is 0 and it is unused: shared tensors need a shape). */

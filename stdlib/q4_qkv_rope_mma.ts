@@ -37,7 +37,7 @@ import {
  * 1 (withConsts) in the RoPE kernels (q4QkvRopeAppend*Mma): each block, once its rows are written,
  * prefetches into L2 the cache rows of the positions before `pos` that fall to it
  * (q4KvCachePrefetch), so the attention launched after the GEMV reads its keys and values from L2
- * rather than DRAM; 0 (the default): none. llama/ops.ts's prefetchDecodeKv chooses it.
+ * rather than DRAM; 0 (the default): none. llama/op-choices.ts's prefetchDecodeKv chooses it.
  */
 const KV_PREFETCH: number = 0;
 

@@ -20,7 +20,8 @@ import { buildVulkanArtifact, type VulkanArtifact } from "../../backends/vulkan/
 import type { CheckCase, VulkanChecksFile } from "./check-case.ts";
 import * as S from "../../stdlib/index.ts";
 import { withConsts, type KernelDef } from "../../dsl/kernel.ts";
-import { llamaOps, allOps, CUDA_OP_CHOICES, type OpChoices, type ScheduleTable } from "../../llama/ops.ts";
+import { llamaOps, allOps, type ScheduleTable } from "../../llama/ops.ts";
+import { CUDA_OP_CHOICES, type OpChoices } from "../../llama/op-choices.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
 import { VULKAN_OP_CHOICES, VULKAN_SCHEDULES } from "../../llama/device/vulkan.ts";

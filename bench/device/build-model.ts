@@ -10,7 +10,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync, rmSync } from "node
 import { join, resolve } from "node:path";
 import { loadBundledStories15M, bundledModelFile, bundledTokenizerFile } from "../../llama/bundled.ts";
 import { convertModel } from "../../llama/convert/convert.ts";
-import { llamaOps, allOps, CUDA_OP_CHOICES } from "../../llama/ops.ts";
+import { llamaOps, allOps } from "../../llama/ops.ts";
+import { CUDA_OP_CHOICES } from "../../llama/op-choices.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { compileLibrary } from "../../llama/device/compile.ts";
 import { writeLibrary } from "../../llama/device/library.ts";

@@ -14,7 +14,7 @@ import { loadModelTokenizer } from "../../llama/convert/tokenizer.ts";
 import { fromConverted, syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { KernelLlama } from "../../llama/model.ts";
 import type { Device, Op, Recording } from "../../llama/device/types.ts";
-import { CUDA_OP_CHOICES, type OpChoices } from "../../llama/ops.ts";
+import { CUDA_OP_CHOICES, type OpChoices } from "../../llama/op-choices.ts";
 import { generateText } from "../../llama/generate.ts";
 import { headDim } from "../../llama/config.ts";
 import { copyBandwidth } from "./bandwidth.ts";

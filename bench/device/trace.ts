@@ -19,7 +19,7 @@ import { readLibrary, type Library } from "../../llama/device/library.ts";
 import { createCudaDevice } from "../../llama/device/cuda.ts";
 import { syntheticQ4 } from "../../llama/weights/source.ts";
 import { KernelLlama } from "../../llama/model.ts";
-import { CUDA_OP_CHOICES, type OpChoices } from "../../llama/ops.ts";
+import { CUDA_OP_CHOICES, type OpChoices } from "../../llama/op-choices.ts";
 import { LLAMA2_7B, DECODE_CONTEXT } from "./models.ts";
 
 /** Barrier sites recorded per kernel (trace --barriers), the first in program order. */

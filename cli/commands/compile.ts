@@ -27,7 +27,7 @@ import { LLAMA2_7B } from "../../llama/presets.ts";
  * when a compile runs rather than at every start of tkc.
  */
 async function loadCompiler() {
-  const [cpu, gpu, vulkan, vulkanDevice, compile, prepare, ops, pipeline, target, schedules] =
+  const [cpu, gpu, vulkan, vulkanDevice, compile, prepare, ops, choices, pipeline, target, schedules] =
     await Promise.all([
       import("../../backends/cpu/render.ts"),
       import("../../backends/gpu-common/kernel.ts"),
@@ -36,6 +36,7 @@ async function loadCompiler() {
       import("../../llama/device/compile.ts"),
       import("../../llama/device/prepare.ts"),
       import("../../llama/ops.ts"),
+      import("../../llama/op-choices.ts"),
       import("../../lower/passes/pipeline.ts"),
       import("../../lower/passes/target.ts"),
       import("../../stdlib/gpu/schedules.ts"),
@@ -55,7 +56,7 @@ async function loadCompiler() {
     /** What the Vulkan device schedules its ops with (GPU_SCHEDULES, and more). */
     VULKAN_SCHEDULES: vulkanDevice.VULKAN_SCHEDULES,
     VULKAN_OP_CHOICES: vulkanDevice.VULKAN_OP_CHOICES,
-    cudaOpChoices: ops.cudaOpChoices,
+    cudaOpChoices: choices.cudaOpChoices,
   };
 }
 type Compiler = Awaited<ReturnType<typeof loadCompiler>>;

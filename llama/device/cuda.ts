@@ -21,7 +21,7 @@ import type {
 } from "../../backends/gpu-common/runtime.ts";
 import type { Device, DeviceTensor, Op, OpArgs, OpSpec, Recording } from "./types.ts";
 import type { Library } from "./library.ts";
-import { cudaOpChoices } from "../ops.ts";
+import { cudaOpChoices } from "../op-choices.ts";
 
 interface CudaTensor extends DeviceTensor {
   readonly ptr: DevicePtr;

@@ -8,7 +8,7 @@ import type { KernelDef } from "../../dsl/kernel.ts";
 import type { Storage } from "../../dsl/ndarray.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import type { DependentsLaunch } from "../../lower/ir/nodes.ts";
-import type { OpChoices } from "../ops.ts";
+import type { OpChoices } from "../op-choices.ts";
 
 export interface DeviceTensor {
   readonly dtype: DType;
@@ -44,12 +44,12 @@ export interface OpSpec {
    * With programmatic dependent launch (CUDA, sm_90): the next kernel launches only once this
    * one's blocks reach their epilogue (first global store) or exit (LaunchConfig.dependentsLaunch),
    * not as soon as they pass their wait for the previous kernel: a measured choice per op
-   * (llama/ops.ts decodeDependentsLaunch).
+   * (llama/op-choices.ts decodeDependentsLaunch).
    */
   readonly dependentsLaunch?: DependentsLaunch;
   /**
    * Blocks of this kernel that must fit on a multiprocessor at once (LaunchConfig.minBlocksPerSM:
-   * ptxas caps registers to fit them): a measured choice per op (llama/ops.ts decodeMinBlocksPerSM).
+   * ptxas caps registers to fit them): a measured choice per op (llama/op-choices.ts decodeMinBlocksPerSM).
    */
   readonly minBlocksPerSM?: number;
 }
@@ -68,7 +68,7 @@ export interface Recording {
 export interface Device {
   readonly kind: "cpu" | "cuda" | "vulkan";
   readonly name: string;
-  /** Kernel choices the device's kernels were built with (llama/ops.ts OpChoices); the model's default. */
+  /** Kernel choices the device's kernels were built with (llama/op-choices.ts OpChoices); the model's default. */
   readonly opChoices?: OpChoices;
   tensor(dtype: DType, shape: readonly number[]): DeviceTensor;
   /** The same memory seen with another shape, from an element offset (no copy). */

@@ -34,7 +34,8 @@ import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS, type Target } from "../../lower/passes/target.ts";
 import type { Schedule } from "../../lower/schedule/schedule.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
-import type { OpChoices, ScheduleTable } from "../ops.ts";
+import type { ScheduleTable } from "../ops.ts";
+import type { OpChoices } from "../op-choices.ts";
 import type { Device, DeviceTensor, Op, OpArgs, OpSpec, Recording } from "./types.ts";
 
 /**
@@ -71,7 +72,7 @@ function f16GemvSchedule(s: Schedule, target: string): void {
 
 /** The schedules a model on Vulkan uses: GPU_SCHEDULES, and f16Gemv while it has none. */
 export const VULKAN_SCHEDULES: ScheduleTable = { f16Gemv: f16GemvSchedule, ...GPU_SCHEDULES };
-/** Kernel choices for Vulkan (llama/ops.ts OpChoices). */
+/** Kernel choices for Vulkan (llama/op-choices.ts OpChoices). */
 export const VULKAN_OP_CHOICES: OpChoices = { downRowsPerThread: 1 };
 
 /** Ops compiled ahead of time for one kind of Vulkan device (its subgroup size). */

@@ -5,7 +5,8 @@
 import { describe, expect, it } from "vitest";
 import { instrumentPtx, launchesOf } from "../../bench/device/trace.ts";
 import { compileOp } from "../../llama/device/compile.ts";
-import { CUDA_OP_CHOICES, llamaOps } from "../../llama/ops.ts";
+import { llamaOps } from "../../llama/ops.ts";
+import { CUDA_OP_CHOICES } from "../../llama/op-choices.ts";
 import { LLAMA2_7B } from "../../llama/presets.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { hasTool, llvmMissing, ptxasVerbose } from "../backends/llvm/helpers.ts";

@@ -12,7 +12,8 @@ import { generate, generateText, type LanguageModel } from "../../llama/generate
 import type { LlamaWeights } from "../../llama/weights/types.ts";
 import { syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
-import { CUDA_OP_CHOICES, cudaOpChoices, gateUpCut, llamaOps } from "../../llama/ops.ts";
+import { gateUpCut, llamaOps } from "../../llama/ops.ts";
+import { CUDA_OP_CHOICES, cudaOpChoices } from "../../llama/op-choices.ts";
 
 const { weights, tokenizer } = loadBundledStories15M();
 const TOKENS = [1, 9038, 2501, 263, 931, 29892, 727, 471];

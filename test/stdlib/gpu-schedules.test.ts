@@ -4,7 +4,8 @@
  * unscheduled kernel on the CPU backend. A tiny config with grouped-query attention keeps it fast.
  */
 import { describe, expect, test } from "vitest";
-import { llamaOps, allOps, CUDA_OP_CHOICES } from "../../llama/ops.ts";
+import { llamaOps, allOps } from "../../llama/ops.ts";
+import { CUDA_OP_CHOICES } from "../../llama/op-choices.ts";
 import { GPU_SCHEDULES } from "../../stdlib/gpu/schedules.ts";
 import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";

@@ -1,5 +1,5 @@
 /**
- * The kernels CUDA's choices (llama/ops.ts CUDA_OP_CHOICES) add to a model, compiled for sm_90 at
+ * The kernels CUDA's choices (llama/op-choices.ts CUDA_OP_CHOICES) add to a model, compiled for sm_90 at
  * Llama-2-7B's shapes: the split decode attention, whose loop over chunks is bounded by the
  * length read from device memory (uniform: a never-written buffer read at a uniform index, so its
  * shuffles and barriers may sit in that loop), the tensor-core prefill GEMMs (one mma.sync per
@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { compileOp } from "../../../llama/device/compile.ts";
-import { CUDA_OP_CHOICES, cudaOpChoices, llamaOps } from "../../../llama/ops.ts";
+import { llamaOps } from "../../../llama/ops.ts";
+import { CUDA_OP_CHOICES, cudaOpChoices } from "../../../llama/op-choices.ts";
 import { LLAMA2_7B } from "../../../llama/presets.ts";
 import { GPU_SCHEDULES } from "../../../stdlib/gpu/schedules.ts";
 import { llvmMissing } from "./helpers.ts";
