@@ -342,6 +342,9 @@ describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and pre
     // Their eager launches with programmatic dependent launch (wgmma only), every prefill op's.
     expect(Object.values(h).every((o) => o.programmaticEager === true)).toBe(true);
     expect(Object.values(ampere.ops.prefill).some((o) => o.programmaticEager)).toBe(false);
+    expect(() =>
+      llamaOps(config, "q4f16_1", {}, { decodeAttention: "warps", decodeAttentionWarps: 33 }),
+    ).toThrow("tkc: decodeAttentionWarps must be a whole number of warps from 1 to 32, got 33");
     expect(() => llamaOps(config, "q4f16_1", {}, { ...CUDA_OP_CHOICES, prefillWeightsAhead: -1 })).toThrow(
       /prefillWeightsAhead must be a whole number of K stages \(0: none\), got -1/,
     );
