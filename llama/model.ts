@@ -19,6 +19,7 @@ import {
 } from "./decode-launches.ts";
 import { llamaOps, type LlamaOps, type ScheduleTable, type WeightFormat } from "./ops.ts";
 import { type OpChoices } from "./op-choices.ts";
+import { STEP_LEN, STEP_POS, STEP_TOKEN, STEP_WORDS, stepWords } from "../stdlib/sampling.ts";
 
 export interface KernelLlamaOptions {
   readonly format: WeightFormat;
@@ -113,11 +114,12 @@ export class KernelLlama implements LanguageModel {
     else this.embedHost = src.matrixF32("embed", 0);
     const a = (name: string, shape: number[], dtype: "f16" | "f32" | "i32" = actDtype) =>
       (this.act[name] = d.tensor(dtype, shape));
-    // The step's token, position and length in one buffer: one upload a step.
-    a("step", [3], "i32");
-    this.act.ids = d.view(this.act.step!, [1], 0);
-    this.act.pos = d.view(this.act.step!, [1], 1);
-    this.act.len = d.view(this.act.step!, [1], 2);
+    // The step's token, position and length in one buffer (one upload a step), each at an offset
+    // every device can bind a view at (stdlib/sampling.ts STEP_POS).
+    a("step", [STEP_WORDS], "i32");
+    this.act.ids = d.view(this.act.step!, [1], STEP_TOKEN);
+    this.act.pos = d.view(this.act.step!, [1], STEP_POS);
+    this.act.len = d.view(this.act.step!, [1], STEP_LEN);
     a("next", [1], "i32");
     // The tokens greedy decoding chose, by the position of the step that chose them.
     a("history", [c.contextLength], "i32");
@@ -225,7 +227,7 @@ export class KernelLlama implements LanguageModel {
     if (pos < 0 || pos >= c.contextLength)
       throw new RangeError(`tkc: position ${pos} is outside the context of ${c.contextLength}`);
     const d = this.device;
-    d.write(this.act.step!, new Int32Array([token, pos, pos + 1]));
+    d.write(this.act.step!, stepWords(token, pos, pos + 1));
     if (this.embedHost) {
       const row = this.embedHost.subarray(token * c.dim, (token + 1) * c.dim);
       d.write(this.act.x!, this.options.format === "f16" ? toF16Array(row) : row);

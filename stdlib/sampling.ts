@@ -50,23 +50,45 @@ export const argmax = kernel(function argmax(
 });
 
 /**
+ * Where the decode step's token, position and length live in its i32 buffer (recordToken's
+ * `step`): 64 words (256 bytes) apart, so that a view of each one starts at a multiple of every
+ * Vulkan device's minStorageBufferOffsetAlignment (at most 256) and binds in place; packed at
+ * words 0, 1 and 2, each launch reading the position or length went through a staging copy (64
+ * copies and barriers a 7B step on NVIDIA's Vulkan driver).
+ */
+export const STEP_TOKEN = 0;
+export const STEP_POS = 64;
+export const STEP_LEN = 128;
+/** Words of the step buffer: recordToken's `step` shape. */
+export const STEP_WORDS = 129;
+
+/** The contents of a step buffer holding `token`, `pos` and `len` (other words zero). */
+export function stepWords(token: number, pos: number, len: number): Int32Array {
+  const w = new Int32Array(STEP_WORDS);
+  w[STEP_TOKEN] = token;
+  w[STEP_POS] = pos;
+  w[STEP_LEN] = len;
+  return w;
+}
+
+/**
  * Greedy decoding's bookkeeping on the device, after argmax, so that decode steps can run back to
- * back without the host: step = [token, pos, len] of the step just run; next[0], the token it
- * chose, is recorded at history[pos] and becomes the next step's token (a NaN's -1 as token 0, so
- * the next step reads inside the embedding table; history keeps the -1 for the host to report),
- * and the position and length advance by one.
+ * back without the host: `step` holds the token, position and length of the step just run (at
+ * STEP_TOKEN, STEP_POS and STEP_LEN); next[0], the token it chose, is recorded at history[pos] and
+ * becomes the next step's token (a NaN's -1 as token 0, so the next step reads inside the embedding
+ * table; history keeps the -1 for the host to report), and the position and length advance by one.
  */
 export const recordToken = kernel(function recordToken(
   next: Tensor<i32, [Sym<"m">]>,
-  step: Tensor<i32, readonly [3]>,
+  step: Tensor<i32, readonly [129]>,
   history: Tensor<i32, [Sym<"ctx">]>,
 ) {
   const t = next[0];
-  const pos = step[1];
+  const pos = step[STEP_POS];
   history[pos] = t;
-  step[0] = max(t, i32(0));
-  step[1] = pos + 1;
-  step[2] = pos + 2;
+  step[STEP_TOKEN] = max(t, i32(0));
+  step[STEP_POS] = pos + 1;
+  step[STEP_LEN] = pos + 2;
 });
 
 /**

@@ -19,6 +19,7 @@ import type { KernelArtifact } from "../../backends/gpu-common/kernel.ts";
 import { buildVulkanArtifact, type VulkanArtifact } from "../../backends/vulkan/kernel.ts";
 import type { CheckCase, VulkanChecksFile } from "./check-case.ts";
 import * as S from "../../stdlib/index.ts";
+import { STEP_WORDS, stepWords } from "../../stdlib/sampling.ts";
 import { withConsts, type KernelDef } from "../../dsl/kernel.ts";
 import { llamaOps, allOps, type ScheduleTable } from "../../llama/ops.ts";
 import { CUDA_OP_CHOICES, type OpChoices } from "../../llama/op-choices.ts";
@@ -43,7 +44,7 @@ function fixedArgs(
     if (name === "pos_mem" || name === "offset_mem") fixed[name] = { dtype: "i32", shape: [1], values: [5] };
     if (name === "len_mem") fixed[name] = { dtype: "i32", shape: [1], values: [6] };
     // recordToken's [token, position, length]: a position inside the history.
-    if (name === "step") fixed[name] = { dtype: "i32", shape: [3], values: [5, 2, 3] };
+    if (name === "step") fixed[name] = { dtype: "i32", shape: [STEP_WORDS], values: [...stepWords(5, 2, 3)] };
     if (name === "ids") {
       const n = symbols.t ?? 1;
       fixed[name] = {
@@ -183,7 +184,7 @@ function stdlibChecks(schedules: ScheduleTable): CheckSource[] {
       if (p.kind === "buffer" && p.buffer.name === "ids")
         fixed.ids = { dtype: "i32", shape: [3], values: [0, 17, 39] };
       if (p.kind === "buffer" && p.buffer.name === "step")
-        fixed.step = { dtype: "i32", shape: [3], values: [5, 1, 2] };
+        fixed.step = { dtype: "i32", shape: [STEP_WORDS], values: [...stepWords(5, 1, 2)] };
       // attentionDecodeSplitLast's counters start at 0, so that its last blocks combine.
       if (p.kind === "buffer" && p.buffer.name === "count") {
         const shape = p.buffer.shape.map((d) => (d.kind === "const" ? d.value : 1));

@@ -102,6 +102,23 @@ describe.skipIf(!rt)("the Vulkan device", () => {
   });
 });
 
+test("a decode step binds the token, position and length in place: no launch reads them through a copy", () => {
+  const device = createVulkanDevice({ runtime: rt!, timestamps: true });
+  try {
+    const model = new KernelLlama(device, weights, { format: "q4f16_1", schedules: device.schedules });
+    const [token, next] = model.decodeGreedy(TOKENS[0]!, 0, 2);
+    expect(token).toBeGreaterThanOrEqual(0);
+    expect(next).toBeGreaterThanOrEqual(0);
+    const keys = device.lastReplay!.launches.map((l) => l.key);
+    expect(keys.some((k) => k.startsWith("attnsplit1"))).toBe(true);
+    // lavapipe's subgroups of 8 still stage the in-place residual GEMVs' reads (the aliasing
+    // rule in llama/device/vulkan.ts); the attention and the cache append read the step's words.
+    expect(keys.filter((k) => /^copy:(ropeappend|attn|embed|recordtoken)/.test(k))).toEqual([]);
+  } finally {
+    device.dispose();
+  }
+});
+
 describe.skipIf(!rt)("stories15M on the Vulkan device against the CPU device", () => {
   test("f32: decode logits within 1e-4 of the CPU's, prefill through GEMMs, same greedy text", async () => {
     const { gpu, cpu } = pair("f32", 3);

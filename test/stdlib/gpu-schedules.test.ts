@@ -16,6 +16,7 @@ import { cloneArgs, compareResults, randomArgs } from "../../backends/check.ts";
 import { ndarray } from "../../dsl/ndarray.ts";
 import type { PrimFunc } from "../../lower/ir/nodes.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
+import { STEP_WORDS, stepWords } from "../../stdlib/sampling.ts";
 
 const TINY = TINY_GQA;
 
@@ -29,7 +30,7 @@ function fixArgs(f: PrimFunc, args: Record<string, unknown>): void {
     if (name === "pos_mem" || name === "offset_mem") args[name] = ndarray("i32", [1], [5]);
     if (name === "len_mem") args[name] = ndarray("i32", [1], [6]);
     // recordToken's [token, position, length].
-    if (name === "step") args[name] = ndarray("i32", [3], [5, 2, 3]);
+    if (name === "step") args[name] = ndarray("i32", [STEP_WORDS], [...stepWords(5, 2, 3)]);
     if (name === "ids" && p.kind === "buffer") {
       const n = (args[name] as { data: Int32Array }).data.length;
       args[name] = ndarray(

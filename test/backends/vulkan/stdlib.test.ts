@@ -18,6 +18,7 @@ import type { Device, DeviceTensor, OpSpec } from "../../../llama/device/types.t
 import { createVulkanDevice, VULKAN_OP_CHOICES, VULKAN_SCHEDULES } from "../../../llama/device/vulkan.ts";
 import { allOps, llamaOps } from "../../../llama/ops.ts";
 import type { PrimFunc } from "../../../lower/ir/nodes.ts";
+import { stepWords } from "../../../stdlib/sampling.ts";
 
 const rt = optionalVulkanRuntime("the Vulkan stdlib tests");
 const device: Device | undefined = rt && createVulkanDevice({ runtime: rt, validate: true });
@@ -49,7 +50,7 @@ function inputs(f: PrimFunc, seed: number): Record<string, NDArray | number> {
     if (typeof v === "number") continue;
     if (name in IN_MEMORY) v.data.fill(IN_MEMORY[name]!);
     // recordToken's [token, position, length].
-    else if (name === "step") v.data.set([5, IN_MEMORY.pos_mem!, IN_MEMORY.pos_mem! + 1]);
+    else if (name === "step") v.data.set(stepWords(5, IN_MEMORY.pos_mem!, IN_MEMORY.pos_mem! + 1));
     else if (name === "ids")
       for (let i = 0; i < v.data.length; i++) v.data[i] = Math.floor(rand() * config.vocabSize);
   }
