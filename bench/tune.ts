@@ -4,6 +4,13 @@
 //   npx tsx bench/tune.ts build [.device]        here: every candidate schedule of every family,
 //                                                compiled for sm_90 -> .device/kernels/tune.json.gz
 //   bash bench/device/run.sh tune                 there: times each candidate -> $OUT/tune.json
+//   npx tsx bench/tune.ts apply-vulkan <vulkan-bench.json>
+//                                                here: a Vulkan tuning run's fastest checked candidate
+//                                                at each shape as TUNED.vulkan "family:NxK" (the
+//                                                candidates: bench/device/build-vulkan-bench.ts
+//                                                --tune; timed by run.sh vulkan-bench --kernels
+//                                                .device/kernels/vulkan-tune-sg32.json.gz); the
+//                                                timings in bench/results/vulkan-tune-<gpu>.json
 //   npx tsx bench/tune.ts apply <tune.json>       here: the fastest candidate of each family (least
 //                                                total time over the family's shapes) is written
 //                                                to stdlib/gpu/tuned.ts, and the fastest at each
@@ -212,6 +219,103 @@ function renderTuned(table: Record<string, Record<string, TunedEntry>>): string 
   return src.slice(0, start) + body + src.slice(end);
 }
 
+/** One timed candidate of a Vulkan tuning run (bench/device/vulkan-bench.ts's result). */
+interface VulkanTuneResult {
+  readonly name: string;
+  readonly params: { family: string; n: number; k: number } & Record<string, number | boolean | string>;
+  readonly usPerDispatch?: number;
+  /** Host time of the dispatches recorded without timestamps (what the tuner goes by). */
+  readonly hostUsPerDispatch?: number;
+  readonly gbps?: number;
+  readonly check?: { ok: boolean };
+  readonly error?: string;
+  readonly driver?: readonly { statistics: Record<string, number> }[];
+}
+
+/** The fastest candidate that passed its check at each "family:NxK" of a Vulkan tuning run. */
+export function bestVulkanPerShape(
+  results: readonly VulkanTuneResult[],
+): Map<string, { params: Record<string, number | boolean>; us: number; name: string }> {
+  const best = new Map<string, { params: Record<string, number | boolean>; us: number; name: string }>();
+  for (const r of results) {
+    const us = r.hostUsPerDispatch ?? r.usPerDispatch;
+    if (r.check?.ok !== true || typeof us !== "number" || !r.params?.family) continue;
+    const key = `${r.params.family}:${r.params.n}x${r.params.k}`;
+    const b = best.get(key);
+    if (!b || us < b.us)
+      best.set(key, {
+        params: {
+          rows: Number(r.params.rows),
+          lanes: Number(r.params.lanes),
+          unrollGroups: !!r.params.unrollGroups,
+        },
+        us,
+        name: r.name,
+      });
+  }
+  return best;
+}
+
+function applyVulkan(file: string): void {
+  const run = JSON.parse(readFileSync(file, "utf8")) as {
+    device: string;
+    failed: number;
+    kernelsFile?: string;
+    results: VulkanTuneResult[];
+  };
+  const results = run.results.filter((r) => r.params?.family);
+  if (results.length === 0) throw new Error(`tune apply-vulkan: ${file} has no tuning candidates`);
+  const table: Record<string, Record<string, TunedEntry>> = JSON.parse(JSON.stringify(TUNED));
+  table.vulkan ??= {};
+  const date = new Date().toISOString().slice(0, 10);
+  const best = bestVulkanPerShape(results);
+  for (const [shape, b] of best) {
+    const model = results.find(
+      (r) => r.params.family === shape.split(":")[0] && `${r.params.n}x${r.params.k}` === shape.split(":")[1],
+    );
+    table.vulkan[shape] = {
+      params: b.params,
+      device: `${run.device} (Vulkan)`,
+      measured: `${date}: least time at this shape of ${model?.name.split(" ")[0]} through the Vulkan driver, ${b.us.toFixed(1)} us a dispatch timed from the host (bench/device/build-vulkan-bench.ts --tune, bench/results/vulkan-tune-*.json)`,
+    };
+    console.log(`${shape}: ${JSON.stringify(b.params)} (${b.us.toFixed(1)} us, ${b.name})`);
+  }
+  const tunedFile = new URL("../stdlib/gpu/tuned.ts", import.meta.url);
+  writeFileSync(tunedFile, renderTuned(table));
+  spawnSync("npx", ["prettier", "--write", tunedFile.pathname], { stdio: "ignore" });
+  const gpu = run.device.toLowerCase().includes("h200")
+    ? "h200"
+    : run.device.toLowerCase().includes("h100")
+      ? "h100"
+      : "gpu";
+  const out = new URL(`./results/vulkan-tune-${gpu}.json`, import.meta.url);
+  const slim = results.map((r) => ({
+    name: r.name,
+    params: r.params,
+    hostUsPerDispatch: r.hostUsPerDispatch,
+    timestampedUsPerDispatch: r.usPerDispatch,
+    checkOk: r.check?.ok,
+    ...(r.error ? { error: r.error } : {}),
+    registers: r.driver?.[0]?.statistics["Register Count"],
+  }));
+  writeFileSync(
+    out,
+    JSON.stringify(
+      {
+        command:
+          "npx tsx bench/device/build-vulkan-bench.ts .device/kernels --tune; bash bench/device/run.sh vulkan-bench --kernels .device/kernels/vulkan-tune-sg32.json.gz; npx tsx bench/tune.ts apply-vulkan vulkan-bench.json",
+        device: run.device,
+        failed: run.failed,
+        best: Object.fromEntries(best),
+        results: slim,
+      },
+      null,
+      1,
+    ),
+  );
+  console.log(`tune: stdlib/gpu/tuned.ts updated (vulkan); timings in ${out.pathname}`);
+}
+
 function main(): void {
   const [cmd, arg] = process.argv.slice(2);
   if (cmd === "build") {
@@ -221,6 +325,10 @@ function main(): void {
     // Gzipped: the unrolled PTX of 124 candidates is 11 MB of text, and .device travels.
     writeFileSync(join(dir, "tune.json.gz"), gzipSync(JSON.stringify(list)));
     console.log(`tune: ${list.length} candidates -> ${join(dir, "tune.json.gz")}`);
+    return;
+  }
+  if (cmd === "apply-vulkan" && arg) {
+    applyVulkan(arg);
     return;
   }
   if (cmd === "apply" && arg) {
@@ -282,7 +390,9 @@ function main(): void {
     console.log(`tune: stdlib/gpu/tuned.ts updated; timings in ${out.pathname}`);
     return;
   }
-  console.error("usage: npx tsx bench/tune.ts build [deviceDir] | apply <tune.json from the GPU machine>");
+  console.error(
+    "usage: npx tsx bench/tune.ts build [deviceDir] | apply <tune.json from the GPU machine> | apply-vulkan <vulkan-bench.json of a tuning run>",
+  );
   process.exit(2);
 }
 

@@ -9,6 +9,10 @@
 //  - On bad input it returns an empty result and prints the diagnostic through `printErr`; we
 //    capture those lines and throw them as an Error. Its results are views into the WASM heap
 //    that the next call overwrites, so they are copied out at once.
+//  - Its heap is fixed at 16 MiB (the module declares that maximum): the unrolled text of a large
+//    GEMV (4 MB) aborted it with "abort(OOM)", and an aborted instance fails every later call. We
+//    drop an aborted instance (the next call gets a fresh one) and assemble such a module with
+//    Debian's `spirv-as` instead, which the validator's package installs beside spirv-val.
 // Validation runs Debian's `spirv-val`, which (unlike this WASM build) knows vulkan1.3.
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -86,24 +90,66 @@ function call<T>(f: (m: SpirvToolsModule) => T): { result: T; messages: string[]
   printed = [];
   try {
     return { result: f(m), messages: printed };
+  } catch (e) {
+    // An emscripten abort (out of heap, say) leaves the instance unusable: start over next time.
+    tools = undefined;
+    throw new WasmAbort([e instanceof Error ? e.message : String(e), ...printed].join("\n"));
   } finally {
     printed = [];
   }
 }
 
-/** Assembles SPIR-V text into words. Throws an Error carrying the assembler's message. */
+/** The WASM module aborted (its runtime is gone; `call` dropped it). */
+class WasmAbort extends Error {}
+
+/**
+ * Assembles SPIR-V text into words. Throws an Error carrying the assembler's message. A module too
+ * large for the WASM build's heap is assembled by Debian's spirv-as.
+ */
 export function assemble(text: string, env: AssembleEnv = "vulkan1.2"): Uint32Array {
   if (!(env in ENV_CONSTANT)) {
     throw new Error(`assemble: unknown env "${env}" (known: ${Object.keys(ENV_CONSTANT).join(", ")})`);
   }
-  const { result, messages } = call((m) => {
-    const bytes = m.as(text, constant(m, ENV_CONSTANT[env]), constant(m, "SPV_TEXT_TO_BINARY_OPTION_NONE"));
-    return bytes.slice(); // copy out of the WASM heap before anything else runs
-  });
+  let assembled: { result: Uint8Array; messages: string[] };
+  try {
+    assembled = call((m) => {
+      const bytes = m.as(text, constant(m, ENV_CONSTANT[env]), constant(m, "SPV_TEXT_TO_BINARY_OPTION_NONE"));
+      return bytes.slice(); // copy out of the WASM heap before anything else runs
+    });
+  } catch (e) {
+    if (!(e instanceof WasmAbort)) throw e;
+    return assembleWithCli(text, env, e.message);
+  }
+  const { result, messages } = assembled;
   if (result.length === 0 || messages.length > 0) {
     throw new Error(`SPIR-V assembly failed: ${messages.join("\n") || "empty result"}`);
   }
   return new Uint32Array(result.buffer, result.byteOffset, result.byteLength / 4);
+}
+
+/** spirv-as on `text`, for a module the WASM assembler aborted on (`why`). */
+function assembleWithCli(text: string, env: AssembleEnv, why: string): Uint32Array {
+  const dir = mkdtempSync(join(tmpdir(), "tkc-spirv-as-"));
+  try {
+    const src = join(dir, "module.spvasm");
+    const out = join(dir, "module.spv");
+    writeFileSync(src, text);
+    const r = spawnSync("spirv-as", ["--target-env", env, "-o", out, src], { encoding: "utf8" });
+    if (r.error || r.status !== 0) {
+      const cause = r.error
+        ? (r.error as NodeJS.ErrnoException).code === "ENOENT"
+          ? "spirv-as was not found on PATH (apt-get install spirv-tools)"
+          : r.error.message
+        : `${r.stdout}${r.stderr}`.trim().replaceAll(src, "<module>");
+      throw new Error(
+        `SPIR-V assembly failed: the WASM assembler aborted on ${(text.length / 1e6).toFixed(1)} MB of text (${why.split("\n")[0]}), and spirv-as: ${cause}`,
+      );
+    }
+    const bytes = readFileSync(out);
+    return new Uint32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 export interface DisassembleOptions {

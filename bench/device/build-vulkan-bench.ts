@@ -14,15 +14,23 @@
 // check it at: the smaller GEMV shape, small sizes for the streaming ones.
 // --small: small shapes (512x1376 and 768x512, 4 MiB buffers) for trying the runner on lavapipe
 // (subgroup 8): npx tsx bench/device/build-vulkan-bench.ts /tmp/vkb/kernels --subgroup 8 --small
+// --tune: instead, the Vulkan tuner's candidates -> <outDir>/vulkan-tune-sg<N>.json.gz: each decode
+// GEMV the Vulkan 7B model runs (its own fused kernel: llamaOps with VULKAN_OP_CHOICES) under every
+// schedule of its family's grid (vulkanGemvGrid), each checked against that kernel's CPU reference
+// at the 7B shape; timed by the same runner (run.sh vulkan-bench --kernels
+// .device/kernels/vulkan-tune-sg32.json.gz), stored by npx tsx bench/tune.ts apply-vulkan.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import * as S from "../../stdlib/index.ts";
-import { gemvParams, q4GemvSchedule, type GemvSchedule } from "../../stdlib/gpu/gemv.ts";
+import { gemvParams, q4GemvRmsSchedule, q4GemvSchedule, type GemvSchedule } from "../../stdlib/gpu/gemv.ts";
 import { cooperativeCopy } from "../../stdlib/gpu/gemm.ts";
 import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
-import { VULKAN_SCHEDULES } from "../../llama/device/vulkan.ts";
+import { VULKAN_OP_CHOICES, VULKAN_SCHEDULES } from "../../llama/device/vulkan.ts";
+import { llamaOps } from "../../llama/ops.ts";
+import type { OpChoices } from "../../llama/op-choices.ts";
+import { LLAMA2_7B } from "../../llama/presets.ts";
 import { lowerKernel } from "../../lower/frontend/lower.ts";
 import { lowerToDevice } from "../../lower/passes/pipeline.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
@@ -30,7 +38,7 @@ import { funcToJson, type FuncJson } from "../../lower/ir/serialize.ts";
 import type { PrimFunc } from "../../lower/ir/nodes.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
 import { buildVulkanArtifact, type VulkanArtifact } from "../../backends/vulkan/kernel.ts";
-import type { DType } from "../../dsl/dtypes.ts";
+import { bytesOf, type DType } from "../../dsl/dtypes.ts";
 import type { KernelDef } from "../../dsl/kernel.ts";
 import type { OpSpec } from "../../llama/device/types.ts";
 import { copyF16, copyU32 } from "./vulkan-bench-kernels.ts";
@@ -80,6 +88,8 @@ export interface BenchEntry {
   tensors: Record<string, BenchTensor>;
   /** Tensors that get copies (weights), taken in turn so the working set exceeds the L2 cache. */
   rotate: string[];
+  /** Scalar arguments of every dispatch and check (a fused RMSNorm's eps). */
+  scalars?: Record<string, number>;
   /** Bytes one dispatch reads and writes (the GB/s numerator). */
   bytes: number;
   /** Check against the CPU backend: the reference IR (a key of `references`) and its symbols. */
@@ -181,9 +191,137 @@ function q4GemvXSharedSchedule(p: GemvSchedule) {
   };
 }
 
+/**
+ * The Vulkan tuner's grid for a GEMV family. NVIDIA's Vulkan driver gives a workgroup of 32 threads
+ * 64 registers and larger ones 32 (bench/results/vulkan-bench-h100.json), so the grid holds
+ * one-subgroup workgroups of several shapes (rows x lanes = 32) beside wider ones.
+ */
+export function vulkanGemvGrid(family: "gemv" | "gemvRows"): GemvSchedule[] {
+  const shapes: [number, number][] =
+    family === "gemv"
+      ? [
+          [1, 32],
+          [2, 16],
+          [4, 8],
+          [1, 64],
+          [2, 32],
+          [4, 32],
+          [8, 32],
+          [1, 128],
+          [2, 128],
+          [1, 256],
+          [4, 16],
+        ]
+      : [
+          [1, 32],
+          [2, 16],
+          [4, 8],
+          [1, 16],
+          [1, 64],
+          [2, 32],
+          [1, 128],
+          [1, 256],
+        ];
+  return shapes.flatMap(([rows, lanes]) => [
+    { rows, lanes, unrollGroups: true },
+    { rows, lanes, unrollGroups: false },
+  ]);
+}
+
+/**
+ * The decode GEMVs of the Vulkan 7B model: op, row loop (its family), whether RMSNorm is folded,
+ * and choices other than VULKAN_OP_CHOICES (the down projection's four-rows kernel, the default
+ * elsewhere, against the one-row kernel Vulkan chose when its unrolled schedule spilled).
+ */
+const VULKAN_TUNE_OPS: readonly { op: string; rowLoop: string; rms?: boolean; choices?: OpChoices }[] = [
+  { op: "qkv", rowLoop: "n4", rms: true },
+  { op: "oRes", rowLoop: "n4" },
+  { op: "gateUp", rowLoop: "i2" },
+  { op: "downRes", rowLoop: "n" },
+  { op: "downRes", rowLoop: "n4", choices: { downRowsPerThread: 4 } },
+  { op: "lmHead", rowLoop: "n4" },
+];
+
+/** Fill bytes of a candidate's inputs: codes 7 and 3, scales 0x1111 (5.2e-4); other f16 0x2222 (0.012). */
+const TUNE_FILL: Record<string, number> = { packed: 0x37, scales: 0x11 };
+
+function tuneEntries(
+  compile: (f: PrimFunc) => { artifact: VulkanArtifact; spirv: SpirvStats },
+  references: Record<string, FuncJson>,
+): BenchEntry[] {
+  const entries: BenchEntry[] = [];
+  for (const { op, rowLoop, rms, choices } of VULKAN_TUNE_OPS) {
+    const ops = llamaOps(LLAMA2_7B, "q4f16_1", VULKAN_SCHEDULES, { ...VULKAN_OP_CHOICES, ...choices }).decode;
+    const base = ops[op];
+    if (!base) throw new Error(`build-vulkan-bench --tune: the Vulkan 7B model has no decode op ${op}`);
+    const reference = specializedFunc(base);
+    const refKey = base.key;
+    references[refKey] = funcToJson(reference);
+    const tensors: Record<string, BenchTensor> = {};
+    const scalars: Record<string, number> = {};
+    let bytes = 0;
+    for (const p of reference.params) {
+      if (p.kind === "scalar") {
+        scalars[p.v.name] = 1e-5; // eps, the one scalar of these kernels
+        continue;
+      }
+      const shape = p.buffer.shape.map((d) => {
+        if (d.kind !== "const") throw new Error(`build-vulkan-bench --tune: ${refKey} has a symbolic shape`);
+        return d.value;
+      });
+      const out = p.buffer.name === "y" || p.buffer.name === "out";
+      tensors[p.buffer.name] = {
+        dtype: p.buffer.dtype,
+        shape,
+        fill: out ? 0 : (TUNE_FILL[p.buffer.name] ?? 0x22),
+      };
+      bytes += shape.reduce((a, b) => a * b, 1) * bytesOf(p.buffer.dtype);
+    }
+    const packed = tensors.packed!.shape;
+    const [n, k] = [packed[0]!, packed[1]! * 8];
+    const family = rowLoop === "n" || rowLoop === "i" ? "gemv" : "gemvRows";
+    for (const p of vulkanGemvGrid(family)) {
+      const tag = `r${p.rows}l${p.lanes}${p.unrollGroups ? "u" : ""}`;
+      const spec: OpSpec = {
+        ...base,
+        key: `${base.key}_${tag}`,
+        schedule: rms ? q4GemvRmsSchedule(rowLoop, p) : q4GemvSchedule(rowLoop, p),
+      };
+      let built: { artifact: VulkanArtifact; spirv: SpirvStats };
+      try {
+        built = compile(scheduledFunc(spec, "vulkan"));
+      } catch (e) {
+        // A schedule the kernel's loops cannot take (rows that do not divide N): not a candidate.
+        console.log(
+          `  ${base.kernel.name} ${n}x${k} ${tag}: skipped (${(e as Error).message.split("\n")[0]})`,
+        );
+        continue;
+      }
+      entries.push({
+        name: `${base.kernel.name} ${n}x${k} ${tag}`,
+        kernel: base.kernel.name,
+        kind: "q4gemv",
+        params: { family, n, k, rows: p.rows, lanes: p.lanes, unrollGroups: !!p.unrollGroups },
+        ...built,
+        tensors,
+        rotate: ["packed", "scales"],
+        ...(Object.keys(scalars).length ? { scalars } : {}),
+        bytes,
+        check: { reference: refKey, symbols: {} },
+      });
+      console.log(`  ${entries.at(-1)!.name}: ${built.spirv.instructions} instructions`);
+    }
+  }
+  return entries;
+}
+
 function main(): void {
   const { values, positionals } = parseArgs({
-    options: { subgroup: { type: "string", default: "32" }, small: { type: "boolean", default: false } },
+    options: {
+      subgroup: { type: "string", default: "32" },
+      small: { type: "boolean", default: false },
+      tune: { type: "boolean", default: false },
+    },
     allowPositionals: true,
   });
   const outDir = resolve(positionals[0] ?? ".device/kernels");
@@ -205,6 +343,23 @@ function main(): void {
   };
   const entries: BenchEntry[] = [];
   const references: Record<string, FuncJson> = {};
+  if (values.tune) {
+    const tuned: VulkanBenchFile = {
+      format: "tkc-vulkan-bench",
+      subgroupSize: sg,
+      small: false,
+      entries: tuneEntries(compile, references),
+      references,
+      copyBufferBytes: 0,
+    };
+    mkdirSync(outDir, { recursive: true });
+    const out = join(outDir, `vulkan-tune-sg${sg}.json.gz`);
+    writeFileSync(out, gzipSync(JSON.stringify(tuned)));
+    console.log(
+      `vulkan-bench --tune: ${tuned.entries.length} candidates in ${((performance.now() - t0) / 1e3).toFixed(1)} s -> ${out}`,
+    );
+    return;
+  }
 
   // ---- q4f16_1 GEMV ----
   const shapes: [number, number][] = small

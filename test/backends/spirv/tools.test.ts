@@ -40,6 +40,22 @@ describe("spirv tools (npm WASM build)", () => {
     expect(assemble(tiny)[0]).toBe(SPIRV_MAGIC); // still usable after errors
   });
 
+  it("assembles a module too large for the WASM heap (through spirv-as) and keeps working", async () => {
+    const { assemble, disassemble } = await import("../../../backends/spirv/tools.ts");
+    // 12 MB of text: the WASM build's fixed 16 MiB heap aborts on it ("abort(OOM)").
+    const lines = Array.from({ length: 300_000 }, (_, i) => `OpSourceExtension "tkc-test-line-${i}"`);
+    const big = tiny.replace("OpMemoryModel", `${lines.join("\n")}\nOpMemoryModel`);
+    const words = assemble(big);
+    expect(words[0]).toBe(SPIRV_MAGIC);
+    const text = disassemble(
+      assemble(tiny.replace("OpMemoryModel", `${lines.slice(0, 3).join("\n")}\nOpMemoryModel`)),
+    );
+    expect(text).toContain('OpSourceExtension "tkc-test-line-2"');
+    // A line is an opcode word and its string, NUL-terminated and padded to words: 6 or 7 words.
+    expect(words.length).toBeGreaterThan(300_000 * 6);
+    expect(assemble(tiny)[0]).toBe(SPIRV_MAGIC); // the WASM assembler still answers
+  });
+
   it("disassembles, and the text reassembles to a fixpoint", async () => {
     const { assemble, disassemble } = await import("../../../backends/spirv/tools.ts");
     const words = assemble(fixture("tree-reduce"));
