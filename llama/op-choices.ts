@@ -12,8 +12,11 @@ import type { DependentsLaunch } from "../lower/ir/nodes.ts";
 export interface OpChoices {
   /**
    * Rows per thread of the down projection's GEMV (K = hidden): 4 (default: measured best through
-   * CUDA) or 1 (through NVIDIA's Vulkan driver, whose 64-register cap made the four-rows kernel 3x
-   * slower at K = 11008 than the one-row kernel; bench/results/vulkan-bench-*.json).
+   * CUDA) or 1 (Vulkan's choice). Through NVIDIA's Vulkan driver on an H200 the four-rows kernel
+   * with 32 lanes a row timed 16.3 us alone against the one-row kernel's 17.8
+   * (bench/results/vulkan-tune-h200.json), but 50 us a launch inside the 7B decode step against
+   * the one-row kernel's 19.6 there (with 128 lanes 24 us, and the in-place residual then read
+   * through a staging copy; bench/results/vulkan-h200.json `twentyFifthSession`).
    */
   readonly downRowsPerThread?: 1 | 4;
   /**

@@ -2,7 +2,8 @@
 // compute shader and vkCmdCopyBuffer reach there, to find out why the Vulkan GEMVs are many times
 // slower than the same kernels through CUDA (bench/device/gemv.ts is the CUDA twin).
 //
-//   bash bench/device/run.sh vulkan-bench [--reps N] [--repeats N] [--copies-mib N] [--only SUBSTRING]
+//   bash bench/device/run.sh vulkan-bench [--reps N] [--repeats N] [--copies-mib N] [--warm-ms MS] [--only SUBSTRING]
+//                                         [--sequence NAME,NAME,... [--layers N]]
 //                                         [--no-stats] [--no-internal]
 //
 // The kernels are .device/kernels/vulkan-bench-sg<N>.json.gz for the device's subgroup size N, built
@@ -10,7 +11,7 @@
 // as for the other Vulkan runners (vulkan-setup.ts). For each kernel:
 //  - once, on random inputs, its outputs against the CPU backend's (the reference IR);
 //  - --reps dispatches recorded once with a barrier between each (as the model runs them) and a
-//    timestamp after each, submitted --repeats times: us per dispatch (the median submission's GPU
+//    timestamp after each, submitted for --warm-ms (200) to bring the clocks up, then --repeats times: us per dispatch (the median submission's GPU
 //    time over the dispatches), the median single dispatch, and bytes read + written per second;
 //    then the same dispatches without barriers (they may overlap: what the GPU could do with more
 //    work in flight). The weights have copies (up to --copies-mib in all, at most 16) taken in turn,
@@ -59,27 +60,27 @@ interface Timing {
 
 /**
  * GPU time of `commands` recorded once with timestamps, submitted `repeats` times; and host time
- * of the same commands recorded without them.
+ * of the same commands recorded without them. First the plain recording is submitted for `warmMs`
+ * of host time: after the runner's idle stretches (pipeline builds, CPU checks) the GPU's clocks
+ * are down, and the same GEMV timed cold took up to 4x its warm time.
  */
-function timeCommands(rt: VulkanRuntime, commands: Command[], repeats: number): Timing {
+function timeCommands(rt: VulkanRuntime, commands: Command[], repeats: number, warmMs: number): Timing {
+  const plain = rt.record(commands);
   const rec = rt.record(commands, { timestamps: true });
-  let timed: Omit<Timing, "hostUsPerDispatch">;
   try {
+    const t0 = performance.now();
+    do rt.submit(plain);
+    while (performance.now() - t0 < warmMs);
     const t = rt.time(rec, { repeats, warmup: 1 });
-    timed = {
+    const hostMs = Array.from({ length: repeats }, () => rt.submit(plain).hostMs);
+    return {
       usPerDispatch: t.medianGpuNs / commands.length / 1e3,
       medianDispatchUs: median(t.dispatchNs) / 1e3,
       minDispatchUs: Math.min(...t.dispatchNs) / 1e3,
+      hostUsPerDispatch: (median(hostMs) * 1e3) / commands.length,
     };
   } finally {
     rt.freeRecording(rec);
-  }
-  const plain = rt.record(commands);
-  try {
-    rt.submit(plain);
-    const hostMs = Array.from({ length: repeats }, () => rt.submit(plain).hostMs);
-    return { ...timed, hostUsPerDispatch: (median(hostMs) * 1e3) / commands.length };
-  } finally {
     rt.freeRecording(plain);
   }
 }
@@ -110,6 +111,9 @@ function main(): number {
       reps: { type: "string", default: "100" },
       repeats: { type: "string", default: "5" },
       "copies-mib": { type: "string", default: "256" },
+      "warm-ms": { type: "string", default: "200" },
+      sequence: { type: "string" },
+      layers: { type: "string", default: "32" },
       seed: { type: "string", default: "7" },
       only: { type: "string" },
       "no-stats": { type: "boolean", default: false },
@@ -129,6 +133,7 @@ function main(): number {
   const repeats = Number(values.repeats);
   const copiesBytes = Number(values["copies-mib"]) * (1 << 20);
   const seed = Number(values.seed);
+  const warmMs = Number(values["warm-ms"]);
 
   if (values["pipeline-stats"] !== undefined) {
     // The child (step 3): the kernels of --kernels through the extension, written to the given file.
@@ -149,7 +154,7 @@ function main(): number {
     command: "bash bench/device/run.sh vulkan-bench",
     device: null,
     setup,
-    settings: { reps, repeats, copiesMiB: copiesBytes / (1 << 20), seed },
+    settings: { reps, repeats, copiesMiB: copiesBytes / (1 << 20), seed, warmMs },
     failed: 0,
     results: [],
   };
@@ -203,7 +208,7 @@ function main(): number {
         const copies = Array.from({ length: reps }, () => ({
           copy: { src, srcOffset: 0, dst, dstOffset: 0, size },
         }));
-        const t = timeCommands(rt, copies, repeats);
+        const t = timeCommands(rt, copies, repeats, warmMs);
         line(`vkCmdCopyBuffer ${size >> 20} MiB`, t, 2 * size);
         results.push({
           name: `vkCmdCopyBuffer ${size >> 20} MiB`,
@@ -232,6 +237,74 @@ function main(): number {
     const release = () => {
       for (const b of held?.buffers ?? []) rt.free(b);
       held = undefined;
+    };
+    /**
+     * --sequence: the named entries dispatched in turn, as a model's layer runs its kernels, over
+     * --layers rounds, each round on its own copy of the weights (a model-sized working set), a
+     * barrier before every dispatch; then each entry alone over the same copies. Against the
+     * entries' times alone above, this tells what running them in sequence costs (pipeline
+     * switches) from what the larger working set costs.
+     */
+    const timeSequence = (names: string[]) => {
+      const layers = Number(values.layers);
+      const picked = names.map((n) => {
+        const e = lib.entries.find((x) => x.name === n);
+        if (!e) throw new Error(`--sequence: no entry named "${n}"`);
+        return e;
+      });
+      const buffers: GpuBuffer[] = [];
+      try {
+        const kernels = picked.map((e) => vulkanKernel(rt, e.artifact));
+        const tensor = (t: VulkanBenchFile["entries"][number]["tensors"][string]): DeviceTensor => {
+          const buffer = filled(rt, t.shape.reduce((x, y) => x * y, 1) * bytesOf(t.dtype), t.fill);
+          buffers.push(buffer);
+          return { dtype: t.dtype, shape: t.shape, buffer };
+        };
+        const sets = picked.map((e) => {
+          const shared = Object.fromEntries(
+            Object.entries(e.tensors)
+              .filter(([n]) => !e.rotate.includes(n))
+              .map(([n, t]) => [n, tensor(t)]),
+          );
+          return Array.from({ length: layers }, () => ({
+            ...shared,
+            ...Object.fromEntries(e.rotate.map((n) => [n, tensor(e.tensors[n]!)])),
+          }));
+        });
+        const dispatch = (i: number, l: number): Command => ({
+          ...kernels[i]!.dispatch({ ...sets[i]![l]!, ...picked[i]!.scalars }),
+          barrier: true,
+        });
+        const inTurn: Command[] = [];
+        for (let l = 0; l < layers; l++) picked.forEach((_, i) => inTurn.push(dispatch(i, l)));
+        const seq = timeCommands(rt, inTurn, repeats, warmMs);
+        const roundUs = seq.hostUsPerDispatch * picked.length;
+        const each = picked.map((e, i) => {
+          const t = timeCommands(
+            rt,
+            Array.from({ length: layers }, (_, l) => dispatch(i, l)),
+            repeats,
+            warmMs,
+          );
+          const aloneUs = results.find((r) => r.name === e.name)?.hostUsPerDispatch as number | undefined;
+          return { name: e.name, overLayersUs: t.hostUsPerDispatch, aloneUs };
+        });
+        const sumOverLayers = each.reduce((a, x) => a + x.overLayersUs, 0);
+        console.log(
+          `sequence of ${picked.length} over ${layers} layers: ${roundUs.toFixed(2)} us a round against ${sumOverLayers.toFixed(2)} us for each alone over the same weights`,
+        );
+        for (const x of each)
+          console.log(
+            `  ${x.name.padEnd(44)} ${x.overLayersUs.toFixed(2)} us over ${layers} copies, ${x.aloneUs?.toFixed(2) ?? "-"} us over the entry's copies`,
+          );
+        return { names, layers, roundUs, sumOverLayersUs: sumOverLayers, each };
+      } catch (err) {
+        failed++;
+        console.log(`ERROR    sequence: ${message(err)}`);
+        return { names, error: message(err) };
+      } finally {
+        for (const b of buffers) rt.free(b);
+      }
     };
     for (const e of lib.entries) {
       if (values.only !== undefined && !e.name.includes(values.only)) continue;
@@ -325,8 +398,8 @@ function main(): number {
             ...kernel.dispatch({ ...sets[i % sets.length]!, ...e.scalars }),
             barrier,
           }));
-        const t = timeCommands(rt, dispatches(true), repeats);
-        const free = timeCommands(rt, dispatches(false), repeats);
+        const t = timeCommands(rt, dispatches(true), repeats, warmMs);
+        const free = timeCommands(rt, dispatches(false), repeats, warmMs);
         Object.assign(result, {
           copies,
           ...t,
@@ -353,6 +426,7 @@ function main(): number {
       save();
     }
     release();
+    if (values.sequence) report.sequence = timeSequence(values.sequence.split(","));
   } finally {
     rt.destroy();
   }

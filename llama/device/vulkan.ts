@@ -72,7 +72,10 @@ function f16GemvSchedule(s: Schedule, target: string): void {
 
 /** The schedules a model on Vulkan uses: GPU_SCHEDULES, and f16Gemv while it has none. */
 export const VULKAN_SCHEDULES: ScheduleTable = { f16Gemv: f16GemvSchedule, ...GPU_SCHEDULES };
-/** Kernel choices for Vulkan (llama/op-choices.ts OpChoices). */
+/**
+ * Kernel choices for Vulkan (llama/op-choices.ts OpChoices; each 7B GEMV shape's schedule is tuned
+ * through the driver: stdlib/gpu/tuned.ts TUNED.vulkan): the down projection on the one-row GEMV.
+ */
 export const VULKAN_OP_CHOICES: OpChoices = { downRowsPerThread: 1 };
 
 /** Ops compiled ahead of time for one kind of Vulkan device (its subgroup size). */

@@ -205,6 +205,68 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
         "2026-11-28: least total time over the 7B GEMV shapes, 76.2 us (bench/tune.ts, with programmatic launch)",
     },
   },
+  vulkan: {
+    "gemvRows:12288x4096": {
+      params: {
+        rows: 1,
+        lanes: 128,
+        unrollGroups: false,
+      },
+      device: "NVIDIA H200 (Vulkan)",
+      measured:
+        "2026-11-29: least time at this shape of q4GemvRows4Rms through the Vulkan driver, 19.3 us a dispatch timed from the host (bench/device/build-vulkan-bench.ts --tune, bench/results/vulkan-tune-*.json)",
+    },
+    "gemvRows:4096x4096": {
+      params: {
+        rows: 1,
+        lanes: 32,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H200 (Vulkan)",
+      measured:
+        "2026-11-29: least time at this shape of q4GemvResidualRows4 through the Vulkan driver, 9.1 us a dispatch timed from the host (bench/device/build-vulkan-bench.ts --tune, bench/results/vulkan-tune-*.json)",
+    },
+    "gemvRows:22016x4096": {
+      params: {
+        rows: 1,
+        lanes: 32,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H200 (Vulkan)",
+      measured:
+        "2026-11-29: least time at this shape of q4GateUpSiluRows2 through the Vulkan driver, 24.5 us a dispatch timed from the host (bench/device/build-vulkan-bench.ts --tune, bench/results/vulkan-tune-*.json)",
+    },
+    "gemv:4096x11008": {
+      params: {
+        rows: 4,
+        lanes: 32,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H200 (Vulkan)",
+      measured:
+        "2026-11-29: least time at this shape of q4GemvResidual through the Vulkan driver, 17.8 us a dispatch timed from the host (bench/device/build-vulkan-bench.ts --tune, bench/results/vulkan-tune-*.json)",
+    },
+    "gemvRows:4096x11008": {
+      params: {
+        rows: 1,
+        lanes: 32,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H200 (Vulkan)",
+      measured:
+        "2026-11-29: least time at this shape of q4GemvResidualRows4 through the Vulkan driver, 16.3 us a dispatch timed from the host (bench/device/build-vulkan-bench.ts --tune, bench/results/vulkan-tune-*.json)",
+    },
+    "gemvRows:32000x4096": {
+      params: {
+        rows: 1,
+        lanes: 64,
+        unrollGroups: true,
+      },
+      device: "NVIDIA H200 (Vulkan)",
+      measured:
+        "2026-11-29: least time at this shape of q4GemvF32Rows4 through the Vulkan driver, 32.5 us a dispatch timed from the host (bench/device/build-vulkan-bench.ts --tune, bench/results/vulkan-tune-*.json)",
+    },
+  },
 };
 
 /** A family's tuned parameters for a target, if the tuner has stored some. */
