@@ -213,6 +213,19 @@ export function bestPerFamily(
   return best;
 }
 
+/** Writes `table` as stdlib/gpu/tuned.ts's TUNED, in the repository's formatting (CI checks it). */
+function writeTuned(table: Record<string, Record<string, TunedEntry>>): void {
+  const tunedFile = new URL("../stdlib/gpu/tuned.ts", import.meta.url);
+  writeFileSync(tunedFile, renderTuned(table));
+  spawnSync("npx", ["prettier", "--write", tunedFile.pathname], { stdio: "ignore" });
+}
+
+/** The results file's tag for a GPU's name. */
+const gpuTag = (device: string) => {
+  const d = device.toLowerCase();
+  return d.includes("h200") ? "h200" : d.includes("h100") ? "h100" : "gpu";
+};
+
 function renderTuned(table: Record<string, Record<string, TunedEntry>>): string {
   const src = readFileSync(new URL("../stdlib/gpu/tuned.ts", import.meta.url), "utf8");
   const start = src.indexOf("export const TUNED");
@@ -297,15 +310,8 @@ function applyVulkan(files: readonly string[]): void {
     };
     console.log(`${shape}: ${JSON.stringify(b.params)} (${b.us.toFixed(1)} us, ${b.name})`);
   }
-  const tunedFile = new URL("../stdlib/gpu/tuned.ts", import.meta.url);
-  writeFileSync(tunedFile, renderTuned(table));
-  spawnSync("npx", ["prettier", "--write", tunedFile.pathname], { stdio: "ignore" });
-  const gpu = run.device.toLowerCase().includes("h200")
-    ? "h200"
-    : run.device.toLowerCase().includes("h100")
-      ? "h100"
-      : "gpu";
-  const out = new URL(`./results/vulkan-tune-${gpu}.json`, import.meta.url);
+  writeTuned(table);
+  const out = new URL(`./results/vulkan-tune-${gpuTag(run.device)}.json`, import.meta.url);
   const slim = results.map((r) => ({
     name: r.name,
     params: r.params,
@@ -389,16 +395,8 @@ function main(): void {
       };
       console.log(`${family}: ${JSON.stringify(b.params)} (${b.us.toFixed(1)} us over its shapes)`);
     }
-    const tunedFile = new URL("../stdlib/gpu/tuned.ts", import.meta.url);
-    writeFileSync(tunedFile, renderTuned(table));
-    // The repository's formatting (CI checks it).
-    spawnSync("npx", ["prettier", "--write", tunedFile.pathname], { stdio: "ignore" });
-    const gpu = run.device.toLowerCase().includes("h200")
-      ? "h200"
-      : run.device.toLowerCase().includes("h100")
-        ? "h100"
-        : "gpu";
-    const out = new URL(`./results/tune-${gpu}.json`, import.meta.url);
+    writeTuned(table);
+    const out = new URL(`./results/tune-${gpuTag(run.device)}.json`, import.meta.url);
     // A run of one family (--family) keeps the other families' timings of the file it updates.
     const family = run.family;
     const previous =
