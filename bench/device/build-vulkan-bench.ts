@@ -242,8 +242,68 @@ const VULKAN_TUNE_OPS: readonly { op: string; rowLoop: string; rms?: boolean; ch
   { op: "lmHead", rowLoop: "n4" },
 ];
 
-/** Fill bytes of a candidate's inputs: codes 7 and 3, scales 0x1111 (5.2e-4); other f16 0x2222 (0.012). */
+/**
+ * Fill bytes of a candidate's inputs: codes 7 and 3, scales 0x1111 (5.2e-4); other f16 0x2222
+ * (0.012), f32 0x3f3f3f3f (0.75).
+ */
 const TUNE_FILL: Record<string, number> = { packed: 0x37, scales: 0x11 };
+
+/** Tensors (filled per TUNE_FILL, outputs zero), scalars (eps) and bytes of a specialized op. */
+function opTensors(reference: PrimFunc): {
+  tensors: Record<string, BenchTensor>;
+  scalars: Record<string, number>;
+  bytes: number;
+} {
+  const tensors: Record<string, BenchTensor> = {};
+  const scalars: Record<string, number> = {};
+  let bytes = 0;
+  for (const p of reference.params) {
+    if (p.kind === "scalar") {
+      scalars[p.v.name] = 1e-5; // eps, the one scalar of these kernels
+      continue;
+    }
+    const shape = p.buffer.shape.map((d) => {
+      if (d.kind !== "const")
+        throw new Error(`build-vulkan-bench --tune: ${reference.name} has a symbolic shape`);
+      return d.value;
+    });
+    const out = p.buffer.name === "y" || p.buffer.name === "out";
+    const fill = TUNE_FILL[p.buffer.name] ?? (p.buffer.dtype === "f32" ? 0x3f : 0x22);
+    tensors[p.buffer.name] = { dtype: p.buffer.dtype, shape, fill: out ? 0 : fill };
+    bytes += shape.reduce((a, b) => a * b, 1) * bytesOf(p.buffer.dtype);
+  }
+  return { tensors, scalars, bytes };
+}
+
+/**
+ * The small ops that precede GEMVs in the Vulkan 7B step (RMSNorm before gate/up, the attention's
+ * combination before O), as entries for --sequence: is a GEMV slower after them than alone?
+ */
+function precedingOpEntries(
+  compile: (f: PrimFunc) => { artifact: VulkanArtifact; spirv: SpirvStats },
+  references: Record<string, FuncJson>,
+): BenchEntry[] {
+  const ops = llamaOps(LLAMA2_7B, "q4f16_1", VULKAN_SCHEDULES, VULKAN_OP_CHOICES).decode;
+  return ["rmsNorm", "attentionCombine"].map((op) => {
+    const spec = ops[op]!;
+    const reference = specializedFunc(spec);
+    references[spec.key] = funcToJson(reference);
+    const { tensors, scalars, bytes } = opTensors(reference);
+    return {
+      name: `${op} (model)`,
+      kernel: spec.kernel.name,
+      kind: "stream" as const,
+      params: { op },
+      model: true,
+      ...compile(scheduledFunc(spec, "vulkan")),
+      tensors,
+      rotate: [],
+      ...(Object.keys(scalars).length ? { scalars } : {}),
+      bytes,
+      check: { reference: spec.key, symbols: {} },
+    };
+  });
+}
 
 function tuneEntries(
   compile: (f: PrimFunc) => { artifact: VulkanArtifact; spirv: SpirvStats },
@@ -258,26 +318,7 @@ function tuneEntries(
     const reference = specializedFunc(base);
     const refKey = base.key;
     references[refKey] = funcToJson(reference);
-    const tensors: Record<string, BenchTensor> = {};
-    const scalars: Record<string, number> = {};
-    let bytes = 0;
-    for (const p of reference.params) {
-      if (p.kind === "scalar") {
-        scalars[p.v.name] = 1e-5; // eps, the one scalar of these kernels
-        continue;
-      }
-      const shape = p.buffer.shape.map((d) => {
-        if (d.kind !== "const") throw new Error(`build-vulkan-bench --tune: ${refKey} has a symbolic shape`);
-        return d.value;
-      });
-      const out = p.buffer.name === "y" || p.buffer.name === "out";
-      tensors[p.buffer.name] = {
-        dtype: p.buffer.dtype,
-        shape,
-        fill: out ? 0 : (TUNE_FILL[p.buffer.name] ?? 0x22),
-      };
-      bytes += shape.reduce((a, b) => a * b, 1) * bytesOf(p.buffer.dtype);
-    }
+    const { tensors, scalars, bytes } = opTensors(reference);
     const packed = tensors.packed!.shape;
     const [n, k] = [packed[0]!, packed[1]! * 8];
     const family = rowLoop === "n" || rowLoop === "i" ? "gemv" : "gemvRows";
@@ -354,7 +395,7 @@ function main(): void {
       format: "tkc-vulkan-bench",
       subgroupSize: sg,
       small: false,
-      entries: tuneEntries(compile, references, sg),
+      entries: [...tuneEntries(compile, references, sg), ...precedingOpEntries(compile, references)],
       references,
       copyBufferBytes: 0,
     };

@@ -3,7 +3,7 @@
 // slower than the same kernels through CUDA (bench/device/gemv.ts is the CUDA twin).
 //
 //   bash bench/device/run.sh vulkan-bench [--reps N] [--repeats N] [--copies-mib N] [--warm-ms MS] [--only SUBSTRING]
-//                                         [--sequence NAME,NAME,... [--layers N]]
+//                                         [--sequence NAME,NAME,...[;NAME,...] [--layers N]]
 //                                         [--no-stats] [--no-internal]
 //
 // The kernels are .device/kernels/vulkan-bench-sg<N>.json.gz for the device's subgroup size N, built
@@ -247,13 +247,13 @@ function main(): number {
      */
     const timeSequence = (names: string[]) => {
       const layers = Number(values.layers);
-      const picked = names.map((n) => {
-        const e = lib.entries.find((x) => x.name === n);
-        if (!e) throw new Error(`--sequence: no entry named "${n}"`);
-        return e;
-      });
       const buffers: GpuBuffer[] = [];
       try {
+        const picked = names.map((n) => {
+          const e = lib.entries.find((x) => x.name === n);
+          if (!e) throw new Error(`--sequence: no entry named "${n}"`);
+          return e;
+        });
         const kernels = picked.map((e) => vulkanKernel(rt, e.artifact));
         const tensor = (t: VulkanBenchFile["entries"][number]["tensors"][string]): DeviceTensor => {
           const buffer = filled(rt, t.shape.reduce((x, y) => x * y, 1) * bytesOf(t.dtype), t.fill);
@@ -426,7 +426,7 @@ function main(): number {
       save();
     }
     release();
-    if (values.sequence) report.sequence = timeSequence(values.sequence.split(","));
+    if (values.sequence) report.sequences = values.sequence.split(";").map((q) => timeSequence(q.split(",")));
   } finally {
     rt.destroy();
   }
