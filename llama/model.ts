@@ -4,7 +4,7 @@
  * as one recorded launch sequence (a CUDA graph on NVIDIA) whose per-step values (token id,
  * position) live in device memory, and prefill through GEMM kernels.
  */
-import { fromF16Array, toF16Array } from "../dsl/dtypes.ts";
+import { bytesOf, fromF16Array, toF16Array, type DType } from "../dsl/dtypes.ts";
 import { headDim, kvDim, validateConfig, type LlamaConfig } from "./config.ts";
 import { checkedGreedyTokens, type LanguageModel } from "./generate.ts";
 import type { LlamaWeights } from "./weights/types.ts";
@@ -45,7 +45,25 @@ export interface KernelLlamaOptions {
    * records each step alone.
    */
   readonly greedyGraphSteps?: number;
+  /**
+   * Each kind of per-layer tensor (a weight matrix's codes or scales, a norm's weights, the key or
+   * value cache) in one device tensor for all layers, each layer's a view at a multiple of
+   * LAYER_VIEW_ALIGN bytes (true), instead of a tensor a layer (false, the default): a handful of
+   * buffers instead of hundreds. NVIDIA's Vulkan driver ran the 7B step's kernels in turn 2.4-2.8x
+   * slower over 32 layers of separately allocated weights than over 24
+   * (bench/results/vulkan-sequence-h200.json); whether this layout avoids that is not yet measured.
+   */
+  readonly sharedLayerBuffers?: boolean;
 }
+
+/**
+ * Where a layer's view starts within a shared per-layer tensor (sharedLayerBuffers): a multiple of
+ * Vulkan's largest minStorageBufferOffsetAlignment (256 bytes), so every view binds in place.
+ */
+export const LAYER_VIEW_ALIGN = 256;
+
+/** Per-layer weight matrices (the others, the LM head and the embedding, have one instance). */
+const LAYER_MATRICES: readonly MatrixName[] = ["qkv", "o", "gateUp", "down"];
 
 /**
  * Greedy steps run back to back per host wait on GPUs: each wait costs the GPU about 50 µs idle
@@ -72,6 +90,8 @@ export class KernelLlama implements LanguageModel {
    * starts a graph: inside one, each step's first kernel launches early (programmatic launch). */
   private greedyBatchRecording?: Recording;
   private prefillBuffers?: { t: number; bufs: Record<string, DeviceTensor> };
+  /** With sharedLayerBuffers: each per-layer tensor kind's tensor and its elements a layer. */
+  private readonly layerSlabs = new Map<string, { t: DeviceTensor; stride: number }>();
 
   constructor(
     private readonly device: Device,
@@ -95,17 +115,22 @@ export class KernelLlama implements LanguageModel {
     const d = device;
     const fmt = options.format;
     const actDtype = fmt === "f32" ? "f32" : "f16";
-    const vec = (x: Float32Array) => this.upload(actDtype, [x.length], x);
+    const vec = (x: Float32Array) => this.upload(d.tensor(actDtype, [x.length]), x);
+    const layerVec = (name: "attnNorm" | "ffnNorm", i: number) => {
+      const x = src.vector(name, i);
+      return this.upload(this.layerTensor(name, actDtype, [x.length], i), x);
+    };
+    const cacheShape = [c.contextLength, c.nKvHeads, headDim(c)];
     for (let i = 0; i < c.nLayers; i++) {
       this.layers.push({
-        attnNorm: vec(src.vector("attnNorm", i)),
-        ffnNorm: vec(src.vector("ffnNorm", i)),
+        attnNorm: layerVec("attnNorm", i),
+        ffnNorm: layerVec("ffnNorm", i),
         qkv: this.matrix(src, "qkv", i),
         o: this.matrix(src, "o", i),
         gateUp: this.matrix(src, "gateUp", i),
         down: this.matrix(src, "down", i),
-        kCache: d.tensor(actDtype, [c.contextLength, c.nKvHeads, headDim(c)]),
-        vCache: d.tensor(actDtype, [c.contextLength, c.nKvHeads, headDim(c)]),
+        kCache: this.layerTensor("kCache", actDtype, cacheShape, i),
+        vCache: this.layerTensor("vCache", actDtype, cacheShape, i),
       });
     }
     this.finalNorm = vec(src.vector("finalNorm", 0));
@@ -148,18 +173,38 @@ export class KernelLlama implements LanguageModel {
     a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
   }
 
-  private upload(dtype: "f16" | "f32", shape: number[], x: Float32Array): DeviceTensor {
-    const t = this.device.tensor(dtype, shape);
-    this.device.write(t, dtype === "f16" ? toF16Array(x) : x);
+  /** Writes `x` into `t` (an f16 or f32 tensor) and returns it. */
+  private upload(t: DeviceTensor, x: Float32Array): DeviceTensor {
+    this.device.write(t, t.dtype === "f16" ? toF16Array(x) : x);
     return t;
+  }
+
+  /**
+   * Layer `layer`'s tensor of a per-layer kind: a tensor of its own, or with sharedLayerBuffers a
+   * view of the kind's one tensor for all layers.
+   */
+  private layerTensor(kind: string, dtype: DType, shape: readonly number[], layer: number): DeviceTensor {
+    if (!this.options.sharedLayerBuffers) return this.device.tensor(dtype, shape);
+    let slab = this.layerSlabs.get(kind);
+    if (!slab) {
+      const bytes = shape.reduce((a, b) => a * b, 1) * bytesOf(dtype);
+      const stride = (Math.ceil(bytes / LAYER_VIEW_ALIGN) * LAYER_VIEW_ALIGN) / bytesOf(dtype);
+      slab = { t: this.device.tensor(dtype, [this.config.nLayers * stride]), stride };
+      this.layerSlabs.set(kind, slab);
+    }
+    return this.device.view(slab.t, shape, layer * slab.stride);
   }
 
   private matrix(src: WeightSource, name: MatrixName, layer: number): Matrix {
     const [n, k] = matrixShape(this.config, name);
+    const tensor = (part: string, dtype: DType, shape: number[]) =>
+      LAYER_MATRICES.includes(name)
+        ? this.layerTensor(`${name}.${part}`, dtype, shape, layer)
+        : this.device.tensor(dtype, shape);
     if (this.options.format === "q4f16_1") {
       const q = src.matrixQ4(name, layer);
-      const packed = this.device.tensor("u32", [n, k / 8]);
-      const scales = this.device.tensor("f16", [n, k / 32]);
+      const packed = tensor("packed", "u32", [n, k / 8]);
+      const scales = tensor("scales", "f16", [n, k / 32]);
       this.device.write(packed, q.packed);
       this.device.write(scales, q.scales);
       return { packed, scales, n, k };
@@ -168,14 +213,14 @@ export class KernelLlama implements LanguageModel {
       const bits = src.matrixF16(name, layer);
       if (bits.length !== n * k)
         throw new Error(`tkc: the ${name} weight of ${bits.length} elements is not [${n}, ${k}]`);
-      const t = this.device.tensor("f16", [n, k]);
+      const t = tensor("w", "f16", [n, k]);
       this.device.write(t, bits);
       return { w: t, n, k };
     }
     const w = src.matrixF32(name, layer);
     if (w.length !== n * k)
       throw new Error(`tkc: the ${name} weight of ${w.length} elements is not [${n}, ${k}]`);
-    return { w: this.upload(this.options.format === "f16" ? "f16" : "f32", [n, k], w), n, k };
+    return { w: this.upload(tensor("w", this.options.format === "f16" ? "f16" : "f32", [n, k]), w), n, k };
   }
 
   private op(spec: OpSpec): Op {

@@ -3,7 +3,7 @@
 // slower than the same kernels through CUDA (bench/device/gemv.ts is the CUDA twin).
 //
 //   bash bench/device/run.sh vulkan-bench [--reps N] [--repeats N] [--copies-mib N] [--warm-ms MS] [--only SUBSTRING]
-//                                         [--sequence NAME,NAME,...[;NAME,...] [--layers N]]
+//                                         [--sequence NAME,NAME,...[;NAME,...] [--layers N] [--shared-weights]]
 //                                         [--no-stats] [--no-internal]
 //
 // The kernels are .device/kernels/vulkan-bench-sg<N>.json.gz for the device's subgroup size N, built
@@ -114,6 +114,7 @@ function main(): number {
       "warm-ms": { type: "string", default: "200" },
       sequence: { type: "string" },
       layers: { type: "string", default: "32" },
+      "shared-weights": { type: "boolean", default: false },
       seed: { type: "string", default: "7" },
       only: { type: "string" },
       "no-stats": { type: "boolean", default: false },
@@ -260,15 +261,31 @@ function main(): number {
           buffers.push(buffer);
           return { dtype: t.dtype, shape: t.shape, buffer };
         };
+        // --shared-weights: each weight tensor's copies for all layers in one buffer, a layer's
+        // at a 256-byte multiple (as KernelLlama's sharedLayerBuffers lays the model out).
+        const layerCopies = (t: VulkanBenchFile["entries"][number]["tensors"][string]): DeviceTensor[] => {
+          if (!values["shared-weights"]) return Array.from({ length: layers }, () => tensor(t));
+          const bytes = t.shape.reduce((x, y) => x * y, 1) * bytesOf(t.dtype);
+          const stride = Math.ceil(bytes / 256) * 256;
+          const buffer = filled(rt, stride * layers, t.fill);
+          buffers.push(buffer);
+          return Array.from({ length: layers }, (_, l) => ({
+            dtype: t.dtype,
+            shape: t.shape,
+            buffer,
+            offset: l * stride,
+          }));
+        };
         const sets = picked.map((e) => {
           const shared = Object.fromEntries(
             Object.entries(e.tensors)
               .filter(([n]) => !e.rotate.includes(n))
               .map(([n, t]) => [n, tensor(t)]),
           );
-          return Array.from({ length: layers }, () => ({
+          const rotated = e.rotate.map((n) => [n, layerCopies(e.tensors[n]!)] as const);
+          return Array.from({ length: layers }, (_, l) => ({
             ...shared,
-            ...Object.fromEntries(e.rotate.map((n) => [n, tensor(e.tensors[n]!)])),
+            ...Object.fromEntries(rotated.map(([n, copies]) => [n, copies[l]!])),
           }));
         });
         const dispatch = (i: number, l: number): Command => ({
@@ -297,7 +314,14 @@ function main(): number {
           console.log(
             `  ${x.name.padEnd(44)} ${x.overLayersUs.toFixed(2)} us over ${layers} copies, ${x.aloneUs?.toFixed(2) ?? "-"} us over the entry's copies`,
           );
-        return { names, layers, roundUs, sumOverLayersUs: sumOverLayers, each };
+        return {
+          names,
+          layers,
+          sharedWeights: !!values["shared-weights"],
+          roundUs,
+          sumOverLayersUs: sumOverLayers,
+          each,
+        };
       } catch (err) {
         failed++;
         console.log(`ERROR    sequence: ${message(err)}`);

@@ -13,6 +13,8 @@
 //     1, bytes read per token and the bandwidth that implies (and the fraction of the CUDA copy
 //     bandwidth when libcuda is there); prefill of --prefill tokens;
 //  3. where a 7B decode step's GPU time goes: per-launch timestamps of one replay at position 256.
+// --shared-layer-buffers builds the 7B model with its per-layer tensors in shared buffers
+// (KernelLlama's sharedLayerBuffers).
 // Writes $OUT/vulkan.json after every phase (a later failure keeps the earlier numbers). Exit
 // status: 0, 1 when the stories15M text differs, 2 when there is no usable Vulkan device or a phase
 // failed.
@@ -118,6 +120,8 @@ async function run(opts: {
   storiesTokens: number;
   /** Greedy steps a recording holds (KernelLlama's greedyGraphSteps; undefined: its default). */
   greedyGraphSteps?: number;
+  /** The 7B model's per-layer tensors in shared buffers (KernelLlama's sharedLayerBuffers). */
+  sharedLayerBuffers?: boolean;
   models: string[];
 }): Promise<number> {
   const started = performance.now();
@@ -205,6 +209,7 @@ async function run(opts: {
         format: "q4f16_1",
         schedules: device.schedules,
         opChoices: device.opChoices,
+        ...(opts.sharedLayerBuffers ? { sharedLayerBuffers: true } : {}),
       });
       const uploadS = (performance.now() - t0) / 1e3;
       console.log(`7B weights made and uploaded in ${uploadS.toFixed(1)} s`);
@@ -235,7 +240,7 @@ async function run(opts: {
         `7B q4f16_1 decode on Vulkan: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens (${decode.msPerToken.toFixed(2)} ms/token); ${(bytes / 1e9).toFixed(2)} GB/token = ${decode.effectiveGBs.toFixed(0)} GB/s` +
           (copy ? `; ${(100 * decode.fractionOfRoofline!).toFixed(1)}% of the copy roofline` : ""),
       );
-      result.llama2_7b_q4 = { decode };
+      result.llama2_7b_q4 = { decode, sharedLayerBuffers: opts.sharedLayerBuffers ?? false };
       save();
       if (opts.prefill > 0) {
         const prompt = Array.from({ length: opts.prefill }, (_, i) => 1 + ((i * 7919) % 31999));
@@ -246,7 +251,11 @@ async function run(opts: {
         console.log(
           `7B q4f16_1 prefill of ${opts.prefill} tokens on Vulkan: ${(opts.prefill / prefillS).toFixed(1)} tok/s`,
         );
-        result.llama2_7b_q4 = { decode, prefill: { tokens: opts.prefill, tokPerS: opts.prefill / prefillS } };
+        result.llama2_7b_q4 = {
+          decode,
+          sharedLayerBuffers: opts.sharedLayerBuffers ?? false,
+          prefill: { tokens: opts.prefill, tokPerS: opts.prefill / prefillS },
+        };
       }
       model.dispose();
     } catch (e) {
@@ -267,6 +276,7 @@ async function run(opts: {
         format: "q4f16_1",
         schedules: device.schedules,
         opChoices: device.opChoices,
+        ...(opts.sharedLayerBuffers ? { sharedLayerBuffers: true } : {}),
       });
       const pos = 256;
       const byOp = new Map<string, { ns: number; launches: number }>();
@@ -318,6 +328,7 @@ async function main(): Promise<number> {
       "stories-tokens": { type: "string", default: "256" },
       models: { type: "string", default: "stories15M,7b" },
       "greedy-graph-steps": { type: "string" },
+      "shared-layer-buffers": { type: "boolean", default: false },
     },
   });
   if (values.build !== undefined) {
@@ -338,6 +349,7 @@ async function main(): Promise<number> {
     storiesTokens: Number(values["stories-tokens"]),
     models: values.models!.split(","),
     ...(values["greedy-graph-steps"] ? { greedyGraphSteps: Number(values["greedy-graph-steps"]) } : {}),
+    ...(values["shared-layer-buffers"] ? { sharedLayerBuffers: true } : {}),
   });
 }
 

@@ -5,13 +5,16 @@
 import { describe, expect, test } from "vitest";
 import { loadBundledStories15M } from "../../llama/bundled.ts";
 import { ReferenceLlama } from "../../llama/reference.ts";
-import { KernelLlama } from "../../llama/model.ts";
+import { KernelLlama, LAYER_VIEW_ALIGN } from "../../llama/model.ts";
+import type { Device, DeviceTensor } from "../../llama/device/types.ts";
+import { bytesOf } from "../../dsl/dtypes.ts";
 import { createCpuDevice } from "../../llama/device/cpu.ts";
 import { dequantizeQ4f16_1, quantizeQ4f16_1 } from "../../llama/quant/q4f16_1.ts";
 import { generate, generateText, type LanguageModel } from "../../llama/generate.ts";
 import type { LlamaWeights } from "../../llama/weights/types.ts";
 import { syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
+import { randomWeights } from "./helpers/random-weights.ts";
 import { gateUpCut, llamaOps } from "../../llama/ops.ts";
 import { CUDA_OP_CHOICES, cudaOpChoices } from "../../llama/op-choices.ts";
 
@@ -447,4 +450,55 @@ describe("synthetic f16 weights (the 7B f16 benchmark's)", () => {
     expect(a.some((v) => v !== 0)).toBe(true);
     expect(Array.from(a)).toEqual(Array.from(b));
   });
+});
+
+describe("per-layer tensors in shared buffers (sharedLayerBuffers)", () => {
+  /** The CPU device, noting the tensors it allocates and, while `noting`, the views into them. */
+  function countingDevice() {
+    const d = createCpuDevice();
+    const allocated: DeviceTensor[] = [];
+    const viewBytes = new Map<DeviceTensor, number[]>();
+    const noted = { noting: true };
+    const device: Device = {
+      ...d,
+      tensor(dtype, shape) {
+        const t = d.tensor(dtype, shape);
+        allocated.push(t);
+        return t;
+      },
+      view(t, shape, offset = 0) {
+        if (noted.noting) viewBytes.set(t, [...(viewBytes.get(t) ?? []), offset * bytesOf(t.dtype)]);
+        return d.view(t, shape, offset);
+      },
+    };
+    return { device, allocated, viewBytes, noted };
+  }
+
+  test.each(["q4f16_1", "f32"] as const)(
+    "%s: the same logits and greedy tokens as a tensor a layer; a handful of tensors, views at 256-byte multiples",
+    (format) => {
+      // 5 layers: while the model is built, a shared tensor gets 5 views, an activation 3 at most.
+      const config = { ...TINY_GQA, vocabSize: 64, contextLength: 40, nLayers: 5 };
+      // A source each: syntheticQ4 draws its weights as they are asked for.
+      const src = () => (format === "q4f16_1" ? syntheticQ4(config, 11) : randomWeights(config, 11));
+      const separate = countingDevice();
+      const shared = countingDevice();
+      const a = new KernelLlama(separate.device, src(), { format });
+      const b = new KernelLlama(shared.device, src(), { format, sharedLayerBuffers: true });
+      shared.noted.noting = false;
+      // 4 matrices (2 tensors each in q4f16_1), 2 norms and 2 caches a layer.
+      const perLayer = format === "q4f16_1" ? 12 : 8;
+      expect(separate.allocated.length - shared.allocated.length).toBe(perLayer * (config.nLayers - 1));
+      const slabs = shared.allocated.filter((t) => (shared.viewBytes.get(t) ?? []).length === config.nLayers);
+      expect(slabs.length).toBe(perLayer);
+      for (const t of slabs)
+        expect(shared.viewBytes.get(t)!.filter((o) => o % LAYER_VIEW_ALIGN !== 0)).toEqual([]);
+      expect(Array.from(b.decode(3, 0))).toEqual(Array.from(a.decode(3, 0)));
+      const prompt = [5, 9, 2, 7];
+      b.prefill(prompt, 1);
+      a.prefill(prompt, 1);
+      expect(Array.from(b.decode(4, 5))).toEqual(Array.from(a.decode(4, 5)));
+      expect(Array.from(b.decodeGreedy(6, 6, 4))).toEqual(Array.from(a.decodeGreedy(6, 6, 4)));
+    },
+  );
 });

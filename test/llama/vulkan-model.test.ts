@@ -100,23 +100,45 @@ describe.skipIf(!rt)("the Vulkan device", () => {
       d.dispose();
     }
   });
-});
 
-test("a decode step binds the token, position and length in place: no launch reads them through a copy", () => {
-  const device = createVulkanDevice({ runtime: rt!, timestamps: true });
-  try {
-    const model = new KernelLlama(device, weights, { format: "q4f16_1", schedules: device.schedules });
-    const [token, next] = model.decodeGreedy(TOKENS[0]!, 0, 2);
-    expect(token).toBeGreaterThanOrEqual(0);
-    expect(next).toBeGreaterThanOrEqual(0);
-    const keys = device.lastReplay!.launches.map((l) => l.key);
-    expect(keys.some((k) => k.startsWith("attnsplit1"))).toBe(true);
-    // lavapipe's subgroups of 8 still stage the in-place residual GEMVs' reads (the aliasing
-    // rule in llama/device/vulkan.ts); the attention and the cache append read the step's words.
-    expect(keys.filter((k) => /^copy:(ropeappend|attn|embed|recordtoken)/.test(k))).toEqual([]);
-  } finally {
-    device.dispose();
-  }
+  test("a decode step binds the token, position and length in place: no launch reads them through a copy", () => {
+    const device = createVulkanDevice({ runtime: rt!, timestamps: true });
+    try {
+      const model = new KernelLlama(device, weights, { format: "q4f16_1", schedules: device.schedules });
+      const [token, next] = model.decodeGreedy(TOKENS[0]!, 0, 2);
+      expect(token).toBeGreaterThanOrEqual(0);
+      expect(next).toBeGreaterThanOrEqual(0);
+      const keys = device.lastReplay!.launches.map((l) => l.key);
+      expect(keys.some((k) => k.startsWith("attnsplit1"))).toBe(true);
+      // lavapipe's subgroups of 8 still stage the in-place residual GEMVs' reads (the aliasing
+      // rule in llama/device/vulkan.ts); the attention and the cache append read the step's words.
+      expect(keys.filter((k) => /^copy:(ropeappend|attn|embed|recordtoken)/.test(k))).toEqual([]);
+    } finally {
+      device.dispose();
+    }
+  });
+
+  test("per-layer tensors in shared buffers (sharedLayerBuffers): the same logits, bound in place", () => {
+    const run = (sharedLayerBuffers: boolean) => {
+      const device = createVulkanDevice({ runtime: rt!, timestamps: true });
+      try {
+        const model = new KernelLlama(device, weights, {
+          format: "q4f16_1",
+          schedules: device.schedules,
+          sharedLayerBuffers,
+        });
+        const logits = [model.decode(TOKENS[0]!, 0), model.decode(TOKENS[1]!, 1)].map((x) => Array.from(x));
+        const copies = device.lastReplay!.launches.filter((l) => l.key.startsWith("copy:")).length;
+        return { logits, copies };
+      } finally {
+        device.dispose();
+      }
+    };
+    const separate = run(false);
+    const shared = run(true);
+    expect(shared.logits).toEqual(separate.logits);
+    expect(shared.copies).toBe(separate.copies);
+  });
 });
 
 describe.skipIf(!rt)("stories15M on the Vulkan device against the CPU device", () => {
