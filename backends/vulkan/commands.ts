@@ -37,6 +37,9 @@ export interface Dispatch {
   /** Byte offset at which each binding starts in its buffer (default 0): a sub-range binding, for
    *  tensor views. Each must be a multiple of minStorageBufferOffsetAlignment. */
   offsets?: readonly number[];
+  /** Bytes each binding's view spans (default: to its buffer's end): where the pipeline takes
+   *  dynamic offsets, dispatches over the same buffers and spans share one descriptor set. */
+  ranges?: readonly number[];
   /** Push-constant bytes, exactly `pipeline.pushConstantBytes` long. */
   push?: ArrayBufferView;
   /** Workgroup counts: x, or [x, y, z]. */
@@ -190,7 +193,7 @@ export function record(
   const prepared = dispatches.map((d, i) => {
     if (isCopy(d)) {
       checkCopy(d, i);
-      return { d, groups: [0, 0, 0] as [number, number, number], set: null };
+      return { d, groups: [0, 0, 0] as [number, number, number], set: undefined };
     }
     const p = d.pipeline;
     if (d.buffers.length !== p.bindings) {
@@ -207,7 +210,11 @@ export function record(
         `dispatch ${i} of "${p.name}": ${push} push-constant bytes given, pipeline takes ${p.pushConstantBytes}`,
       );
     }
-    return { d, groups: groupCounts(d, info), set: pipelines.descriptorSet(p, d.buffers, d.offsets) };
+    return {
+      d,
+      groups: groupCounts(d, info),
+      set: pipelines.descriptorSet(p, d.buffers, d.offsets, d.ranges),
+    };
   });
   const { cmd, fence } = allocCommandBuffer(ctx);
   let queryPool: unknown = null;
@@ -258,7 +265,17 @@ export function record(
     const p = d.pipeline;
     if (bound !== p) vk.vkCmdBindPipeline(cmd, BIND_POINT_COMPUTE, p.handle);
     bound = p;
-    vk.vkCmdBindDescriptorSets(cmd, BIND_POINT_COMPUTE, p.layout, 0, 1, [set], 0, null);
+    const dyn = set!.dynamicOffsets;
+    vk.vkCmdBindDescriptorSets(
+      cmd,
+      BIND_POINT_COMPUTE,
+      p.layout,
+      0,
+      1,
+      [set!.set],
+      dyn?.length ?? 0,
+      dyn?.length ? new Uint32Array(dyn) : null,
+    );
     if (d.push && p.pushConstantBytes > 0) {
       const bytes = new Uint8Array(d.push.buffer, d.push.byteOffset, d.push.byteLength);
       vk.vkCmdPushConstants(cmd, p.layout, 0x20, 0, bytes.length, bytes);

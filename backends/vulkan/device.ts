@@ -56,6 +56,8 @@ export interface DeviceInfo {
     maxPushConstantsSize: number;
     maxStorageBufferRange: number;
     maxPerStageDescriptorStorageBuffers: number;
+    /** Storage buffers with dynamic offsets a descriptor set may hold (VulkanRuntimeOptions.dynamicOffsets). */
+    maxDescriptorSetStorageBuffersDynamic: number;
     minStorageBufferOffsetAlignment: number;
     /** Nanoseconds per timestamp tick. */
     timestampPeriod: number;
@@ -174,6 +176,7 @@ export function describeDevice(vk: VkApi, pd: unknown, index: number): DeviceInf
       maxPushConstantsSize: lim.maxPushConstantsSize as number,
       maxStorageBufferRange: lim.maxStorageBufferRange as number,
       maxPerStageDescriptorStorageBuffers: lim.maxPerStageDescriptorStorageBuffers as number,
+      maxDescriptorSetStorageBuffersDynamic: lim.maxDescriptorSetStorageBuffersDynamic as number,
       minStorageBufferOffsetAlignment: Number(lim.minStorageBufferOffsetAlignment),
       timestampPeriod: lim.timestampPeriod as number,
     },

@@ -246,10 +246,17 @@ export function vulkanKernel(
       return t;
     });
     const offsets = bound.some((t) => t.offset) ? bound.map((t) => t.offset ?? 0) : undefined;
+    // Whole 16-byte words: kernels read read-only buffers through a uvec4 view.
+    const ranges = pipeline.dynamic
+      ? bound.map((t) =>
+          Math.max(16, Math.ceil((t.shape.reduce((a, b) => a * b, 1) * bytesOf(t.dtype)) / 16) * 16),
+        )
+      : undefined;
     return {
       pipeline,
       buffers: bound.map((t) => t.buffer),
       ...(offsets ? { offsets } : {}),
+      ...(ranges ? { ranges } : {}),
       ...(push ? { push } : {}),
       groups: grid,
     };

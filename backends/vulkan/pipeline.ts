@@ -13,6 +13,7 @@ import type { GpuBuffer } from "./memory.ts";
 
 const STAGE_COMPUTE = 0x20;
 const DESCRIPTOR_STORAGE_BUFFER = 7;
+const DESCRIPTOR_STORAGE_BUFFER_DYNAMIC = 9;
 const POOL_SETS = 256;
 const POOL_DESCRIPTORS = 2048;
 
@@ -41,6 +42,14 @@ export interface Pipeline {
   readonly layout: unknown;
   readonly setLayout: unknown;
   readonly module: unknown;
+  /** Its bindings take dynamic offsets (VulkanRuntimeOptions.dynamicOffsets). */
+  readonly dynamic: boolean;
+}
+
+/** A descriptor set to bind for a dispatch, and the dynamic offsets to bind it with. */
+export interface BoundSet {
+  readonly set: unknown;
+  readonly dynamicOffsets: readonly number[] | undefined;
 }
 
 // What each SPIR-V capability needs from the device (features or subgroup operation classes).
@@ -76,8 +85,12 @@ export class Pipelines {
   private pools: unknown[] = [];
   private poolSetsLeft = 0;
   private poolDescriptorsLeft = 0;
+  private allocated = 0;
 
-  constructor(private readonly ctx: Context) {}
+  constructor(
+    private readonly ctx: Context,
+    private readonly dynamicOffsets = false,
+  ) {}
 
   /** Checks the module against the options and the device; returns the resolved binding count. */
   private checkModule(o: PipelineOptions, r: SpirvReflection, name: string): number {
@@ -159,6 +172,10 @@ export class Pipelines {
     }
     const bindings = this.checkModule(o, r, name);
     const push = o.pushConstantBytes ?? 0;
+    const dynamic =
+      this.dynamicOffsets &&
+      bindings > 0 &&
+      bindings <= this.ctx.info.limits.maxDescriptorSetStorageBuffersDynamic;
     const { vk, device } = this.ctx;
     const a = new Arena();
     const out = () => [null] as unknown[];
@@ -177,7 +194,7 @@ export class Pipelines {
       );
       const layoutBindings = Array.from({ length: bindings }, (_, i) => ({
         binding: i,
-        descriptorType: DESCRIPTOR_STORAGE_BUFFER,
+        descriptorType: dynamic ? DESCRIPTOR_STORAGE_BUFFER_DYNAMIC : DESCRIPTOR_STORAGE_BUFFER,
         descriptorCount: 1,
         stageFlags: STAGE_COMPUTE,
       }));
@@ -237,6 +254,7 @@ export class Pipelines {
       layout: layout[0],
       setLayout: setLayout[0],
       module: mod[0],
+      dynamic,
     };
     this.cache.set(key, p);
     return p;
@@ -244,15 +262,15 @@ export class Pipelines {
 
   private newPool(): void {
     const a = new Arena();
-    const sizes = a.struct("VkDescriptorPoolSize", {
-      type: DESCRIPTOR_STORAGE_BUFFER,
-      descriptorCount: POOL_DESCRIPTORS,
-    });
+    const sizes = a.array("VkDescriptorPoolSize", [
+      { type: DESCRIPTOR_STORAGE_BUFFER, descriptorCount: POOL_DESCRIPTORS },
+      { type: DESCRIPTOR_STORAGE_BUFFER_DYNAMIC, descriptorCount: POOL_DESCRIPTORS },
+    ]);
     const pool = [null];
     const info = a.struct("VkDescriptorPoolCreateInfo", {
       sType: 33,
       maxSets: POOL_SETS,
-      poolSizeCount: 1,
+      poolSizeCount: 2,
       pPoolSizes: sizes,
     });
     check("vkCreateDescriptorPool", this.ctx.vk.vkCreateDescriptorPool(this.ctx.device, info, null, pool));
@@ -262,12 +280,36 @@ export class Pipelines {
   }
 
   /**
-   * A descriptor set binding `buffers` to `p` (binding k from byte `offsets[k]` to the buffer's
-   * end; default 0), allocated once per (layout, buffers, offsets) and reused.
+   * The descriptor set binding `buffers` to `p`, binding k from byte `offsets[k]` (default 0):
+   * allocated once per (layout, buffers, offsets) and reused. Where `p` takes dynamic offsets the
+   * set binds each buffer from 0 over `ranges[k]` bytes (default: the whole buffer) and is shared
+   * by every dispatch over those buffers and ranges, the offsets given when it is bound.
    */
-  descriptorSet(p: Pipeline, buffers: readonly GpuBuffer[], offsets?: readonly number[]): unknown {
+  descriptorSet(
+    p: Pipeline,
+    buffers: readonly GpuBuffer[],
+    offsets?: readonly number[],
+    ranges?: readonly number[],
+  ): BoundSet {
+    if (!p.dynamic) return { set: this.allocateSet(p, buffers, offsets), dynamicOffsets: undefined };
+    const dynamicOffsets = buffers.map((_, i) => offsets?.[i] ?? 0);
+    // A range no dispatch's offset pushes past its buffer's end: the view's bytes, or the rest.
+    const range = buffers.map((b, i) => Math.min(ranges?.[i] ?? b.size, b.size - dynamicOffsets[i]!));
+    return { set: this.allocateSet(p, buffers, undefined, range), dynamicOffsets };
+  }
+
+  /** A set binding `buffers` to `p` from `offsets[k]` over `ranges[k]` bytes (default: to the end). */
+  private allocateSet(
+    p: Pipeline,
+    buffers: readonly GpuBuffer[],
+    offsets?: readonly number[],
+    ranges?: readonly number[],
+  ): unknown {
     const at = (i: number) => offsets?.[i] ?? 0;
-    const key = `${p.id}:${buffers.map((b, i) => (at(i) ? `${b.id}@${at(i)}` : b.id)).join(",")}`;
+    const span = (i: number) => ranges?.[i] ?? buffers[i]!.size - at(i);
+    const key = `${p.id}:${buffers
+      .map((b, i) => `${b.id}${at(i) ? `@${at(i)}` : ""}${ranges ? `+${span(i)}` : ""}`)
+      .join(",")}`;
     const hit = this.sets.get(key);
     if (hit) return hit;
     if (buffers.length > POOL_DESCRIPTORS)
@@ -285,23 +327,29 @@ export class Pipelines {
     check("vkAllocateDescriptorSets", vk.vkAllocateDescriptorSets(device, alloc, set), p.name);
     this.poolSetsLeft -= 1;
     this.poolDescriptorsLeft -= buffers.length;
+    this.allocated++;
     if (buffers.length > 0) {
       const writes = buffers.map((b, i) => ({
         sType: 35,
         dstSet: set[0],
         dstBinding: i,
         descriptorCount: 1,
-        descriptorType: DESCRIPTOR_STORAGE_BUFFER,
+        descriptorType: p.dynamic ? DESCRIPTOR_STORAGE_BUFFER_DYNAMIC : DESCRIPTOR_STORAGE_BUFFER,
         pBufferInfo: a.struct("VkDescriptorBufferInfo", {
           buffer: b.handle,
           offset: at(i),
-          range: b.size - at(i),
+          range: span(i),
         }),
       }));
       vk.vkUpdateDescriptorSets(device, writes.length, a.array("VkWriteDescriptorSet", writes), 0, null);
     }
     this.sets.set(key, set[0]);
     return set[0];
+  }
+
+  /** Descriptor sets allocated so far (forgotten ones included: their pool memory stays). */
+  get setCount(): number {
+    return this.allocated;
   }
 
   /** Forgets descriptor sets that name a freed buffer (their pool memory is reclaimed on destroy). */
@@ -311,7 +359,7 @@ export class Pipelines {
         key
           .split(":")[1]!
           .split(",")
-          .some((e) => e.split("@")[0] === String(b.id))
+          .some((e) => e.split(/[@+]/)[0] === String(b.id))
       )
         this.sets.delete(key);
   }

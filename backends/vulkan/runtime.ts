@@ -49,6 +49,13 @@ export interface VulkanRuntimeOptions {
   forceStaging?: boolean;
   /** Largest staging buffer in bytes (default 64 MiB); larger copies are chunked. */
   stagingBytes?: number;
+  /**
+   * Bind storage buffers with dynamic offsets (VK_DESCRIPTOR_TYPE_STORAGE_BUFFER_DYNAMIC) where a
+   * pipeline's bindings fit maxDescriptorSetStorageBuffersDynamic: dispatches of one pipeline over
+   * the same buffers at other offsets (a model's layers in shared buffers) share one descriptor
+   * set, the offsets given when it is bound (default false: a set per buffers and offsets).
+   */
+  dynamicOffsets?: boolean;
 }
 
 export interface TimeResult {
@@ -76,6 +83,8 @@ export interface VulkanRuntime {
   /** Submits a timestamped recording `warmup + repeats` times and reports the timed ones. */
   time(recording: Recording, options?: { repeats?: number; warmup?: number }): TimeResult;
   freeRecording(recording: Recording): void;
+  /** Descriptor sets allocated so far (one per pipeline and buffers bound, offsets unless dynamic). */
+  readonly descriptorSets: number;
   destroy(): void;
 }
 
@@ -132,7 +141,7 @@ export function createVulkanRuntime(options: VulkanRuntimeOptions = {}): VulkanR
     throw e;
   }
   const memory = new Memory(ctx);
-  const pipelines = new Pipelines(ctx);
+  const pipelines = new Pipelines(ctx, options.dynamicOffsets ?? false);
   const recordings = new Set<Recording>();
   let destroyed = false;
   const alive = () => {
@@ -185,6 +194,9 @@ export function createVulkanRuntime(options: VulkanRuntimeOptions = {}): VulkanR
         dispatchNs: median.dispatchNs!,
         hostMs: runs.map((r) => r.hostMs),
       };
+    },
+    get descriptorSets() {
+      return pipelines.setCount;
     },
     freeRecording(rec) {
       freeRecording(ctx, rec);

@@ -4,6 +4,7 @@
 //
 //   bash bench/device/run.sh vulkan-bench [--reps N] [--repeats N] [--copies-mib N] [--warm-ms MS] [--only SUBSTRING]
 //                                         [--sequence NAME,NAME,...[;NAME,...] [--layers N] [--shared-weights]]
+//                                         [--dynamic-offsets]
 //                                         [--no-stats] [--no-internal]
 //
 // The kernels are .device/kernels/vulkan-bench-sg<N>.json.gz for the device's subgroup size N, built
@@ -115,6 +116,7 @@ function main(): number {
       sequence: { type: "string" },
       layers: { type: "string", default: "32" },
       "shared-weights": { type: "boolean", default: false },
+      "dynamic-offsets": { type: "boolean", default: false },
       seed: { type: "string", default: "7" },
       only: { type: "string" },
       "no-stats": { type: "boolean", default: false },
@@ -166,7 +168,9 @@ function main(): number {
     save();
     return 2;
   };
-  const opened = openVulkan(setup, "vulkan-bench");
+  const opened = openVulkan(setup, "vulkan-bench", "", {
+    dynamicOffsets: values["dynamic-offsets"] ?? false,
+  });
   if ("error" in opened) return fatal(opened.error);
   const rt = opened.rt;
   const info = rt.device;
@@ -318,6 +322,7 @@ function main(): number {
           names,
           layers,
           sharedWeights: !!values["shared-weights"],
+          dynamicOffsets: !!values["dynamic-offsets"],
           roundUs,
           sumOverLayersUs: sumOverLayers,
           each,

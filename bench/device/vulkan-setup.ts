@@ -9,7 +9,11 @@
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { createVulkanRuntime, type VulkanRuntime } from "../../backends/vulkan/runtime.ts";
+import {
+  createVulkanRuntime,
+  type VulkanRuntime,
+  type VulkanRuntimeOptions,
+} from "../../backends/vulkan/runtime.ts";
 
 const ICD_DIRS = ["/usr/local/nvidia/share/vulkan/icd.d", "/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"];
 const LIB_DIRS = [
@@ -142,10 +146,11 @@ export function openVulkan(
   setup: VulkanSetup,
   runner: string,
   suffix = "",
+  options: VulkanRuntimeOptions = {},
 ): { rt: VulkanRuntime; record: VulkanDeviceRecord } | { error: string } {
   let rt: VulkanRuntime;
   try {
-    rt = createVulkanRuntime();
+    rt = createVulkanRuntime(options);
   } catch (e) {
     setup.notes.push(
       `NVIDIA and Vulkan libraries present: ${driverLibraries().slice(0, 60).join(", ") || "none"}`,

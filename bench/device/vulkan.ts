@@ -14,7 +14,8 @@
 //     bandwidth when libcuda is there); prefill of --prefill tokens;
 //  3. where a 7B decode step's GPU time goes: per-launch timestamps of one replay at position 256.
 // --shared-layer-buffers builds the 7B model with its per-layer tensors in shared buffers
-// (KernelLlama's sharedLayerBuffers).
+// (KernelLlama's sharedLayerBuffers); --dynamic-offsets binds storage buffers with dynamic offsets
+// (VulkanRuntimeOptions.dynamicOffsets: with shared buffers, one descriptor set an op kind).
 // Writes $OUT/vulkan.json after every phase (a later failure keeps the earlier numbers). Exit
 // status: 0, 1 when the stories15M text differs, 2 when there is no usable Vulkan device or a phase
 // failed.
@@ -122,6 +123,8 @@ async function run(opts: {
   greedyGraphSteps?: number;
   /** The 7B model's per-layer tensors in shared buffers (KernelLlama's sharedLayerBuffers). */
   sharedLayerBuffers?: boolean;
+  /** Storage buffers bound with dynamic offsets (VulkanRuntimeOptions.dynamicOffsets). */
+  dynamicOffsets?: boolean;
   models: string[];
 }): Promise<number> {
   const started = performance.now();
@@ -138,7 +141,8 @@ async function run(opts: {
   const { setup, exitCode } = startVulkan(opts.deviceDir, (line) => console.log(line));
   if (exitCode !== undefined) return exitCode;
   result.setup = setup;
-  const opened = openVulkan(setup, "vulkan");
+  const opened = openVulkan(setup, "vulkan", "", { dynamicOffsets: opts.dynamicOffsets ?? false });
+  result.dynamicOffsets = opts.dynamicOffsets ?? false;
   if ("error" in opened) {
     errors.push(opened.error);
     console.error(`vulkan: ${opened.error}`);
@@ -204,6 +208,7 @@ async function run(opts: {
       if (copy) console.log(`CUDA copy bandwidth ${(copy / 1e9).toFixed(0)} GB/s`);
       const lib = loadLibrary(opts.deviceDir, sg, LLAMA7B);
       const device = createVulkanDevice({ runtime: rt, library: lib });
+      const sets0 = rt.descriptorSets;
       const t0 = performance.now();
       const model = new KernelLlama(device, syntheticQ4(config), {
         format: "q4f16_1",
@@ -218,6 +223,8 @@ async function run(opts: {
       const firstS = (performance.now() - w0) / 1e3;
       const steps = Math.min(opts.steps, config.contextLength - 1);
       const tokPerS = greedyDecodeTokPerS(model, steps);
+      // Descriptor sets the step's launches bind (one a launch unless buffers and offsets repeat).
+      const descriptorSets = rt.descriptorSets - sets0;
       const seconds = steps / tokPerS;
       const bytes = decodeBytesPerToken(config, "q4f16_1", (steps + 1) / 2);
       const decode = {
@@ -226,6 +233,7 @@ async function run(opts: {
         msPerToken: (1e3 * seconds) / steps,
         firstStepS: firstS,
         uploadS,
+        descriptorSets,
         bytesPerToken: bytes,
         effectiveGBs: (bytes * tokPerS) / 1e9,
         ...(copy
@@ -238,9 +246,14 @@ async function run(opts: {
       };
       console.log(
         `7B q4f16_1 decode on Vulkan: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens (${decode.msPerToken.toFixed(2)} ms/token); ${(bytes / 1e9).toFixed(2)} GB/token = ${decode.effectiveGBs.toFixed(0)} GB/s` +
-          (copy ? `; ${(100 * decode.fractionOfRoofline!).toFixed(1)}% of the copy roofline` : ""),
+          (copy ? `; ${(100 * decode.fractionOfRoofline!).toFixed(1)}% of the copy roofline` : "") +
+          `; ${descriptorSets} descriptor sets`,
       );
-      result.llama2_7b_q4 = { decode, sharedLayerBuffers: opts.sharedLayerBuffers ?? false };
+      result.llama2_7b_q4 = {
+        decode,
+        sharedLayerBuffers: opts.sharedLayerBuffers ?? false,
+        dynamicOffsets: opts.dynamicOffsets ?? false,
+      };
       save();
       if (opts.prefill > 0) {
         const prompt = Array.from({ length: opts.prefill }, (_, i) => 1 + ((i * 7919) % 31999));
@@ -254,6 +267,7 @@ async function run(opts: {
         result.llama2_7b_q4 = {
           decode,
           sharedLayerBuffers: opts.sharedLayerBuffers ?? false,
+          dynamicOffsets: opts.dynamicOffsets ?? false,
           prefill: { tokens: opts.prefill, tokPerS: opts.prefill / prefillS },
         };
       }
@@ -329,6 +343,7 @@ async function main(): Promise<number> {
       models: { type: "string", default: "stories15M,7b" },
       "greedy-graph-steps": { type: "string" },
       "shared-layer-buffers": { type: "boolean", default: false },
+      "dynamic-offsets": { type: "boolean", default: false },
     },
   });
   if (values.build !== undefined) {
@@ -350,6 +365,7 @@ async function main(): Promise<number> {
     models: values.models!.split(","),
     ...(values["greedy-graph-steps"] ? { greedyGraphSteps: Number(values["greedy-graph-steps"]) } : {}),
     ...(values["shared-layer-buffers"] ? { sharedLayerBuffers: true } : {}),
+    ...(values["dynamic-offsets"] ? { dynamicOffsets: true } : {}),
   });
 }
 

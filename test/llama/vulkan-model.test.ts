@@ -10,6 +10,7 @@ import { optionalVulkanRuntime } from "../helpers/vulkan.ts";
 import { loadBundledStories15M } from "../../llama/bundled.ts";
 import { createCpuDevice } from "../../llama/device/cpu.ts";
 import { createVulkanDevice } from "../../llama/device/vulkan.ts";
+import { createVulkanRuntime } from "../../backends/vulkan/runtime.ts";
 import { generateText } from "../../llama/generate.ts";
 import { KernelLlama } from "../../llama/model.ts";
 import { llamaOps, type WeightFormat } from "../../llama/ops.ts";
@@ -138,6 +139,31 @@ describe.skipIf(!rt)("the Vulkan device", () => {
     const shared = run(true);
     expect(shared.logits).toEqual(separate.logits);
     expect(shared.copies).toBe(separate.copies);
+  });
+
+  test("shared layer buffers bound with dynamic offsets: the same logits, a set an op kind", () => {
+    const dyn = createVulkanRuntime({ dynamicOffsets: true });
+    const device = createVulkanDevice({ runtime: dyn });
+    try {
+      const run = (sharedLayerBuffers: boolean) => {
+        const model = new KernelLlama(device, weights, {
+          format: "q4f16_1",
+          schedules: device.schedules,
+          sharedLayerBuffers,
+        });
+        const before = dyn.descriptorSets;
+        const logits = [model.decode(TOKENS[0]!, 0), model.decode(TOKENS[1]!, 1)].map((x) => Array.from(x));
+        return { logits, sets: dyn.descriptorSets - before };
+      };
+      const separate = run(false);
+      const shared = run(true);
+      expect(shared.logits).toEqual(separate.logits);
+      // stories15M's 6 layers: a set a layer per op kind apart, one per op kind shared.
+      if (dyn.device.limits.maxDescriptorSetStorageBuffersDynamic >= 8)
+        expect(shared.sets).toBeLessThan(separate.sets / 3);
+    } finally {
+      device.dispose();
+    }
   });
 });
 

@@ -88,6 +88,38 @@ describe("recordings", () => {
     [a, b, c].forEach((x) => rt.free(x));
   });
 
+  it("with dynamic offsets, dispatches over one buffer's slices share a descriptor set", () => {
+    const dyn = createVulkanRuntime({ dynamicOffsets: true });
+    try {
+      const p = dyn.pipeline({ spirv: assemble(fixture("double")), bindings: 2, pushConstantBytes: 4 });
+      expect(p.dynamic).toBe(dyn.device.limits.maxDescriptorSetStorageBuffersDynamic >= 2);
+      // Four slices of N floats, 256 bytes apart at least (every device's offset alignment).
+      const stride = Math.ceil((N * 4) / 256) * 256;
+      const x0 = Float32Array.from({ length: (4 * stride) / 4 }, (_, i) => i % 1000);
+      const [x, y] = [dyn.buffer(x0), dyn.buffer(4 * stride)];
+      const slice = (k: number) => ({
+        pipeline: p,
+        buffers: [x, y],
+        offsets: [k * stride, k * stride],
+        ranges: [N * 4, N * 4],
+        push: len,
+        groups,
+      });
+      const before = dyn.descriptorSets;
+      const rec = dyn.record([0, 1, 2, 3].map(slice));
+      expect(dyn.descriptorSets - before).toBe(p.dynamic ? 1 : 4);
+      dyn.submit(rec);
+      const got = floats(dyn.download(y));
+      for (let k = 0; k < 4; k++)
+        expect(got.slice((k * stride) / 4, (k * stride) / 4 + N)).toEqual(
+          Array.from(x0.subarray((k * stride) / 4, (k * stride) / 4 + N), (v) => 2 * v),
+        );
+      dyn.freeRecording(rec);
+    } finally {
+      dyn.destroy();
+    }
+  });
+
   it("places no barrier between independent dispatches unless asked", () => {
     const bufs = Array.from({ length: 4 }, () => rt.buffer(N * 4));
     const indep = rt.record([
