@@ -189,7 +189,16 @@ export class KernelLlama implements LanguageModel {
     if (!slab) {
       const bytes = shape.reduce((a, b) => a * b, 1) * bytesOf(dtype);
       const stride = (Math.ceil(bytes / LAYER_VIEW_ALIGN) * LAYER_VIEW_ALIGN) / bytesOf(dtype);
-      slab = { t: this.device.tensor(dtype, [this.config.nLayers * stride]), stride };
+      const total = this.config.nLayers * stride;
+      let t: DeviceTensor;
+      try {
+        t = this.device.tensor(dtype, [total]);
+      } catch (e) {
+        throw new Error(
+          `tkc: sharedLayerBuffers: the ${kind} tensors of all ${this.config.nLayers} layers (${total * bytesOf(dtype)} bytes) do not fit one buffer on ${this.device.name}; build the model without sharedLayerBuffers (${(e as Error).message})`,
+        );
+      }
+      slab = { t, stride };
       this.layerSlabs.set(kind, slab);
     }
     return this.device.view(slab.t, shape, layer * slab.stride);

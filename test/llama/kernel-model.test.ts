@@ -501,4 +501,21 @@ describe("per-layer tensors in shared buffers (sharedLayerBuffers)", () => {
       expect(Array.from(b.decodeGreedy(6, 6, 4))).toEqual(Array.from(a.decodeGreedy(6, 6, 4)));
     },
   );
+
+  test("a kind too large for one buffer is refused with what to do", () => {
+    const d = createCpuDevice();
+    const small: Device = {
+      ...d,
+      tensor(dtype, shape) {
+        if (shape.reduce((x, y) => x * y, 1) > 100_000) throw new Error("buffer too large for this device");
+        return d.tensor(dtype, shape);
+      },
+    };
+    const config = { ...TINY_GQA, vocabSize: 64, contextLength: 40, nLayers: 40, hiddenDim: 1024 };
+    expect(
+      () => new KernelLlama(small, syntheticQ4(config, 1), { format: "q4f16_1", sharedLayerBuffers: true }),
+    ).toThrow(
+      /sharedLayerBuffers: the gateUp\.packed tensors of all 40 layers \(\d+ bytes\) do not fit one buffer on cpu.*build the model without sharedLayerBuffers \(buffer too large/,
+    );
+  });
 });
