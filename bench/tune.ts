@@ -235,7 +235,7 @@ function renderTuned(table: Record<string, Record<string, TunedEntry>>): string 
 }
 
 /** One timed candidate of a Vulkan tuning run (bench/device/vulkan-bench.ts's result). */
-interface VulkanTuneResult {
+export interface VulkanTuneResult {
   readonly name: string;
   readonly params: { family: string; n: number; k: number } & Record<string, number | boolean | string>;
   readonly usPerDispatch?: number;
