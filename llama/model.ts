@@ -9,7 +9,15 @@ import { headDim, kvDim, validateConfig, type LlamaConfig } from "./config.ts";
 import { checkedGreedyTokens, type LanguageModel } from "./generate.ts";
 import type { LlamaWeights } from "./weights/types.ts";
 import { fromLlamaWeights, matrixShape, type MatrixName, type WeightSource } from "./weights/source.ts";
-import type { Device, DeviceTensor, Op, OpSpec, Recording } from "./device/types.ts";
+import {
+  VIEW_ALIGN_BYTES,
+  type Device,
+  type DeviceTensor,
+  type Op,
+  type OpSpec,
+  type Recording,
+} from "./device/types.ts";
+import { sizeOf } from "../dsl/ndarray.ts";
 import {
   decodeLaunches,
   logitsLaunches,
@@ -48,19 +56,13 @@ export interface KernelLlamaOptions {
   /**
    * Each kind of per-layer tensor (a weight matrix's codes or scales, a norm's weights, the key or
    * value cache) in one device tensor for all layers, each layer's a view at a multiple of
-   * LAYER_VIEW_ALIGN bytes (true), instead of a tensor a layer (false, the default): a handful of
+   * VIEW_ALIGN_BYTES (llama/device/types.ts; true), instead of a tensor a layer (false, the default): a handful of
    * buffers instead of hundreds. NVIDIA's Vulkan driver ran the 7B step's kernels in turn 2.4-2.8x
    * slower over 32 layers of separately allocated weights than over 24
    * (bench/results/vulkan-sequence-h200.json); whether this layout avoids that is not yet measured.
    */
   readonly sharedLayerBuffers?: boolean;
 }
-
-/**
- * Where a layer's view starts within a shared per-layer tensor (sharedLayerBuffers): a multiple of
- * Vulkan's largest minStorageBufferOffsetAlignment (256 bytes), so every view binds in place.
- */
-export const LAYER_VIEW_ALIGN = 256;
 
 /** Per-layer weight matrices (the others, the LM head and the embedding, have one instance). */
 const LAYER_MATRICES: readonly MatrixName[] = ["qkv", "o", "gateUp", "down"];
@@ -187,8 +189,8 @@ export class KernelLlama implements LanguageModel {
     if (!this.options.sharedLayerBuffers) return this.device.tensor(dtype, shape);
     let slab = this.layerSlabs.get(kind);
     if (!slab) {
-      const bytes = shape.reduce((a, b) => a * b, 1) * bytesOf(dtype);
-      const stride = (Math.ceil(bytes / LAYER_VIEW_ALIGN) * LAYER_VIEW_ALIGN) / bytesOf(dtype);
+      const bytes = sizeOf(shape) * bytesOf(dtype);
+      const stride = (Math.ceil(bytes / VIEW_ALIGN_BYTES) * VIEW_ALIGN_BYTES) / bytesOf(dtype);
       const total = this.config.nLayers * stride;
       let t: DeviceTensor;
       try {

@@ -51,10 +51,10 @@ export const argmax = kernel(function argmax(
 
 /**
  * Where the decode step's token, position and length live in its i32 buffer (recordToken's
- * `step`): 64 words (256 bytes) apart, so that a view of each one starts at a multiple of every
- * Vulkan device's minStorageBufferOffsetAlignment (at most 256) and binds in place; packed at
- * words 0, 1 and 2, each launch reading the position or length went through a staging copy (64
- * copies and barriers a 7B step on NVIDIA's Vulkan driver).
+ * `step`): 64 words (256 bytes: llama/device/types.ts VIEW_ALIGN_BYTES) apart, so that a view of
+ * each binds in place on every device; packed at words 0, 1 and 2, each launch reading the
+ * position or length went through a staging copy (64 copies and barriers a 7B step on NVIDIA's
+ * Vulkan driver).
  */
 export const STEP_TOKEN = 0;
 export const STEP_POS = 64;

@@ -15,7 +15,7 @@
  * recorded with, so a value that changes per submission belongs in a buffer.
  */
 import { bf16Bits, bf16FromBits, bytesOf, f16Bits, f16FromBits, type DType } from "../../dsl/dtypes.ts";
-import { storageFor, type NDArray, type Storage } from "../../dsl/ndarray.ts";
+import { sizeOf, storageFor, type NDArray, type Storage } from "../../dsl/ndarray.ts";
 import type { PrimFunc } from "../../lower/ir/nodes.ts";
 import { bindSymbols, launchConfig, type KernelArtifact } from "../gpu-common/kernel.ts";
 import { renderSpirv, type SpirvAbiEntry, type SpirvRenderOptions } from "../spirv/render.ts";
@@ -248,9 +248,7 @@ export function vulkanKernel(
     const offsets = bound.some((t) => t.offset) ? bound.map((t) => t.offset ?? 0) : undefined;
     // Whole 16-byte words: kernels read read-only buffers through a uvec4 view.
     const ranges = pipeline.dynamic
-      ? bound.map((t) =>
-          Math.max(16, Math.ceil((t.shape.reduce((a, b) => a * b, 1) * bytesOf(t.dtype)) / 16) * 16),
-        )
+      ? bound.map((t) => Math.max(16, Math.ceil((sizeOf(t.shape) * bytesOf(t.dtype)) / 16) * 16))
       : undefined;
     return {
       pipeline,

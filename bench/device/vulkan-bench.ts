@@ -36,9 +36,10 @@ import { compileCpu, type CpuKernel } from "../../backends/cpu/exec.ts";
 import { vulkanKernel, type DeviceTensor, type VulkanKernel } from "../../backends/vulkan/kernel.ts";
 import { type Command, type GpuBuffer, type VulkanRuntime } from "../../backends/vulkan/runtime.ts";
 import { bytesOf } from "../../dsl/dtypes.ts";
-import type { NDArray } from "../../dsl/ndarray.ts";
+import { sizeOf, type NDArray } from "../../dsl/ndarray.ts";
+import { VIEW_ALIGN_BYTES } from "../../llama/device/types.ts";
 import { funcFromJson } from "../../lower/ir/serialize.ts";
-import type { VulkanBenchFile } from "./build-vulkan-bench.ts";
+import type { BenchTensor, VulkanBenchFile } from "./build-vulkan-bench.ts";
 import { pipelineStats, type PipelineStatsReport } from "./vulkan-pipeline-stats.ts";
 import { openVulkan, startVulkan } from "./vulkan-setup.ts";
 
@@ -53,8 +54,7 @@ interface Timing {
   minDispatchUs: number;
   /**
    * The same dispatches recorded without timestamps: the median submission's host time (submit to
-   * fence) over its dispatches. On NVIDIA's driver a timestamp after every dispatch made the GEMVs
-   * up to 5x slower than the model's own step implies, so tuning goes by this time.
+   * fence) over its dispatches, what the tuner goes by (warm, it agreed with the timestamps).
    */
   hostUsPerDispatch: number;
 }
@@ -63,7 +63,7 @@ interface Timing {
  * GPU time of `commands` recorded once with timestamps, submitted `repeats` times; and host time
  * of the same commands recorded without them. First the plain recording is submitted for `warmMs`
  * of host time: after the runner's idle stretches (pipeline builds, CPU checks) the GPU's clocks
- * are down, and the same GEMV timed cold took up to 4x its warm time.
+ * are down, and the same GEMV timed cold took up to 5x its warm time.
  */
 function timeCommands(rt: VulkanRuntime, commands: Command[], repeats: number, warmMs: number): Timing {
   const plain = rt.record(commands);
@@ -84,6 +84,13 @@ function timeCommands(rt: VulkanRuntime, commands: Command[], repeats: number, w
     rt.freeRecording(rec);
     rt.freeRecording(plain);
   }
+}
+
+/** A tensor of its own filled buffer, which goes on `buffers` for the caller to free. */
+function filledTensor(rt: VulkanRuntime, t: BenchTensor, buffers: GpuBuffer[]): DeviceTensor {
+  const buffer = filled(rt, sizeOf(t.shape) * bytesOf(t.dtype), t.fill);
+  buffers.push(buffer);
+  return { dtype: t.dtype, shape: t.shape, buffer };
 }
 
 /** A device buffer of `bytes` (at least 16, a multiple of 4) filled with `fill`. */
@@ -260,17 +267,13 @@ function main(): number {
           return e;
         });
         const kernels = picked.map((e) => vulkanKernel(rt, e.artifact));
-        const tensor = (t: VulkanBenchFile["entries"][number]["tensors"][string]): DeviceTensor => {
-          const buffer = filled(rt, t.shape.reduce((x, y) => x * y, 1) * bytesOf(t.dtype), t.fill);
-          buffers.push(buffer);
-          return { dtype: t.dtype, shape: t.shape, buffer };
-        };
+        const tensor = (t: BenchTensor) => filledTensor(rt, t, buffers);
         // --shared-weights: each weight tensor's copies for all layers in one buffer, a layer's
-        // at a 256-byte multiple (as KernelLlama's sharedLayerBuffers lays the model out).
-        const layerCopies = (t: VulkanBenchFile["entries"][number]["tensors"][string]): DeviceTensor[] => {
+        // at a multiple of VIEW_ALIGN_BYTES (as KernelLlama's sharedLayerBuffers lays the model out).
+        const layerCopies = (t: BenchTensor): DeviceTensor[] => {
           if (!values["shared-weights"]) return Array.from({ length: layers }, () => tensor(t));
-          const bytes = t.shape.reduce((x, y) => x * y, 1) * bytesOf(t.dtype);
-          const stride = Math.ceil(bytes / 256) * 256;
+          const bytes = sizeOf(t.shape) * bytesOf(t.dtype);
+          const stride = Math.ceil(bytes / VIEW_ALIGN_BYTES) * VIEW_ALIGN_BYTES;
           const buffer = filled(rt, stride * layers, t.fill);
           buffers.push(buffer);
           return Array.from({ length: layers }, (_, l) => ({
@@ -396,20 +399,14 @@ function main(): number {
       try {
         const rotBytes = e.rotate.reduce((a, n) => {
           const t = e.tensors[n]!;
-          return a + t.shape.reduce((x, y) => x * y, 1) * bytesOf(t.dtype);
+          return a + sizeOf(t.shape) * bytesOf(t.dtype);
         }, 0);
         const copies = rotBytes > 0 ? Math.max(1, Math.min(16, Math.ceil(copiesBytes / rotBytes))) : 1;
         const key = JSON.stringify([e.tensors, e.rotate, copies]);
         if (held?.key !== key) {
           release();
           const buffers: GpuBuffer[] = [];
-          const tensor = (name: string): DeviceTensor => {
-            const t = e.tensors[name]!;
-            const n = t.shape.reduce((x, y) => x * y, 1);
-            const buffer = filled(rt, n * bytesOf(t.dtype), t.fill);
-            buffers.push(buffer);
-            return { dtype: t.dtype, shape: t.shape, buffer };
-          };
+          const tensor = (name: string) => filledTensor(rt, e.tensors[name]!, buffers);
           const shared = Object.fromEntries(
             Object.keys(e.tensors)
               .filter((n) => !e.rotate.includes(n))

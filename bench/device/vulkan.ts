@@ -33,6 +33,7 @@ import {
   VULKAN_OP_CHOICES,
   VULKAN_SCHEDULES,
   writeVulkanLibrary,
+  type VulkanDevice,
   type VulkanLibrary,
 } from "../../llama/device/vulkan.ts";
 import { generateText } from "../../llama/generate.ts";
@@ -202,6 +203,13 @@ async function run(opts: {
 
   // 2. Llama-2-7B shape, synthetic q4f16_1 weights: decode, then prefill.
   const config = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
+  const model7b = (device: VulkanDevice) =>
+    new KernelLlama(device, syntheticQ4(config), {
+      format: "q4f16_1",
+      schedules: device.schedules,
+      opChoices: device.opChoices,
+      ...(opts.sharedLayerBuffers ? { sharedLayerBuffers: true } : {}),
+    });
   if (opts.models.includes("7b"))
     try {
       const copy = await cudaCopyBandwidth();
@@ -210,12 +218,7 @@ async function run(opts: {
       const device = createVulkanDevice({ runtime: rt, library: lib });
       const sets0 = rt.descriptorSets;
       const t0 = performance.now();
-      const model = new KernelLlama(device, syntheticQ4(config), {
-        format: "q4f16_1",
-        schedules: device.schedules,
-        opChoices: device.opChoices,
-        ...(opts.sharedLayerBuffers ? { sharedLayerBuffers: true } : {}),
-      });
+      const model = model7b(device);
       const uploadS = (performance.now() - t0) / 1e3;
       console.log(`7B weights made and uploaded in ${uploadS.toFixed(1)} s`);
       const w0 = performance.now();
@@ -286,12 +289,7 @@ async function run(opts: {
         library: loadLibrary(opts.deviceDir, sg, LLAMA7B),
         timestamps: true,
       });
-      const model = new KernelLlama(device, syntheticQ4(config), {
-        format: "q4f16_1",
-        schedules: device.schedules,
-        opChoices: device.opChoices,
-        ...(opts.sharedLayerBuffers ? { sharedLayerBuffers: true } : {}),
-      });
+      const model = model7b(device);
       const pos = 256;
       const byOp = new Map<string, { ns: number; launches: number }>();
       const reps = 3;

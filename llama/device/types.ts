@@ -10,6 +10,12 @@ import type { Schedule } from "../../lower/schedule/schedule.ts";
 import type { DependentsLaunch } from "../../lower/ir/nodes.ts";
 import type { OpChoices } from "../op-choices.ts";
 
+/**
+ * Byte offsets at which a view binds in place on every device: a multiple of Vulkan's largest
+ * minStorageBufferOffsetAlignment (256); at other offsets a Vulkan launch reads it through a copy.
+ */
+export const VIEW_ALIGN_BYTES = 256;
+
 export interface DeviceTensor {
   readonly dtype: DType;
   readonly shape: readonly number[];

@@ -5,8 +5,8 @@
 import { describe, expect, test } from "vitest";
 import { loadBundledStories15M } from "../../llama/bundled.ts";
 import { ReferenceLlama } from "../../llama/reference.ts";
-import { KernelLlama, LAYER_VIEW_ALIGN } from "../../llama/model.ts";
-import type { Device, DeviceTensor } from "../../llama/device/types.ts";
+import { KernelLlama } from "../../llama/model.ts";
+import { VIEW_ALIGN_BYTES, type Device, type DeviceTensor } from "../../llama/device/types.ts";
 import { bytesOf } from "../../dsl/dtypes.ts";
 import { createCpuDevice } from "../../llama/device/cpu.ts";
 import { dequantizeQ4f16_1, quantizeQ4f16_1 } from "../../llama/quant/q4f16_1.ts";
@@ -15,6 +15,7 @@ import type { LlamaWeights } from "../../llama/weights/types.ts";
 import { syntheticF16, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TINY_GQA } from "../../llama/presets.ts";
 import { randomWeights } from "./helpers/random-weights.ts";
+import { STEP_LEN, STEP_POS, STEP_TOKEN } from "../../stdlib/sampling.ts";
 import { gateUpCut, llamaOps } from "../../llama/ops.ts";
 import { CUDA_OP_CHOICES, cudaOpChoices } from "../../llama/op-choices.ts";
 
@@ -492,7 +493,7 @@ describe("per-layer tensors in shared buffers (sharedLayerBuffers)", () => {
       const slabs = shared.allocated.filter((t) => (shared.viewBytes.get(t) ?? []).length === config.nLayers);
       expect(slabs.length).toBe(perLayer);
       for (const t of slabs)
-        expect(shared.viewBytes.get(t)!.filter((o) => o % LAYER_VIEW_ALIGN !== 0)).toEqual([]);
+        expect(shared.viewBytes.get(t)!.filter((o) => o % VIEW_ALIGN_BYTES !== 0)).toEqual([]);
       expect(Array.from(b.decode(3, 0))).toEqual(Array.from(a.decode(3, 0)));
       const prompt = [5, 9, 2, 7];
       b.prefill(prompt, 1);
@@ -501,6 +502,10 @@ describe("per-layer tensors in shared buffers (sharedLayerBuffers)", () => {
       expect(Array.from(b.decodeGreedy(6, 6, 4))).toEqual(Array.from(a.decodeGreedy(6, 6, 4)));
     },
   );
+
+  test("the step's token, position and length sit at view-aligned offsets too", () => {
+    for (const word of [STEP_TOKEN, STEP_POS, STEP_LEN]) expect((word * 4) % VIEW_ALIGN_BYTES).toBe(0);
+  });
 
   test("a kind too large for one buffer is refused with what to do", () => {
     const d = createCpuDevice();
