@@ -300,13 +300,12 @@ function applyVulkan(files: readonly string[]): void {
   const date = new Date().toISOString().slice(0, 10);
   const best = bestVulkanPerShape(results);
   for (const [shape, b] of best) {
-    const model = results.find(
-      (r) => r.params.family === shape.split(":")[0] && `${r.params.n}x${r.params.k}` === shape.split(":")[1],
-    );
+    // A candidate's name starts with its kernel's.
+    const kernel = b.name.split(" ")[0];
     table.vulkan[shape] = {
       params: b.params,
       device: `${run.device} (Vulkan)`,
-      measured: `${date}: least time at this shape of ${model?.name.split(" ")[0]} through the Vulkan driver, ${b.us.toFixed(1)} us a dispatch timed from the host (bench/device/build-vulkan-bench.ts --tune, bench/results/vulkan-tune-*.json)`,
+      measured: `${date}: least time at this shape of ${kernel} through the Vulkan driver, ${b.us.toFixed(1)} us a dispatch timed from the host (bench/device/build-vulkan-bench.ts --tune, bench/results/vulkan-tune-*.json)`,
     };
     console.log(`${shape}: ${JSON.stringify(b.params)} (${b.us.toFixed(1)} us, ${b.name})`);
   }

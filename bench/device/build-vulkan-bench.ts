@@ -24,7 +24,13 @@ import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
 import * as S from "../../stdlib/index.ts";
-import { gemvParams, q4GemvRmsSchedule, q4GemvSchedule, type GemvSchedule } from "../../stdlib/gpu/gemv.ts";
+import {
+  familyOf,
+  gemvParams,
+  q4GemvRmsSchedule,
+  q4GemvSchedule,
+  type GemvSchedule,
+} from "../../stdlib/gpu/gemv.ts";
 import { cooperativeCopy } from "../../stdlib/gpu/gemm.ts";
 import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
 import { VULKAN_OP_CHOICES, VULKAN_SCHEDULES } from "../../llama/device/vulkan.ts";
@@ -39,6 +45,7 @@ import type { PrimFunc } from "../../lower/ir/nodes.ts";
 import { Schedule } from "../../lower/schedule/index.ts";
 import { buildVulkanArtifact, type VulkanArtifact } from "../../backends/vulkan/kernel.ts";
 import { bytesOf, type DType } from "../../dsl/dtypes.ts";
+import { sizeOf } from "../../dsl/ndarray.ts";
 import type { KernelDef } from "../../dsl/kernel.ts";
 import type { OpSpec } from "../../llama/device/types.ts";
 import { copyF16, copyU32 } from "./vulkan-bench-kernels.ts";
@@ -270,7 +277,7 @@ function opTensors(reference: PrimFunc): {
     const out = p.buffer.name === "y" || p.buffer.name === "out";
     const fill = TUNE_FILL[p.buffer.name] ?? (p.buffer.dtype === "f32" ? 0x3f : 0x22);
     tensors[p.buffer.name] = { dtype: p.buffer.dtype, shape, fill: out ? 0 : fill };
-    bytes += shape.reduce((a, b) => a * b, 1) * bytesOf(p.buffer.dtype);
+    bytes += sizeOf(shape) * bytesOf(p.buffer.dtype);
   }
   return { tensors, scalars, bytes };
 }
@@ -321,7 +328,7 @@ function tuneEntries(
     const { tensors, scalars, bytes } = opTensors(reference);
     const packed = tensors.packed!.shape;
     const [n, k] = [packed[0]!, packed[1]! * 8];
-    const family = rowLoop === "n" || rowLoop === "i" ? "gemv" : "gemvRows";
+    const family = familyOf(rowLoop);
     // The model adds the residual in place (y is the residual's buffer): a workgroup whose row
     // spans several subgroups then reads it through a staging copy (llama/device/vulkan.ts), which
     // these separate buffers would hide, so such schedules are no candidates.

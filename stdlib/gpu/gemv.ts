@@ -90,7 +90,8 @@ function fewGroups(s: Schedule, loop: string, limit: number | undefined): boolea
   return extent.kind === "const" && extent.value <= limit;
 }
 
-const familyOf = (rowLoop: string) => (rowLoop === "n" || rowLoop === "i" ? "gemv" : "gemvRows");
+/** The tuned family of a GEMV schedule's row loop: one row an iteration ("gemv") or several. */
+export const familyOf = (rowLoop: string) => (rowLoop === "n" || rowLoop === "i" ? "gemv" : "gemvRows");
 
 /**
  * The GEMV schedule over output loop `rowLoop` (one row per iteration: family "gemv"; several:
