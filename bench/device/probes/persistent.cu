@@ -28,7 +28,6 @@
 #include <vector>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
-#include "probe.h"
 
 constexpr int LAYERS = 32;
 constexpr int DIM = 4096, QKV = 12288, HID = 11008, GU = 2 * HID, POS = 256, HEADS = 32, SPLITS = 4;
@@ -38,11 +37,8 @@ constexpr int DIM = 4096, QKV = 12288, HID = 11008, GU = 2 * HID, POS = 256, HEA
 // 16 warps: a block of 512 threads (the next kernel's block fits beside it under programmatic
 // launch); -DPROBE_WARPS=32: 1024 threads, twice the bytes in flight, no room beside it.
 constexpr int WARPS = PROBE_WARPS, BT = WARPS * 32;
+#include "layer.h"
 
-struct Gemv {
-  const uint4* w;        // [n][k / 32] words of 32 codes
-  const __half* s;       // [n][k / 32] scales
-};
 struct Layer {
   Gemv qkv, o, gu, down;
   const __half* kv;      // [POS][DIM]
@@ -51,57 +47,6 @@ struct Acts {
   float *x, *qkv, *part, *gu;
 };
 
-__device__ __forceinline__ float ldcg(const float* p) { return __ldcg(p); }
-
-// The warp's share of a row: IT words (and scales) a lane.
-template <int K>
-struct Row {
-  static constexpr int G = K / 32, IT = (G + 31) / 32;
-  uint4 w[IT];
-  __half s[IT];
-  __device__ __forceinline__ void load(const Gemv& m, int row, int lane) {
-#pragma unroll
-    for (int i = 0; i < IT; i++) {
-      int g = lane + 32 * i;
-      if (g < G) {
-        w[i] = __ldcs(m.w + (size_t)row * G + g);
-        s[i] = m.s[(size_t)row * G + g];
-      }
-    }
-  }
-  // Cheap on purpose (a few instructions a 16-byte word, so every phase is bound by DRAM as tkc's
-  // GEMVs nearly are, and the phases' boundaries show): a value in [1, 2) from the word's bits,
-  // times its scale and one element of x a group. A first version decoding all 32 codes into f32
-  // was bound by its arithmetic (240 us a layer, 11% of copy) and hid the boundaries.
-  __device__ __forceinline__ float dot(const float* xs, int lane) const {
-    float acc = 0.f;
-#pragma unroll
-    for (int i = 0; i < IT; i++) {
-      int g = lane + 32 * i;
-      if (g >= G) continue;
-      float v = __uint_as_float(0x3f800000u | ((w[i].x ^ w[i].y ^ w[i].z ^ w[i].w) >> 9));
-      acc = fmaf(v * __half2float(s[i]), xs[g * 32 + (g & 31)], acc);
-    }
-#pragma unroll
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    return acc;
-  }
-};
-
-enum Epi { STORE, ADD };
-
-// Rows gw, gw + TW, ... of an N x K GEMV; `first` holds row gw already (loaded before the wait).
-template <int N, int K, Epi E>
-__device__ void gemvRows(const Gemv& m, const float* xs, float* y, Row<K>& first) {
-  const int lane = threadIdx.x & 31, gw = blockIdx.x * WARPS + (threadIdx.x >> 5), TW = gridDim.x * WARPS;
-  for (int row = gw; row < N; row += TW) {
-    Row<K> r;
-    if (row == gw) r = first;
-    else r.load(m, row, lane);
-    float v = r.dot(xs, lane);
-    if (lane == 0) y[row] = E == ADD ? y[row] + v : v;
-  }
-}
 
 // x staged in shared memory: plain, the sum of the attention's partials, or silu(gate) * up.
 enum Stage { PLAIN, PARTS, SWIGLU };
@@ -130,8 +75,6 @@ __device__ void attn(const __half* kv, const float* q, float* part) {
   part[split * DIM + d] = acc;
 }
 
-__device__ __forceinline__ void waitPrevious() { asm volatile("griddepcontrol.wait;" ::: "memory"); }
-__device__ __forceinline__ void triggerNext() { asm volatile("griddepcontrol.launch_dependents;" ::: "memory"); }
 
 // ---- one kernel a phase ----
 template <int N, int K, Epi E, Stage S>
@@ -211,42 +154,6 @@ __global__ void __launch_bounds__(BT) persistentKernel(const Layer* layers, Acts
 }
 
 // ---- host ----
-__global__ void fillWords(uint4* w, size_t n, uint32_t seed) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-    uint32_t h = (uint32_t)i * 2654435761u ^ seed;
-    w[i] = make_uint4(h, h * 2246822519u, h * 3266489917u, h ^ 0x9e3779b9u);
-  }
-}
-__global__ void fillHalf(__half* p, size_t n, float v) {
-  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-    p[i] = __float2half(v * (float)((i * 7919) % 17) / 17.f);
-}
-
-static Gemv makeGemv(int n, int k, uint32_t seed) {
-  size_t g = (size_t)n * (k / 32);
-  uint4* w;
-  __half* s;
-  CHECK(cudaMalloc(&w, g * 16));
-  CHECK(cudaMalloc(&s, g * 2));
-  fillWords<<<1024, 256>>>(w, g, seed);
-  fillHalf<<<1024, 256>>>(s, g, 1.f / 2048.f);
-  return {w, s};
-}
-
-template <typename Kern, typename... Args>
-static void launch(cudaStream_t st, bool pdl, Kern k, int grid, size_t smem, Args... args) {
-  cudaLaunchConfig_t c = {};
-  c.gridDim = grid;
-  c.blockDim = BT;
-  c.dynamicSmemBytes = smem;
-  c.stream = st;
-  cudaLaunchAttribute at[1];
-  at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  at[0].val.programmaticStreamSerializationAllowed = 1;
-  c.attrs = at;
-  c.numAttrs = pdl ? 1 : 0;
-  CHECK(cudaLaunchKernelEx(&c, k, args...));
-}
 
 int main() {
   int sms;
@@ -285,24 +192,10 @@ int main() {
   for (int i = 0; i < DIM; i++) x0[i] = 0.01f * (float)((i * 37) % 101 - 50);
   CHECK(cudaDeviceSynchronize());
 
-  // Copy bandwidth, for scale: 1 GiB device to device.
-  char *c0, *c1;
-  const size_t cb = size_t(1) << 30;
-  CHECK(cudaMalloc(&c0, cb));
-  CHECK(cudaMalloc(&c1, cb));
+  const double copyGBs = copyBandwidthGBs();
   cudaEvent_t e0, e1;
   CHECK(cudaEventCreate(&e0));
   CHECK(cudaEventCreate(&e1));
-  float ms;
-  CHECK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
-  CHECK(cudaEventRecord(e0));
-  for (int i = 0; i < 5; i++) CHECK(cudaMemcpy(c1, c0, cb, cudaMemcpyDeviceToDevice));
-  CHECK(cudaEventRecord(e1));
-  CHECK(cudaEventSynchronize(e1));
-  CHECK(cudaEventElapsedTime(&ms, e0, e1));
-  const double copyGBs = 2.0 * cb * 5 / (ms * 1e-3) / 1e9;
-  CHECK(cudaFree(c0));
-  CHECK(cudaFree(c1));
 
   cudaStream_t st;
   CHECK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
