@@ -57,9 +57,10 @@ export interface KernelLlamaOptions {
    * Each kind of per-layer tensor (a weight matrix's codes or scales, a norm's weights, the key or
    * value cache) in one device tensor for all layers, each layer's a view at a multiple of
    * VIEW_ALIGN_BYTES (llama/device/types.ts; true), instead of a tensor a layer (false, the default): a handful of
-   * buffers instead of hundreds. NVIDIA's Vulkan driver ran the 7B step's kernels in turn 2.4-2.8x
-   * slower over 32 layers of separately allocated weights than over 24
-   * (bench/results/vulkan-sequence-h200.json); whether this layout avoids that is not yet measured.
+   * buffers instead of hundreds. Measured on an H200 through NVIDIA's Vulkan driver, not faster:
+   * the 7B decode step's GPU time was the same as with a tensor a layer, with or without the
+   * runtime's dynamic offsets (13 descriptor sets a step instead of 230;
+   * bench/results/vulkan-layout-ab-h200.json).
    */
   readonly sharedLayerBuffers?: boolean;
 }

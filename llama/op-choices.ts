@@ -83,6 +83,15 @@ export interface OpChoices {
    */
   readonly foldDecodeNorms?: boolean;
   /**
+   * Without tensor-core GEMVs (the row kernels Vulkan runs): the FFN's RMSNorm folded into the
+   * gate/up GEMV (q4GateUpSiluRms, each workgroup summing x's squares itself; true) or its own
+   * launch before q4GateUpSiluRows2 (false, the default). QKV's row kernel folds its norm always
+   * (q4GemvRows4Rms). On an H200 through NVIDIA's Vulkan driver the folded kernel took 43.0 us a
+   * launch inside the 7B decode step against 32.9 + 7.4 for the gate/up and norm launches (the
+   * step's GPU time 4.07 against 3.96 ms; bench/results/vulkan-choices-ab-h200.json).
+   */
+  readonly foldRowsGateUpNorm?: boolean;
+  /**
    * With decodeGemv "mma", RoPE pairs (i, i + d/2) and head dimensions that are multiples of 32:
    * RoPE and the KV-cache append in the QKV GEMV's epilogue (q4QkvRopeAppendMma, or
    * q4QkvRopeAppendRmsMma with foldDecodeNorms: one launch fewer per layer; true) or their own

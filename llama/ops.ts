@@ -258,7 +258,9 @@ export function llamaOps(
             : { qkvNormed: op("qkvmma1", qkvMma, q4(dim, dim + 2 * kvd)) }),
       oRes: oMma ? op("oresmma1", oMma, q4(dim, dim)) : op("ores1", S.q4GemvResidualRows4, q4(dim, dim)),
       ...(!gateUpMma
-        ? { gateUp: op("gateup1", S.q4GateUpSiluRows2, gateUpShape) }
+        ? choices.foldRowsGateUpNorm
+          ? { gateUpRms: op("gateuprms1", S.q4GateUpSiluRms, gateUpShape) }
+          : { gateUp: op("gateup1", S.q4GateUpSiluRows2, gateUpShape) }
         : fold
           ? { gateUpRms: op("gateuprmsmma1", gateUpMma, gateUpShape) }
           : { gateUp: op("gateupmma1", gateUpMma, gateUpShape) }),

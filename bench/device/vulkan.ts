@@ -16,6 +16,9 @@
 // --shared-layer-buffers builds the 7B model with its per-layer tensors in shared buffers
 // (KernelLlama's sharedLayerBuffers); --dynamic-offsets binds storage buffers with dynamic offsets
 // (VulkanRuntimeOptions.dynamicOffsets: with shared buffers, one descriptor set an op kind).
+// --variant 'name={"foldRowsGateUpNorm":true}' (with --build: builds only the 7B library under
+// llama2-7b-q4-<name>.json with those op choices over VULKAN_OP_CHOICES; there: runs the 7B model
+// with that library and those choices), for A/B runs of a kernel choice.
 // Writes $OUT/vulkan.json after every phase (a later failure keeps the earlier numbers). Exit
 // status: 0, 1 when the stories15M text differs, 2 when there is no usable Vulkan device or a phase
 // failed.
@@ -38,6 +41,7 @@ import {
 } from "../../llama/device/vulkan.ts";
 import { generateText } from "../../llama/generate.ts";
 import { KernelLlama } from "../../llama/model.ts";
+import type { OpChoices } from "../../llama/op-choices.ts";
 import { allOps, llamaOps } from "../../llama/ops.ts";
 import { fromConverted, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
@@ -65,20 +69,41 @@ async function storiesConfig(deviceDir: string): Promise<LlamaConfig> {
   return loadBundledStories15M().weights.config;
 }
 
-async function build(deviceDir: string, subgroup: number): Promise<void> {
+/** A named set of op choices over VULKAN_OP_CHOICES (--variant name=json). */
+interface Variant {
+  readonly name: string;
+  readonly choices: OpChoices;
+}
+
+function parseVariant(arg: string): Variant {
+  const at = arg.indexOf("=");
+  const name = at > 0 ? arg.slice(0, at) : "";
+  if (!/^[a-z0-9-]+$/.test(name))
+    throw new Error(`--variant ${arg}: write name={json op choices}, the name in a-z, 0-9 and -`);
+  try {
+    return { name, choices: JSON.parse(arg.slice(at + 1)) as OpChoices };
+  } catch (e) {
+    throw new Error(`--variant ${arg}: the op choices after = are not JSON (${(e as Error).message})`);
+  }
+}
+
+const library7b = (variant?: Variant) => (variant ? `${LLAMA7B}-${variant.name}` : LLAMA7B);
+
+async function build(deviceDir: string, subgroup: number, variant?: Variant): Promise<void> {
   const target = { ...TARGETS.vulkan, name: `vulkan (subgroup ${subgroup})`, warpSize: subgroup };
   const out = libDir(deviceDir, subgroup);
   mkdirSync(out, { recursive: true });
-  const models: [string, LlamaConfig][] = [
-    [STORIES, await storiesConfig(deviceDir)],
-    [LLAMA7B, { ...LLAMA2_7B, contextLength: DECODE_CONTEXT }],
-  ];
+  const config7b = { ...LLAMA2_7B, contextLength: DECODE_CONTEXT };
+  const models: [string, LlamaConfig][] = variant
+    ? [[library7b(variant), config7b]]
+    : [
+        [STORIES, await storiesConfig(deviceDir)],
+        [LLAMA7B, config7b],
+      ];
+  const choices = { ...VULKAN_OP_CHOICES, ...variant?.choices };
   for (const [name, config] of models) {
     const t0 = performance.now();
-    const lib = compileVulkanLibrary(
-      allOps(llamaOps(config, "q4f16_1", VULKAN_SCHEDULES, VULKAN_OP_CHOICES)),
-      target,
-    );
+    const lib = compileVulkanLibrary(allOps(llamaOps(config, "q4f16_1", VULKAN_SCHEDULES, choices)), target);
     writeVulkanLibrary(lib, join(out, `${name}.json`));
     console.log(
       `vulkan library ${name} (subgroup ${subgroup}): ${Object.keys(lib.kernels).length} kernels in ${((performance.now() - t0) / 1e3).toFixed(1)} s -> ${join(out, `${name}.json`)}`,
@@ -126,6 +151,8 @@ async function run(opts: {
   sharedLayerBuffers?: boolean;
   /** Storage buffers bound with dynamic offsets (VulkanRuntimeOptions.dynamicOffsets). */
   dynamicOffsets?: boolean;
+  /** The 7B model's library and op choices (--variant). */
+  variant?: Variant;
   models: string[];
 }): Promise<number> {
   const started = performance.now();
@@ -144,6 +171,8 @@ async function run(opts: {
   result.setup = setup;
   const opened = openVulkan(setup, "vulkan", "", { dynamicOffsets: opts.dynamicOffsets ?? false });
   result.dynamicOffsets = opts.dynamicOffsets ?? false;
+  result.sharedLayerBuffers = opts.sharedLayerBuffers ?? false;
+  if (opts.variant) result.variant = opts.variant;
   if ("error" in opened) {
     errors.push(opened.error);
     console.error(`vulkan: ${opened.error}`);
@@ -207,14 +236,14 @@ async function run(opts: {
     new KernelLlama(device, syntheticQ4(config), {
       format: "q4f16_1",
       schedules: device.schedules,
-      opChoices: device.opChoices,
+      opChoices: { ...device.opChoices, ...opts.variant?.choices },
       ...(opts.sharedLayerBuffers ? { sharedLayerBuffers: true } : {}),
     });
   if (opts.models.includes("7b"))
     try {
       const copy = await cudaCopyBandwidth();
       if (copy) console.log(`CUDA copy bandwidth ${(copy / 1e9).toFixed(0)} GB/s`);
-      const lib = loadLibrary(opts.deviceDir, sg, LLAMA7B);
+      const lib = loadLibrary(opts.deviceDir, sg, library7b(opts.variant));
       const device = createVulkanDevice({ runtime: rt, library: lib });
       const sets0 = rt.descriptorSets;
       const t0 = performance.now();
@@ -286,7 +315,7 @@ async function run(opts: {
     try {
       const device = createVulkanDevice({
         runtime: rt,
-        library: loadLibrary(opts.deviceDir, sg, LLAMA7B),
+        library: loadLibrary(opts.deviceDir, sg, library7b(opts.variant)),
         timestamps: true,
       });
       const model = model7b(device);
@@ -342,10 +371,12 @@ async function main(): Promise<number> {
       "greedy-graph-steps": { type: "string" },
       "shared-layer-buffers": { type: "boolean", default: false },
       "dynamic-offsets": { type: "boolean", default: false },
+      variant: { type: "string" },
     },
   });
+  const variant = values.variant === undefined ? undefined : parseVariant(values.variant);
   if (values.build !== undefined) {
-    await build(resolve(values.build), Number(values.subgroup));
+    await build(resolve(values.build), Number(values.subgroup), variant);
     return 0;
   }
   // The bundle lives in .device/; run from source, the folder is the repository's .device.
@@ -364,6 +395,7 @@ async function main(): Promise<number> {
     ...(values["greedy-graph-steps"] ? { greedyGraphSteps: Number(values["greedy-graph-steps"]) } : {}),
     ...(values["shared-layer-buffers"] ? { sharedLayerBuffers: true } : {}),
     ...(values["dynamic-offsets"] ? { dynamicOffsets: true } : {}),
+    ...(variant ? { variant } : {}),
   });
 }
 

@@ -225,6 +225,27 @@ describe("greedy decoding on the device (decodeGreedy: argmax after each step, t
   });
 });
 
+describe("the row kernels' choices (Vulkan's GEMVs), run on the CPU", () => {
+  test("foldRowsGateUpNorm: the FFN's norm inside the gate/up GEMV gives the logits of its own launch", () => {
+    const config = { ...TINY_GQA, dim: 256, hiddenDim: 512, vocabSize: 64, contextLength: 16 };
+    const apart = new KernelLlama(createCpuDevice(), syntheticQ4(config, 4), { format: "q4f16_1" });
+    const folded = new KernelLlama(createCpuDevice(), syntheticQ4(config, 4), {
+      format: "q4f16_1",
+      opChoices: { foldRowsGateUpNorm: true },
+    });
+    expect(apart.ops.decode.gateUp!.kernel.name).toBe("q4GateUpSiluRows2");
+    expect(folded.ops.decode.gateUpRms!.kernel.name).toBe("q4GateUpSiluRms");
+    expect(folded.ops.decode.gateUp).toBeUndefined();
+    for (const [pos, token] of [5, 17, 42, 3].entries()) {
+      const want = apart.decode(token, pos);
+      const got = folded.decode(token, pos);
+      const scale = Math.max(...want.map(Math.abs));
+      // Both round x̂ to f16 before the products; only the norm's f32 sum order may differ.
+      expect(Math.max(...got.map((v, i) => Math.abs(v - want[i]!))) / scale).toBeLessThan(1e-4);
+    }
+  });
+});
+
 describe("CUDA's kernel choices (tensor-core prefill GEMMs, decode GEMVs and prefill attention), run on the CPU", () => {
   test("q4f16_1: the same logits as the default kernels, up to f32 rounding, over a 40-token prefill and decode", () => {
     // K multiples of 256 and N of 32: every decode GEMV takes the tensor-core kernels.
