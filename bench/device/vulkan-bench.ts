@@ -4,7 +4,7 @@
 //
 //   bash bench/device/run.sh vulkan-bench [--reps N] [--repeats N] [--copies-mib N] [--warm-ms MS] [--only SUBSTRING]
 //                                         [--sequence NAME,NAME,...[;NAME,...] [--layers N] [--shared-weights]]
-//                                         [--dynamic-offsets]
+//                                         [--dynamic-offsets] [--in-place] [--chain]
 //                                         [--no-stats] [--no-internal]
 //
 // The kernels are .device/kernels/vulkan-bench-sg<N>.json.gz for the device's subgroup size N, built
@@ -124,6 +124,8 @@ function main(): number {
       layers: { type: "string", default: "32" },
       "shared-weights": { type: "boolean", default: false },
       "dynamic-offsets": { type: "boolean", default: false },
+      "in-place": { type: "boolean", default: false },
+      chain: { type: "boolean", default: false },
       seed: { type: "string", default: "7" },
       only: { type: "string" },
       "no-stats": { type: "boolean", default: false },
@@ -289,12 +291,36 @@ function main(): number {
               .filter(([n]) => !e.rotate.includes(n))
               .map(([n, t]) => [n, tensor(t)]),
           );
+          // --in-place: y is the residual, as the model's O and down projections add into x.
+          const { residual, y } = e.tensors;
+          if (
+            values["in-place"] &&
+            residual &&
+            y &&
+            residual.dtype === y.dtype &&
+            sizeOf(residual.shape) === sizeOf(y.shape)
+          )
+            shared.y = shared.residual!;
           const rotated = e.rotate.map((n) => [n, layerCopies(e.tensors[n]!)] as const);
           return Array.from({ length: layers }, (_, l) => ({
             ...shared,
             ...Object.fromEntries(rotated.map(([n, copies]) => [n, copies[l]!])),
           }));
         });
+        // --chain: each entry reads as x what the entry before it wrote (y or out; the first reads
+        // the last's), as a model's layer does, instead of a constant input of its own.
+        if (values.chain)
+          picked.forEach((e, i) => {
+            const x = e.tensors.x;
+            const before = picked[(i + picked.length - 1) % picked.length]!;
+            const outName = ["y", "out"].find((n) => n in before.tensors);
+            const out = outName ? before.tensors[outName]! : undefined;
+            if (!x || !out || x.dtype !== out.dtype || sizeOf(out.shape) < sizeOf(x.shape)) return;
+            sets[i]!.forEach((set, l) => {
+              const written = sets[(i + picked.length - 1) % picked.length]![l]![outName!]!;
+              set.x = { ...written, shape: x.shape };
+            });
+          });
         const dispatch = (i: number, l: number): Command => ({
           ...kernels[i]!.dispatch({ ...sets[i]![l]!, ...picked[i]!.scalars }),
           barrier: true,
@@ -326,6 +352,8 @@ function main(): number {
           layers,
           sharedWeights: !!values["shared-weights"],
           dynamicOffsets: !!values["dynamic-offsets"],
+          inPlace: !!values["in-place"],
+          chain: !!values.chain,
           roundUs,
           sumOverLayersUs: sumOverLayers,
           each,

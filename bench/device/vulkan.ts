@@ -10,8 +10,9 @@
 //  1. stories15M (q4f16_1, the converted model of build-model.ts): greedy 256 tokens must equal the
 //     CPU kernel model's text (.device/models/stories15M-q4-expected.json); decode tok/s;
 //  2. Llama-2-7B shape (q4f16_1, synthetic weights): decode tok/s over --steps tokens from position
-//     1, bytes read per token and the bandwidth that implies (and the fraction of the CUDA copy
-//     bandwidth when libcuda is there); prefill of --prefill tokens;
+//     1 (the median of --decode-runs runs, 3), bytes read per token and the bandwidth that implies
+//     (and the fraction of the CUDA copy bandwidth when libcuda is there); prefill of --prefill
+//     tokens;
 //  3. where a 7B decode step's GPU time goes: per-launch timestamps of one replay at position 256.
 // --shared-layer-buffers builds the 7B model with its per-layer tensors in shared buffers
 // (KernelLlama's sharedLayerBuffers); --dynamic-offsets binds storage buffers with dynamic offsets
@@ -153,6 +154,8 @@ async function run(opts: {
   dynamicOffsets?: boolean;
   /** The 7B model's library and op choices (--variant). */
   variant?: Variant;
+  /** Greedy decodes of --steps tokens timed in turn; the median is reported. */
+  decodeRuns: number;
   models: string[];
 }): Promise<number> {
   const started = performance.now();
@@ -254,13 +257,22 @@ async function run(opts: {
       model.decode(1, 0); // compiles the pipelines, records the command buffer
       const firstS = (performance.now() - w0) / 1e3;
       const steps = Math.min(opts.steps, config.contextLength - 1);
-      const tokPerS = greedyDecodeTokPerS(model, steps);
+      // Half a second of steps first, then several runs, the median reported: timed right after
+      // the upload, with the GPU's clocks still down, a run's rate was 2-4% below the next runs',
+      // and single runs so timed scattered 3-16% below the warm rate
+      // (bench/results/vulkan-h200.json twentySixthSession).
+      const warm0 = performance.now();
+      do greedyDecodeTokPerS(model, 32);
+      while (performance.now() - warm0 < 500);
+      const runs = Array.from({ length: opts.decodeRuns }, () => greedyDecodeTokPerS(model, steps));
+      const tokPerS = [...runs].sort((a, b) => a - b)[Math.floor(runs.length / 2)]!;
       // Descriptor sets the step's launches bind (one a launch unless buffers and offsets repeat).
       const descriptorSets = rt.descriptorSets - sets0;
       const seconds = steps / tokPerS;
       const bytes = decodeBytesPerToken(config, "q4f16_1", (steps + 1) / 2);
       const decode = {
         tokPerS,
+        runsTokPerS: runs,
         steps,
         msPerToken: (1e3 * seconds) / steps,
         firstStepS: firstS,
@@ -277,7 +289,7 @@ async function run(opts: {
           : {}),
       };
       console.log(
-        `7B q4f16_1 decode on Vulkan: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens (${decode.msPerToken.toFixed(2)} ms/token); ${(bytes / 1e9).toFixed(2)} GB/token = ${decode.effectiveGBs.toFixed(0)} GB/s` +
+        `7B q4f16_1 decode on Vulkan: ${tokPerS.toFixed(1)} tok/s over ${steps} tokens (${decode.msPerToken.toFixed(2)} ms/token; median of ${runs.map((r) => r.toFixed(1)).join(", ")}); ${(bytes / 1e9).toFixed(2)} GB/token = ${decode.effectiveGBs.toFixed(0)} GB/s` +
           (copy ? `; ${(100 * decode.fractionOfRoofline!).toFixed(1)}% of the copy roofline` : "") +
           `; ${descriptorSets} descriptor sets`,
       );
@@ -365,6 +377,7 @@ async function main(): Promise<number> {
       subgroup: { type: "string", default: "32" },
       "device-dir": { type: "string" },
       steps: { type: "string", default: "512" },
+      "decode-runs": { type: "string", default: "3" },
       prefill: { type: "string", default: "128" },
       "stories-tokens": { type: "string", default: "256" },
       models: { type: "string", default: "stories15M,7b" },
@@ -389,6 +402,7 @@ async function main(): Promise<number> {
     out: values.out!,
     deviceDir,
     steps: Number(values.steps),
+    decodeRuns: Math.max(1, Number(values["decode-runs"])),
     prefill: Number(values.prefill),
     storiesTokens: Number(values["stories-tokens"]),
     models: values.models!.split(","),

@@ -227,18 +227,7 @@ int main() {
   CHECK(cudaEventCreate(&e0));
   CHECK(cudaEventCreate(&e1));
   const int grid = sms;
-  auto launchT = [&](auto k, int g, int threads, auto... args) {
-    cudaLaunchConfig_t c = {};
-    c.gridDim = g;
-    c.blockDim = threads;
-    c.stream = st;
-    cudaLaunchAttribute at[1];
-    at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    at[0].val.programmaticStreamSerializationAllowed = 1;
-    c.attrs = at;
-    c.numAttrs = 1;
-    CHECK(cudaLaunchKernelEx(&c, k, args...));
-  };
+  auto launchT = [&](auto k, int g, int threads, auto... args) { launchThreads(st, true, k, g, threads, 0, args...); };
   auto graphOf = [&](int variant) {
     cudaGraph_t g;
     cudaGraphExec_t ge;
@@ -291,12 +280,8 @@ int main() {
     std::sort(t.begin(), t.end());
     CHECK(cudaMemcpy(got.data(), a.x, DIM * 4, cudaMemcpyDeviceToHost));
     if (v == 0) ref = got;
-    float diff = 0.f;
-    bool finite = true;
-    for (int i = 0; i < DIM; i++) {
-      diff = std::max(diff, std::fabs(got[i] - ref[i]));
-      finite = finite && std::isfinite(got[i]);
-    }
+    bool finite;
+    const float diff = maxAbsDiff(got, ref, finite);
     char diffText[32];
     snprintf(diffText, sizeof diffText, v == 3 ? "null" : "%g", diff);  // noAttention computes another x
     printf("  {\"variant\": \"%s\", \"layerUs\": %.2f, \"layerUsMin\": %.2f, \"maxDiffFromWaitAll\": %s, \"finite\": %s}%s\n",

@@ -3,7 +3,10 @@
 // is bound by DRAM and the boundaries between phases show), programmatic-launch helpers and the
 // host-side fills. Include after defining WARPS and BT (warps and threads a block).
 #pragma once
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <vector>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include "probe.h"
@@ -90,11 +93,12 @@ static Gemv makeGemv(int n, int k, uint32_t seed) {
   return {w, s};
 }
 
+// A launch of `threads` a block, with programmatic dependent launch when pdl.
 template <typename Kern, typename... Args>
-static void launch(cudaStream_t st, bool pdl, Kern k, int grid, size_t smem, Args... args) {
+static void launchThreads(cudaStream_t st, bool pdl, Kern k, int grid, int threads, size_t smem, Args... args) {
   cudaLaunchConfig_t c = {};
   c.gridDim = grid;
-  c.blockDim = BT;
+  c.blockDim = threads;
   c.dynamicSmemBytes = smem;
   c.stream = st;
   cudaLaunchAttribute at[1];
@@ -103,6 +107,22 @@ static void launch(cudaStream_t st, bool pdl, Kern k, int grid, size_t smem, Arg
   c.attrs = at;
   c.numAttrs = pdl ? 1 : 0;
   CHECK(cudaLaunchKernelEx(&c, k, args...));
+}
+
+template <typename Kern, typename... Args>
+static void launch(cudaStream_t st, bool pdl, Kern k, int grid, size_t smem, Args... args) {
+  launchThreads(st, pdl, k, grid, BT, smem, args...);
+}
+
+// The largest |got - ref| over the elements, and whether every one of got is finite.
+static float maxAbsDiff(const std::vector<float>& got, const std::vector<float>& ref, bool& finite) {
+  float diff = 0.f;
+  finite = true;
+  for (size_t i = 0; i < got.size(); i++) {
+    diff = std::max(diff, std::fabs(got[i] - ref[i]));
+    finite = finite && std::isfinite(got[i]);
+  }
+  return diff;
 }
 
 // Device-to-device copy bandwidth in GB/s (1 GiB, five copies), the scale the probes report against.

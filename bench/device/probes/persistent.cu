@@ -243,12 +243,8 @@ int main() {
     std::sort(t.begin(), t.end());
     CHECK(cudaMemcpy(got.data(), a.x, DIM * 4, cudaMemcpyDeviceToHost));
     if (v == 0) ref = got;
-    float diff = 0.f;
-    bool finite = true;
-    for (int i = 0; i < DIM; i++) {
-      diff = std::max(diff, std::fabs(got[i] - ref[i]));
-      finite = finite && std::isfinite(got[i]);
-    }
+    bool finite;
+    const float diff = maxAbsDiff(got, ref, finite);
     printf("  {\"variant\": \"%s\", \"layerUs\": %.2f, \"layerUsMin\": %.2f, \"fractionOfCopy\": %.3f, \"maxDiffFromGraph\": %g, \"finite\": %s}%s\n",
            names[v], t[t.size() / 2], t[0], bytesPerLayer / (copyGBs * 1e3) / t[t.size() / 2], diff, finite ? "true" : "false", v < 3 ? "," : "");
   }
