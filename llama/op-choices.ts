@@ -54,7 +54,9 @@ export interface OpChoices {
    * H100 the 7B step's graph (positions 157-356 of a 1,100-position cache) took 1874.0 us with 4,
    * 1908.3 with 2, 1909.0 with 8 and 1981.5 with 16 (bench/results/decode-attention-splits-ab-h100.json):
    * 4 x 32 heads = 128 blocks, one a multiprocessor. Each split's 4 warps take 128 positions a
-   * round, so at 4,096 positions 4 splits take 8 rounds (8 splits: 4); not measured there.
+   * round, so at 4,096 positions 4 splits take 8 rounds (8 splits: 4); not measured there. On an
+   * H200, greedy decoding of 512 tokens: 754.4 tok/s with 4, 740.0 with 2, 728.0 with 8
+   * (bench/results/decode-splits-ab-h200.json).
    */
   readonly decodeSplits?: number;
   /**

@@ -18,20 +18,21 @@ import { writeLibrary } from "../../llama/device/library.ts";
 import { KernelLlama } from "../../llama/model.ts";
 import { createCpuDevice } from "../../llama/device/cpu.ts";
 import { generateText } from "../../llama/generate.ts";
-import { LLAMA2_7B, DECODE_CONTEXT } from "./models.ts";
+import { LLAMA2_7B, DECODE_CONTEXT, parseChoicesVariant, withChoices } from "./models.ts";
 
 const out = resolve(process.argv[2] ?? ".device");
-const variants = process.argv.slice(3).flatMap((a, i, all) => (all[i - 1] === "--variant" ? [a] : []));
+const variants = process.argv
+  .slice(3)
+  .flatMap((a, i, all) =>
+    all[i - 1] === "--variant" ? [parseChoicesVariant(a, "build-model: --variant")] : [],
+  );
 if (variants.length > 0) {
   for (const v of variants) {
-    const m = /^([A-Za-z0-9-]+)=(\{.*\})$/.exec(v);
-    if (!m) throw new Error(`build-model: --variant takes name={op choices as JSON}, got ${v}`);
-    const choices: Record<string, unknown> = { ...CUDA_OP_CHOICES, ...(JSON.parse(m[2]!) as object) };
-    for (const [k, x] of Object.entries(choices)) if (x === null) delete choices[k];
+    const choices = withChoices(CUDA_OP_CHOICES, v);
     const ops = llamaOps({ ...LLAMA2_7B, contextLength: DECODE_CONTEXT }, "q4f16_1", GPU_SCHEDULES, choices);
     const lib = compileLibrary(allOps(ops), "sm_90");
-    writeLibrary(lib, join(out, "lib", `llama2-7b-q4-${m[1]}-sm_90`));
-    console.log(`library llama2-7b-q4-${m[1]}: ${Object.keys(lib.kernels).length} kernels`);
+    writeLibrary(lib, join(out, "lib", `llama2-7b-q4-${v.name}-sm_90`));
+    console.log(`library llama2-7b-q4-${v.name}: ${Object.keys(lib.kernels).length} kernels`);
   }
   process.exit(0);
 }

@@ -5,6 +5,31 @@ import { matrixShape, type MatrixName } from "../../llama/weights/source.ts";
 
 export { LLAMA2_7B } from "../../llama/presets.ts";
 
+/** A named set of op choices for an A/B library (the runners' --variant name={json}). */
+export interface ChoicesVariant {
+  readonly name: string;
+  /** Op choices over the device's; a null unsets one. */
+  readonly choices: Readonly<Record<string, unknown>>;
+}
+
+/** Parses `name={op choices as JSON}` (the name in letters, digits and -). */
+export function parseChoicesVariant(arg: string, flag = "--variant"): ChoicesVariant {
+  const m = /^([A-Za-z0-9-]+)=(\{.*\})$/.exec(arg);
+  if (!m) throw new Error(`${flag} takes name={op choices as JSON}, got ${arg}`);
+  try {
+    return { name: m[1]!, choices: JSON.parse(m[2]!) as Record<string, unknown> };
+  } catch (e) {
+    throw new Error(`${flag} ${arg}: the op choices after = are not JSON (${(e as Error).message})`);
+  }
+}
+
+/** `base` with a variant's choices over it, those set to null removed. */
+export function withChoices<T extends object>(base: T, variant: ChoicesVariant | undefined): T {
+  const merged: Record<string, unknown> = { ...base, ...variant?.choices };
+  for (const [k, v] of Object.entries(merged)) if (v === null) delete merged[k];
+  return merged as T;
+}
+
 /** The KV cache length the decode benchmark allocates: a 512-token prompt plus 512 generated. */
 export const DECODE_CONTEXT = 1100;
 

@@ -42,7 +42,6 @@ import {
 } from "../../llama/device/vulkan.ts";
 import { generateText } from "../../llama/generate.ts";
 import { KernelLlama } from "../../llama/model.ts";
-import type { OpChoices } from "../../llama/op-choices.ts";
 import { allOps, llamaOps } from "../../llama/ops.ts";
 import { fromConverted, syntheticQ4 } from "../../llama/weights/source.ts";
 import { TARGETS } from "../../lower/passes/target.ts";
@@ -52,6 +51,9 @@ import {
   compareGreedyText,
   decodeBytesPerToken,
   greedyDecodeTokPerS,
+  parseChoicesVariant,
+  withChoices,
+  type ChoicesVariant,
   type ExpectedText,
 } from "./models.ts";
 import { openVulkan, startVulkan } from "./vulkan-setup.ts";
@@ -70,27 +72,9 @@ async function storiesConfig(deviceDir: string): Promise<LlamaConfig> {
   return loadBundledStories15M().weights.config;
 }
 
-/** A named set of op choices over VULKAN_OP_CHOICES (--variant name=json). */
-interface Variant {
-  readonly name: string;
-  readonly choices: OpChoices;
-}
+const library7b = (variant?: ChoicesVariant) => (variant ? `${LLAMA7B}-${variant.name}` : LLAMA7B);
 
-function parseVariant(arg: string): Variant {
-  const at = arg.indexOf("=");
-  const name = at > 0 ? arg.slice(0, at) : "";
-  if (!/^[a-z0-9-]+$/.test(name))
-    throw new Error(`--variant ${arg}: write name={json op choices}, the name in a-z, 0-9 and -`);
-  try {
-    return { name, choices: JSON.parse(arg.slice(at + 1)) as OpChoices };
-  } catch (e) {
-    throw new Error(`--variant ${arg}: the op choices after = are not JSON (${(e as Error).message})`);
-  }
-}
-
-const library7b = (variant?: Variant) => (variant ? `${LLAMA7B}-${variant.name}` : LLAMA7B);
-
-async function build(deviceDir: string, subgroup: number, variant?: Variant): Promise<void> {
+async function build(deviceDir: string, subgroup: number, variant?: ChoicesVariant): Promise<void> {
   const target = { ...TARGETS.vulkan, name: `vulkan (subgroup ${subgroup})`, warpSize: subgroup };
   const out = libDir(deviceDir, subgroup);
   mkdirSync(out, { recursive: true });
@@ -101,7 +85,7 @@ async function build(deviceDir: string, subgroup: number, variant?: Variant): Pr
         [STORIES, await storiesConfig(deviceDir)],
         [LLAMA7B, config7b],
       ];
-  const choices = { ...VULKAN_OP_CHOICES, ...variant?.choices };
+  const choices = withChoices(VULKAN_OP_CHOICES, variant);
   for (const [name, config] of models) {
     const t0 = performance.now();
     const lib = compileVulkanLibrary(allOps(llamaOps(config, "q4f16_1", VULKAN_SCHEDULES, choices)), target);
@@ -153,7 +137,7 @@ async function run(opts: {
   /** Storage buffers bound with dynamic offsets (VulkanRuntimeOptions.dynamicOffsets). */
   dynamicOffsets?: boolean;
   /** The 7B model's library and op choices (--variant). */
-  variant?: Variant;
+  variant?: ChoicesVariant;
   /** Greedy decodes of --steps tokens timed in turn; the median is reported. */
   decodeRuns: number;
   models: string[];
@@ -239,7 +223,7 @@ async function run(opts: {
     new KernelLlama(device, syntheticQ4(config), {
       format: "q4f16_1",
       schedules: device.schedules,
-      opChoices: { ...device.opChoices, ...opts.variant?.choices },
+      opChoices: withChoices(device.opChoices, opts.variant),
       ...(opts.sharedLayerBuffers ? { sharedLayerBuffers: true } : {}),
     });
   if (opts.models.includes("7b"))
@@ -387,7 +371,7 @@ async function main(): Promise<number> {
       variant: { type: "string" },
     },
   });
-  const variant = values.variant === undefined ? undefined : parseVariant(values.variant);
+  const variant = values.variant === undefined ? undefined : parseChoicesVariant(values.variant);
   if (values.build !== undefined) {
     await build(resolve(values.build), Number(values.subgroup), variant);
     return 0;
