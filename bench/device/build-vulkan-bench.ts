@@ -32,6 +32,7 @@ import {
   type GemvSchedule,
 } from "../../stdlib/gpu/gemv.ts";
 import { cooperativeCopy } from "../../stdlib/gpu/gemm.ts";
+import { rowReduction } from "../../stdlib/gpu/schedules.ts";
 import { scheduledFunc, specializedFunc } from "../../llama/device/prepare.ts";
 import { VULKAN_OP_CHOICES, VULKAN_SCHEDULES } from "../../llama/device/vulkan.ts";
 import { llamaOps } from "../../llama/ops.ts";
@@ -312,6 +313,33 @@ function precedingOpEntries(
   });
 }
 
+/**
+ * The model's RMSNorm of one row (4,096) under other threads a workgroup (rowReduction's; the
+ * default through Vulkan is ROW_THREADS, 128): a decode step runs 33 of them, each a single
+ * workgroup, latency-bound.
+ */
+function rowReduceEntries(
+  compile: (f: PrimFunc) => { artifact: VulkanArtifact; spirv: SpirvStats },
+  references: Record<string, FuncJson>,
+): BenchEntry[] {
+  const spec = llamaOps(LLAMA2_7B, "q4f16_1", VULKAN_SCHEDULES, VULKAN_OP_CHOICES).decode.rmsNorm!;
+  const reference = specializedFunc(spec);
+  references[spec.key] = funcToJson(reference);
+  const { tensors, scalars, bytes } = opTensors(reference);
+  return [32, 64, 256, 512, 1024].map((threads) => ({
+    name: `rmsNorm 4096 t${threads}`,
+    kernel: spec.kernel.name,
+    kind: "stream" as const,
+    params: { op: "rmsNorm", threads },
+    ...compile(scheduledFunc({ ...spec, schedule: rowReduction("m", "i", "i_1", threads) }, "vulkan")),
+    tensors,
+    rotate: [],
+    ...(Object.keys(scalars).length ? { scalars } : {}),
+    bytes,
+    check: { reference: spec.key, symbols: {} },
+  }));
+}
+
 function tuneEntries(
   compile: (f: PrimFunc) => { artifact: VulkanArtifact; spirv: SpirvStats },
   references: Record<string, FuncJson>,
@@ -402,7 +430,11 @@ function main(): void {
       format: "tkc-vulkan-bench",
       subgroupSize: sg,
       small: false,
-      entries: [...tuneEntries(compile, references, sg), ...precedingOpEntries(compile, references)],
+      entries: [
+        ...tuneEntries(compile, references, sg),
+        ...precedingOpEntries(compile, references),
+        ...rowReduceEntries(compile, references),
+      ],
       references,
       copyBufferBytes: 0,
     };

@@ -206,6 +206,21 @@ export const TUNED: Readonly<Record<string, Readonly<Record<string, TunedEntry>>
     },
   },
   vulkan: {
+    rowReduce: {
+      params: {
+        threads: 256,
+      },
+      device: "NVIDIA H200 (Vulkan)",
+      measured:
+        "2026-11-29: the 7B decode step's RMSNorm of 4096 in the model, 264.2-264.4 tok/s against 262.6-262.8 at 128 threads; 512 and 1,024 ran the norm faster but the step no faster (bench/results/vulkan-rmsnorm-threads-h200.json)",
+    },
+    rowReduceRows: {
+      params: {
+        threads: 128,
+      },
+      device: "NVIDIA H200 (Vulkan)",
+      measured: "2026-11-29: the prefill's norms keep ROW_THREADS (128): not measured with another count",
+    },
     "gemvRows:12288x4096": {
       params: {
         rows: 1,
