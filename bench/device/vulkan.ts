@@ -353,6 +353,13 @@ async function run(opts: {
   return failed ? 1 : errors.length ? 2 : 0;
 }
 
+function positiveInteger(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`${flag} takes a whole number of at least 1, got ${text}`);
+  return n;
+}
+
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
@@ -386,7 +393,7 @@ async function main(): Promise<number> {
     out: values.out!,
     deviceDir,
     steps: Number(values.steps),
-    decodeRuns: Math.max(1, Number(values["decode-runs"])),
+    decodeRuns: positiveInteger(values["decode-runs"]!, "--decode-runs"),
     prefill: Number(values.prefill),
     storiesTokens: Number(values["stories-tokens"]),
     models: values.models!.split(","),
