@@ -10,7 +10,7 @@ import { checkedGreedyTokens, type LanguageModel } from "./generate.ts";
 import type { LlamaWeights } from "./weights/types.ts";
 import { fromLlamaWeights, matrixShape, type MatrixName, type WeightSource } from "./weights/source.ts";
 import {
-  VIEW_ALIGN_BYTES,
+  viewAlignedBytes,
   type Device,
   type DeviceTensor,
   type Op,
@@ -191,7 +191,7 @@ export class KernelLlama implements LanguageModel {
     let slab = this.layerSlabs.get(kind);
     if (!slab) {
       const bytes = sizeOf(shape) * bytesOf(dtype);
-      const stride = (Math.ceil(bytes / VIEW_ALIGN_BYTES) * VIEW_ALIGN_BYTES) / bytesOf(dtype);
+      const stride = viewAlignedBytes(bytes) / bytesOf(dtype);
       const total = this.config.nLayers * stride;
       let t: DeviceTensor;
       try {

@@ -37,7 +37,7 @@ import { vulkanKernel, type DeviceTensor, type VulkanKernel } from "../../backen
 import { type Command, type GpuBuffer, type VulkanRuntime } from "../../backends/vulkan/runtime.ts";
 import { bytesOf } from "../../dsl/dtypes.ts";
 import { sizeOf, type NDArray } from "../../dsl/ndarray.ts";
-import { VIEW_ALIGN_BYTES } from "../../llama/device/types.ts";
+import { viewAlignedBytes } from "../../llama/device/types.ts";
 import { funcFromJson } from "../../lower/ir/serialize.ts";
 import type { BenchTensor, VulkanBenchFile } from "./build-vulkan-bench.ts";
 import { pipelineStats, type PipelineStatsReport } from "./vulkan-pipeline-stats.ts";
@@ -275,7 +275,7 @@ function main(): number {
         const layerCopies = (t: BenchTensor): DeviceTensor[] => {
           if (!values["shared-weights"]) return Array.from({ length: layers }, () => tensor(t));
           const bytes = sizeOf(t.shape) * bytesOf(t.dtype);
-          const stride = Math.ceil(bytes / VIEW_ALIGN_BYTES) * VIEW_ALIGN_BYTES;
+          const stride = viewAlignedBytes(bytes);
           const buffer = filled(rt, stride * layers, t.fill);
           buffers.push(buffer);
           return Array.from({ length: layers }, (_, l) => ({

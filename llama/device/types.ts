@@ -16,6 +16,10 @@ import type { OpChoices } from "../op-choices.ts";
  */
 export const VIEW_ALIGN_BYTES = 256;
 
+/** `bytes` rounded up to a multiple of VIEW_ALIGN_BYTES: the stride of views laid out in turn. */
+export const viewAlignedBytes = (bytes: number): number =>
+  Math.ceil(bytes / VIEW_ALIGN_BYTES) * VIEW_ALIGN_BYTES;
+
 export interface DeviceTensor {
   readonly dtype: DType;
   readonly shape: readonly number[];
