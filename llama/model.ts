@@ -4,20 +4,13 @@
  * as one recorded launch sequence (a CUDA graph on NVIDIA) whose per-step values (token id,
  * position) live in device memory, and prefill through GEMM kernels.
  */
-import { bytesOf, fromF16Array, toF16Array, type DType } from "../dsl/dtypes.ts";
+import { fromF16Array, toF16Array } from "../dsl/dtypes.ts";
 import { headDim, kvDim, validateConfig, type LlamaConfig } from "./config.ts";
 import { checkedGreedyTokens, type LanguageModel } from "./generate.ts";
 import type { LlamaWeights } from "./weights/types.ts";
-import { fromLlamaWeights, matrixShape, type MatrixName, type WeightSource } from "./weights/source.ts";
-import {
-  viewAlignedBytes,
-  type Device,
-  type DeviceTensor,
-  type Op,
-  type OpSpec,
-  type Recording,
-} from "./device/types.ts";
-import { sizeOf } from "../dsl/ndarray.ts";
+import { fromLlamaWeights, type WeightSource } from "./weights/source.ts";
+import { placeWeights } from "./model-weights.ts";
+import type { Device, DeviceTensor, Op, OpSpec, Recording } from "./device/types.ts";
 import {
   decodeLaunches,
   logitsLaunches,
@@ -65,9 +58,6 @@ export interface KernelLlamaOptions {
   readonly sharedLayerBuffers?: boolean;
 }
 
-/** Per-layer weight matrices (the others, the LM head and the embedding, have one instance). */
-const LAYER_MATRICES: readonly MatrixName[] = ["qkv", "o", "gateUp", "down"];
-
 /**
  * Greedy steps run back to back per host wait on GPUs: each wait costs the GPU about 50 µs idle
  * (the host reads the tokens, then launches again; Llama-2-7B, H100 and H200), which 8 steps
@@ -93,8 +83,6 @@ export class KernelLlama implements LanguageModel {
    * starts a graph: inside one, each step's first kernel launches early (programmatic launch). */
   private greedyBatchRecording?: Recording;
   private prefillBuffers?: { t: number; bufs: Record<string, DeviceTensor> };
-  /** With sharedLayerBuffers: each per-layer tensor kind's tensor and its elements a layer. */
-  private readonly layerSlabs = new Map<string, { t: DeviceTensor; stride: number }>();
 
   constructor(
     private readonly device: Device,
@@ -118,28 +106,12 @@ export class KernelLlama implements LanguageModel {
     const d = device;
     const fmt = options.format;
     const actDtype = fmt === "f32" ? "f32" : "f16";
-    const vec = (x: Float32Array) => this.upload(d.tensor(actDtype, [x.length]), x);
-    const layerVec = (name: "attnNorm" | "ffnNorm", i: number) => {
-      const x = src.vector(name, i);
-      return this.upload(this.layerTensor(name, actDtype, [x.length], i), x);
-    };
-    const cacheShape = [c.contextLength, c.nKvHeads, headDim(c)];
-    for (let i = 0; i < c.nLayers; i++) {
-      this.layers.push({
-        attnNorm: layerVec("attnNorm", i),
-        ffnNorm: layerVec("ffnNorm", i),
-        qkv: this.matrix(src, "qkv", i),
-        o: this.matrix(src, "o", i),
-        gateUp: this.matrix(src, "gateUp", i),
-        down: this.matrix(src, "down", i),
-        kCache: this.layerTensor("kCache", actDtype, cacheShape, i),
-        vCache: this.layerTensor("vCache", actDtype, cacheShape, i),
-      });
-    }
-    this.finalNorm = vec(src.vector("finalNorm", 0));
-    this.lmHead = this.matrix(src, "lmHead", 0);
-    if (fmt === "q4f16_1") this.embedQ4 = this.matrix(src, "embed", 0);
-    else this.embedHost = src.matrixF32("embed", 0);
+    const placed = placeWeights(d, src, c, fmt, options.sharedLayerBuffers ?? false);
+    this.layers.push(...placed.layers);
+    this.finalNorm = placed.finalNorm;
+    this.lmHead = placed.lmHead;
+    if (placed.embedQ4) this.embedQ4 = placed.embedQ4;
+    if (placed.embedHost) this.embedHost = placed.embedHost;
     const a = (name: string, shape: number[], dtype: "f16" | "f32" | "i32" = actDtype) =>
       (this.act[name] = d.tensor(dtype, shape));
     // The step's token, position and length in one buffer (one upload a step), each at an offset
@@ -174,65 +146,6 @@ export class KernelLlama implements LanguageModel {
     }
     a("h", [c.hiddenDim]);
     a("logits", [c.vocabSize], fmt === "f16" ? "f16" : "f32");
-  }
-
-  /** Writes `x` into `t` (an f16 or f32 tensor) and returns it. */
-  private upload(t: DeviceTensor, x: Float32Array): DeviceTensor {
-    this.device.write(t, t.dtype === "f16" ? toF16Array(x) : x);
-    return t;
-  }
-
-  /**
-   * Layer `layer`'s tensor of a per-layer kind: a tensor of its own, or with sharedLayerBuffers a
-   * view of the kind's one tensor for all layers.
-   */
-  private layerTensor(kind: string, dtype: DType, shape: readonly number[], layer: number): DeviceTensor {
-    if (!this.options.sharedLayerBuffers) return this.device.tensor(dtype, shape);
-    let slab = this.layerSlabs.get(kind);
-    if (!slab) {
-      const bytes = sizeOf(shape) * bytesOf(dtype);
-      const stride = viewAlignedBytes(bytes) / bytesOf(dtype);
-      const total = this.config.nLayers * stride;
-      let t: DeviceTensor;
-      try {
-        t = this.device.tensor(dtype, [total]);
-      } catch (e) {
-        throw new Error(
-          `tkc: sharedLayerBuffers: the ${kind} tensors of all ${this.config.nLayers} layers (${total * bytesOf(dtype)} bytes) do not fit one buffer on ${this.device.name}; build the model without sharedLayerBuffers (${(e as Error).message})`,
-        );
-      }
-      slab = { t, stride };
-      this.layerSlabs.set(kind, slab);
-    }
-    return this.device.view(slab.t, shape, layer * slab.stride);
-  }
-
-  private matrix(src: WeightSource, name: MatrixName, layer: number): Matrix {
-    const [n, k] = matrixShape(this.config, name);
-    const tensor = (part: string, dtype: DType, shape: number[]) =>
-      LAYER_MATRICES.includes(name)
-        ? this.layerTensor(`${name}.${part}`, dtype, shape, layer)
-        : this.device.tensor(dtype, shape);
-    if (this.options.format === "q4f16_1") {
-      const q = src.matrixQ4(name, layer);
-      const packed = tensor("packed", "u32", [n, k / 8]);
-      const scales = tensor("scales", "f16", [n, k / 32]);
-      this.device.write(packed, q.packed);
-      this.device.write(scales, q.scales);
-      return { packed, scales, n, k };
-    }
-    if (this.options.format === "f16" && src.matrixF16) {
-      const bits = src.matrixF16(name, layer);
-      if (bits.length !== n * k)
-        throw new Error(`tkc: the ${name} weight of ${bits.length} elements is not [${n}, ${k}]`);
-      const t = tensor("w", "f16", [n, k]);
-      this.device.write(t, bits);
-      return { w: t, n, k };
-    }
-    const w = src.matrixF32(name, layer);
-    if (w.length !== n * k)
-      throw new Error(`tkc: the ${name} weight of ${w.length} elements is not [${n}, ${k}]`);
-    return { w: this.upload(tensor("w", this.options.format === "f16" ? "f16" : "f32", [n, k]), w), n, k };
   }
 
   private op(spec: OpSpec): Op {
