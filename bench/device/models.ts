@@ -23,6 +23,14 @@ export function parseChoicesVariant(arg: string, flag = "--variant"): ChoicesVar
   }
 }
 
+/** A runner flag's whole number of at least 1 (`text` as given), or an error naming the flag. */
+export function positiveInteger(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`${flag} takes a whole number of at least 1, got ${text}`);
+  return n;
+}
+
 /** `base` with a variant's choices over it, those set to null removed. */
 export function withChoices<T extends object>(base: T, variant: ChoicesVariant | undefined): T {
   const merged: Record<string, unknown> = { ...base, ...variant?.choices };

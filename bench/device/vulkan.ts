@@ -52,6 +52,7 @@ import {
   decodeBytesPerToken,
   greedyDecodeTokPerS,
   parseChoicesVariant,
+  positiveInteger,
   withChoices,
   type ChoicesVariant,
   type ExpectedText,
@@ -351,13 +352,6 @@ async function run(opts: {
   save();
   rt.destroy();
   return failed ? 1 : errors.length ? 2 : 0;
-}
-
-function positiveInteger(text: string, flag: string): number {
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1)
-    throw new Error(`${flag} takes a whole number of at least 1, got ${text}`);
-  return n;
 }
 
 async function main(): Promise<number> {

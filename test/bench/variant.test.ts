@@ -1,9 +1,10 @@
 /**
  * The runners' --variant name={op choices}: parsed with a clear error for what is not that shape,
- * and merged over a device's choices with null unsetting one (bench/device/models.ts).
+ * and merged over a device's choices with null unsetting one; and their count flags
+ * (bench/device/models.ts).
  */
 import { describe, expect, test } from "vitest";
-import { parseChoicesVariant, withChoices } from "../../bench/device/models.ts";
+import { parseChoicesVariant, positiveInteger, withChoices } from "../../bench/device/models.ts";
 
 describe("op-choice variants of the benchmark runners", () => {
   test("name={json} parses; other shapes and bad JSON are refused saying what to write", () => {
@@ -26,5 +27,13 @@ describe("op-choice variants of the benchmark runners", () => {
     expect(withChoices(base, v)).toEqual({ decodeSplits: 8, prefillGemm: "wgmma" });
     expect(withChoices(base, undefined)).toEqual(base);
     expect(base.decodeSplits).toBe(4);
+  });
+
+  test("a count flag takes a whole number of at least 1 and says which flag otherwise", () => {
+    expect(positiveInteger("3", "--decode-runs")).toBe(3);
+    for (const bad of ["x", "0", "1.5", "-2"])
+      expect(() => positiveInteger(bad, "--decode-runs")).toThrow(
+        `--decode-runs takes a whole number of at least 1, got ${bad}`,
+      );
   });
 });
